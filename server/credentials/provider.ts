@@ -1,0 +1,28 @@
+// The seam between the grant lifecycle and the systems that hold real access. The lifecycle calls these at
+// activation, extension and end; a provider per engine (PostgreSQL first; MySQL and SSH hosts can follow).
+// Every method is idempotent: the lifecycle retries revoke with backoff until it succeeds.
+
+export interface IssueInput {
+  grantId: string;
+  /** Resource id from config; the provider looks up target and admin connection itself. */
+  resourceId: string;
+  level: string;
+  /** Absolute end of the grant (server clock). */
+  endsAt: Date;
+}
+
+export interface IssuedCredential {
+  /** Database role name, random. Stored by the lifecycle so revoke can find it after a restart. */
+  username: string;
+  /** Returned once to the grant owner; never stored by the server in clear. */
+  password: string;
+}
+
+export interface CredentialProvider {
+  readonly kind: string;
+  issue(input: IssueInput): Promise<IssuedCredential>;
+  extend(input: { grantId: string; resourceId: string; username: string; endsAt: Date }): Promise<void>;
+  /** NOLOGIN → terminate live sessions → reassign/drop owned → drop role. Succeeds when already gone. */
+  revoke(input: { grantId: string; resourceId: string; username: string }): Promise<void>;
+  close(): Promise<void>;
+}

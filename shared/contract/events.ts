@@ -1,0 +1,16 @@
+// Server-Sent Events from GET /v1/events. One stream per user: their own requests and grants, and the approval
+// asks addressed to them. Each event carries a monotonically increasing id so a client resumes with Last-Event-ID.
+import { z } from 'zod';
+import { AccessRequest, Grant } from './http';
+
+export const ServerEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('request.updated'), request: AccessRequest }),
+  z.object({ type: z.literal('approval.asked'), request: AccessRequest }),
+  z.object({ type: z.literal('approval.withdrawn'), requestId: z.string() }),
+  z.object({ type: z.literal('grant.updated'), grant: Grant }),
+  z.object({ type: z.literal('breakglass.used'), request: AccessRequest }),
+]);
+export type ServerEvent = z.infer<typeof ServerEvent>;
+
+export const ServerEventEnvelope = z.object({ id: z.string(), at: z.iso.datetime({ offset: true }), event: ServerEvent });
+export type ServerEventEnvelope = z.infer<typeof ServerEventEnvelope>;

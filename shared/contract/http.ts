@@ -1,0 +1,179 @@
+// The HTTP contract between the agent (and any other client) and the grant server.
+// Every request body is parsed with these schemas on the server, and every response on the client:
+// types are inferred from here, never written twice. Request bodies are strict (unknown fields are an error),
+// responses are not, so a newer server can add fields without breaking an older agent.
+import { z } from 'zod';
+
+export const Instant = z.iso.datetime({ offset: true }).describe('An absolute instant (RFC 3339), decided by the server clock');
+export const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
+export const DurationSeconds = z.number().int().positive().max(31 * 24 * 3600);
+
+export const StepUpMethod = z.enum(['webauthn', 'totp']);
+export type StepUpMethod = z.infer<typeof StepUpMethod>;
+export const StepUpMode = z.enum(['always', 'on-risk', 'never']);
+
+export const RequestState = z.enum(['pending_stepup', 'pending_approval', 'approved', 'denied', 'expired', 'cancelled']);
+export type RequestState = z.infer<typeof RequestState>;
+export const GrantState = z.enum(['active', 'ended', 'released', 'revoked', 'failed']);
+export type GrantState = z.infer<typeof GrantState>;
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  code: z.string(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof Problem>;
+
+export const Me = z.object({
+  sub: z.string(),
+  email: z.string().optional(),
+  name: z.string().optional(),
+  groups: z.array(z.string()),
+  admin: z.boolean(),
+  approver: z.boolean(),
+  serverTime: Instant,
+});
+export type Me = z.infer<typeof Me>;
+
+export const PolicySummary = z.object({
+  policyId: z.string(),
+  policyVersion: z.number().int(),
+  durationDefaultSeconds: DurationSeconds,
+  durationMaxSeconds: DurationSeconds,
+  reasonRequired: z.boolean(),
+  ticketPattern: z.string().optional(),
+  ticketRequired: z.boolean(),
+  approvals: z.array(z.object({ group: z.string(), count: z.number().int().positive() })),
+  autoApprove: z.boolean().describe('true when some requests may be approved at once (low risk)'),
+  stepUp: z.object({ request: StepUpMode, approve: StepUpMode, methods: z.array(StepUpMethod) }),
+  breakGlass: z.boolean().describe('true when the caller may use break-glass on this resource'),
+  extend: z.object({ maxTotalSeconds: DurationSeconds, reapproval: z.boolean() }),
+});
+export type PolicySummary = z.infer<typeof PolicySummary>;
+
+export const Resource = z.object({
+  id: Id,
+  name: z.string(),
+  environment: z.string(),
+  sensitivity: z.enum(['low', 'medium', 'high']),
+  kind: z.literal('postgres'),
+  levels: z.array(z.string()).min(1),
+  database: z.string(),
+  policy: PolicySummary,
+});
+export type Resource = z.infer<typeof Resource>;
+
+export const RiskAssessment = z.object({
+  score: z.number().int().min(0).max(100),
+  reasons: z.array(z.string()),
+});
+export type RiskAssessment = z.infer<typeof RiskAssessment>;
+
+export const Approval = z.object({
+  approver: z.string(),
+  approverName: z.string().optional(),
+  group: z.string(),
+  at: Instant,
+});
+
+export const AccessRequest = z.object({
+  id: Id,
+  requester: z.string(),
+  requesterName: z.string().optional(),
+  resourceId: Id,
+  level: z.string(),
+  durationSeconds: DurationSeconds,
+  reason: z.string(),
+  ticket: z.string().optional(),
+  breakGlass: z.boolean(),
+  state: RequestState,
+  policyVersion: z.number().int(),
+  risk: RiskAssessment,
+  approvals: z.array(Approval),
+  approvalsNeeded: z.array(z.object({ group: z.string(), count: z.number().int(), have: z.number().int() })),
+  stepUpRequired: z.boolean(),
+  stepUpMethods: z.array(StepUpMethod),
+  createdAt: Instant,
+  expiresAt: Instant.describe('pending: request TTL; approved: end of the activation window'),
+  decidedAt: Instant.optional(),
+  decisionReason: z.string().optional(),
+  grantId: Id.optional(),
+});
+export type AccessRequest = z.infer<typeof AccessRequest>;
+
+export const Grant = z.object({
+  id: Id,
+  requestId: Id,
+  owner: z.string(),
+  resourceId: Id,
+  level: z.string(),
+  state: GrantState,
+  startsAt: Instant,
+  endsAt: Instant,
+  endedAt: Instant.optional(),
+  endReason: z.string().optional(),
+  extendedSeconds: z.number().int().nonnegative(),
+  revocation: z.enum(['none', 'pending', 'done', 'retrying']),
+  breakGlass: z.boolean(),
+});
+export type Grant = z.infer<typeof Grant>;
+
+/** What activation hands to the grant's owner, once: how to reach the database through the bastion. */
+export const Connection = z.object({
+  bastion: z.object({ host: z.string(), port: z.number().int(), user: z.string(), hostKeys: z.array(z.string()).optional() }),
+  target: z.object({ host: z.string(), port: z.number().int(), database: z.string() }),
+  dbUser: z.string(),
+  dbPassword: z.string(),
+});
+export type Connection = z.infer<typeof Connection>;
+
+// ---- request bodies (strict) ----
+export const CreateRequestBody = z.strictObject({
+  resourceId: Id,
+  level: z.string().min(1).max(64),
+  durationSeconds: DurationSeconds.optional(),
+  reason: z.string().max(2000).default(''),
+  ticket: z.string().max(128).optional(),
+  breakGlass: z.boolean().default(false),
+  deviceId: z.string().min(8).max(128).optional(),
+});
+export type CreateRequestBody = z.input<typeof CreateRequestBody>;
+
+export const StepUpProof = z.discriminatedUnion('method', [
+  z.strictObject({ method: z.literal('webauthn'), challengeId: Id, response: z.record(z.string(), z.unknown()) }),
+  z.strictObject({ method: z.literal('totp'), challengeId: Id, code: z.string().regex(/^[0-9]{6}$/, 'six digits') }),
+]);
+export type StepUpProof = z.infer<typeof StepUpProof>;
+
+export const ApproveBody = z.strictObject({ comment: z.string().max(2000).optional(), stepUp: StepUpProof.optional() });
+export const DenyBody = z.strictObject({ reason: z.string().min(1, 'a reason is required to deny').max(2000) });
+export const CancelBody = z.strictObject({});
+export const ActivateBody = z.strictObject({
+  publicKey: z.string().regex(/^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH ssh-ed25519 public key line'),
+});
+export const ExtendBody = z.strictObject({ durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() });
+export const ReleaseBody = z.strictObject({});
+export const RevokeBody = z.strictObject({ reason: z.string().min(1, 'a reason is required to revoke').max(2000) });
+
+export const CreateRequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });
+export const ActivateResult = z.object({ grant: Grant, connection: Connection });
+
+export const AuditEntry = z.object({
+  seq: z.number().int(),
+  at: Instant,
+  actor: z.string(),
+  action: z.string(),
+  requestId: z.string().optional(),
+  grantId: z.string().optional(),
+  resourceId: z.string().optional(),
+  reason: z.string().optional(),
+  policyVersion: z.number().int().optional(),
+  risk: z.number().int().optional(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+  prevHash: z.string(),
+  hash: z.string(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;

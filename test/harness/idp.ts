@@ -1,0 +1,87 @@
+// The harness IdP: the dev OpenID provider (server/dev-idp) on a free loopback port, plus a scripted
+// authorization-code + PKCE login that drives its HTML pages over HTTP (no browser), for tests that need tokens.
+import * as oidc from 'openid-client';
+import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../../server/dev-idp/index';
+import { freePort } from './ports';
+
+export const API_AUDIENCE = 'http://localhost/stint-api';
+
+export interface IdpInstance extends DevIdp {
+  audience: string;
+  /** Log in as a demo user through the IdP pages; returns the token endpoint response. */
+  login: (user: string) => Promise<oidc.TokenEndpointResponse>;
+  tokenFor: (user: string) => Promise<string>;
+  clientConfig: () => Promise<oidc.Configuration>;
+}
+
+export async function startIdp(options: { accessTokenTtlSeconds?: number } = {}): Promise<IdpInstance> {
+  const port = await freePort();
+  const idp = await startDevIdp({ port, audience: API_AUDIENCE, ...options });
+  let config: oidc.Configuration | undefined;
+  const clientConfig = async () => {
+    config ??= await oidc.discovery(new URL(idp.issuer), idp.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    return config;
+  };
+  const login = async (user: string) => {
+    const cfg = await clientConfig();
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(cfg, {
+      redirect_uri: DEV_REDIRECT_URI,
+      scope: 'openid offline_access email profile groups',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      prompt: 'consent',
+      resource: API_AUDIENCE,
+    });
+    const callback = await driveDevInteractions(url.href, user, idp.issuer);
+    return oidc.authorizationCodeGrant(cfg, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  };
+  return { ...idp, audience: API_AUDIENCE, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig };
+}
+
+/** Follow redirects and submit the dev login and consent forms until the IdP redirects to the client's callback. */
+export async function driveDevInteractions(startUrl: string, user: string, issuer: string): Promise<string> {
+  const jar = new Map<string, string>();
+  const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  const keep = (response: Response) => {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      jar.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1));
+    }
+  };
+  let next: { url: string; method: 'GET' | 'POST'; body?: URLSearchParams } = { url: startUrl, method: 'GET' };
+  for (let step = 0; step < 20; step++) {
+    const response = await fetch(next.url, {
+      method: next.method,
+      redirect: 'manual',
+      headers: { cookie: cookieHeader(), ...(next.body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: next.body,
+    });
+    keep(response);
+    if (response.status >= 300 && response.status < 400) {
+      const location = new URL(response.headers.get('location')!, next.url).href;
+      if (location.startsWith(DEV_REDIRECT_URI)) return location;
+      next = { url: location, method: 'GET' };
+      continue;
+    }
+    const html = await response.text();
+    if (response.status !== 200) throw new Error(`IdP answered ${response.status}: ${html.replace(/<style[\s\S]*?<\/style>/, "").replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 400)}`);
+    const form = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
+    if (!form) throw new Error(`IdP page without a form: ${html.replace(/<style[\s\S]*?<\/style>/, "").replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 400)}`);
+    const body = new URLSearchParams();
+    for (const input of form[2]!.matchAll(/<input[^>]*>/g)) {
+      const name = /name="([^"]+)"/.exec(input[0])?.[1];
+      const value = /value="([^"]*)"/.exec(input[0])?.[1] ?? '';
+      if (name) body.set(name, value);
+    }
+    if (body.has('login')) {
+      body.set('login', user);
+      body.set('password', 'dev');
+    }
+    next = { url: new URL(form[1]!, issuer).href, method: 'POST', body };
+  }
+  throw new Error('IdP login did not finish within 20 steps');
+}

@@ -1,0 +1,85 @@
+// PostgreSQL 15 from Debian: initdb + postgres on a free loopback port, scram-sha-256 only (never trust),
+// with an admin role for the grant server. As root, the cluster runs as the `postgres` system user.
+import { writeFileSync, mkdirSync, chownSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import pg from 'pg';
+import { serviceDir, waitFor } from './tmp';
+import { freePort } from './ports';
+import { mustRun, startProcess } from './process';
+
+export const PG_BIN = process.env.STINT_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface PostgresInstance {
+  host: string;
+  port: number;
+  adminUser: string;
+  adminPassword: string;
+  database: string;
+  /** postgres://admin:…@127.0.0.1:port/database */
+  adminUrl: (database?: string) => string;
+  query: <R extends pg.QueryResultRow = any>(sql: string, params?: unknown[], database?: string) => Promise<R[]>;
+  stop: () => Promise<void>;
+  /** Stop the server but keep its data (to simulate the database being down), then start it again. */
+  pause: () => Promise<void>;
+  resume: () => Promise<void>;
+}
+
+function systemUser(name: string): { uid: number; gid: number } | undefined {
+  try {
+    const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
+    return { uid, gid };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startPostgres(options: { database?: string } = {}): Promise<PostgresInstance> {
+  if (!existsSync(join(PG_BIN, 'initdb'))) {
+    throw new Error(`PostgreSQL 15 not found in ${PG_BIN}: run \`npm run test:all\` (or build/prereqs.sh) to install it`);
+  }
+  const dir = serviceDir('postgres');
+  const data = join(dir, 'data');
+  const sockets = join(dir, 'sock');
+  mkdirSync(sockets);
+  const adminUser = 'stint_admin';
+  const adminPassword = `pw-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  const pwfile = join(dir, 'pwfile');
+  writeFileSync(pwfile, adminPassword, { mode: 0o600 });
+  const runAs = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
+  if (process.getuid?.() === 0 && !runAs) throw new Error('running as root needs the `postgres` system user: install the postgresql package');
+  if (runAs) for (const path of [dir, sockets, pwfile]) chownSync(path, runAs.uid, runAs.gid);
+  const as = runAs ? { uid: runAs.uid, gid: runAs.gid } : {};
+  await mustRun(join(PG_BIN, 'initdb'), ['-D', data, '-U', adminUser, `--pwfile=${pwfile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions'], { ...as, cwd: dir });
+  const port = await freePort();
+  const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sockets}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300', '-c', 'password_encryption=scram-sha-256'];
+  let proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
+  const database = options.database ?? 'appdb';
+  const adminUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/${db}`;
+  const query = async (sql: string, params: unknown[] = [], db = database) => {
+    const client = new pg.Client({ connectionString: adminUrl(db) });
+    await client.connect();
+    try {
+      return (await client.query(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  const ready = () => waitFor('postgres to accept connections', async () => {
+    if (proc.child.exitCode !== null) throw new Error(`postgres exited: ${proc.output()}`);
+    await query('select 1', [], 'postgres');
+    return true;
+  }, 20_000, 100);
+  await ready();
+  await query(`create database ${database}`, [], 'postgres');
+  return {
+    host: '127.0.0.1', port, adminUser, adminPassword, database, adminUrl, query,
+    stop: async () => proc.stop('SIGINT'),
+    pause: async () => proc.stop('SIGINT'),
+    resume: async () => {
+      proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
+      await ready();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { recordPid } from './tmp';
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+/** Start a long-running service as its own process group, record its pid for the sweep, keep its output for errors. */
+export function startProcess(dir: string, command: string, args: string[], options: SpawnOptions = {}): Started {
+  const child = spawn(command, args, { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (child.pid) recordPid(dir, child.pid);
+  let log = '';
+  const keep = (chunk: Buffer) => {
+    log += chunk.toString();
+    if (log.length > 64_000) log = log.slice(-32_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.on('error', (error) => { log += `\n[spawn error] ${error.message}`; });
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    child,
+    output: () => log,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null && child.pid) {
+        try { process.kill(-child.pid, signal); } catch { /* already gone */ }
+        const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+export function run(command: string, args: string[], options: SpawnOptions & { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin!.end(options.input ?? '');
+  });
+}
+
+export async function mustRun(command: string, args: string[], options: SpawnOptions & { input?: string } = {}): Promise<string> {
+  const result = await run(command, args, options);
+  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`);
+  return result.stdout;
+}

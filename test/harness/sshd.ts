@@ -1,0 +1,97 @@
+// OpenSSH sshd as the bastion: its own config, host key and pid file in a temp dir, on a free loopback port.
+// No PAM, no passwords, no TTY; forwarding allowed only to the targets given (PermitOpen).
+// Keys come from an AuthorizedKeysFile in the temp dir, or from an AuthorizedKeysCommand (credentials issue).
+import { writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { serviceDir, waitFor } from './tmp';
+import { freePort } from './ports';
+import { mustRun, startProcess } from './process';
+
+export const BASTION_USER = process.env.STINT_BASTION_USER ?? 'stintbastion';
+const SSHD = '/usr/sbin/sshd';
+
+export interface SshdInstance {
+  host: string;
+  port: number;
+  user: string;
+  dir: string;
+  hostKeyLine: string;
+  authorizedKeysFile: string;
+  /** Replace the static authorized keys (one OpenSSH key line each, options allowed). */
+  setAuthorizedKeys: (lines: string[]) => void;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+export interface SshdOptions {
+  permitOpen: string[];
+  authorizedKeysCommand?: { command: string; user?: string };
+  extraConfig?: string[];
+}
+
+export async function startSshd(options: SshdOptions): Promise<SshdInstance> {
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} not found: run \`npm run test:all\` (or build/prereqs.sh) to install openssh-server`);
+  try {
+    execFileSync('id', ['-u', BASTION_USER]);
+  } catch {
+    throw new Error(`the bastion user ${BASTION_USER} does not exist: run build/prereqs.sh (it creates it)`);
+  }
+  const dir = serviceDir('sshd');
+  const hostKey = join(dir, 'host_ed25519');
+  await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  const authorizedKeysFile = join(dir, 'authorized_keys');
+  writeFileSync(authorizedKeysFile, '', { mode: 0o644 });
+  const port = await freePort();
+  const keys = options.authorizedKeysCommand
+    ? [`AuthorizedKeysCommand ${options.authorizedKeysCommand.command}`, `AuthorizedKeysCommandUser ${options.authorizedKeysCommand.user ?? 'nobody'}`, 'AuthorizedKeysFile none']
+    : [`AuthorizedKeysFile ${authorizedKeysFile}`];
+  const config = [
+    'ListenAddress 127.0.0.1',
+    `Port ${port}`,
+    `HostKey ${hostKey}`,
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    'UsePAM no',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PubkeyAuthentication yes',
+    'StrictModes no',
+    `AllowUsers ${BASTION_USER}`,
+    'AllowTcpForwarding local',
+    'AllowAgentForwarding no',
+    'X11Forwarding no',
+    'PermitTunnel no',
+    'GatewayPorts no',
+    'PermitTTY no',
+    `PermitOpen ${options.permitOpen.join(' ')}`,
+    'LogLevel VERBOSE',
+    'MaxStartups 100:30:200',
+    'MaxSessions 50',
+    ...keys,
+    ...(options.extraConfig ?? []),
+  ].join('\n');
+  const configFile = join(dir, 'sshd_config');
+  writeFileSync(configFile, `${config}\n`);
+  await mkdirRunSshd();
+  await mustRun(SSHD, ['-t', '-f', configFile]);
+  const proc = startProcess(dir, SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
+  await waitFor('sshd to listen', () => new Promise<boolean>((resolve, reject) => {
+    if (proc.child.exitCode !== null) return reject(new Error(`sshd exited: ${proc.output()}`));
+    const socket = connect(port, '127.0.0.1');
+    socket.once('data', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  }));
+  const hostKeyLine = (await mustRun('cat', [`${hostKey}.pub`])).trim();
+  return {
+    host: '127.0.0.1', port, user: BASTION_USER, dir, hostKeyLine, authorizedKeysFile,
+    setAuthorizedKeys: (lines) => writeFileSync(authorizedKeysFile, lines.map((l) => `${l}\n`).join('')),
+    output: proc.output,
+    stop: () => proc.stop(),
+  };
+}
+
+async function mkdirRunSshd(): Promise<void> {
+  // sshd insists on its privilege-separation directory.
+  if (!existsSync('/run/sshd')) await mustRun('mkdir', ['-p', '/run/sshd']);
+}
