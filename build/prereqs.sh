@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what Stint's tests and demo need on Debian/Ubuntu, when missing. Idempotent: a second run only checks.
+# Other systems: install PostgreSQL 15+, OpenSSH server, Chromium, gnome-keyring + libsecret (dev headers),
+# dbus and xvfb with your package manager, create a user named stintbastion with no password, and set
+# STINT_PG_BIN to PostgreSQL's bin directory.
+set -euo pipefail
+
+packages=(postgresql openssh-server openssh-client chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates)
+need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon)
+
+missing=()
+for path in "${need_cmds[@]}"; do [ -x "$path" ] || missing+=("$path"); done
+[ -e /usr/include/libsecret-1/libsecret/secret.h ] || missing+=(libsecret-1-dev)
+
+sudo_cmd=()
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null; then sudo_cmd=(sudo); else
+    echo "prereqs: not root and no sudo; install as root: apt-get install -y ${packages[*]}" >&2; exit 1
+  fi
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "prereqs: missing ${missing[*]} and this is not a Debian-like system." >&2
+    echo "prereqs: install PostgreSQL 15, OpenSSH server, Chromium, gnome-keyring, libsecret (dev), dbus and xvfb, then re-run." >&2
+    exit 1
+  fi
+  echo "prereqs: installing ${packages[*]} (missing: ${missing[*]})"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# The distro's own sshd and postgres services are not used (tests and the demo start their own); stop them if the
+# package install started them, so they hold no ports.
+if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+  "${sudo_cmd[@]}" systemctl disable --now ssh postgresql >/dev/null 2>&1 || true
+fi
+
+# The bastion's login user: no password (locked for passwords, usable with keys).
+if ! id -u stintbastion >/dev/null 2>&1; then
+  "${sudo_cmd[@]}" useradd -m -s /bin/bash stintbastion
+fi
+"${sudo_cmd[@]}" usermod -p '*' stintbastion
+"${sudo_cmd[@]}" mkdir -p /run/sshd
+
+echo "prereqs: ok"

@@ -1,0 +1,26 @@
+// What the bastion routes need from the grant lifecycle. The lifecycle (server/) implements it over its store and
+// event bus; server/bastion/routes.ts serves the sshd AuthorizedKeysCommand and the kill companion from it.
+export interface BastionGrant {
+  grantId: string;
+  owner: string;
+  endsAt: Date;
+  /** The one host:port this grant may forward to (the resource's target). */
+  target: { host: string; port: number };
+}
+
+export interface GrantEndedForBastion {
+  grantId: string;
+  bastionId: string;
+  /** base64 body of the grant's ssh-ed25519 public key (what sshd passes as %k). */
+  keyBase64: string;
+  at: Date;
+}
+
+export interface BastionGrantLookup {
+  /** The active grant (if any) whose activation public key is exactly this key, on a resource behind this bastion. */
+  findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined>;
+  /** Grants behind this bastion that ended (ended, released, revoked, failed) after `since`, oldest first. */
+  endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]>;
+  /** Live notification of grant ends; returns an unsubscribe function. */
+  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void;
+}

@@ -1,0 +1,28 @@
+// The seam between the lifecycle and step-up (WebAuthn / TOTP). The lifecycle decides *whether* a step-up is needed
+// and for which action; server/stepup proves it. A proof is bound to one action by its hash, single-use, short-lived.
+import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
+
+export type StepUpAction =
+  | { kind: 'request'; requestId: string }
+  | { kind: 'approve'; requestId: string };
+
+export type StepUpResult =
+  | { ok: true; method: StepUpMethod; credentialId?: string }
+  | { ok: false; code: 'stepup_invalid' | 'stepup_expired' | 'stepup_replayed' | 'stepup_wrong_action' | 'stepup_locked' | 'stepup_method_not_allowed' | 'stepup_no_credential'; message: string; retryAfter?: Date; attemptsLeft?: number };
+
+export interface StepUpGate {
+  /**
+   * Verify a proof for exactly this action of this user. `actionHash` is computed by the lifecycle over the
+   * action's immutable content (request id, requester, resource, level, duration, reason; or approver + request id).
+   * Failures are audited by the caller and leave the action where it was.
+   */
+  verify(input: { userId: string; action: StepUpAction; actionHash: string; methods: StepUpMethod[]; userVerification: boolean; proof: StepUpProof }): Promise<StepUpResult>;
+}
+
+/** What the step-up routes ask the lifecycle when a client wants a challenge for an action. */
+export interface StepUpActionResolver {
+  resolve(user: { sub: string; groups: string[] }, action: StepUpAction): Promise<
+    | { ok: true; actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string }
+    | { ok: false; status: 403 | 404 | 409; code: string; message: string }
+  >;
+}
