@@ -8,7 +8,12 @@ export type StepUpAction =
 
 export type StepUpResult =
   | { ok: true; method: StepUpMethod; credentialId?: string }
-  | { ok: false; code: 'stepup_invalid' | 'stepup_expired' | 'stepup_replayed' | 'stepup_wrong_action' | 'stepup_locked' | 'stepup_method_not_allowed' | 'stepup_no_credential'; message: string; retryAfter?: Date; attemptsLeft?: number };
+  | { ok: false; code: 'stepup_invalid' | 'stepup_expired' | 'stepup_replayed' | 'stepup_wrong_action' | 'stepup_locked' | 'stepup_method_not_allowed' | 'stepup_no_credential'; message: string; retryAfter?: Date; attemptsLeft?: number; reason?: StepUpFailureReason };
+
+/** Finer cause of a failure, for the audit entry and the client's explanation (added by server/stepup). */
+export type StepUpFailureReason =
+  | 'unknown_challenge' | 'challenge' | 'origin' | 'rp_id' | 'user_verification' | 'signature' | 'counter'
+  | 'unknown_credential' | 'wrong_code' | 'replayed_code' | 'not_enrolled' | 'malformed';
 
 export interface StepUpGate {
   /**

@@ -1,0 +1,58 @@
+// The web host: the same agent and the same UI as the tray app, served to a local browser. Used for tests, for
+// development, and by `npm start` where the Electron binary is not installed.
+import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { allowedHosts, serveStatic } from './static';
+
+export interface WebHostOptions {
+  /** The built renderer (vite build output). */
+  staticDir: string;
+  port?: number;
+}
+
+export interface WebHost {
+  /** Open this in a browser: the per-launch token rides in the fragment, which browsers never send to a server. */
+  url: string;
+  origin: string;
+  port: number;
+  token: string;
+  server: Server;
+  close: () => Promise<void>;
+}
+
+export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
+  const token = randomBytes(32).toString('base64url');
+  const staticDir = resolve(options.staticDir);
+  let hosts = new Set<string>();
+  const server = createServer((req, res) => {
+    if (!hosts.has(req.headers.host ?? '')) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('Forbidden: this Stint web host answers only on its own loopback address.');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    serveStatic(staticDir, req, res);
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolveListen());
+  });
+  const port = (server.address() as AddressInfo).port;
+  hosts = allowedHosts(port);
+  const origin = `http://localhost:${port}`;
+  return {
+    url: `${origin}/#token=${token}`,
+    origin,
+    port,
+    token,
+    server,
+    close: () => new Promise<void>((done) => {
+      server.closeAllConnections();
+      server.close(() => done());
+    }),
+  };
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// `npm test`: lint (the layering rules live there), type-check (also the Electron shell against Electron's typings),
+// Vitest (unit + integration against real services), then Playwright in Chromium. Every stage runs even when an
+// earlier one failed, so one run shows everything that is wrong; the exit code is non-zero if any stage failed.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+
+const results = [];
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+
+function stage(name, command, args, env = {}) {
+  console.log(`\n=== ${name}: ${command} ${args.join(' ')}`);
+  const started = Date.now();
+  const run = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  const ok = run.status === 0;
+  results.push({ name, ok, seconds: Math.round((Date.now() - started) / 1000) });
+  return ok;
+}
+
+function readJson(path) {
+  try { return JSON.parse(readFileSync(path, 'utf8')); } catch { return undefined; }
+}
+
+mkdirSync('test-results', { recursive: true });
+for (const f of ['test-results/vitest.json', 'test-results/e2e.json']) rmSync(f, { force: true });
+
+stage('lint', 'npx', ['eslint', '--max-warnings', '0', '.']);
+stage('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+stage('typecheck (electron shell)', 'npx', ['tsc', '-p', 'electron/tsconfig.json', '--noEmit']);
+stage('vitest', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/vitest.json']);
+stage('playwright', 'npx', ['playwright', 'test'], { CI: '1' });
+
+const vitest = readJson('test-results/vitest.json');
+if (vitest) {
+  passed += vitest.numPassedTests ?? 0;
+  failed += vitest.numFailedTests ?? 0;
+  skipped += (vitest.numPendingTests ?? 0) + (vitest.numTodoTests ?? 0);
+  console.log(`\nvitest: ${vitest.numPassedTests} passed, ${vitest.numFailedTests} failed, ${vitest.numPendingTests} skipped`);
+} else {
+  console.log('\nvitest: no report (the run did not finish)');
+}
+const e2e = readJson('test-results/e2e.json');
+if (e2e?.stats) {
+  const s = e2e.stats;
+  passed += s.expected ?? 0;
+  failed += (s.unexpected ?? 0) + (s.flaky ?? 0);
+  skipped += s.skipped ?? 0;
+  console.log(`playwright: ${s.expected} passed, ${(s.unexpected ?? 0) + (s.flaky ?? 0)} failed, ${s.skipped} skipped`);
+} else {
+  console.log('playwright: no report (the run did not finish)');
+}
+for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name} (${r.seconds}s)`);
+const stagesFailed = results.filter((r) => !r.ok).length;
+if (stagesFailed && failed === 0) failed = stagesFailed; // a failing lint/typecheck stage counts as a failure
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(stagesFailed ? 1 : 0);

@@ -1,0 +1,245 @@
+// The grant server's configuration: one YAML file, validated with zod at start. A bad file fails fast with
+// every problem listed as `path: what was expected`, so an operator can fix it without reading code.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from '../shared/domain/duration';
+import { StepUpMethod, StepUpMode } from '../shared/contract/http';
+
+/** Durations accept "90s", "15m", "1h30m", "2d" or a number of seconds; parsed to seconds. */
+export const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = parseDuration(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: `expected ${parsed.message}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed.seconds;
+});
+
+/**
+ * A secret reference: `env:NAME` (environment variable), `file:/path` (file contents, trimmed) or a literal value.
+ * Config keeps the reference; `resolveSecret` reads it when needed so `check-config` can report missing ones.
+ */
+export const SecretRef = z.string().min(1, 'a secret reference: env:NAME, file:/path or a literal value');
+export type SecretRef = z.infer<typeof SecretRef>;
+
+export type SecretResolution = { ok: true; value: string } | { ok: false; code: 'secret_missing'; message: string };
+
+export function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): SecretResolution {
+  if (ref.startsWith('env:')) {
+    const name = ref.slice(4);
+    const value = env[name];
+    return value ? { ok: true, value } : { ok: false, code: 'secret_missing', message: `environment variable ${name} is not set` };
+  }
+  if (ref.startsWith('file:')) {
+    const path = ref.slice(5);
+    try {
+      return { ok: true, value: readFileSync(path, 'utf8').trim() };
+    } catch (error) {
+      return { ok: false, code: 'secret_missing', message: `cannot read secret file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}` };
+    }
+  }
+  return { ok: true, value: ref };
+}
+
+/** Resolve or throw an Error naming where the reference came from (for start-up paths). */
+export function requireSecret(ref: SecretRef, where: string, env: NodeJS.ProcessEnv = process.env): string {
+  const resolved = resolveSecret(ref, env);
+  if (!resolved.ok) throw Object.assign(new Error(`${where}: ${resolved.message}`), { code: resolved.code });
+  return resolved.value;
+}
+
+const GroupList = z.array(z.string().min(1)).min(1, 'at least one group');
+const Port = z.number().int().min(1).max(65535);
+const IdString = z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only').max(128);
+
+const HoursWindow = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$/, 'a UTC window like 09:00-18:00');
+
+export const PolicyConfig = z.strictObject({
+  description: z.string().optional(),
+  requesters: GroupList.describe('groups whose members may request'),
+  duration: z.strictObject({ default: Duration, max: Duration }),
+  reason: z.enum(['required', 'optional']).default('optional'),
+  ticket: z.strictObject({
+    pattern: z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, 'a valid regular expression'),
+    required: z.boolean().default(false),
+  }).optional(),
+  requestTtl: Duration.default(30 * 60),
+  activationWindow: Duration.default(15 * 60),
+  approvals: z.array(z.strictObject({ from: z.string().min(1), count: z.number().int().positive() })).default([]),
+  autoApprove: z.strictObject({
+    when: z.strictObject({
+      groups: GroupList.optional(),
+      environments: z.array(z.string()).optional(),
+      hours: HoursWindow.optional(),
+      riskBelow: z.number().int().min(0).max(101).optional(),
+    }),
+  }).optional(),
+  stepUp: z.strictObject({
+    request: StepUpMode.default('never'),
+    approve: StepUpMode.default('never'),
+    methods: z.array(StepUpMethod).min(1).default(['webauthn', 'totp']),
+    /** `on-risk` asks for step-up when the request's risk score is at least this. */
+    riskAtLeast: z.number().int().min(0).max(100).default(50),
+    userVerification: z.boolean().default(true),
+  }).default({ request: 'never', approve: 'never', methods: ['webauthn', 'totp'], riskAtLeast: 50, userVerification: true }),
+  extend: z.strictObject({ maxTotal: Duration, reapproval: z.boolean().default(false) }).optional(),
+  breakGlass: z.strictObject({
+    groups: GroupList,
+    reason: z.enum(['required']).default('required'),
+    /** Who hears about it besides the policy's approvers; admins always do. */
+    notify: z.array(z.string()).default([]),
+  }).optional(),
+}).superRefine((policy, ctx) => {
+  if (policy.duration.default > policy.duration.max) ctx.addIssue({ code: 'custom', path: ['duration', 'default'], message: 'expected default ≤ max' });
+  if (policy.extend && policy.extend.maxTotal < policy.duration.max) ctx.addIssue({ code: 'custom', path: ['extend', 'maxTotal'], message: 'expected maxTotal ≥ duration.max' });
+  if (policy.approvals.length === 0 && !policy.autoApprove) ctx.addIssue({ code: 'custom', path: ['approvals'], message: 'expected at least one approval rule, or autoApprove' });
+});
+export type PolicyConfig = z.output<typeof PolicyConfig>;
+
+export const ResourceConfig = z.strictObject({
+  id: IdString,
+  name: z.string().min(1),
+  environment: z.string().min(1),
+  sensitivity: z.enum(['low', 'medium', 'high']),
+  kind: z.literal('postgres').default('postgres'),
+  bastion: z.string().min(1),
+  target: z.strictObject({ host: z.string().min(1), port: Port.default(5432), database: z.string().min(1) }),
+  /** The server's admin connection for creating roles: `{ url: <secret ref> }` (`secretRef` is accepted as an alias). */
+  admin: z.union([
+    z.strictObject({ url: SecretRef }),
+    z.strictObject({ secretRef: SecretRef }).transform((a) => ({ url: a.secretRef })),
+  ]),
+  levels: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a lower-case level name'), z.array(z.string().min(1)).min(1, 'at least one SQL statement'))
+    .refine((levels) => Object.keys(levels).length > 0, 'at least one access level'),
+  /** CONNECTION LIMIT for the ephemeral role. */
+  connectionLimit: z.number().int().min(1).max(1000).optional(),
+  policy: z.string().min(1),
+});
+export type ResourceConfig = z.output<typeof ResourceConfig>;
+
+export const BastionConfig = z.strictObject({
+  host: z.string().min(1),
+  port: Port.default(22),
+  user: z.string().min(1),
+  /** Shared secret the bastion's AuthorizedKeysCommand presents to /v1/bastion. */
+  token: SecretRef,
+  /** Host key lines (`ssh-ed25519 AAAA…`) the agent pins. */
+  hostKeys: z.array(z.string()).optional(),
+});
+export type BastionConfig = z.output<typeof BastionConfig>;
+
+export const ServerConfig = z.strictObject({
+  server: z.strictObject({
+    url: z.url(),
+    listen: z.strictObject({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+      .default({ host: '127.0.0.1', port: 8080 }),
+    /** Proxies whose X-Forwarded-For is trusted (CIDRs or addresses). Nothing else's is. */
+    trustedProxies: z.array(z.string()).default([]),
+    bodyLimitBytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+    heartbeatSeconds: z.number().positive().default(15),
+  }),
+  identity: z.strictObject({
+    issuer: z.url(),
+    audience: z.string().min(1),
+    groupsClaim: z.string().default('groups'),
+    adminGroups: z.array(z.string()).default(['admins']),
+    /** Require `typ: at+jwt` (RFC 9068) on access tokens. */
+    requireAtJwt: z.boolean().default(false),
+    /** Allows the dev IdP (server/dev-idp) to be started by the demo. Never in production. */
+    dev: z.boolean().default(false),
+  }),
+  storage: z.strictObject({
+    url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'sqlite:<path>, sqlite::memory: or postgres://…'),
+    autoMigrate: z.boolean().default(true),
+  }),
+  webauthn: z.strictObject({ rpId: z.string().min(1), rpName: z.string().default('Stint'), origins: z.array(z.string()).min(1) }).optional(),
+  stepup: z.strictObject({ totpKey: SecretRef }).optional(),
+  bastions: z.record(IdString, BastionConfig).default({}),
+  resources: z.array(ResourceConfig).default([]),
+  policies: z.record(IdString, PolicyConfig).default({}),
+}).superRefine((config, ctx) => {
+  const seen = new Set<string>();
+  config.resources.forEach((resource, index) => {
+    if (seen.has(resource.id)) ctx.addIssue({ code: 'custom', path: ['resources', index, 'id'], message: `expected a unique id, ${resource.id} is used twice` });
+    seen.add(resource.id);
+    if (!config.policies[resource.policy]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'policy'], message: `expected one of the policies (${Object.keys(config.policies).join(', ') || 'none defined'}), got ${resource.policy}` });
+    if (!config.bastions[resource.bastion]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'bastion'], message: `expected one of the bastions (${Object.keys(config.bastions).join(', ') || 'none defined'}), got ${resource.bastion}` });
+  });
+  if (config.storage.url.startsWith('postgres')) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'expected sqlite: (the PostgreSQL dialect is not available yet)' });
+});
+export type ServerConfig = z.output<typeof ServerConfig>;
+export type ServerConfigInput = z.input<typeof ServerConfig>;
+
+export interface ConfigIssue { path: string; message: string }
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+  constructor(readonly source: string, readonly issues: ConfigIssue[]) {
+    super(`invalid configuration in ${source}:\n${issues.map((i) => `  - ${i.path || '(top)'}: ${i.message}`).join('\n')}`);
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}
+
+/** Validate an already-parsed object (tests build configs in code). Throws ConfigError. */
+export function validateConfig(input: unknown, source = 'config'): ServerConfig {
+  const result = ServerConfig.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(source, result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue) })));
+  }
+  return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_type') {
+    return issue.message.endsWith('received undefined') ? `required (expected ${issue.expected})` : `expected ${issue.expected}${issue.message.includes('received') ? `, ${issue.message.slice(issue.message.indexOf('received'))}` : ''}`;
+  }
+  if (issue.code === 'invalid_format' && issue.format === 'url') return 'expected a URL like https://host';
+  if (issue.code === 'invalid_union') return 'expected one of the documented shapes (see config.example.yaml)';
+  return issue.message;
+}
+
+export function parseConfig(yamlText: string, source = 'config'): ServerConfig {
+  const doc = parseDocument(yamlText, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '', message: `YAML: ${e.message.split('\n')[0]}` })));
+  }
+  return validateConfig(doc.toJS() ?? {}, source);
+}
+
+export function loadConfig(path: string): ServerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [{ path: '', message: `cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})` }]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Every secret reference in the config with where it sits, for check-config and start-up. */
+export function secretRefs(config: ServerConfig): { where: string; ref: SecretRef }[] {
+  const refs: { where: string; ref: SecretRef }[] = [];
+  if (config.stepup) refs.push({ where: 'stepup.totpKey', ref: config.stepup.totpKey });
+  for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });
+  config.resources.forEach((r, i) => refs.push({ where: `resources[${i}].admin.url`, ref: r.admin.url }));
+  return refs;
+}
+
+/** Stable content hash of one policy: a change in it gives the policy a new version. */
+export function policyHash(policy: PolicyConfig): string {
+  return createHash('sha256').update(canonicalJson(policy)).digest('hex');
+}
+
+/** JSON with object keys sorted at every level: the same content always gives the same bytes. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}

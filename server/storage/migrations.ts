@@ -1,0 +1,143 @@
+// Versioned schema migrations, kept in code (no file scanning) and applied in name order by kysely's Migrator.
+// Never edit a released migration: add the next one.
+import { sql, type Kysely, type Migration } from 'kysely';
+
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('requests')
+        .addColumn('id', 'varchar(128)', (c) => c.primaryKey())
+        .addColumn('requester', 'varchar(256)', (c) => c.notNull())
+        .addColumn('requester_name', 'varchar(256)')
+        .addColumn('resource_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('level', 'varchar(64)', (c) => c.notNull())
+        .addColumn('duration_seconds', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('ticket', 'varchar(128)')
+        .addColumn('break_glass', 'integer', (c) => c.notNull())
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('policy_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('policy_version', 'integer', (c) => c.notNull())
+        .addColumn('risk_score', 'integer', (c) => c.notNull())
+        .addColumn('risk_reasons', 'text', (c) => c.notNull())
+        .addColumn('step_up_required', 'integer', (c) => c.notNull())
+        .addColumn('step_up_methods', 'text', (c) => c.notNull())
+        .addColumn('approval_rules', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'varchar(128)')
+        .addColumn('source_ip', 'varchar(64)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('decided_at', 'bigint')
+        .addColumn('decision_reason', 'text')
+        .addColumn('grant_id', 'varchar(128)')
+        .addColumn('extends_grant_id', 'varchar(128)')
+        .execute();
+      await db.schema.createIndex('requests_state_expires').on('requests').columns(['state', 'expires_at']).execute();
+      await db.schema.createIndex('requests_requester_created').on('requests').columns(['requester', 'created_at']).execute();
+
+      await db.schema.createTable('approvals')
+        .addColumn('request_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('approver', 'varchar(256)', (c) => c.notNull())
+        .addColumn('approver_name', 'varchar(256)')
+        .addColumn('group_name', 'varchar(256)', (c) => c.notNull())
+        .addColumn('comment', 'text')
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        // One person fills at most one slot of a request, enforced by the database as well.
+        .addPrimaryKeyConstraint('approvals_pk', ['request_id', 'approver'])
+        .execute();
+
+      await db.schema.createTable('grants')
+        .addColumn('id', 'varchar(128)', (c) => c.primaryKey())
+        .addColumn('request_id', 'varchar(128)', (c) => c.notNull().unique())
+        .addColumn('owner', 'varchar(256)', (c) => c.notNull())
+        .addColumn('resource_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('level', 'varchar(64)', (c) => c.notNull())
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('starts_at', 'bigint', (c) => c.notNull())
+        .addColumn('ends_at', 'bigint', (c) => c.notNull())
+        .addColumn('ended_at', 'bigint')
+        .addColumn('end_reason', 'text')
+        .addColumn('extended_seconds', 'integer', (c) => c.notNull())
+        .addColumn('revocation', 'varchar(16)', (c) => c.notNull())
+        .addColumn('revoke_attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_revoke_at', 'bigint')
+        .addColumn('last_revoke_error', 'text')
+        .addColumn('db_username', 'varchar(128)')
+        .addColumn('key_type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('key_base64', 'text', (c) => c.notNull())
+        .addColumn('bastion_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('target_host', 'varchar(256)', (c) => c.notNull())
+        .addColumn('target_port', 'integer', (c) => c.notNull())
+        .addColumn('break_glass', 'integer', (c) => c.notNull())
+        .addColumn('policy_version', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('grants_state_ends').on('grants').columns(['state', 'ends_at']).execute();
+      await db.schema.createIndex('grants_key').on('grants').columns(['key_base64']).execute();
+      await db.schema.createIndex('grants_owner').on('grants').columns(['owner']).execute();
+      await db.schema.createIndex('grants_ended').on('grants').columns(['bastion_id', 'ended_at']).execute();
+      await db.schema.createIndex('grants_revocation').on('grants').columns(['revocation']).execute();
+
+      await db.schema.createTable('audit')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'varchar(256)', (c) => c.notNull())
+        .addColumn('action', 'varchar(64)', (c) => c.notNull())
+        .addColumn('subject', 'varchar(256)')
+        .addColumn('request_id', 'varchar(128)')
+        .addColumn('grant_id', 'varchar(128)')
+        .addColumn('resource_id', 'varchar(128)')
+        .addColumn('reason', 'text')
+        .addColumn('policy_version', 'integer')
+        .addColumn('risk', 'integer')
+        .addColumn('detail', 'text')
+        .addColumn('prev_hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_actor_at').on('audit').columns(['actor', 'action', 'at']).execute();
+      await db.schema.createIndex('audit_subject').on('audit').columns(['subject']).execute();
+
+      await db.schema.createTable('events')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('users', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('exclude', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .execute();
+
+      await db.schema.createTable('idempotency')
+        .addColumn('user_sub', 'varchar(256)', (c) => c.notNull())
+        .addColumn('key', 'varchar(256)', (c) => c.notNull())
+        .addColumn('fingerprint', 'varchar(64)', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('idempotency_pk', ['user_sub', 'key'])
+        .execute();
+
+      await db.schema.createTable('seen')
+        .addColumn('user_sub', 'varchar(256)', (c) => c.notNull())
+        .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+        .addColumn('value', 'varchar(256)', (c) => c.notNull())
+        .addColumn('first_seen', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('seen_pk', ['user_sub', 'kind', 'value'])
+        .execute();
+
+      await db.schema.createTable('policy_versions')
+        .addColumn('policy_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('policy_versions_pk', ['policy_id', 'version'])
+        .execute();
+      void sql;
+    },
+    async down(db: Kysely<any>) {
+      for (const table of ['policy_versions', 'seen', 'idempotency', 'events', 'audit', 'grants', 'approvals', 'requests']) {
+        await db.schema.dropTable(table).execute();
+      }
+    },
+  },
+};

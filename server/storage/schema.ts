@@ -1,0 +1,133 @@
+// Table types for kysely. Instants are integer milliseconds since the epoch (UTC) so both SQLite and PostgreSQL
+// (bigint) compare them natively; booleans are 0/1 integers; lists/objects are JSON text. No dialect-specific SQL.
+import type { Generated } from 'kysely';
+
+export interface RequestsTable {
+  id: string;
+  requester: string;
+  requester_name: string | null;
+  resource_id: string;
+  level: string;
+  duration_seconds: number;
+  reason: string;
+  ticket: string | null;
+  break_glass: number;
+  state: string;
+  policy_id: string;
+  policy_version: number;
+  risk_score: number;
+  risk_reasons: string;
+  step_up_required: number;
+  step_up_methods: string;
+  approval_rules: string;
+  device_id: string | null;
+  source_ip: string | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  decision_reason: string | null;
+  grant_id: string | null;
+  /** Set when this request asks to extend an existing grant (extension that needs re-approval). */
+  extends_grant_id: string | null;
+}
+
+export interface ApprovalsTable {
+  request_id: string;
+  approver: string;
+  approver_name: string | null;
+  group_name: string;
+  comment: string | null;
+  at: number;
+}
+
+export interface GrantsTable {
+  id: string;
+  request_id: string;
+  owner: string;
+  resource_id: string;
+  level: string;
+  state: string;
+  starts_at: number;
+  ends_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  extended_seconds: number;
+  revocation: string;
+  revoke_attempts: number;
+  next_revoke_at: number | null;
+  last_revoke_error: string | null;
+  db_username: string | null;
+  key_type: string;
+  key_base64: string;
+  bastion_id: string;
+  target_host: string;
+  target_port: number;
+  break_glass: number;
+  policy_version: number;
+}
+
+export interface AuditTable {
+  seq: Generated<number>;
+  at: number;
+  actor: string;
+  action: string;
+  /** Whose request/grant this is about, so non-admins can read their own trail. */
+  subject: string | null;
+  request_id: string | null;
+  grant_id: string | null;
+  resource_id: string | null;
+  reason: string | null;
+  policy_version: number | null;
+  risk: number | null;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: number;
+  type: string;
+  /** JSON array of user subs that receive it. */
+  users: string;
+  /** JSON array of groups whose members receive it. */
+  groups: string;
+  /** JSON array of user subs excluded even when in a group (a requester never gets their own approval ask). */
+  exclude: string;
+  payload: string;
+}
+
+export interface IdempotencyTable {
+  user_sub: string;
+  key: string;
+  fingerprint: string;
+  status: number;
+  body: string;
+  created_at: number;
+}
+
+export interface SeenTable {
+  user_sub: string;
+  kind: string;
+  value: string;
+  first_seen: number;
+  last_seen: number;
+}
+
+export interface PolicyVersionsTable {
+  policy_id: string;
+  version: number;
+  hash: string;
+  created_at: number;
+}
+
+export interface Database {
+  requests: RequestsTable;
+  approvals: ApprovalsTable;
+  grants: GrantsTable;
+  audit: AuditTable;
+  events: EventsTable;
+  idempotency: IdempotencyTable;
+  seen: SeenTable;
+  policy_versions: PolicyVersionsTable;
+}

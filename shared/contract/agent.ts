@@ -1,0 +1,187 @@
+// The AgentApi: everything a shell (Electron preload/IPC, the web host's WebSocket, the CLI) may call on the agent
+// core or observe from it. One object, `agentApi`, maps each method to its input and output schema so a shell
+// registers handlers and preload functions by iterating it; every payload crossing a process boundary is parsed
+// with these schemas. Secrets never appear in the observable state: the connection URI (with its password) is
+// returned only by `connectionUri`, on an explicit request.
+import { z } from 'zod';
+import {
+  AccessRequest, DurationSeconds, Grant, Id, Instant, Resource, StepUpProof,
+} from './http';
+
+// ---- observable state ----
+export const AgentUser = z.object({
+  sub: z.string(),
+  email: z.string().optional(),
+  name: z.string().optional(),
+  groups: z.array(z.string()),
+  admin: z.boolean(),
+  approver: z.boolean(),
+});
+export type AgentUser = z.infer<typeof AgentUser>;
+
+export const SessionView = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('signed_out'), message: z.string().optional() }),
+  z.object({ status: z.literal('signing_in') }),
+  z.object({ status: z.literal('signed_in'), user: AgentUser }),
+]);
+export type SessionView = z.infer<typeof SessionView>;
+
+export const ServerView = z.object({
+  url: z.string(),
+  /** offline: the server cannot be reached; active access still ends on time (the agent enforces it locally). */
+  status: z.enum(['online', 'connecting', 'offline']),
+  message: z.string().optional(),
+  /** Server clock minus this computer's clock, ms (from the server's Date header / serverTime). */
+  clockOffsetMs: z.number(),
+});
+export type ServerView = z.infer<typeof ServerView>;
+
+export const TunnelView = z.object({
+  status: z.enum(['opening', 'open', 'closed', 'failed']),
+  host: z.literal('127.0.0.1'),
+  port: z.number().int().optional(),
+  /** The stable port for this resource; differs from `port` when it was busy. */
+  preferredPort: z.number().int().optional(),
+  /** Plain-words note for the user, e.g. "Port 15432 is in use by another program — using 15433 for this grant." */
+  message: z.string().optional(),
+  connections: z.number().int().nonnegative(),
+});
+export type TunnelView = z.infer<typeof TunnelView>;
+
+export const LocalGrant = z.object({
+  grant: Grant,
+  resourceName: z.string().optional(),
+  environment: z.string().optional(),
+  /**
+   * When local access ends, as an instant on THIS computer's clock: the earlier of the server deadline (corrected
+   * for clock offset) and the monotonic estimate. Time left = localEndsAt − now.
+   */
+  localEndsAt: Instant,
+  tunnel: TunnelView.optional(),
+});
+export type LocalGrant = z.infer<typeof LocalGrant>;
+
+export const AgentState = z.object({
+  /** Increases with every change, so shells can drop stale snapshots. */
+  version: z.number().int().nonnegative(),
+  session: SessionView,
+  server: ServerView,
+  resources: z.array(Resource),
+  /** My requests that are still pending or were decided recently. */
+  requests: z.array(AccessRequest),
+  /** Requests waiting for my approval. */
+  approvals: z.array(AccessRequest),
+  /** My grants: active ones, and recently ended ones until they are dismissed. */
+  grants: z.array(LocalGrant),
+});
+export type AgentState = z.infer<typeof AgentState>;
+
+export const NotificationAction = z.enum(['approve', 'deny', 'open_psql', 'copy_uri', 'extend', 'open']);
+export type NotificationAction = z.infer<typeof NotificationAction>;
+
+export const AgentNotification = z.object({
+  /** Stable per cause: a shell may replace an earlier notification with the same id. */
+  id: z.string(),
+  kind: z.enum(['approval_asked', 'approved', 'denied', 'expiring', 'ended', 'revoked']),
+  title: z.string(),
+  body: z.string(),
+  actions: z.array(NotificationAction),
+  requestId: Id.optional(),
+  grantId: Id.optional(),
+});
+export type AgentNotification = z.infer<typeof AgentNotification>;
+
+export const AgentProblem = z.object({ code: z.string(), message: z.string() });
+export type AgentProblem = z.infer<typeof AgentProblem>;
+
+export const AgentEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('state'), state: AgentState }),
+  z.object({ type: z.literal('notification'), notification: AgentNotification }),
+  /** Something failed in the background (not in answer to a call): shown, never fatal. */
+  z.object({ type: z.literal('problem'), problem: AgentProblem }),
+]);
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+// ---- settings (non-secret preferences) ----
+export const PreferredClient = z.enum(['psql', 'uri']);
+export const AgentSettings = z.object({
+  serverUrl: z.string().url().optional(),
+  issuer: z.string().url().optional(),
+  clientId: z.string().default('stint-agent'),
+  /** The API audience (resource indicator) asked for in the authorization request. */
+  audience: z.string().optional(),
+  defaultDurationSeconds: DurationSeconds.optional(),
+  /** Stable local port per resource id; resources not listed get a port derived from their id. */
+  ports: z.record(z.string(), z.number().int().min(1024).max(65535)).default({}),
+  preferredClient: PreferredClient.default('psql'),
+  /** Made once on first start, sent with every request (the server's risk signals). */
+  deviceId: z.string().min(8).max(128),
+});
+export type AgentSettings = z.infer<typeof AgentSettings>;
+export const SettingsPatch = AgentSettings.omit({ deviceId: true }).partial().strict();
+export type SettingsPatch = z.infer<typeof SettingsPatch>;
+
+// ---- methods ----
+const Empty = z.strictObject({});
+const Ok = z.object({ ok: z.literal(true) });
+const RequestRef = z.strictObject({ requestId: Id });
+const GrantRef = z.strictObject({ grantId: Id });
+
+export const CreateRequestInput = z.strictObject({
+  resourceId: Id,
+  level: z.string().min(1).max(64),
+  durationSeconds: DurationSeconds.optional(),
+  reason: z.string().max(2000).default(''),
+  ticket: z.string().max(128).optional(),
+  breakGlass: z.boolean().default(false),
+  /** Open the tunnel at once when the request is approved immediately (one click to a psql prompt). */
+  connect: z.boolean().default(true),
+});
+
+export const ConnectResult = z.object({
+  grantId: Id,
+  host: z.literal('127.0.0.1'),
+  port: z.number().int(),
+  database: z.string(),
+  user: z.string(),
+  message: z.string().optional(),
+});
+export type ConnectResult = z.infer<typeof ConnectResult>;
+
+export const agentApi = {
+  getState: { input: Empty, output: AgentState },
+  signIn: { input: Empty, output: z.object({ user: AgentUser }) },
+  /** Abandon a sign-in waiting for the browser. */
+  cancelSignIn: { input: Empty, output: Ok },
+  signOut: { input: Empty, output: Ok },
+  /** Re-fetch resources, requests, approvals and grants from the server. */
+  refresh: { input: Empty, output: AgentState },
+  createRequest: {
+    input: CreateRequestInput,
+    output: z.object({ request: AccessRequest, grant: Grant.optional(), connection: ConnectResult.optional() }),
+  },
+  cancelRequest: { input: RequestRef, output: z.object({ request: AccessRequest }) },
+  submitStepUp: { input: z.strictObject({ requestId: Id, proof: StepUpProof }), output: z.object({ request: AccessRequest }) },
+  approve: {
+    input: z.strictObject({ requestId: Id, comment: z.string().max(2000).optional(), stepUp: StepUpProof.optional() }),
+    output: z.object({ request: AccessRequest }),
+  },
+  deny: { input: z.strictObject({ requestId: Id, reason: z.string().min(1).max(2000) }), output: z.object({ request: AccessRequest }) },
+  /** Activate (if needed) and open the local tunnel for an active grant. */
+  connect: { input: GrantRef, output: ConnectResult },
+  /** The postgres:// URI with the password: only on explicit request, never in the state. */
+  connectionUri: { input: GrantRef, output: z.object({ uri: z.string() }) },
+  copyConnectionUri: { input: GrantRef, output: Ok },
+  openPsql: { input: GrantRef, output: Ok },
+  extend: { input: z.strictObject({ grantId: Id, durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() }), output: z.object({ grant: Grant }) },
+  release: { input: GrantRef, output: z.object({ grant: Grant }) },
+  getSettings: { input: Empty, output: AgentSettings },
+  updateSettings: { input: SettingsPatch, output: AgentSettings },
+} as const;
+
+export type AgentApi = typeof agentApi;
+export type AgentMethod = keyof AgentApi;
+export type AgentInput<M extends AgentMethod> = z.input<AgentApi[M]['input']>;
+export type AgentOutput<M extends AgentMethod> = z.infer<AgentApi[M]['output']>;
+/** What the core implements and every shell exposes: one async function per method. */
+export type AgentApiHandlers = { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentOutput<M>> };

@@ -1,0 +1,47 @@
+// The import rules of the design note are enforced by lint. These tests lint deliberate violations placed in each
+// layer and check that lint fails naming the rule, so a rule that silently stopped matching would be noticed.
+import { describe, expect, it } from 'vitest';
+import { ESLint } from 'eslint';
+
+const eslint = new ESLint({ cwd: process.cwd() });
+
+async function lint(filePath: string, code: string) {
+  const [result] = await eslint.lintText(code, { filePath });
+  return result!.messages.filter((m) => m.severity === 2).map((m) => `${m.ruleId}: ${m.message}`);
+}
+
+describe('layering rules', () => {
+  it('electron/core may not import electron', async () => {
+    const errors = await lint('electron/core/__violation.ts', "import { app } from 'electron';\nexport const x = app;\n");
+    expect(errors.join('\n')).toMatch(/no-restricted-imports: .*Only electron\/main and electron\/preload may import electron/);
+  });
+
+  it('electron/ may not import server/', async () => {
+    const errors = await lint('electron/core/__violation.ts', "import { DEMO_USERS } from '../../server/dev-idp/index';\nexport const x = DEMO_USERS;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*electron\/core may import only shared/);
+  });
+
+  it('renderer may not import Node built-ins', async () => {
+    const errors = await lint('renderer/src/__violation.ts', "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-nodejs-modules/);
+  });
+
+  it('renderer may not import the Electron shell', async () => {
+    const errors = await lint('renderer/src/__violation.ts', "import * as core from '../../electron/main/window';\nexport const x = core;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*renderer\/ reaches the agent only through the AgentApi/);
+  });
+
+  it('shared/ may import only zod', async () => {
+    const errors = await lint('shared/domain/__violation.ts', "import Fastify from 'fastify';\nexport const x = Fastify;\n");
+    expect(errors.join('\n')).toMatch(/no-restricted-imports: .*shared\/ may import only zod/);
+  });
+
+  it('only the renderer may use the DOM', async () => {
+    const errors = await lint('server/__violation.ts', 'export const title = document.title;\n');
+    expect(errors.join('\n')).toMatch(/no-restricted-globals: .*Only renderer\/ may use the DOM/);
+  });
+
+  it('allowed imports pass', async () => {
+    expect(await lint('electron/hosts/__ok.ts', "import { z } from 'zod';\nimport { Grant } from '../../shared/contract/http';\nexport const x = [z, Grant];\n")).toEqual([]);
+  });
+});
