@@ -5,11 +5,15 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { allowedHosts, serveStatic } from './static';
+import { attachAgentSocket } from './agent-socket';
+import type { AgentCore } from '../../core/agent-core';
 
 export interface WebHostOptions {
   /** The built renderer (vite build output). */
   staticDir: string;
   port?: number;
+  /** The agent to expose on `/agent` (WebSocket); without one, only the UI files are served. */
+  agent?: AgentCore;
 }
 
 export interface WebHost {
@@ -43,6 +47,7 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   });
   const port = (server.address() as AddressInfo).port;
   hosts = allowedHosts(port);
+  const socket = options.agent ? attachAgentSocket(server, { agent: options.agent, token, allowedHosts: () => hosts }) : undefined;
   const origin = `http://localhost:${port}`;
   return {
     url: `${origin}/#token=${token}`,
@@ -51,6 +56,7 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
     token,
     server,
     close: () => new Promise<void>((done) => {
+      socket?.close();
       server.closeAllConnections();
       server.close(() => done());
     }),

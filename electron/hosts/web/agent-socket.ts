@@ -1,0 +1,96 @@
+// The AgentApi over a WebSocket for the web host. Only a page this host served may drive the agent: the upgrade
+// must come from our own Origin and Host, and the first message must carry the per-launch token (which reaches the
+// page in the URL fragment, never over the network). Every call is parsed with the contract's input schema.
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { agentApi, type AgentEvent, type AgentMethod } from '../../../shared/contract/agent';
+import { ClientMessage, type ServerMessage } from '../../../shared/contract/wire';
+import type { AgentCore } from '../../core/agent-core';
+import { toAgentProblem } from '../../core/agent-core';
+
+const HELLO_TIMEOUT_MS = 5_000;
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export function attachAgentSocket(server: Server, options: { agent: AgentCore; token: string; allowedHosts: () => Set<string> }): { close: () => void } {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const hosts = options.allowedHosts();
+    const host = req.headers.host ?? '';
+    const origin = req.headers.origin ?? '';
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/agent' || !hosts.has(host) || ![...hosts].some((h) => origin === `http://${h}`)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, options));
+  };
+  server.on('upgrade', onUpgrade);
+  return {
+    close: () => {
+      server.off('upgrade', onUpgrade);
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+    },
+  };
+}
+
+function serve(ws: WebSocket, options: { agent: AgentCore; token: string }): void {
+  let authenticated = false;
+  let unsubscribe: (() => void) | undefined;
+  const send = (message: ServerMessage) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(message));
+  const helloTimer = setTimeout(() => ws.close(4401, 'no token'), HELLO_TIMEOUT_MS);
+  ws.on('close', () => {
+    clearTimeout(helloTimer);
+    unsubscribe?.();
+  });
+  ws.on('message', async (data) => {
+    let parsed;
+    try {
+      parsed = ClientMessage.safeParse(JSON.parse(data.toString()));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      ws.close(4400, 'malformed message');
+      return;
+    }
+    const message = parsed.data;
+    if (!authenticated) {
+      if (message.type !== 'hello' || !sameSecret(message.token, options.token)) {
+        ws.close(4401, 'wrong token');
+        return;
+      }
+      authenticated = true;
+      clearTimeout(helloTimer);
+      send({ type: 'welcome' });
+      unsubscribe = options.agent.subscribe((event: AgentEvent) => send({ type: 'event', event }));
+      return;
+    }
+    if (message.type !== 'call') return;
+    const method = message.method as AgentMethod;
+    const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
+    if (!contract) {
+      send({ type: 'result', id: message.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${message.method}` } });
+      return;
+    }
+    const input = contract.input.safeParse(message.input ?? {});
+    if (!input.success) {
+      send({ type: 'result', id: message.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } });
+      return;
+    }
+    try {
+      const handler = options.agent.api[method] as (input: unknown) => Promise<unknown>;
+      const output = await handler(input.data);
+      send({ type: 'result', id: message.id, ok: true, output });
+    } catch (error) {
+      send({ type: 'result', id: message.id, ok: false, error: toAgentProblem(error) });
+    }
+  });
+}

@@ -1,0 +1,56 @@
+// One ipcMain.handle per AgentApi method, registered from the contract. Each call is checked before it reaches the
+// core: it must come from one of our windows' main frame at our own origin, and its payload must parse with the
+// method's input schema. Errors cross as `{code, message}` only (no stacks, no causes).
+// Only types come from 'electron' here, so this logic runs and is tested under plain Node.
+import type { IpcMainInvokeEvent } from 'electron';
+import { agentApi, type AgentMethod } from '../../shared/contract/agent';
+import type { AgentCore } from '../core/agent-core';
+import { toAgentProblem } from '../core/agent-core';
+
+export const IPC_PREFIX = 'stint:';
+export const channelFor = (method: AgentMethod) => `${IPC_PREFIX}${method}`;
+
+export interface IpcMainLike {
+  handle(channel: string, listener: (event: IpcMainInvokeEvent, ...args: unknown[]) => unknown): void;
+  removeHandler(channel: string): void;
+}
+
+/** Where our UI is loaded from: the bundled renderer (file://…/dist/renderer/) or the step-up origin. */
+export interface TrustedOrigins {
+  isTrusted(url: string): boolean;
+  /** webContents ids of windows we created. */
+  windowIds(): Set<number>;
+}
+
+export type IpcResult<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
+
+export function senderProblem(event: Pick<IpcMainInvokeEvent, 'sender' | 'senderFrame'>, trusted: TrustedOrigins): string | undefined {
+  const frame = event.senderFrame;
+  if (!frame) return 'the calling frame is gone';
+  if (!trusted.windowIds().has(event.sender.id)) return 'the call did not come from a Stint window';
+  if (frame.parent) return 'the call came from a sub-frame';
+  if (!trusted.isTrusted(frame.url)) return `the calling page is not Stint's own (${new URL(frame.url).origin})`;
+  return undefined;
+}
+
+export function registerAgentIpc(ipcMain: IpcMainLike, agent: AgentCore, trusted: TrustedOrigins): () => void {
+  const methods = Object.keys(agentApi) as AgentMethod[];
+  for (const method of methods) {
+    const contract = agentApi[method];
+    ipcMain.handle(channelFor(method), async (event, payload): Promise<IpcResult<unknown>> => {
+      const refused = senderProblem(event, trusted);
+      if (refused) return { ok: false, error: { code: 'forbidden_sender', message: `Refused: ${refused}.` } };
+      const input = contract.input.safeParse(payload ?? {});
+      if (!input.success) {
+        return { ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } };
+      }
+      try {
+        const handler = agent.api[method] as (input: unknown) => Promise<unknown>;
+        return { ok: true, value: await handler(input.data) };
+      } catch (error) {
+        return { ok: false, error: toAgentProblem(error) };
+      }
+    });
+  }
+  return () => methods.forEach((method) => ipcMain.removeHandler(channelFor(method)));
+}

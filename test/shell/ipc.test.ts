@@ -1,0 +1,79 @@
+// The Electron shell's IPC logic, tested without the Electron binary: ipcMain is replaced by a recorder of handlers
+// (the only Electron surface this module touches), the agent by one that records what reached it.
+import { describe, expect, it } from 'vitest';
+import { agentApi, type AgentMethod } from '../../shared/contract/agent';
+import { channelFor, registerAgentIpc, type IpcMainLike, type TrustedOrigins } from '../../electron/main/ipc';
+import type { AgentCore } from '../../electron/core/agent-core';
+import { AgentError } from '../../electron/core/errors';
+
+type Handler = (event: any, ...args: unknown[]) => unknown;
+
+function setup() {
+  const handlers = new Map<string, Handler>();
+  const ipcMain: IpcMainLike = { handle: (channel, listener) => void handlers.set(channel, listener), removeHandler: (channel) => void handlers.delete(channel) };
+  const received: Array<{ method: string; input: unknown }> = [];
+  const api = Object.fromEntries((Object.keys(agentApi) as AgentMethod[]).map((method) => [method, async (input: unknown) => {
+    received.push({ method, input });
+    if (method === 'connect') throw new AgentError('port_unavailable', 'Port 15432 is in use by another program.', new Error('EADDRINUSE secret-detail'));
+    if (method === 'release') throw new Error('internal failure with /home/alice/.secret path');
+    return { ok: true };
+  }])) as unknown as AgentCore['api'];
+  const agent: AgentCore = { api, subscribe: () => () => {}, dispose: async () => {} };
+  const trusted: TrustedOrigins = { isTrusted: (url) => url.startsWith('file:///opt/stint/dist/renderer/'), windowIds: () => new Set([7]) };
+  const unregister = registerAgentIpc(ipcMain, agent, trusted);
+  const event = (overrides: { id?: number; url?: string; parent?: unknown } = {}) => ({
+    sender: { id: overrides.id ?? 7 },
+    senderFrame: { url: overrides.url ?? 'file:///opt/stint/dist/renderer/index.html', parent: overrides.parent ?? null },
+  });
+  const invoke = (method: string, payload: unknown, ev = event()) => handlers.get(channelFor(method as AgentMethod))!(ev, payload) as Promise<any>;
+  return { handlers, received, invoke, event, unregister };
+}
+
+describe('Electron IPC registration', () => {
+  it('registers exactly one handler per AgentApi method, and removes them all', () => {
+    const { handlers, unregister } = setup();
+    expect([...handlers.keys()].sort()).toEqual(Object.keys(agentApi).map((m) => `stint:${m}`).sort());
+    unregister();
+    expect(handlers.size).toBe(0);
+  });
+
+  it('passes a valid call from our window to the agent, parsed by the contract', async () => {
+    const { invoke, received } = setup();
+    const result = await invoke('deny', { requestId: 'req_1', reason: 'use the replica' });
+    expect(result).toEqual({ ok: true, value: { ok: true } });
+    expect(received).toEqual([{ method: 'deny', input: { requestId: 'req_1', reason: 'use the replica' } }]);
+  });
+
+  it.each([
+    ['a foreign origin', { url: 'https://evil.example/' }, /not Stint's own \(https:\/\/evil.example\)/],
+    ['a sub-frame', { parent: {} }, /sub-frame/],
+    ['a window we did not create', { id: 99 }, /not come from a Stint window/],
+  ])('refuses a call from %s without reaching the agent', async (_name, overrides, message) => {
+    const { invoke, received, event } = setup();
+    const result = await invoke('signOut', {}, event(overrides));
+    expect(result.ok).toBe(false);
+    expect(result.error.code).toBe('forbidden_sender');
+    expect(result.error.message).toMatch(message);
+    expect(received).toEqual([]);
+  });
+
+  it.each([
+    ['deny without a reason', 'deny', { requestId: 'req_1', reason: '' }],
+    ['an unknown field', 'release', { grantId: 'g1', extra: true }],
+    ['a wrong type', 'extend', { grantId: 'g1', durationSeconds: '1h' }],
+    ['no payload where one is required', 'connect', undefined],
+  ])('refuses %s with invalid_input', async (_name, method, payload) => {
+    const { invoke, received } = setup();
+    const result = await invoke(method, payload);
+    expect(result).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
+    expect(received).toEqual([]);
+  });
+
+  it('returns agent errors as {code, message} and hides unexpected ones', async () => {
+    const { invoke } = setup();
+    expect(await invoke('connect', { grantId: 'g1' })).toEqual({ ok: false, error: { code: 'port_unavailable', message: 'Port 15432 is in use by another program.' } });
+    const hidden = await invoke('release', { grantId: 'g1' });
+    expect(hidden.error.code).toBe('internal');
+    expect(JSON.stringify(hidden)).not.toContain('.secret');
+  });
+});
