@@ -1,18 +1,16 @@
 // The Electron shell: glue between the OS (tray, notifications, power events) and the agent core.
 // Business logic lives in electron/core; this file only wires it to Electron.
-import { app, BrowserWindow, session, shell } from 'electron';
+import { app, session } from 'electron';
 import { join } from 'node:path';
-import { secureWebPreferences } from './window';
+import { createSecureWindow } from './window';
+import { CONTENT_SECURITY_POLICY } from './csp';
 
 if (!app.requestSingleInstanceLock()) app.quit();
 
 app.on('web-contents-created', (_event, contents) => {
   // No navigation, no new windows, no webviews: the UI is one bundled page.
   contents.on('will-navigate', (event) => event.preventDefault());
-  contents.setWindowOpenHandler(({ url }) => {
-    if (url.startsWith('https://')) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
+  contents.setWindowOpenHandler(() => ({ action: 'deny' }));
   contents.on('will-attach-webview', (event) => event.preventDefault());
 });
 
@@ -20,12 +18,10 @@ void app.whenReady().then(() => {
   session.defaultSession.setPermissionRequestHandler((_contents, permission, callback) => {
     callback(permission === 'notifications' || permission === 'clipboard-sanitized-write');
   });
-  const window = new BrowserWindow({
-    width: 960,
-    height: 680,
-    show: false,
-    webPreferences: secureWebPreferences(join(import.meta.dirname, '../preload/index.cjs')),
+  session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CONTENT_SECURITY_POLICY] } });
   });
+  const window = createSecureWindow(join(import.meta.dirname, '../preload/index.cjs'), { width: 960, height: 680, show: false });
   void window.loadFile(join(import.meta.dirname, '../../dist/renderer/index.html'));
   window.once('ready-to-show', () => window.show());
 });

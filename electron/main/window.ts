@@ -1,19 +1,24 @@
-// Every window Stint opens uses these preferences: the renderer is untrusted UI code that reaches the agent only
-// through the preload's typed functions.
-import type { BrowserWindowConstructorOptions } from 'electron';
+// Every window Stint opens is created here, with the same locked-down preferences written out literally (so
+// reviewers and electronegativity see them at the call site): the renderer is untrusted UI code that reaches the
+// agent only through the preload's typed functions.
+import { BrowserWindow, type BrowserWindowConstructorOptions } from 'electron';
 
-export function secureWebPreferences(preload: string): NonNullable<BrowserWindowConstructorOptions['webPreferences']> {
-  return {
-    preload,
-    sandbox: true,
-    contextIsolation: true,
-    nodeIntegration: false,
-    nodeIntegrationInWorker: false,
-    nodeIntegrationInSubFrames: false,
-    webSecurity: true,
-    allowRunningInsecureContent: false,
-    experimentalFeatures: false,
-    webviewTag: false,
-    spellcheck: false,
-  };
+export function createSecureWindow(preload: string, options: Omit<BrowserWindowConstructorOptions, 'webPreferences'> = {}): BrowserWindow {
+  return new BrowserWindow({
+    ...options,
+    webPreferences: {
+      preload,
+      sandbox: true,
+      contextIsolation: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      nodeIntegrationInSubFrames: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      experimentalFeatures: false,
+      webviewTag: false,
+      spellcheck: false,
+      disableBlinkFeatures: 'Auxclick',
+    },
+  });
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Runs @doyensec/electronegativity over electron/ and fails on any HIGH or MEDIUM finding that docs/security.md does
+// not justify. A justification is a line in that file's "Electronegativity findings" list naming the check id and
+// the file, e.g. "- `PRELOAD_JS_CHECK` in `main/window.ts`: …". Its online release check finds no network here and is skipped by the tool itself.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field.trim()); field = ''; }
+    else if (c === '\n') { row.push(field.trim()); rows.push(row); row = []; field = ''; }
+    else field += c;
+  }
+  if (field || row.length) { row.push(field.trim()); rows.push(row); }
+  return rows;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'stint-eneg-'));
+const out = join(dir, 'findings.csv');
+try {
+  const run = spawnSync('npx', ['electronegativity', '-i', 'electron', '-e', '45.0.0', '-r', '-o', out], { encoding: 'utf8' });
+  if (run.status !== 0) {
+    console.error(run.stdout, run.stderr);
+    process.exit(1);
+  }
+  const [, ...rows] = parseCsv(readFileSync(out, 'utf8')).filter((r) => r.length >= 5);
+  const justified = readFileSync('docs/security.md', 'utf8');
+  let failures = 0;
+  for (const [id, severity, confidence, file, location] of rows) {
+    const serious = severity === 'HIGH' || severity === 'MEDIUM';
+    const ok = !serious || justified.includes(`\`${id}\` in \`${file}\``);
+    if (!ok) failures++;
+    console.log(`${ok ? (serious ? 'justified' : 'low      ') : 'FINDING  '} ${severity}/${confidence} ${id} ${file}:${location}`);
+  }
+  console.log(`electronegativity: ${rows.length} finding(s), ${failures} unjustified high/medium`);
+  process.exit(failures ? 1 : 0);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
