@@ -22,6 +22,6 @@ void app.whenReady().then(() => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CONTENT_SECURITY_POLICY] } });
   });
   const window = createSecureWindow(join(import.meta.dirname, '../preload/index.cjs'), { width: 960, height: 680, show: false });
-  void window.loadFile(join(import.meta.dirname, '../../dist/renderer/index.html'));
+  void window.loadFile(join(import.meta.dirname, '../../renderer/index.html'));
   window.once('ready-to-show', () => window.show());
 });

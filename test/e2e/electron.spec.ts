@@ -3,6 +3,7 @@
 import { test, expect, _electron as electron } from '@playwright/test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 function electronBinary(): string | undefined {
   const pathFile = join('node_modules', 'electron', 'path.txt');
@@ -14,7 +15,8 @@ function electronBinary(): string | undefined {
 test('the Electron app starts and shows its window', async () => {
   const binary = electronBinary();
   test.skip(!binary, 'Electron binary not installed on this machine (its download server is unreachable); the shell is type-checked instead');
-  const app = await electron.launch({ executablePath: binary!, args: ['electron/main/dist/index.js'] });
+  execFileSync('node', ['build/build-electron.mjs']);
+  const app = await electron.launch({ executablePath: binary!, args: ['dist/electron/main/index.js'] });
   const window = await app.firstWindow();
   await expect(window.getByRole('heading', { name: 'Stint' })).toBeVisible();
   await app.close();
