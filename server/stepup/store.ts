@@ -10,7 +10,7 @@ export type ChallengeKind = 'action' | 'register';
 export interface StoredCredential {
   id: string; // base64url credential id
   userId: string;
-  publicKey: Uint8Array;
+  publicKey: Uint8Array<ArrayBuffer>;
   counter: number;
   transports: string[];
   label: string;
@@ -163,7 +163,7 @@ export const stepUpMigrations: Record<string, Migration> = {
 const iso = (d: Date) => d.toISOString();
 const date = (s: string | null | undefined) => (s ? new Date(s) : undefined);
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
-const fromB64u = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
+const fromB64u = (s: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(s, 'base64url'));
 
 function toCredential(r: StepUpTables['stepup_credentials']): StoredCredential {
   return {

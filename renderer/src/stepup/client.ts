@@ -1,0 +1,77 @@
+// What the step-up views need from the outside world. In the desktop app these calls go through the AgentApi
+// (window.stint); in the web host and tests, `createHttpStepUpClient` calls the grant server's /v1/stepup routes
+// directly. Every response is parsed with the shared contract; every failure arrives as a problem, never a throw.
+import type { StepUpProof } from '../../../shared/contract/http';
+import {
+  CredentialInfo, RegisterOptionsResult, StepUpChallenge, StepUpProblem, StepUpStatus, TotpEnrollResult,
+  type StepUpActionRef,
+} from '../../../shared/contract/stepup';
+import { z } from 'zod';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; problem: StepUpProblem };
+
+export interface StepUpClient {
+  /** A challenge bound to this action (request or approval). */
+  getChallenge(action: StepUpActionRef): Promise<Outcome<StepUpChallenge>>;
+  /** Completes the action with the proof (e.g. the lifecycle's step-up or approve endpoint). */
+  submitProof(proof: StepUpProof): Promise<Outcome<unknown>>;
+}
+
+export interface EnrollClient {
+  status(): Promise<Outcome<StepUpStatus>>;
+  listCredentials(): Promise<Outcome<CredentialInfo[]>>;
+  removeCredential(id: string): Promise<Outcome<void>>;
+  registerOptions(body: { label?: string; stepUp?: StepUpProof }): Promise<Outcome<RegisterOptionsResult>>;
+  registerVerify(body: { challengeId: string; response: Record<string, unknown>; label?: string }): Promise<Outcome<CredentialInfo>>;
+  totpEnroll(body: { stepUp?: StepUpProof }): Promise<Outcome<TotpEnrollResult>>;
+  totpConfirm(code: string): Promise<Outcome<{ confirmed: true }>>;
+  /** A challenge for step-up's own `enroll` action (adding a factor when one exists). */
+  getChallenge(action: StepUpActionRef): Promise<Outcome<StepUpChallenge>>;
+}
+
+export interface HttpClientOptions {
+  /** e.g. `https://stint.example.com/v1/stepup` */
+  baseUrl: string;
+  fetch?: typeof fetch;
+  headers?: () => Promise<Record<string, string>> | Record<string, string>;
+  /** Where a proof is submitted (the lifecycle's endpoint); returns the parsed body or a problem. */
+  submitProof?: (proof: StepUpProof) => Promise<Outcome<unknown>>;
+}
+
+function networkProblem(error: unknown): StepUpProblem {
+  return { type: 'about:blank', title: 'Network error', status: 0, code: 'network_error', detail: error instanceof Error ? error.message : String(error) };
+}
+
+async function call<T>(opts: HttpClientOptions, method: string, path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> {
+  const doFetch = opts.fetch ?? fetch;
+  try {
+    const headers = { ...(opts.headers ? await opts.headers() : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const res = await doFetch(`${opts.baseUrl}${path}`, { method, headers, body: body !== undefined ? JSON.stringify(body) : undefined });
+    const text = await res.text();
+    const json: unknown = text ? JSON.parse(text) : undefined;
+    if (!res.ok) {
+      const p = StepUpProblem.safeParse(json);
+      return { ok: false, problem: p.success ? p.data : { type: 'about:blank', title: res.statusText, status: res.status, code: 'http_error', detail: text.slice(0, 200) } };
+    }
+    return { ok: true, value: schema ? schema.parse(json) : (undefined as T) };
+  } catch (error) {
+    return { ok: false, problem: networkProblem(error) };
+  }
+}
+
+export function createHttpStepUpClient(opts: HttpClientOptions): StepUpClient & EnrollClient {
+  return {
+    getChallenge: (action) => call(opts, 'POST', '/challenges', { action }, StepUpChallenge),
+    submitProof: (proof) => (opts.submitProof ? opts.submitProof(proof) : Promise.resolve({ ok: false, problem: { type: 'about:blank', title: 'Not configured', status: 0, code: 'no_submit', detail: 'No endpoint to submit the proof to.' } })),
+    status: () => call(opts, 'GET', '/status', undefined, StepUpStatus),
+    listCredentials: async () => {
+      const r = await call(opts, 'GET', '/credentials', undefined, z.object({ credentials: z.array(CredentialInfo) }));
+      return r.ok ? { ok: true, value: r.value.credentials } : r;
+    },
+    removeCredential: (id) => call<void>(opts, 'DELETE', `/credentials/${encodeURIComponent(id)}`, undefined, null),
+    registerOptions: (body) => call(opts, 'POST', '/webauthn/register/options', body, RegisterOptionsResult),
+    registerVerify: (body) => call(opts, 'POST', '/webauthn/register/verify', body, CredentialInfo),
+    totpEnroll: (body) => call(opts, 'POST', '/totp/enroll', body, TotpEnrollResult),
+    totpConfirm: (code) => call(opts, 'POST', '/totp/confirm', { code }, z.object({ confirmed: z.literal(true) })),
+  };
+}

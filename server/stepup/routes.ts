@@ -1,0 +1,201 @@
+// HTTP routes for step-up, registered by the server inside its authenticated scope (request.user is set) at
+// prefix /v1/stepup. Bodies are parsed with shared/contract/stepup; failures are RFC 9457 problem+json with a `code`.
+// Adding a factor when the user already has one is itself a step-up action (`{kind:'enroll'}`): otherwise a stolen
+// bearer token could enroll the thief's own authenticator and pass every later step-up.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
+import {
+  ChallengeBody, RegisterOptionsBody, RegisterVerifyBody, TotpConfirmBody, TotpEnrollBody,
+  type StepUpChallenge, type StepUpFailureCode, type StepUpProblem,
+} from '../../shared/contract/stepup';
+import type { AuthUser } from '../identity/user';
+import type { StepUpActionResolver, StepUpResult } from './seam';
+import { enrollActionHash, type StepUpService } from './service';
+
+export interface StepUpAuditEntry {
+  actor: string;
+  /** e.g. `stepup.challenge.issued`, `stepup.enroll.refused`, `stepup.credential.added`, `stepup.totp.confirmed`. */
+  action: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface StepUpRoutesOptions {
+  service: StepUpService;
+  resolver: StepUpActionResolver;
+  audit?: (entry: StepUpAuditEntry) => Promise<void>;
+}
+
+/** HTTP status for a step-up failure code; the lifecycle uses the same mapping when a proof is refused. */
+export function stepUpFailureStatus(code: StepUpFailureCode | string): number {
+  switch (code) {
+    case 'stepup_locked': return 429;
+    case 'stepup_expired': return 410;
+    case 'stepup_replayed': return 409;
+    case 'stepup_not_enrolled': return 409;
+    default: return 403;
+  }
+}
+
+const TITLES: Record<string, string> = {
+  stepup_invalid: 'Step-up proof refused',
+  stepup_expired: 'Step-up challenge expired',
+  stepup_replayed: 'Step-up proof already used',
+  stepup_wrong_action: 'Step-up proof is for another action',
+  stepup_locked: 'One-time codes locked',
+  stepup_method_not_allowed: 'Step-up method not allowed here',
+  stepup_no_credential: 'Credential not registered to you',
+  stepup_not_enrolled: 'No step-up method set up',
+  stepup_required: 'Step-up required',
+  validation_failed: 'Invalid request body',
+};
+
+/** problem+json body for a failed StepUpResult (for the lifecycle's routes too). */
+export function stepUpProblem(result: Extract<StepUpResult, { ok: false }>): StepUpProblem {
+  return {
+    type: `urn:stint:problem:${result.code}`,
+    title: TITLES[result.code] ?? 'Step-up failed',
+    status: stepUpFailureStatus(result.code),
+    detail: result.message,
+    code: result.code,
+    ...(result.reason ? { reason: result.reason } : {}),
+    ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}),
+    ...(result.retryAfter ? { retryAfter: result.retryAfter.toISOString() } : {}),
+  };
+}
+
+function send(reply: FastifyReply, problem: StepUpProblem, now: Date = new Date()): FastifyReply {
+  if (problem.retryAfter) {
+    const seconds = Math.max(1, Math.ceil((Date.parse(problem.retryAfter) - now.getTime()) / 1000));
+    void reply.header('retry-after', String(seconds));
+  }
+  return reply.code(problem.status).type('application/problem+json').send(problem);
+}
+
+function problem(status: number, code: string, detail: string, extra: Partial<StepUpProblem> = {}): StepUpProblem {
+  return { type: `urn:stint:problem:${code}`, title: TITLES[code] ?? 'Request refused', status, code, detail, ...extra };
+}
+
+function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.output<S> } | { ok: false; problem: StepUpProblem } {
+  const r = schema.safeParse(body ?? {});
+  if (r.success) return { ok: true, value: r.data };
+  return {
+    ok: false,
+    problem: problem(400, 'validation_failed', 'The request body is not valid.', {
+      errors: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    }),
+  };
+}
+
+export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
+  const { service, resolver } = opts;
+  const audit = async (entry: StepUpAuditEntry) => { if (opts.audit) await opts.audit(entry); };
+
+  /** When the user already has a factor, adding another needs a proof for the `enroll` action. */
+  async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined): Promise<StepUpProblem | undefined> {
+    const sub = request.user.sub;
+    const enrolled = await service.enrolledMethods(sub);
+    if (enrolled.length === 0) return undefined;
+    if (!proof) {
+      return problem(403, 'stepup_required', 'You already have a sign-in factor: confirm with it before adding another.', { methods: enrolled });
+    }
+    const result = await service.verifyForHash({ userId: sub, actionHash: enrollActionHash(sub), methods: enrolled, userVerification: true, proof });
+    if (result.ok) return undefined;
+    await audit({ actor: sub, action: 'stepup.enroll.refused', detail: { code: result.code, reason: result.reason, method: proof.method } });
+    return stepUpProblem(result);
+  }
+
+  return async (app) => {
+    app.post('/challenges', async (request, reply) => {
+      const body = parse(ChallengeBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const user: AuthUser = request.user;
+      const action = body.value.action;
+      let target: { actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string };
+      if (action.kind === 'enroll') {
+        const enrolled = await service.enrolledMethods(user.sub);
+        if (enrolled.length === 0) return send(reply, problem(409, 'stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
+        target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Add a new sign-in factor to your account' };
+      } else {
+        const resolved = await resolver.resolve({ sub: user.sub, groups: user.groups }, action);
+        if (!resolved.ok) return send(reply, problem(resolved.status, resolved.code, resolved.message));
+        target = resolved;
+      }
+      const issued = await service.issueChallenge({ userId: user.sub, actionHash: target.actionHash, methods: target.methods, userVerification: target.userVerification });
+      if (!issued.ok) return send(reply, problem(409, issued.code, issued.message, { methods: issued.policyMethods }));
+      const c = issued.challenge;
+      await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
+      const out: StepUpChallenge = {
+        challengeId: c.challengeId,
+        expiresAt: c.expiresAt.toISOString(),
+        summary: target.summary,
+        methods: c.methods,
+        policyMethods: c.policyMethods,
+        userVerification: c.userVerification,
+        ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
+        ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil ? { lockedUntil: c.totp.lockedUntil.toISOString() } : {}) } } : {}),
+      };
+      return reply.code(201).send(out);
+    });
+
+    app.get('/status', async (request) => service.status(request.user.sub));
+
+    app.get('/credentials', async (request) => ({ credentials: await service.listCredentials(request.user.sub) }));
+
+    app.delete<{ Params: { id: string } }>('/credentials/:id', async (request, reply) => {
+      const removed = await service.removeCredential(request.user.sub, request.params.id);
+      if (!removed) return send(reply, problem(404, 'credential_not_found', 'You have no credential with this id.'));
+      await audit({ actor: request.user.sub, action: 'stepup.credential.removed', detail: { credentialId: request.params.id } });
+      return reply.code(204).send();
+    });
+
+    app.post('/webauthn/register/options', async (request, reply) => {
+      const body = parse(RegisterOptionsBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const refused = await enrollGate(request, body.value.stepUp);
+      if (refused) return send(reply, refused, service.now());
+      const { challengeId, options } = await service.registrationOptions(request.user);
+      return { challengeId, options };
+    });
+
+    app.post('/webauthn/register/verify', async (request, reply) => {
+      const body = parse(RegisterVerifyBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const result = await service.verifyRegistration(request.user.sub, body.value);
+      if (!result.ok) {
+        await audit({ actor: request.user.sub, action: 'stepup.credential.refused', detail: { code: result.code, reason: result.reason } });
+        return send(reply, problem(result.code === 'stepup_duplicate' ? 409 : stepUpFailureStatus(result.code), result.code, result.message, result.reason ? { reason: result.reason } : {}));
+      }
+      await audit({ actor: request.user.sub, action: 'stepup.credential.added', detail: { credentialId: result.credential.id, label: result.credential.label } });
+      return reply.code(201).send(result.credential);
+    });
+
+    app.post('/totp/enroll', async (request, reply) => {
+      const body = parse(TotpEnrollBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const refused = await enrollGate(request, body.value.stepUp);
+      if (refused) return send(reply, refused, service.now());
+      const enrolled = await service.enrollTotp(request.user);
+      await audit({ actor: request.user.sub, action: 'stepup.totp.enrolling' });
+      // The secret leaves the server once, here; never cache this response.
+      void reply.header('cache-control', 'no-store');
+      return enrolled;
+    });
+
+    app.post('/totp/confirm', async (request, reply) => {
+      const body = parse(TotpConfirmBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const result = await service.confirmTotp(request.user.sub, body.value.code);
+      if (!result.ok) return send(reply, problem(result.code === 'totp_wrong_code' ? 400 : 409, result.code, result.message));
+      await audit({ actor: request.user.sub, action: 'stepup.totp.confirmed' });
+      return { confirmed: true as const };
+    });
+
+    app.delete('/totp', async (request, reply) => {
+      const removed = await service.removeTotp(request.user.sub);
+      if (!removed) return send(reply, problem(404, 'totp_not_enrolled', 'You have no authenticator app set up.'));
+      await audit({ actor: request.user.sub, action: 'stepup.totp.removed' });
+      return reply.code(204).send();
+    });
+  };
+}
