@@ -5,8 +5,8 @@
 # STINT_PG_BIN to PostgreSQL's bin directory.
 set -euo pipefail
 
-packages=(postgresql openssh-server openssh-client chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates)
-need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon)
+packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates)
+need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/bin/curl /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon)
 
 missing=()
 for path in "${need_cmds[@]}"; do [ -x "$path" ] || missing+=("$path"); done
@@ -41,6 +41,6 @@ if ! id -u stintbastion >/dev/null 2>&1; then
   "${sudo_cmd[@]}" useradd -m -s /bin/bash stintbastion
 fi
 "${sudo_cmd[@]}" usermod -p '*' stintbastion
-"${sudo_cmd[@]}" mkdir -p /run/sshd
+"${sudo_cmd[@]}" mkdir -p /run/sshd /usr/local/libexec
 
 echo "prereqs: ok"

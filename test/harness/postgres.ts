@@ -1,6 +1,7 @@
 // PostgreSQL 15 from Debian: initdb + postgres on a free loopback port, scram-sha-256 only (never trust),
 // with an admin role for the grant server. As root, the cluster runs as the `postgres` system user.
-import { writeFileSync, mkdirSync, chownSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdirSync, chownSync, existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
@@ -35,24 +36,33 @@ function systemUser(name: string): { uid: number; gid: number } | undefined {
   }
 }
 
-export async function startPostgres(options: { database?: string } = {}): Promise<PostgresInstance> {
+export interface PostgresOptions {
+  database?: string;
+  /** Keep the cluster in this dir and reuse it on the next start (the demo); default: a fresh temp dir. */
+  dir?: string;
+  port?: number;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
   if (!existsSync(join(PG_BIN, 'initdb'))) {
     throw new Error(`PostgreSQL 15 not found in ${PG_BIN}: run \`npm run test:all\` (or build/prereqs.sh) to install it`);
   }
-  const dir = serviceDir('postgres');
+  const dir = options.dir ?? serviceDir('postgres');
+  mkdirSync(dir, { recursive: true });
   const data = join(dir, 'data');
   const sockets = join(dir, 'sock');
-  mkdirSync(sockets);
+  mkdirSync(sockets, { recursive: true });
   const adminUser = 'stint_admin';
-  const adminPassword = `pw-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
   const pwfile = join(dir, 'pwfile');
-  writeFileSync(pwfile, adminPassword, { mode: 0o600 });
+  const reuse = existsSync(join(data, 'PG_VERSION')) && existsSync(pwfile);
+  const adminPassword = reuse ? readFileSync(pwfile, 'utf8') : randomBytes(18).toString('base64url');
+  if (!reuse) writeFileSync(pwfile, adminPassword, { mode: 0o600 });
   const runAs = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
   if (process.getuid?.() === 0 && !runAs) throw new Error('running as root needs the `postgres` system user: install the postgresql package');
   if (runAs) for (const path of [dir, sockets, pwfile]) chownSync(path, runAs.uid, runAs.gid);
   const as = runAs ? { uid: runAs.uid, gid: runAs.gid } : {};
-  await mustRun(join(PG_BIN, 'initdb'), ['-D', data, '-U', adminUser, `--pwfile=${pwfile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions'], { ...as, cwd: dir });
-  const port = await freePort();
+  if (!reuse) await mustRun(join(PG_BIN, 'initdb'), ['-D', data, '-U', adminUser, `--pwfile=${pwfile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions'], { ...as, cwd: dir });
+  const port = options.port ?? await freePort();
   const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sockets}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300', '-c', 'password_encryption=scram-sha-256'];
   let proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
   const database = options.database ?? 'appdb';
@@ -72,7 +82,8 @@ export async function startPostgres(options: { database?: string } = {}): Promis
     return true;
   }, 20_000, 100);
   await ready();
-  await query(`create database ${database}`, [], 'postgres');
+  const exists = await query('select 1 from pg_database where datname = $1', [database], 'postgres');
+  if (!exists.length) await query(`create database ${database}`, [], 'postgres');
   return {
     host: '127.0.0.1', port, adminUser, adminPassword, database, adminUrl, query,
     stop: async () => proc.stop('SIGINT'),

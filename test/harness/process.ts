@@ -19,6 +19,7 @@ export function startProcess(dir: string, command: string, args: string[], optio
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   child.on('error', (error) => { log += `\n[spawn error] ${error.message}`; });
+  child.stdin?.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -46,6 +47,8 @@ export function run(command: string, args: string[], options: SpawnOptions & { i
     child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // A child that exits before reading its stdin must not turn into an unhandled EPIPE.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
 }

@@ -1,7 +1,7 @@
 // Every harness service lives in a temp dir under one root per test run, and records the pid of what it started.
 // Normal teardown stops each service; test/harness/global-teardown.ts then kills anything still recorded and
 // removes the root, so an interrupted or failed run leaves no process and no directory behind.
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync, chmodSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, chmodSync, readdirSync, readFileSync, existsSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,6 +41,11 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Something a test created outside the run's root (e.g. under /usr/local/libexec): removed by the sweep too. */
+export function registerCleanupPath(path: string): void {
+  appendFileSync(join(testRoot(), 'cleanup-paths'), `${path}\n`);
+}
+
 /** Kill every recorded process under root (their process groups first) and remove the root. */
 export function sweep(root: string): { killed: number[] } {
   const killed: number[] = [];
@@ -53,6 +58,10 @@ export function sweep(root: string): { killed: number[] } {
     try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader */ }
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     killed.push(pid);
+  }
+  const extra = join(root, 'cleanup-paths');
+  if (existsSync(extra)) {
+    for (const path of readFileSync(extra, 'utf8').split('\n').filter(Boolean)) rmSync(path, { recursive: true, force: true });
   }
   rmSync(root, { recursive: true, force: true });
   return { killed };

@@ -1,0 +1,303 @@
+// The kill companion, run as root on the bastion host beside sshd. sshd checks keys (and expiry-time) only at login,
+// so a live SSH connection outlives its grant; this process follows the grant server's end events and terminates
+// the sshd processes that serve each ended grant (the key command reported them), closing the connection.
+//
+//   tsx server/bastion/companion.ts [-f /etc/stint/bastion.env]
+//
+// It reads STINT_SERVER_URL and STINT_BASTION_TOKEN from the same file as the key command. The live feed is SSE
+// (GET /v1/bastion/events); on every (re)connect it first catches up with GET /v1/bastion/ended?since=, so an end
+// that happened while it was disconnected is still acted on.
+import { readFileSync, readdirSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+export interface EndedEvent {
+  grantId: string;
+  keyBase64: string;
+  at: string;
+  pids: number[];
+}
+
+/** What the companion needs to know about processes; injected so tests can use the real /proc or a fake. */
+export interface ProcessTable {
+  /** Executable name (/proc/<pid>/comm), undefined when the process does not exist. */
+  name(pid: number): string | undefined;
+  /** Command line as shown by ps (sshd sets its title, e.g. `sshd: user [priv]`). */
+  title(pid: number): string | undefined;
+  /** Direct children. */
+  children(pid: number): number[];
+  /** Exists and is not a zombie (an exited child waiting to be reaped needs no signal). */
+  running(pid: number): boolean;
+}
+
+export interface CompanionLogger {
+  info: (obj: object, msg?: string) => void;
+  warn: (obj: object, msg?: string) => void;
+  error: (obj: object, msg?: string) => void;
+}
+
+export interface CompanionOptions {
+  serverUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+  kill?: (pid: number, signal: NodeJS.Signals) => void;
+  processes?: ProcessTable;
+  clock?: () => Date;
+  logger?: CompanionLogger;
+  /** At start, act on ends this far back (connections made before a companion restart). Default 10 min. */
+  lookbackMs?: number;
+  /** SIGTERM, then SIGKILL whatever is left after this long. Default 2 s. */
+  killGraceMs?: number;
+  /** Reconnect when the stream is silent this long (server heartbeats every 15 s). Default 45 s. */
+  idleTimeoutMs?: number;
+  /** Reconnect backoff bounds. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Called after an ended grant's processes were handled (for tests and metrics). */
+  onHandled?: (event: EndedEvent, killed: number[]) => void;
+}
+
+export interface Companion {
+  /** Resolves once the first catch-up after connecting has been processed. */
+  ready: Promise<void>;
+  stop: () => Promise<void>;
+}
+
+export const procfs: ProcessTable = {
+  name(pid) {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  },
+  title(pid) {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+    } catch {
+      return undefined;
+    }
+  },
+  children(pid) {
+    const found: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // Field 4 (ppid) follows the parenthesised name, which may itself contain spaces or parentheses.
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === pid) found.push(Number(entry));
+      } catch { /* exited while scanning */ }
+    }
+    return found;
+  },
+  running(pid) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  },
+};
+
+const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+});
+
+/** Parse a server-sent-events byte stream into (event, data) pairs. */
+export async function* readSse(body: ReadableStream<Uint8Array>, onActivity: () => void): AsyncGenerator<{ event: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      onActivity();
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let boundary: number;
+      while ((boundary = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        let event = 'message';
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const colon = line.indexOf(':');
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+          if (field === 'event') event = value;
+          else if (field === 'data') data.push(value);
+        }
+        if (data.length) yield { event, data: data.join('\n') };
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function isEndedEvent(value: unknown): value is EndedEvent {
+  const v = value as EndedEvent;
+  return typeof v === 'object' && v !== null && typeof v.grantId === 'string' && typeof v.at === 'string'
+    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1);
+}
+
+export function startCompanion(options: CompanionOptions): Companion {
+  const doFetch = options.fetch ?? fetch;
+  const kill = options.kill ?? ((pid: number, signal: NodeJS.Signals) => process.kill(pid, signal));
+  const processes = options.processes ?? procfs;
+  const clock = options.clock ?? (() => new Date());
+  const logger = options.logger;
+  const lookbackMs = options.lookbackMs ?? 600_000;
+  const killGraceMs = options.killGraceMs ?? 2_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  const minBackoffMs = options.minBackoffMs ?? 500;
+  const maxBackoffMs = options.maxBackoffMs ?? 10_000;
+  const base = `${options.serverUrl.replace(/\/$/, '')}/v1/bastion`;
+  const headers = { authorization: `Bearer ${options.token}` };
+  const stopping = new AbortController();
+  /** grantId → pids already handled (a later event for the same grant may carry new pids). */
+  const handled = new Map<string, { at: number; pids: Set<number> }>();
+  let since = new Date(clock().getTime() - lookbackMs);
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const pending = new Set<Promise<void>>();
+
+  /** The pid plus all its descendants, if it is a per-connection sshd (never the listener, never another program). */
+  function connectionTree(pid: number): number[] {
+    if (processes.name(pid) !== 'sshd') return [];
+    const title = processes.title(pid) ?? '';
+    if (title.includes('[listener]') || !title.startsWith('sshd:')) return [];
+    const tree = [pid];
+    for (let i = 0; i < tree.length; i += 1) tree.push(...processes.children(tree[i]!));
+    return tree;
+  }
+
+  async function terminate(pids: number[]): Promise<number[]> {
+    const targets = [...new Set(pids.flatMap(connectionTree))];
+    for (const pid of targets) {
+      try { kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+    const deadline = Date.now() + killGraceMs;
+    let alive = targets;
+    while (alive.length && Date.now() < deadline) {
+      await sleep(20);
+      alive = alive.filter((pid) => processes.running(pid));
+    }
+    for (const pid of alive) {
+      try { kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    return targets;
+  }
+
+  function handle(event: EndedEvent): void {
+    const at = Date.parse(event.at);
+    if (!Number.isNaN(at) && at > since.getTime()) since = new Date(at);
+    const seen = handled.get(event.grantId) ?? { at: Date.now(), pids: new Set<number>() };
+    handled.set(event.grantId, seen);
+    const fresh = event.pids.filter((pid) => !seen.pids.has(pid));
+    fresh.forEach((pid) => seen.pids.add(pid));
+    const work = (async () => {
+      const killed = fresh.length ? await terminate(fresh) : [];
+      if (killed.length) logger?.info({ grantId: event.grantId, pids: killed }, 'ended grant: closed its ssh connections');
+      options.onHandled?.(event, killed);
+    })().catch((error: unknown) => logger?.error({ grantId: event.grantId, err: String(error) }, 'could not end ssh connections'));
+    pending.add(work);
+    void work.finally(() => pending.delete(work));
+    // Keep the memory bounded: forget grants handled long ago.
+    const horizon = Date.now() - 2 * lookbackMs - 3_600_000;
+    for (const [grantId, entry] of handled) if (entry.at < horizon) handled.delete(grantId);
+  }
+
+  async function catchUp(signal: AbortSignal): Promise<void> {
+    // Overlap by a few seconds: ends are de-duplicated, and clocks or commit order may differ slightly.
+    const from = new Date(since.getTime() - 5_000);
+    const response = await doFetch(`${base}/ended?since=${encodeURIComponent(from.toISOString())}`, { headers, signal });
+    if (!response.ok) throw new Error(`ended?since answered ${response.status}`);
+    const body = (await response.json()) as { events?: unknown[] };
+    for (const event of body.events ?? []) if (isEndedEvent(event)) handle(event);
+  }
+
+  async function follow(): Promise<void> {
+    let backoff = minBackoffMs;
+    while (!stopping.signal.aborted) {
+      const attempt = new AbortController();
+      const onStop = () => attempt.abort();
+      stopping.signal.addEventListener('abort', onStop, { once: true });
+      let idle: NodeJS.Timeout | undefined;
+      const touch = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => attempt.abort(), idleTimeoutMs);
+      };
+      try {
+        touch();
+        const response = await doFetch(`${base}/events`, { headers: { ...headers, accept: 'text/event-stream' }, signal: attempt.signal });
+        if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
+        // Subscribed first, then catch up: nothing can fall between the two.
+        await catchUp(attempt.signal);
+        markReady();
+        backoff = minBackoffMs;
+        for await (const message of readSse(response.body, touch)) {
+          if (message.event !== 'ended') continue;
+          try {
+            const event: unknown = JSON.parse(message.data);
+            if (isEndedEvent(event)) handle(event);
+          } catch { /* a malformed event is skipped; the next catch-up covers it */ }
+        }
+      } catch (error) {
+        if (!stopping.signal.aborted) logger?.warn({ err: String(error) }, 'grant server stream lost; reconnecting');
+      } finally {
+        clearTimeout(idle);
+        stopping.signal.removeEventListener('abort', onStop);
+        attempt.abort();
+      }
+      if (stopping.signal.aborted) break;
+      await sleep(backoff, stopping.signal);
+      backoff = Math.min(maxBackoffMs, backoff * 2);
+    }
+  }
+
+  const loop = follow();
+  return {
+    ready,
+    stop: async () => {
+      stopping.abort();
+      await loop;
+      await Promise.all([...pending]);
+    },
+  };
+}
+
+/** KEY=value lines, as written for the key command. */
+export function readBastionEnv(path: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (match) values[match[1]!] = match[2]!;
+  }
+  return values;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const flag = argv.indexOf('-f');
+  const path = flag >= 0 && argv[flag + 1] ? argv[flag + 1]! : '/etc/stint/bastion.env';
+  const env = readBastionEnv(path);
+  const serverUrl = env.STINT_SERVER_URL;
+  const token = env.STINT_BASTION_TOKEN;
+  if (!serverUrl || !token) {
+    process.stderr.write(`stint companion: ${path} must set STINT_SERVER_URL and STINT_BASTION_TOKEN\n`);
+    process.exit(2);
+  }
+  const log = (level: string) => (obj: object, msg?: string) =>
+    process.stdout.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg, ...obj })}\n`);
+  const companion = startCompanion({ serverUrl, token, logger: { info: log('info'), warn: log('warn'), error: log('error') } });
+  const shutdown = () => void companion.stop().then(() => process.exit(0));
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main(process.argv.slice(2));
+}

@@ -1,0 +1,205 @@
+// What bastions ask the grant server, outside user auth (each bastion has its own bearer token):
+//   GET /authorized-keys?user=&type=&key=&pid=  — for sshd's AuthorizedKeysCommand: the one key line of the active
+//                                                grant owning that key, or an empty body (sshd then refuses).
+//   GET /ended?since=<iso>                       — grant ends behind this bastion since an instant (catch-up).
+//   GET /events                                  — the same ends, live, as server-sent events.
+//   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
+//                                                to the `pid` query parameter, for key programs that report later).
+// Register at prefix /v1/bastion: `app.register(bastionRoutes({ lookup, bastions }), { prefix: '/v1/bastion' })`.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from './seam';
+import { createMemorySessionStore, type BastionSessionStore } from './sessions';
+
+export interface BastionRoutesOptions {
+  lookup: BastionGrantLookup;
+  /** Bastion id → its credential. The token identifies the bastion. */
+  bastions: Record<string, { token: string; /** Login users this bastion serves keys for (default: any). */ users?: string[] }>;
+  /** Where pids reported by key commands are kept (default: in memory). */
+  sessions?: BastionSessionStore;
+  /** SSE keep-alive comment interval; the companion reconnects when it hears nothing for 3 intervals. Default 15 s. */
+  heartbeatMs?: number;
+  /** How long pids of an ended grant are kept for catch-up by `ended?since=`. Default 1 h. */
+  sessionRetentionMs?: number;
+}
+
+/** The event the companion receives: which key's grant ended and which sshd processes served it. */
+export interface BastionEndedEvent {
+  grantId: string;
+  keyBase64: string;
+  at: string;
+  pids: number[];
+}
+
+const KEY_BODY = /^[A-Za-z0-9+/]+={0,2}$/;
+const HOSTNAME = /^[A-Za-z0-9._-]+$/;
+const IPV6 = /^[0-9A-Fa-f:.]+$/;
+
+/** `YYYYMMDDHHMMSSZ` in UTC, the form sshd's expiry-time accepts (with Z, or sshd reads local time). */
+export function sshExpiryTime(at: Date): string {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${pad(at.getUTCFullYear(), 4)}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`
+    + `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}Z`;
+}
+
+/** A plausible ssh-ed25519 public key body: base64 of a blob that starts with the key type. */
+export function isEd25519KeyBody(keyBase64: string): boolean {
+  if (!KEY_BODY.test(keyBase64) || keyBase64.length > 200) return false;
+  const blob = Buffer.from(keyBase64, 'base64');
+  return blob.length === 51 && blob.readUInt32BE(0) === 11 && blob.subarray(4, 15).toString('latin1') === 'ssh-ed25519';
+}
+
+/**
+ * The authorized_keys line for a grant: forwarding to the grant's one target only, until the grant's end, and no
+ * command (restrict alone still lets `exec` run one, so the forced command is nologin). Undefined when any part
+ * could not be written safely (the line is parsed by sshd as options; nothing may break out of a quoted value).
+ */
+export function authorizedKeyLine(grant: BastionGrant, keyBase64: string): string | undefined {
+  const { host, port } = grant.target;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
+  let hostPart: string;
+  if (HOSTNAME.test(host)) hostPart = host;
+  else if (IPV6.test(host) && host.includes(':')) hostPart = `[${host}]`;
+  else return undefined;
+  if (!isEd25519KeyBody(keyBase64) || Number.isNaN(grant.endsAt.getTime())) return undefined;
+  const comment = `grant:${grant.grantId.replace(/[^A-Za-z0-9_.:-]/g, '_')}`;
+  return `restrict,port-forwarding,permitopen="${hostPart}:${port}",expiry-time="${sshExpiryTime(grant.endsAt)}",`
+    + `command="/usr/sbin/nologin" ssh-ed25519 ${keyBase64} ${comment}`;
+}
+
+const KeysQuery = z.object({
+  user: z.string().max(256).optional(),
+  type: z.string().max(64),
+  key: z.string().max(4096),
+  pid: z.coerce.number().int().min(2).max(2 ** 31).optional(),
+});
+const EndedQuery = z.object({ since: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'an ISO instant') });
+const SessionBody = z.strictObject({ grantId: z.string().min(1).max(200), pid: z.number().int().min(2).max(2 ** 31) });
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
+  return async (app) => {
+    const sessions = opts.sessions ?? createMemorySessionStore();
+    const heartbeatMs = opts.heartbeatMs ?? 15_000;
+    const retentionMs = opts.sessionRetentionMs ?? 3_600_000;
+    const credentials = Object.entries(opts.bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users }));
+    const bastionOf = new WeakMap<FastifyRequest, string>();
+    const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
+    const forgetTimers = new Set<NodeJS.Timeout>();
+
+    const toEvent = (ended: GrantEndedForBastion): BastionEndedEvent => ({
+      grantId: ended.grantId,
+      keyBase64: ended.keyBase64,
+      at: ended.at.toISOString(),
+      pids: sessions.pidsFor(ended.bastionId, ended.grantId),
+    });
+
+    const unsubscribe = opts.lookup.onGrantEnded((ended) => {
+      const event = toEvent(ended);
+      for (const stream of streams) if (stream.bastionId === ended.bastionId) stream.send(event);
+      const timer = setTimeout(() => {
+        forgetTimers.delete(timer);
+        sessions.forget(ended.bastionId, ended.grantId);
+      }, retentionMs);
+      timer.unref();
+      forgetTimers.add(timer);
+    });
+
+    // SSE responses are hijacked long-lived sockets: end them before the server waits for connections to drain.
+    app.addHook('preClose', async () => {
+      for (const stream of streams) stream.end();
+    });
+    app.addHook('onClose', async () => {
+      unsubscribe();
+      for (const timer of forgetTimers) clearTimeout(timer);
+    });
+
+    app.addHook('onRequest', async (request, reply) => {
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
+      let found: string | undefined;
+      if (match?.[1]) {
+        const presented = digest(match[1]);
+        // Compare against every bastion, in constant time each, without stopping at the first match.
+        for (const credential of credentials) {
+          if (timingSafeEqual(presented, credential.digest) && found === undefined) found = credential.id;
+        }
+      }
+      if (found === undefined) {
+        return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain; charset=utf-8').send('');
+      }
+      bastionOf.set(request, found);
+    });
+
+    app.get('/authorized-keys', async (request, reply) => {
+      reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
+      const bastionId = bastionOf.get(request)!;
+      const parsed = KeysQuery.safeParse(request.query);
+      if (!parsed.success || parsed.data.type !== 'ssh-ed25519' || !isEd25519KeyBody(parsed.data.key)) return '';
+      const { user, key, pid } = parsed.data;
+      const allowedUsers = credentials.find((c) => c.id === bastionId)?.users;
+      if (allowedUsers && (!user || !allowedUsers.includes(user))) return '';
+      let grant: BastionGrant | undefined;
+      try {
+        grant = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
+      } catch (error) {
+        request.log.error({ err: error }, 'bastion key lookup failed');
+        return reply.code(503).send('');
+      }
+      if (!grant) return '';
+      const line = authorizedKeyLine(grant, key);
+      if (!line) {
+        request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
+        return '';
+      }
+      if (pid !== undefined) sessions.record(bastionId, grant.grantId, pid);
+      return `${line}\n`;
+    });
+
+    app.post('/sessions', async (request, reply) => {
+      const bastionId = bastionOf.get(request)!;
+      const parsed = SessionBody.safeParse(request.body);
+      if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
+      sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
+      return reply.code(204).send();
+    });
+
+    app.get('/ended', async (request, reply) => {
+      const bastionId = bastionOf.get(request)!;
+      const parsed = EndedQuery.safeParse(request.query);
+      if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
+      const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
+      return { events: ended.map(toEvent) };
+    });
+
+    app.get('/events', (request, reply) => {
+      const bastionId = bastionOf.get(request)!;
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      raw.write('retry: 2000\n: connected\n\n');
+      const heartbeat = setInterval(() => raw.write(': ping\n\n'), heartbeatMs);
+      const stream = {
+        bastionId,
+        send: (event: BastionEndedEvent) => raw.write(`event: ended\nid: ${event.at}\ndata: ${JSON.stringify(event)}\n\n`),
+        end: () => {
+          cleanup();
+          raw.end();
+        },
+      };
+      const cleanup = () => {
+        clearInterval(heartbeat);
+        streams.delete(stream);
+      };
+      streams.add(stream);
+      request.raw.on('close', cleanup);
+    });
+  };
+}

@@ -1,0 +1,173 @@
+// Test helpers for the credentials/bastion tests: a grant lookup whose state the test controls (until the real
+// lifecycle exists), the key program installed where sshd accepts it, and an ssh2 tunnel like the agent's.
+import { EventEmitter } from 'node:events';
+import { mkdirSync, copyFileSync, writeFileSync, chownSync, chmodSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import ssh2, { type Client, type ClientChannel } from 'ssh2';
+
+const { utils } = ssh2;
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../../server/bastion/seam';
+import { registerCleanupPath } from '../harness/tmp';
+
+export interface TestGrant extends BastionGrant {
+  bastionId: string;
+  keyBase64: string;
+  endedAt?: Date;
+}
+
+export class MemoryLookup implements BastionGrantLookup {
+  readonly grants = new Map<string, TestGrant>();
+  private readonly events = new EventEmitter();
+
+  add(grant: TestGrant): void {
+    this.grants.set(grant.grantId, grant);
+  }
+
+  end(grantId: string, at = new Date()): void {
+    const grant = this.grants.get(grantId);
+    if (!grant || grant.endedAt) return;
+    grant.endedAt = at;
+    const event: GrantEndedForBastion = { grantId, bastionId: grant.bastionId, keyBase64: grant.keyBase64, at };
+    this.events.emit('ended', event);
+  }
+
+  async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
+    if (keyType !== 'ssh-ed25519') return undefined;
+    for (const grant of this.grants.values()) {
+      if (grant.bastionId === bastionId && grant.keyBase64 === keyBase64 && !grant.endedAt && grant.endsAt.getTime() > Date.now()) {
+        return { grantId: grant.grantId, owner: grant.owner, endsAt: grant.endsAt, target: grant.target };
+      }
+    }
+    return undefined;
+  }
+
+  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+    return [...this.grants.values()]
+      .filter((g) => g.bastionId === bastionId && g.endedAt && g.endedAt.getTime() > since.getTime())
+      .sort((a, b) => a.endedAt!.getTime() - b.endedAt!.getTime())
+      .map((g) => ({ grantId: g.grantId, bastionId: g.bastionId, keyBase64: g.keyBase64, at: g.endedAt! }));
+  }
+
+  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void {
+    this.events.on('ended', listener);
+    return () => this.events.off('ended', listener);
+  }
+}
+
+export interface ClientKey {
+  privateKey: string;
+  publicLine: string;
+  keyBase64: string;
+}
+
+export function newClientKey(): ClientKey {
+  const pair = utils.generateKeyPairSync('ed25519');
+  const keyBase64 = pair.public.split(' ')[1]!;
+  return { privateKey: pair.private, publicLine: pair.public, keyBase64 };
+}
+
+export interface InstalledKeysCommand {
+  dir: string;
+  program: string;
+  config: string;
+  /** The AuthorizedKeysCommand line for sshd_config. */
+  command: string;
+  writeConfig: (values: Record<string, string>) => void;
+  remove: () => void;
+}
+
+/**
+ * sshd runs an AuthorizedKeysCommand only if it and every directory above it are root-owned and not writable by
+ * group/others, so /tmp will not do: install under a fresh /usr/local/libexec/stint-test-<random>/ (removed by
+ * `remove`). The config holds the token: root-owned, readable by the command user's group only.
+ */
+export function installKeysCommand(source: string, commandUser = 'nobody'): InstalledKeysCommand {
+  const parent = '/usr/local/libexec';
+  mkdirSync(parent, { recursive: true });
+  // A run killed before its afterAll leaves its copy behind (the harness sweep only knows the temp root): remove
+  // copies older than an hour, which no running test can still be using.
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith('stint-test-')) continue;
+    const path = join(parent, entry);
+    try {
+      if (Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true });
+    } catch { /* removed meanwhile */ }
+  }
+  const dir = join(parent, `stint-test-${randomBytes(6).toString('hex')}`);
+  mkdirSync(dir, { mode: 0o755 });
+  registerCleanupPath(dir);
+  chownSync(dir, 0, 0);
+  chmodSync(dir, 0o755);
+  const program = join(dir, 'authorized-keys');
+  copyFileSync(source, program);
+  chownSync(program, 0, 0);
+  chmodSync(program, 0o755);
+  const config = join(dir, 'bastion.env');
+  const gid = Number(execFileSync('id', ['-g', commandUser]).toString().trim());
+  const writeConfig = (values: Record<string, string>) => {
+    writeFileSync(config, Object.entries(values).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o640 });
+    chownSync(config, 0, gid);
+    chmodSync(config, 0o640);
+  };
+  writeConfig({});
+  return { dir, program, config, command: `${program} -f ${config} %u %t %k`, writeConfig, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface SshSession {
+  client: Client;
+  closed: Promise<void>;
+  isClosed: () => boolean;
+}
+
+export function sshConnect(options: { host: string; port: number; username: string; privateKey: string }): Promise<SshSession> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    let closed = false;
+    const closedPromise = new Promise<void>((r) => client.once('close', () => { closed = true; r(); }));
+    client.once('ready', () => resolve({ client, closed: closedPromise, isClosed: () => closed }));
+    client.once('error', reject);
+    client.connect({ ...options, readyTimeout: 10_000 });
+  });
+}
+
+export function forwardOut(client: Client, host: string, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    client.forwardOut('127.0.0.1', 0, host, port, (error, channel) => (error ? reject(error) : resolve(channel)));
+  });
+}
+
+/** A local listener that forwards each connection through the SSH client, like the agent's tunnel (psql target). */
+export async function localTunnel(client: Client, host: string, port: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const server: Server = createServer((socket) => {
+    socket.setNoDelay(true);
+    client.forwardOut('127.0.0.1', 0, host, port, (error, channel) => {
+      if (error) return socket.destroy();
+      socket.pipe(channel).pipe(socket);
+      channel.on('close', () => socket.destroy());
+      socket.on('close', () => channel.close());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Run a command over SSH; resolves with its output and exit code, or rejects when the server refuses. */
+export function sshExec(client: Client, command: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error, stream) => {
+      if (error) return reject(error);
+      let output = '';
+      let code: number | null = null;
+      stream.on('data', (d: Buffer) => (output += d.toString()));
+      stream.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      stream.on('exit', (c: number | null) => (code = c));
+      stream.on('close', () => resolve({ code, output }));
+    });
+  });
+}
