@@ -171,7 +171,7 @@ export class DeadlineScheduler {
     const remaining = entry.monoDeadline - monoNow;
     if (remaining <= 0) {
       this.entries.delete(entry.id);
-      this.onEvent({ type: 'deadline', id: entry.id, endsAt: entry.endsAt, lateByMs: -remaining });
+      this.onEvent({ type: 'deadline', id: entry.id, endsAt: entry.endsAt, lateByMs: Math.max(0, -remaining) });
       return;
     }
     const crossed = this.warnings.filter((t) => remaining <= t && !entry.warned.has(t));

@@ -57,6 +57,10 @@ export const LocalGrant = z.object({
    * for clock offset) and the monotonic estimate. Time left = localEndsAt − now.
    */
   localEndsAt: Instant,
+  /** 'ended' once the agent has ended local access (deadline, release, revoke), whether or not the server knows. */
+  localState: z.enum(['active', 'ended']),
+  /** The last expiry warning given: 5 or 1 (minutes left). */
+  warnedMinutes: z.number().int().positive().optional(),
   tunnel: TunnelView.optional(),
 });
 export type LocalGrant = z.infer<typeof LocalGrant>;

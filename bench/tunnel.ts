@@ -1,0 +1,186 @@
+// Benchmark: our tunnel (ssh2 in this process) against OpenSSH `ssh -N -L` through the same harness sshd, to the same
+// PostgreSQL, in the same run. Throughput is measured by external programs (psql, and child Node processes as raw TCP
+// source and sink), so this process does only what the agent does: run the tunnel.
+//   copy_ratio_vs_openssh  psql `COPY … TO STDOUT` MB/s through ours ÷ through OpenSSH   (target ≥ 1.0)
+//   raw_ratio_vs_openssh   raw TCP MB/s through ours ÷ through OpenSSH                   (target ≥ 1.0)
+//   setup_ms / openssh_setup_ms   start → first PostgreSQL byte (answer to an SSLRequest), median
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startPostgres, PG_BIN } from '../test/harness/postgres';
+import { startSshd } from '../test/harness/sshd';
+import { freePort } from '../test/harness/ports';
+import { serviceDir, testRoot, sweep } from '../test/harness/tmp';
+import { openTunnel } from '../electron/core/tunnels';
+import { generateGrantKey } from '../electron/core/vault';
+
+const MB = 1024 * 1024;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Send a PostgreSQL SSLRequest and wait for the one-byte answer: the first byte from the database. */
+function firstPgByte(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    socket.once('connect', () => socket.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])));
+    socket.once('data', (d) => { socket.destroy(); resolve(d.length > 0); });
+    socket.once('error', () => resolve(false));
+    socket.once('close', () => resolve(false));
+  });
+}
+
+async function untilFirstPgByte(port: number, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await firstPgByte(port)) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`no PostgreSQL byte through port ${port}`);
+}
+
+function runChild(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const SOURCE = `
+const net = require('node:net');
+const total = Number(process.argv[1]);
+const chunk = Buffer.alloc(1 << 20, 120);
+net.createServer((s) => {
+  let left = total;
+  const pump = () => { while (left > 0) { left -= chunk.length; if (!s.write(chunk)) return void s.once('drain', pump); } s.end(); };
+  pump();
+}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
+
+const SINK = `
+const net = require('node:net');
+const started = process.hrtime.bigint();
+let bytes = 0;
+const s = net.connect(Number(process.argv[1]), '127.0.0.1');
+s.on('data', (d) => { bytes += d.length; });
+s.on('end', () => { console.log(JSON.stringify({ bytes, ms: Number(process.hrtime.bigint() - started) / 1e6 })); });`;
+
+async function rawMbps(port: number, expectBytes: number): Promise<number> {
+  const out = await runChild(process.execPath, ['-e', SINK, String(port)]);
+  const { bytes, ms } = JSON.parse(out.stdout.trim()) as { bytes: number; ms: number };
+  if (bytes < expectBytes) throw new Error(`raw transfer short: ${bytes} of ${expectBytes} bytes`);
+  return bytes / MB / (ms / 1000);
+}
+
+export default async function tunnelBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
+  const copyMb = 200;
+  const rawMb = opts.quick ? 200 : 400;
+  const rounds = opts.quick ? 2 : 4;
+  const setupRounds = opts.quick ? 5 : 11;
+  const ownRoot = !process.env.STINT_TEST_ROOT;
+  const root = testRoot();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    const db = await startPostgres();
+    cleanups.push(() => db.stop());
+    const source: ChildProcess = spawn(process.execPath, ['-e', SOURCE, String(rawMb * MB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => void source.kill());
+    const sourcePort = await new Promise<number>((resolve) => source.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    const sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`, `127.0.0.1:${sourcePort}`] });
+    cleanups.push(() => sshd.stop());
+    const key = generateGrantKey('stint-bench');
+    sshd.setAuthorizedKeys([`restrict,port-forwarding,permitopen="127.0.0.1:${db.port}",permitopen="127.0.0.1:${sourcePort}" ${key.publicKey}`]);
+    const dir = serviceDir('bench-tunnel');
+    const keyFile = join(dir, 'id_ed25519');
+    writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+    const bastion = { host: sshd.host, port: sshd.port, user: sshd.user, hostKeys: [sshd.hostKeyLine] };
+
+    // --- setup time: start → first PostgreSQL byte ---
+    const ours: number[] = [];
+    for (let i = 0; i < setupRounds; i++) {
+      const port = await freePort();
+      const t0 = performance.now();
+      const tunnel = await openTunnel({ bastion, target: { host: '127.0.0.1', port: db.port }, privateKey: key.privateKey, preferredPort: port });
+      await untilFirstPgByte(tunnel.port);
+      ours.push(performance.now() - t0);
+      await tunnel.close();
+    }
+    const sshArgs = (localPort: number, targetPort: number) => [
+      '-N', '-L', `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`, '-i', keyFile, '-p', String(sshd.port),
+      '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ExitOnForwardFailure=yes',
+      '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', '-F', '/dev/null', `${sshd.user}@${sshd.host}`,
+    ];
+    const openssh: number[] = [];
+    for (let i = 0; i < setupRounds; i++) {
+      const port = await freePort();
+      const t0 = performance.now();
+      const ssh = spawn('ssh', sshArgs(port, db.port), { stdio: 'ignore' });
+      try {
+        await untilFirstPgByte(port);
+        openssh.push(performance.now() - t0);
+      } finally {
+        ssh.kill();
+      }
+    }
+
+    // --- throughput: the same tunnels for every round ---
+    const ourPg = await openTunnel({ bastion, target: { host: '127.0.0.1', port: db.port }, privateKey: key.privateKey, preferredPort: await freePort() });
+    const ourRaw = await openTunnel({ bastion, target: { host: '127.0.0.1', port: sourcePort }, privateKey: key.privateKey, preferredPort: await freePort() });
+    cleanups.push(() => ourPg.close(), () => ourRaw.close());
+    const sshPgPort = await freePort();
+    const sshRawPort = await freePort();
+    const sshPg = spawn('ssh', sshArgs(sshPgPort, db.port), { stdio: 'ignore' });
+    const sshRaw = spawn('ssh', sshArgs(sshRawPort, sourcePort), { stdio: 'ignore' });
+    cleanups.push(() => void sshPg.kill(), () => void sshRaw.kill());
+    await untilFirstPgByte(sshPgPort);
+
+    const copySql = `COPY (SELECT repeat('x', 1000) FROM generate_series(1, ${Math.round((copyMb * MB) / 1001)})) TO STDOUT`;
+    const copyMbps = async (port: number) => {
+      const t0 = performance.now();
+      const out = await runChild(join(PG_BIN, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', db.adminUser, '-d', db.database, '-X', '-q', '-o', '/dev/null', '-c', copySql], { ...process.env, PGPASSWORD: db.adminPassword });
+      if (out.code !== 0) throw new Error(`psql failed: ${out.stderr}`);
+      return copyMb / ((performance.now() - t0) / 1000);
+    };
+    const copy = { ours: [] as number[], openssh: [] as number[], direct: [] as number[] };
+    const raw = { ours: [] as number[], openssh: [] as number[] };
+    // Interleaved, so drift in machine load affects both sides alike.
+    for (let i = 0; i < rounds; i++) {
+      copy.ours.push(await copyMbps(ourPg.port));
+      copy.openssh.push(await copyMbps(sshPgPort));
+      raw.ours.push(await rawMbps(ourRaw.port, rawMb * MB));
+      raw.openssh.push(await rawMbps(sshRawPort, rawMb * MB));
+    }
+    copy.direct.push(await copyMbps(db.port));
+    const round2 = (n: number) => Math.round(n * 100) / 100;
+    return {
+      copy_ratio_vs_openssh: round2(median(copy.ours) / median(copy.openssh)),
+      raw_ratio_vs_openssh: round2(median(raw.ours) / median(raw.openssh)),
+      setup_ms: Math.round(median(ours)),
+      openssh_setup_ms: Math.round(median(openssh)),
+      copy_mbps: Math.round(median(copy.ours)),
+      openssh_copy_mbps: Math.round(median(copy.openssh)),
+      direct_copy_mbps: Math.round(median(copy.direct)),
+      raw_mbps: Math.round(median(raw.ours)),
+      openssh_raw_mbps: Math.round(median(raw.openssh)),
+      copy_mb: copyMb,
+      raw_mb: rawMb,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try { await cleanup(); } catch { /* keep cleaning */ }
+    }
+    if (ownRoot) {
+      sweep(root);
+      delete process.env.STINT_TEST_ROOT;
+    }
+  }
+}

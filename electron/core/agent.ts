@@ -1,0 +1,643 @@
+// The agent: composes session, grant client, event stream, deadline scheduler, vault and tunnels into the AgentApi.
+// One observable snapshot (AgentState) is rebuilt on every change and published with the notifications that the
+// change calls for. Local access ends at the deadline whatever the server does: the scheduler fires, the tunnel
+// closes, the secrets are wiped — the server is told afterwards if it can be reached.
+import type {
+  AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState, ConnectResult, LocalGrant, TunnelView,
+} from '../../shared/contract/agent';
+import { agentApi } from '../../shared/contract/agent';
+import type { AccessRequest, Connection, Grant, Resource } from '../../shared/contract/http';
+import type { ServerEventEnvelope } from '../../shared/contract/events';
+import type { AgentCore } from './agent-core';
+import { toAgentProblem } from './agent-core';
+import { ApiClient } from './api-client';
+import type { Clipboard } from './clipboard';
+import { noClipboard } from './clipboard';
+import type { Clock } from './clock';
+import { systemClock } from './clock';
+import { DeadlineScheduler, type DeadlineEvent } from './deadlines';
+import { AgentError, isAgentError } from './errors';
+import { EventStream, type StreamStatus } from './event-stream';
+import { notificationsFor } from './models';
+import type { SecretStore } from './secrets/secret-store';
+import type { SessionStatus, SessionUser } from './session';
+import type { SettingsStore } from './settings';
+import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
+import { Vault, generateGrantKey, type WipeReport } from './vault';
+
+/** What the agent needs from the OIDC session (electron/core/session.ts implements it). */
+export interface SessionLike {
+  readonly status: SessionStatus;
+  restore(): Promise<boolean>;
+  signIn(): Promise<SessionUser>;
+  cancelSignIn(): void;
+  accessToken(): Promise<string>;
+  refresh(): Promise<string>;
+  signOut(): Promise<{ revoked: boolean }>;
+}
+
+export interface PsqlTarget { host: string; port: number; user: string; password: string; database: string; uri: string }
+/** Opens psql in the user's terminal (per OS; provided by the host). */
+export interface Launcher {
+  openPsql(target: PsqlTarget): Promise<void>;
+}
+
+export interface AgentOptions {
+  settings: SettingsStore;
+  secrets: SecretStore;
+  /** Built by the host from settings (issuer, client id, audience) with the host's openUrl. */
+  session: SessionLike;
+  clock?: Clock;
+  clipboard?: Clipboard;
+  launcher?: Launcher;
+  fetch?: typeof fetch;
+  /** For tests and benchmarks: how tunnels are opened (default: ssh2 through the bastion). */
+  openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
+  eventStream?: { initialBackoffMs?: number; maxBackoffMs?: number };
+  /** Called once local access to a grant is fully gone (tunnel closed, secrets wiped): for logs and benchmarks. */
+  onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
+}
+
+interface GrantRecord {
+  grant: Grant;
+  localState: 'active' | 'ended';
+  localEndsAt?: number;
+  warnedMinutes?: number;
+  tunnel?: Tunnel;
+  tunnelView?: TunnelView;
+  /** Where to connect (no password: that is in the vault). */
+  route?: { bastion: Connection['bastion']; target: Connection['target']; dbUser: string };
+  ending?: Promise<void>;
+}
+
+const KEEP_ENDED = 20;
+
+export class Agent implements AgentCore {
+  readonly api: AgentApiHandlers;
+  private readonly options: AgentOptions;
+  private readonly clock: Clock;
+  private readonly vault: Vault;
+  private readonly scheduler: DeadlineScheduler;
+  private readonly listeners = new Set<(event: AgentEvent) => void>();
+  private readonly grants = new Map<string, GrantRecord>();
+  /** Requests made from this device that should connect as soon as they are approved. */
+  private readonly autoConnect = new Set<string>();
+  private readonly activating = new Map<string, Promise<ConnectResult>>();
+  private client?: ApiClient;
+  private stream?: EventStream;
+  private version = 0;
+  private snapshot?: AgentState;
+  private resources: Resource[] = [];
+  private requests = new Map<string, AccessRequest>();
+  private approvals = new Map<string, AccessRequest>();
+  private approver = false;
+  private admin = false;
+  private serverStatus: StreamStatus = 'offline';
+  private serverMessage?: string;
+  private disposed = false;
+
+  constructor(options: AgentOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.vault = new Vault({ secrets: options.secrets, clipboard: options.clipboard ?? noClipboard });
+    this.scheduler = new DeadlineScheduler({ clock: this.clock, onEvent: (e) => this.onDeadline(e) });
+    this.api = this.handlers();
+  }
+
+  // ---------- lifecycle ----------
+
+  /** On process start: wipe leftovers of a crashed run, sign in from the keychain if possible, load, listen. */
+  async start(): Promise<void> {
+    await this.vault.wipeLeftovers();
+    try {
+      if (await this.options.session.restore()) await this.online();
+    } catch (error) {
+      this.problem(error);
+    }
+    this.publish();
+  }
+
+  /** The machine woke up: deadlines first (access may have to end now), then catch up with the server. */
+  resume(): void {
+    this.scheduler.resume();
+    this.stream?.reconnectNow();
+  }
+
+  clockChanged(): void {
+    this.scheduler.clockChanged();
+  }
+
+  subscribe(listener: (event: AgentEvent) => void): () => void {
+    this.listeners.add(listener);
+    listener({ type: 'state', state: this.state() });
+    return () => this.listeners.delete(listener);
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.stream?.stop();
+    this.scheduler.stop();
+    await Promise.all([...this.grants.keys()].map((id) => this.endLocal(id, 'quit')));
+    this.listeners.clear();
+  }
+
+  /** For hosts and tests: the current snapshot. */
+  state(): AgentState {
+    this.snapshot ??= this.build();
+    return this.snapshot;
+  }
+
+  // ---------- state ----------
+
+  private build(): AgentState {
+    const s = this.options.session.status;
+    const settings = this.options.settings.get();
+    const grants: LocalGrant[] = [...this.grants.values()].map((r) => {
+      const resource = this.resources.find((x) => x.id === r.grant.resourceId);
+      const localEndsAt = r.localState === 'active' ? (this.scheduler.localEndsAt(r.grant.id) ?? r.localEndsAt ?? this.clock.now()) : (r.localEndsAt ?? this.clock.now());
+      return {
+        grant: r.grant,
+        ...(resource ? { resourceName: resource.name, environment: resource.environment } : {}),
+        localEndsAt: new Date(localEndsAt).toISOString(),
+        localState: r.localState,
+        ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}),
+        ...(r.tunnelView ? { tunnel: r.tunnelView } : {}),
+      };
+    });
+    return {
+      version: this.version,
+      session: s.status === 'signed_in'
+        ? { status: 'signed_in', user: { ...s.user, admin: this.admin, approver: this.approver } }
+        : s.status === 'signing_in' ? { status: 'signing_in' } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}) },
+      server: {
+        url: settings.serverUrl ?? '',
+        status: this.serverStatus,
+        ...(this.serverMessage ? { message: this.serverMessage } : {}),
+        clockOffsetMs: this.scheduler.clockOffsetMs,
+      },
+      resources: this.resources,
+      requests: [...this.requests.values()],
+      approvals: [...this.approvals.values()],
+      grants,
+    };
+  }
+
+  private publish(): void {
+    const prev = this.snapshot;
+    this.version++;
+    this.snapshot = undefined;
+    const next = this.state();
+    const notifications = notificationsFor(prev, next, this.clock.now());
+    for (const listener of [...this.listeners]) {
+      for (const notification of notifications) listener({ type: 'notification', notification });
+      listener({ type: 'state', state: next });
+    }
+  }
+
+  private problem(error: unknown): void {
+    const problem = toAgentProblem(error);
+    for (const listener of [...this.listeners]) listener({ type: 'problem', problem });
+  }
+
+  // ---------- server ----------
+
+  private api_(): ApiClient {
+    if (this.client) return this.client;
+    const settings = this.options.settings.get();
+    if (!settings.serverUrl) throw new AgentError('invalid_input', 'Set the Stint server address in Settings first.');
+    this.client = new ApiClient({
+      baseUrl: settings.serverUrl,
+      deviceId: settings.deviceId,
+      accessToken: () => this.options.session.accessToken(),
+      refreshAccessToken: () => this.options.session.refresh(),
+      ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
+      now: () => this.clock.now(),
+      onServerTime: (serverMs, receivedAt, uncertainty) => this.scheduler.observeServerTime(serverMs, receivedAt, uncertainty),
+      onReachable: (reachable, error) => {
+        if (!reachable && this.serverStatus !== 'offline') this.setServer('offline', error?.message);
+      },
+    });
+    return this.client;
+  }
+
+  private setServer(status: StreamStatus, message?: string): void {
+    if (status === this.serverStatus && message === this.serverMessage) return;
+    this.serverStatus = status;
+    this.serverMessage = status === 'online' ? undefined : message;
+    this.publish();
+  }
+
+  /** Signed in: load everything and open the event stream. */
+  private async online(): Promise<void> {
+    await this.reload();
+    this.startStream();
+  }
+
+  private async reload(): Promise<void> {
+    const api = this.api_();
+    const me = await api.me();
+    this.approver = me.approver;
+    this.admin = me.admin;
+    const [resources, mine, grants, asked] = await Promise.all([
+      api.resources(),
+      api.requests('mine'),
+      api.grants(),
+      me.approver ? api.requests('approver') : Promise.resolve([] as AccessRequest[]),
+    ]);
+    this.resources = resources;
+    const activating = new Map([...this.requests].filter(([id]) => this.activating.has(id)));
+    this.requests = activating;
+    for (const request of mine) if (!activating.has(request.id)) this.applyRequest(request);
+    this.approvals = new Map(asked.filter((r) => r.requester !== me.sub).map((r) => [r.id, r]));
+    for (const grant of grants) this.applyGrant(grant, false);
+    if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';
+    this.publish();
+  }
+
+  private startStream(): void {
+    if (this.stream || this.disposed) return;
+    const api = this.api_();
+    this.stream = new EventStream({
+      url: api.url('v1/events'),
+      headers: () => api.headers(),
+      refreshAccessToken: () => this.options.session.refresh(),
+      clock: this.clock,
+      ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
+      ...this.options.eventStream,
+      onEvent: (envelope) => this.onServerEvent(envelope),
+      onProblem: (error) => this.problem(error),
+      onStatus: (status, error) => {
+        const wasOnline = this.serverStatus === 'online';
+        this.setServer(status, error?.message);
+        // Back online after a gap: catch up on anything the event replay cannot tell (e.g. the catalog).
+        if (status === 'online' && !wasOnline) void this.reload().catch((e) => this.problem(e));
+      },
+    });
+    this.stream.start();
+  }
+
+  private onServerEvent(envelope: ServerEventEnvelope): void {
+    const event = envelope.event;
+    switch (event.type) {
+      case 'request.updated':
+        this.applyRequest(event.request);
+        break;
+      case 'approval.asked':
+        this.approvals.set(event.request.id, event.request);
+        break;
+      case 'approval.withdrawn':
+        this.approvals.delete(event.requestId);
+        break;
+      case 'grant.updated':
+        this.applyGrant(event.grant, true);
+        break;
+      case 'breakglass.used':
+        break;
+    }
+    this.publish();
+  }
+
+  private applyRequest(request: AccessRequest): void {
+    const me = this.options.session.status;
+    const mine = me.status === 'signed_in' && request.requester === me.user.sub;
+    if (!mine) {
+      if (this.approvals.has(request.id)) {
+        if (request.state === 'pending_approval') this.approvals.set(request.id, request);
+        else this.approvals.delete(request.id);
+      }
+      return;
+    }
+    if (request.state === 'approved' && this.autoConnect.has(request.id) && !request.grantId) {
+      this.autoConnect.delete(request.id);
+      // The snapshot shows "approved" only once the tunnel is open, so the notification can say where.
+      void this.activate(request.id).then(
+        (connection) => { this.requests.set(request.id, { ...request, grantId: connection.grantId }); this.publish(); },
+        (error) => { this.requests.set(request.id, request); this.publish(); this.problem(error); },
+      );
+      return;
+    }
+    this.requests.set(request.id, request);
+  }
+
+  private applyGrant(grant: Grant, fromEvent: boolean): void {
+    const record = this.grants.get(grant.id);
+    if (grant.state !== 'active') {
+      if (record) {
+        record.grant = grant;
+        if (record.localState === 'active') void this.endLocal(grant.id, grant.state);
+      } else if (fromEvent) {
+        this.grants.set(grant.id, { grant, localState: 'ended', localEndsAt: this.clock.now() });
+      }
+      return;
+    }
+    if (record?.localState === 'ended') return; // ended locally: a late or stale "active" never reopens it
+    if (record) record.grant = grant;
+    else this.grants.set(grant.id, { grant, localState: 'active' });
+    this.scheduler.track(grant.id, Date.parse(grant.endsAt), { startsAtMs: Date.parse(grant.startsAt) });
+  }
+
+  // ---------- deadlines and ending ----------
+
+  private onDeadline(event: DeadlineEvent): void {
+    const record = this.grants.get(event.id);
+    if (!record) return;
+    if (event.type === 'warning') {
+      record.warnedMinutes = Math.round(event.thresholdMs / 60_000);
+      this.publish();
+      return;
+    }
+    void this.endLocal(event.id, 'deadline');
+  }
+
+  /** End local access now: stop listening, destroy sockets, end SSH, wipe secrets. Idempotent. */
+  private endLocal(grantId: string, reason: string): Promise<void> {
+    const record = this.grants.get(grantId);
+    if (!record) return Promise.resolve();
+    if (record.ending) return record.ending;
+    const endsAt = this.scheduler.localEndsAt(grantId);
+    this.scheduler.untrack(grantId);
+    record.localState = 'ended';
+    record.localEndsAt = Math.min(endsAt ?? this.clock.now(), this.clock.now());
+    const tunnel = record.tunnel;
+    record.tunnel = undefined;
+    if (record.tunnelView) record.tunnelView = { ...record.tunnelView, status: 'closed', connections: 0 };
+    record.ending = (async () => {
+      // close() stops listening and destroys live sockets synchronously; ending the SSH connection politely may
+      // take a round trip more, which access does not wait for.
+      const sshEnded = tunnel?.close();
+      const wipe = await this.vault.wipe(grantId);
+      void sshEnded?.catch(() => {});
+      this.pruneEnded();
+      this.publish();
+      this.options.onEnded?.({ grantId, reason, wipe });
+    })();
+    return record.ending;
+  }
+
+  private pruneEnded(): void {
+    const ended = [...this.grants.values()].filter((r) => r.localState === 'ended');
+    for (const r of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.grants.delete(r.grant.id);
+  }
+
+  // ---------- activation and tunnels ----------
+
+  private activate(requestId: string): Promise<ConnectResult> {
+    const running = this.activating.get(requestId);
+    if (running) return running;
+    const work = (async () => {
+      const key = generateGrantKey();
+      let result;
+      try {
+        result = await this.api_().activate(requestId, key.publicKey);
+      } catch (error) {
+        key.privateKey.fill(0);
+        throw error;
+      }
+      const { grant, connection } = result;
+      // The keychain write and the SSH handshake overlap: both must succeed before the user gets the connection.
+      const stored = this.vault.put(grant.id, { dbUser: connection.dbUser, dbPassword: connection.dbPassword, privateKey: key.privateKey, publicKey: key.publicKey });
+      stored.catch(() => {});
+      this.applyGrant(grant, false);
+      const record = this.grants.get(grant.id)!;
+      record.route = { bastion: connection.bastion, target: connection.target, dbUser: connection.dbUser };
+      let opened: ConnectResult;
+      try {
+        opened = await this.openFor(grant.id);
+      } catch (error) {
+        await stored.catch(() => {});
+        throw error; // the grant stays active with its secrets: "Connect" can try again
+      }
+      try {
+        await stored;
+      } catch (error) {
+        await this.endLocal(grant.id, 'keychain');
+        throw error;
+      }
+      return opened;
+    })().finally(() => this.activating.delete(requestId));
+    this.activating.set(requestId, work);
+    return work;
+  }
+
+  private async openFor(grantId: string): Promise<ConnectResult> {
+    const record = this.grants.get(grantId);
+    if (!record || record.localState !== 'active') throw new AgentError('not_found', 'This access has ended.');
+    const secrets = this.vault.get(grantId);
+    if (!secrets || !record.route) {
+      throw new AgentError('not_found', 'The keys for this access are gone (Stint restarted since it was activated). End it and request access again.');
+    }
+    const route = record.route;
+    const result = (tunnel: Tunnel): ConnectResult => ({
+      grantId, host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser,
+      ...(tunnel.message ? { message: tunnel.message } : {}),
+    });
+    if (record.tunnel && !record.tunnel.isClosed) return result(record.tunnel);
+    const preferredPort = portFor(record.grant.resourceId, this.options.settings.get().ports);
+    record.tunnelView = { status: 'opening', host: '127.0.0.1', preferredPort, connections: 0 };
+    this.publish();
+    let tunnel: Tunnel;
+    try {
+      tunnel = await (this.options.openTunnel ?? openTunnel)({
+        bastion: route.bastion,
+        target: { host: route.target.host, port: route.target.port },
+        privateKey: secrets.privateKey,
+        preferredPort,
+        onEvent: (event) => {
+          if (!record.tunnelView || record.tunnel !== tunnel) return;
+          if (event.type === 'connections') record.tunnelView = { ...record.tunnelView, connections: event.count };
+          else if (event.type === 'forward_failed') this.problem(new AgentError('tunnel_failed', event.message));
+          else if (event.type === 'closed' && event.unexpected) {
+            record.tunnel = undefined;
+            record.tunnelView = { ...record.tunnelView, status: 'failed', connections: 0, ...(event.message ? { message: event.message } : {}) };
+          }
+          this.publish();
+        },
+      });
+    } catch (error) {
+      record.tunnelView = { status: 'failed', host: '127.0.0.1', preferredPort, connections: 0, message: isAgentError(error) ? error.message : 'The tunnel could not be opened.' };
+      this.publish();
+      throw error;
+    }
+    if (record.localState !== 'active') {
+      // The deadline passed while we were connecting.
+      await tunnel.close();
+      throw new AgentError('not_found', 'This access has ended.');
+    }
+    record.tunnel = tunnel;
+    record.tunnelView = { status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, ...(tunnel.message ? { message: tunnel.message } : {}) };
+    this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
+    this.publish();
+    return result(tunnel);
+  }
+
+  private signedIn(): void {
+    if (this.options.session.status.status !== 'signed_in') throw new AgentError('not_signed_in', 'Sign in to Stint first.');
+  }
+
+  // ---------- AgentApi ----------
+
+  private handlers(): AgentApiHandlers {
+    const parse = <M extends keyof typeof agentApi>(method: M, input: AgentInput<M>) => {
+      const parsed = agentApi[method].input.safeParse(input);
+      if (!parsed.success) throw new AgentError('invalid_input', parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '));
+      return parsed.data as ReturnType<(typeof agentApi)[M]['input']['parse']>;
+    };
+    const ok = { ok: true as const };
+    const h: { [M in keyof typeof agentApi]: (input: AgentInput<M>) => Promise<AgentOutput<M>> } = {
+      getState: async () => this.state(),
+      signIn: async () => {
+        const pending = this.options.session.signIn();
+        this.publish(); // show "signing in"
+        try {
+          await pending;
+        } finally {
+          this.publish();
+        }
+        await this.online();
+        const s = this.state().session;
+        if (s.status !== 'signed_in') throw new AgentError('login_failed', 'Sign-in did not complete.');
+        return { user: s.user };
+      },
+      cancelSignIn: async () => {
+        this.options.session.cancelSignIn();
+        return ok;
+      },
+      signOut: async () => {
+        this.stream?.stop();
+        this.stream = undefined;
+        await Promise.all([...this.grants.keys()].map((id) => this.endLocal(id, 'sign-out')));
+        await this.vault.wipeAll();
+        await this.options.session.signOut();
+        this.grants.clear();
+        this.requests.clear();
+        this.approvals.clear();
+        this.resources = [];
+        this.client = undefined;
+        this.serverStatus = 'offline';
+        this.publish();
+        return ok;
+      },
+      refresh: async () => {
+        this.signedIn();
+        await this.reload();
+        return this.state();
+      },
+      createRequest: async (input) => {
+        this.signedIn();
+        const { connect, ...body } = parse('createRequest', input);
+        const { request, grant } = await this.api_().createRequest(body);
+        this.requests.set(request.id, request);
+        if (grant) this.applyGrant(grant, false);
+        this.publish();
+        if (request.state === 'approved' && connect && !grant) {
+          const connection = await this.activate(request.id);
+          const activated = { ...request, grantId: connection.grantId };
+          this.requests.set(request.id, activated);
+          this.publish();
+          return { request: activated, connection };
+        }
+        if (connect && (request.state === 'pending_approval' || request.state === 'pending_stepup')) this.autoConnect.add(request.id);
+        return { request, ...(grant ? { grant } : {}) };
+      },
+      cancelRequest: async (input) => {
+        const { requestId } = parse('cancelRequest', input);
+        const { request } = await this.api_().cancel(requestId);
+        this.autoConnect.delete(requestId);
+        this.requests.set(request.id, request);
+        this.publish();
+        return { request };
+      },
+      submitStepUp: async (input) => {
+        const { requestId, proof } = parse('submitStepUp', input);
+        const { request } = await this.api_().stepUp(requestId, proof);
+        this.applyRequest(request);
+        this.publish();
+        return { request };
+      },
+      approve: async (input) => {
+        const { requestId, comment, stepUp } = parse('approve', input);
+        const { request } = await this.api_().approve(requestId, { ...(comment ? { comment } : {}), ...(stepUp ? { stepUp } : {}) });
+        if (request.state !== 'pending_approval') this.approvals.delete(request.id);
+        else this.approvals.set(request.id, request);
+        this.publish();
+        return { request };
+      },
+      deny: async (input) => {
+        const { requestId, reason } = parse('deny', input);
+        const { request } = await this.api_().deny(requestId, reason);
+        this.approvals.delete(request.id);
+        this.publish();
+        return { request };
+      },
+      connect: async (input) => {
+        const { grantId } = parse('connect', input);
+        return this.openFor(grantId);
+      },
+      connectionUri: async (input) => {
+        const { grantId } = parse('connectionUri', input);
+        const uri = this.vault.get(grantId)?.uri;
+        if (!uri) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
+        return { uri };
+      },
+      copyConnectionUri: async (input) => {
+        const { grantId } = parse('copyConnectionUri', input);
+        if (!(await this.vault.copyUri(grantId))) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
+        return ok;
+      },
+      openPsql: async (input) => {
+        const { grantId } = parse('openPsql', input);
+        const connection = await this.openFor(grantId);
+        const secrets = this.vault.get(grantId);
+        if (!secrets?.uri) throw new AgentError('not_found', 'There is no open connection for this access.');
+        if (!this.options.launcher) throw new AgentError('launcher_failed', 'This Stint host cannot open a terminal. Copy the connection URI instead.');
+        await this.options.launcher.openPsql({ host: connection.host, port: connection.port, user: connection.user, database: connection.database, password: secrets.dbPassword, uri: secrets.uri });
+        return ok;
+      },
+      extend: async (input) => {
+        const { grantId, durationSeconds, reason } = parse('extend', input);
+        const out = await this.api_().extend(grantId, { durationSeconds, ...(reason ? { reason } : {}) });
+        this.applyGrant(out.grant, false);
+        if (out.request) this.requests.set(out.request.id, out.request);
+        this.publish();
+        return { grant: out.grant };
+      },
+      release: async (input) => {
+        const { grantId } = parse('release', input);
+        // Local access ends first, whether or not the server can be told. Marked released so that ending it
+        // yourself does not notify you that it ended.
+        const local = this.grants.get(grantId);
+        if (local?.localState === 'active') local.grant = { ...local.grant, state: 'released' };
+        await this.endLocal(grantId, 'released');
+        const grant = await this.api_().release(grantId);
+        const record = this.grants.get(grantId);
+        if (record) record.grant = grant;
+        this.publish();
+        return { grant };
+      },
+      getSettings: async () => this.options.settings.get(),
+      updateSettings: async (input) => {
+        const patch = parse('updateSettings', input);
+        const before = this.options.settings.get();
+        const after = this.options.settings.update(patch);
+        if (after.serverUrl !== before.serverUrl) {
+          this.stream?.stop();
+          this.stream = undefined;
+          this.client = undefined;
+        }
+        return after;
+      },
+    };
+    // A call that found the session gone (refresh token revoked or expired) changes what the UI must show.
+    for (const [name, fn] of Object.entries(h) as Array<[string, (input: unknown) => Promise<unknown>]>) {
+      (h as Record<string, (input: unknown) => Promise<unknown>>)[name] = async (input: unknown) => {
+        try {
+          return await fn(input);
+        } catch (error) {
+          if (isAgentError(error, 'session_expired') || isAgentError(error, 'not_signed_in')) this.publish();
+          throw error;
+        }
+      };
+    }
+    return h as AgentApiHandlers;
+  }
+}

@@ -1,0 +1,135 @@
+// Typed client for the grant server. Every response is parsed with the contract's schemas: a malformed answer is a
+// typed `malformed_response` error the agent reports, never an exception from deep inside the UI. Every response's
+// Date header feeds the deadline scheduler's clock offset. POSTs carry an Idempotency-Key so one retry after a
+// network failure cannot act twice.
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import {
+  ActivateResult, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RequestList, RequestResult,
+  ResourceList, type CreateRequestBody, type StepUpProof,
+} from '../../shared/contract/http';
+import { AgentError } from './errors';
+
+export interface ApiClientOptions {
+  baseUrl: string;
+  accessToken: () => Promise<string>;
+  /** Called once after a 401, to get a fresh token (single-flight in the Session). */
+  refreshAccessToken?: () => Promise<string>;
+  deviceId: string;
+  fetch?: typeof fetch;
+  /** The server's clock from a response: `uncertaintyMs` is 1000 for the Date header (whole seconds). */
+  onServerTime?: (serverMs: number, receivedAtLocalMs: number, uncertaintyMs: number) => void;
+  /** Reachability as seen by calls: true after any answer, false after a network failure. */
+  onReachable?: (reachable: boolean, error?: AgentError) => void;
+  now?: () => number;
+  timeoutMs?: number;
+}
+
+export type RequestRole = 'mine' | 'approver';
+
+export class ApiClient {
+  private readonly options: ApiClientOptions;
+  private readonly doFetch: typeof fetch;
+
+  constructor(options: ApiClientOptions) {
+    this.options = options;
+    this.doFetch = options.fetch ?? fetch;
+  }
+
+  get baseUrl(): string {
+    return this.options.baseUrl;
+  }
+
+  url(path: string): string {
+    return new URL(path, this.options.baseUrl.endsWith('/') ? this.options.baseUrl : `${this.options.baseUrl}/`).href;
+  }
+
+  /** Authorization and device headers, for callers that stream (the event stream). */
+  async headers(): Promise<Record<string, string>> {
+    return { authorization: `Bearer ${await this.options.accessToken()}`, 'x-stint-device-id': this.options.deviceId };
+  }
+
+  private async call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+    const idempotencyKey = method === 'POST' ? randomUUID() : undefined;
+    let token = await this.options.accessToken();
+    let refreshed = false;
+    let retriedNetwork = false;
+    for (;;) {
+      let response: Response;
+      try {
+        response = await this.doFetch(this.url(path), {
+          method,
+          headers: {
+            accept: 'application/json',
+            authorization: `Bearer ${token}`,
+            'x-stint-device-id': this.options.deviceId,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(this.options.timeoutMs ?? 15_000),
+        });
+      } catch (cause) {
+        if (!retriedNetwork) {
+          retriedNetwork = true;
+          continue;
+        }
+        const error = new AgentError('server_unreachable', 'The server can\'t be reached — your active access still ends on time.', cause);
+        this.options.onReachable?.(false, error);
+        throw error;
+      }
+      const receivedAt = (this.options.now ?? Date.now)();
+      this.options.onReachable?.(true);
+      const date = response.headers.get('date');
+      if (date && this.options.onServerTime) {
+        const serverMs = Date.parse(date);
+        if (Number.isFinite(serverMs)) this.options.onServerTime(serverMs, receivedAt, 1000);
+      }
+      if (response.status === 401 && !refreshed && this.options.refreshAccessToken) {
+        refreshed = true;
+        token = await this.options.refreshAccessToken();
+        continue;
+      }
+      const text = await response.text().catch(() => '');
+      let json: unknown;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch (cause) {
+        throw new AgentError('malformed_response', `The server sent something that is not JSON (${method} ${path}, HTTP ${response.status}).`, cause);
+      }
+      if (!response.ok) {
+        const problem = Problem.safeParse(json);
+        const detail = { status: response.status, ...(problem.success ? { problem: problem.data } : {}) };
+        const message = problem.success ? (problem.data.detail ?? problem.data.title) : `The server answered HTTP ${response.status}.`;
+        throw new AgentError(response.status === 401 ? 'session_expired' : 'server_error', message, undefined, detail);
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) {
+        const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+        throw new AgentError('malformed_response', `The server's answer to ${method} ${path} does not match what Stint expects (${where}).`, parsed.error);
+      }
+      return parsed.data;
+    }
+  }
+
+  me() { return this.call('GET', 'v1/me', Me); }
+  async resources() { return (await this.call('GET', 'v1/resources', ResourceList)).resources; }
+  createRequest(body: Omit<CreateRequestBody, 'deviceId'>) {
+    return this.call('POST', 'v1/requests', CreateRequestResult, { ...body, deviceId: this.options.deviceId });
+  }
+  async requests(role: RequestRole) { return (await this.call('GET', `v1/requests?role=${role}`, RequestList)).requests; }
+  cancel(requestId: string) { return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/cancel`, RequestResult, {}); }
+  stepUp(requestId: string, proof: StepUpProof) { return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/stepup`, RequestResult, proof); }
+  approve(requestId: string, body: { comment?: string; stepUp?: StepUpProof }) {
+    return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/approve`, RequestResult, body);
+  }
+  deny(requestId: string, reason: string) { return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/deny`, RequestResult, { reason }); }
+  activate(requestId: string, publicKey: string) {
+    return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/activate`, ActivateResult, { publicKey });
+  }
+  async grants() { return (await this.call('GET', 'v1/grants', GrantList)).grants; }
+  extend(grantId: string, body: { durationSeconds: number; reason?: string }) {
+    return this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/extend`, ExtendResult, body);
+  }
+  async release(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/release`, GrantResult, {})).grant; }
+}

@@ -1,0 +1,37 @@
+// Countdown text, the same everywhere (tray title, menu, windows): `42m`, `1h 05m`, `0:59`, `2d 03h`.
+// Rounded up, so the display never says 0 while access remains, and reaches `0:00` exactly when it ends.
+// (Belongs in shared/domain/countdown.ts so the renderer can use it too; kept here until that folder is ours.)
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export function formatCountdown(msLeft: number): string {
+  if (!(msLeft > 0)) return '0:00';
+  const seconds = Math.ceil(msLeft / SECOND);
+  if (seconds < 60) return `0:${String(seconds).padStart(2, '0')}`;
+  const minutes = Math.ceil(msLeft / MINUTE);
+  if (minutes < 60) return `${minutes}m`;
+  if (minutes < 24 * 60) return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, '0')}m`;
+  const hours = Math.ceil(msLeft / HOUR);
+  return `${Math.floor(hours / 24)}d ${String(hours % 24).padStart(2, '0')}h`;
+}
+
+/** How long until formatCountdown(msLeft) shows something else: when to redraw, without polling. */
+export function countdownChangesInMs(msLeft: number): number {
+  if (!(msLeft > 0)) return Number.POSITIVE_INFINITY;
+  const unit = msLeft <= MINUTE ? SECOND : msLeft <= DAY ? MINUTE : HOUR;
+  const step = msLeft - (Math.ceil(msLeft / unit) - 1) * unit;
+  return Math.max(1, step);
+}
+
+/** A duration in words for requests and notifications: `30m`, `1h`, `1h 30m`, `2d`. */
+export function formatDuration(seconds: number): string {
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${Math.max(1, minutes)}m`;
+  const days = Math.floor(minutes / (24 * 60));
+  const hours = Math.floor((minutes % (24 * 60)) / 60);
+  const mins = minutes % 60;
+  return [days ? `${days}d` : '', hours ? `${hours}h` : '', mins ? `${mins}m` : ''].filter(Boolean).join(' ');
+}

@@ -1,0 +1,130 @@
+// Per-grant secrets. The SSH private key exists in memory only (a Buffer, zeroed at wipe). The DB credentials are
+// kept in memory for use and mirrored in the OS keychain under `grant:<id>` — not to be read back, but as a record
+// that survives a crash: on start, any `grant:*` item this process does not hold is a leftover of an earlier run
+// and is wiped. (JS strings cannot be zeroed; dropping every reference is the best we can do for them.)
+import { createRequire } from 'node:module';
+import type { SecretStore } from './secrets/secret-store';
+import type { Clipboard } from './clipboard';
+import { noClipboard } from './clipboard';
+
+export const GRANT_ACCOUNT_PREFIX = 'grant:';
+
+export interface GrantSecrets {
+  dbUser: string;
+  dbPassword: string;
+  /** OpenSSH-format ed25519 private key. */
+  privateKey: Buffer;
+  /** `ssh-ed25519 AAAA…` line sent to the server at activation. */
+  publicKey: string;
+  /** The postgres:// URI (with password) once a tunnel port is known. */
+  uri?: string;
+}
+
+export interface WipeReport {
+  grantId: string;
+  memory: boolean;
+  keychain: boolean;
+  clipboard: boolean;
+}
+
+type Ssh2Utils = { generateKeyPairSync: (type: 'ed25519', opts?: { comment?: string }) => { private: string; public: string } };
+
+/** A fresh ed25519 key pair for one grant, generated in memory (never written anywhere). */
+export function generateGrantKey(comment = 'stint-grant'): { privateKey: Buffer; publicKey: string } {
+  // ssh2 gives an OpenSSH-format private key (PKCS8 PEM is refused by ssh2's own client).
+  const { utils } = createRequire(import.meta.url)('ssh2') as { utils: Ssh2Utils };
+  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  return { privateKey: Buffer.from(pair.private, 'utf8'), publicKey: pair.public.trim() };
+}
+
+export class Vault {
+  private readonly secrets: SecretStore;
+  private readonly clipboard: Clipboard;
+  private readonly held = new Map<string, GrantSecrets>();
+
+  constructor(options: { secrets: SecretStore; clipboard?: Clipboard }) {
+    this.secrets = options.secrets;
+    this.clipboard = options.clipboard ?? noClipboard;
+  }
+
+  /**
+   * Hold a grant's secrets. Memory is set synchronously (so the caller can start the SSH handshake while the
+   * keychain write is in flight); if the keychain refuses, the secrets are dropped again and the error is thrown —
+   * there is no keychain-less mode. A crash before the keychain write leaves nothing anywhere, so nothing to wipe.
+   */
+  async put(grantId: string, secrets: GrantSecrets): Promise<void> {
+    this.held.set(grantId, secrets);
+    try {
+      await this.secrets.set(GRANT_ACCOUNT_PREFIX + grantId, JSON.stringify({ dbUser: secrets.dbUser, dbPassword: secrets.dbPassword }));
+    } catch (error) {
+      if (this.held.get(grantId) === secrets) this.held.delete(grantId);
+      secrets.privateKey.fill(0);
+      throw error;
+    }
+  }
+
+  get(grantId: string): GrantSecrets | undefined {
+    return this.held.get(grantId);
+  }
+
+  has(grantId: string): boolean {
+    return this.held.has(grantId);
+  }
+
+  grantIds(): string[] {
+    return [...this.held.keys()];
+  }
+
+  setUri(grantId: string, uri: string): void {
+    const secrets = this.held.get(grantId);
+    if (secrets) secrets.uri = uri;
+  }
+
+  async copyUri(grantId: string): Promise<boolean> {
+    const uri = this.held.get(grantId)?.uri;
+    if (!uri) return false;
+    await this.clipboard.writeText(uri);
+    return true;
+  }
+
+  /**
+   * Forget a grant's secrets: memory first (synchronously, so nothing can use them from here on), then the
+   * clipboard if it still holds them, then the keychain item. Safe to call twice.
+   */
+  async wipe(grantId: string): Promise<WipeReport> {
+    const secrets = this.held.get(grantId);
+    this.held.delete(grantId);
+    secrets?.privateKey.fill(0);
+    let clipboard = false;
+    if (secrets) {
+      try {
+        const text = await this.clipboard.readText();
+        if (text && (text.includes(secrets.dbPassword) || (secrets.uri !== undefined && text === secrets.uri))) {
+          await this.clipboard.clear();
+          clipboard = true;
+        }
+      } catch {
+        // A clipboard we cannot read is not a reason to keep the keychain item.
+      }
+    }
+    const keychain = await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId);
+    return { grantId, memory: secrets !== undefined, keychain, clipboard };
+  }
+
+  /** Wipe every grant item in the keychain that this process does not hold (left by a crashed run). */
+  async wipeLeftovers(): Promise<string[]> {
+    const leftovers = (await this.secrets.list())
+      .filter((account) => account.startsWith(GRANT_ACCOUNT_PREFIX))
+      .map((account) => account.slice(GRANT_ACCOUNT_PREFIX.length))
+      .filter((grantId) => !this.held.has(grantId));
+    for (const grantId of leftovers) await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId);
+    return leftovers;
+  }
+
+  async wipeAll(): Promise<WipeReport[]> {
+    const reports: WipeReport[] = [];
+    for (const grantId of [...this.held.keys()]) reports.push(await this.wipe(grantId));
+    await this.wipeLeftovers();
+    return reports;
+  }
+}

@@ -1,0 +1,215 @@
+// The Agent end to end below the shells: a contract-speaking stand-in for the grant server, with real PostgreSQL,
+// real OpenSSH bastion, real gnome-keyring; time from a FakeClock so deadlines, suspend and clock jumps are instant.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { connect } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startSshd, type SshdInstance } from '../harness/sshd';
+import { startKeyring, type KeyringInstance } from '../harness/keyring';
+import { freePort } from '../harness/ports';
+import { run } from '../harness/process';
+import { Agent } from '../../electron/core/agent';
+import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
+import { MemorySettingsStore } from '../../electron/core/settings';
+import { MemoryClipboard } from '../../electron/core/clipboard';
+import type { AgentEvent, AgentNotification } from '../../shared/contract/agent';
+import { FakeClock } from './fake-clock';
+import { startFakeGrantServer, type FakeGrantServer } from './fake-grant-server';
+import { FakeSession } from './fake-session';
+import { MemorySecretStore } from './memory-secrets';
+import { AgentError } from '../../electron/core/errors';
+
+let db: PostgresInstance;
+let sshd: SshdInstance;
+let keyring: KeyringInstance;
+const cleanup: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  [db, keyring] = await Promise.all([startPostgres(), startKeyring()]);
+  Object.assign(process.env, keyring.env);
+  sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
+});
+afterAll(async () => {
+  await sshd?.stop();
+  await db?.stop();
+  await keyring?.stop();
+});
+
+const MIN = 60_000;
+
+async function setup(options: { service?: string; server?: FakeGrantServer } = {}) {
+  const server = options.server ?? await startFakeGrantServer(db, sshd);
+  const service = options.service ?? `stint-agent-${randomUUID()}`;
+  const secrets = new KeytarSecretStore(service);
+  const clock = new FakeClock();
+  const clipboard = new MemoryClipboard();
+  const ports = { 'prod-orders': await freePort(), 'prod-billing': await freePort() };
+  const agent = new Agent({
+    settings: new MemorySettingsStore({ serverUrl: server.url, ports }), secrets, clock, clipboard,
+    session: new FakeSession(), eventStream: { initialBackoffMs: 10, maxBackoffMs: 50 },
+  });
+  const events: AgentEvent[] = [];
+  agent.subscribe((e) => events.push(e));
+  cleanup.push(() => agent.dispose(), () => server.kill());
+  await agent.start();
+  const notifications = () => events.filter((e): e is Extract<AgentEvent, { type: 'notification' }> => e.type === 'notification').map((e) => e.notification);
+  const keychainHas = async (grantId: string) => {
+    const r = await run('secret-tool', ['lookup', 'service', service, 'account', `grant:${grantId}`], { env: { ...process.env, ...keyring.env } });
+    return r.code === 0 && r.stdout.length > 0;
+  };
+  const grantView = (grantId: string) => agent.state().grants.find((g) => g.grant.id === grantId);
+  return { agent, server, clock, clipboard, secrets, service, ports, events, notifications, keychainHas, grantView };
+}
+
+async function pgClient(agent: Agent, grantId: string) {
+  const { uri } = await agent.api.connectionUri({ grantId });
+  const client = new pg.Client({ connectionString: uri });
+  await client.connect();
+  return client;
+}
+const refused = (port: number) => new Promise<string>((resolve) => {
+  const s = connect(port, '127.0.0.1');
+  s.once('connect', () => { s.destroy(); resolve('connected'); });
+  s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+});
+const kinds = (ns: AgentNotification[]) => ns.map((n) => n.kind);
+
+describe('Agent', () => {
+  it('request → auto-approve → tunnel → psql query → deadline: socket closed, key wiped, keychain item gone', async () => {
+    const t = await setup();
+    const out = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'write', durationSeconds: 15 * 60, reason: 'INC-1' });
+    expect(out.request.state).toBe('approved');
+    const conn = out.connection!;
+    expect(conn).toMatchObject({ host: '127.0.0.1', port: t.ports['prod-orders'], database: db.database });
+    const client = await pgClient(t.agent, conn.grantId);
+    expect((await client.query('select current_user as u')).rows[0].u).toBe(conn.user);
+    const view = t.grantView(conn.grantId)!;
+    expect(view.tunnel).toMatchObject({ status: 'open', port: conn.port });
+    expect(view.localState).toBe('active');
+    expect(JSON.stringify(t.agent.state())).not.toContain((await t.agent.api.connectionUri({ grantId: conn.grantId })).uri.split(':')[2]!.split('@')[0]);
+    expect(await t.keychainHas(conn.grantId)).toBe(true);
+    await t.agent.api.copyConnectionUri({ grantId: conn.grantId });
+    expect(t.clipboard.text).toContain('postgres://');
+
+    const clientGone = new Promise((resolve) => client.once('error', resolve));
+    t.clock.advance(10 * MIN);
+    expect(t.grantView(conn.grantId)!.warnedMinutes).toBe(5);
+    t.clock.advance(5 * MIN);
+    await expect.poll(() => t.grantView(conn.grantId)?.localState).toBe('ended');
+    await clientGone;
+    await expect.poll(() => refused(conn.port)).toBe('ECONNREFUSED');
+    expect(await t.keychainHas(conn.grantId)).toBe(false);
+    expect(t.clipboard.text).toBe('');
+    await expect(t.agent.api.connectionUri({ grantId: conn.grantId })).rejects.toMatchObject({ code: 'not_found' });
+    expect(kinds(t.notifications())).toEqual(['expiring', 'expiring', 'ended']);
+    expect(t.notifications().at(-1)!.body).toBe('prod-orders access ended — tunnel closed, credentials wiped');
+  });
+
+  it('server killed before the deadline: local access still ends on time, and the state says offline', async () => {
+    const t = await setup();
+    const { connection } = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 10 * 60, reason: 'x' });
+    await t.server.kill();
+    await expect.poll(() => t.agent.state().server.status).toBe('offline');
+    t.clock.advance(10 * MIN);
+    await expect.poll(() => t.grantView(connection!.grantId)?.localState).toBe('ended');
+    expect(await refused(connection!.port)).toBe('ECONNREFUSED');
+    expect(await t.keychainHas(connection!.grantId)).toBe(false);
+  });
+
+  it('a resume from sleep past the deadline ends access at once; a wall clock moved forward ends it early', async () => {
+    const t = await setup();
+    const a = (await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 30 * 60, reason: 'x' })).connection!;
+    t.clock.suspend(31 * MIN);
+    t.agent.resume();
+    await expect.poll(() => t.grantView(a.grantId)?.localState).toBe('ended');
+    expect(await refused(a.port)).toBe('ECONNREFUSED');
+
+    const b = (await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 30 * 60, reason: 'x' })).connection!;
+    t.clock.jumpWall(45 * MIN);
+    t.agent.clockChanged();
+    await expect.poll(() => t.grantView(b.grantId)?.localState).toBe('ended');
+    // Moving it back changes nothing: it stays ended.
+    t.clock.jumpWall(-45 * MIN);
+    t.agent.clockChanged();
+    expect(t.grantView(b.grantId)?.localState).toBe('ended');
+  });
+
+  it('a request approved later (event stream) connects by itself and notifies with the local address', async () => {
+    const t = await setup();
+    const { request } = await t.agent.api.createRequest({ resourceId: 'prod-billing', level: 'write', durationSeconds: 3600, reason: 'INC-2' });
+    expect(request.state).toBe('pending_approval');
+    expect(t.agent.state().requests.map((r) => r.state)).toEqual(['pending_approval']);
+    await expect.poll(() => t.agent.state().server.status).toBe('online');
+    t.server.approve(request.id);
+    await expect.poll(() => t.agent.state().grants[0]?.tunnel?.status, { timeout: 5000 }).toBe('open');
+    const approved = t.notifications().find((n) => n.kind === 'approved');
+    expect(approved?.body).toBe(`prod-billing is ready — 127.0.0.1:${t.ports['prod-billing']}, 1h`);
+    const client = await pgClient(t.agent, t.agent.state().grants[0]!.grant.id);
+    expect((await client.query('select 1 as one')).rows[0].one).toBe(1);
+    await client.end();
+  });
+
+  it('End now: local access ends first, the server is told, and no "ended" notification for your own action', async () => {
+    const t = await setup();
+    const { connection } = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
+    const { grant } = await t.agent.api.release({ grantId: connection!.grantId });
+    expect(grant.state).toBe('released');
+    expect(t.server.calls).toContain(`POST /v1/grants/${connection!.grantId}/release`);
+    expect(await refused(connection!.port)).toBe('ECONNREFUSED');
+    expect(await t.keychainHas(connection!.grantId)).toBe(false);
+    expect(kinds(t.notifications())).toEqual([]);
+  });
+
+  it('a server extension moves the deadline by exactly the extension', async () => {
+    const t = await setup();
+    const { connection } = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 10 * 60, reason: 'x' });
+    await t.agent.api.extend({ grantId: connection!.grantId, durationSeconds: 10 * 60 });
+    t.clock.advance(15 * MIN);
+    expect(t.grantView(connection!.grantId)?.localState).toBe('active');
+    t.clock.advance(5 * MIN);
+    await expect.poll(() => t.grantView(connection!.grantId)?.localState).toBe('ended');
+  });
+
+  it('restart after a crash: the new process wipes the grant secrets the old one left in the keychain', async () => {
+    const first = await setup();
+    const { connection } = await first.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
+    expect(await first.keychainHas(connection!.grantId)).toBe(true);
+    // The first process "crashes" (never disposes); a new one starts over the same keychain.
+    const second = await setup({ service: first.service });
+    expect(await second.keychainHas(connection!.grantId)).toBe(false);
+    expect(second.agent.state().grants.find((g) => g.grant.id === connection!.grantId)?.tunnel).toBeUndefined();
+  });
+
+  it('sign-out ends every grant and wipes every local secret', async () => {
+    const t = await setup();
+    const { connection } = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
+    await t.agent.api.signOut({});
+    expect(await refused(connection!.port)).toBe('ECONNREFUSED');
+    expect(await t.secrets.list()).toEqual([]);
+    expect(t.agent.state().session.status).toBe('signed_out');
+    expect(t.agent.state().grants).toEqual([]);
+    await expect(t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'not_signed_in' });
+  });
+
+  it('a locked keychain at activation: a clear error, and no access is left open (no fallback to memory or files)', async () => {
+    const server = await startFakeGrantServer(db, sshd);
+    const locked = new MemorySecretStore();
+    locked.set = async () => { throw new AgentError('keychain_locked', 'The system keychain is locked — unlock it and try again.'); };
+    const port = await freePort();
+    const agent = new Agent({ settings: new MemorySettingsStore({ serverUrl: server.url, ports: { 'prod-orders': port } }), secrets: locked, clock: new FakeClock(), session: new FakeSession() });
+    cleanup.push(() => agent.dispose(), () => server.kill());
+    await agent.start();
+    await expect(agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'keychain_locked' });
+    expect(await refused(port)).toBe('ECONNREFUSED');
+    expect(agent.state().grants.map((g) => g.localState)).toEqual(['ended']);
+  });
+
+  it('rejects invalid input with a typed error', async () => {
+    const t = await setup();
+    await expect(t.agent.api.createRequest({ resourceId: 'no spaces allowed', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'invalid_input' });
+  });
+});
