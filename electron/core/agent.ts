@@ -562,6 +562,18 @@ export class Agent implements AgentCore {
         this.publish();
         return { request };
       },
+      history: async (input) => this.api_().audit(parse('history', input)),
+      stepUpChallenge: async (input) => this.api_().stepUpChallenge(parse('stepUpChallenge', input)),
+      stepUpStatus: async () => this.api_().stepUpStatus(),
+      listCredentials: async () => this.api_().listCredentials(),
+      removeCredential: async (input) => {
+        await this.api_().removeCredential(parse('removeCredential', input).id);
+        return { ok: true as const };
+      },
+      registerPasskeyOptions: async (input) => this.api_().registerPasskeyOptions(parse('registerPasskeyOptions', input)),
+      registerPasskeyVerify: async (input) => this.api_().registerPasskeyVerify(parse('registerPasskeyVerify', input)),
+      enrollTotp: async (input) => this.api_().enrollTotp(parse('enrollTotp', input)),
+      confirmTotp: async (input) => this.api_().confirmTotp(parse('confirmTotp', input)),
       deny: async (input) => {
         const { requestId, reason } = parse('deny', input);
         const { request } = await this.api_().deny(requestId, reason);

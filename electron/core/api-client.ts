@@ -3,9 +3,13 @@
 // Date header feeds the deadline scheduler's clock offset. POSTs carry an Idempotency-Key so one retry after a
 // network failure cannot act twice.
 import { randomUUID } from 'node:crypto';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
-  ActivateResult, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RequestList, RequestResult,
+  ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, StepUpChallenge,
+  StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
+} from '../../shared/contract/stepup';
+import {
+  ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RequestList, RequestResult,
   ResourceList, type CreateRequestBody, type StepUpProof,
 } from '../../shared/contract/http';
 import { AgentError } from './errors';
@@ -49,8 +53,8 @@ export class ApiClient {
     return { authorization: `Bearer ${await this.options.accessToken()}`, 'x-stint-device-id': this.options.deviceId };
   }
 
-  private async call<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
-    const idempotencyKey = method === 'POST' ? randomUUID() : undefined;
+  private async call<S extends z.ZodType>(method: 'GET' | 'POST' | 'DELETE', path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+    const idempotencyKey = method !== 'GET' ? randomUUID() : undefined;
     let token = await this.options.accessToken();
     let refreshed = false;
     let retriedNetwork = false;
@@ -98,7 +102,8 @@ export class ApiClient {
         throw new AgentError('malformed_response', `The server sent something that is not JSON (${method} ${path}, HTTP ${response.status}).`, cause);
       }
       if (!response.ok) {
-        const problem = Problem.safeParse(json);
+        // Loose: step-up problems carry attemptsLeft, retryAfter, reason… that the UI needs to explain a refusal.
+        const problem = Problem.loose().safeParse(json);
         const detail = { status: response.status, ...(problem.success ? { problem: problem.data } : {}) };
         const message = problem.success ? (problem.data.detail ?? problem.data.title) : `The server answered HTTP ${response.status}.`;
         throw new AgentError(response.status === 401 ? 'session_expired' : 'server_error', message, undefined, detail);
@@ -131,5 +136,20 @@ export class ApiClient {
   extend(grantId: string, body: { durationSeconds: number; reason?: string }) {
     return this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/extend`, ExtendResult, body);
   }
+  audit(query: { after?: number; limit?: number }) {
+    const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+    return this.call('GET', `v1/audit?${params}`, AuditList);
+  }
+
+  // Step-up and enrollment (server/stepup routes).
+  stepUpChallenge(body: z.input<typeof ChallengeBody>) { return this.call('POST', 'v1/stepup/challenges', StepUpChallenge, body); }
+  stepUpStatus() { return this.call('GET', 'v1/stepup/status', StepUpStatus); }
+  listCredentials() { return this.call('GET', 'v1/stepup/credentials', CredentialList); }
+  async removeCredential(id: string) { await this.call('DELETE', `v1/stepup/credentials/${encodeURIComponent(id)}`, z.unknown()); }
+  registerPasskeyOptions(body: z.input<typeof RegisterOptionsBody>) { return this.call('POST', 'v1/stepup/webauthn/register/options', RegisterOptionsResult, body); }
+  registerPasskeyVerify(body: z.input<typeof RegisterVerifyBody>) { return this.call('POST', 'v1/stepup/webauthn/register/verify', CredentialInfo, body); }
+  enrollTotp(body: z.input<typeof TotpEnrollBody>) { return this.call('POST', 'v1/stepup/totp/enroll', TotpEnrollResult, body); }
+  confirmTotp(body: z.input<typeof TotpConfirmBody>) { return this.call('POST', 'v1/stepup/totp/confirm', TotpConfirmResult, body); }
+
   async release(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/release`, GrantResult, {})).grant; }
 }

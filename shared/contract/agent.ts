@@ -5,6 +5,11 @@
 // returned only by `connectionUri`, on an explicit request.
 import { z } from 'zod';
 import {
+  ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, StepUpChallenge,
+  StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
+} from './stepup';
+import {
+  AuditList, StepUpMethod,
   AccessRequest, DurationSeconds, Grant, Id, Instant, Resource, StepUpProof,
 } from './http';
 
@@ -95,7 +100,16 @@ export const AgentNotification = z.object({
 });
 export type AgentNotification = z.infer<typeof AgentNotification>;
 
-export const AgentProblem = z.object({ code: z.string(), message: z.string() });
+/** What the server said when a call failed because of it: enough for the step-up view to explain a refusal. */
+export const ServerProblemInfo = z.object({
+  status: z.number().int(),
+  code: z.string(),
+  reason: z.string().optional(),
+  attemptsLeft: z.number().int().optional(),
+  retryAfter: Instant.optional(),
+  methods: z.array(StepUpMethod).optional(),
+});
+export const AgentProblem = z.object({ code: z.string(), message: z.string(), server: ServerProblemInfo.optional() });
 export type AgentProblem = z.infer<typeof AgentProblem>;
 
 export const AgentEvent = z.discriminatedUnion('type', [
@@ -122,7 +136,17 @@ export const AgentSettings = z.object({
   deviceId: z.string().min(8).max(128),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;
-export const SettingsPatch = AgentSettings.omit({ deviceId: true }).partial().strict();
+// A patch names only what changes: built from the fields without their defaults, so `{ serverUrl }` alone cannot
+// reset ports or the preferred client.
+export const SettingsPatch = z.strictObject({
+  serverUrl: z.string().url(),
+  issuer: z.string().url(),
+  clientId: z.string(),
+  audience: z.string(),
+  defaultDurationSeconds: DurationSeconds,
+  ports: z.record(z.string(), z.number().int().min(1024).max(65535)),
+  preferredClient: PreferredClient,
+}).partial();
 export type SettingsPatch = z.infer<typeof SettingsPatch>;
 
 // ---- methods ----
@@ -179,6 +203,21 @@ export const agentApi = {
   openPsql: { input: GrantRef, output: Ok },
   extend: { input: z.strictObject({ grantId: Id, durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() }), output: z.object({ grant: Grant }) },
   release: { input: GrantRef, output: z.object({ grant: Grant }) },
+  // Step-up and enrollment: passed through to the server's /v1/stepup routes with the agent's session, so the
+  // renderer never holds a token. The WebAuthn ceremony itself runs in the renderer (navigator.credentials).
+  stepUpChallenge: { input: ChallengeBody, output: StepUpChallenge },
+  stepUpStatus: { input: Empty, output: StepUpStatus },
+  listCredentials: { input: Empty, output: CredentialList },
+  removeCredential: { input: z.strictObject({ id: z.string().min(1).max(1024) }), output: Ok },
+  registerPasskeyOptions: { input: RegisterOptionsBody, output: RegisterOptionsResult },
+  registerPasskeyVerify: { input: RegisterVerifyBody, output: CredentialInfo },
+  enrollTotp: { input: TotpEnrollBody, output: TotpEnrollResult },
+  confirmTotp: { input: TotpConfirmBody, output: TotpConfirmResult },
+  /** My audit trail (admins: everyone's), newest last; `after` is the last seq already shown. */
+  history: {
+    input: z.strictObject({ after: z.number().int().min(0).optional(), limit: z.number().int().min(1).max(500).optional() }),
+    output: AuditList,
+  },
   getSettings: { input: Empty, output: AgentSettings },
   updateSettings: { input: SettingsPatch, output: AgentSettings },
 } as const;

@@ -8,10 +8,13 @@ export const WireCall = z.strictObject({ type: z.literal('call'), id: z.number()
 export const ClientMessage = z.discriminatedUnion('type', [WireHello, WireCall]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
+// A result is a union on `ok` nested under `type` (zod refuses one discriminator value twice in a union).
 export const ServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('welcome') }),
-  z.object({ type: z.literal('result'), id: z.number().int(), ok: z.literal(true), output: z.unknown() }),
-  z.object({ type: z.literal('result'), id: z.number().int(), ok: z.literal(false), error: AgentProblem }),
+  z.discriminatedUnion('ok', [
+    z.object({ type: z.literal('result'), id: z.number().int(), ok: z.literal(true), output: z.unknown() }),
+    z.object({ type: z.literal('result'), id: z.number().int(), ok: z.literal(false), error: AgentProblem }),
+  ]),
   z.object({ type: z.literal('event'), event: AgentEvent }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;

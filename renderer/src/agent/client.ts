@@ -9,8 +9,12 @@ export interface AgentClient {
 }
 
 export class AgentCallError extends Error {
-  constructor(readonly code: string, message: string) {
+  /** What the grant server said, when it refused the call (step-up views explain attempts left, lockouts…). */
+  readonly server?: AgentProblem['server'];
+
+  constructor(readonly code: string, message: string, server?: AgentProblem['server']) {
     super(message);
+    this.server = server;
   }
 }
 
@@ -27,7 +31,7 @@ export function electronClient(): AgentClient | undefined {
         return await (bridge[method] as (i: unknown) => Promise<never>)(input);
       } catch (error) {
         const problem = error as Partial<AgentProblem>;
-        throw new AgentCallError(problem.code ?? 'internal', problem.message ?? String(error));
+        throw new AgentCallError(problem.code ?? 'internal', problem.message ?? String(error), problem.server);
       }
     },
     subscribe: (listener) => bridge.onEvent(listener),
@@ -49,6 +53,8 @@ export function webHostClient(): Promise<AgentClient> {
       const error = new AgentCallError('agent_unreachable', event.code === 4401 ? 'The agent refused this page’s token. Open the link that `npm start` printed.' : 'Lost the connection to the Stint agent.');
       for (const { reject: fail } of pending.values()) fail(error);
       pending.clear();
+      // Tell the UI, which otherwise would only notice at its next call.
+      for (const listener of listeners) listener({ type: 'problem', problem: { code: error.code, message: error.message } });
       reject(error);
     };
     socket.onmessage = (raw) => {
@@ -74,7 +80,7 @@ export function webHostClient(): Promise<AgentClient> {
         pending.delete(message.id);
         if (!waiter) return;
         if (message.ok) waiter.resolve(message.output as never);
-        else waiter.reject(new AgentCallError(message.error.code, message.error.message));
+        else waiter.reject(new AgentCallError(message.error.code, message.error.message, message.error.server));
       }
     };
   });

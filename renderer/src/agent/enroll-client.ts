@@ -1,0 +1,33 @@
+// The enrollment views' EnrollClient over the AgentApi: the agent calls the server's /v1/stepup routes with its
+// session, so the renderer never holds a token. Failures become problems the views explain in plain words.
+import type { StepUpProblem } from '../../../shared/contract/stepup';
+import type { EnrollClient, Outcome } from '../stepup/client';
+import { AgentCallError, type AgentClient } from './client';
+
+function problemOf(error: unknown): StepUpProblem {
+  if (error instanceof AgentCallError) {
+    return { type: 'about:blank', title: 'Not accepted', detail: error.message, ...(error.server ?? { status: 400, code: error.code }) };
+  }
+  return { type: 'about:blank', title: 'Cannot reach Stint', status: 0, code: 'agent_unreachable', detail: 'Lost the connection to the Stint agent.' };
+}
+
+async function outcome<T>(call: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (error) {
+    return { ok: false, problem: problemOf(error) };
+  }
+}
+
+export function agentEnrollClient(client: AgentClient): EnrollClient {
+  return {
+    status: () => outcome(() => client.call('stepUpStatus', {})),
+    listCredentials: () => outcome(async () => (await client.call('listCredentials', {})).credentials),
+    removeCredential: (id) => outcome(async () => { await client.call('removeCredential', { id }); }),
+    registerOptions: (body) => outcome(() => client.call('registerPasskeyOptions', body)),
+    registerVerify: (body) => outcome(() => client.call('registerPasskeyVerify', body)),
+    totpEnroll: (body) => outcome(() => client.call('enrollTotp', body)),
+    totpConfirm: (code) => outcome(() => client.call('confirmTotp', { code })),
+    getChallenge: (action) => outcome(() => client.call('stepUpChallenge', { action })),
+  };
+}

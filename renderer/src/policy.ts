@@ -1,0 +1,94 @@
+// What a resource's policy means for the person asking, in the words the UI shows. Pure, so the request form,
+// the resource list and the tests read policies the same way.
+import type { AccessRequest, PolicySummary, Resource } from '../../shared/contract/http';
+import { formatDuration } from './format';
+
+export const PRESET_SECONDS = [15 * 60, 3600, 4 * 3600] as const;
+
+/** Needs people to approve (unless the server finds the request low-risk and approves it at once). */
+export function needsApproval(policy: PolicySummary): boolean {
+  return !policy.autoApprove && policy.approvals.length > 0;
+}
+
+export function needsStepUp(policy: PolicySummary): boolean {
+  return policy.stepUp.request === 'always';
+}
+
+/** Short hints shown beside a resource: `instant`, `needs approval`, `step-up`. */
+export function resourceHints(policy: PolicySummary): string[] {
+  const hints = [needsApproval(policy) ? 'needs approval' : 'instant'];
+  if (needsStepUp(policy)) hints.push('step-up');
+  return hints;
+}
+
+/** `dba`, `dba and sre-leads`, `2 of dba`. */
+export function approverText(rules: { group: string; count: number }[]): string {
+  const parts = rules.map((r) => (r.count > 1 ? `${r.count} of ${r.group}` : r.group));
+  if (parts.length <= 1) return parts[0] ?? '';
+  return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
+}
+
+/** The single primary button of the request form says what will happen. */
+export function primaryActionLabel(policy: PolicySummary, breakGlass = false): string {
+  if (breakGlass) return needsStepUp(policy) ? 'Verify and break glass' : 'Break glass and connect';
+  if (needsApproval(policy)) return `${needsStepUp(policy) ? 'Verify and ask' : 'Ask'} ${approverText(policy.approvals)}`;
+  return needsStepUp(policy) ? 'Verify and connect' : 'Connect now';
+}
+
+export interface DurationChoice { seconds: number; label: string }
+
+/**
+ * Duration presets within policy: 15m / 1h / 4h clipped to the maximum, plus the policy default (and the maximum
+ * when every preset is above it), ascending. `initial` is the user's default duration when policy allows it, else
+ * the policy default.
+ */
+export function durationChoices(policy: PolicySummary, preferredSeconds?: number): { choices: DurationChoice[]; initial: number } {
+  const max = policy.durationMaxSeconds;
+  const set = new Set<number>(PRESET_SECONDS.filter((s) => s <= max));
+  const policyDefault = Math.min(policy.durationDefaultSeconds, max);
+  set.add(policyDefault);
+  const initial = preferredSeconds && preferredSeconds <= max ? preferredSeconds : policyDefault;
+  set.add(initial);
+  const choices = [...set].sort((a, b) => a - b).map((seconds) => ({ seconds, label: formatDuration(seconds) }));
+  return { choices, initial };
+}
+
+/** Extension presets: what is left of the policy's total allowance for this grant. */
+export function extendChoices(policy: PolicySummary | undefined, grantSeconds: number): DurationChoice[] {
+  const allowance = (policy?.extend.maxTotalSeconds ?? 4 * 3600) - grantSeconds;
+  if (allowance <= 0) return [];
+  const presets: number[] = PRESET_SECONDS.filter((s) => s <= allowance);
+  if (presets.length === 0) presets.push(allowance);
+  return presets.map((seconds) => ({ seconds, label: formatDuration(seconds) }));
+}
+
+/** Checks the ticket against the policy's pattern; an invalid pattern from the server never blocks the user. */
+export function ticketProblem(policy: PolicySummary, ticket: string): string | undefined {
+  const value = ticket.trim();
+  if (!value) return policy.ticketRequired ? 'Enter the ticket this work is for.' : undefined;
+  if (!policy.ticketPattern) return undefined;
+  let re: RegExp;
+  try {
+    re = new RegExp(policy.ticketPattern);
+  } catch {
+    return undefined;
+  }
+  return re.test(value) ? undefined : `That doesn’t look like a ticket here (expected a match for ${policy.ticketPattern}).`;
+}
+
+/** "1 of 2 approvals", for a pending request. */
+export function approvalProgress(request: AccessRequest): string {
+  const needed = request.approvalsNeeded.reduce((n, r) => n + r.count, 0);
+  const have = request.approvalsNeeded.reduce((n, r) => n + Math.min(r.have, r.count), 0);
+  if (needed === 0) return '';
+  return `${have} of ${needed} approval${needed === 1 ? '' : 's'}`;
+}
+
+export function resourceLabel(resources: Resource[], resourceId: string, fallback?: string): string {
+  return resources.find((r) => r.id === resourceId)?.name ?? fallback ?? resourceId;
+}
+
+/** Access is live only while both the server and this computer say so (the agent ends it locally on time). */
+export function isLive(local: { localState: 'active' | 'ended'; grant: { state: string } }): boolean {
+  return local.localState === 'active' && local.grant.state === 'active';
+}

@@ -1,0 +1,139 @@
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import type { AgentSettings, SettingsPatch } from '../../../shared/contract/agent';
+import { useApp } from '../context';
+import { formatDuration } from '../format';
+import { PRESET_SECONDS } from '../policy';
+import { errorMessage } from '../useAgent';
+import { Field } from '../ui/Field';
+import { EnrollView } from '../stepup/EnrollView';
+import { agentEnrollClient } from '../agent/enroll-client';
+
+interface Draft { serverUrl: string; defaultDuration: string; preferredClient: 'psql' | 'uri'; ports: Record<string, string> }
+
+function toDraft(s: AgentSettings): Draft {
+  return {
+    serverUrl: s.serverUrl ?? '',
+    defaultDuration: s.defaultDurationSeconds ? String(s.defaultDurationSeconds) : '',
+    preferredClient: s.preferredClient,
+    ports: Object.fromEntries(Object.entries(s.ports).map(([k, v]) => [k, String(v)])),
+  };
+}
+
+export function Settings() {
+  const { client, state, settings, setSettings } = useApp();
+  const enroll = useMemo(() => agentEnrollClient(client), [client]);
+  const [draft, setDraft] = useState<Draft>();
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+
+  useEffect(() => {
+    let live = true;
+    client.call('getSettings', {}).then((s) => {
+      if (!live) return;
+      setSettings(s);
+      setDraft(toDraft(s));
+    }).catch((e) => live && setStatus({ ok: false, text: errorMessage(e) }));
+    return () => { live = false; };
+  }, [client, setSettings]);
+
+  const current = draft ?? (settings ? toDraft(settings) : undefined);
+  if (!current) {
+    return (
+      <section className="view" aria-labelledby="view-title">
+        <h2 id="view-title" tabIndex={-1}>Settings</h2>
+        {status ? <p role="alert" className="error">{status.text}</p> : <p className="muted">Loading…</p>}
+      </section>
+    );
+  }
+
+  const update = (patch: Partial<Draft>) => { setDraft({ ...current, ...patch }); setStatus(undefined); };
+
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    const found: Record<string, string> = {};
+    const patch: SettingsPatch = { preferredClient: current.preferredClient, ports: {} };
+    const url = current.serverUrl.trim();
+    if (url) {
+      try {
+        const parsed = new URL(url);
+        if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('scheme');
+        patch.serverUrl = url;
+      } catch {
+        found.serverUrl = 'Enter the server’s address, like https://stint.example.com';
+      }
+    }
+    if (current.defaultDuration) patch.defaultDurationSeconds = Number(current.defaultDuration);
+    for (const [resourceId, text] of Object.entries(current.ports)) {
+      if (!text.trim()) continue;
+      const port = Number(text);
+      if (!Number.isInteger(port) || port < 1024 || port > 65535) found[`port-${resourceId}`] = 'A port from 1024 to 65535, or empty for automatic';
+      else patch.ports![resourceId] = port;
+    }
+    setErrors(found);
+    if (Object.keys(found).length) {
+      setStatus({ ok: false, text: 'Some settings need fixing before they can be saved.' });
+      return;
+    }
+    try {
+      const saved = await client.call('updateSettings', patch);
+      setSettings(saved);
+      setDraft(toDraft(saved));
+      setStatus({ ok: true, text: 'Settings saved.' });
+    } catch (e) {
+      setStatus({ ok: false, text: errorMessage(e) });
+    }
+  };
+
+  const resources = [...state.resources].sort((a, b) => a.name.localeCompare(b.name));
+  return (
+    <section className="view" aria-labelledby="view-title">
+      <h2 id="view-title" tabIndex={-1}>Settings</h2>
+      <form noValidate onSubmit={save} className="settings" aria-label="Settings">
+        <Field id="settings-server" label="Server address" error={errors.serverUrl} hint="Where your company’s Stint server runs.">
+          {({ id, describedBy, invalid }) => (
+            <input id={id} type="url" value={current.serverUrl} aria-invalid={invalid} aria-describedby={describedBy}
+              placeholder="https://stint.example.com" onChange={(e) => update({ serverUrl: e.target.value })} />
+          )}
+        </Field>
+        <Field id="settings-duration" label="Default duration" hint="Used when a resource’s policy allows it.">
+          {({ id, describedBy }) => (
+            <select id={id} value={current.defaultDuration} aria-describedby={describedBy} onChange={(e) => update({ defaultDuration: e.target.value })}>
+              <option value="">The resource’s default</option>
+              {PRESET_SECONDS.map((s) => <option key={s} value={String(s)}>{formatDuration(s)}</option>)}
+            </select>
+          )}
+        </Field>
+        <Field id="settings-client" label="When access is ready">
+          {({ id }) => (
+            <select id={id} value={current.preferredClient} onChange={(e) => update({ preferredClient: e.target.value as Draft['preferredClient'] })}>
+              <option value="psql">Open psql</option>
+              <option value="uri">Copy the connection URI</option>
+            </select>
+          )}
+        </Field>
+        <fieldset className="ports">
+          <legend>Local ports</legend>
+          <p className="hint">Each database keeps the same port on this computer, so saved connections keep working. Leave empty for automatic.</p>
+          {resources.length === 0 && <p className="muted">Sign in to see your databases.</p>}
+          {resources.map((r) => (
+            <Field key={r.id} id={`port-${r.id}`} label={`Port for ${r.name}`} error={errors[`port-${r.id}`]}>
+              {({ id, describedBy, invalid }) => (
+                <input id={id} type="number" inputMode="numeric" min={1024} max={65535} value={current.ports[r.id] ?? ''}
+                  placeholder="automatic" aria-invalid={invalid} aria-describedby={describedBy}
+                  onChange={(e) => update({ ports: { ...current.ports, [r.id]: e.target.value } })} />
+              )}
+            </Field>
+          ))}
+        </fieldset>
+        <div className="actions">
+          <button type="submit" className="primary">Save settings</button>
+          {status && <p role={status.ok ? 'status' : 'alert'} className={status.ok ? 'ok' : 'error'}>{status.text}</p>}
+        </div>
+      </form>
+      <section className="stepup-settings" aria-labelledby="stepup-settings-title">
+        <h3 id="stepup-settings-title">Passkeys and one-time codes</h3>
+        <EnrollView api={enroll} />
+      </section>
+    </section>
+  );
+}
