@@ -95,6 +95,7 @@ export const PolicyConfig = z.strictObject({
   if (policy.duration.default > policy.duration.max) ctx.addIssue({ code: 'custom', path: ['duration', 'default'], message: 'expected default ≤ max' });
   if (policy.extend && policy.extend.maxTotal < policy.duration.max) ctx.addIssue({ code: 'custom', path: ['extend', 'maxTotal'], message: 'expected maxTotal ≥ duration.max' });
   if (policy.approvals.length === 0 && !policy.autoApprove) ctx.addIssue({ code: 'custom', path: ['approvals'], message: 'expected at least one approval rule, or autoApprove' });
+  if (policy.extend?.reapproval && policy.approvals.length === 0) ctx.addIssue({ code: 'custom', path: ['extend', 'reapproval'], message: 'expected approval rules to re-approve extensions with (or reapproval: false)' });
 });
 export type PolicyConfig = z.output<typeof PolicyConfig>;
 

@@ -168,7 +168,7 @@ export class Agent implements AgentCore {
       version: this.version,
       session: s.status === 'signed_in'
         ? { status: 'signed_in', user: { ...s.user, admin: this.admin, approver: this.approver } }
-        : s.status === 'signing_in' ? { status: 'signing_in' } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}) },
+        : s.status === 'signing_in' ? { status: 'signing_in', ...(s.authorizationUrl ? { authorizationUrl: s.authorizationUrl } : {}) } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}) },
       server: {
         url: settings.serverUrl ?? '',
         status: this.serverStatus,
@@ -180,6 +180,11 @@ export class Agent implements AgentCore {
       approvals: [...this.approvals.values()],
       grants,
     };
+  }
+
+  /** The session changed on its own (sign-in page opened, token refresh failed…): show it. */
+  sessionChanged(): void {
+    this.publish();
   }
 
   private publish(): void {

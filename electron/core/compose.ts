@@ -58,8 +58,10 @@ export class SettingsSession implements SessionLike {
 export function createAgent(options: CreateAgentOptions): Agent {
   const clock = options.clock ?? systemClock;
   const secrets = options.secrets ?? new KeytarSecretStore(KEYCHAIN_SERVICE);
-  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock }));
-  return new Agent({
+  // The session reports its own changes (e.g. the sign-in page URL once built) to the agent's state.
+  let agent: Agent | undefined;
+  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock, onChange: () => agent?.sessionChanged() }));
+  agent = new Agent({
     settings: options.settings,
     secrets,
     session,
@@ -68,4 +70,5 @@ export function createAgent(options: CreateAgentOptions): Agent {
     ...(options.launcher ? { launcher: options.launcher } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
+  return agent;
 }

@@ -21,7 +21,7 @@ export interface SessionUser {
 
 export type SessionStatus =
   | { status: 'signed_out'; message?: string }
-  | { status: 'signing_in' }
+  | { status: 'signing_in'; authorizationUrl?: string }
   | { status: 'signed_in'; user: SessionUser };
 
 export interface SessionOptions {
@@ -168,6 +168,8 @@ export class Session {
           prompt: 'consent',
           resource: this.options.audience,
         });
+        // Shown by the UI too, for machines where no browser opens by itself (the web host on a headless box).
+        this.set({ status: 'signing_in', authorizationUrl: url.href });
         // Not awaited on its own: a browser opener may only return once the page is done (tests drive the IdP).
         const opening = Promise.resolve().then(() => this.options.openUrl(url.href)).then(
           () => new Promise<never>(() => {}),

@@ -2,6 +2,7 @@
 // core: it must come from one of our windows' main frame at our own origin, and its payload must parse with the
 // method's input schema. Errors cross as `{code, message}` only (no stacks, no causes).
 // Only types come from 'electron' here, so this logic runs and is tested under plain Node.
+import { pathToFileURL } from 'node:url';
 import type { IpcMainInvokeEvent } from 'electron';
 import { agentApi, type AgentMethod } from '../../shared/contract/agent';
 import type { AgentCore } from '../core/agent-core';
@@ -29,7 +30,11 @@ export function senderProblem(event: Pick<IpcMainInvokeEvent, 'sender' | 'sender
   if (!frame) return 'the calling frame is gone';
   if (!trusted.windowIds().has(event.sender.id)) return 'the call did not come from a Stint window';
   if (frame.parent) return 'the call came from a sub-frame';
-  if (!trusted.isTrusted(frame.url)) return `the calling page is not Stint's own (${new URL(frame.url).origin})`;
+  if (!trusted.isTrusted(frame.url)) {
+    let origin = 'unknown';
+    try { origin = new URL(frame.url).origin; } catch { /* keep 'unknown' */ }
+    return `the calling page is not Stint's own (${origin})`;
+  }
   return undefined;
 }
 
@@ -53,4 +58,39 @@ export function registerAgentIpc(ipcMain: IpcMainLike, agent: AgentCore, trusted
     });
   }
   return () => methods.forEach((method) => ipcMain.removeHandler(channelFor(method)));
+}
+
+/**
+ * Our UI's own pages: files under the bundled renderer directory (file://), and the step-up origin's `/_stint/`
+ * pages (served from the same files by the step-up partition, see stepup-origin.ts).
+ */
+export function trustedOrigins(options: { rendererDir: string; stepUpOrigin: () => string | undefined; windowIds: () => Set<number> }): TrustedOrigins {
+  const fileRoot = pathToFileURL(options.rendererDir).href.replace(/\/?$/, '/');
+  return {
+    windowIds: options.windowIds,
+    isTrusted(raw) {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        return false;
+      }
+      if (url.protocol === 'file:') return !url.host && url.href.startsWith(fileRoot);
+      const origin = options.stepUpOrigin();
+      return !!origin && url.origin === origin && url.pathname.startsWith('/_stint/') && !url.username && !url.password;
+    },
+  };
+}
+
+export interface EventSink {
+  send(channel: string, payload: unknown): void;
+}
+
+export const EVENT_CHANNEL = 'stint:event';
+
+/** Every agent event (state snapshots, notifications, problems) to every open Stint window. */
+export function forwardAgentEvents(agent: Pick<AgentCore, 'subscribe'>, targets: () => Iterable<EventSink>): () => void {
+  return agent.subscribe((event) => {
+    for (const target of targets()) target.send(EVENT_CHANNEL, event);
+  });
 }

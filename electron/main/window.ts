@@ -3,11 +3,13 @@
 // agent only through the preload's typed functions.
 import { BrowserWindow, type BrowserWindowConstructorOptions } from 'electron';
 
-export function createSecureWindow(preload: string, options: Omit<BrowserWindowConstructorOptions, 'webPreferences'> = {}): BrowserWindow {
+export function createSecureWindow(preload: string, options: Omit<BrowserWindowConstructorOptions, 'webPreferences'> = {}, partition?: string): BrowserWindow {
   return new BrowserWindow({
     ...options,
     webPreferences: {
       preload,
+      // The step-up partition (stepup-origin.ts) for windows at the server's origin; the default session otherwise.
+      ...(partition ? { partition } : {}),
       sandbox: true,
       contextIsolation: true,
       nodeIntegration: false,

@@ -7,6 +7,8 @@ export interface AuthUser {
   name?: string;
   groups: string[];
   admin: boolean;
+  /** When the bearer token expires (ms since epoch); long-lived streams end then, and the client reconnects. */
+  tokenExpiresAt?: number;
 }
 
 declare module 'fastify' {

@@ -2,10 +2,13 @@
 // added here later; everything above this file speaks kysely only.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type MigrationResultSet } from 'kysely';
 import type { Database } from './schema';
 import { migrations } from './migrations';
+import { stepUpMigrations } from '../stepup/store';
 
 export type Db = Kysely<Database>;
 
@@ -33,15 +36,78 @@ export function openStore(url: string): Store {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
+  if (checkpointer) sqlite.pragma('wal_autocheckpoint = 0');
+  // Kysely prepares every query it runs; the same few dozen statements repeat forever, so keep them prepared.
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  const database = {
+    prepare: (text: string) => {
+      let statement = statements.get(text);
+      if (!statement) {
+        statement = sqlite.prepare(text);
+        if (statements.size < 500) statements.set(text, statement);
+      }
+      return statement;
+    },
+    close: () => sqlite.close(),
+  };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: database as unknown as BetterSqlite3.Database }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
   return {
     db,
     migrate: async () => {
-      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+      // Step-up keeps its own tables (prefixed stepup_) in the same database; its migrations are independent of
+      // ours, so they may interleave by name.
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations, ...stepUpMigrations }) }, allowUnorderedMigrations: true });
       const result: MigrationResultSet = await migrator.migrateToLatest();
       if (result.error) throw Object.assign(new Error(`migration failed: ${String((result.error as Error).message ?? result.error)}`), { code: 'migration_failed', cause: result.error });
       return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     },
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpointer?.stop();
+      await db.destroy();
+    },
   };
+}
+
+/**
+ * WAL checkpoints fsync; better-sqlite3 is synchronous, so an automatic checkpoint inside a commit would stall the
+ * whole server for the length of an fsync. Checkpoints run instead on a second connection in a worker thread
+ * (PASSIVE: never blocks writers), and once more at close.
+ */
+function startCheckpointer(path: string, everyMs = 1_000): { stop: () => Promise<void> } {
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const Database = require(workerData.module);
+    const db = new Database(workerData.path);
+    db.pragma('busy_timeout = 5000');
+    const timer = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, workerData.everyMs);
+    parentPort.on('message', () => {
+      clearInterval(timer);
+      try { db.pragma('wal_checkpoint(TRUNCATE)'); } catch {}
+      db.close();
+      parentPort.postMessage('stopped');
+    });`;
+  const worker = new Worker(source, { eval: true, workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, everyMs } });
+  worker.unref();
+  return {
+    stop: () => new Promise<void>((resolve) => {
+      const done = () => { void worker.terminate().finally(resolve); };
+      worker.once('message', done);
+      worker.once('error', done);
+      worker.once('exit', () => resolve());
+      worker.postMessage('stop');
+    }),
+  };
+}
+
+/** STINT_SQL_PROFILE=1: aggregate query time by statement, printed at exit (for performance work only). */
+const sqlTimes = new Map<string, { n: number; ms: number }>();
+function sqlProfile(event: { query: { sql: string }; queryDurationMillis: number }): void {
+  if (sqlTimes.size === 0) process.once('exit', () => {
+    for (const [q, t] of [...sqlTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) process.stderr.write(`${t.ms.toFixed(0).padStart(7)} ms ${String(t.n).padStart(7)}× ${q.slice(0, 160)}\n`);
+  });
+  const entry = sqlTimes.get(event.query.sql) ?? { n: 0, ms: 0 };
+  entry.n += 1;
+  entry.ms += event.queryDurationMillis;
+  sqlTimes.set(event.query.sql, entry);
 }

@@ -31,15 +31,17 @@ export const migrations: Record<string, Migration> = {
         .addColumn('decision_reason', 'text')
         .addColumn('grant_id', 'varchar(128)')
         .addColumn('extends_grant_id', 'varchar(128)')
+        .addColumn('auto_approve', 'integer', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('requests_state_expires').on('requests').columns(['state', 'expires_at']).execute();
+      // Partial indexes cover only rows that wait on something, so ordinary writes rarely touch them.
+      await db.schema.createIndex('requests_waiting').on('requests').columns(['expires_at']).where(sql.ref('grant_id'), 'is', null).execute();
       await db.schema.createIndex('requests_requester_created').on('requests').columns(['requester', 'created_at']).execute();
 
       await db.schema.createTable('approvals')
         .addColumn('request_id', 'varchar(128)', (c) => c.notNull())
         .addColumn('approver', 'varchar(256)', (c) => c.notNull())
         .addColumn('approver_name', 'varchar(256)')
-        .addColumn('group_name', 'varchar(256)', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
         .addColumn('comment', 'text')
         .addColumn('at', 'bigint', (c) => c.notNull())
         // One person fills at most one slot of a request, enforced by the database as well.
@@ -71,11 +73,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('break_glass', 'integer', (c) => c.notNull())
         .addColumn('policy_version', 'integer', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('grants_state_ends').on('grants').columns(['state', 'ends_at']).execute();
+      await db.schema.createIndex('grants_active_ends').on('grants').columns(['ends_at']).where(sql.ref('state'), '=', 'active').execute();
       await db.schema.createIndex('grants_key').on('grants').columns(['key_base64']).execute();
       await db.schema.createIndex('grants_owner').on('grants').columns(['owner']).execute();
-      await db.schema.createIndex('grants_ended').on('grants').columns(['bastion_id', 'ended_at']).execute();
-      await db.schema.createIndex('grants_revocation').on('grants').columns(['revocation']).execute();
+      await db.schema.createIndex('grants_ended').on('grants').columns(['bastion_id', 'ended_at']).where(sql.ref('ended_at'), 'is not', null).execute();
+      await db.schema.createIndex('grants_revoking').on('grants').columns(['next_revoke_at']).where(sql.ref('revocation'), 'in', sql`('pending', 'retrying')`).execute();
 
       await db.schema.createTable('audit')
         .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
@@ -93,7 +95,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('prev_hash', 'varchar(64)', (c) => c.notNull())
         .addColumn('hash', 'varchar(64)', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('audit_actor_at').on('audit').columns(['actor', 'action', 'at']).execute();
+      await db.schema.createIndex('audit_stepup_failures').on('audit').columns(['actor', 'at']).where(sql.ref('action'), '=', 'stepup.failed').execute();
       await db.schema.createIndex('audit_subject').on('audit').columns(['subject']).execute();
 
       await db.schema.createTable('events')
@@ -132,7 +134,6 @@ export const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addPrimaryKeyConstraint('policy_versions_pk', ['policy_id', 'version'])
         .execute();
-      void sql;
     },
     async down(db: Kysely<any>) {
       for (const table of ['policy_versions', 'seen', 'idempotency', 'events', 'audit', 'grants', 'approvals', 'requests']) {

@@ -29,13 +29,16 @@ export interface RequestsTable {
   grant_id: string | null;
   /** Set when this request asks to extend an existing grant (extension that needs re-approval). */
   extends_grant_id: string | null;
+  /** 1 when the policy approves this request without people once any step-up passed (auto-approve or break-glass). */
+  auto_approve: number;
 }
 
 export interface ApprovalsTable {
   request_id: string;
   approver: string;
   approver_name: string | null;
-  group_name: string;
+  /** JSON array: the approver's groups that appear in the request's approval rules, at approval time. */
+  groups: string;
   comment: string | null;
   at: number;
 }

@@ -26,7 +26,8 @@ export type AgentUser = z.infer<typeof AgentUser>;
 
 export const SessionView = z.discriminatedUnion('status', [
   z.object({ status: z.literal('signed_out'), message: z.string().optional() }),
-  z.object({ status: z.literal('signing_in') }),
+  /** authorizationUrl: the IdP page the browser was sent to, for when no browser opened by itself. */
+  z.object({ status: z.literal('signing_in'), authorizationUrl: z.string().url().optional() }),
   z.object({ status: z.literal('signed_in'), user: AgentUser }),
 ]);
 export type SessionView = z.infer<typeof SessionView>;

@@ -24,6 +24,10 @@ export const Problem = z.object({
   detail: z.string().optional(),
   code: z.string(),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  /** With code `stepup_required`: what to step up for and how. */
+  stepUp: z.object({ methods: z.array(StepUpMethod), action: z.object({ kind: z.enum(['request', 'approve']), requestId: z.string() }) }).optional(),
+  /** With a failed activation: the grant that was created and failed. */
+  grantId: z.string().optional(),
 });
 export type Problem = z.infer<typeof Problem>;
 
@@ -101,6 +105,8 @@ export const AccessRequest = z.object({
   decidedAt: Instant.optional(),
   decisionReason: z.string().optional(),
   grantId: Id.optional(),
+  /** Set on a request to extend an existing grant (policies whose extensions need re-approval). */
+  extendsGrantId: Id.optional(),
 });
 export type AccessRequest = z.infer<typeof AccessRequest>;
 
@@ -160,12 +166,39 @@ export const RevokeBody = z.strictObject({ reason: z.string().min(1, 'a reason i
 
 export const CreateRequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });
 export const ActivateResult = z.object({ grant: Grant, connection: Connection });
+export const RequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });
+export const RequestList = z.object({ requests: z.array(AccessRequest) });
+export const GrantResult = z.object({ grant: Grant });
+export const GrantList = z.object({ grants: z.array(Grant) });
+/** Extension: applied at once (`grant` shows the new deadline), or filed for re-approval (`request` pending). */
+export const ExtendResult = z.object({ grant: Grant, request: AccessRequest.optional() });
+export const ResourceList = z.object({ resources: z.array(Resource) });
+export const ListRequestsQuery = z.strictObject({
+  role: z.enum(['mine', 'approver']).default('mine'),
+  state: RequestState.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const ListGrantsQuery = z.strictObject({
+  all: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  state: GrantState.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const AuditQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+  requestId: Id.optional(),
+  grantId: Id.optional(),
+  /** e.g. `breakglass.used` to review break-glass uses, `refused.request.approve` for refused approvals. */
+  action: z.string().max(64).optional(),
+});
 
 export const AuditEntry = z.object({
   seq: z.number().int(),
   at: Instant,
   actor: z.string(),
   action: z.string(),
+  /** Whose request or grant the entry is about. */
+  subject: z.string().optional(),
   requestId: z.string().optional(),
   grantId: z.string().optional(),
   resourceId: z.string().optional(),
@@ -177,3 +210,4 @@ export const AuditEntry = z.object({
   hash: z.string(),
 });
 export type AuditEntry = z.infer<typeof AuditEntry>;
+export const AuditList = z.object({ entries: z.array(AuditEntry) });

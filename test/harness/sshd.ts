@@ -29,6 +29,8 @@ export interface SshdOptions {
   permitOpen: string[];
   authorizedKeysCommand?: { command: string; user?: string };
   extraConfig?: string[];
+  /** Default: a free port. */
+  port?: number;
 }
 
 export async function startSshd(options: SshdOptions): Promise<SshdInstance> {
@@ -43,7 +45,7 @@ export async function startSshd(options: SshdOptions): Promise<SshdInstance> {
   await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   const authorizedKeysFile = join(dir, 'authorized_keys');
   writeFileSync(authorizedKeysFile, '', { mode: 0o644 });
-  const port = await freePort();
+  const port = options.port ?? await freePort();
   const keys = options.authorizedKeysCommand
     ? [`AuthorizedKeysCommand ${options.authorizedKeysCommand.command}`, `AuthorizedKeysCommandUser ${options.authorizedKeysCommand.user ?? 'nobody'}`, 'AuthorizedKeysFile none']
     : [`AuthorizedKeysFile ${authorizedKeysFile}`];

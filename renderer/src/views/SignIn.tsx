@@ -33,6 +33,9 @@ export function SignIn() {
         <>
           <p className="lead" role="status">Finish signing in in your browser…</p>
           <p className="muted">A browser window opened at your company’s sign-in page. Come back here when you’re done.</p>
+          {session.authorizationUrl && (
+            <p className="muted">No browser window? <a href={session.authorizationUrl} target="_blank" rel="noopener noreferrer">Open the sign-in page</a>.</p>
+          )}
           <div className="actions">
             <button type="button" onClick={cancel}>Cancel sign-in</button>
           </div>

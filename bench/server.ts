@@ -1,0 +1,201 @@
+// Grant server throughput and fan-out, over real HTTP with real IdP tokens, SQLite in a file:
+//   lifecycles_per_s_sqlite — request → auto-approve → activate (grant active) → release, per second, with
+//                             concurrent clients; credentials are a no-op provider (the database side has its own
+//                             benchmark), so this measures the server: auth, policy, risk, storage, audit, events.
+//   baseline_rps            — authenticated GET /v1/me in the same run (the floor any route pays).
+//   fanout_p99_ms           — one event to 1,000 concurrent SSE clients: p99 of (receipt − event instant).
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { startIdp } from '../test/harness/idp';
+import { startGrantServer } from '../test/harness/grant-server';
+import { serviceDir } from '../test/harness/tmp';
+import type { CredentialProvider } from '../server/credentials/provider';
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 2_000 });
+
+function request(base: URL, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ host: base.hostname, port: base.port, method, path, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const noop: CredentialProvider = {
+  kind: 'noop',
+  issue: async (input) => ({ username: `stint_g_${input.grantId.slice(-20).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`, password: 'bench' }),
+  extend: async () => {},
+  revoke: async () => {},
+  close: async () => {},
+};
+
+function keyLine(): string {
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+  const type = Buffer.from('ssh-ed25519');
+  return `ssh-ed25519 ${Buffer.concat([u32(type.length), type, u32(32), raw]).toString('base64')} bench`;
+}
+
+async function runFor(ms: number, concurrency: number, op: () => Promise<void>): Promise<number> {
+  let done = 0;
+  const until = Date.now() + ms;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < until) {
+      await op();
+      done += 1;
+    }
+  }));
+  return done / (ms / 1000);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+interface LoadInput { url: string; alice: string; bob: string; quick: boolean }
+interface LoadOutput { lifecycles: number; baseline: number; latencies: number[]; clients: number }
+
+/** The load generator: in a worker thread, so clients and server each have a core (2-core machine). */
+async function load(input: LoadInput): Promise<LoadOutput> {
+  const base = new URL(input.url);
+  const { alice, bob } = input;
+  const seconds = input.quick ? 4 : 10;
+  const keys = Array.from({ length: input.quick ? 4_000 : 10_000 }, keyLine);
+  let k = 0;
+
+  // Warm-up: JIT on both sides, SQLite pages.
+  await runFor(500, 8, async () => { await request(base, 'GET', '/v1/me', alice); });
+
+  const baseline = await runFor(seconds * 500, 32, async () => {
+    const r = await request(base, 'GET', '/v1/me', alice);
+    if (r.status !== 200) throw new Error(`GET /v1/me → ${r.status}`);
+  });
+
+  parentPort?.postMessage({ phase: 'lifecycles-start' });
+  let lifecycleCount = 0;
+  const lifecycles = await runFor(seconds * 1000, 16, async () => {
+    lifecycleCount += 1;
+    const created = await request(base, 'POST', '/v1/requests', alice, { resourceId: 'staging-users', level: 'read', durationSeconds: 600, deviceId: 'bench-device-1' });
+    if (created.status !== 201 || created.json.request.state !== 'approved') throw new Error(`create → ${created.status} ${JSON.stringify(created.json)}`);
+    const activated = await request(base, 'POST', `/v1/requests/${created.json.request.id}/activate`, alice, { publicKey: keys[k++ % keys.length] });
+    if (activated.status !== 201) throw new Error(`activate → ${activated.status} ${JSON.stringify(activated.json)}`);
+    const released = await request(base, 'POST', `/v1/grants/${activated.json.grant.id}/release`, alice, {});
+    if (released.status !== 200) throw new Error(`release → ${released.status}`);
+  });
+  parentPort?.postMessage({ phase: 'lifecycles-end', count: lifecycleCount });
+
+  // Fan-out: 1,000 SSE clients (bob, a dba: every approval ask reaches them all).
+  const clients = 1_000;
+  const latencies: number[] = [];
+  const expected = new Set<string>();
+  const sockets: http.ClientRequest[] = [];
+  let connected = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let i = 0; i < clients; i++) {
+      const req = http.get({ host: base.hostname, port: base.port, path: '/v1/events', agent, headers: { authorization: `Bearer ${bob}`, accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`events → ${res.statusCode}`));
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (chunk: string) => {
+          const now = Date.now();
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (frame.includes(': connected')) {
+              if (++connected === clients) resolve();
+              continue;
+            }
+            const data = frame.split('\n').find((l) => l.startsWith('data: '));
+            if (!data) continue;
+            const envelope = JSON.parse(data.slice(6));
+            if (envelope.event.type === 'approval.asked' && expected.has(envelope.event.request.id)) latencies.push(now - Date.parse(envelope.at));
+          }
+        });
+      });
+      req.on('error', reject);
+      sockets.push(req);
+    }
+  });
+  const rounds = input.quick ? 10 : 30;
+  for (let i = 0; i < rounds; i++) {
+    const before = latencies.length;
+    const created = await request(base, 'POST', '/v1/requests', alice, { resourceId: 'prod-orders', level: 'read', reason: `bench ${i}`, deviceId: 'bench-device-1' });
+    expected.add(created.json.request.id);
+    const deadline = Date.now() + 5_000;
+    while (latencies.length < before + clients && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    if (latencies.length < before + clients) throw new Error(`round ${i}: only ${latencies.length - before} of ${clients} clients got the event`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const s of sockets) s.destroy();
+  agent.destroy();
+  return { lifecycles, baseline, latencies, clients };
+}
+
+if (!isMainThread && (workerData as { benchServerLoad?: LoadInput } | undefined)?.benchServerLoad) {
+  void load((workerData as { benchServerLoad: LoadInput }).benchServerLoad).then((out) => parentPort!.postMessage({ ok: true, out }), (error) => parentPort!.postMessage({ ok: false, error: String(error?.stack ?? error) }));
+}
+
+export default async function bench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
+  const idp = await startIdp({ accessTokenTtlSeconds: 3600 });
+  const dataDir = serviceDir('bench-server');
+  const server = await startGrantServer({
+    idp, dataDir, credentials: noop,
+    overrides: {
+      storage: { url: `sqlite:${join(dataDir, 'stint.db')}` },
+      policies: { 'staging-self-service': { autoApprove: { when: { riskBelow: 101 } } } },
+      server: { heartbeatSeconds: 30 },
+    },
+  });
+  try {
+    const [alice, bob] = await Promise.all([idp.tokenFor('alice'), idp.tokenFor('bob')]);
+    // The worker loads this same file through tsx's API (workers do not inherit the loader hooks).
+    const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+    const worker = new Worker(bootstrap, { eval: true, workerData: { benchServerLoad: { url: server.url, alice, bob, quick: opts.quick } } });
+    // The server's own busy time per lifecycle (event-loop utilization of this thread), which unlike the rate
+    // does not depend on what else the machine is doing.
+    let eluStart = performance.eventLoopUtilization();
+    let serverMsPerLifecycle = NaN;
+    const result = await new Promise<LoadOutput>((resolve, reject) => {
+      worker.on('message', (m: { ok: true; out: LoadOutput } | { ok: false; error: string } | { phase: string; count?: number }) => {
+        if ('phase' in m) {
+          if (m.phase === 'lifecycles-start') eluStart = performance.eventLoopUtilization();
+          else serverMsPerLifecycle = performance.eventLoopUtilization(eluStart).active / (m.count ?? 1);
+          return;
+        }
+        if (m.ok) resolve(m.out);
+        else reject(new Error(m.error));
+      });
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    const batches = (await server.server.metrics.writeBatch.get()).values;
+    const count = batches.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const sum = batches.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+    return {
+      lifecycles_per_s_sqlite: result.lifecycles,
+      baseline_rps: result.baseline,
+      fanout_p99_ms: percentile(result.latencies, 99),
+      fanout_p50_ms: percentile(result.latencies, 50),
+      fanout_clients: result.clients,
+      server_ms_per_lifecycle: serverMsPerLifecycle,
+      changes_per_commit: count ? sum / count : NaN,
+    };
+  } finally {
+    await server.close();
+    await idp.close();
+  }
+}

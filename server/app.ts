@@ -1,0 +1,338 @@
+// The composition root of the grant server: storage, lifecycle, identity, routes, events, metrics. Effects
+// (clock, credential provider, step-up gate, key set) come in through options so tests drive them for real.
+import { createHash } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { JWTVerifyGetKey } from 'jose';
+import { sql, type Kysely } from 'kysely';
+import type { z } from 'zod';
+import type { ServerConfig } from './config';
+import { canonicalJson, requireSecret } from './config';
+import { systemClock, type Clock } from './clock';
+import type { CredentialProvider } from './credentials/provider';
+import type { StepUpActionResolver, StepUpGate } from './stepup/seam';
+import { bastionRoutes } from './bastion/routes';
+import type { AuthUser } from './identity/user';
+import { createTokenVerifier, type TokenVerifier } from './identity/verify';
+import { openStore, type Store } from './storage/db';
+import { Metrics } from './metrics';
+import { problemBody, type DomainError } from './errors';
+import { Lifecycle, type Logger } from './lifecycle/service';
+import { InProcessEventBus, isFor, sseFrame, type EventBus, type Subscriber } from './lifecycle/events';
+import { apiRoutes, IdParam, type RouteSpec } from './http/routes';
+import { openApiDocument } from './http/openapi';
+
+export interface StepUpRouteDeps {
+  resolver: StepUpActionResolver;
+  /** Write a step-up audit entry into the server's hash-chained log. */
+  audit: (entry: { actor: string; action: string; detail?: Record<string, unknown> }) => Promise<void>;
+}
+
+export interface StepUpWiring {
+  gate: StepUpGate;
+  /** The step-up HTTP routes, built with the lifecycle's resolver; registered at /v1/stepup inside user auth. */
+  routes?: (deps: StepUpRouteDeps) => FastifyPluginAsync;
+}
+
+export interface BuildServerOptions {
+  config: ServerConfig;
+  clock?: Clock;
+  credentials?: CredentialProvider;
+  /** The step-up gate and routes, or a factory given the server's database (step-up keeps its tables there). */
+  stepUp?: StepUpWiring | ((ctx: { db: Kysely<any>; clock: Clock }) => StepUpWiring | Promise<StepUpWiring>);
+  logger?: FastifyServerOptions['logger'];
+  /** Use this key set instead of discovering the issuer's jwks_uri. */
+  jwks?: JWTVerifyGetKey;
+  /** Replace the in-process event bus (e.g. PostgreSQL LISTEN/NOTIFY). */
+  bus?: EventBus;
+  /** Environment for secret references (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Safety-net sweep interval in ms (default 5000). */
+  sweepEveryMs?: number;
+}
+
+export interface GrantServer {
+  app: FastifyInstance;
+  lifecycle: Lifecycle;
+  store: Store;
+  metrics: Metrics;
+  bus: EventBus;
+  routes: RouteSpec[];
+  close(): Promise<void>;
+}
+
+const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+export async function buildServer(opts: BuildServerOptions): Promise<GrantServer> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const store = openStore(config.storage.url);
+  if (config.storage.autoMigrate) await store.migrate();
+  const metrics = new Metrics({ defaults: true });
+  const bus = opts.bus ?? new InProcessEventBus();
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: config.server.bodyLimitBytes,
+    trustProxy: config.server.trustedProxies.length ? config.server.trustedProxies : false,
+    // Ids in paths are ours; anything longer is not one of them.
+    routerOptions: { maxParamLength: 200 },
+  });
+  const log: Logger = {
+    info: (obj, msg) => app.log.info(obj, msg),
+    warn: (obj, msg) => app.log.warn(obj, msg),
+    error: (obj, msg) => app.log.error(obj, msg),
+  };
+  const stepUp = typeof opts.stepUp === 'function' ? await opts.stepUp({ db: store.db as unknown as Kysely<any>, clock }) : opts.stepUp;
+  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials: opts.credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs });
+  await lifecycle.init();
+  const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks });
+  const routes = apiRoutes(lifecycle);
+
+  app.decorateRequest('user', null as unknown as AuthUser);
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large'
+        : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type'
+          : error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'invalid_json'
+            : 'bad_request';
+      const message = code === 'body_too_large' ? `the body is larger than ${config.server.bodyLimitBytes} bytes`
+        : code === 'unsupported_media_type' ? 'send the body as application/json'
+          : code === 'invalid_json' ? (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'the body is empty; send {} for no fields' : 'the body is not valid JSON')
+            : 'the request could not be read';
+      return sendProblem(reply, { status: status as DomainError['status'], code, message });
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    // Never a stack trace or an internal message to the client: the log has it, the answer names the request.
+    return reply.code(500).type('application/problem+json').send({ type: 'https://stint.dev/problems/internal', title: 'Internal server error', status: 500, code: 'internal', detail: `internal error (request ${request.id}); see the server log` });
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, { status: 404, code: 'route_not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.http.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  // ---- public: health, readiness, metrics, OpenAPI
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(store.db);
+      return { status: 'ready' };
+    } catch (error) {
+      return sendProblem(reply, { status: 503, code: 'storage_unavailable', message: `storage is not reachable: ${(error as Error).message}` });
+    }
+  });
+  app.get('/metrics', async (_request, reply) => {
+    metrics.sseClients.set(bus.size);
+    metrics.revocationsPending.set(await lifecycle.pendingRevocations());
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  const openapi = openApiDocument(routes, { serverUrl: config.server.url });
+  app.get('/v1/openapi.json', async () => openapi);
+
+  // ---- bastions authenticate themselves with their own tokens, outside user authentication
+  const bastionTokens: Record<string, { token: string }> = {};
+  for (const [id, bastion] of Object.entries(config.bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env) };
+  await app.register(bastionRoutes({ lookup: lifecycle, bastions: bastionTokens }), { prefix: '/v1/bastion' });
+
+  // ---- everything else needs a user
+  const sse = new SseHub(bus, store, config.server.heartbeatSeconds * 1000, metrics, clock);
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', authenticate(verifier, metrics));
+    for (const spec of routes) registerRoute(scope, spec, store, clock);
+    scope.get('/v1/events', (request, reply) => sse.open(request, reply));
+    if (stepUp?.routes) {
+      const audit: StepUpRouteDeps['audit'] = async (entry) => {
+        await lifecycle.mutate((tx) => tx.audit({ at: clock.now().getTime(), actor: entry.actor, subject: entry.actor, action: entry.action, detail: entry.detail }));
+      };
+      await scope.register(stepUp.routes({ resolver: lifecycle, audit }), { prefix: '/v1/stepup', resolver: lifecycle } as never);
+    }
+  });
+  app.addHook('preClose', async () => sse.closeAll());
+
+  await lifecycle.start();
+  let closed = false;
+  return {
+    app, lifecycle, store, metrics, bus, routes,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      sse.closeAll();
+      await app.close();
+      await lifecycle.stop();
+      await opts.credentials?.close().catch(() => {});
+      await store.close();
+    },
+  };
+}
+
+function sendProblem(reply: FastifyReply, error: Pick<DomainError, 'status' | 'code' | 'message' | 'errors' | 'extra'>): FastifyReply {
+  return reply.code(error.status).type('application/problem+json').send(problemBody(error));
+}
+
+function zodErrors(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '(body)'),
+    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+  }));
+}
+
+function authenticate(verifier: TokenVerifier, metrics: Metrics) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const outcome = await verifier.verify(request.headers.authorization);
+    if (outcome.ok) {
+      request.user = { ...outcome.user, tokenExpiresAt: outcome.expiresAt };
+      return;
+    }
+    metrics.authFailures.inc({ code: outcome.code });
+    const status = outcome.code === 'idp_unavailable' ? 503 : 401;
+    // RFC 6750: no error attribute when no token was sent at all.
+    const challenge = outcome.code === 'token_missing' ? 'Bearer realm="stint"' : `Bearer realm="stint", error="invalid_token", error_description="${outcome.message.replace(/"/g, "'")}"`;
+    if (status === 401) reply.header('www-authenticate', challenge);
+    return sendProblem(reply, { status, code: outcome.code, message: outcome.message });
+  };
+}
+
+function registerRoute(scope: FastifyInstance, spec: RouteSpec, store: Store, clock: Clock): void {
+  const inflight = new Map<string, Promise<void>>();
+  scope.route({
+    method: spec.method,
+    url: spec.url,
+    handler: async (request, reply) => {
+      let id = '';
+      if (spec.url.includes(':id')) {
+        const parsed = IdParam.safeParse((request.params as { id?: string }).id);
+        if (!parsed.success) return sendProblem(reply, { status: 400, code: 'invalid_id', message: 'the id in the path is not a valid id', errors: zodErrors(parsed.error) });
+        id = parsed.data;
+      }
+      let body: unknown;
+      if (spec.body) {
+        const parsed = spec.body.safeParse(request.body ?? {});
+        if (!parsed.success) return sendProblem(reply, { status: 400, code: 'invalid_body', message: 'the body does not match the schema', errors: zodErrors(parsed.error) });
+        body = parsed.data;
+      }
+      let query: unknown;
+      if (spec.query) {
+        const parsed = spec.query.safeParse(request.query ?? {});
+        if (!parsed.success) return sendProblem(reply, { status: 400, code: 'invalid_query', message: 'the query string does not match the schema', errors: zodErrors(parsed.error) });
+        query = parsed.data;
+      }
+      const run = async () => {
+        const outcome = await spec.handler({ user: request.user, body, query, id, request, reply });
+        return outcome.ok
+          ? { status: spec.status ?? 200, body: outcome.value, problem: false }
+          : { status: outcome.error.status, body: problemBody(outcome.error), problem: true };
+      };
+      const send = (result: { status: number; body: unknown; problem: boolean }) => reply.code(result.status).type(result.problem ? 'application/problem+json' : 'application/json').send(result.body);
+
+      const key = request.headers['idempotency-key'];
+      if (spec.method !== 'POST' || key === undefined) return send(await run());
+      if (typeof key !== 'string' || key.length < 1 || key.length > 200 || !/^[\x21-\x7e]+$/.test(key)) {
+        return sendProblem(reply, { status: 400, code: 'invalid_idempotency_key', message: 'Idempotency-Key must be 1–200 visible ASCII characters' });
+      }
+      const sub = request.user.sub;
+      const fingerprint = createHash('sha256').update(`${spec.method} ${request.url}\n${canonicalJson(request.body ?? {})}`).digest('hex');
+      const slot = `${sub}\n${key}`;
+      // A concurrent retry with the same key waits for the first to finish, then replays its answer.
+      while (inflight.has(slot)) await inflight.get(slot);
+      const now = clock.now().getTime();
+      const previous = await store.db.selectFrom('idempotency').selectAll().where('user_sub', '=', sub).where('key', '=', key).where('created_at', '>', now - IDEMPOTENCY_TTL_MS).executeTakeFirst();
+      if (previous) {
+        if (previous.fingerprint !== fingerprint) return sendProblem(reply, { status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was used for a different request' });
+        reply.header('idempotent-replayed', 'true');
+        return send({ status: previous.status, body: JSON.parse(previous.body), problem: previous.status >= 400 });
+      }
+      let release!: () => void;
+      inflight.set(slot, new Promise<void>((resolve) => { release = resolve; }));
+      try {
+        const result = await run();
+        await store.db.insertInto('idempotency').values({ user_sub: sub, key, fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })
+          .onConflict((oc) => oc.columns(['user_sub', 'key']).doUpdateSet({ fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })).execute();
+        return send(result);
+      } finally {
+        inflight.delete(slot);
+        release();
+      }
+    },
+  });
+}
+
+/** Server-Sent Events: one stream per connection, replay from the events table on Last-Event-ID, heartbeats. */
+class SseHub {
+  private readonly open_ = new Set<{ end: () => void; heartbeat: () => void }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly bus: EventBus, private readonly store: Store, private readonly heartbeatMs: number, private readonly metrics: Metrics, private readonly clock: Clock) {}
+
+  async open(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const header = request.headers['last-event-id'] ?? (request.query as { lastEventId?: string } | undefined)?.lastEventId;
+    let lastId: number | undefined;
+    if (header !== undefined) {
+      if (typeof header !== 'string' || !/^[0-9]{1,15}$/.test(header)) {
+        void sendProblem(reply, { status: 400, code: 'invalid_last_event_id', message: 'Last-Event-ID must be an event id (digits)' });
+        return;
+      }
+      lastId = Number(header);
+    }
+    const user = request.user;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write('retry: 2000\n: connected\n\n');
+    request.raw.socket.setNoDelay(true);
+    let lastSent = lastId ?? 0;
+    let buffer: { id: number; frame: string }[] | undefined = lastId !== undefined ? [] : undefined;
+    const write = (frame: string) => {
+      // A client that stops reading is dropped rather than buffered without bound; it resumes with Last-Event-ID.
+      if (res.writableLength > 1_000_000) return res.destroy();
+      res.write(frame);
+    };
+    const subscriber: Subscriber = {
+      sub: user.sub,
+      groups: user.groups,
+      deliver: (event, frame) => {
+        if (buffer) buffer.push({ id: event.id, frame });
+        else if (event.id > lastSent) { lastSent = event.id; write(frame); }
+      },
+    };
+    const unsubscribe = this.bus.subscribe(subscriber);
+    const entry = { end: () => res.end(), heartbeat: () => write(': hb\n\n') };
+    this.open_.add(entry);
+    this.ensureTimer();
+    // The stream lives no longer than the token that opened it: a disabled user stops hearing events when their
+    // token expires; the agent reconnects with a fresh token and Last-Event-ID.
+    const cancelExpiry = user.tokenExpiresAt !== undefined ? this.clock.setTimeout(() => res.end(), user.tokenExpiresAt - this.clock.now().getTime()) : undefined;
+    res.on('close', () => { unsubscribe(); this.open_.delete(entry); cancelExpiry?.(); });
+    if (lastId !== undefined) {
+      // Subscribed first, then replay: nothing published meanwhile is lost, nothing is sent twice.
+      for (;;) {
+        const rows = await this.store.db.selectFrom('events').selectAll().where('id', '>', lastSent).orderBy('id').limit(1000).execute();
+        for (const row of rows) {
+          const stored = { id: Number(row.id), at: Number(row.at), users: JSON.parse(row.users), groups: JSON.parse(row.groups), exclude: JSON.parse(row.exclude), event: JSON.parse(row.payload) };
+          if (isFor(stored, user.sub, user.groups)) write(sseFrame(stored));
+          lastSent = stored.id;
+        }
+        if (rows.length < 1000) break;
+      }
+      const pending = buffer ?? [];
+      buffer = undefined;
+      for (const item of pending) if (item.id > lastSent) { lastSent = item.id; write(item.frame); }
+    }
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.metrics.sseClients.set(this.open_.size);
+      for (const entry of this.open_) entry.heartbeat();
+    }, this.heartbeatMs);
+    this.timer.unref();
+  }
+
+  closeAll(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const entry of this.open_) entry.end();
+    this.open_.clear();
+  }
+}

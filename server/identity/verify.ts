@@ -1,0 +1,108 @@
+// Bearer access tokens: JWTs verified against the IdP's JWKS (found through OpenID discovery), with issuer,
+// audience and expiry checked against the server clock. Groups come from the configured claim (dotted paths
+// such as `realm_access.roles` work). Verified tokens are cached until their expiry to spare a signature check
+// per call; the cache key is the whole token, so a forged token never hits it.
+import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { ServerConfig } from '../config';
+import type { Clock } from '../clock';
+import type { AuthUser } from './user';
+
+export type VerifyOutcome =
+  | { ok: true; user: AuthUser; expiresAt: number }
+  | { ok: false; code: 'token_missing' | 'token_invalid' | 'token_expired' | 'token_wrong_audience' | 'token_wrong_issuer' | 'idp_unavailable'; message: string };
+
+export interface TokenVerifier {
+  verify(authorization: string | undefined): Promise<VerifyOutcome>;
+}
+
+export interface VerifierOptions {
+  identity: ServerConfig['identity'];
+  clock: Clock;
+  /** Tests and embedded setups may hand over the key set directly instead of discovering it. */
+  jwks?: JWTVerifyGetKey;
+  fetch?: typeof fetch;
+}
+
+const CACHE_MAX = 10_000;
+
+export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const { identity, clock } = options;
+  const doFetch = options.fetch ?? fetch;
+  let keySet: Promise<JWTVerifyGetKey> | undefined = options.jwks ? Promise.resolve(options.jwks) : undefined;
+  const cache = new Map<string, { user: AuthUser; exp: number }>();
+
+  const discover = async (): Promise<JWTVerifyGetKey> => {
+    const url = `${identity.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const response = await doFetch(url, { signal: AbortSignal.timeout(5_000) });
+    if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+    const meta = (await response.json()) as { jwks_uri?: string; issuer?: string };
+    if (!meta.jwks_uri) throw new Error('discovery document has no jwks_uri');
+    return createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
+  };
+  const getKeySet = (): Promise<JWTVerifyGetKey> => {
+    // A failed discovery is forgotten so the next call tries again (the IdP may come up after us).
+    keySet ??= discover().catch((error) => { keySet = undefined; throw error; });
+    return keySet;
+  };
+
+  const toUser = (payload: JWTPayload): AuthUser | undefined => {
+    if (typeof payload.sub !== 'string' || !payload.sub) return undefined;
+    const groupsValue = identity.groupsClaim.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload);
+    const groups = Array.isArray(groupsValue) ? groupsValue.filter((g): g is string => typeof g === 'string') : typeof groupsValue === 'string' ? [groupsValue] : [];
+    return {
+      sub: payload.sub,
+      email: typeof payload.email === 'string' ? payload.email : undefined,
+      name: typeof payload.name === 'string' ? payload.name : undefined,
+      groups,
+      admin: groups.some((g) => identity.adminGroups.includes(g)),
+    };
+  };
+
+  return {
+    async verify(authorization) {
+      if (!authorization) return { ok: false, code: 'token_missing', message: 'a bearer access token is required' };
+      const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization.trim());
+      if (!match) return { ok: false, code: 'token_invalid', message: 'the Authorization header must be "Bearer <token>"' };
+      const token = match[1]!;
+      const nowMs = clock.now().getTime();
+      const cached = cache.get(token);
+      if (cached) {
+        if (cached.exp > nowMs) return { ok: true, user: cached.user, expiresAt: cached.exp };
+        cache.delete(token);
+        return { ok: false, code: 'token_expired', message: 'the access token has expired' };
+      }
+      let jwks: JWTVerifyGetKey;
+      try {
+        jwks = await getKeySet();
+      } catch (error) {
+        return { ok: false, code: 'idp_unavailable', message: `cannot fetch the identity provider's keys: ${(error as Error).message}` };
+      }
+      try {
+        const { payload } = await jwtVerify(token, jwks, {
+          issuer: identity.issuer,
+          audience: identity.audience,
+          currentDate: clock.now(),
+          requiredClaims: ['exp', 'sub'],
+          ...(identity.requireAtJwt ? { typ: 'at+jwt' } : {}),
+        });
+        const user = toUser(payload);
+        if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject' };
+        const exp = payload.exp! * 1000;
+        if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+        cache.set(token, { user, exp });
+        return { ok: true, user, expiresAt: exp };
+      } catch (error) {
+        if (error instanceof joseErrors.JWTExpired) return { ok: false, code: 'token_expired', message: 'the access token has expired' };
+        if (error instanceof joseErrors.JWTClaimValidationFailed) {
+          if (error.claim === 'aud') return { ok: false, code: 'token_wrong_audience', message: 'the access token is for another audience' };
+          if (error.claim === 'iss') return { ok: false, code: 'token_wrong_issuer', message: 'the access token is from another issuer' };
+          return { ok: false, code: 'token_invalid', message: `the access token's ${error.claim} claim is not acceptable` };
+        }
+        if (error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {
+          return { ok: false, code: 'idp_unavailable', message: "the identity provider's keys could not be fetched in time" };
+        }
+        return { ok: false, code: 'token_invalid', message: 'the access token is not valid (signature, format or key)' };
+      }
+    },
+  };
+}

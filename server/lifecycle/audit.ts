@@ -1,0 +1,116 @@
+// The audit log: append-only rows, each carrying the hash of the previous row, so deleting, reordering or editing
+// any row breaks the chain at that point. Rows are appended inside the transaction of the change they record.
+import { createHash } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { AuditEntry } from '../../shared/contract/http';
+import { canonicalJson } from '../config';
+import type { Db } from '../storage/db';
+import type { AuditTable, Database } from '../storage/schema';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface AuditInput {
+  at: number;
+  actor: string;
+  action: string;
+  subject?: string;
+  requestId?: string;
+  grantId?: string;
+  resourceId?: string;
+  reason?: string;
+  policyVersion?: number;
+  risk?: number;
+  detail?: Record<string, unknown>;
+}
+
+type Row = Omit<AuditTable, 'seq'> & { seq: number };
+
+function rowHash(row: Omit<Row, 'hash'>): string {
+  const content = canonicalJson({
+    seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, request_id: row.request_id,
+    grant_id: row.grant_id, resource_id: row.resource_id, reason: row.reason, policy_version: row.policy_version,
+    risk: row.risk, detail: row.detail,
+  });
+  return createHash('sha256').update(row.prev_hash).update('\n').update(content).digest('hex');
+}
+
+/**
+ * The writer's view of the chain's head, so an append need not read it back each time. Valid while this process
+ * is the only writer (SQLite); a transaction that rolls back must call `invalidate` (the next append re-reads).
+ */
+export class AuditChain {
+  private head: { seq: number; hash: string } | undefined;
+
+  async append(trx: Transaction<Database> | Db, input: AuditInput): Promise<void> {
+    this.head = await appendAudit(trx, input, this.head);
+  }
+
+  invalidate(): void {
+    this.head = undefined;
+  }
+}
+
+export async function appendAudit(trx: Transaction<Database> | Db, input: AuditInput, head?: { seq: number; hash: string }): Promise<{ seq: number; hash: string }> {
+  const last = head ?? await trx.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const row: Omit<Row, 'hash'> = {
+    seq: (last?.seq ?? 0) + 1,
+    at: input.at,
+    actor: input.actor,
+    action: input.action,
+    subject: input.subject ?? null,
+    request_id: input.requestId ?? null,
+    grant_id: input.grantId ?? null,
+    resource_id: input.resourceId ?? null,
+    reason: input.reason ?? null,
+    policy_version: input.policyVersion ?? null,
+    risk: input.risk ?? null,
+    detail: input.detail ? canonicalJson(input.detail) : null,
+    prev_hash: last?.hash ?? GENESIS_HASH,
+  };
+  const hash = rowHash(row);
+  await trx.insertInto('audit').values({ ...row, hash }).execute();
+  return { seq: row.seq, hash };
+}
+
+export type AuditVerification =
+  | { ok: true; count: number; lastHash: string }
+  | { ok: false; count: number; seq: number; reason: string };
+
+/** Walk the chain in order; report the first row whose link or content does not check out. */
+export async function verifyAudit(db: Db): Promise<AuditVerification> {
+  let expectedPrev = GENESIS_HASH;
+  let expectedSeq = 1;
+  let count = 0;
+  for (;;) {
+    const rows = await db.selectFrom('audit').selectAll().where('seq', '>=', expectedSeq).orderBy('seq').limit(1000).execute();
+    if (rows.length === 0) return { ok: true, count, lastHash: expectedPrev };
+    for (const row of rows) {
+      if (row.seq !== expectedSeq) return { ok: false, count, seq: expectedSeq, reason: `row ${expectedSeq} is missing (next is ${row.seq})` };
+      if (row.prev_hash !== expectedPrev) return { ok: false, count, seq: row.seq, reason: 'prev_hash does not match the previous row' };
+      const { hash, ...rest } = row;
+      if (rowHash({ ...rest, at: Number(rest.at) }) !== hash) return { ok: false, count, seq: row.seq, reason: 'row content does not match its hash (edited)' };
+      expectedPrev = hash;
+      expectedSeq += 1;
+      count += 1;
+    }
+  }
+}
+
+export function toAuditEntry(row: Omit<AuditTable, "seq"> & { seq: number }): AuditEntry {
+  return {
+    seq: row.seq,
+    at: new Date(Number(row.at)).toISOString(),
+    actor: row.actor,
+    action: row.action,
+    ...(row.subject ? { subject: row.subject } : {}),
+    ...(row.request_id ? { requestId: row.request_id } : {}),
+    ...(row.grant_id ? { grantId: row.grant_id } : {}),
+    ...(row.resource_id ? { resourceId: row.resource_id } : {}),
+    ...(row.reason ? { reason: row.reason } : {}),
+    ...(row.policy_version !== null ? { policyVersion: row.policy_version } : {}),
+    ...(row.risk !== null ? { risk: row.risk } : {}),
+    ...(row.detail ? { detail: JSON.parse(row.detail) as Record<string, unknown> } : {}),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}

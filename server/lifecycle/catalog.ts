@@ -1,0 +1,147 @@
+// The catalog: resources with their policies, who may request what, what each request needs (approvals, step-up,
+// auto-approval, break-glass) and who hears about it. Pure functions over the config; no storage.
+import type { PolicySummary, Resource, StepUpMethod } from '../../shared/contract/http';
+import type { PolicyConfig, ResourceConfig, ServerConfig } from '../config';
+
+export interface ApprovalRule { group: string; count: number }
+
+export interface CatalogEntry {
+  resource: ResourceConfig;
+  policyId: string;
+  policy: PolicyConfig;
+}
+
+export interface Caller { sub: string; groups: string[]; admin: boolean }
+
+const inAny = (groups: string[], wanted: string[]) => groups.some((g) => wanted.includes(g));
+
+export class Catalog {
+  private readonly byId = new Map<string, CatalogEntry>();
+
+  constructor(readonly config: ServerConfig, private readonly versions: Map<string, number>) {
+    for (const resource of config.resources) {
+      this.byId.set(resource.id, { resource, policyId: resource.policy, policy: config.policies[resource.policy]! });
+    }
+  }
+
+  entry(resourceId: string): CatalogEntry | undefined {
+    return this.byId.get(resourceId);
+  }
+
+  policyVersion(policyId: string): number {
+    return this.versions.get(policyId) ?? 1;
+  }
+
+  canRequest(caller: Caller, entry: CatalogEntry): boolean {
+    return inAny(caller.groups, entry.policy.requesters) || this.canBreakGlass(caller, entry);
+  }
+
+  canBreakGlass(caller: Caller, entry: CatalogEntry): boolean {
+    return !!entry.policy.breakGlass && inAny(caller.groups, entry.policy.breakGlass.groups);
+  }
+
+  /** Resources the caller may request, with what a request will take. */
+  eligible(caller: Caller): Resource[] {
+    const out: Resource[] = [];
+    for (const entry of this.byId.values()) {
+      if (!this.canRequest(caller, entry)) continue;
+      out.push({
+        id: entry.resource.id,
+        name: entry.resource.name,
+        environment: entry.resource.environment,
+        sensitivity: entry.resource.sensitivity,
+        kind: entry.resource.kind,
+        levels: Object.keys(entry.resource.levels),
+        database: entry.resource.target.database,
+        policy: this.summary(caller, entry),
+      });
+    }
+    return out;
+  }
+
+  summary(caller: Caller, entry: CatalogEntry): PolicySummary {
+    const { policy } = entry;
+    return {
+      policyId: entry.policyId,
+      policyVersion: this.policyVersion(entry.policyId),
+      durationDefaultSeconds: policy.duration.default,
+      durationMaxSeconds: policy.duration.max,
+      reasonRequired: policy.reason === 'required',
+      ticketPattern: policy.ticket?.pattern,
+      ticketRequired: policy.ticket?.required ?? false,
+      approvals: this.rules(entry),
+      autoApprove: !!policy.autoApprove,
+      stepUp: { request: policy.stepUp.request, approve: policy.stepUp.approve, methods: policy.stepUp.methods as StepUpMethod[] },
+      breakGlass: this.canBreakGlass(caller, entry),
+      extend: { maxTotalSeconds: policy.extend?.maxTotal ?? policy.duration.max, reapproval: policy.extend?.reapproval ?? false },
+    };
+  }
+
+  rules(entry: CatalogEntry): ApprovalRule[] {
+    return entry.policy.approvals.map((r) => ({ group: r.from, count: r.count }));
+  }
+
+  /** Is the caller an approver of anything (member of some approval group)? */
+  isApprover(caller: Caller): boolean {
+    for (const entry of this.byId.values()) if (inAny(caller.groups, entry.policy.approvals.map((r) => r.from))) return true;
+    return false;
+  }
+
+  stepUpNeeded(mode: 'always' | 'on-risk' | 'never', policy: PolicyConfig, risk: number): boolean {
+    return mode === 'always' || (mode === 'on-risk' && risk >= policy.stepUp.riskAtLeast);
+  }
+
+  /** All auto-approve conditions that are set must hold. */
+  autoApproves(caller: Caller, entry: CatalogEntry, risk: number, now: Date): { ok: boolean; why: string } {
+    const when = entry.policy.autoApprove?.when;
+    if (!when) return { ok: false, why: 'policy needs approvals' };
+    if (when.groups && !inAny(caller.groups, when.groups)) return { ok: false, why: 'not in an auto-approved group' };
+    if (when.environments && !when.environments.includes(entry.resource.environment)) return { ok: false, why: 'environment not auto-approved' };
+    if (when.hours && !inHours(when.hours, now)) return { ok: false, why: 'outside auto-approve hours' };
+    if (when.riskBelow !== undefined && risk >= when.riskBelow) return { ok: false, why: `risk ${risk} is not below ${when.riskBelow}` };
+    return { ok: true, why: 'auto-approved by policy' };
+  }
+
+  /** Who hears about a break-glass use: the policy's approvers, its notify groups and the admins. */
+  breakGlassAudience(entry: CatalogEntry): string[] {
+    return [...new Set([...entry.policy.approvals.map((r) => r.from), ...(entry.policy.breakGlass?.notify ?? []), ...this.config.identity.adminGroups])];
+  }
+}
+
+/** "09:00-18:00" in UTC; a window that wraps midnight ("22:00-06:00") works too. */
+export function inHours(window: string, now: Date): boolean {
+  const [from, to] = window.split('-').map((t) => { const [h, m] = t.split(':').map(Number); return h! * 60 + m!; }) as [number, number];
+  const minute = now.getUTCHours() * 60 + now.getUTCMinutes();
+  return from <= to ? minute >= from && minute < to : minute >= from || minute < to;
+}
+
+/**
+ * N-of-M with distinct people: can each rule's slots be filled by different approvers, each person filling at
+ * most one slot? Solved as a bipartite matching (people ↔ slots), so the order of approvals never matters.
+ * Returns the group each approver was matched to and how many slots each rule has filled.
+ */
+export function matchApprovals(rules: ApprovalRule[], approvers: { sub: string; groups: string[] }[]): { assignment: Map<string, string>; have: number[]; complete: boolean } {
+  const slots: number[] = [];
+  rules.forEach((rule, index) => { for (let i = 0; i < rule.count; i++) slots.push(index); });
+  const slotOwner: (number | undefined)[] = slots.map(() => undefined);
+  const tryAssign = (person: number, seen: Set<number>): boolean => {
+    for (let s = 0; s < slots.length; s++) {
+      if (seen.has(s) || !approvers[person]!.groups.includes(rules[slots[s]!]!.group)) continue;
+      seen.add(s);
+      if (slotOwner[s] === undefined || tryAssign(slotOwner[s]!, seen)) {
+        slotOwner[s] = person;
+        return true;
+      }
+    }
+    return false;
+  };
+  approvers.forEach((_, person) => tryAssign(person, new Set()));
+  const assignment = new Map<string, string>();
+  const have = rules.map(() => 0);
+  slotOwner.forEach((person, s) => {
+    if (person === undefined) return;
+    assignment.set(approvers[person]!.sub, rules[slots[s]!]!.group);
+    have[slots[s]!]! += 1;
+  });
+  return { assignment, have, complete: slotOwner.every((p) => p !== undefined) };
+}

@@ -1,0 +1,1049 @@
+// The grant lifecycle: requests, approvals, step-up, activation, extension, ends and revocation. The server is the
+// source of truth; every state change goes through the transition table in shared/domain, is written in one
+// transaction together with its audit row and its events, and the events are published after commit.
+// Timed transitions (request TTL, activation window, grant deadline) have one exact timer each, plus a durable
+// sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
+import { createHash, randomBytes } from 'node:crypto';
+import { sql, type Transaction, type Selectable } from 'kysely';
+import type {
+  AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
+} from '../../shared/contract/http';
+import type { ServerEvent } from '../../shared/contract/events';
+import type { RequestState, GrantState } from '../../shared/contract/http';
+import { grantTransition, requestTransition, type GrantEvent, type RequestEvent } from '../../shared/domain/lifecycle';
+import type { z } from 'zod';
+import type { ServerConfig } from '../config';
+import { canonicalJson, policyHash } from '../config';
+import type { Clock } from '../clock';
+import type { Store, Db } from '../storage/db';
+import type { Database, GrantsTable, RequestsTable } from '../storage/schema';
+import type { CredentialProvider } from '../credentials/provider';
+import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
+import { stepUpFailureStatus } from '../stepup/routes';
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../bastion/seam';
+import type { AuthUser } from '../identity/user';
+import { fail, ok, type DomainError, type Outcome } from '../errors';
+import type { Metrics } from '../metrics';
+import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
+import { AuditChain, type AuditInput } from './audit';
+import type { Audience, EventBus, StoredEvent } from './events';
+import { assessRisk, BURST_WINDOW_MS } from './risk';
+
+type Tx = Transaction<Database>;
+type RequestRow = Selectable<RequestsTable>;
+type GrantRow = Selectable<GrantsTable>;
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface LifecycleDeps {
+  config: ServerConfig;
+  store: Store;
+  clock: Clock;
+  bus: EventBus;
+  metrics: Metrics;
+  log: Logger;
+  credentials?: CredentialProvider;
+  gate?: StepUpGate;
+  /** How often the safety-net sweep runs (ms). */
+  sweepEveryMs?: number;
+}
+
+export interface RequestContext { ip?: string }
+
+const SYSTEM = 'system';
+const REVOKE_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
+/** A grant stuck without credentials this long after activation began (server died mid-issue) is failed. */
+const ISSUE_STALE_MS = 2 * 60_000;
+
+const PRUNE_EVERY_MS = 3600_000;
+/** Most changes grouped into one commit. */
+const MAX_BATCH = 64;
+const EVENT_RETENTION_MS = 7 * 86400_000;
+
+const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(Number(ms)).toISOString());
+const parseJson = <T>(text: string): T => JSON.parse(text) as T;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
+  catalog!: Catalog;
+  readonly audit = new AuditChain();
+  private readonly db: Db;
+  private readonly timers = new Map<string, () => void>();
+  private readonly revoking = new Set<string>();
+  private readonly endedListeners = new Set<(event: GrantEndedForBastion) => void>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private lastPrune = 0;
+  private readonly writeQueue: QueuedWrite[] = [];
+  private draining = false;
+  private inflight = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: LifecycleDeps) {
+    this.db = deps.store.db;
+  }
+
+  private now(): number {
+    return this.deps.clock.now().getTime();
+  }
+
+  // ---------------------------------------------------------------- start / stop
+
+  /** Record policy versions (a changed policy gets the next version) and build the catalog. */
+  async init(): Promise<void> {
+    const versions = new Map<string, number>();
+    await this.mutate(async ({ trx }) => {
+      for (const [policyId, policy] of Object.entries(this.deps.config.policies)) {
+        const hash = policyHash(policy);
+        const latest = await trx.selectFrom('policy_versions').selectAll().where('policy_id', '=', policyId).orderBy('version', 'desc').limit(1).executeTakeFirst();
+        if (latest && latest.hash === hash) {
+          versions.set(policyId, latest.version);
+          continue;
+        }
+        const version = (latest?.version ?? 0) + 1;
+        await trx.insertInto('policy_versions').values({ policy_id: policyId, version, hash, created_at: this.now() }).execute();
+        await this.audit.append(trx, { at: this.now(), actor: SYSTEM, action: 'policy.version', reason: latest ? 'policy changed' : 'policy added', policyVersion: version, detail: { policyId, hash } });
+        versions.set(policyId, version);
+      }
+    });
+    this.catalog = new Catalog(this.deps.config, versions);
+  }
+
+  /** Process every deadline that passed while we were down, resume revocations, arm timers for the rest. */
+  async start(): Promise<void> {
+    await this.sweep(true);
+    const every = this.deps.sweepEveryMs ?? 5_000;
+    this.sweepTimer = setInterval(() => { void this.track(this.sweep(false)).catch((error) => this.deps.log.error({ err: error }, 'sweep failed')); }, every);
+    this.sweepTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const cancel of this.timers.values()) cancel();
+    this.timers.clear();
+    await Promise.allSettled([...this.inflight]);
+    // Let queued changes commit before storage closes.
+    while (this.draining) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inflight.add(promise);
+    void promise.finally(() => this.inflight.delete(promise)).catch(() => {});
+    return promise;
+  }
+
+  /** Expire requests and end grants whose instant has passed; arm timers for the future ones when `arm`. */
+  async sweep(arm: boolean): Promise<void> {
+    const now = this.now();
+    if (now - this.lastPrune > PRUNE_EVERY_MS) {
+      // Idempotency answers are kept a day; events a week (a client offline longer reloads its lists instead).
+      this.lastPrune = now;
+      await this.db.deleteFrom('idempotency').where('created_at', '<', now - 24 * 3600_000).execute();
+      await this.db.deleteFrom('events').where('at', '<', now - EVENT_RETENTION_MS).execute();
+    }
+    const deadlineStates: RequestState[] = ['pending_stepup', 'pending_approval', 'approved'];
+    const requests = await this.db.selectFrom('requests').select(['id', 'expires_at']).where('state', 'in', deadlineStates).where('grant_id', 'is', null)
+      .$if(!arm, (q) => q.where('expires_at', '<=', now)).execute();
+    for (const r of requests) {
+      if (Number(r.expires_at) <= now) await this.expireRequest(r.id);
+      else this.schedule(`req:${r.id}`, Number(r.expires_at), () => this.expireRequest(r.id));
+    }
+    const grants = await this.db.selectFrom('grants').select(['id', 'ends_at', 'db_username', 'starts_at']).where('state', '=', 'active')
+      .$if(!arm, (q) => q.where((eb) => eb.or([eb('ends_at', '<=', now), eb('db_username', 'is', null)]))).execute();
+    for (const g of grants) {
+      if (g.db_username === null && Number(g.starts_at) + ISSUE_STALE_MS <= now && !this.timers.has(`issuing:${g.id}`)) {
+        await this.endGrant(g.id, 'failed', SYSTEM, 'activation did not complete (server restarted while issuing credentials)');
+      } else if (Number(g.ends_at) <= now) {
+        await this.endGrant(g.id, 'ended', SYSTEM, 'deadline reached');
+      } else if (arm) {
+        this.schedule(`grant:${g.id}`, Number(g.ends_at), () => this.endGrant(g.id, 'ended', SYSTEM, 'deadline reached'));
+      }
+    }
+    const revocations = await this.db.selectFrom('grants').select(['id', 'next_revoke_at']).where('revocation', 'in', ['pending', 'retrying']).execute();
+    for (const g of revocations) {
+      if (this.revoking.has(g.id) || (!arm && this.timers.has(`revoke:${g.id}`))) continue;
+      const at = Number(g.next_revoke_at ?? now);
+      if (at <= now) void this.track(this.revokeCredentials(g.id));
+      else this.schedule(`revoke:${g.id}`, at, () => this.revokeCredentials(g.id));
+    }
+  }
+
+  private schedule(key: string, at: number, fn: () => Promise<unknown>): void {
+    if (this.stopped) return;
+    this.timers.get(key)?.();
+    const cancel = this.deps.clock.setTimeout(() => {
+      this.timers.delete(key);
+      if (this.stopped) return;
+      void this.track(fn()).catch((error) => this.deps.log.error({ err: error, key }, 'timed transition failed'));
+    }, Math.max(0, at - this.now()));
+    this.timers.set(key, cancel);
+  }
+
+  private unschedule(key: string): void {
+    this.timers.get(key)?.();
+    this.timers.delete(key);
+  }
+
+  // ---------------------------------------------------------------- transactions, audit, events
+
+  /**
+   * Run one change (its writes, audit rows and events) atomically. Changes that arrive while a commit is under way
+   * are grouped into the next transaction, each inside its own savepoint: a change that throws rolls back alone,
+   * and the group pays for one commit (SQLite writes each dirty page once per commit, not once per change).
+   * Events are published, and callers resumed, only after the commit.
+   */
+  mutate<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.writeQueue.push({ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject });
+      // The SQLite driver is synchronous, so a transaction runs within one turn of the event loop; starting the
+      // drain on the next turn lets the changes of requests read in this turn join the same commit.
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.writeQueue.length > 0) {
+        const batch = this.writeQueue.splice(0, MAX_BATCH);
+        this.deps.metrics.writeBatch.observe(batch.length);
+        const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; events: StoredEvent[] }[] = [];
+        try {
+          await this.db.transaction().execute(async (trx) => {
+            for (const item of batch) {
+              const events: StoredEvent[] = [];
+              await sql`savepoint stint_change`.execute(trx);
+              try {
+                const value = await item.fn(this.txContext(trx, events));
+                await sql`release savepoint stint_change`.execute(trx);
+                done.push({ item, ok: true, value, events });
+              } catch (error) {
+                await sql`rollback to savepoint stint_change`.execute(trx);
+                await sql`release savepoint stint_change`.execute(trx);
+                this.audit.invalidate();
+                done.push({ item, ok: false, error, events: [] });
+              }
+            }
+          });
+        } catch (error) {
+          this.audit.invalidate();
+          for (const item of batch) item.reject(error);
+          continue;
+        }
+        for (const result of done) {
+          if (!result.ok) {
+            result.item.reject(result.error);
+            continue;
+          }
+          this.deps.bus.publish(result.events);
+          result.item.resolve(result.value);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private txContext(trx: Tx, pending: StoredEvent[]): TxContext {
+    return {
+      trx,
+      audit: (input) => this.audit.append(trx, input),
+      emit: async (event, audience) => {
+        const at = this.now();
+        const row = await trx.insertInto('events').values({
+          at, type: event.type, users: JSON.stringify(audience.users), groups: JSON.stringify(audience.groups), exclude: JSON.stringify(audience.exclude), payload: JSON.stringify(event),
+        }).returning('id').executeTakeFirstOrThrow();
+        pending.push({ id: Number(row.id), at, event, ...audience });
+      },
+    };
+  }
+
+  /** Audit a refused action (authorization failure, illegal transition) in its own transaction. */
+  async refuse<T>(user: { sub: string }, action: string, error: DomainError, refs: { requestId?: string; grantId?: string; resourceId?: string; subject?: string; policyVersion?: number } = {}): Promise<Outcome<T>> {
+    this.deps.metrics.refusals.inc({ code: error.code });
+    if (error.audit !== false) {
+      await this.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, action: `refused.${action}`, reason: error.message, detail: { code: error.code }, ...refs }));
+    }
+    return { ok: false, error };
+  }
+
+  // ---------------------------------------------------------------- mapping
+
+  private async toRequests(rows: RequestRow[]): Promise<AccessRequest[]> {
+    if (rows.length === 0) return [];
+    const approvals = await this.db.selectFrom('approvals').selectAll().where('request_id', 'in', rows.map((r) => r.id)).orderBy('at').execute();
+    const byRequest = new Map<string, typeof approvals>();
+    for (const a of approvals) {
+      const list = byRequest.get(a.request_id) ?? [];
+      list.push(a);
+      byRequest.set(a.request_id, list);
+    }
+    return rows.map((row) => this.toRequest(row, byRequest.get(row.id) ?? []));
+  }
+
+  private toRequest(row: RequestRow, approvals: { approver: string; approver_name: string | null; groups: string; at: number }[]): AccessRequest {
+    const rules = parseJson<ApprovalRule[]>(row.approval_rules);
+    const people = approvals.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
+    const match = matchApprovals(rules, people);
+    return {
+      id: row.id,
+      requester: row.requester,
+      ...(row.requester_name ? { requesterName: row.requester_name } : {}),
+      resourceId: row.resource_id,
+      level: row.level,
+      durationSeconds: row.duration_seconds,
+      reason: row.reason,
+      ...(row.ticket ? { ticket: row.ticket } : {}),
+      breakGlass: row.break_glass === 1,
+      state: row.state as RequestState,
+      policyVersion: row.policy_version,
+      risk: { score: row.risk_score, reasons: parseJson<string[]>(row.risk_reasons) },
+      approvals: approvals.map((a) => ({ approver: a.approver, ...(a.approver_name ? { approverName: a.approver_name } : {}), group: match.assignment.get(a.approver) ?? parseJson<string[]>(a.groups)[0] ?? '', at: iso(a.at)! })),
+      approvalsNeeded: rules.map((r, i) => ({ group: r.group, count: r.count, have: match.have[i] ?? 0 })),
+      stepUpRequired: row.step_up_required === 1,
+      stepUpMethods: parseJson<StepUpMethod[]>(row.step_up_methods),
+      createdAt: iso(row.created_at)!,
+      expiresAt: iso(row.expires_at)!,
+      ...(row.decided_at !== null ? { decidedAt: iso(row.decided_at) } : {}),
+      ...(row.decision_reason ? { decisionReason: row.decision_reason } : {}),
+      ...(row.grant_id ? { grantId: row.grant_id } : {}),
+      ...(row.extends_grant_id ? { extendsGrantId: row.extends_grant_id } : {}),
+    };
+  }
+
+  private toGrant(row: GrantRow): Grant {
+    return {
+      id: row.id,
+      requestId: row.request_id,
+      owner: row.owner,
+      resourceId: row.resource_id,
+      level: row.level,
+      state: row.state as GrantState,
+      startsAt: iso(row.starts_at)!,
+      endsAt: iso(row.ends_at)!,
+      ...(row.ended_at !== null ? { endedAt: iso(row.ended_at) } : {}),
+      ...(row.end_reason ? { endReason: row.end_reason } : {}),
+      extendedSeconds: row.extended_seconds,
+      revocation: row.revocation as Grant['revocation'],
+      breakGlass: row.break_glass === 1,
+    };
+  }
+
+  async requestById(id: string): Promise<AccessRequest | undefined> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? (await this.toRequests([row]))[0] : undefined;
+  }
+
+  async grantById(id: string): Promise<Grant | undefined> {
+    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? this.toGrant(row) : undefined;
+  }
+
+  /** Events for a request change: the requester always; approvers while (or when leaving) pending approval. */
+  private async emitRequest(ctx: TxContext, row: RequestRow, before: RequestState | undefined): Promise<AccessRequest> {
+    // Requests without approval rules (auto-approve, break-glass) never have approval rows.
+    const approvals = row.approval_rules === '[]' ? [] : await ctx.trx.selectFrom('approvals').selectAll().where('request_id', '=', row.id).orderBy('at').execute();
+    const request = this.toRequest(row, approvals);
+    const groups = parseJson<ApprovalRule[]>(row.approval_rules).map((r) => r.group);
+    const involvesApprovers = row.state === 'pending_approval' || before === 'pending_approval';
+    await ctx.emit({ type: 'request.updated', request }, { users: [row.requester], groups: involvesApprovers ? groups : [], exclude: [] });
+    if (row.state === 'pending_approval' && before !== 'pending_approval') {
+      await ctx.emit({ type: 'approval.asked', request }, { users: [], groups, exclude: [row.requester] });
+    }
+    if (before === 'pending_approval' && row.state !== 'pending_approval') {
+      await ctx.emit({ type: 'approval.withdrawn', requestId: row.id }, { users: [], groups, exclude: [row.requester] });
+    }
+    return request;
+  }
+
+  private async emitGrant(ctx: TxContext, row: GrantRow): Promise<Grant> {
+    const grant = this.toGrant(row);
+    await ctx.emit({ type: 'grant.updated', grant }, { users: [row.owner], groups: [], exclude: [] });
+    return grant;
+  }
+
+  // ---------------------------------------------------------------- identity-level views
+
+  me(user: AuthUser): Me {
+    return { sub: user.sub, email: user.email, name: user.name, groups: user.groups, admin: user.admin, approver: this.catalog.isApprover(user), serverTime: new Date(this.now()).toISOString() };
+  }
+
+  // ---------------------------------------------------------------- create
+
+  async createRequest(user: AuthUser, body: z.output<typeof CreateRequestBody>, context: RequestContext): Promise<Outcome<{ request: AccessRequest }>> {
+    const entry = this.catalog.entry(body.resourceId);
+    const refs = { resourceId: body.resourceId, subject: user.sub };
+    if (!entry || !this.catalog.canRequest(user, entry)) {
+      return this.refuse(user, 'request.create', { status: 404, code: 'resource_not_found', message: `no resource ${body.resourceId} that you may request` }, refs);
+    }
+    const { policy, resource } = entry;
+    const policyVersion = this.catalog.policyVersion(entry.policyId);
+    const refsV = { ...refs, policyVersion };
+    if (body.breakGlass) {
+      if (!this.catalog.canBreakGlass(user, entry)) return this.refuse(user, 'request.create', { status: 403, code: 'breakglass_not_allowed', message: 'you may not use break-glass on this resource' }, refsV);
+      if (!body.reason.trim()) return fail(422, 'reason_required', 'break-glass needs a reason', { errors: [{ path: 'reason', message: 'required for break-glass' }] });
+    } else if (!user.groups.some((g) => policy.requesters.includes(g))) {
+      return this.refuse(user, 'request.create', { status: 403, code: 'not_a_requester', message: 'you may request this resource only with break-glass' }, refsV);
+    }
+    if (!Object.hasOwn(resource.levels, body.level)) {
+      return fail(422, 'unknown_level', `level ${body.level} does not exist on ${resource.id} (levels: ${Object.keys(resource.levels).join(', ')})`, { errors: [{ path: 'level', message: 'unknown access level' }] });
+    }
+    const duration = body.durationSeconds ?? policy.duration.default;
+    if (duration > policy.duration.max) {
+      return fail(422, 'duration_over_limit', `at most ${policy.duration.max} seconds may be requested on ${resource.id}`, { errors: [{ path: 'durationSeconds', message: `at most ${policy.duration.max}` }] });
+    }
+    if (policy.reason === 'required' && !body.reason.trim()) return fail(422, 'reason_required', 'this policy needs a reason', { errors: [{ path: 'reason', message: 'required' }] });
+    if (policy.ticket) {
+      if (body.ticket !== undefined && !new RegExp(policy.ticket.pattern).test(body.ticket)) {
+        return fail(422, 'ticket_invalid', `the ticket must match ${policy.ticket.pattern}`, { errors: [{ path: 'ticket', message: `must match ${policy.ticket.pattern}` }] });
+      }
+      if (policy.ticket.required && !body.ticket) return fail(422, 'ticket_required', 'this policy needs a ticket', { errors: [{ path: 'ticket', message: 'required' }] });
+    }
+
+    const now = this.now();
+    const risk = await this.assess(user, resource.sensitivity, body.deviceId, context.ip, now);
+    const stepUp = this.catalog.stepUpNeeded(policy.stepUp.request, policy, risk.score);
+    if (stepUp && !this.deps.gate) {
+      return this.refuse(user, 'request.create', { status: 409, code: 'stepup_unavailable', message: 'this request needs a step-up but the server has no step-up configured; ask an administrator' }, { ...refsV });
+    }
+    const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, new Date(now));
+    const state: RequestState = stepUp ? 'pending_stepup' : auto.ok ? 'approved' : 'pending_approval';
+    const rules = body.breakGlass ? [] : this.catalog.rules(entry);
+    const row: RequestRow = {
+      id: newId('req'),
+      requester: user.sub,
+      requester_name: user.name ?? null,
+      resource_id: resource.id,
+      level: body.level,
+      duration_seconds: duration,
+      reason: body.reason,
+      ticket: body.ticket ?? null,
+      break_glass: body.breakGlass ? 1 : 0,
+      state,
+      policy_id: entry.policyId,
+      policy_version: policyVersion,
+      risk_score: risk.score,
+      risk_reasons: JSON.stringify(risk.reasons),
+      step_up_required: stepUp ? 1 : 0,
+      step_up_methods: JSON.stringify(stepUp ? policy.stepUp.methods : []),
+      approval_rules: JSON.stringify(rules),
+      device_id: body.deviceId ?? null,
+      source_ip: context.ip ?? null,
+      created_at: now,
+      expires_at: now + (state === 'approved' ? policy.activationWindow : policy.requestTtl) * 1000,
+      decided_at: state === 'approved' ? now : null,
+      decision_reason: state === 'approved' ? auto.why : null,
+      grant_id: null,
+      extends_grant_id: null,
+      auto_approve: auto.ok ? 1 : 0,
+    };
+    const request = await this.mutate(async (ctx) => {
+      await ctx.trx.insertInto('requests').values(row).execute();
+      await this.remember(ctx.trx, user.sub, risk.newDevice ? body.deviceId : undefined, risk.newIp ? context.ip : undefined, now);
+      const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
+      await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
+      if (state === 'approved') await ctx.audit({ ...base, actor: SYSTEM, action: 'request.approved', reason: auto.why });
+      const mapped = await this.emitRequest(ctx, row, undefined);
+      if (state === 'approved' && body.breakGlass) await this.breakGlassUsed(ctx, entry, row, mapped);
+      return mapped;
+    });
+    this.deps.metrics.transitions.inc({ kind: 'request', to: state });
+    this.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    return ok({ request });
+  }
+
+  private async breakGlassUsed(ctx: TxContext, entry: CatalogEntry, row: RequestRow, request: AccessRequest): Promise<void> {
+    await ctx.audit({ at: this.now(), actor: row.requester, subject: row.requester, action: 'breakglass.used', requestId: row.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { review: true } });
+    await ctx.emit({ type: 'breakglass.used', request }, { users: [], groups: this.catalog.breakGlassAudience(entry), exclude: [row.requester] });
+  }
+
+  private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {
+    const seen = await this.db.selectFrom('seen').select(['kind', 'value']).where('user_sub', '=', user.sub)
+      .where((eb) => eb.or([eb.and([eb('kind', '=', 'device'), eb('value', '=', deviceId ?? '')]), eb.and([eb('kind', '=', 'ip'), eb('value', '=', ip ?? '')])])).execute();
+    const history = await this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
+      .orderBy('created_at', 'desc').limit(50).execute();
+    const failures = await this.db.selectFrom('audit').select((eb) => eb.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', 'stepup.failed').where('at', '>', now - 3600_000).executeTakeFirst();
+    const deviceSeen = seen.some((s) => s.kind === 'device');
+    const ipSeen = seen.some((s) => s.kind === 'ip');
+    const assessment = assessRisk({
+      sensitivity,
+      deviceId,
+      deviceSeen,
+      ip,
+      ipSeen,
+      usualHours: history.map((h) => new Date(Number(h.created_at)).getUTCHours()),
+      hourNow: new Date(now).getUTCHours(),
+      recentRequests: history.filter((h) => Number(h.created_at) > now - BURST_WINDOW_MS).length,
+      recentFailedStepUps: Number(failures?.n ?? 0),
+    });
+    return { ...assessment, newDevice: !!deviceId && !deviceSeen, newIp: !!ip && !ipSeen };
+  }
+
+  private async remember(trx: Tx, sub: string, deviceId: string | undefined, ip: string | undefined, now: number): Promise<void> {
+    for (const [kind, value] of [['device', deviceId], ['ip', ip]] as const) {
+      if (!value) continue;
+      // Only new values are written: an ordinary request by a known device touches no page of this table.
+      await trx.insertInto('seen').values({ user_sub: sub, kind, value, first_seen: now, last_seen: now })
+        .onConflict((oc) => oc.columns(['user_sub', 'kind', 'value']).doNothing()).execute();
+    }
+  }
+
+  // ---------------------------------------------------------------- step-up
+
+  private requestActionHash(row: RequestRow): string {
+    return sha256(canonicalJson({ kind: 'request', requestId: row.id, requester: row.requester, resourceId: row.resource_id, level: row.level, durationSeconds: row.duration_seconds, reason: row.reason, ticket: row.ticket, breakGlass: row.break_glass === 1, extendsGrantId: row.extends_grant_id }));
+  }
+
+  private approveActionHash(row: RequestRow, approver: string): string {
+    return sha256(canonicalJson({ kind: 'approve', approver, requestId: row.id, requester: row.requester, resourceId: row.resource_id, level: row.level, durationSeconds: row.duration_seconds, reason: row.reason, ticket: row.ticket, extendsGrantId: row.extends_grant_id }));
+  }
+
+  private approveNeedsStepUp(row: RequestRow): { needed: boolean; methods: StepUpMethod[]; userVerification: boolean } {
+    const entry = this.catalog.entry(row.resource_id);
+    if (!entry) return { needed: false, methods: [], userVerification: true };
+    const policy = entry.policy;
+    return { needed: this.catalog.stepUpNeeded(policy.stepUp.approve, policy, row.risk_score), methods: policy.stepUp.methods as StepUpMethod[], userVerification: policy.stepUp.userVerification };
+  }
+
+  /** StepUpActionResolver: what a challenge for this action must be bound to, if the caller may take it. */
+  async resolve(user: { sub: string; groups: string[] }, action: StepUpAction) {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
+    if (!row) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
+    const entry = this.catalog.entry(row.resource_id);
+    if (action.kind === 'request') {
+      if (row.requester !== user.sub) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
+      if (row.state !== 'pending_stepup') return { ok: false as const, status: 409 as const, code: 'stepup_not_pending', message: `the request is ${row.state}, not waiting for a step-up` };
+      const policy = entry?.policy;
+      return { ok: true as const, actionHash: this.requestActionHash(row), methods: parseJson<StepUpMethod[]>(row.step_up_methods), userVerification: policy?.stepUp.userVerification ?? true, summary: `Request ${row.level} on ${row.resource_id} for ${Math.round(row.duration_seconds / 60)} min` };
+    }
+    const can = await this.approverCheck(user, row);
+    if (!can.ok) return { ok: false as const, status: can.error.status === 404 ? 404 as const : can.error.status === 403 ? 403 as const : 409 as const, code: can.error.code, message: can.error.message };
+    const need = this.approveNeedsStepUp(row);
+    return { ok: true as const, actionHash: this.approveActionHash(row, user.sub), methods: need.methods, userVerification: need.userVerification, summary: `Approve ${row.requester}'s ${row.level} access to ${row.resource_id}` };
+  }
+
+  async completeStepUp(user: AuthUser, id: string, proof: StepUpProof): Promise<Outcome<{ request: AccessRequest }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.stepup', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    if (row.state !== 'pending_stepup') return this.refuse(user, 'request.stepup', { status: 409, code: 'illegal_transition', message: `the request is ${row.state}, not waiting for a step-up` }, { requestId: id, subject: row.requester });
+    if (!this.deps.gate) return fail(409, 'stepup_unavailable', 'the server has no step-up configured');
+    const methods = parseJson<StepUpMethod[]>(row.step_up_methods);
+    const policy = this.catalog.entry(row.resource_id)?.policy;
+    const result = await this.deps.gate.verify({ userId: user.sub, action: { kind: 'request', requestId: id }, actionHash: this.requestActionHash(row), methods, userVerification: policy?.stepUp.userVerification ?? true, proof });
+    if (!result.ok) return this.stepUpFailed(user, row, 'request', result);
+    const event: RequestEvent = row.auto_approve === 1 ? 'auto_approved' : 'stepup_passed';
+    const outcome = await this.transitionRequest(id, event, user.sub, { method: result.method }, (r) => {
+      const p = this.catalog.entry(r.resource_id)?.policy;
+      return event === 'auto_approved'
+        ? { expires_at: this.now() + (p?.activationWindow ?? 900) * 1000, decided_at: this.now(), decision_reason: r.break_glass ? 'break-glass' : 'auto-approved by policy' }
+        : {};
+    });
+    if (!outcome.ok) return outcome;
+    return ok({ request: outcome.value });
+  }
+
+  private async stepUpFailed<T>(user: AuthUser, row: RequestRow, kind: 'request' | 'approve', result: Extract<Awaited<ReturnType<StepUpGate['verify']>>, { ok: false }>): Promise<Outcome<T>> {
+    await this.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, subject: row.requester, action: 'stepup.failed', requestId: row.id, resourceId: row.resource_id, reason: result.message, policyVersion: row.policy_version, detail: { code: result.code, kind } }));
+    const status = stepUpFailureStatus(result.code) as DomainError['status'];
+    return fail(status, result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter ? { retryAfter: result.retryAfter.toISOString() } : {}) } });
+  }
+
+  // ---------------------------------------------------------------- transitions on requests
+
+  /**
+   * Apply one table transition to a request inside a transaction: re-read, check, update, audit, emit.
+   * `patch` adds columns to change (deadline, decision…).
+   */
+  private async transitionRequest(id: string, event: RequestEvent, actor: string, detail: Record<string, unknown> | undefined, patch: (row: RequestRow) => Partial<RequestRow>, reason?: string): Promise<Outcome<AccessRequest>> {
+    const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
+      const row = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) return fail(404, 'request_not_found', `no request ${id}`);
+      const step = requestTransition(row.state as RequestState, event);
+      if (!step.ok) return fail(409, step.code, step.message, { audit: true });
+      if ((event === 'cancelled' || event === 'expired') && row.grant_id) return fail(409, 'illegal_transition', 'the request was already activated', { audit: true });
+      const changes: Partial<RequestRow> = { state: step.to, ...patch(row) };
+      if (['denied', 'cancelled', 'expired'].includes(step.to)) { changes.decided_at ??= this.now(); changes.decision_reason ??= reason ?? null; }
+      await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
+      const updated = { ...row, ...changes } as RequestRow;
+      await ctx.audit({ at: this.now(), actor, subject: row.requester, action: `request.${event}`, requestId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, risk: row.risk_score, detail });
+      const request = await this.emitRequest(ctx, updated, row.state as RequestState);
+      if (event === 'auto_approved' && row.break_glass === 1) {
+        const entry = this.catalog.entry(row.resource_id);
+        if (entry) await this.breakGlassUsed(ctx, entry, updated, request);
+      }
+      return ok({ request, row: updated });
+    });
+    if (!result.ok) return result;
+    const { row, request } = result.value;
+    this.deps.metrics.transitions.inc({ kind: 'request', to: row.state });
+    if (['pending_stepup', 'pending_approval', 'approved'].includes(row.state) && !row.grant_id) this.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+    else this.unschedule(`req:${id}`);
+    return ok(request);
+  }
+
+  async expireRequest(id: string): Promise<void> {
+    const row = await this.db.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.grant_id || Number(row.expires_at) > this.now()) {
+      if (row && !row.grant_id && Number(row.expires_at) > this.now() && ['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) {
+        this.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+      }
+      return;
+    }
+    if (!['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) return;
+    const why = row.state === 'approved' ? 'not activated within the activation window' : 'request TTL passed';
+    await this.transitionRequest(id, 'expired', SYSTEM, undefined, () => ({}), why);
+  }
+
+  /** Common checks for an approver acting on a request (approve, and the step-up challenge for approving). */
+  private async approverCheck(user: { sub: string; groups: string[] }, row: RequestRow): Promise<Outcome<{ rules: ApprovalRule[] }>> {
+    if (row.requester === user.sub) return fail(403, 'self_approval', 'you cannot approve your own request', { audit: true });
+    if (row.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${row.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
+    if (Number(row.expires_at) <= this.now()) return fail(409, 'request_expired', 'the request has expired', { audit: true });
+    const rules = parseJson<ApprovalRule[]>(row.approval_rules);
+    const mine = rules.map((r) => r.group).filter((g) => user.groups.includes(g));
+    if (mine.length === 0) return fail(403, 'not_an_approver', `you are not in an approval group of this request (${rules.map((r) => r.group).join(', ')})`, { audit: true });
+    const existing = await this.db.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
+    if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request; one person fills one slot', { audit: true });
+    const people = existing.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
+    const before = matchApprovals(rules, people);
+    const after = matchApprovals(rules, [...people, { sub: user.sub, groups: mine }]);
+    const filled = (m: typeof before) => m.have.reduce((a, b) => a + b, 0);
+    if (filled(after) <= filled(before)) return fail(409, 'approval_not_needed', 'the approval slots you could fill are already filled by others', { audit: true });
+    return ok({ rules });
+  }
+
+  async approve(user: AuthUser, id: string, body: z.output<typeof ApproveBody>): Promise<Outcome<{ request: AccessRequest }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return this.refuse(user, 'request.approve', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
+    if (row.state === 'pending_approval' && Number(row.expires_at) <= this.now()) await this.expireRequest(id);
+    const check = await this.approverCheck(user, row);
+    if (!check.ok) return this.refuse(user, 'request.approve', check.error, refs);
+    const need = this.approveNeedsStepUp(row);
+    let method: StepUpMethod | undefined;
+    if (need.needed) {
+      if (!this.deps.gate) return this.refuse(user, 'request.approve', { status: 409, code: 'stepup_unavailable', message: 'approving needs a step-up but the server has no step-up configured' }, refs);
+      if (!body.stepUp) {
+        return fail(403, 'stepup_required', 'approving this request needs a fresh step-up: get a challenge for {kind: "approve"} and send its proof as stepUp', { extra: { stepUp: { methods: need.methods, action: { kind: 'approve', requestId: id } } } });
+      }
+      const result = await this.deps.gate.verify({ userId: user.sub, action: { kind: 'approve', requestId: id }, actionHash: this.approveActionHash(row, user.sub), methods: need.methods, userVerification: need.userVerification, proof: body.stepUp });
+      if (!result.ok) return this.stepUpFailed(user, row, 'approve', result);
+      method = result.method;
+    }
+    const mine = check.value.rules.map((r) => r.group).filter((g) => user.groups.includes(g));
+    const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
+      // Re-check inside the transaction: another approver or a timer may have moved the request meanwhile.
+      const current = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      if (current.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${current.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
+      const existing = await ctx.trx.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', id).execute();
+      if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request', { audit: true });
+      const now = this.now();
+      await ctx.trx.insertInto('approvals').values({ request_id: id, approver: user.sub, approver_name: user.name ?? null, groups: JSON.stringify(mine), comment: body.comment ?? null, at: now }).execute();
+      const people = [...existing.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) })), { sub: user.sub, groups: mine }];
+      const match = matchApprovals(check.value.rules, people);
+      const base = { at: now, actor: user.sub, subject: current.requester, requestId: id, resourceId: current.resource_id, policyVersion: current.policy_version, risk: current.risk_score };
+      await ctx.audit({ ...base, action: 'request.approval_added', reason: body.comment, detail: { group: match.assignment.get(user.sub), stepUp: method } });
+      let updated = current;
+      if (match.complete) {
+        const step = requestTransition('pending_approval', 'approved');
+        if (!step.ok) return fail(409, step.code, step.message);
+        const policy = this.catalog.entry(current.resource_id)?.policy;
+        const changes: Partial<RequestRow> = { state: step.to, decided_at: now, decision_reason: 'approved', expires_at: now + (policy?.activationWindow ?? 900) * 1000 };
+        await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
+        updated = { ...current, ...changes };
+        await ctx.audit({ ...base, action: 'request.approved', detail: { approvers: people.map((p) => p.sub) } });
+      }
+      const request = await this.emitRequest(ctx, updated, 'pending_approval');
+      return ok({ request, row: updated });
+    });
+    if (!result.ok) return this.refuse(user, 'request.approve', result.error, refs);
+    const updated = result.value.row;
+    if (updated.state === 'approved') {
+      this.deps.metrics.transitions.inc({ kind: 'request', to: 'approved' });
+      if (updated.extends_grant_id) {
+        this.unschedule(`req:${id}`);
+        await this.applyApprovedExtension(updated);
+        return ok({ request: (await this.requestById(id))! });
+      }
+      this.schedule(`req:${id}`, Number(updated.expires_at), () => this.expireRequest(id));
+    }
+    return ok({ request: result.value.request });
+  }
+
+  async deny(user: AuthUser, id: string, reason: string): Promise<Outcome<{ request: AccessRequest }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return this.refuse(user, 'request.deny', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
+    if (row.requester === user.sub) return this.refuse(user, 'request.deny', { status: 403, code: 'self_approval', message: 'you cannot decide your own request (cancel it instead)' }, refs);
+    const rules = parseJson<ApprovalRule[]>(row.approval_rules);
+    if (!user.admin && !rules.some((r) => user.groups.includes(r.group))) return this.refuse(user, 'request.deny', { status: 403, code: 'not_an_approver', message: 'you are not an approver of this request' }, refs);
+    const outcome = await this.transitionRequest(id, 'denied', user.sub, undefined, () => ({ decision_reason: reason }), reason);
+    if (!outcome.ok) return this.refuse(user, 'request.deny', outcome.error, refs);
+    return ok({ request: outcome.value });
+  }
+
+  async cancel(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.cancel', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
+    const outcome = await this.transitionRequest(id, 'cancelled', user.sub, undefined, () => ({ decision_reason: 'cancelled by the requester' }), 'cancelled by the requester');
+    if (!outcome.ok) return this.refuse(user, 'request.cancel', outcome.error, { requestId: id, subject: row.requester });
+    return ok({ request: outcome.value });
+  }
+
+  // ---------------------------------------------------------------- activation
+
+  async activate(user: AuthUser, id: string, body: z.output<typeof ActivateBody>): Promise<Outcome<{ grant: Grant; connection: import('../../shared/contract/http').Connection }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.activate', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
+    const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
+    if (row.state === 'approved' && !row.grant_id && Number(row.expires_at) <= this.now()) {
+      await this.expireRequest(id);
+      return this.refuse(user, 'request.activate', { status: 409, code: 'request_expired', message: 'the activation window has passed' }, refs);
+    }
+    if (row.state !== 'approved' || row.grant_id || row.extends_grant_id) {
+      return this.refuse(user, 'request.activate', { status: 409, code: 'illegal_transition', message: row.grant_id ? 'the request was already activated' : `the request is ${row.state.replace('_', ' ')}; only an approved request can be activated` }, refs);
+    }
+    const credentials = this.deps.credentials;
+    if (!credentials) return fail(503, 'credentials_unavailable', 'the server has no credential provider configured');
+    const entry = this.catalog.entry(row.resource_id);
+    if (!entry) return fail(409, 'resource_gone', `resource ${row.resource_id} is no longer in the catalog`);
+    const [keyType, keyBase64] = body.publicKey.split(' ') as [string, string];
+    const bastion = this.deps.config.bastions[entry.resource.bastion]!;
+
+    const started = await this.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
+      const current = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const step = requestTransition(current.state as RequestState, 'activated');
+      if (!step.ok || current.grant_id) return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
+      const inUse = await ctx.trx.selectFrom('grants').select('id').where('key_base64', '=', keyBase64).where('state', '=', 'active').executeTakeFirst();
+      if (inUse) return fail(409, 'key_in_use', 'this public key belongs to another active grant; generate a new key per grant', { audit: true });
+      const now = this.now();
+      const grant: GrantRow = {
+        id: newId('gr'), request_id: id, owner: current.requester, resource_id: current.resource_id, level: current.level, state: 'active',
+        starts_at: now, ends_at: now + current.duration_seconds * 1000, ended_at: null, end_reason: null, extended_seconds: 0,
+        revocation: 'none', revoke_attempts: 0, next_revoke_at: null, last_revoke_error: null, db_username: null,
+        key_type: keyType, key_base64: keyBase64, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
+        target_port: entry.resource.target.port, break_glass: current.break_glass, policy_version: current.policy_version,
+      };
+      await ctx.trx.insertInto('grants').values(grant).execute();
+      await ctx.trx.updateTable('requests').set({ grant_id: grant.id }).where('id', '=', id).execute();
+      await ctx.audit({ at: now, actor: user.sub, subject: current.requester, action: 'request.activated', requestId: id, grantId: grant.id, resourceId: current.resource_id, policyVersion: current.policy_version, detail: { keyType, keySha256: sha256(keyBase64) } });
+      await this.emitRequest(ctx, { ...current, grant_id: grant.id }, current.state as RequestState);
+      return ok(grant);
+    });
+    if (!started.ok) return this.refuse(user, 'request.activate', started.error, refs);
+    const grant = started.value;
+    this.unschedule(`req:${id}`);
+    // Mark the issue as in flight so the sweep does not mistake it for one abandoned by a crash.
+    this.timers.set(`issuing:${grant.id}`, () => {});
+    let issued: { username: string; password: string };
+    try {
+      issued = await credentials.issue({ grantId: grant.id, resourceId: grant.resource_id, level: grant.level, endsAt: new Date(grant.ends_at) });
+    } catch (error) {
+      this.timers.delete(`issuing:${grant.id}`);
+      this.deps.metrics.issueFailures.inc({ resource: grant.resource_id });
+      const message = safeMessage(error);
+      this.deps.log.warn({ grantId: grant.id, resourceId: grant.resource_id, code: (error as { code?: string }).code, message }, 'credential issue failed');
+      await this.endGrant(grant.id, 'failed', SYSTEM, `credentials could not be issued: ${message}`);
+      return fail(503, 'credentials_failed', `the database access could not be created: ${message}`, { extra: { grantId: grant.id } });
+    }
+    this.timers.delete(`issuing:${grant.id}`);
+    const stored = await this.mutate(async (ctx) => {
+      const current = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', grant.id).executeTakeFirstOrThrow();
+      if (current.state !== 'active') {
+        // Ended (revoked) while credentials were being issued: remember the role so revocation removes it.
+        await ctx.trx.updateTable('grants').set({ db_username: issued.username, revocation: 'pending' }).where('id', '=', grant.id).execute();
+        return undefined;
+      }
+      await ctx.trx.updateTable('grants').set({ db_username: issued.username }).where('id', '=', grant.id).execute();
+      const updated = { ...current, db_username: issued.username };
+      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: current.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: current.resource_id, policyVersion: current.policy_version, detail: { dbUser: issued.username, endsAt: iso(current.ends_at), breakGlass: current.break_glass === 1 } });
+      return this.emitGrant(ctx, updated);
+    });
+    if (!stored) {
+      void this.track(this.revokeCredentials(grant.id));
+      return fail(409, 'grant_ended', 'the grant ended while it was being activated', { extra: { grantId: grant.id } });
+    }
+    this.deps.metrics.transitions.inc({ kind: 'grant', to: 'active' });
+    this.schedule(`grant:${grant.id}`, grant.ends_at, () => this.endGrant(grant.id, 'ended', SYSTEM, 'deadline reached'));
+    return ok({
+      grant: stored,
+      connection: {
+        bastion: { host: bastion.host, port: bastion.port, user: bastion.user, ...(bastion.hostKeys ? { hostKeys: bastion.hostKeys } : {}) },
+        target: { host: entry.resource.target.host, port: entry.resource.target.port, database: entry.resource.target.database },
+        dbUser: issued.username,
+        dbPassword: issued.password,
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- grants: end, extend
+
+  /** End an active grant (deadline, release, revoke, failed activation) and start revoking its credentials. */
+  async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string): Promise<Outcome<Grant>> {
+    const result = await this.mutate(async (ctx): Promise<Outcome<{ grant: Grant; row: GrantRow }>> => {
+      const row = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) return fail(404, 'grant_not_found', `no grant ${id}`);
+      const step = grantTransition(row.state as GrantState, event);
+      if (!step.ok) return fail(409, step.code, step.message, { audit: true });
+      const now = this.now();
+      const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? now : null };
+      await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
+      const updated = { ...row, ...changes } as GrantRow;
+      await ctx.audit({ at: now, actor, subject: row.owner, action: `grant.${event}`, requestId: row.request_id, grantId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, detail: row.break_glass ? { breakGlass: true } : undefined });
+      return ok({ grant: await this.emitGrant(ctx, updated), row: updated });
+    });
+    if (!result.ok) return result;
+    const { row, grant } = result.value;
+    this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
+    this.unschedule(`grant:${id}`);
+    const ended: GrantEndedForBastion = { grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
+    for (const listener of this.endedListeners) {
+      try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
+    }
+    if (row.revocation === 'pending') void this.track(this.revokeCredentials(id));
+    return ok(grant);
+  }
+
+  /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
+  async revokeCredentials(id: string): Promise<void> {
+    if (this.revoking.has(id) || this.stopped) return;
+    const credentials = this.deps.credentials;
+    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || !['pending', 'retrying'].includes(row.revocation) || !row.db_username) return;
+    if (!credentials) {
+      this.deps.log.error({ grantId: id }, 'a grant needs revoking but no credential provider is configured');
+      return;
+    }
+    this.revoking.add(id);
+    this.unschedule(`revoke:${id}`);
+    try {
+      await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
+      await this.mutate(async (ctx) => {
+        await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', id).execute();
+        await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
+        await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
+      });
+    } catch (error) {
+      const attempts = row.revoke_attempts + 1;
+      const delay = REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
+      const next = this.now() + delay;
+      const message = safeMessage(error);
+      this.deps.metrics.revocationFailures.inc({ resource: row.resource_id });
+      this.deps.log.warn({ grantId: id, attempts, message }, 'credential revocation failed; will retry');
+      await this.mutate(async (ctx) => {
+        await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message }).where('id', '=', id).execute();
+        // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
+        if (attempts <= 5 || attempts % 10 === 0) {
+          await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
+        }
+        if (row.revocation !== 'retrying') await this.emitGrant(ctx, { ...row, revocation: 'retrying' });
+      });
+      this.schedule(`revoke:${id}`, next, () => this.revokeCredentials(id));
+    } finally {
+      this.revoking.delete(id);
+    }
+  }
+
+  /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
+  async pendingRevocations(): Promise<number> {
+    const n = await this.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', ['pending', 'retrying']).executeTakeFirst();
+    return Number(n?.n ?? 0);
+  }
+
+  private async ownGrant(user: AuthUser, id: string, action: string, allowAdmin = false): Promise<Outcome<GrantRow>> {
+    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || (row.owner !== user.sub && !(allowAdmin && user.admin))) return this.refuse(user, action, { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
+    return ok(row);
+  }
+
+  async release(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
+    const own = await this.ownGrant(user, id, 'grant.release');
+    if (!own.ok) return own;
+    const outcome = await this.endGrant(id, 'released', user.sub, 'released by the owner');
+    if (!outcome.ok) return this.refuse(user, 'grant.release', outcome.error, { grantId: id, subject: own.value.owner });
+    return ok({ grant: outcome.value });
+  }
+
+  async revoke(user: AuthUser, id: string, body: z.output<typeof RevokeBody>): Promise<Outcome<{ grant: Grant }>> {
+    if (!user.admin) return this.refuse(user, 'grant.revoke', { status: 403, code: 'admin_only', message: 'only administrators may revoke grants' }, { grantId: id });
+    const row = await this.db.selectFrom('grants').select(['id', 'owner']).where('id', '=', id).executeTakeFirst();
+    if (!row) return this.refuse(user, 'grant.revoke', { status: 404, code: 'grant_not_found', message: `no grant ${id}` }, { grantId: id });
+    const outcome = await this.endGrant(id, 'revoked', user.sub, body.reason);
+    if (!outcome.ok) return this.refuse(user, 'grant.revoke', outcome.error, { grantId: id, subject: row.owner });
+    return ok({ grant: outcome.value });
+  }
+
+  async extend(user: AuthUser, id: string, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
+    const own = await this.ownGrant(user, id, 'grant.extend');
+    if (!own.ok) return own;
+    const row = own.value;
+    const refs = { grantId: id, subject: row.owner, resourceId: row.resource_id, policyVersion: row.policy_version };
+    const step = grantTransition(row.state as GrantState, 'extended');
+    if (!step.ok || Number(row.ends_at) <= this.now()) return this.refuse(user, 'grant.extend', { status: 409, code: 'illegal_transition', message: step.ok ? 'the grant has reached its deadline' : step.message }, refs);
+    const entry = this.catalog.entry(row.resource_id);
+    const rules = entry?.policy.extend;
+    if (!entry || !rules) return this.refuse(user, 'grant.extend', { status: 409, code: 'extension_not_allowed', message: 'this policy does not allow extensions' }, refs);
+    const total = (Number(row.ends_at) - Number(row.starts_at)) / 1000 + body.durationSeconds;
+    if (total > rules.maxTotal) {
+      return this.refuse(user, 'grant.extend', { status: 409, code: 'extension_over_limit', message: `a grant on ${row.resource_id} may last at most ${rules.maxTotal} s in total; ${Math.floor(rules.maxTotal - (Number(row.ends_at) - Number(row.starts_at)) / 1000)} s are left` }, refs);
+    }
+    if (rules.reapproval) return this.requestExtension(user, row, entry, body);
+    const applied = await this.applyExtension(row.id, body.durationSeconds, user.sub, body.reason);
+    if (!applied.ok) return this.refuse(user, 'grant.extend', applied.error, refs);
+    return ok({ grant: applied.value });
+  }
+
+  /** Push the deadline: the database role's validity first (so access never outlives the record), then the row. */
+  private async applyExtension(id: string, seconds: number, actor: string, reason?: string): Promise<Outcome<Grant>> {
+    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const endsAt = Number(row.ends_at) + seconds * 1000;
+    if (row.db_username && this.deps.credentials) {
+      try {
+        await this.deps.credentials.extend({ grantId: id, resourceId: row.resource_id, username: row.db_username, endsAt: new Date(endsAt) });
+      } catch (error) {
+        return fail(503, 'credentials_failed', `the database access could not be extended: ${safeMessage(error)}`);
+      }
+    }
+    const result = await this.mutate(async (ctx): Promise<Outcome<Grant>> => {
+      const current = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const step = grantTransition(current.state as GrantState, 'extended');
+      if (!step.ok) return fail(409, step.code, step.message, { audit: true });
+      const changes = { ends_at: Number(current.ends_at) + seconds * 1000, extended_seconds: current.extended_seconds + seconds };
+      await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
+      await ctx.audit({ at: this.now(), actor, subject: current.owner, action: 'grant.extended', grantId: id, requestId: current.request_id, resourceId: current.resource_id, reason, policyVersion: current.policy_version, detail: { seconds, endsAt: iso(changes.ends_at) } });
+      return ok(await this.emitGrant(ctx, { ...current, ...changes }));
+    });
+    if (result.ok) this.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endGrant(id, 'ended', SYSTEM, 'deadline reached'));
+    return result;
+  }
+
+  private async requestExtension(user: AuthUser, grant: GrantRow, entry: CatalogEntry, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
+    const original = await this.db.selectFrom('requests').selectAll().where('id', '=', grant.request_id).executeTakeFirstOrThrow();
+    const now = this.now();
+    const row: RequestRow = {
+      ...original,
+      id: newId('req'),
+      duration_seconds: body.durationSeconds,
+      reason: body.reason ?? `extend ${grant.id}`,
+      state: 'pending_approval',
+      policy_version: this.catalog.policyVersion(entry.policyId),
+      step_up_required: 0,
+      step_up_methods: '[]',
+      approval_rules: JSON.stringify(this.catalog.rules(entry)),
+      created_at: now,
+      expires_at: Math.min(now + entry.policy.requestTtl * 1000, Number(grant.ends_at)),
+      decided_at: null,
+      decision_reason: null,
+      grant_id: null,
+      extends_grant_id: grant.id,
+      auto_approve: 0,
+      break_glass: 0,
+    };
+    const request = await this.mutate(async (ctx) => {
+      await ctx.trx.insertInto('requests').values(row).execute();
+      await ctx.audit({ at: now, actor: user.sub, subject: user.sub, action: 'request.created', requestId: row.id, grantId: grant.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { extension: true, seconds: body.durationSeconds } });
+      return this.emitRequest(ctx, row, undefined);
+    });
+    this.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    return ok({ grant: this.toGrant(grant), request });
+  }
+
+  private async applyApprovedExtension(request: RequestRow): Promise<void> {
+    const grantId = request.extends_grant_id!;
+    const applied = await this.applyExtension(grantId, request.duration_seconds, SYSTEM, `extension ${request.id} approved`);
+    await this.mutate(async (ctx) => {
+      await ctx.trx.updateTable('requests').set({ grant_id: grantId, decision_reason: applied.ok ? 'extension applied' : `extension not applied: ${applied.error.message}` }).where('id', '=', request.id).execute();
+      const row = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', request.id).executeTakeFirstOrThrow();
+      await this.emitRequest(ctx, row, 'approved');
+    });
+  }
+
+  // ---------------------------------------------------------------- listing
+
+  async listRequests(user: AuthUser, role: 'mine' | 'approver', state?: RequestState, limit = 100): Promise<AccessRequest[]> {
+    if (role === 'mine') {
+      const rows = await this.db.selectFrom('requests').selectAll().where('requester', '=', user.sub).$if(!!state, (q) => q.where('state', '=', state!))
+        .orderBy('created_at', 'desc').limit(limit).execute();
+      return this.toRequests(rows);
+    }
+    const rows = await this.db.selectFrom('requests').selectAll().where('state', '=', state ?? 'pending_approval').where('requester', '!=', user.sub)
+      .orderBy('created_at', 'desc').limit(1000).execute();
+    const mine = rows.filter((r) => parseJson<ApprovalRule[]>(r.approval_rules).some((rule) => user.groups.includes(rule.group))).slice(0, limit);
+    return this.toRequests(mine);
+  }
+
+  async getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
+    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const visible = row && (row.requester === user.sub || user.admin || parseJson<ApprovalRule[]>(row.approval_rules).some((r) => user.groups.includes(r.group)));
+    if (!row || !visible) return this.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    const [request] = await this.toRequests([row]);
+    const grant = row.grant_id && row.requester === user.sub ? await this.grantById(row.grant_id) : undefined;
+    return ok({ request: request!, ...(grant ? { grant } : {}) });
+  }
+
+  async listGrants(user: AuthUser, all: boolean, state?: GrantState, limit = 100): Promise<Outcome<Grant[]>> {
+    if (all && !user.admin) return this.refuse(user, 'grant.list_all', { status: 403, code: 'admin_only', message: 'only administrators may list all grants' });
+    const rows = await this.db.selectFrom('grants').selectAll().$if(!all, (q) => q.where('owner', '=', user.sub)).$if(!!state, (q) => q.where('state', '=', state!))
+      .orderBy('starts_at', 'desc').limit(limit).execute();
+    return ok(rows.map((r) => this.toGrant(r)));
+  }
+
+  async getGrant(user: AuthUser, id: string): Promise<Outcome<Grant>> {
+    const own = await this.ownGrant(user, id, 'grant.read', true);
+    return own.ok ? ok(this.toGrant(own.value)) : own;
+  }
+
+  /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
+  async auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
+    return this.db.selectFrom('audit').selectAll().where('seq', '>', query.after)
+      .$if(!user.admin, (q) => q.where((eb) => eb.or([eb('actor', '=', user.sub), eb('subject', '=', user.sub)])))
+      .$if(!!query.requestId, (q) => q.where('request_id', '=', query.requestId!))
+      .$if(!!query.grantId, (q) => q.where('grant_id', '=', query.grantId!))
+      .$if(!!query.action, (q) => q.where('action', '=', query.action!))
+      .orderBy('seq').limit(query.limit).execute();
+  }
+
+  // ---------------------------------------------------------------- bastion lookup
+
+  async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
+    const row = await this.db.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
+      .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', 'active').where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
+    return row ? { grantId: row.id, owner: row.owner, endsAt: new Date(Number(row.ends_at)), target: { host: row.target_host, port: row.target_port } } : undefined;
+  }
+
+  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('bastion_id', '=', bastionId)
+      .where('ended_at', '>', since.getTime()).orderBy('ended_at').limit(10_000).execute();
+    return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: new Date(Number(r.ended_at)) }));
+  }
+
+  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void {
+    this.endedListeners.add(listener);
+    return () => this.endedListeners.delete(listener);
+  }
+}
+
+interface QueuedWrite {
+  fn: (tx: TxContext) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface TxContext {
+  trx: Tx;
+  audit: (input: AuditInput) => Promise<void>;
+  emit: (event: ServerEvent, audience: Audience) => Promise<void>;
+}
+
+/** An error's message without anything that looks like a connection string or password. */
+function safeMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.replace(/[a-z]+:\/\/[^\s@]*@/gi, '<redacted>@').replace(/password\S*/gi, 'password=<redacted>').slice(0, 300);
+}

@@ -1,0 +1,164 @@
+// `stint-server`: serve | migrate | check-config | audit verify | audit export | openapi.
+// The composition for production lives here: the PostgreSQL credential provider and WebAuthn/TOTP step-up are built
+// from the config; tests build the server with buildServer and their own effects instead.
+import { writeFileSync, createWriteStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, ConfigError, requireSecret, resolveSecret, secretRefs, type ServerConfig } from './config';
+import { buildServer, type BuildServerOptions, type StepUpWiring } from './app';
+import { openStore } from './storage/db';
+import { verifyAudit, toAuditEntry } from './lifecycle/audit';
+import { apiRoutes } from './http/routes';
+import { openApiDocument } from './http/openapi';
+import { createPostgresProvider } from './credentials/postgres';
+import { StepUpService } from './stepup/service';
+import { KyselyStepUpStore } from './stepup/store';
+import { stepUpRoutes } from './stepup/routes';
+import type { Lifecycle } from './lifecycle/service';
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), env: process.env };
+
+const USAGE = `usage: stint-server <command> [--config <file>]
+  serve          run the grant server
+  migrate        apply pending storage migrations
+  check-config   validate the config and its secret references
+  audit verify   check the audit hash chain; reports the first broken link
+  audit export   write the audit log as JSON lines (--out <file>, default stdout)
+  openapi        write the OpenAPI document (--out <file>, default stdout)
+The config file may also be given as STINT_CONFIG.`;
+
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i >= 0) return argv[i + 1];
+  const eq = argv.find((a) => a.startsWith(`${name}=`));
+  return eq?.slice(name.length + 1);
+}
+
+/** Effects for production: PostgreSQL credentials and step-up (when webauthn + stepup.totpKey are configured). */
+export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv): Pick<BuildServerOptions, 'credentials' | 'stepUp'> {
+  const resources: Parameters<typeof createPostgresProvider>[0]['resources'] = {};
+  for (const [i, r] of config.resources.entries()) {
+    resources[r.id] = { adminUrl: requireSecret(r.admin.url, `resources[${i}].admin.url`, env), database: r.target.database, levels: r.levels, connectionLimit: r.connectionLimit };
+  }
+  const credentials = config.resources.length ? createPostgresProvider({ resources }) : undefined;
+  let stepUp: BuildServerOptions['stepUp'];
+  if (config.webauthn && config.stepup) {
+    const totpKey = requireSecret(config.stepup.totpKey, 'stepup.totpKey', env);
+    const webauthn = config.webauthn;
+    stepUp = ({ db, clock }): StepUpWiring => {
+      const service = new StepUpService({ store: new KyselyStepUpStore(db), config: { rpId: webauthn.rpId, rpName: webauthn.rpName, origins: webauthn.origins, totpKey, challengeTtlSeconds: 120, maxAttempts: 5, lockoutSeconds: 300 }, now: () => clock.now() });
+      return { gate: service, routes: (deps) => stepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit }) };
+    };
+  }
+  return { credentials, stepUp };
+}
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  const [command, sub] = argv;
+  if (!command || command === '--help' || command === 'help') {
+    io.out(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === 'openapi') {
+    const doc = `${JSON.stringify(openApiDocument(apiRoutes(null as unknown as Lifecycle)), null, 2)}\n`;
+    const out = flag(argv, '--out');
+    if (out) writeFileSync(out, doc);
+    else io.out(doc.trimEnd());
+    return 0;
+  }
+  const path = flag(argv, '--config') ?? io.env.STINT_CONFIG;
+  if (!path) {
+    io.err('stint-server: --config <file> (or STINT_CONFIG) is required');
+    return 2;
+  }
+  let config: ServerConfig;
+  try {
+    config = loadConfig(path);
+  } catch (error) {
+    io.err(error instanceof ConfigError ? error.message : `stint-server: ${(error as Error).message}`);
+    return 1;
+  }
+  switch (command) {
+    case 'check-config': {
+      const missing = secretRefs(config).map((s) => ({ ...s, r: resolveSecret(s.ref, io.env) })).filter((s) => !s.r.ok);
+      for (const m of missing) io.err(`${m.where}: ${m.r.ok ? '' : m.r.message}`);
+      if (missing.length) return 1;
+      io.out(`ok: ${config.resources.length} resource(s), ${Object.keys(config.policies).length} polic(ies), ${Object.keys(config.bastions).length} bastion(s)`);
+      return 0;
+    }
+    case 'migrate': {
+      const store = openStore(config.storage.url);
+      try {
+        const applied = await store.migrate();
+        io.out(applied.length ? `applied: ${applied.join(', ')}` : 'up to date');
+        return 0;
+      } finally {
+        await store.close();
+      }
+    }
+    case 'audit': {
+      const store = openStore(config.storage.url);
+      try {
+        if (sub === 'verify') {
+          const result = await verifyAudit(store.db);
+          if (result.ok) {
+            io.out(`ok: ${result.count} entries, chain intact (last hash ${result.lastHash})`);
+            return 0;
+          }
+          io.err(`broken: first bad link at seq ${result.seq}: ${result.reason} (${result.count} entries verified before it)`);
+          return 1;
+        }
+        if (sub === 'export') {
+          const out = flag(argv, '--out');
+          const stream = out ? createWriteStream(out) : undefined;
+          let after = 0;
+          for (;;) {
+            const rows = await store.db.selectFrom('audit').selectAll().where('seq', '>', after).orderBy('seq').limit(1000).execute();
+            for (const row of rows) {
+              const line = JSON.stringify(toAuditEntry(row));
+              if (stream) stream.write(`${line}\n`);
+              else io.out(line);
+              after = row.seq;
+            }
+            if (rows.length < 1000) break;
+          }
+          if (stream) await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+          return 0;
+        }
+        io.err('usage: stint-server audit verify|export --config <file>');
+        return 2;
+      } finally {
+        await store.close();
+      }
+    }
+    case 'serve': {
+      let server: Awaited<ReturnType<typeof buildServer>>;
+      try {
+        server = await buildServer({ config, ...productionEffects(config, io.env), logger: { level: io.env.STINT_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, env: io.env });
+      } catch (error) {
+        io.err(`stint-server: cannot start: ${(error as Error).message}`);
+        return 1;
+      }
+      await server.app.listen({ host: config.server.listen.host, port: config.server.listen.port });
+      io.out(`stint-server listening on ${config.server.listen.host}:${(server.app.server.address() as { port: number }).port}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => { void server.close().finally(resolve); };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      return 0;
+    }
+    default:
+      io.err(`stint-server: unknown command ${command}\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,20 @@
+// Prometheus metrics, one registry per server instance (tests run several in one process).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly http = new Counter({ name: 'stint_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+  readonly httpDuration = new Histogram({ name: 'stint_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry] });
+  readonly authFailures = new Counter({ name: 'stint_auth_failures_total', help: 'Rejected bearer tokens by reason', labelNames: ['code'], registers: [this.registry] });
+  readonly refusals = new Counter({ name: 'stint_refused_actions_total', help: 'Refused actions (4xx domain errors) by code', labelNames: ['code'], registers: [this.registry] });
+  readonly transitions = new Counter({ name: 'stint_transitions_total', help: 'Request and grant transitions', labelNames: ['kind', 'to'], registers: [this.registry] });
+  readonly revocationFailures = new Counter({ name: 'stint_revocation_failures_total', help: 'Failed credential revocations (each retry counts)', labelNames: ['resource'], registers: [this.registry] });
+  readonly revocationsPending = new Gauge({ name: 'stint_revocations_pending', help: 'Grants whose credentials are not revoked yet', registers: [this.registry] });
+  readonly issueFailures = new Counter({ name: 'stint_credential_issue_failures_total', help: 'Failed credential issues at activation', labelNames: ['resource'], registers: [this.registry] });
+  readonly writeBatch = new Histogram({ name: 'stint_write_batch_changes', help: 'Changes grouped into one storage commit', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [this.registry] });
+  readonly sseClients = new Gauge({ name: 'stint_sse_clients', help: 'Connected event streams', registers: [this.registry] });
+
+  constructor(options: { defaults?: boolean } = {}) {
+    if (options.defaults) collectDefaultMetrics({ register: this.registry });
+  }
+}

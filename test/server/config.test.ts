@@ -1,0 +1,72 @@
+// Config validation: the design sketch parses, and every mistake is reported with its path and what was expected.
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig, resolveSecret, policyHash } from '../../server/config';
+
+const example = readFileSync(new URL('../../../shared/design/config.example.yaml', import.meta.url), 'utf8')
+  // The sketch predates bastion tokens.
+  .replace('    user: stint\n', '    user: stint\n    token: env:BASTION_TOKEN\n');
+
+function issues(yaml: string): string[] {
+  try {
+    parseConfig(yaml, 'test.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('config', () => {
+  it('parses the design sketch with durations in seconds and defaults filled in', () => {
+    const config = parseConfig(example);
+    expect(config.policies['production-db']).toMatchObject({
+      duration: { default: 3600, max: 4 * 3600 }, requestTtl: 1800, activationWindow: 900,
+      approvals: [{ from: 'dba', count: 1 }, { from: 'sre-leads', count: 1 }],
+      stepUp: { request: 'always', approve: 'always', methods: ['webauthn'], riskAtLeast: 50 },
+    });
+    expect(config.resources[0]!.admin).toEqual({ url: 'env:ORDERS_ADMIN_URL' });
+    expect(config.identity.adminGroups).toEqual(['admins']);
+    expect(config.webauthn?.rpName).toBe('Stint');
+  });
+
+  it('names the path and the expectation for each mistake', () => {
+    const shape = example
+      .replace('sensitivity: low', 'sensitivity: tiny')
+      .replace('requestTtl: 30m', 'requestTtl: soon')
+      .replace('audience: https://stint.example.com/api', 'audience: https://stint.example.com/api\n  colour: blue');
+    expect(issues(shape)).toEqual([
+      'identity: unknown field(s) colour',
+      'resources[1].sensitivity: Invalid option: expected one of "low"|"medium"|"high"',
+      'policies.production-db.requestTtl: expected a duration like 90s, 15m, 1h, 1h30m or 2d, got "soon"',
+    ]);
+    // Rules across fields are checked once the shape is right.
+    const rules = example
+      .replace('duration: { default: 1h, max: 4h }', 'duration: { default: 5h, max: 4h }')
+      .replace('policy: staging-self-service', 'policy: nope');
+    expect(issues(rules)).toEqual([
+      'policies.production-db.duration.default: expected default ≤ max',
+      'resources[1].policy: expected one of the policies (production-db, staging-self-service), got nope',
+    ]);
+  });
+
+  it('reports missing required fields and YAML syntax errors', () => {
+    expect(issues('server: {}\n')).toEqual(expect.arrayContaining(['server.url: required (expected string)', 'identity: required (expected object)']));
+    expect(issues('server: [unclosed\n')[0]).toMatch(/^line \d+: YAML/);
+  });
+
+  it('resolves secret references from the environment and files, and says which is missing', () => {
+    expect(resolveSecret('env:X', { X: 'v' })).toEqual({ ok: true, value: 'v' });
+    expect(resolveSecret('env:NOPE', {})).toMatchObject({ ok: false, message: 'environment variable NOPE is not set' });
+    expect(resolveSecret('file:/nonexistent/secret', {})).toMatchObject({ ok: false, code: 'secret_missing' });
+    expect(resolveSecret('literal-value', {})).toEqual({ ok: true, value: 'literal-value' });
+  });
+
+  it('gives a policy a new hash only when its content changes', () => {
+    const a = parseConfig(example).policies['production-db']!;
+    const b = parseConfig(example.replace('requestTtl: 30m', 'requestTtl: 1800s')).policies['production-db']!;
+    const c = parseConfig(example.replace('requestTtl: 30m', 'requestTtl: 20m')).policies['production-db']!;
+    expect(policyHash(a)).toBe(policyHash(b));
+    expect(policyHash(a)).not.toBe(policyHash(c));
+  });
+});
