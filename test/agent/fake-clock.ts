@@ -33,7 +33,8 @@ export class FakeClock implements Clock {
     for (;;) {
       const due = this.timers.filter((t) => !t.cancelled && t.at <= target).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
       if (!due) break;
-      this.wall += due.at - this.mono;
+      // A late timer (after block()) fires now: time does not run backwards to its due instant.
+      this.wall += Math.max(0, due.at - this.mono);
       this.mono = Math.max(this.mono, due.at);
       due.cancelled = true;
       due.fn();

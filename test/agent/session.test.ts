@@ -54,7 +54,9 @@ describe('OIDC session against the real dev IdP and keychain', () => {
     const { session, secrets, changes } = newSession({ openUrl: browserAs('alice', urls) });
     const user = await session.signIn();
     expect(user).toMatchObject({ sub: 'alice', email: 'alice@example.com', groups: ['engineers'] });
-    expect(changes.map((c) => c.status)).toEqual(['signing_in', 'signed_in']);
+    expect(changes.map((c) => c.status)).toEqual(['signing_in', 'signing_in', 'signed_in']);
+    // The second "signing in" carries the IdP page, for hosts where no browser opened by itself.
+    expect(changes[1]).toMatchObject({ status: 'signing_in', authorizationUrl: urls[0] });
     const auth = new URL(urls[0]!);
     expect(auth.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
     expect(auth.searchParams.get('code_challenge_method')).toBe('S256');

@@ -41,6 +41,13 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number } = {})
   return { ...idp, audience: API_AUDIENCE, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig };
 }
 
+/** The client's loopback callback, whatever its port (RFC 8252: native clients pick an ephemeral port). */
+function isCallback(location: string): boolean {
+  const url = new URL(location);
+  const registered = new URL(DEV_REDIRECT_URI);
+  return url.protocol === registered.protocol && url.hostname === registered.hostname && url.pathname === registered.pathname;
+}
+
 /** Follow redirects and submit the dev login and consent forms until the IdP redirects to the client's callback. */
 export async function driveDevInteractions(startUrl: string, user: string, issuer: string): Promise<string> {
   const jar = new Map<string, string>();
@@ -63,7 +70,7 @@ export async function driveDevInteractions(startUrl: string, user: string, issue
     keep(response);
     if (response.status >= 300 && response.status < 400) {
       const location = new URL(response.headers.get('location')!, next.url).href;
-      if (location.startsWith(DEV_REDIRECT_URI)) return location;
+      if (isCallback(location)) return location;
       next = { url: location, method: 'GET' };
       continue;
     }

@@ -1,0 +1,152 @@
+// The whole product on loopback for journeys and fault tests: the dev IdP, PostgreSQL with the demo databases, the
+// grant server with the demo config (the same one `npm start` uses) and its production effects (PostgreSQL roles,
+// WebAuthn/TOTP step-up), an OpenSSH bastion with the key command and kill companion, a Secret Service, and agents
+// that sign in as demo users by driving the IdP's pages.
+import { resolve } from 'node:path';
+import { buildServer, type GrantServer } from '../../server/app';
+import { parseConfig, type ServerConfig } from '../../server/config';
+import { productionEffects } from '../../server/main';
+import type { Clock as ServerClock } from '../../server/clock';
+import { startCompanion, type Companion } from '../../server/bastion/companion';
+import { createAgent } from '../../electron/core/compose';
+import type { Agent } from '../../electron/core/agent';
+import type { Clock as AgentClock } from '../../electron/core/clock';
+import { MemorySettingsStore } from '../../electron/core/settings';
+import { MemoryClipboard } from '../../electron/core/clipboard';
+import { startWebHost, type WebHost } from '../../electron/hosts/web/host';
+import { demoConfigYaml, DEMO_SQL } from '../../scripts/demo-config';
+import { startIdp, driveDevInteractions, type IdpInstance } from './idp';
+import { startPostgres, type PostgresInstance } from './postgres';
+import { startSshd, type SshdInstance } from './sshd';
+import { startKeyring, type KeyringInstance } from './keyring';
+import { installKeysCommand, type InstalledKeysCommand } from './keys-command';
+import { freePort } from './ports';
+import { serviceDir } from './tmp';
+
+export interface StackAgent {
+  agent: Agent;
+  clipboard: MemoryClipboard;
+  settings: MemorySettingsStore;
+  /** Sign in through the IdP's pages as this demo user. */
+  signIn: () => Promise<void>;
+}
+
+export interface Stack {
+  idp: IdpInstance;
+  pg: PostgresInstance;
+  sshd: SshdInstance;
+  keyring: KeyringInstance;
+  config: ServerConfig;
+  serverUrl: string;
+  ports: { server: number; web: number; sshd: number; pg: number };
+  server: () => GrantServer;
+  /** Stop the grant server (the agent's network to it is gone); `startServer` brings it back on the same port and data. */
+  stopServer: () => Promise<void>;
+  startServer: () => Promise<void>;
+  agent: (user: string, options?: { clock?: AgentClock; fetch?: typeof fetch }) => StackAgent;
+  webHost: (agent: Agent) => Promise<WebHost>;
+  stop: () => Promise<void>;
+}
+
+export interface StackOptions {
+  serverClock?: ServerClock;
+  /** Change the demo config before the server starts (e.g. shorter durations). */
+  editConfig?: (yaml: string) => string;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const stops: Array<() => Promise<unknown> | unknown> = [];
+  try {
+    const [idp, pg, keyring] = await Promise.all([startIdp(), startPostgres({ database: 'orders' }), startKeyring()]);
+    stops.push(() => idp.close(), () => pg.stop(), () => keyring.stop());
+    process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
+    await pg.query('create database users', [], 'postgres');
+    for (const db of ['orders', 'users']) await pg.query(DEMO_SQL[db]!, [], db);
+
+    const ports = { server: await freePort(), web: await freePort(), sshd: await freePort(), pg: pg.port };
+    const serverUrl = `http://localhost:${ports.server}`;
+    const dir = serviceDir('stack');
+    const yaml = demoConfigYaml({ ports, dir, audience: idp.audience, issuer: idp.issuer });
+    const config = parseConfig(options.editConfig ? options.editConfig(yaml) : yaml, 'stack config');
+    const env = {
+      ...process.env,
+      STINT_DEMO_TOTP_KEY: 'k'.repeat(43),
+      STINT_DEMO_BASTION_TOKEN: 'stack-bastion-token-0123456789abcdef',
+      STINT_DEMO_ORDERS_ADMIN: pg.adminUrl('orders'),
+      STINT_DEMO_USERS_ADMIN: pg.adminUrl('users'),
+    };
+    let server: GrantServer | undefined;
+    const startServer = async () => {
+      server = await buildServer({ config, ...productionEffects(config, env), env, ...(options.serverClock ? { clock: options.serverClock } : {}) });
+      await server.app.listen({ host: '127.0.0.1', port: ports.server });
+    };
+    const stopServer = async () => {
+      await server?.close();
+      server = undefined;
+    };
+    await startServer();
+    stops.push(stopServer);
+
+    const keys: InstalledKeysCommand = installKeysCommand(resolve('server/bastion/authorized-keys.sh'));
+    stops.push(() => keys.remove());
+    keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_BASTION_TOKEN });
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`], authorizedKeysCommand: { command: keys.command } });
+    stops.push(() => sshd.stop());
+    const companion: Companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN });
+    stops.push(() => companion.stop());
+
+    const agents: Agent[] = [];
+    const hosts: WebHost[] = [];
+    return {
+      idp, pg, sshd, keyring, config, serverUrl, ports,
+      server: () => {
+        if (!server) throw new Error('the grant server is stopped');
+        return server;
+      },
+      stopServer,
+      startServer,
+      agent: (user, agentOptions = {}) => {
+        const settings = new MemorySettingsStore({ serverUrl, issuer: idp.issuer, audience: idp.audience });
+        const clipboard = new MemoryClipboard();
+        let signingIn = false;
+        const agent = createAgent({
+          settings,
+          clipboard,
+          ...(agentOptions.clock ? { clock: agentOptions.clock } : {}),
+          ...(agentOptions.fetch ? { fetch: agentOptions.fetch } : {}),
+          openUrl: async (url) => {
+            if (!signingIn) throw new Error(`unexpected browser open: ${url}`);
+            const callback = await driveDevInteractions(url, user, idp.issuer);
+            await fetch(callback);
+          },
+        });
+        agents.push(agent);
+        return {
+          agent, clipboard, settings,
+          signIn: async () => {
+            signingIn = true;
+            try {
+              await agent.start();
+              await agent.api.signIn({});
+            } finally {
+              signingIn = false;
+            }
+          },
+        };
+      },
+      webHost: async (agent) => {
+        const host = await startWebHost({ staticDir: 'dist/renderer', agent, port: ports.web });
+        hosts.push(host);
+        return host;
+      },
+      stop: async () => {
+        for (const host of hosts) await host.close().catch(() => undefined);
+        for (const agent of agents) await agent.dispose().catch(() => undefined);
+        for (const stop of stops.reverse()) await Promise.resolve().then(stop).catch(() => undefined);
+      },
+    };
+  } catch (error) {
+    for (const stop of stops.reverse()) await Promise.resolve().then(stop).catch(() => undefined);
+    throw error;
+  }
+}
