@@ -115,8 +115,21 @@ async function main(): Promise<void> {
     say('no desktop keychain running: started a private Secret Service (gnome-keyring) for this session');
   }
 
-  const hasElectron = existsSync(join('node_modules', 'electron', 'path.txt'));
-  if (!hasElectron) say('the Electron binary is not installed here (its download server is unreachable), so Stint runs in the web host instead');
+  const hasElectron = existsSync(join('node_modules', 'electron', 'path.txt')) && !args.includes('--web');
+  if (hasElectron) {
+    // The tray app: its own agent (same core), pointed at this demo's server and IdP.
+    execFileSync('node', ['build/build-electron.mjs'], { stdio: 'inherit' });
+    const electronBin = join('node_modules', 'electron', 'dist', readFileSync(join('node_modules', 'electron', 'path.txt'), 'utf8').trim());
+    const app = spawn(electronBin, ['dist/electron/main/index.js'], {
+      stdio: 'inherit',
+      env: { ...process.env, STINT_USER_DATA: join(dir, 'electron'), STINT_SERVER_URL: serverUrl, STINT_ISSUER: idp.issuer, STINT_AUDIENCE: audience },
+    });
+    stops.push(() => app.kill());
+    app.once('exit', () => void stop(0));
+    say('the Stint tray app is starting (use --web for the browser UI instead). Sign in from its tray menu.');
+    return;
+  }
+  say('the Electron binary is not installed here (its download server is unreachable), so Stint runs in the web host instead');
   const settings = new ConfSettingsStore({ cwd: join(dir, 'agent') });
   settings.update({ serverUrl, issuer: idp.issuer, audience });
   const agent = createAgent({

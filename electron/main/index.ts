@@ -70,6 +70,14 @@ async function start(): Promise<void> {
   app.dock?.hide();
   const kv = await openElectronStore();
   const settings = new ElectronSettingsStore(kv);
+  // `npm start` points the app at its embedded demo server; a user's own choice in Settings is kept otherwise.
+  if (process.env.STINT_SERVER_URL && !settings.get().serverUrl) {
+    settings.update({
+      serverUrl: process.env.STINT_SERVER_URL,
+      ...(process.env.STINT_ISSUER ? { issuer: process.env.STINT_ISSUER } : {}),
+      ...(process.env.STINT_AUDIENCE ? { audience: process.env.STINT_AUDIENCE } : {}),
+    });
+  }
   const currentOrigin = () => stepUpOrigin(settings.get().serverUrl);
 
   hardenSession(session.defaultSession);
