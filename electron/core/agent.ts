@@ -616,7 +616,7 @@ export class Agent implements AgentCore {
         this.applyGrant(out.grant, false);
         if (out.request) this.requests.set(out.request.id, out.request);
         this.publish();
-        return { grant: out.grant };
+        return { grant: out.grant, ...(out.request ? { request: out.request } : {}) };
       },
       release: async (input) => {
         const { grantId } = parse('release', input);

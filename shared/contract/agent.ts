@@ -202,7 +202,11 @@ export const agentApi = {
   connectionUri: { input: GrantRef, output: z.object({ uri: z.string() }) },
   copyConnectionUri: { input: GrantRef, output: Ok },
   openPsql: { input: GrantRef, output: Ok },
-  extend: { input: z.strictObject({ grantId: Id, durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() }), output: z.object({ grant: Grant }) },
+  /** `request` is set when policy sends the extension back for approval: the grant is unchanged until then. */
+  extend: {
+    input: z.strictObject({ grantId: Id, durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() }),
+    output: z.object({ grant: Grant, request: AccessRequest.optional() }),
+  },
   release: { input: GrantRef, output: z.object({ grant: Grant }) },
   // Step-up and enrollment: passed through to the server's /v1/stepup routes with the agent's session, so the
   // renderer never holds a token. The WebAuthn ceremony itself runs in the renderer (navigator.credentials).

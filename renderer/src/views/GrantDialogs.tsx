@@ -22,9 +22,12 @@ export function ExtendDialog({ local }: { local: LocalGrant }) {
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     try {
-      await client.call('extend', { grantId: g.id, durationSeconds: seconds, ...(reason.trim() ? { reason: reason.trim() } : {}) });
+      const out = await client.call('extend', { grantId: g.id, durationSeconds: seconds, ...(reason.trim() ? { reason: reason.trim() } : {}) });
       close();
-      toast({ title: `${name} extended by ${formatDuration(seconds)}`, tone: 'ok' });
+      // Policy may send an extension back for approval: say so instead of claiming it is done.
+      toast(out.request
+        ? { title: `Asked to extend ${name} by ${formatDuration(seconds)} — waiting for approval`, tone: 'info' }
+        : { title: `${name} extended by ${formatDuration(seconds)}`, tone: 'ok' });
     } catch (e) {
       setError(errorMessage(e));
     }

@@ -1,0 +1,141 @@
+// The production journey on the real stack, through the UI in Chromium: alice signs in on her page, enrolls a passkey
+// (CDP virtual authenticator), asks for write on Orders (production) and verifies with it; bob (dba) and dave
+// (sre-leads) each approve from their Approvals view, verifying with a one-time code; alice's tunnel opens with a
+// running countdown; the copied URI runs a psql query; "End now" closes the tunnel and wipes the credentials; the
+// audit trail (read as carol, an admin) shows every step and its hash chain is valid.
+import { test, expect } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import keytar from 'keytar';
+import { startStack, type Stack } from '../harness/stack';
+import {
+  approveWithCode, auditAs, connect, enrollPasskey, enrollTotp, goTo, journey, liveGrantId, shot, signInThroughUi,
+  verifyChain, virtualAuthenticator, type Journey,
+} from './fixtures/stack';
+
+let stack: Stack;
+let j: Journey;
+
+test.beforeAll(async ({ browser }) => {
+  test.setTimeout(120_000);
+  stack = await startStack();
+  j = journey(stack, browser);
+});
+
+test.afterAll(async () => {
+  await j?.close();
+  await stack?.stop();
+});
+
+test('production: request with passkey step-up → two approvals with codes → tunnel, countdown, URI, query → end now → audit chain valid', async () => {
+  test.setTimeout(120_000);
+  const info = test.info();
+  const ORDERS = 'Orders (production)';
+
+  // alice, on the web host whose origin the server accepts for passkeys.
+  const alice = await j.open('alice', { webauthnOrigin: true, signIn: 'ui' });
+  await virtualAuthenticator(alice.page);
+  await shot(alice.page, '01-alice-signed-out', info);
+  await signInThroughUi(alice);
+  await expect(alice.page.getByText('Signed in as alice@example.com')).toBeVisible();
+  await shot(alice.page, '02-alice-signed-in', info);
+
+  await enrollPasskey(alice.page, 'Alice laptop');
+  await shot(alice.page, '03-alice-passkey-enrolled', info);
+
+  // The approvers set up an authenticator app in Settings (their pages are on other origins: codes, not passkeys).
+  const [bob, dave] = [await j.open('bob', { signIn: 'direct' }), await j.open('dave', { signIn: 'direct' })];
+  const bobSecret = await enrollTotp(bob.page);
+  const daveSecret = await enrollTotp(dave.page);
+
+  // alice asks.
+  await goTo(alice.page, 'Request access');
+  await alice.page.getByRole('button', { name: ORDERS }).click();
+  const form = alice.page.getByRole('dialog', { name: `Request access to ${ORDERS}` });
+  await expect(form).toContainText('needs approval from dba and sre-leads');
+  await form.getByLabel('Reason (required)').fill('INC-4512 fix stuck orders');
+  await form.getByLabel('Ticket').fill('INC-4512');
+  await form.getByLabel('Access level').selectOption('write');
+  await expect(form.getByRole('button', { name: '1h', pressed: true })).toBeVisible();
+  await shot(alice.page, '04-alice-request-form', info);
+  await form.getByRole('button', { name: 'Verify and ask dba and sre-leads' }).click();
+
+  const stepUp = alice.page.getByRole('dialog', { name: 'Confirm it is you' });
+  await expect(stepUp).toContainText(`Request write access to ${ORDERS} for 1h`);
+  await shot(alice.page, '05-alice-stepup', info);
+  await stepUp.getByTestId('stepup-passkey').click();
+  await expect(stepUp).toBeHidden();
+  await expect(alice.page.getByRole('heading', { name: 'Waiting', exact: true })).toBeVisible();
+  await expect(alice.page.getByText('0 of 2 approvals — waiting for dba and sre-leads')).toBeVisible();
+  await shot(alice.page, '06-alice-waiting', info);
+
+  // bob sees who, what, why and the risk, and approves with a code.
+  await goTo(bob.page, 'Approvals');
+  const card = bob.page.locator('li.approval', { hasText: ORDERS });
+  await expect(card).toContainText('“INC-4512 fix stuck orders”');
+  await expect(card).toContainText('INC-4512');
+  await expect(card).toContainText('0 of 2 approvals');
+  await shot(bob.page, '07-bob-approvals', info);
+  await approveWithCode(bob.page, ORDERS, bobSecret, info, '08-bob');
+  await expect(bob.page.getByText('Nobody is waiting for you.')).toBeVisible();
+  await expect(alice.page.getByText('1 of 2 approvals — waiting for sre-leads')).toBeVisible();
+  await shot(alice.page, '09-alice-one-approval', info);
+
+  // dave's is the second approval: alice's access becomes active and her tunnel opens.
+  await approveWithCode(dave.page, ORDERS, daveSecret, info, '10-dave');
+  const grantId = await liveGrantId(alice.agent, 'prod-orders');
+  await goTo(alice.page, 'Active');
+  const grantCard = alice.page.locator('li.grant', { hasText: ORDERS });
+  await expect(grantCard.getByRole('heading')).toHaveText(`${ORDERS} · write`);
+  const timer = grantCard.getByRole('timer');
+  await expect(timer).toHaveText(/^(59m|1h 00m)$/);
+  await expect(grantCard).toContainText(/127\.0\.0\.1:\d+/);
+  await shot(alice.page, '11-alice-active', info);
+
+  // Copy URI → the agent's clipboard holds the connection URI; psql runs a query through the tunnel.
+  await alice.page.getByRole('button', { name: `Copy connection URI for ${ORDERS}` }).click();
+  await expect(alice.page.getByText('Connection URI copied')).toBeVisible();
+  const uri = alice.clipboard.text;
+  const port = Number(/127\.0\.0\.1:(\d+)/.exec((await grantCard.textContent()) ?? '')![1]);
+  expect(uri).toMatch(new RegExp(`^postgres(ql)?://[^:]+:[^@]+@127\\.0\\.0\\.1:${port}/orders`));
+  const stuck = execFileSync('psql', [uri, '-At', '-c', "select count(*) from orders where status = 'stuck'"], { encoding: 'utf8' });
+  expect(stuck.trim()).toBe('7');
+  // write means write.
+  const fixed = execFileSync('psql', [uri, '-At', '-c', "update orders set status = 'shipped' where id = 7 returning id"], { encoding: 'utf8' });
+  expect(fixed.trim().split('\n')[0]).toBe('7');
+  expect(await keytar.findCredentials(alice.keychain)).toContainEqual(expect.objectContaining({ account: expect.stringContaining(grantId) }));
+  await shot(alice.page, '12-alice-uri-copied', info);
+
+  // End now: the tunnel closes, the credentials are wiped.
+  await alice.page.getByRole('button', { name: `End access to ${ORDERS} now` }).click();
+  await alice.page.getByRole('dialog', { name: `End access to ${ORDERS} now?` }).getByRole('button', { name: 'End now' }).click();
+  await expect(alice.page.getByText('No active access.')).toBeVisible();
+  await expect(alice.page.getByText(/Ended by you.*tunnel closed, credentials wiped/)).toBeVisible();
+  await shot(alice.page, '13-alice-ended', info);
+  await expect(connect(uri)).rejects.toThrow(/ECONNREFUSED|terminat|closed|ECONNRESET/i);
+  expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
+
+  // The audit trail, as carol (admin): every step of this request and grant, in order; the chain is valid.
+  const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;
+  const entries = (await auditAs(stack, 'carol')).filter((e) => e.requestId === requestId || e.grantId === grantId);
+  const steps = entries.map((e) => `${e.actor}:${e.action}`);
+  info.annotations.push({ type: 'audit', description: steps.join(' → ') });
+  expect(steps).toEqual(expect.arrayContaining([
+    'alice:request.created',
+    'bob:request.approval_added',
+    'dave:request.approval_added',
+    'alice:request.activated',
+    'alice:grant.activated',
+  ]));
+  expect(steps.indexOf('alice:request.created')).toBeLessThan(steps.indexOf('bob:request.approval_added'));
+  expect(steps.indexOf('bob:request.approval_added')).toBeLessThan(steps.indexOf('dave:request.approval_added'));
+  expect(steps.some((s) => /stepup/.test(s) && s.startsWith('alice:'))).toBe(true);
+  expect(steps.some((s) => /request\.approved$/.test(s))).toBe(true);
+  expect(steps.some((s) => /^alice:grant\.released$/.test(s))).toBe(true);
+  expect(entries.find((e) => e.action === 'request.created')!.reason).toBe('INC-4512 fix stuck orders');
+  const verified = await verifyChain(stack);
+  expect(verified).toMatchObject({ ok: true });
+  // alice's History shows her own trail.
+  await goTo(alice.page, 'History');
+  await expect(alice.page.getByText('Your audit trail')).toBeVisible();
+  await shot(alice.page, '14-alice-history', info);
+});

@@ -1,0 +1,99 @@
+// Faults on the server side of the agent: the grant server restarts while a grant is active, and the server is
+// unreachable across a grant's deadline. Whatever happens to the server, a grant ends at its deadline — never
+// earlier because of a restart, never later because nobody could be told.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack, type StackAgent } from '../harness/stack';
+import { api, keychainItemsFor, portRefuses, query, queryOnce, roleExists, until } from './faults-support';
+
+let stack: Stack;
+beforeAll(async () => { stack = await startStack(); }, 120_000);
+afterAll(async () => { await stack?.stop(); });
+
+/** When (ms since the epoch, this machine's clock) the agent first shows the grant's local access as ended. */
+function localEnd(who: StackAgent, grantId: string): Promise<number> {
+  return new Promise((resolve) => {
+    const off = who.agent.subscribe((event) => {
+      if (event.type !== 'state') return;
+      if (event.state.grants.find((g) => g.grant.id === grantId)?.localState === 'ended') {
+        resolve(Date.now());
+        queueMicrotask(() => off());
+      }
+    });
+  });
+}
+
+async function connected(who: StackAgent, durationSeconds: number) {
+  const created = await who.agent.api.createRequest({ resourceId: 'staging-users', level: 'read', durationSeconds, reason: 'fault test', connect: true });
+  expect(created.request.state).toBe('approved');
+  const connection = created.connection!;
+  const { uri } = await who.agent.api.connectionUri({ grantId: connection.grantId });
+  const grant = who.agent.state().grants.find((g) => g.grant.id === connection.grantId)!.grant;
+  return { connection, uri, grantId: connection.grantId, role: connection.user, endsAt: Date.parse(grant.endsAt) };
+}
+
+describe('faults: the grant server', () => {
+  it('restarts with an active grant: nothing ends early, and the grant still ends at its deadline', async () => {
+    const alice = stack.agent('alice');
+    await alice.signIn();
+    const { grantId, uri, role, endsAt, connection } = await connected(alice, 10);
+    const ended = localEnd(alice, grantId);
+
+    await stack.stopServer();
+    await stack.startServer();
+    expect(Date.now()).toBeLessThan(endsAt - 3_000); // the restart itself happened well inside the grant
+
+    // Still granted after the restart: the role exists, the tunnel carries a new connection, the server says active.
+    expect(await roleExists(stack, role)).toBe(true);
+    expect(await queryOnce(uri, 'select count(*)::int as n from users')).toEqual([{ n: 25 }]);
+    const token = await stack.idp.tokenFor('alice');
+    expect((await api(stack, token, 'GET', `/v1/grants/${grantId}`)).body.grant).toMatchObject({ state: 'active', revocation: 'none' });
+    expect(alice.agent.state().grants.find((g) => g.grant.id === grantId)!.localState).toBe('active');
+
+    // The restarted server re-armed the deadline: the role goes right after it, not before.
+    const roleGoneAt = await until(async () => !(await roleExists(stack, role)), endsAt - Date.now() + 5_000, 50);
+    expect(roleGoneAt).toBeGreaterThanOrEqual(endsAt);
+    expect(roleGoneAt - endsAt).toBeLessThan(5_000);
+    const localEndAt = await ended;
+    expect(Math.abs(localEndAt - endsAt)).toBeLessThan(1_500);
+    expect(await portRefuses(connection.port)).toBe(true);
+    await expect.poll(async () => (await api(stack, token, 'GET', `/v1/grants/${grantId}`)).body.grant, { timeout: 5_000 })
+      .toMatchObject({ state: 'ended', revocation: 'done' });
+    await alice.agent.dispose();
+  }, 40_000);
+
+  it('is unreachable across the deadline: local access still ends on time, the server ends its side when it is back', async () => {
+    const alice = stack.agent('alice');
+    await alice.signIn();
+    const { grantId, uri, role, endsAt, connection } = await connected(alice, 6);
+    const ended = localEnd(alice, grantId);
+    const live = await query(uri, 'select 1');
+    const running = live.client.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);
+
+    await stack.stopServer();
+    await until(() => alice.agent.state().server.status === 'offline', 5_000);
+    expect(Date.now()).toBeLessThan(endsAt - 1_000);
+
+    // Deadline with nobody to ask: the agent ends access on its own, on time.
+    await expect(running).resolves.toMatch(/terminat|connection|closed/i);
+    const localEndAt = await ended;
+    expect(Math.abs(localEndAt - endsAt)).toBeLessThan(1_500);
+    await live.client.end().catch(() => undefined);
+    expect(await portRefuses(connection.port)).toBe(true);
+    await expect.poll(() => keychainItemsFor(grantId), { timeout: 2_000 }).toEqual([]);
+    const state = alice.agent.state();
+    expect(state.server.status).toBe('offline');
+    expect(state.grants.find((g) => g.grant.id === grantId)).toMatchObject({ localState: 'ended', tunnel: { status: 'closed', connections: 0 } });
+    // The database side could not be told while the server was down (this is what the local end protects against).
+    expect(await roleExists(stack, role)).toBe(true);
+
+    // Back: the start-up sweep ends what passed while it was down, and drops the role within seconds.
+    await stack.startServer();
+    const startedAt = Date.now();
+    const goneAt = await until(async () => !(await roleExists(stack, role)), 10_000, 50);
+    expect(goneAt - startedAt).toBeLessThan(5_000);
+    const token = await stack.idp.tokenFor('alice');
+    await expect.poll(async () => (await api(stack, token, 'GET', `/v1/grants/${grantId}`)).body.grant, { timeout: 5_000 })
+      .toMatchObject({ state: 'ended', revocation: 'done' });
+    await alice.agent.dispose();
+  }, 40_000);
+});

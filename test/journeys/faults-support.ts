@@ -1,0 +1,123 @@
+// Shared pieces of the fault tests (test/journeys/faults-*.test.ts): a wall clock that can be moved, a network
+// between agent and server that can be cut, and probes for what a user (or an attacker with the laptop) could still
+// use after access should have ended: a listening port, a keychain item, a database role.
+import { connect } from 'node:net';
+import keytar from 'keytar';
+import pg from 'pg';
+import type { Clock } from '../../electron/core/clock';
+import { systemClock } from '../../electron/core/clock';
+import type { Stack } from '../harness/stack';
+
+/**
+ * The system clock with a movable wall time. `jump(ms)` moves wall time only: to the agent that is either the user
+ * (or NTP) changing the clock, or — seen right after waking — a sleep of `ms` during which the monotonic clock and
+ * its timers stood still.
+ */
+export class MovableClock implements Clock {
+  private shiftMs = 0;
+  now(): number { return Date.now() + this.shiftMs; }
+  monotonic(): number { return systemClock.monotonic(); }
+  setTimer(fn: () => void, ms: number) { return systemClock.setTimer(fn, ms); }
+  jump(ms: number): void { this.shiftMs += ms; }
+}
+
+/** The agent's network to the server, which a test can cut (in-flight requests and streams die, new ones fail). */
+export class CuttableNetwork {
+  private cut_ = false;
+  private readonly inflight = new Set<AbortController>();
+  /** Every call, with the Last-Event-ID it carried (for the event stream's resume). */
+  readonly calls: Array<{ url: string; lastEventId: string | null; at: number }> = [];
+
+  readonly fetch: typeof fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    this.calls.push({ url, lastEventId: new Headers(init?.headers).get('last-event-id'), at: Date.now() });
+    if (this.cut_) throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ENETUNREACH (test: network cut)'), { code: 'ENETUNREACH' }) });
+    const controller = new AbortController();
+    this.inflight.add(controller);
+    const signal = init?.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
+    return fetch(input, { ...init, signal });
+  };
+
+  get isCut(): boolean { return this.cut_; }
+
+  cut(): void {
+    this.cut_ = true;
+    for (const c of this.inflight) c.abort(new TypeError('fetch failed (test: network cut)'));
+    this.inflight.clear();
+  }
+
+  restore(): void { this.cut_ = false; }
+}
+
+export async function query(uri: string, sql: string): Promise<{ client: pg.Client; rows: any[] }> {
+  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => undefined); // a killed session also errors on the socket; the query's rejection says it
+  await client.connect();
+  try {
+    return { client, rows: (await client.query(sql)).rows };
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** One query on a fresh connection, then close it. */
+export async function queryOnce(uri: string, sql: string): Promise<any[]> {
+  const { client, rows } = await query(uri, sql);
+  await client.end().catch(() => undefined);
+  return rows;
+}
+
+/** Resolves true when nothing listens on 127.0.0.1:port any more. */
+export function portRefuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => { socket.destroy(); resolve(false); });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * Keychain accounts (service "stint") that mention this grant. gnome-keyring may list an item that is being deleted
+ * at that moment and then fail to read it ("No such secret item"): that is a deletion in progress, so look again.
+ */
+export async function keychainItemsFor(grantId: string): Promise<string[]> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return (await keytar.findCredentials('stint')).map((c) => c.account).filter((a) => a.includes(grantId));
+    } catch (error) {
+      if (attempt >= 5 || !/No such secret item/i.test(String((error as Error).message))) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export async function roleExists(stack: Stack, role: string): Promise<boolean> {
+  return (await stack.pg.query('select 1 from pg_roles where rolname = $1', [role], 'postgres')).length > 0;
+}
+
+/** A server call as a user, outside any agent (what an approver's or admin's client does). */
+export async function api<T = any>(stack: Stack, token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const response = await fetch(new URL(path, stack.serverUrl), {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** Wait until `predicate` holds, checking every `everyMs`; returns when it first held (ms since the epoch). */
+export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return Date.now();
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Make staging auto-approval independent of risk signals (bursts, new devices) for tests that request a lot. */
+export function alwaysAutoApprove(yaml: string): string {
+  return yaml.replace('autoApprove: { when: { riskBelow: 30 } }', 'autoApprove: { when: { riskBelow: 101 } }').replace('stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }');
+}
