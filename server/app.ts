@@ -17,6 +17,7 @@ import { openStore, type Store } from './storage/db';
 import { Metrics } from './metrics';
 import { problemBody, type DomainError } from './errors';
 import { Lifecycle, type Logger } from './lifecycle/service';
+import { PgEventBus } from './lifecycle/pg-bus';
 import { InProcessEventBus, isFor, sseFrame, type EventBus, type Subscriber } from './lifecycle/events';
 import { apiRoutes, IdParam, type RouteSpec } from './http/routes';
 import { openApiDocument } from './http/openapi';
@@ -65,10 +66,13 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export async function buildServer(opts: BuildServerOptions): Promise<GrantServer> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
-  const store = openStore(config.storage.url);
+  const store = openStore(config.storage.url, { pool: config.storage.pool });
   if (config.storage.autoMigrate) await store.migrate();
   const metrics = new Metrics({ defaults: true });
-  const bus = opts.bus ?? new InProcessEventBus();
+  // On PostgreSQL other instances may share the database: their events reach our SSE clients through NOTIFY.
+  const pgBus = !opts.bus && store.dialect === 'postgres' && store.pgUrl ? new PgEventBus({ db: store.db, url: store.pgUrl }) : undefined;
+  if (pgBus) await pgBus.start().catch(async (error: unknown) => { await store.close(); throw error; });
+  const bus = opts.bus ?? pgBus ?? new InProcessEventBus();
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: config.server.bodyLimitBytes,
@@ -160,6 +164,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       sse.closeAll();
       await app.close();
       await lifecycle.stop();
+      await pgBus?.close();
       await opts.credentials?.close().catch(() => {});
       await store.close();
     },

@@ -154,6 +154,12 @@ export const ServerConfig = z.strictObject({
   storage: z.strictObject({
     url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'sqlite:<path>, sqlite::memory: or postgres://…'),
     autoMigrate: z.boolean().default(true),
+    /** PostgreSQL only: connection pool limits per server instance (SQLite uses one connection). */
+    pool: z.strictObject({
+      max: z.number().int().min(1).max(1000).default(10),
+      /** How long a query waits for a free connection (or a new one) before failing, in ms. */
+      connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+    }).default({ max: 10, connectTimeoutMs: 5_000 }),
   }),
   webauthn: z.strictObject({ rpId: z.string().min(1), rpName: z.string().default('Stint'), origins: z.array(z.string()).min(1) }).optional(),
   stepup: z.strictObject({ totpKey: SecretRef }).optional(),
@@ -168,7 +174,6 @@ export const ServerConfig = z.strictObject({
     if (!config.policies[resource.policy]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'policy'], message: `expected one of the policies (${Object.keys(config.policies).join(', ') || 'none defined'}), got ${resource.policy}` });
     if (!config.bastions[resource.bastion]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'bastion'], message: `expected one of the bastions (${Object.keys(config.bastions).join(', ') || 'none defined'}), got ${resource.bastion}` });
   });
-  if (config.storage.url.startsWith('postgres')) ctx.addIssue({ code: 'custom', path: ['storage', 'url'], message: 'expected sqlite: (the PostgreSQL dialect is not available yet)' });
 });
 export type ServerConfig = z.output<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;

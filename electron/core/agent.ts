@@ -92,6 +92,8 @@ export class Agent implements AgentCore {
   private approvals = new Map<string, AccessRequest>();
   private approver = false;
   private admin = false;
+  /** My groups as the server sees them (from /v1/me): which approval slots I can still fill. */
+  private myGroups: string[] | undefined;
   private serverStatus: StreamStatus = 'offline';
   private serverMessage?: string;
   private disposed = false;
@@ -243,6 +245,7 @@ export class Agent implements AgentCore {
     const me = await api.me();
     this.approver = me.approver;
     this.admin = me.admin;
+    this.myGroups = me.groups;
     const [resources, mine, grants, asked] = await Promise.all([
       api.resources(),
       api.requests('mine'),
@@ -253,7 +256,7 @@ export class Agent implements AgentCore {
     const activating = new Map([...this.requests].filter(([id]) => this.activating.has(id)));
     this.requests = activating;
     for (const request of mine) if (!activating.has(request.id)) this.applyRequest(request);
-    this.approvals = new Map(asked.filter((r) => r.requester !== me.sub).map((r) => [r.id, r]));
+    this.approvals = new Map(asked.filter((r) => this.waitsForMe(r)).map((r) => [r.id, r]));
     for (const grant of grants) this.applyGrant(grant, false);
     if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';
     this.publish();
@@ -288,7 +291,7 @@ export class Agent implements AgentCore {
         this.applyRequest(event.request);
         break;
       case 'approval.asked':
-        this.approvals.set(event.request.id, event.request);
+        if (this.waitsForMe(event.request)) this.approvals.set(event.request.id, event.request);
         break;
       case 'approval.withdrawn':
         this.approvals.delete(event.requestId);
@@ -302,12 +305,25 @@ export class Agent implements AgentCore {
     this.publish();
   }
 
+  /**
+   * "Needs you": still pending approval, not mine, not already approved by me, and a slot of one of my groups is
+   * still open (once bob fills the only dba slot, the request no longer waits for carol, also in dba).
+   */
+  private waitsForMe(request: AccessRequest): boolean {
+    const me = this.options.session.status;
+    if (request.state !== 'pending_approval') return false;
+    if (me.status === 'signed_in' && (request.requester === me.user.sub || request.approvals.some((a) => a.approver === me.user.sub))) return false;
+    const groups = this.myGroups;
+    if (!groups || request.approvalsNeeded.length === 0) return true;
+    return request.approvalsNeeded.some((slot) => slot.have < slot.count && groups.includes(slot.group));
+  }
+
   private applyRequest(request: AccessRequest): void {
     const me = this.options.session.status;
     const mine = me.status === 'signed_in' && request.requester === me.user.sub;
     if (!mine) {
       if (this.approvals.has(request.id)) {
-        if (request.state === 'pending_approval') this.approvals.set(request.id, request);
+        if (this.waitsForMe(request)) this.approvals.set(request.id, request);
         else this.approvals.delete(request.id);
       }
       return;
@@ -562,8 +578,8 @@ export class Agent implements AgentCore {
       approve: async (input) => {
         const { requestId, comment, stepUp } = parse('approve', input);
         const { request } = await this.api_().approve(requestId, { ...(comment ? { comment } : {}), ...(stepUp ? { stepUp } : {}) });
-        if (request.state !== 'pending_approval') this.approvals.delete(request.id);
-        else this.approvals.set(request.id, request);
+        if (this.waitsForMe(request)) this.approvals.set(request.id, request);
+        else this.approvals.delete(request.id);
         this.publish();
         return { request };
       },

@@ -3,7 +3,7 @@
 // about Electron, so all of it is unit-tested with an injected `now`.
 import type { AgentNotification, AgentState, LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
-import { countdownChangesInMs, formatCountdown, formatDuration } from './countdown';
+import { countdownChangesInMs, formatCountdown, formatDuration } from '../../shared/domain/countdown';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 

@@ -11,7 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { MenuItemConstructorOptions } from 'electron';
 import type { AgentState } from '../../shared/contract/agent';
 import type { Clock, TimerHandle } from '../core/clock';
-import { countdownChangesInMs } from '../core/countdown';
+import { countdownChangesInMs } from '../../shared/domain/countdown';
 import { activeGrants, trayModel, type TrayAction, type TrayIcon, type TrayMenuItem } from '../core/models';
 
 export interface TrayLike {

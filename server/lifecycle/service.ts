@@ -27,6 +27,7 @@ import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
 import { AuditChain, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
+import { hasTxNotify } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 
 type Tx = Transaction<Database>;
@@ -63,6 +64,16 @@ const PRUNE_EVERY_MS = 3600_000;
 /** Most changes grouped into one commit. */
 const MAX_BATCH = 64;
 const EVENT_RETENTION_MS = 7 * 86400_000;
+/**
+ * PostgreSQL (several instances): every write transaction first takes this transaction-scoped advisory lock, so
+ * writes are serialized across instances exactly as SQLite serializes them within one: the audit chain's head is
+ * read under the lock, event ids are assigned in commit order (SSE resume by id stays exact), a change re-reading
+ * its row inside the transaction sees every earlier commit (a timed end or an approval happens once), and row
+ * locks are only ever taken while holding it (no deadlocks between batches). Key: 'stint' in ASCII.
+ */
+const PG_WRITE_LOCK = 0x7374696e74;
+/** PostgreSQL: how long an instance owns a grant's credential revocation before another may take it over. */
+const REVOKE_LEASE_MS = 60_000;
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(Number(ms)).toISOString());
@@ -82,9 +93,12 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly writeQueue: QueuedWrite[] = [];
   private draining = false;
   private inflight = new Set<Promise<unknown>>();
+  /** True when other server instances may write the same database (PostgreSQL). */
+  private readonly shared: boolean;
 
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
+    this.shared = deps.store.dialect === 'postgres';
   }
 
   private now(): number {
@@ -217,6 +231,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; events: StoredEvent[] }[] = [];
         try {
           await this.db.transaction().execute(async (trx) => {
+            if (this.shared) {
+              await sql`select pg_advisory_xact_lock(${PG_WRITE_LOCK})`.execute(trx);
+              // Another instance may have appended since our last commit: read the head again under the lock.
+              this.audit.invalidate();
+            }
             for (const item of batch) {
               const events: StoredEvent[] = [];
               await sql`savepoint stint_change`.execute(trx);
@@ -231,6 +250,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
                 done.push({ item, ok: false, error, events: [] });
               }
             }
+            // A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in
+            // commit order, and never for a change that rolled back.
+            const ids = done.flatMap((d) => d.events.map((e) => e.id));
+            if (ids.length > 0 && hasTxNotify(this.deps.bus)) await this.deps.bus.notifyInTransaction(trx, ids);
           });
         } catch (error) {
           this.audit.invalidate();
@@ -824,6 +847,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.revoking.add(id);
     this.unschedule(`revoke:${id}`);
     try {
+      if (this.shared && !(await this.claimRevocation(id))) return;
       await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
       await this.mutate(async (ctx) => {
         await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', id).execute();
@@ -849,6 +873,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     } finally {
       this.revoking.delete(id);
     }
+  }
+
+  /**
+   * Several instances: take the revocation for REVOKE_LEASE_MS (its next attempt moves past the lease), so exactly
+   * one instance calls the provider; if that instance dies, the lease runs out and another instance's sweep retries.
+   */
+  private async claimRevocation(id: string): Promise<boolean> {
+    return this.mutate(async ({ trx }) => {
+      const now = this.now();
+      const result = await trx.updateTable('grants').set({ next_revoke_at: now + REVOKE_LEASE_MS }).where('id', '=', id).where('revocation', 'in', ['pending', 'retrying'])
+        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
   }
 
   /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */

@@ -1,19 +1,25 @@
-// Opening the store: one kysely instance over better-sqlite3 (the default dialect). A PostgreSQL dialect can be
-// added here later; everything above this file speaks kysely only.
+// Opening the store: one kysely instance over better-sqlite3 (the default dialect) or over a `pg` pool
+// (postgres:// URLs, for several server instances sharing one database). Everything above this file speaks kysely.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type MigrationResultSet } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, type MigrationResultSet } from 'kysely';
+import pg from 'pg';
 import type { Database } from './schema';
 import { migrations } from './migrations';
 import { stepUpMigrations } from '../stepup/store';
 
 export type Db = Kysely<Database>;
 
+export type Dialect = 'sqlite' | 'postgres';
+
 export interface Store {
   db: Db;
+  dialect: Dialect;
+  /** PostgreSQL only: the connection URL (for the LISTEN connection of the event bus). Never logged. */
+  pgUrl?: string;
   /** Run pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -27,7 +33,17 @@ export function sqlitePath(url: string): string {
   return rest.startsWith('//') ? rest.slice(2) : rest;
 }
 
-export function openStore(url: string): Store {
+export interface StoreOptions {
+  /** PostgreSQL pool limits (see storage.pool in the config). */
+  pool?: { max?: number; connectTimeoutMs?: number };
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return url.startsWith('postgres://') || url.startsWith('postgresql://');
+}
+
+export function openStore(url: string, options: StoreOptions = {}): Store {
+  if (isPostgresUrl(url)) return openPostgres(url, options);
   const path = sqlitePath(url);
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new BetterSqlite3(path);
@@ -54,19 +70,59 @@ export function openStore(url: string): Store {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: database as unknown as BetterSqlite3.Database }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
   return {
     db,
-    migrate: async () => {
-      // Step-up keeps its own tables (prefixed stepup_) in the same database; its migrations are independent of
-      // ours, so they may interleave by name.
-      const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations, ...stepUpMigrations }) }, allowUnorderedMigrations: true });
-      const result: MigrationResultSet = await migrator.migrateToLatest();
-      if (result.error) throw Object.assign(new Error(`migration failed: ${String((result.error as Error).message ?? result.error)}`), { code: 'migration_failed', cause: result.error });
-      return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-    },
+    dialect: 'sqlite',
+    migrate: () => migrate(db),
     close: async () => {
       await checkpointer?.stop();
       await db.destroy();
     },
   };
+}
+
+async function migrate(db: Db): Promise<string[]> {
+  // Step-up keeps its own tables (prefixed stepup_) in the same database; its migrations are independent of
+  // ours, so they may interleave by name. On PostgreSQL kysely's migrator holds an advisory lock, so instances
+  // starting together migrate once.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations, ...stepUpMigrations }) }, allowUnorderedMigrations: true });
+  const result: MigrationResultSet = await migrator.migrateToLatest();
+  if (result.error) throw Object.assign(new Error(`migration failed: ${String((result.error as Error).message ?? result.error)}`), { code: 'migration_failed', cause: result.error });
+  return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** int8 (bigint: our instants, counts) as a JS number: instants in ms fit exactly in a double until year 287396. */
+const PG_INT8 = 20;
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === PG_INT8 && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+};
+
+function openPostgres(url: string, options: StoreOptions): Store {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.pool?.max ?? 10,
+    // Without a timeout a query waits forever for a connection while the database is down; readiness must fail.
+    connectionTimeoutMillis: options.pool?.connectTimeoutMs ?? 5_000,
+    idleTimeoutMillis: 30_000,
+    types: pgTypes,
+    application_name: 'stint-server',
+  });
+  // An idle connection dropped by the server (restart, failover) emits 'error' on the pool; without a listener
+  // that would crash the process. The next query opens a fresh connection.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
+  return {
+    db,
+    dialect: 'postgres',
+    pgUrl: url,
+    migrate: () => migrate(db),
+    close: async () => {
+      await db.destroy();
+    },
+  };
+}
+
+/** Is this a PostgreSQL kysely instance? (migrations pick column types by dialect; SQLite stays byte-identical.) */
+export function isPostgresDb(db: Kysely<any>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
 /**

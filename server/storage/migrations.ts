@@ -1,6 +1,11 @@
 // Versioned schema migrations, kept in code (no file scanning) and applied in name order by kysely's Migrator.
 // Never edit a released migration: add the next one.
-import { sql, type Kysely, type Migration } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
+
+/** PostgreSQL has no AUTOINCREMENT keyword: its sequence-backed column is `bigserial`. SQLite keeps its exact DDL. */
+const serialId = (db: Kysely<any>) => (db.getExecutor().adapter instanceof PostgresAdapter
+  ? { type: 'bigserial' as const, build: (c: any) => c.primaryKey() }
+  : { type: 'integer' as const, build: (c: any) => c.primaryKey().autoIncrement() });
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': {
@@ -80,7 +85,7 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('grants_revoking').on('grants').columns(['next_revoke_at']).where(sql.ref('revocation'), 'in', sql`('pending', 'retrying')`).execute();
 
       await db.schema.createTable('audit')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', serialId(db).type, serialId(db).build)
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('actor', 'varchar(256)', (c) => c.notNull())
         .addColumn('action', 'varchar(64)', (c) => c.notNull())
@@ -99,7 +104,7 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_subject').on('audit').columns(['subject']).execute();
 
       await db.schema.createTable('events')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', serialId(db).type, serialId(db).build)
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('type', 'varchar(64)', (c) => c.notNull())
         .addColumn('users', 'text', (c) => c.notNull())

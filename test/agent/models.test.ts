@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { formatCountdown, countdownChangesInMs, formatDuration } from '../../electron/core/countdown';
+import { formatCountdown, countdownChangesInMs, formatDuration } from '../../shared/domain/countdown';
 import { trayModel, notificationsFor, type TrayMenuItem } from '../../electron/core/models';
 import { T0, iso, resource, request, grant, local, state } from './builders';
 

@@ -1,6 +1,10 @@
 // The grant server for tests: in-process on a free port (startGrantServer), or as a child process running the real
-// CLI (spawnGrantServer) for restart tests. Storage is a SQLite file in a service dir the run sweeps.
+// CLI (spawnGrantServer) for restart tests. Storage is a SQLite file in a service dir the run sweeps, or, with
+// STINT_TEST_STORAGE=postgres and STINT_TEST_PG_URL (an admin URL, see test/scaleout/pg-env.ts), a PostgreSQL
+// database of its own per data dir (so a restart on the same dir finds its data again).
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import pg from 'pg';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { FastifyInstance } from 'fastify';
@@ -113,16 +117,35 @@ export interface RunningGrantServer {
   close: () => Promise<void>;
 }
 
-function resolveConfig(options: StartOptions, dataDir: string, port: number): ServerConfig {
+/** The default storage URL for a server on this data dir: SQLite, or a fresh PostgreSQL database (see top). */
+export async function defaultStorageUrl(dataDir: string): Promise<string> {
+  const admin = process.env.STINT_TEST_PG_URL;
+  if (process.env.STINT_TEST_STORAGE !== 'postgres') return `sqlite:${join(dataDir, 'stint.db')}`;
+  if (!admin) throw new Error('STINT_TEST_STORAGE=postgres needs STINT_TEST_PG_URL (start one with usePostgresStorage() from test/scaleout/pg-env)');
+  const name = `stint_${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (exists.rowCount === 0) await client.query(`create database ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function resolveConfig(options: StartOptions, dataDir: string, port: number): Promise<ServerConfig> {
   if (options.configYaml) return parseConfig(options.configYaml, 'test config');
-  const base = options.config ?? testConfig(options.idp, `sqlite:${join(dataDir, 'stint.db')}`, port);
+  const base = options.config ?? testConfig(options.idp, await defaultStorageUrl(dataDir), port);
   return validateConfig(merge(base, options.overrides), 'test config');
 }
 
 export async function startGrantServer(options: StartOptions): Promise<RunningGrantServer> {
   const dataDir = options.dataDir ?? serviceDir('grant-server');
   const port = await freePort();
-  const config = resolveConfig(options, dataDir, port);
+  const config = await resolveConfig(options, dataDir, port);
   const server = await buildServer({
     config, credentials: options.credentials, stepUp: options.stepUp, clock: options.clock, sweepEveryMs: options.sweepEveryMs,
     env: { ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders', ...(options.env ?? {}) },
@@ -143,7 +166,7 @@ export interface SpawnedGrantServer {
 export async function spawnGrantServer(options: StartOptions & { port?: number }): Promise<SpawnedGrantServer> {
   const dataDir = options.dataDir ?? serviceDir('grant-server');
   const port = options.port ?? await freePort();
-  const input = options.configYaml ? undefined : merge(options.config ?? testConfig(options.idp, `sqlite:${join(dataDir, 'stint.db')}`, port), options.overrides);
+  const input = options.configYaml ? undefined : merge(options.config ?? testConfig(options.idp, await defaultStorageUrl(dataDir), port), options.overrides);
   const yaml = options.configYaml ?? stringify(input);
   validateConfig(input ?? parseConfig(yaml), 'spawned config');
   const configPath = join(dataDir, 'stint-server.yaml');

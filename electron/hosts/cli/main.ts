@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createAgent } from '../../core/compose';
 import { ConfSettingsStore } from '../../core/settings';
-import { formatCountdown } from '../../core/countdown';
+import { formatCountdown } from '../../../shared/domain/countdown';
 import { toAgentProblem } from '../../core/agent-core';
 import type { Agent } from '../../core/agent';
 import type { AgentState, ConnectResult, LocalGrant } from '../../../shared/contract/agent';
