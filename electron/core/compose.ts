@@ -59,9 +59,9 @@ export function createAgent(options: CreateAgentOptions): Agent {
   const clock = options.clock ?? systemClock;
   const secrets = options.secrets ?? new KeytarSecretStore(KEYCHAIN_SERVICE);
   // The session reports its own changes (e.g. the sign-in page URL once built) to the agent's state.
-  let agent: Agent | undefined;
-  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock, onChange: () => agent?.sessionChanged() }));
-  agent = new Agent({
+  const built: { agent?: Agent } = {};
+  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock, onChange: () => built.agent?.sessionChanged() }));
+  const agent = new Agent({
     settings: options.settings,
     secrets,
     session,
@@ -70,5 +70,6 @@ export function createAgent(options: CreateAgentOptions): Agent {
     ...(options.launcher ? { launcher: options.launcher } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
+  built.agent = agent;
   return agent;
 }
