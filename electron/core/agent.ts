@@ -72,6 +72,14 @@ interface GrantRecord {
 
 const KEEP_ENDED = 20;
 
+/** Requests only move forward (step-up → approval → approved → activated, or an end): the further one is newer. */
+function requestProgress(r: AccessRequest): number {
+  if (r.state === 'pending_stepup') return 0;
+  if (r.state === 'pending_approval') return 1;
+  if (r.state === 'approved') return r.grantId ? 3 : 2;
+  return 4;
+}
+
 export class Agent implements AgentCore {
   readonly api: AgentApiHandlers;
   private readonly options: AgentOptions;
@@ -222,6 +230,12 @@ export class Agent implements AgentCore {
       onServerTime: (serverMs, receivedAt, uncertainty) => this.scheduler.observeServerTime(serverMs, receivedAt, uncertainty),
       onReachable: (reachable, error) => {
         if (!reachable && this.serverStatus !== 'offline') this.setServer('offline', error?.message);
+        else if (reachable && this.serverStatus === 'offline') {
+          // A failed call said "offline"; while the event stream stayed up nothing else would say "online" again.
+          if (this.stream?.status === 'online') this.setServer('online');
+          // The server answers again: the event stream need not wait out its backoff (up to 30 s) to catch up.
+          else this.stream?.wake();
+        }
       },
     });
     return this.client;
@@ -242,6 +256,9 @@ export class Agent implements AgentCore {
 
   private async reload(): Promise<void> {
     const api = this.api_();
+    // What was known before the fetch: anything set while it runs (a request just created, an event) is at least as
+    // fresh as the lists fetched, which must not erase it.
+    const before = new Map(this.requests);
     const me = await api.me();
     this.approver = me.approver;
     this.admin = me.admin;
@@ -253,9 +270,13 @@ export class Agent implements AgentCore {
       me.approver ? api.requests('approver') : Promise.resolve([] as AccessRequest[]),
     ]);
     this.resources = resources;
-    const activating = new Map([...this.requests].filter(([id]) => this.activating.has(id)));
-    this.requests = activating;
-    for (const request of mine) if (!activating.has(request.id)) this.applyRequest(request);
+    const kept = new Map([...this.requests].filter(([id, r]) => this.activating.has(id) || before.get(id) !== r));
+    this.requests = new Map(kept);
+    for (const request of mine) {
+      const local = kept.get(request.id);
+      if (local && (this.activating.has(request.id) || requestProgress(local) >= requestProgress(request))) continue;
+      this.applyRequest(request);
+    }
     this.approvals = new Map(asked.filter((r) => this.waitsForMe(r)).map((r) => [r.id, r]));
     for (const grant of grants) this.applyGrant(grant, false);
     if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';

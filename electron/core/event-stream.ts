@@ -76,6 +76,8 @@ export class EventStream {
   private timer?: TimerHandle;
   private idle?: TimerHandle;
   private running = false;
+  /** Between attempts (a backoff timer is set), as opposed to connecting or connected. */
+  private waiting = false;
   private failures = 0;
   private status_: StreamStatus = 'offline';
   lastEventId?: string;
@@ -103,6 +105,16 @@ export class EventStream {
     this.abort?.abort();
   }
 
+  /**
+   * The server answered something else: if we are only waiting out a backoff, try now. Unlike reconnectNow() this
+   * never interrupts an attempt in progress or a live stream, so it is cheap to call on every successful request.
+   */
+  wake(): void {
+    if (!this.running || !this.waiting) return;
+    this.timer?.cancel();
+    void this.connect();
+  }
+
   /** Reconnect at once (e.g. after resume from sleep or the network coming back). */
   reconnectNow(): void {
     if (!this.running) return;
@@ -124,6 +136,7 @@ export class EventStream {
   }
 
   private async connect(): Promise<void> {
+    this.waiting = false;
     if (!this.running) return;
     const abort = new AbortController();
     this.abort = abort;
@@ -171,6 +184,7 @@ export class EventStream {
     const base = Math.max(parser?.retryMs ?? 0, this.options.initialBackoffMs ?? 500);
     const ceiling = Math.min(this.options.maxBackoffMs ?? 30_000, base * 2 ** Math.min(this.failures - 1, 16));
     const delay = Math.round(ceiling / 2 + (this.options.random ?? Math.random)() * (ceiling / 2));
+    this.waiting = true;
     this.timer = this.options.clock.setTimer(() => void this.connect(), delay);
   }
 

@@ -1,25 +1,12 @@
 // The agent against the real grant server, bastion, PostgreSQL and keychain: one click to a query, and at the
 // deadline the tunnel closes, the live database session is killed, the role is gone and no secret stays behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import keytar from 'keytar';
 import { startStack, type Stack } from '../harness/stack';
+import { keychainItemsFor, query } from './faults-support';
 
 let stack: Stack;
 beforeAll(async () => { stack = await startStack(); }, 120_000);
 afterAll(async () => { await stack?.stop(); });
-
-async function query(uri: string, sql: string) {
-  const client = new pg.Client({ connectionString: uri });
-  client.on('error', () => undefined); // a killed session also errors on the socket; the query's rejection says it
-  await client.connect();
-  try {
-    return { client, rows: (await client.query(sql)).rows };
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw error;
-  }
-}
 
 describe('agent on the real stack', () => {
   it('request → auto-approved → tunnel → query → deadline: tunnel closed, session killed, role dropped, secrets wiped', async () => {
@@ -38,7 +25,7 @@ describe('agent on the real stack', () => {
     const live = await query(uri, 'select count(*)::int as n from users');
     expect(live.rows[0].n).toBe(25);
     const role = connection.user;
-    expect(await keytar.findCredentials('stint')).not.toEqual([]);
+    expect(await keychainItemsFor(connection.grantId)).not.toEqual([]);
     const running = live.client.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);
 
     const endsAt = Date.parse(alice.agent.state().grants.find((g) => g.grant.id === connection.grantId)!.localEndsAt);
@@ -49,8 +36,7 @@ describe('agent on the real stack', () => {
 
     // The local side is gone: no listener, no secret in the keychain, the role no longer exists on the server side.
     await expect(query(uri, 'select 1')).rejects.toThrow(/ECONNREFUSED|terminat|closed/i);
-    const grantSecrets = (await keytar.findCredentials('stint')).filter((c) => c.account.includes(connection.grantId));
-    expect(grantSecrets).toEqual([]);
+    expect(await keychainItemsFor(connection.grantId)).toEqual([]);
     // The server enforces the end on its own: the role is dropped (revocation runs right after the deadline).
     await expect.poll(async () => (await stack.pg.query('select 1 from pg_roles where rolname = $1', [role], 'postgres')).length, { timeout: 5_000 }).toBe(0);
     const state = alice.agent.state().grants.find((g) => g.grant.id === connection.grantId)!;

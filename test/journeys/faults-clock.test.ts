@@ -51,7 +51,7 @@ describe('faults: the agent clock', () => {
     const resumedAt = Date.now();
     alice.agent.resume();
     const endedAt = await until(() => isEnded(alice, g.grantId), 2_000, 5);
-    expect(endedAt - resumedAt).toBeLessThan(500);
+    expect(endedAt - resumedAt).toBeLessThan(1_000);
     expect(endedAt).toBeLessThan(g.endsAt - 20_000); // long before the (real) deadline: the sleep ended it
     await expectLocalAccessGone(g);
     expect(await roleExists(stack, g.role)).toBe(true); // the server was not told: this was all local
@@ -70,7 +70,7 @@ describe('faults: the agent clock', () => {
     const changedAt = Date.now();
     alice.agent.clockChanged();
     const endedAt = await until(() => isEnded(alice, g.grantId), 2_000, 5);
-    expect(endedAt - changedAt).toBeLessThan(500);
+    expect(endedAt - changedAt).toBeLessThan(1_000);
     expect(endedAt).toBeLessThan(g.endsAt - 20_000);
     await expectLocalAccessGone(g);
     await releaseOnServer(alice, g);

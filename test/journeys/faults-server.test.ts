@@ -35,7 +35,7 @@ describe('faults: the grant server', () => {
   it('restarts with an active grant: nothing ends early, and the grant still ends at its deadline', async () => {
     const alice = stack.agent('alice');
     await alice.signIn();
-    const { grantId, uri, role, endsAt, connection } = await connected(alice, 10);
+    const { grantId, uri, role, endsAt, connection } = await connected(alice, 12);
     const ended = localEnd(alice, grantId);
 
     await stack.stopServer();
@@ -64,7 +64,7 @@ describe('faults: the grant server', () => {
   it('is unreachable across the deadline: local access still ends on time, the server ends its side when it is back', async () => {
     const alice = stack.agent('alice');
     await alice.signIn();
-    const { grantId, uri, role, endsAt, connection } = await connected(alice, 6);
+    const { grantId, uri, role, endsAt, connection } = await connected(alice, 8);
     const ended = localEnd(alice, grantId);
     const live = await query(uri, 'select 1');
     const running = live.client.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);

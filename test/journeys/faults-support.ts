@@ -24,6 +24,7 @@ export class MovableClock implements Clock {
 /** The agent's network to the server, which a test can cut (in-flight requests and streams die, new ones fail). */
 export class CuttableNetwork {
   private cut_ = false;
+  private only?: RegExp;
   private readonly inflight = new Set<AbortController>();
   /** Every call, with the Last-Event-ID it carried (for the event stream's resume). */
   readonly calls: Array<{ url: string; lastEventId: string | null; at: number }> = [];
@@ -31,7 +32,7 @@ export class CuttableNetwork {
   readonly fetch: typeof fetch = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     this.calls.push({ url, lastEventId: new Headers(init?.headers).get('last-event-id'), at: Date.now() });
-    if (this.cut_) throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ENETUNREACH (test: network cut)'), { code: 'ENETUNREACH' }) });
+    if (this.cut_ || (this.only && !this.only.test(url))) throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ENETUNREACH (test: network cut)'), { code: 'ENETUNREACH' }) });
     const controller = new AbortController();
     this.inflight.add(controller);
     const signal = init?.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
@@ -46,7 +47,11 @@ export class CuttableNetwork {
     this.inflight.clear();
   }
 
-  restore(): void { this.cut_ = false; }
+  /** Bring the network back; with `only`, just for URLs matching it (the rest stays cut). */
+  restore(only?: RegExp): void {
+    this.cut_ = false;
+    this.only = only;
+  }
 }
 
 export async function query(uri: string, sql: string): Promise<{ client: pg.Client; rows: any[] }> {
