@@ -286,6 +286,10 @@ class SseHub {
     res.write('retry: 2000\n: connected\n\n');
     request.raw.socket.setNoDelay(true);
     let lastSent = lastId ?? 0;
+    // Live events are sent when newer than what the replay covered. Not "newer than the last live one": with
+    // several instances (PostgreSQL) another instance's event can reach this one after a local event with a
+    // higher id, and must not be dropped. One instance publishes in id order, so for it the two rules agree.
+    let floor = lastSent;
     let buffer: { id: number; frame: string }[] | undefined = lastId !== undefined ? [] : undefined;
     const write = (frame: string) => {
       // A client that stops reading is dropped rather than buffered without bound; it resumes with Last-Event-ID.
@@ -297,7 +301,7 @@ class SseHub {
       groups: user.groups,
       deliver: (event, frame) => {
         if (buffer) buffer.push({ id: event.id, frame });
-        else if (event.id > lastSent) { lastSent = event.id; write(frame); }
+        else if (event.id > floor) write(frame);
       },
     };
     const unsubscribe = this.bus.subscribe(subscriber);
@@ -321,7 +325,8 @@ class SseHub {
       }
       const pending = buffer ?? [];
       buffer = undefined;
-      for (const item of pending) if (item.id > lastSent) { lastSent = item.id; write(item.frame); }
+      floor = lastSent;
+      for (const item of pending) if (item.id > floor) write(item.frame);
     }
   }
 

@@ -91,6 +91,8 @@ export class Agent implements AgentCore {
   /** Requests made from this device that should connect as soon as they are approved. */
   private readonly autoConnect = new Set<string>();
   private readonly activating = new Map<string, Promise<ConnectResult>>();
+  /** Updates to my requests that arrived while their activation (tunnel) was still in progress: applied after it. */
+  private readonly heldWhileActivating = new Map<string, AccessRequest>();
   private client?: ApiClient;
   private stream?: EventStream;
   private version = 0;
@@ -352,10 +354,21 @@ export class Agent implements AgentCore {
     if (request.state === 'approved' && this.autoConnect.has(request.id) && !request.grantId) {
       this.autoConnect.delete(request.id);
       // The snapshot shows "approved" only once the tunnel is open, so the notification can say where.
+      const latest = () => {
+        const held = this.heldWhileActivating.get(request.id) ?? request;
+        this.heldWhileActivating.delete(request.id);
+        return held;
+      };
       void this.activate(request.id).then(
-        (connection) => { this.requests.set(request.id, { ...request, grantId: connection.grantId }); this.publish(); },
-        (error) => { this.requests.set(request.id, request); this.publish(); this.problem(error); },
+        (connection) => { this.requests.set(request.id, { ...latest(), grantId: connection.grantId }); this.publish(); },
+        (error) => { this.requests.set(request.id, latest()); this.publish(); this.problem(error); },
       );
+      return;
+    }
+    // The server's own "activated" update can arrive before our tunnel is open; showing it now would announce
+    // "approved" without the address. Hold it until the activation above finishes.
+    if (request.state === 'approved' && this.activating.has(request.id) && this.requests.get(request.id)?.state !== 'approved') {
+      this.heldWhileActivating.set(request.id, request);
       return;
     }
     this.requests.set(request.id, request);

@@ -1,8 +1,9 @@
 // The event bus for several server instances on one PostgreSQL: each instance delivers its own events to its SSE
 // clients at once, and tells the others with NOTIFY inside the committing transaction. The payload is only the
 // sender and the id range (NOTIFY payloads are limited to 8000 bytes); receivers read the rows from the events
-// table. Under the write lock (see service.ts) a transaction's event ids are contiguous and in commit order, so
-// a range names exactly that transaction's events.
+// table. Under the write lock (see service.ts) event ids are assigned in commit order, so a receiver keeps one
+// cursor and reads everything after it: notifications arriving while a read runs are coalesced into the next read
+// (no backlog under load), and a read after a reconnect catches up on what was missed.
 import { randomBytes } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import pg from 'pg';
@@ -15,6 +16,10 @@ export const EVENTS_CHANNEL = 'stint_events';
 /** A bus that must hear about events inside the transaction that stores them. */
 export interface TxNotifyingBus extends EventBus {
   notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void>;
+}
+
+export function hasRemoteEvents(bus: EventBus): bus is EventBus & Pick<PgEventBus, 'onRemote'> {
+  return typeof (bus as Partial<PgEventBus>).onRemote === 'function';
 }
 
 export function hasTxNotify(bus: EventBus): bus is TxNotifyingBus {
@@ -38,12 +43,16 @@ export class PgEventBus implements TxNotifyingBus {
   private readonly local = new InProcessEventBus();
   private client: pg.Client | undefined;
   private closed = false;
-  /** Highest remote event id delivered; after a reconnect, everything after it (not ours) is read and delivered. */
-  private lastRemote = 0;
-  /** Our own recent ids, so a catch-up after a reconnect does not deliver them twice. */
+  /** Every event id up to here has been delivered (ours at publish, the others' by reading them). */
+  private cursor = 0;
+  /** Highest id announced by another instance and not yet read. */
+  private announced = 0;
+  /** Our own recent ids: already delivered, skipped when reading. */
   private readonly own = new Set<number>();
-  private queue: Promise<void> = Promise.resolve();
+  private reading: Promise<void> | undefined;
+  private again = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly remoteListeners = new Set<(events: StoredEvent[]) => void>();
 
   constructor(private readonly options: PgEventBusOptions) {}
 
@@ -54,7 +63,7 @@ export class PgEventBus implements TxNotifyingBus {
   /** Open the LISTEN connection. Resolves once listening, so events raised after it reach this instance. */
   async start(): Promise<void> {
     const head = await this.options.db.selectFrom('events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
-    this.lastRemote = Number(head?.id ?? 0);
+    this.cursor = Number(head?.id ?? 0);
     await this.connect();
   }
 
@@ -64,9 +73,10 @@ export class PgEventBus implements TxNotifyingBus {
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => {
       if (message.channel !== EVENTS_CHANNEL || !message.payload) return;
-      const [sender, from, to] = message.payload.split(' ');
+      const [sender, , to] = message.payload.split(' ');
       if (sender === this.instanceId) return;
-      this.enqueue(() => this.fetchAndDeliver(Number(from), Number(to)));
+      this.announced = Math.max(this.announced, Number(to));
+      this.read();
     });
     await client.connect();
     await client.query(`LISTEN ${EVENTS_CHANNEL}`);
@@ -87,28 +97,47 @@ export class PgEventBus implements TxNotifyingBus {
       if (this.closed) return;
       this.connect()
         // Notifications sent while we were away are gone: read what was stored meanwhile.
-        .then(() => this.enqueue(() => this.catchUp()))
+        .then(() => { this.announced = Number.MAX_SAFE_INTEGER; this.read(); })
         .catch(() => this.scheduleReconnect(Math.min(delay * 2, 5_000)));
     }, delay);
     this.reconnectTimer.unref();
   }
 
-  private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(task).catch((error: unknown) => this.options.log?.warn({ err: error }, 'could not read events for delivery'));
+  /** One read at a time; notifications during a read make one more read afterwards. */
+  private read(): void {
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.readNew();
+        } catch (error) {
+          this.options.log?.warn({ err: error }, 'could not read events for delivery; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 200).unref());
+          this.again = !this.closed;
+        }
+      } while (this.again && !this.closed);
+    })().finally(() => { this.reading = undefined; });
   }
 
-  private async fetchAndDeliver(from: number, to: number): Promise<void> {
-    const rows = await this.options.db.selectFrom('events').selectAll().where('id', '>=', from).where('id', '<=', to).orderBy('id').execute();
-    this.deliverRows(rows);
-  }
-
-  private async catchUp(): Promise<void> {
-    for (;;) {
-      const rows = await this.options.db.selectFrom('events').selectAll().where('id', '>', this.lastRemote).orderBy('id').limit(1000).execute();
+  private async readNew(): Promise<void> {
+    while (this.cursor < this.announced) {
+      if (this.local.size === 0 && this.remoteListeners.size === 0 && this.announced !== Number.MAX_SAFE_INTEGER) {
+        // Nobody here listens: nothing to deliver, only move the cursor on.
+        this.cursor = this.announced;
+        return;
+      }
+      const rows = await this.options.db.selectFrom('events').selectAll().where('id', '>', this.cursor).orderBy('id').limit(1000).execute();
+      if (rows.length === 0) {
+        if (this.announced === Number.MAX_SAFE_INTEGER) this.announced = this.cursor;
+        return;
+      }
       this.deliverRows(rows.filter((r) => !this.own.has(Number(r.id))));
-      if (rows.length === 0) return;
-      this.lastRemote = Math.max(this.lastRemote, ...rows.map((r) => Number(r.id)));
-      if (rows.length < 1000) return;
+      this.cursor = Math.max(this.cursor, Number(rows[rows.length - 1]!.id));
+      if (rows.length < 1000 && this.announced === Number.MAX_SAFE_INTEGER) this.announced = this.cursor;
     }
   }
 
@@ -117,8 +146,16 @@ export class PgEventBus implements TxNotifyingBus {
       id: Number(row.id), at: Number(row.at), users: JSON.parse(row.users) as string[], groups: JSON.parse(row.groups) as string[],
       exclude: JSON.parse(row.exclude) as string[], event: JSON.parse(row.payload) as StoredEvent['event'],
     }));
-    for (const e of events) this.lastRemote = Math.max(this.lastRemote, e.id);
     this.local.publish(events);
+    for (const listener of this.remoteListeners) {
+      try { listener(events); } catch { /* a listener's failure must not stop delivery */ }
+    }
+  }
+
+  /** Events raised by other instances, after they reached this instance's subscribers. */
+  onRemote(listener: (events: StoredEvent[]) => void): () => void {
+    this.remoteListeners.add(listener);
+    return () => this.remoteListeners.delete(listener);
   }
 
   async notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void> {
@@ -132,6 +169,8 @@ export class PgEventBus implements TxNotifyingBus {
       this.own.add(e.id);
       if (this.own.size > 10_000) this.own.delete(this.own.values().next().value!);
     }
+    // The cursor does not move past our own events here: another instance's event with a lower id may be
+    // committed but not yet announced. Reads skip ours by id.
     this.local.publish(events);
   }
 
@@ -145,6 +184,6 @@ export class PgEventBus implements TxNotifyingBus {
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});
-    await this.queue;
+    await this.reading;
   }
 }

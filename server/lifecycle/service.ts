@@ -27,7 +27,7 @@ import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
 import { AuditChain, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
-import { hasTxNotify } from './pg-bus';
+import { hasRemoteEvents, hasTxNotify } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 
 type Tx = Transaction<Database>;
@@ -72,6 +72,7 @@ const EVENT_RETENTION_MS = 7 * 86400_000;
  * locks are only ever taken while holding it (no deadlocks between batches). Key: 'stint' in ASCII.
  */
 const PG_WRITE_LOCK = 0x7374696e74;
+const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
 /** PostgreSQL: how long an instance owns a grant's credential revocation before another may take it over. */
 const REVOKE_LEASE_MS = 60_000;
 
@@ -95,10 +96,37 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private inflight = new Set<Promise<unknown>>();
   /** True when other server instances may write the same database (PostgreSQL). */
   private readonly shared: boolean;
+  /** Grant ends from other instances already announced to this instance's bastion listeners. */
+  private readonly remoteEnds = new Set<string>();
 
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
     this.shared = deps.store.dialect === 'postgres';
+    // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
+    // reach this instance's listeners through the bus.
+    if (this.shared && hasRemoteEvents(deps.bus)) {
+      deps.bus.onRemote((events) => {
+        const ended = events.flatMap((e) => (e.event.type === 'grant.updated' && e.event.grant.endedAt && ENDED_STATES.has(e.event.grant.state) ? [e.event.grant.id] : []));
+        if (ended.length > 0) void this.track(this.announceRemoteEnds(ended)).catch((error) => this.deps.log.error({ err: error }, 'could not announce grant ends from another instance'));
+      });
+    }
+  }
+
+  private async announceRemoteEnds(ids: string[]): Promise<void> {
+    // Later updates of an ended grant (its revocation finishing) carry endedAt too: announce each end once.
+    const fresh = ids.filter((id) => !this.remoteEnds.has(id));
+    for (const id of fresh) {
+      this.remoteEnds.add(id);
+      if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
+    }
+    if (this.endedListeners.size === 0 || fresh.length === 0) return;
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
+    for (const row of rows) {
+      const ended: GrantEndedForBastion = { grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
+      for (const listener of this.endedListeners) {
+        try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
+      }
+    }
   }
 
   private now(): number {

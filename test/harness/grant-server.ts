@@ -105,6 +105,8 @@ export interface StartOptions {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
   sweepEveryMs?: number;
+  /** Replace the server's event bus (buildServer's `bus`). */
+  bus?: BuildServerOptions['bus'];
 }
 
 export interface RunningGrantServer {
@@ -147,7 +149,7 @@ export async function startGrantServer(options: StartOptions): Promise<RunningGr
   const port = await freePort();
   const config = await resolveConfig(options, dataDir, port);
   const server = await buildServer({
-    config, credentials: options.credentials, stepUp: options.stepUp, clock: options.clock, sweepEveryMs: options.sweepEveryMs,
+    config, credentials: options.credentials, stepUp: options.stepUp, clock: options.clock, sweepEveryMs: options.sweepEveryMs, bus: options.bus,
     env: { ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders', ...(options.env ?? {}) },
   });
   await server.app.listen({ host: '127.0.0.1', port });

@@ -1,6 +1,6 @@
 // Runs a test file's grant servers on PostgreSQL: one harness PostgreSQL per file (started before the file's
 // suites, stopped after), and the grant-server harness switched to give each server its own database on it.
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startPostgres, type PostgresInstance } from '../harness/postgres';
 
 export function usePostgresStorage(): { pg: () => PostgresInstance } {
@@ -12,6 +12,8 @@ export function usePostgresStorage(): { pg: () => PostgresInstance } {
     process.env.STINT_TEST_PG_URL = instance.adminUrl();
   });
   afterAll(async () => {
+    // Guard against a suite that silently ran on SQLite: the servers must have created their databases here.
+    if (instance) expect((await instance.query("select datname from pg_database where datname like 'stint\\_%' and datname <> 'stint_tests'", [], 'postgres')).length).toBeGreaterThan(0);
     if (saved.storage === undefined) delete process.env.STINT_TEST_STORAGE; else process.env.STINT_TEST_STORAGE = saved.storage;
     if (saved.url === undefined) delete process.env.STINT_TEST_PG_URL; else process.env.STINT_TEST_PG_URL = saved.url;
     await instance?.stop();

@@ -1,0 +1,191 @@
+// Grant servers on PostgreSQL, one and two instances sharing one harness PostgreSQL, over real HTTP with real IdP
+// tokens (credentials are a no-op provider, as in bench/server.ts):
+//   lifecycles_per_s_pg        — request → auto-approve → activate → release per second, one instance.
+//   lifecycles_per_s_pg_2inst  — the same load spread round-robin over two instances (no sticky sessions).
+//   cross_instance_event_p99_ms — an approval ask created on B reaching SSE clients connected to A: p99 of
+//                                 (receipt − event instant).
+// Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
+// the main thread.
+import http from 'node:http';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { generateKeyPairSync } from 'node:crypto';
+import { startIdp } from '../test/harness/idp';
+import { startPostgres } from '../test/harness/postgres';
+import { freePort } from '../test/harness/ports';
+import { merge, testConfig } from '../test/harness/grant-server';
+import { buildServer } from '../server/app';
+import { validateConfig, type ServerConfigInput } from '../server/config';
+import type { CredentialProvider } from '../server/credentials/provider';
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 2_000 });
+
+function request(base: URL, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ host: base.hostname, port: base.port, method, path, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const noop: CredentialProvider = {
+  kind: 'noop',
+  issue: async (input) => ({ username: `stint_g_${input.grantId.slice(-20).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`, password: 'bench' }),
+  extend: async () => {},
+  revoke: async () => {},
+  close: async () => {},
+};
+
+function keyLine(): string {
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+  const type = Buffer.from('ssh-ed25519');
+  return `ssh-ed25519 ${Buffer.concat([u32(type.length), type, u32(32), raw]).toString('base64')} bench`;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+// ---- an instance, inside a worker thread
+interface InstanceInput { config: ServerConfigInput; port: number }
+if (!isMainThread && (workerData as { scaleoutInstance?: InstanceInput } | undefined)?.scaleoutInstance) {
+  const input = (workerData as { scaleoutInstance: InstanceInput }).scaleoutInstance;
+  void (async () => {
+    const server = await buildServer({ config: validateConfig(input.config, 'bench config'), credentials: noop, env: { ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders' } });
+    await server.app.listen({ host: '127.0.0.1', port: input.port });
+    parentPort!.on('message', () => { void server.close().then(() => parentPort!.postMessage({ stopped: true })); });
+    parentPort!.postMessage({ ready: true });
+  })().catch((error: unknown) => parentPort!.postMessage({ error: String((error as Error)?.stack ?? error) }));
+}
+
+async function startInstance(config: ServerConfigInput): Promise<{ url: URL; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const worker = new Worker(bootstrap, { eval: true, workerData: { scaleoutInstance: { config: merge(config, { server: { url: `http://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port } } }), port } } });
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { ready?: true; error?: string }) => (m.ready ? resolve() : reject(new Error(m.error))));
+    worker.once('error', reject);
+  });
+  return {
+    url: new URL(`http://127.0.0.1:${port}`),
+    stop: async () => {
+      await new Promise<void>((resolve) => { worker.once('message', () => resolve()); worker.postMessage('stop'); });
+      await worker.terminate();
+    },
+  };
+}
+
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<number> {
+  const keys = Array.from({ length: 2_000 }, keyLine);
+  let k = 0;
+  let done = 0;
+  const until = Date.now() + ms;
+  await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
+    while (Date.now() < until) {
+      // No sticky sessions: each step of one lifecycle may land on another instance.
+      const at = (step: number) => bases[(worker + step + done) % bases.length]!;
+      const created = await request(at(0), 'POST', '/v1/requests', token, { resourceId: 'staging-users', level: 'read', durationSeconds: 600, deviceId: 'bench-device-1' });
+      if (created.status !== 201 || created.json.request.state !== 'approved') throw new Error(`create → ${created.status} ${JSON.stringify(created.json)}`);
+      const activated = await request(at(1), 'POST', `/v1/requests/${created.json.request.id}/activate`, token, { publicKey: keys[k++ % keys.length] });
+      if (activated.status !== 201) throw new Error(`activate → ${activated.status} ${JSON.stringify(activated.json)}`);
+      const released = await request(at(2), 'POST', `/v1/grants/${activated.json.grant.id}/release`, token, {});
+      if (released.status !== 200) throw new Error(`release → ${released.status}`);
+      done += 1;
+    }
+  }));
+  return done / (ms / 1000);
+}
+
+async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
+  // By request id: an event may reach A before B's answer (with the id) reaches us.
+  const received = new Map<string, number[]>();
+  const sockets: http.ClientRequest[] = [];
+  let connected = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let i = 0; i < clients; i++) {
+      const req = http.get({ host: a.hostname, port: a.port, path: '/v1/events', agent, headers: { authorization: `Bearer ${bob}`, accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`events → ${res.statusCode}`));
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (chunk: string) => {
+          const now = Date.now();
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (frame.includes(': connected')) {
+              if (++connected === clients) resolve();
+              continue;
+            }
+            const data = frame.split('\n').find((l) => l.startsWith('data: '));
+            if (!data) continue;
+            const envelope = JSON.parse(data.slice(6));
+            if (envelope.event.type !== 'approval.asked') continue;
+            const list = received.get(envelope.event.request.id) ?? [];
+            list.push(now - Date.parse(envelope.at));
+            received.set(envelope.event.request.id, list);
+          }
+        });
+      });
+      req.on('error', reject);
+      sockets.push(req);
+    }
+  });
+  for (let i = 0; i < rounds; i++) {
+    const created = await request(b, 'POST', '/v1/requests', alice, { resourceId: 'prod-orders', level: 'read', reason: `bench ${i}`, deviceId: 'bench-device-1' });
+    const id = created.json.request.id as string;
+    const count = () => received.get(id)?.length ?? 0;
+    const deadline = Date.now() + 5_000;
+    while (count() < clients && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    if (count() !== clients) throw new Error(`round ${i}: ${count()} of ${clients} clients on A got the event from B`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  for (const s of sockets) s.destroy();
+  return [...received.values()].flat();
+}
+
+export default async function bench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
+  const pg = await startPostgres({ database: 'stint_bench' });
+  const idp = await startIdp({ accessTokenTtlSeconds: 3600 });
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const config = merge(testConfig(idp, pg.adminUrl('stint_bench'), 0), {
+      storage: { pool: { max: 10 } },
+      policies: { 'staging-self-service': { autoApprove: { when: { riskBelow: 101 } } } },
+      server: { heartbeatSeconds: 30 },
+    });
+    const [alice, bob] = await Promise.all([idp.tokenFor('alice'), idp.tokenFor('bob')]);
+    const seconds = opts.quick ? 5 : 15;
+    const a = await startInstance(config);
+    stops.push(a.stop);
+    await lifecycles([a.url], alice, 1_000, 8); // warm-up: JIT, connections, PostgreSQL caches
+    const one = await lifecycles([a.url], alice, seconds * 1000, 16);
+    const b = await startInstance(config);
+    stops.push(b.stop);
+    await lifecycles([a.url, b.url], alice, 1_000, 8);
+    const two = await lifecycles([a.url, b.url], alice, seconds * 1000, 32);
+    const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
+    return {
+      lifecycles_per_s_pg: Math.round(one),
+      lifecycles_per_s_pg_2inst: Math.round(two),
+      cross_instance_event_p99_ms: percentile(latencies, 99),
+      cross_instance_event_p50_ms: percentile(latencies, 50),
+      cross_instance_clients: opts.quick ? 200 : 1_000,
+    };
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    agent.destroy();
+    await idp.close();
+    await pg.stop();
+  }
+}
