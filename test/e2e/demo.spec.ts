@@ -2,7 +2,8 @@
 // sign in at the dev IdP, see the demo resources, get staging access in one click (auto-approved, low risk) and run
 // a query through the granted tunnel with psql.
 import { test, expect } from '@playwright/test';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,7 @@ test('npm start: sign in, see the demo resources, connect to staging in one clic
     });
   });
   expect(uri).toContain(`@127.0.0.1:${port}/users`);
-  const out = execFileSync('psql', [uri, '-At', '-c', 'select count(*) from users'], { encoding: 'utf8' });
-  expect(out.trim()).toBe('25');
+  // Asynchronously, with its own timeout: a blocking psql would stop Playwright's timeouts from firing.
+  const { stdout } = await promisify(execFile)('psql', [uri, '-At', '-c', 'select count(*) from users'], { timeout: 15_000 });
+  expect(stdout.trim()).toBe('25');
 });
