@@ -2,6 +2,7 @@
 // One observable snapshot (AgentState) is rebuilt on every change and published with the notifications that the
 // change calls for. Local access ends at the deadline whatever the server does: the scheduler fires, the tunnel
 // closes, the secrets are wiped — the server is told afterwards if it can be reached.
+import { waitsForApprover } from '../../shared/domain/approvals';
 import type {
   AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState, ConnectResult, LocalGrant, TunnelView,
 } from '../../shared/contract/agent';
@@ -334,11 +335,7 @@ export class Agent implements AgentCore {
    */
   private waitsForMe(request: AccessRequest): boolean {
     const me = this.options.session.status;
-    if (request.state !== 'pending_approval') return false;
-    if (me.status === 'signed_in' && (request.requester === me.user.sub || request.approvals.some((a) => a.approver === me.user.sub))) return false;
-    const groups = this.myGroups;
-    if (!groups || request.approvalsNeeded.length === 0) return true;
-    return request.approvalsNeeded.some((slot) => slot.have < slot.count && groups.includes(slot.group));
+    return waitsForApprover(request, { ...(me.status === 'signed_in' ? { sub: me.user.sub } : {}), ...(this.myGroups ? { groups: this.myGroups } : {}) });
   }
 
   private applyRequest(request: AccessRequest): void {
