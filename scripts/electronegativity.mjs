@@ -25,13 +25,11 @@ function parseCsv(text) {
   return rows;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'stint-eneg-'));
-const out = join(dir, 'findings.csv');
-try {
+function check(out) {
   const run = spawnSync('npx', ['electronegativity', '-i', 'electron', '-e', '45.0.0', '-r', '-o', out], { encoding: 'utf8' });
   if (run.status !== 0) {
     console.error(run.stdout, run.stderr);
-    process.exit(1);
+    return 1;
   }
   const [, ...rows] = parseCsv(readFileSync(out, 'utf8')).filter((r) => r.length >= 5);
   const justified = readFileSync('docs/security.md', 'utf8');
@@ -43,7 +41,12 @@ try {
     console.log(`${ok ? (serious ? 'justified' : 'low      ') : 'FINDING  '} ${severity}/${confidence} ${id} ${file}:${location}`);
   }
   console.log(`electronegativity: ${rows.length} finding(s), ${failures} unjustified high/medium`);
-  process.exit(failures ? 1 : 0);
+  return failures ? 1 : 0;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'stint-eneg-'));
+try {
+  process.exitCode = check(join(dir, 'findings.csv'));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
