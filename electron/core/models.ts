@@ -3,7 +3,7 @@
 // about Electron, so all of it is unit-tested with an injected `now`.
 import type { AgentNotification, AgentState, LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
-import { countdownChangesInMs, formatCountdown, formatDuration } from '../../shared/domain/countdown';
+import { countdownChangesInMs, formatCountdown, formatCountdownMinutes, formatDuration } from '../../shared/domain/countdown';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 
@@ -84,7 +84,8 @@ export function trayModel(state: AgentState, now: number): TrayModel {
   const icon: TrayIcon = !signedIn || offline ? 'offline' : needsYou ? 'needs_you' : active.length ? 'active' : waiting.length ? 'waiting' : 'idle';
   const grantText = (g: { local: LocalGrant; msLeft: number }) => ({
     name: resourceName(state, g.local.grant.resourceId, g.local.resourceName),
-    left: formatCountdown(g.msLeft),
+    // Menu and tooltip are redrawn at most once a minute: no seconds there (the macOS title has them).
+    left: formatCountdownMinutes(g.msLeft),
   });
 
   let tooltip: string;

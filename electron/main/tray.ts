@@ -56,23 +56,6 @@ export function trayIconPath(icon: TrayIcon, platform: NodeJS.Platform, iconDir:
   return join(iconDir, `${ICON_FILES[icon]}${platform === 'darwin' ? 'Template' : ''}.png`);
 }
 
-// In the last minute the model's countdowns read `0:59`, `0:58`… Outside the macOS title that would rebuild the
-// menu every second; there the last minute reads `1m` (counting up, like every countdown: never "0" while access
-// remains) and the grant's end, which the agent publishes, removes it.
-const SECONDS_LEFT = /(^|\s)0:\d\d left\b/g;
-
-export function atMinuteGranularity(text: string): string {
-  return text.replace(SECONDS_LEFT, '$11m left');
-}
-
-function menuAtMinuteGranularity(items: TrayMenuItem[]): TrayMenuItem[] {
-  return items.map((item) => {
-    if (item.kind === 'separator') return item;
-    if (item.kind === 'label') return { ...item, label: atMinuteGranularity(item.label) };
-    return { ...item, label: atMinuteGranularity(item.label), ...(item.submenu ? { submenu: menuAtMinuteGranularity(item.submenu) } : {}) };
-  });
-}
-
 /** When the minute-granularity text (menu, tooltip) next changes: the next minute boundary of any grant. */
 export function minuteRefreshMs(state: AgentState, now: number): number | undefined {
   const waits = activeGrants(state, now).map((g) => (g.msLeft > 60_000 ? countdownChangesInMs(g.msLeft) : g.msLeft));
@@ -95,8 +78,8 @@ export function renderTray(state: AgentState, now: number, platform: NodeJS.Plat
   return {
     image: trayIconPath(model.icon, platform, iconDir),
     ...(mac ? { title: model.title } : {}),
-    tooltip: atMinuteGranularity(model.tooltip),
-    menu: menuAtMinuteGranularity(model.menu),
+    tooltip: model.tooltip,
+    menu: model.menu,
     ...(refreshAfterMs !== undefined ? { refreshAfterMs } : {}),
   };
 }

@@ -18,6 +18,14 @@ export function formatCountdown(msLeft: number): string {
   return `${Math.floor(hours / 24)}d ${String(hours % 24).padStart(2, '0')}h`;
 }
 
+/**
+ * The countdown at minute granularity, for text that is redrawn at most once a minute (tray menu, tooltip): the last
+ * minute reads `1m` rather than seconds that would go stale between redraws.
+ */
+export function formatCountdownMinutes(msLeft: number): string {
+  return msLeft > 0 && msLeft <= MINUTE ? '1m' : formatCountdown(msLeft);
+}
+
 /** How long until formatCountdown(msLeft) shows something else: when to redraw, without polling. */
 export function countdownChangesInMs(msLeft: number): number {
   if (!(msLeft > 0)) return Number.POSITIVE_INFINITY;

@@ -1,11 +1,12 @@
 // The tray controller under Node: a recording fake Tray and Menu builder, the fake clock from the agent tests.
 // What a user would notice: the menu does not flicker/rebuild every second, the countdown is right, one timer.
+import { formatCountdownMinutes } from '../../shared/domain/countdown';
 import { describe, expect, it } from 'vitest';
 import type { MenuItemConstructorOptions } from 'electron';
 import { FakeClock } from '../agent/fake-clock';
 import { T0, grant, local, request, resource, state } from '../agent/builders';
 import type { TrayAction } from '../../electron/core/models';
-import { TrayController, atMinuteGranularity, trayDispatcher, trayIconPath, type ShellToggle } from '../../electron/main/tray';
+import { TrayController, trayDispatcher, trayIconPath, type ShellToggle } from '../../electron/main/tray';
 import type { AgentState } from '../../shared/contract/agent';
 
 const MIN = 60_000;
@@ -149,10 +150,12 @@ describe('tray icon, title and tooltip per platform', () => {
     expect(t.of('image')).toEqual(['/app/tray/idle.png', '/app/tray/pending.png', '/app/tray/attention.png', '/app/tray/offline.png']);
   });
 
-  it('minute granularity touches only countdowns', () => {
-    expect(atMinuteGranularity('prod-orders · write · 0:07 left')).toBe('prod-orders · write · 1m left');
-    expect(atMinuteGranularity('Stint — a (read) 0:59 left · b (write) 3h 10m left')).toBe('Stint — a (read) 1m left · b (write) 3h 10m left');
-    expect(atMinuteGranularity('bob → db10:00 left · "fix 0:30"')).toBe('bob → db10:00 left · "fix 0:30"');
+  it('menu and tooltip countdowns are minute-granular; only the title counts seconds', () => {
+    expect(formatCountdownMinutes(7_000)).toBe('1m');
+    expect(formatCountdownMinutes(60_000)).toBe('1m');
+    expect(formatCountdownMinutes(61_000)).toBe('2m');
+    expect(formatCountdownMinutes(3 * 3600_000 + 10 * 60_000)).toBe('3h 10m');
+    expect(formatCountdownMinutes(0)).toBe('0:00');
   });
 });
 
