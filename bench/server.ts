@@ -4,48 +4,16 @@
 //                             benchmark), so this measures the server: auth, policy, risk, storage, audit, events.
 //   baseline_rps            — authenticated GET /v1/me in the same run (the floor any route pays).
 //   fanout_p99_ms           — one event to 1,000 concurrent SSE clients: p99 of (receipt − event instant).
+import { agent, keyLine, noop, request } from './support/http';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { startIdp } from '../test/harness/idp';
 import { startGrantServer } from '../test/harness/grant-server';
 import { serviceDir } from '../test/harness/tmp';
-import type { CredentialProvider } from '../server/credentials/provider';
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 2_000 });
 
-function request(base: URL, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ host: base.hostname, port: base.port, method, path, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-const noop: CredentialProvider = {
-  kind: 'noop',
-  issue: async (input) => ({ username: `stint_g_${input.grantId.slice(-20).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`, password: 'bench' }),
-  extend: async () => {},
-  revoke: async () => {},
-  close: async () => {},
-};
-
-function keyLine(): string {
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
-  const type = Buffer.from('ssh-ed25519');
-  return `ssh-ed25519 ${Buffer.concat([u32(type.length), type, u32(32), raw]).toString('base64')} bench`;
-}
 
 async function runFor(ms: number, concurrency: number, op: () => Promise<void>): Promise<number> {
   let done = 0;
