@@ -1,9 +1,9 @@
 // Every harness service lives in a temp dir under one root per test run, and records the pid of what it started.
 // Normal teardown stops each service; test/harness/global-teardown.ts then kills anything still recorded and
 // removes the root, so an interrupted or failed run leaves no process and no directory behind.
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync, chmodSync, readdirSync, readFileSync, existsSync, appendFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, chmodSync, readdirSync, readFileSync, existsSync, appendFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const HARNESS_PARENT = join(tmpdir(), 'stint-test');
 
@@ -64,6 +64,8 @@ export function sweep(root: string): { killed: number[] } {
     for (const path of readFileSync(extra, 'utf8').split('\n').filter(Boolean)) rmSync(path, { recursive: true, force: true });
   }
   rmSync(root, { recursive: true, force: true });
+  // The shared parent goes too once no other run is using it.
+  try { rmdirSync(dirname(root)); } catch { /* another run's root is still there */ }
   return { killed };
 }
 
