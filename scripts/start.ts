@@ -61,6 +61,12 @@ async function main(): Promise<void> {
   }
 
   const audience = `http://localhost:${ports.server}/api`;
+  const issuer = `http://localhost:${ports.idp}`;
+  const configYaml = demoConfigYaml({ ports, dir, audience, issuer });
+  writeFileSync(join(dir, 'server.yaml'), configYaml);
+  const config = parseConfig(configYaml, join(dir, 'server.yaml'));
+  // The dev IdP accepts any password: it runs only for a config that says so.
+  if (!config.identity.dev) throw new Error(`${join(dir, 'server.yaml')} does not say identity.dev: true — refusing to start the dev IdP`);
   const idp = await startDevIdp({ port: ports.idp, audience });
   stops.push(() => idp.close());
   say(`dev OpenID provider (DEV ONLY, any password) at ${idp.issuer} — users: ${DEMO_USERS.map((u) => `${u.sub} (${u.groups.join(', ')})`).join('; ')}`);
@@ -85,9 +91,6 @@ async function main(): Promise<void> {
   }
 
   const serverUrl = `http://localhost:${ports.server}`;
-  const configYaml = demoConfigYaml({ ports, dir, audience, issuer: idp.issuer });
-  writeFileSync(join(dir, 'server.yaml'), configYaml);
-  const config = parseConfig(configYaml, join(dir, 'server.yaml'));
   const server = await buildServer({ config, ...productionEffects(config, env), env });
   await server.app.listen({ host: '127.0.0.1', port: ports.server });
   stops.push(() => server.close());
