@@ -6,8 +6,7 @@
 //                                 (receipt − event instant).
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
-import { agent, keyLine, noop, request } from './support/http';
-import http from 'node:http';
+import { agent, keyLine, noop, openEventClients, request } from './support/http';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startIdp } from '../test/harness/idp';
 import { startPostgres } from '../test/harness/postgres';
@@ -76,38 +75,11 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
 async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
   // By request id: an event may reach A before B's answer (with the id) reaches us.
   const received = new Map<string, number[]>();
-  const sockets: http.ClientRequest[] = [];
-  let connected = 0;
-  await new Promise<void>((resolve, reject) => {
-    for (let i = 0; i < clients; i++) {
-      const req = http.get({ host: a.hostname, port: a.port, path: '/v1/events', agent, headers: { authorization: `Bearer ${bob}`, accept: 'text/event-stream' } }, (res) => {
-        if (res.statusCode !== 200) return reject(new Error(`events → ${res.statusCode}`));
-        res.setEncoding('utf8');
-        let buffer = '';
-        res.on('data', (chunk: string) => {
-          const now = Date.now();
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (frame.includes(': connected')) {
-              if (++connected === clients) resolve();
-              continue;
-            }
-            const data = frame.split('\n').find((l) => l.startsWith('data: '));
-            if (!data) continue;
-            const envelope = JSON.parse(data.slice(6));
-            if (envelope.event.type !== 'approval.asked') continue;
-            const list = received.get(envelope.event.request.id) ?? [];
-            list.push(now - Date.parse(envelope.at));
-            received.set(envelope.event.request.id, list);
-          }
-        });
-      });
-      req.on('error', reject);
-      sockets.push(req);
-    }
+  const events = await openEventClients(a, bob, clients, (envelope, now) => {
+    if (envelope.event.type !== 'approval.asked') return;
+    const list = received.get(envelope.event.request.id) ?? [];
+    list.push(now - Date.parse(envelope.at));
+    received.set(envelope.event.request.id, list);
   });
   for (let i = 0; i < rounds; i++) {
     const created = await request(b, 'POST', '/v1/requests', alice, { resourceId: 'prod-orders', level: 'read', reason: `bench ${i}`, deviceId: 'bench-device-1' });
@@ -118,7 +90,7 @@ async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string
     if (count() !== clients) throw new Error(`round ${i}: ${count()} of ${clients} clients on A got the event from B`);
     await new Promise((r) => setTimeout(r, 30));
   }
-  for (const s of sockets) s.destroy();
+  events.close();
   return [...received.values()].flat();
 }
 

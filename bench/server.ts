@@ -4,8 +4,7 @@
 //                             benchmark), so this measures the server: auth, policy, risk, storage, audit, events.
 //   baseline_rps            — authenticated GET /v1/me in the same run (the floor any route pays).
 //   fanout_p99_ms           — one event to 1,000 concurrent SSE clients: p99 of (receipt − event instant).
-import { agent, keyLine, noop, request } from './support/http';
-import http from 'node:http';
+import { agent, keyLine, noop, openEventClients, request } from './support/http';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -68,35 +67,8 @@ async function load(input: LoadInput): Promise<LoadOutput> {
   const clients = 1_000;
   const latencies: number[] = [];
   const expected = new Set<string>();
-  const sockets: http.ClientRequest[] = [];
-  let connected = 0;
-  await new Promise<void>((resolve, reject) => {
-    for (let i = 0; i < clients; i++) {
-      const req = http.get({ host: base.hostname, port: base.port, path: '/v1/events', agent, headers: { authorization: `Bearer ${bob}`, accept: 'text/event-stream' } }, (res) => {
-        if (res.statusCode !== 200) return reject(new Error(`events → ${res.statusCode}`));
-        res.setEncoding('utf8');
-        let buffer = '';
-        res.on('data', (chunk: string) => {
-          const now = Date.now();
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (frame.includes(': connected')) {
-              if (++connected === clients) resolve();
-              continue;
-            }
-            const data = frame.split('\n').find((l) => l.startsWith('data: '));
-            if (!data) continue;
-            const envelope = JSON.parse(data.slice(6));
-            if (envelope.event.type === 'approval.asked' && expected.has(envelope.event.request.id)) latencies.push(now - Date.parse(envelope.at));
-          }
-        });
-      });
-      req.on('error', reject);
-      sockets.push(req);
-    }
+  const events = await openEventClients(base, bob, clients, (envelope, now) => {
+    if (envelope.event.type === 'approval.asked' && expected.has(envelope.event.request.id)) latencies.push(now - Date.parse(envelope.at));
   });
   const rounds = input.quick ? 10 : 30;
   for (let i = 0; i < rounds; i++) {
@@ -108,7 +80,7 @@ async function load(input: LoadInput): Promise<LoadOutput> {
     if (latencies.length < before + clients) throw new Error(`round ${i}: only ${latencies.length - before} of ${clients} clients got the event`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  for (const s of sockets) s.destroy();
+  events.close();
   agent.destroy();
   return { lifecycles, baseline, latencies, clients };
 }

@@ -36,3 +36,39 @@ export function keyLine(): string {
   const type = Buffer.from('ssh-ed25519');
   return `ssh-ed25519 ${Buffer.concat([u32(type.length), type, u32(32), raw]).toString('base64')} bench`;
 }
+
+/**
+ * `count` SSE clients on /v1/events as one user; resolves when every one has its `: connected` comment, then calls
+ * `onEvent` with each parsed envelope and the time it arrived.
+ */
+export async function openEventClients(base: URL, token: string, count: number, onEvent: (envelope: any, receivedAt: number) => void): Promise<{ close: () => void }> {
+  const sockets: http.ClientRequest[] = [];
+  let connected = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let i = 0; i < count; i++) {
+      const req = http.get({ host: base.hostname, port: base.port, path: '/v1/events', agent, headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`events → ${res.statusCode}`));
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (chunk: string) => {
+          const now = Date.now();
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (frame.includes(': connected')) {
+              if (++connected === count) resolve();
+              continue;
+            }
+            const data = frame.split('\n').find((l) => l.startsWith('data: '));
+            if (data) onEvent(JSON.parse(data.slice(6)), now);
+          }
+        });
+      });
+      req.on('error', reject);
+      sockets.push(req);
+    }
+  });
+  return { close: () => sockets.forEach((s) => s.destroy()) };
+}
