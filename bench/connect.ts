@@ -3,15 +3,13 @@
 //   click_to_query_ms_p50 (target ≤ 300), click_to_query_ms_max
 // The grant server here is the test stand-in (test/agent/fake-grant-server.ts): it creates a real PostgreSQL role
 // and writes the bastion's authorized_keys, but the real server's policy and audit work is not included.
+import { startAgentBackend } from './support/agent-backend';
+import { PG_BIN } from '../test/harness/postgres';
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startPostgres, PG_BIN } from '../test/harness/postgres';
-import { startSshd } from '../test/harness/sshd';
-import { startKeyring } from '../test/harness/keyring';
 import { freePort } from '../test/harness/ports';
 import { testRoot, sweep } from '../test/harness/tmp';
-import { startFakeGrantServer } from '../test/agent/fake-grant-server';
 import { FakeSession } from '../test/agent/fake-session';
 import { Agent } from '../electron/core/agent';
 import { KeytarSecretStore } from '../electron/core/secrets/keytar-store';
@@ -35,13 +33,7 @@ export default async function connectBench(opts: { quick: boolean }): Promise<Re
   const root = testRoot();
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const [db, keyring] = await Promise.all([startPostgres(), startKeyring()]);
-    stops.push(() => db.stop(), () => keyring.stop());
-    Object.assign(process.env, keyring.env);
-    const sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-    stops.push(() => sshd.stop());
-    const server = await startFakeGrantServer(db, sshd);
-    stops.push(() => server.kill());
+    const { server } = await startAgentBackend(stops);
     const agent = new Agent({
       settings: new MemorySettingsStore({ serverUrl: server.url, ports: { 'prod-orders': await freePort() } }),
       secrets: new KeytarSecretStore(`stint-bench-${randomUUID()}`), session: new FakeSession(),

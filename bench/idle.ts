@@ -1,16 +1,13 @@
 // Benchmark: CPU the agent uses while nothing happens, with 3 active grants (3 tunnels, their deadline timers, the
 // event stream), measured in a process of its own (harness services and the stand-in server stay here). Real clock.
 //   idle_cpu_pct (target < 0.5)
+import { startAgentBackend } from './support/agent-backend';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { startPostgres } from '../test/harness/postgres';
-import { startSshd } from '../test/harness/sshd';
-import { startKeyring } from '../test/harness/keyring';
 import { freePort } from '../test/harness/ports';
 import { testRoot, sweep } from '../test/harness/tmp';
-import { startFakeGrantServer } from '../test/agent/fake-grant-server';
 
 export default async function idleBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const seconds = opts.quick ? 10 : 30;
@@ -18,13 +15,7 @@ export default async function idleBench(opts: { quick: boolean }): Promise<Recor
   const root = testRoot();
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const [db, keyring] = await Promise.all([startPostgres(), startKeyring()]);
-    stops.push(() => db.stop(), () => keyring.stop());
-    Object.assign(process.env, keyring.env);
-    const sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-    stops.push(() => sshd.stop());
-    const server = await startFakeGrantServer(db, sshd);
-    stops.push(() => server.kill());
+    const { server } = await startAgentBackend(stops);
     // Plain node on a bundle, as the agent ships: a TypeScript loader (tsx) alone costs ~0.7 % CPU at idle on Node 20.
     const bundle = join(fileURLToPath(new URL('../node_modules/.cache/stint-bench/', import.meta.url)), 'idle-agent.mjs');
     await build({ entryPoints: [fileURLToPath(new URL('../test/agent/fixtures/idle-agent.ts', import.meta.url))], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'error' });

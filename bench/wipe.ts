@@ -2,14 +2,11 @@
 // connection through it, DB credentials in the real gnome-keyring), the clock reaches the deadline and we time until
 // the listener refuses connections, the live socket is closed, and the keychain item is deleted.
 //   wipe_p99_ms (target ≤ 50), wipe_p50_ms, wipe_max_ms
+import { startAgentBackend } from './support/agent-backend';
 import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { startPostgres } from '../test/harness/postgres';
-import { startSshd } from '../test/harness/sshd';
-import { startKeyring } from '../test/harness/keyring';
 import { freePort } from '../test/harness/ports';
 import { testRoot, sweep } from '../test/harness/tmp';
-import { startFakeGrantServer } from '../test/agent/fake-grant-server';
 import { FakeSession } from '../test/agent/fake-session';
 import { FakeClock } from '../test/agent/fake-clock';
 import { Agent } from '../electron/core/agent';
@@ -47,13 +44,7 @@ export default async function wipeBench(opts: { quick: boolean }): Promise<Recor
   const root = testRoot();
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const [db, keyring] = await Promise.all([startPostgres(), startKeyring()]);
-    stops.push(() => db.stop(), () => keyring.stop());
-    Object.assign(process.env, keyring.env);
-    const sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-    stops.push(() => sshd.stop());
-    const server = await startFakeGrantServer(db, sshd);
-    stops.push(() => server.kill());
+    const { server } = await startAgentBackend(stops);
     const service = `stint-bench-${randomUUID()}`;
     const secrets = new KeytarSecretStore(service);
     const clock = new FakeClock();
