@@ -10,18 +10,12 @@ import {
 } from './stepup';
 import {
   AuditList, StepUpMethod,
-  AccessRequest, DurationSeconds, Grant, Id, Instant, Resource, StepUpProof,
+  AccessRequest, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
 } from './http';
 
 // ---- observable state ----
-export const AgentUser = z.object({
-  sub: z.string(),
-  email: z.string().optional(),
-  name: z.string().optional(),
-  groups: z.array(z.string()),
-  admin: z.boolean(),
-  approver: z.boolean(),
-});
+/** The signed-in user as the server describes them (GET /v1/me), without the server's clock reading. */
+export const AgentUser = Me.omit({ serverTime: true });
 export type AgentUser = z.infer<typeof AgentUser>;
 
 export const SessionView = z.discriminatedUnion('status', [
