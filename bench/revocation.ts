@@ -15,6 +15,8 @@ import { startPostgres, type PostgresInstance } from '../test/harness/postgres';
 import { serviceDir } from '../test/harness/tmp';
 import { createPostgresProvider, type PostgresCredentialProvider } from '../server/credentials/postgres';
 import { bastionRoutes } from '../server/bastion/routes';
+import { createDbSessionStore } from '../server/bastion/sessions';
+import { openStore } from '../server/storage/db';
 import { MemoryLookup, newClientKey } from '../test/credentials/helpers';
 
 interface Live {
@@ -72,8 +74,10 @@ async function keyCommandLatency(runs: number): Promise<{ p50: number; p99: numb
   const lookup = new MemoryLookup();
   const key = newClientKey();
   lookup.add({ grantId: 'bench', bastionId: 'b', owner: 'alice', keyBase64: key.keyBase64, endsAt: new Date(Date.now() + 3_600_000), target: { host: '127.0.0.1', port: 5432 } });
+  const sessionDb = openStore('sqlite::memory:');
+  await sessionDb.migrate();
   const app = Fastify();
-  await app.register(bastionRoutes({ lookup, bastions: { b: { token: 'bench-token' } } }), { prefix: '/v1/bastion' });
+  await app.register(bastionRoutes({ lookup, bastions: { b: { token: 'bench-token' } }, sessions: createDbSessionStore(sessionDb.db) }), { prefix: '/v1/bastion' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const config = join(serviceDir('bench-keys'), 'bastion.env');
   writeFileSync(config, `STINT_SERVER_URL=http://127.0.0.1:${(app.server.address() as AddressInfo).port}\nSTINT_BASTION_TOKEN=bench-token\n`);
@@ -90,6 +94,7 @@ async function keyCommandLatency(runs: number): Promise<{ p50: number; p99: numb
     }
   } finally {
     await app.close();
+    await sessionDb.close();
   }
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
 }

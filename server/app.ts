@@ -11,6 +11,7 @@ import { systemClock, type Clock } from './clock';
 import type { CredentialProvider } from './credentials/provider';
 import type { StepUpActionResolver, StepUpGate } from './stepup/seam';
 import { bastionRoutes } from './bastion/routes';
+import { createDbSessionStore } from './bastion/sessions';
 import type { AuthUser } from './identity/user';
 import { createTokenVerifier, type TokenVerifier } from './identity/verify';
 import { openStore, type Store } from './storage/db';
@@ -137,7 +138,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // ---- bastions authenticate themselves with their own tokens, outside user authentication
   const bastionTokens: Record<string, { token: string }> = {};
   for (const [id, bastion] of Object.entries(config.bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env) };
-  await app.register(bastionRoutes({ lookup: lifecycle, bastions: bastionTokens }), { prefix: '/v1/bastion' });
+  await app.register(bastionRoutes({ lookup: lifecycle, bastions: bastionTokens, sessions: createDbSessionStore(store.db, { clock }) }), { prefix: '/v1/bastion' });
 
   // ---- everything else needs a user
   const sse = new SseHub(bus, store, config.server.heartbeatSeconds * 1000, metrics, clock);

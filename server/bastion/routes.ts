@@ -5,23 +5,28 @@
 //   GET /events                                  — the same ends, live, as server-sent events.
 //   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
 //                                                to the `pid` query parameter, for key programs that report later).
-// Register at prefix /v1/bastion: `app.register(bastionRoutes({ lookup, bastions }), { prefix: '/v1/bastion' })`.
+// Register at prefix /v1/bastion: `app.register(bastionRoutes({ lookup, bastions, sessions }), { prefix: '/v1/bastion' })`.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from './seam';
-import { createMemorySessionStore, type BastionSessionStore } from './sessions';
+import type { BastionSessionStore } from './sessions';
 
 export interface BastionRoutesOptions {
   lookup: BastionGrantLookup;
   /** Bastion id → its credential. The token identifies the bastion. */
   bastions: Record<string, { token: string; /** Login users this bastion serves keys for (default: any). */ users?: string[] }>;
-  /** Where pids reported by key commands are kept (default: in memory). */
-  sessions?: BastionSessionStore;
+  /**
+   * Where pids reported by key commands are kept: the database shared by all instances (createDbSessionStore), so
+   * the instance streaming an end knows pids recorded by any instance, and before a restart.
+   */
+  sessions: BastionSessionStore;
   /** SSE keep-alive comment interval; the companion reconnects when it hears nothing for 3 intervals. Default 15 s. */
   heartbeatMs?: number;
   /** How long pids of an ended grant are kept for catch-up by `ended?since=`. Default 1 h. */
   sessionRetentionMs?: number;
+  /** How often rows past the retention are pruned. Default the retention, at most 10 min. */
+  sessionPruneEveryMs?: number;
 }
 
 /** The event the companion receives: which key's grant ended and which sshd processes served it. */
@@ -81,40 +86,105 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
 
 export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
   return async (app) => {
-    const sessions = opts.sessions ?? createMemorySessionStore();
+    const sessions = opts.sessions;
     const heartbeatMs = opts.heartbeatMs ?? 15_000;
     const retentionMs = opts.sessionRetentionMs ?? 3_600_000;
     const credentials = Object.entries(opts.bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users }));
     const bastionOf = new WeakMap<FastifyRequest, string>();
     const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
-    const forgetTimers = new Set<NodeJS.Timeout>();
 
-    const toEvent = (ended: GrantEndedForBastion): BastionEndedEvent => ({
-      grantId: ended.grantId,
-      keyBase64: ended.keyBase64,
-      at: ended.at.toISOString(),
-      pids: sessions.pidsFor(ended.bastionId, ended.grantId),
-    });
+    /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
+    const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
+      const pids = await sessions.pidsFor(bastionId, ended.map((e) => e.grantId));
+      return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: e.at.toISOString(), pids: pids.get(e.grantId) ?? [] }));
+    };
+
+    // Ends are sent in the order they happened (the companion catches up from the last instant it saw), so reading
+    // their pids is serialised: one query per bastion for all the ends that arrived meanwhile (a burst of deadlines
+    // costs a few round trips, not one each).
+    const queued: GrantEndedForBastion[] = [];
+    let sending = false;
+    let sent: Promise<void> = Promise.resolve();
+    const sendQueued = async () => {
+      sending = true;
+      try {
+        while (queued.length > 0) {
+          const batch = queued.splice(0);
+          const byBastion = new Map<string, GrantEndedForBastion[]>();
+          for (const ended of batch) {
+            const list = byBastion.get(ended.bastionId) ?? [];
+            list.push(ended);
+            byBastion.set(ended.bastionId, list);
+          }
+          for (const [bastionId, ended] of byBastion) {
+            let events: BastionEndedEvent[];
+            try {
+              events = await toEvents(bastionId, ended);
+            } catch (error) {
+              // Without its pids an end would kill nothing. Ending the bastion's streams instead makes the companion
+              // reconnect and catch up through ended?since=, which reads the pids again (retrying until it can).
+              app.log.error({ err: error, bastionId }, 'could not read the sessions of ended grants; closing the bastion\'s streams');
+              for (const stream of streams) if (stream.bastionId === bastionId) stream.end();
+              continue;
+            }
+            for (const stream of streams) {
+              if (stream.bastionId === bastionId) for (const event of events) stream.send(event);
+            }
+          }
+        }
+      } finally {
+        sending = false;
+      }
+    };
 
     const unsubscribe = opts.lookup.onGrantEnded((ended) => {
-      const event = toEvent(ended);
-      for (const stream of streams) if (stream.bastionId === ended.bastionId) stream.send(event);
-      const timer = setTimeout(() => {
-        forgetTimers.delete(timer);
-        sessions.forget(ended.bastionId, ended.grantId);
-      }, retentionMs);
-      timer.unref();
-      forgetTimers.add(timer);
+      // No stream of that bastion here: nothing to read. A companion connecting later catches up with ended?since=.
+      if (![...streams].some((stream) => stream.bastionId === ended.bastionId)) return;
+      queued.push(ended);
+      if (!sending) sent = sendQueued().catch((error: unknown) => app.log.error({ err: error }, 'could not send grant ends to bastions'));
     });
+
+    // Rows are pruned periodically rather than by a timer per ended grant: any instance may have recorded a grant's
+    // pids, a restart would lose per-grant timers (leaving rows forever), and one delete covers every grant at once.
+    // Every instance prunes; the delete is idempotent.
+    let pruning: Promise<unknown> = Promise.resolve();
+    const pruneTimer = setInterval(() => {
+      pruning = sessions.prune(retentionMs).catch((error: unknown) => app.log.warn({ err: error }, 'could not prune bastion sessions'));
+    }, opts.sessionPruneEveryMs ?? Math.min(retentionMs, 600_000));
+    pruneTimer.unref();
 
     // SSE responses are hijacked long-lived sockets: end them before the server waits for connections to drain.
     app.addHook('preClose', async () => {
+      unsubscribe();
+      await sent; // ends already committed still reach the streams before they close
       for (const stream of streams) stream.end();
     });
     app.addHook('onClose', async () => {
-      unsubscribe();
-      for (const timer of forgetTimers) clearTimeout(timer);
+      clearInterval(pruneTimer);
+      await pruning;
     });
+
+    /**
+     * Record the connection's pid before sshd gets the key line. False when the grant ended meanwhile: its end may
+     * have read the pids before this one was written, so the login is refused instead of becoming a connection
+     * nobody ends. A storage error is logged and the login allowed (the key line still stops at the grant's end,
+     * and the role is dropped then; only this connection would outlive it, until the idle backstops).
+     */
+    const recordSession = async (request: FastifyRequest, bastionId: string, grantId: string, pid: number, key: string): Promise<boolean> => {
+      try {
+        await sessions.record(bastionId, grantId, pid);
+      } catch (error) {
+        request.log.error({ err: error, grantId }, 'could not record the bastion session: the grant\'s end will not close this connection');
+        return true;
+      }
+      try {
+        const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
+        return still?.grantId === grantId;
+      } catch (error) {
+        request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
+        return true;
+      }
+    };
 
     app.addHook('onRequest', async (request, reply) => {
       const header = request.headers.authorization;
@@ -154,7 +224,7 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
         request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
         return '';
       }
-      if (pid !== undefined) sessions.record(bastionId, grant.grantId, pid);
+      if (pid !== undefined && !(await recordSession(request, bastionId, grant.grantId, pid, key))) return '';
       return `${line}\n`;
     });
 
@@ -162,7 +232,12 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
       const bastionId = bastionOf.get(request)!;
       const parsed = SessionBody.safeParse(request.body);
       if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
-      sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
+      try {
+        await sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
+      } catch (error) {
+        request.log.error({ err: error, grantId: parsed.data.grantId }, 'could not record a bastion session');
+        return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be recorded; try again' });
+      }
       return reply.code(204).send();
     });
 
@@ -170,8 +245,13 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
       const bastionId = bastionOf.get(request)!;
       const parsed = EndedQuery.safeParse(request.query);
       if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
-      const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
-      return { events: ended.map(toEvent) };
+      try {
+        const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
+        return { events: await toEvents(bastionId, ended) };
+      } catch (error) {
+        request.log.error({ err: error }, 'could not list ended grants for a bastion');
+        return reply.code(503).send({ code: 'storage_unavailable', message: 'ended grants could not be read; try again' });
+      }
     });
 
     app.get('/events', (request, reply) => {

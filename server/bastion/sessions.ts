@@ -1,55 +1,63 @@
 // Which sshd connection processes serve which grant, as reported by the bastion's key command (its parent pid is
 // the per-connection sshd monitor). The kill companion receives these pids with each grant-ended event.
-// In memory by default: after a server restart the pids of connections made before it are unknown (the grant's
-// key still stops working; see docs/bastion.md for the idle-timeout backstops).
+// Kept in the server's database: with several instances behind a load balancer the key command may reach one
+// instance while the companion streams ends from another, and a restart must not forget the connections made before
+// it. The end is only sent after it committed, so a pid recorded (committed) before it is always included.
+import type { Db } from '../storage/db';
 
 export interface BastionSessionStore {
-  record(bastionId: string, grantId: string, pid: number): void;
-  pidsFor(bastionId: string, grantId: string): number[];
-  /** Drop what is known about a grant (after its end has been delivered for long enough). */
-  forget(bastionId: string, grantId: string): void;
+  /** Record that this sshd process on this bastion serves this grant (replaces what the pid served before). */
+  record(bastionId: string, grantId: string, pid: number): Promise<void>;
+  /** The recorded pids of each of these grants on this bastion (a grant without any is absent from the map). */
+  pidsFor(bastionId: string, grantIds: readonly string[]): Promise<Map<string, number[]>>;
+  /**
+   * Drop the rows recorded more than `olderThanMs` ago of grants that ended more than `olderThanMs` ago (or are not
+   * known at all): what the companion may still ask for with `ended?since=` is kept. Returns how many rows went.
+   */
+  prune(olderThanMs: number): Promise<number>;
 }
 
-export function createMemorySessionStore(options: { maxGrants?: number } = {}): BastionSessionStore {
-  const maxGrants = options.maxGrants ?? 50_000;
-  const byGrant = new Map<string, Set<number>>();
-  const byPid = new Map<string, string>();
-  const grantKey = (bastionId: string, grantId: string) => `${bastionId}\u0000${grantId}`;
-  const pidKey = (bastionId: string, pid: number) => `${bastionId}\u0000${pid}`;
+/** Large enough for one round trip per burst of ends, small enough for any dialect's bound-parameter limit. */
+const CHUNK = 500;
 
+export function createDbSessionStore(db: Db, options: { clock?: { now(): Date } } = {}): BastionSessionStore {
+  const now = () => (options.clock?.now() ?? new Date()).getTime();
   return {
-    record(bastionId, grantId, pid) {
-      const gk = grantKey(bastionId, grantId);
-      const pk = pidKey(bastionId, pid);
-      // A pid is one live process at a time: if it was recorded for another grant, that process has exited and
-      // the pid was reused, so it must no longer be killed when the other grant ends.
-      const previous = byPid.get(pk);
-      if (previous !== undefined && previous !== gk) byGrant.get(previous)?.delete(pid);
-      byPid.set(pk, gk);
-      let pids = byGrant.get(gk);
-      if (!pids) {
-        if (byGrant.size >= maxGrants) {
-          const oldest = byGrant.keys().next().value;
-          if (oldest !== undefined) {
-            for (const p of byGrant.get(oldest) ?? []) byPid.delete(`${oldest.split('\u0000')[0]}\u0000${p}`);
-            byGrant.delete(oldest);
-          }
+    async record(bastionId, grantId, pid) {
+      // A pid is one live process at a time: if it was recorded for another grant, that process has exited and the
+      // pid was reused, so it must no longer be killed when the other grant ends. The primary key (bastion, pid)
+      // makes that one upsert, atomic on both dialects however many instances record at once.
+      await db.insertInto('bastion_sessions')
+        .values({ bastion_id: bastionId, pid, grant_id: grantId, recorded_at: now() })
+        .onConflict((oc) => oc.columns(['bastion_id', 'pid']).doUpdateSet((eb) => ({ grant_id: eb.ref('excluded.grant_id'), recorded_at: eb.ref('excluded.recorded_at') })))
+        .execute();
+    },
+    async pidsFor(bastionId, grantIds) {
+      const found = new Map<string, number[]>();
+      const unique = [...new Set(grantIds)];
+      for (let start = 0; start < unique.length; start += CHUNK) {
+        const rows = await db.selectFrom('bastion_sessions').select(['grant_id', 'pid'])
+          .where('bastion_id', '=', bastionId).where('grant_id', 'in', unique.slice(start, start + CHUNK))
+          .orderBy('pid').execute();
+        for (const row of rows) {
+          const pids = found.get(row.grant_id) ?? [];
+          pids.push(Number(row.pid));
+          found.set(row.grant_id, pids);
         }
-        pids = new Set();
-        byGrant.set(gk, pids);
       }
-      pids.add(pid);
+      return found;
     },
-    pidsFor(bastionId, grantId) {
-      return [...(byGrant.get(grantKey(bastionId, grantId)) ?? [])];
-    },
-    forget(bastionId, grantId) {
-      const gk = grantKey(bastionId, grantId);
-      for (const pid of byGrant.get(gk) ?? []) {
-        const pk = pidKey(bastionId, pid);
-        if (byPid.get(pk) === gk) byPid.delete(pk);
-      }
-      byGrant.delete(gk);
+    async prune(olderThanMs) {
+      const at = now() - olderThanMs;
+      const result = await db.deleteFrom('bastion_sessions')
+        .where('recorded_at', '<', at)
+        .where((eb) => eb.not(eb.exists(
+          eb.selectFrom('grants').select('grants.id')
+            .whereRef('grants.id', '=', 'bastion_sessions.grant_id')
+            .where((g) => g.or([g('grants.ended_at', 'is', null), g('grants.ended_at', '>=', at)])),
+        )))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

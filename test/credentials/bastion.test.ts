@@ -14,6 +14,8 @@ import { startSshd, type SshdInstance } from '../harness/sshd';
 import { serviceDir } from '../harness/tmp';
 import { freePort } from '../harness/ports';
 import { bastionRoutes } from '../../server/bastion/routes';
+import { createDbSessionStore } from '../../server/bastion/sessions';
+import { openStore, type Store } from '../../server/storage/db';
 import { startCompanion, type Companion, type EndedEvent } from '../../server/bastion/companion';
 import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/credentials/postgres';
 import {
@@ -27,6 +29,7 @@ const TOKEN = 'bastion-token-0123456789abcdef';
 let db: PostgresInstance;
 let provider: PostgresCredentialProvider;
 let app: FastifyInstance;
+let sessionDb: Store;
 let serverUrl: string;
 let installed: InstalledKeysCommand;
 let sshd: SshdInstance;
@@ -53,8 +56,10 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
   otherPort = (other.address() as AddressInfo).port;
 
+  sessionDb = openStore('sqlite::memory:');
+  await sessionDb.migrate();
   app = Fastify();
-  await app.register(bastionRoutes({ lookup, bastions: { main: { token: TOKEN, users: ['stintbastion'] } }, heartbeatMs: 1_000 }), { prefix: '/v1/bastion' });
+  await app.register(bastionRoutes({ lookup, bastions: { main: { token: TOKEN, users: ['stintbastion'] } }, heartbeatMs: 1_000, sessions: createDbSessionStore(sessionDb.db) }), { prefix: '/v1/bastion' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   serverUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
@@ -76,6 +81,7 @@ afterAll(async () => {
   await sshd?.stop();
   installed?.remove();
   await app?.close();
+  await sessionDb?.close();
   await provider?.close();
   await new Promise((resolve) => (other ? other.close(resolve) : resolve(undefined)));
   await db?.stop();

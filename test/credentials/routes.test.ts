@@ -1,29 +1,40 @@
-// The bastion routes on their own (Fastify inject + a real listener for SSE), and the companion's catch-up after a
-// lost stream, with a fake process table so no real process is touched.
+// The bastion routes on their own (Fastify inject + a real listener for SSE) over a real SQLite session store, and
+// the companion's catch-up after a lost stream, with a fake process table so no real process is touched.
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { authorizedKeyLine, bastionRoutes, sshExpiryTime, type BastionEndedEvent } from '../../server/bastion/routes';
 import { startCompanion, type ProcessTable } from '../../server/bastion/companion';
-import { createMemorySessionStore, type BastionSessionStore } from '../../server/bastion/sessions';
+import { createDbSessionStore } from '../../server/bastion/sessions';
+import { openStore, type Store } from '../../server/storage/db';
 import { MemoryLookup, newClientKey } from './helpers';
 
 const TOKENS = { east: 'token-east-aaaaaaaaaaaaaaaa', west: 'token-west-bbbbbbbbbbbbbbbb' };
 const apps: FastifyInstance[] = [];
+const stores: Store[] = [];
 
-async function makeApp(lookup: MemoryLookup, port = 0, sessions?: BastionSessionStore): Promise<{ app: FastifyInstance; url: string }> {
+async function openSessionDb(): Promise<Store> {
+  const store = openStore('sqlite::memory:');
+  await store.migrate();
+  stores.push(store);
+  return store;
+}
+
+async function makeApp(lookup: MemoryLookup, port = 0, db?: Store): Promise<{ app: FastifyInstance; url: string; db: Store }> {
   const app = Fastify();
+  const store = db ?? await openSessionDb();
   await app.register(bastionRoutes({
-    lookup, heartbeatMs: 200, sessions,
+    lookup, heartbeatMs: 200, sessions: createDbSessionStore(store.db),
     bastions: { east: { token: TOKENS.east }, west: { token: TOKENS.west, users: ['stint'] } },
   }), { prefix: '/v1/bastion' });
   await app.listen({ port, host: '127.0.0.1' });
   apps.push(app);
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, db: store };
 }
 
 afterEach(async () => {
   for (const app of apps.splice(0)) await app.close();
+  for (const store of stores.splice(0)) await store.close();
 });
 
 const endsAt = new Date('2031-02-03T04:05:06.789Z');
@@ -108,6 +119,71 @@ describe('bastion routes', () => {
     expect((await app.inject({ url: '/v1/bastion/ended?since=yesterday', headers: east })).statusCode).toBe(400);
   });
 
+  it('still answers the key line when the session store fails, and tells the bastion to retry what it cannot serve', async () => {
+    const lookup = new MemoryLookup();
+    const { app, db } = await makeApp(lookup);
+    const key = grantOn(lookup, 'g1');
+    const east = { authorization: `Bearer ${TOKENS.east}` };
+    await db.close(); // every session query now fails
+    const response = await app.inject({ url: keysUrl(key.keyBase64, '&pid=4242'), headers: east });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('grant:g1');
+    const post = await app.inject({ method: 'POST', url: '/v1/bastion/sessions', payload: { grantId: 'g1', pid: 4343 }, headers: east });
+    expect(post.statusCode).toBe(503);
+    expect(post.json()).toMatchObject({ code: 'storage_unavailable' });
+    lookup.end('g1');
+    const ended = await app.inject({ url: '/v1/bastion/ended?since=2020-01-01T00:00:00Z', headers: east });
+    expect(ended.statusCode).toBe(503);
+  });
+
+  it('refuses the login when the grant ended while its connection was being recorded', async () => {
+    // The end can commit (and its pids be read) between the key lookup and the recording of the pid: that
+    // connection would outlive the grant, so the key command is answered with nothing instead.
+    class EndsDuringLookup extends MemoryLookup {
+      endAfterLookup: string | undefined;
+      override async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string) {
+        const grant = await super.findActiveGrantByKey(bastionId, keyType, keyBase64);
+        if (grant && grant.grantId === this.endAfterLookup) {
+          this.endAfterLookup = undefined;
+          this.end(grant.grantId);
+        }
+        return grant;
+      }
+    }
+    const lookup = new EndsDuringLookup();
+    const { app } = await makeApp(lookup);
+    const key = grantOn(lookup, 'g1');
+    const east = { authorization: `Bearer ${TOKENS.east}` };
+    lookup.endAfterLookup = 'g1';
+    expect((await app.inject({ url: keysUrl(key.keyBase64, '&pid=4242'), headers: east })).body).toBe('');
+    // A grant that does not end meanwhile is answered as usual, pid recorded.
+    const live = grantOn(lookup, 'g2');
+    expect((await app.inject({ url: keysUrl(live.keyBase64, '&pid=4242'), headers: east })).body).toContain('grant:g2');
+  });
+
+  it('closes a bastion\'s stream when an end\'s pids cannot be read, so its companion catches up instead', async () => {
+    const lookup = new MemoryLookup();
+    const { url, db } = await makeApp(lookup);
+    grantOn(lookup, 'g1');
+    const controller = new AbortController();
+    const response = await fetch(`${url}/v1/bastion/events`, { headers: { authorization: `Bearer ${TOKENS.east}` }, signal: controller.signal });
+    let text = '';
+    const closed = (async () => {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString();
+      return 'closed';
+    })();
+    try {
+      await expect.poll(() => text).toContain(': connected');
+      await db.close();
+      lookup.end('g1');
+      await expect(Promise.race([closed, new Promise((r) => setTimeout(() => r('still open'), 3_000))])).resolves.toBe('closed');
+      expect(text).not.toContain('event: ended');
+    } finally {
+      controller.abort();
+      await closed.catch(() => undefined);
+    }
+  });
+
   it('writes no key line when the grant\'s target could inject sshd options', () => {
     const key = newClientKey().keyBase64;
     const grant = { grantId: 'g', owner: 'a', endsAt, target: { host: 'db"',  port: 5432 } };
@@ -140,8 +216,8 @@ describe('kill companion', () => {
 
   it('ends the connection processes of an ended grant, live and after a lost stream, never the listener', async () => {
     const lookup = new MemoryLookup();
-    // A session store that outlives one server process (as a durable store would), so the catch-up has pids.
-    const store = createMemorySessionStore();
+    // The session database outlives one server process, so the catch-up after the restart has the pids.
+    const store = await openSessionDb();
     const first = await makeApp(lookup, 0, store);
     const port = (first.app.server.address() as AddressInfo).port;
     const key = grantOn(lookup, 'g-live');
