@@ -36,13 +36,24 @@ function rowHash(row: Omit<Row, 'hash'>): string {
 
 /**
  * The writer's view of the chain's head, so an append need not read it back each time. Valid while this process
- * is the only writer (SQLite); a transaction that rolls back must call `invalidate` (the next append re-reads).
+ * is the only writer (SQLite); a transaction that rolls back must call `invalidate` (the next append re-reads), and
+ * with several writers (PostgreSQL) it is invalidated under the append lock before every append.
  */
 export class AuditChain {
   private head: { seq: number; hash: string } | undefined;
 
   async append(trx: Transaction<Database> | Db, input: AuditInput): Promise<void> {
-    this.head = await appendAudit(trx, input, this.head);
+    await this.appendMany(trx, [input]);
+  }
+
+  /** Append rows in order, with one read of the head (if not known) and one insert per 500 rows. */
+  async appendMany(trx: Transaction<Database> | Db, inputs: AuditInput[]): Promise<void> {
+    if (inputs.length === 0) return;
+    const { rows, head: last } = chainRows(inputs, this.head ?? await trx.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst());
+    // Invalidated first: if the insert fails, the next append must not trust a head that was never written.
+    this.head = undefined;
+    for (let start = 0; start < rows.length; start += 500) await trx.insertInto('audit').values(rows.slice(start, start + 500)).execute();
+    this.head = last;
   }
 
   invalidate(): void {
@@ -50,8 +61,28 @@ export class AuditChain {
   }
 }
 
-export async function appendAudit(trx: Transaction<Database> | Db, input: AuditInput, head?: { seq: number; hash: string }): Promise<{ seq: number; hash: string }> {
-  const last = head ?? await trx.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+/** The rows that extend the chain from `head` with `inputs`, in order, and the new head. */
+export function chainRows(inputs: AuditInput[], head: { seq: number; hash: string } | undefined): { rows: Row[]; head: { seq: number; hash: string } | undefined } {
+  let last = head;
+  const rows = inputs.map((input) => {
+    const row = chainRow(input, last);
+    last = { seq: row.seq, hash: row.hash };
+    return row;
+  });
+  return { rows, head: last };
+}
+
+/**
+ * PostgreSQL: lock the chain's head row and read it. Waits while another transaction (any instance) holds it, then
+ * returns the head that transaction committed. Held until commit, so appends happen one writer at a time.
+ */
+export async function lockAuditHead(trx: Transaction<Database>): Promise<{ seq: number; hash: string }> {
+  const head = await trx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).forUpdate().executeTakeFirst();
+  if (!head) throw Object.assign(new Error('the audit_head row is missing: run the migrations (stint-server migrate)'), { code: 'audit_head_missing' });
+  return { seq: Number(head.seq), hash: head.hash };
+}
+
+function chainRow(input: AuditInput, last: { seq: number; hash: string } | undefined): Row {
   const row: Omit<Row, 'hash'> = {
     seq: (last?.seq ?? 0) + 1,
     at: input.at,
@@ -67,9 +98,7 @@ export async function appendAudit(trx: Transaction<Database> | Db, input: AuditI
     detail: input.detail ? canonicalJson(input.detail) : null,
     prev_hash: last?.hash ?? GENESIS_HASH,
   };
-  const hash = rowHash(row);
-  await trx.insertInto('audit').values({ ...row, hash }).execute();
-  return { seq: row.seq, hash };
+  return { ...row, hash: rowHash(row) };
 }
 
 export type AuditVerification =

@@ -159,16 +159,23 @@ export class PgEventBus implements TxNotifyingBus {
   }
 
   async notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void> {
+    // Ours from now on: a read prompted by another instance may see them committed before we publish them, and
+    // must not deliver them a second time. (Ids of a transaction that rolls back are never seen.)
+    this.markOwn(ids);
     const from = Math.min(...ids);
     const to = Math.max(...ids);
     await sql`select pg_notify(${EVENTS_CHANNEL}, ${`${this.instanceId} ${from} ${to}`})`.execute(trx);
   }
 
-  publish(events: StoredEvent[]): void {
-    for (const e of events) {
-      this.own.add(e.id);
+  private markOwn(ids: number[]): void {
+    for (const id of ids) {
+      this.own.add(id);
       if (this.own.size > 10_000) this.own.delete(this.own.values().next().value!);
     }
+  }
+
+  publish(events: StoredEvent[]): void {
+    this.markOwn(events.map((e) => e.id));
     // The cursor does not move past our own events here: another instance's event with a lower id may be
     // committed but not yet announced. Reads skip ours by id.
     this.local.publish(events);

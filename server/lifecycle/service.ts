@@ -4,7 +4,8 @@
 // Timed transitions (request TTL, activation window, grant deadline) have one exact timer each, plus a durable
 // sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
 import { createHash, randomBytes } from 'node:crypto';
-import { sql, type Transaction, type Selectable } from 'kysely';
+import { sql, type Insertable, type Transaction, type Selectable } from 'kysely';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type {
   AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
 } from '../../shared/contract/http';
@@ -16,7 +17,7 @@ import type { ServerConfig } from '../config';
 import { canonicalJson, policyHash } from '../config';
 import type { Clock } from '../clock';
 import type { Store, Db } from '../storage/db';
-import type { Database, GrantsTable, RequestsTable } from '../storage/schema';
+import type { Database, EventsTable, GrantsTable, RequestsTable } from '../storage/schema';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
 import { stepUpFailureStatus } from '../stepup/routes';
@@ -25,7 +26,7 @@ import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
-import { AuditChain, type AuditInput } from './audit';
+import { AuditChain, chainRows, lockAuditHead, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
 import { hasRemoteEvents, hasTxNotify } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
@@ -63,18 +64,14 @@ const ISSUE_STALE_MS = 2 * 60_000;
 const PRUNE_EVERY_MS = 3600_000;
 /** Most changes grouped into one commit. */
 const MAX_BATCH = 64;
+/** A change rolled back with its batch (another change threw, or a deadlock) runs again at most this often. */
+const MAX_WRITE_ATTEMPTS = 3;
+/** Rows per multi-row insert (well under SQLite's and PostgreSQL's bound-parameter limits). */
+const INSERT_CHUNK = 500;
 const EVENT_RETENTION_MS = 7 * 86400_000;
-/**
- * PostgreSQL (several instances): every write transaction first takes this transaction-scoped advisory lock, so
- * writes are serialized across instances exactly as SQLite serializes them within one: the audit chain's head is
- * read under the lock, event ids are assigned in commit order (SSE resume by id stays exact), a change re-reading
- * its row inside the transaction sees every earlier commit (a timed end or an approval happens once), and row
- * locks are only ever taken while holding it (no deadlocks between batches). Key: 'stint' in ASCII.
- */
-const PG_WRITE_LOCK = 0x7374696e74;
+/** A timed transition that found its row held by another transaction looks again after this long. */
+const CLAIM_RETRY_MS = 500;
 const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
-/** PostgreSQL: how long an instance owns a grant's credential revocation before another may take it over. */
-const REVOKE_LEASE_MS = 60_000;
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(Number(ms)).toISOString());
@@ -92,7 +89,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private stopped = false;
   private lastPrune = 0;
   private readonly writeQueue: QueuedWrite[] = [];
-  private draining = false;
+  private pumpScheduled = false;
+  private runningBatches = 0;
+  /** PostgreSQL: batches in flight at once (each holds a pooled connection; the rest stay for reads). */
+  private readonly writeSlots: number;
+  /** PostgreSQL: revocations in flight at once (each holds a connection across its provider call). */
+  private readonly revokeSlots: LimitFunction;
+  /** Resolves when the last batch that took the append lock has published its events. */
+  private publishTail: Promise<void> = Promise.resolve();
   private inflight = new Set<Promise<unknown>>();
   /** True when other server instances may write the same database (PostgreSQL). */
   private readonly shared: boolean;
@@ -102,6 +106,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
     this.shared = deps.store.dialect === 'postgres';
+    this.writeSlots = Math.max(1, Math.floor(deps.config.storage.pool.max / 2));
+    this.revokeSlots = pLimit(Math.max(1, Math.floor(deps.config.storage.pool.max / 4)));
     // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
     // reach this instance's listeners through the bus.
     if (this.shared && hasRemoteEvents(deps.bus)) {
@@ -138,7 +144,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** Record policy versions (a changed policy gets the next version) and build the catalog. */
   async init(): Promise<void> {
     const versions = new Map<string, number>();
-    await this.mutate(async ({ trx }) => {
+    // Exclusive: instances starting together must not both insert the same next version.
+    await this.mutate(async ({ trx, audit }) => {
       for (const [policyId, policy] of Object.entries(this.deps.config.policies)) {
         const hash = policyHash(policy);
         const latest = await trx.selectFrom('policy_versions').selectAll().where('policy_id', '=', policyId).orderBy('version', 'desc').limit(1).executeTakeFirst();
@@ -148,10 +155,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         }
         const version = (latest?.version ?? 0) + 1;
         await trx.insertInto('policy_versions').values({ policy_id: policyId, version, hash, created_at: this.now() }).execute();
-        await this.audit.append(trx, { at: this.now(), actor: SYSTEM, action: 'policy.version', reason: latest ? 'policy changed' : 'policy added', policyVersion: version, detail: { policyId, hash } });
+        await audit({ at: this.now(), actor: SYSTEM, action: 'policy.version', reason: latest ? 'policy changed' : 'policy added', policyVersion: version, detail: { policyId, hash } });
         versions.set(policyId, version);
       }
-    });
+    }, { exclusive: true });
     this.catalog = new Catalog(this.deps.config, versions);
   }
 
@@ -170,7 +177,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.timers.clear();
     await Promise.allSettled([...this.inflight]);
     // Let queued changes commit before storage closes.
-    while (this.draining) await new Promise((resolve) => setImmediate(resolve));
+    while (this.runningBatches > 0 || this.writeQueue.length > 0 || this.pumpScheduled) await new Promise((resolve) => setImmediate(resolve));
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -191,21 +198,27 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const deadlineStates: RequestState[] = ['pending_stepup', 'pending_approval', 'approved'];
     const requests = await this.db.selectFrom('requests').select(['id', 'expires_at']).where('state', 'in', deadlineStates).where('grant_id', 'is', null)
       .$if(!arm, (q) => q.where('expires_at', '<=', now)).execute();
+    // Due transitions are started together so the write queue batches them (a thousand deadlines in the same
+    // second cost a few commits, not a thousand).
+    const due: Promise<unknown>[] = [];
     for (const r of requests) {
-      if (Number(r.expires_at) <= now) await this.expireRequest(r.id);
+      if (Number(r.expires_at) <= now) due.push(this.expireRequest(r.id));
       else this.schedule(`req:${r.id}`, Number(r.expires_at), () => this.expireRequest(r.id));
     }
     const grants = await this.db.selectFrom('grants').select(['id', 'ends_at', 'db_username', 'starts_at']).where('state', '=', 'active')
       .$if(!arm, (q) => q.where((eb) => eb.or([eb('ends_at', '<=', now), eb('db_username', 'is', null)]))).execute();
     for (const g of grants) {
       if (g.db_username === null && Number(g.starts_at) + ISSUE_STALE_MS <= now && !this.timers.has(`issuing:${g.id}`)) {
-        await this.endGrant(g.id, 'failed', SYSTEM, 'activation did not complete (server restarted while issuing credentials)');
+        due.push(this.endGrant(g.id, 'failed', SYSTEM, 'activation did not complete (server restarted while issuing credentials)'));
       } else if (Number(g.ends_at) <= now) {
-        await this.endGrant(g.id, 'ended', SYSTEM, 'deadline reached');
+        due.push(this.endAtDeadline(g.id));
       } else if (arm) {
-        this.schedule(`grant:${g.id}`, Number(g.ends_at), () => this.endGrant(g.id, 'ended', SYSTEM, 'deadline reached'));
+        this.schedule(`grant:${g.id}`, Number(g.ends_at), () => this.endAtDeadline(g.id));
       }
     }
+    const settled = await Promise.allSettled(due);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const revocations = await this.db.selectFrom('grants').select(['id', 'next_revoke_at']).where('revocation', 'in', ['pending', 'retrying']).execute();
     for (const g of revocations) {
       if (this.revoking.has(g.id) || (!arm && this.timers.has(`revoke:${g.id}`))) continue;
@@ -239,81 +252,198 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * and the group pays for one commit (SQLite writes each dirty page once per commit, not once per change).
    * Events are published, and callers resumed, only after the commit.
    */
-  mutate<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
+  mutate<T>(fn: (tx: TxContext) => Promise<T>, options: { exclusive?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.writeQueue.push({ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject });
+      this.writeQueue.push({ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: 0, exclusive: options.exclusive === true });
       // The SQLite driver is synchronous, so a transaction runs within one turn of the event loop; starting the
-      // drain on the next turn lets the changes of requests read in this turn join the same commit.
-      if (!this.draining) {
-        this.draining = true;
-        setImmediate(() => void this.drain());
+      // batch on the next turn lets the changes of requests read in this turn join the same commit.
+      if (!this.pumpScheduled) {
+        this.pumpScheduled = true;
+        setImmediate(() => {
+          this.pumpScheduled = false;
+          this.pump();
+        });
       }
     });
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.writeQueue.length > 0) {
-        const batch = this.writeQueue.splice(0, MAX_BATCH);
-        this.deps.metrics.writeBatch.observe(batch.length);
-        const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; events: StoredEvent[] }[] = [];
-        try {
-          await this.db.transaction().execute(async (trx) => {
-            if (this.shared) {
-              await sql`select pg_advisory_xact_lock(${PG_WRITE_LOCK})`.execute(trx);
-              // Another instance may have appended since our last commit: read the head again under the lock.
-              this.audit.invalidate();
-            }
-            for (const item of batch) {
-              const events: StoredEvent[] = [];
-              await sql`savepoint stint_change`.execute(trx);
-              try {
-                const value = await item.fn(this.txContext(trx, events));
-                await sql`release savepoint stint_change`.execute(trx);
-                done.push({ item, ok: true, value, events });
-              } catch (error) {
-                await sql`rollback to savepoint stint_change`.execute(trx);
-                await sql`release savepoint stint_change`.execute(trx);
-                this.audit.invalidate();
-                done.push({ item, ok: false, error, events: [] });
-              }
-            }
-            // A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in
-            // commit order, and never for a change that rolled back.
-            const ids = done.flatMap((d) => d.events.map((e) => e.id));
-            if (ids.length > 0 && hasTxNotify(this.deps.bus)) await this.deps.bus.notifyInTransaction(trx, ids);
-          });
-        } catch (error) {
-          this.audit.invalidate();
-          for (const item of batch) item.reject(error);
-          continue;
-        }
-        for (const result of done) {
-          if (!result.ok) {
-            result.item.reject(result.error);
-            continue;
-          }
-          this.deps.bus.publish(result.events);
-          result.item.resolve(result.value);
-        }
-      }
-    } finally {
-      this.draining = false;
+  /**
+   * Start batches while there are free write slots. SQLite has one writer, so one batch at a time. PostgreSQL runs
+   * several batches at once on separate connections: their row work overlaps, and only the append of audit rows
+   * and events at the end is serialised (see flush), so one instance is not bound by one connection's round trips.
+   */
+  private pump(): void {
+    const slots = this.shared ? this.writeSlots : 1;
+    while (this.runningBatches < slots && this.writeQueue.length > 0) {
+      const batch = this.writeQueue.splice(0, MAX_BATCH);
+      this.runningBatches += 1;
+      void this.runBatch(batch).finally(() => {
+        this.runningBatches -= 1;
+        this.pump();
+      });
     }
   }
 
-  private txContext(trx: Tx, pending: StoredEvent[]): TxContext {
+  /** Run changes in one transaction now, outside the queue (a revocation holding its row lock across a provider call). */
+  private transactNow<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }]);
+    });
+  }
+
+  private async runBatch(batch: QueuedWrite[]): Promise<void> {
+    this.deps.metrics.writeBatch.observe(batch.length);
+    const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; records: ChangeRecords }[] = [];
+    let turn: PublishTurn | undefined;
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        if (this.shared && batch.some((item) => item.exclusive)) {
+          await lockAuditHead(trx);
+        }
+        for (const item of batch) {
+          const records: ChangeRecords = { audits: [], events: [] };
+          if (this.shared) {
+            // No savepoints on PostgreSQL (two round trips per change): a change that throws aborts the
+            // transaction, and the batch is sorted out below.
+            try {
+              done.push({ item, ok: true, value: await item.fn(this.txContext(trx, records)), records });
+            } catch (error) {
+              throw new ChangeFailed(item, error);
+            }
+            continue;
+          }
+          await sql`savepoint stint_change`.execute(trx);
+          try {
+            const value = await item.fn(this.txContext(trx, records));
+            await sql`release savepoint stint_change`.execute(trx);
+            done.push({ item, ok: true, value, records });
+          } catch (error) {
+            await sql`rollback to savepoint stint_change`.execute(trx);
+            await sql`release savepoint stint_change`.execute(trx);
+            done.push({ item, ok: false, error, records: { audits: [], events: [] } });
+          }
+        }
+        turn = await this.flush(trx, done.filter((d) => d.ok).map((d) => d.records));
+      });
+    } catch (error) {
+      turn?.release();
+      this.audit.invalidate();
+      const cause = error instanceof ChangeFailed ? error.cause : error;
+      // Nothing of this batch was committed. A deadlock or serialization failure is nobody's fault: every change
+      // runs again. Otherwise the change that threw gets its error and the others (aborted with it) run again.
+      const retryable = isRetryableConflict(cause);
+      const failed = error instanceof ChangeFailed ? error.item : undefined;
+      const again: QueuedWrite[] = [];
+      for (const item of batch) {
+        if (item.attempts < MAX_WRITE_ATTEMPTS && (retryable || (failed !== undefined && item !== failed))) {
+          item.attempts += 1;
+          again.push(item);
+        } else {
+          item.reject(cause);
+        }
+      }
+      this.writeQueue.unshift(...again);
+      return;
+    }
+    // Publish in commit order: a batch that committed after ours waits for our events to go out first.
+    if (turn) await turn.previous;
+    try {
+      for (const result of done) {
+        if (!result.ok) {
+          result.item.reject(result.error);
+          continue;
+        }
+        if (result.records.events.length > 0) this.deps.bus.publish(result.records.events.map((e) => e.stored!));
+        result.item.resolve(result.value);
+      }
+    } finally {
+      turn?.release();
+    }
+  }
+
+  /**
+   * Append the batch's audit rows and store its events, last thing before commit. On PostgreSQL this is the one
+   * serialised step across instances: the audit head row is locked from here to the commit, so the chain is
+   * extended by one writer at a time, and event ids are assigned in commit order (SSE resume by id and the
+   * cross-instance cursor stay exact). Row changes before this point are ordered by row locks instead (lockRow).
+   * The lock is held for three round trips: audit rows, head and events go in one statement, then NOTIFY, commit.
+   */
+  private async flush(trx: Tx, changes: ChangeRecords[]): Promise<PublishTurn | undefined> {
+    const audits = changes.flatMap((c) => c.audits);
+    const events = changes.flatMap((c) => c.events);
+    if (audits.length === 0 && events.length === 0) return undefined;
+    const head = this.shared ? await lockAuditHead(trx) : undefined;
+    const previous = this.publishTail;
+    let release!: () => void;
+    this.publishTail = new Promise<void>((resolve) => { release = resolve; });
+    try {
+      const eventRows = events.map((e) => ({
+        at: e.at, type: e.event.type, users: JSON.stringify(e.audience.users), groups: JSON.stringify(e.audience.groups), exclude: JSON.stringify(e.audience.exclude), payload: JSON.stringify(e.event),
+      }));
+      const ids = head ? await this.appendShared(trx, head, audits, eventRows) : await this.appendAlone(trx, audits, eventRows);
+      // Ids come from one sequence in the order the rows were inserted; RETURNING's row order is not promised.
+      ids.sort((x, y) => x - y);
+      events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
+      // A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in
+      // commit order, and never for a change that rolled back.
+      if (ids.length > 0 && hasTxNotify(this.deps.bus)) await this.deps.bus.notifyInTransaction(trx, ids);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return { previous, release };
+  }
+
+  private async appendAlone(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
+    await this.audit.appendMany(trx, audits);
+    const ids: number[] = [];
+    for (let start = 0; start < eventRows.length; start += INSERT_CHUNK) {
+      const rows = await trx.insertInto('events').values(eventRows.slice(start, start + INSERT_CHUNK)).returning('id').execute();
+      ids.push(...rows.map((r) => Number(r.id)));
+    }
+    return ids;
+  }
+
+  /** PostgreSQL, holding the head row: audit rows, the new head and the events in one statement. */
+  private async appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
+    const chained = chainRows(audits, head);
+    const moved = chained.head ?? head;
+    if (chained.rows.length + eventRows.length > INSERT_CHUNK * 4) {
+      // A very large batch: plain statements, well under PostgreSQL's bound-parameter limit.
+      for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
+      await trx.updateTable('audit_head').set({ seq: moved.seq, hash: moved.hash }).where('id', '=', 1).execute();
+      return this.appendAlone(trx, [], eventRows);
+    }
+    const setHead = { seq: moved.seq, hash: moved.hash };
+    if (chained.rows.length === 0) return this.appendAlone(trx, [], eventRows);
+    if (eventRows.length === 0) {
+      await trx.with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq')).updateTable('audit_head').set(setHead).where('id', '=', 1).execute();
+      return [];
+    }
+    const rows = await trx
+      .with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq'))
+      .with('moved', (db) => db.updateTable('audit_head').set(setHead).where('id', '=', 1).returning('id'))
+      .insertInto('events').values(eventRows).returning('id').execute();
+    return rows.map((r) => Number(r.id));
+  }
+
+  private txContext(trx: Tx, records: ChangeRecords): TxContext {
     return {
       trx,
-      audit: (input) => this.audit.append(trx, input),
-      emit: async (event, audience) => {
-        const at = this.now();
-        const row = await trx.insertInto('events').values({
-          at, type: event.type, users: JSON.stringify(audience.users), groups: JSON.stringify(audience.groups), exclude: JSON.stringify(audience.exclude), payload: JSON.stringify(event),
-        }).returning('id').executeTakeFirstOrThrow();
-        pending.push({ id: Number(row.id), at, event, ...audience });
-      },
+      audit: async (input) => { records.audits.push(input); },
+      emit: async (event, audience) => { records.events.push({ at: this.now(), event, audience }); },
     };
+  }
+
+  /**
+   * Read a row this change will transition. PostgreSQL: lock it (other instances' changes to the same row wait, then
+   * see ours); `claim` (timed transitions) skips a row another transaction holds instead of waiting — whoever holds
+   * it is changing it, and the timer looks again. FOR NO KEY UPDATE: inserts referencing the row (approvals) are not
+   * blocked. SQLite: one writer, nothing to lock.
+   */
+  private lockRow<Q extends { forNoKeyUpdate(): Q; skipLocked(): Q }>(query: Q, claim = false): Q {
+    if (!this.shared) return query;
+    return claim ? query.forNoKeyUpdate().skipLocked() : query.forNoKeyUpdate();
   }
 
   /** Audit a refused action (authorization failure, illegal transition) in its own transaction. */
@@ -612,9 +742,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * Apply one table transition to a request inside a transaction: re-read, check, update, audit, emit.
    * `patch` adds columns to change (deadline, decision…).
    */
-  private async transitionRequest(id: string, event: RequestEvent, actor: string, detail: Record<string, unknown> | undefined, patch: (row: RequestRow) => Partial<RequestRow>, reason?: string): Promise<Outcome<AccessRequest>> {
+  private async transitionRequest(id: string, event: RequestEvent, actor: string, detail: Record<string, unknown> | undefined, patch: (row: RequestRow) => Partial<RequestRow>, reason?: string, options: { claim?: boolean } = {}): Promise<Outcome<AccessRequest>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
-      const row = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id), options.claim).executeTakeFirst();
+      if (!row && options.claim) return fail(409, 'busy', `request ${id} is being changed by another transaction`, { audit: false });
       if (!row) return fail(404, 'request_not_found', `no request ${id}`);
       const step = requestTransition(row.state as RequestState, event);
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
@@ -649,7 +780,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     }
     if (!['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) return;
     const why = row.state === 'approved' ? 'not activated within the activation window' : 'request TTL passed';
-    await this.transitionRequest(id, 'expired', SYSTEM, undefined, () => ({}), why);
+    // Claimed: if another instance (or change) holds the row, it is acting on it; look again shortly.
+    const outcome = await this.transitionRequest(id, 'expired', SYSTEM, undefined, () => ({}), why, { claim: true });
+    if (!outcome.ok && outcome.error.code === 'busy') this.schedule(`req:${id}`, this.now() + CLAIM_RETRY_MS, () => this.expireRequest(id));
   }
 
   /** Common checks for an approver acting on a request (approve, and the step-up challenge for approving). */
@@ -691,7 +824,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const mine = check.value.rules.map((r) => r.group).filter((g) => user.groups.includes(g));
     const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
       // Re-check inside the transaction: another approver or a timer may have moved the request meanwhile.
-      const current = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const current = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
       if (current.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${current.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
       const existing = await ctx.trx.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', id).execute();
       if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request', { audit: true });
@@ -769,7 +902,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const bastion = this.deps.config.bastions[entry.resource.bastion]!;
 
     const started = await this.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
-      const current = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const current = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
       const step = requestTransition(current.state as RequestState, 'activated');
       if (!step.ok || current.grant_id) return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
       const inUse = await ctx.trx.selectFrom('grants').select('id').where('key_base64', '=', keyBase64).where('state', '=', 'active').executeTakeFirst();
@@ -806,7 +939,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     }
     this.timers.delete(`issuing:${grant.id}`);
     const stored = await this.mutate(async (ctx) => {
-      const current = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', grant.id).executeTakeFirstOrThrow();
+      const current = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', grant.id)).executeTakeFirstOrThrow();
       if (current.state !== 'active') {
         // Ended (revoked) while credentials were being issued: remember the role so revocation removes it.
         await ctx.trx.updateTable('grants').set({ db_username: issued.username, revocation: 'pending' }).where('id', '=', grant.id).execute();
@@ -822,7 +955,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       return fail(409, 'grant_ended', 'the grant ended while it was being activated', { extra: { grantId: grant.id } });
     }
     this.deps.metrics.transitions.inc({ kind: 'grant', to: 'active' });
-    this.schedule(`grant:${grant.id}`, grant.ends_at, () => this.endGrant(grant.id, 'ended', SYSTEM, 'deadline reached'));
+    this.schedule(`grant:${grant.id}`, grant.ends_at, () => this.endAtDeadline(grant.id));
     return ok({
       grant: stored,
       connection: {
@@ -837,13 +970,16 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   // ---------------------------------------------------------------- grants: end, extend
 
   /** End an active grant (deadline, release, revoke, failed activation) and start revoking its credentials. */
-  async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string): Promise<Outcome<Grant>> {
+  async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string, options: { due?: boolean } = {}): Promise<Outcome<Grant>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ grant: Grant; row: GrantRow }>> => {
-      const row = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id), options.due).executeTakeFirst();
+      if (!row && options.due) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
       if (!row) return fail(404, 'grant_not_found', `no grant ${id}`);
       const step = grantTransition(row.state as GrantState, event);
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
       const now = this.now();
+      // A deadline timer armed before an extension (perhaps by another instance) must not end the grant early.
+      if (options.due && Number(row.ends_at) > now) return fail(409, 'not_due', `grant ${id} now ends at ${iso(row.ends_at)}`, { audit: false, extra: { endsAt: Number(row.ends_at) } });
       const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? now : null };
       await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
       const updated = { ...row, ...changes } as GrantRow;
@@ -853,7 +989,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     if (!result.ok) return result;
     const { row, grant } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
-    this.unschedule(`grant:${id}`);
+    if (!options.due) this.unschedule(`grant:${id}`);
     const ended: GrantEndedForBastion = { grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
     for (const listener of this.endedListeners) {
       try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
@@ -862,58 +998,89 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return ok(grant);
   }
 
+  /** The deadline of an active grant has come: end it, claimed (see lockRow), or look again when it is not yet due. */
+  private async endAtDeadline(id: string): Promise<void> {
+    const outcome = await this.endGrant(id, 'ended', SYSTEM, 'deadline reached', { due: true });
+    if (outcome.ok) return;
+    if (outcome.error.code === 'busy') this.schedule(`grant:${id}`, this.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
+    else if (outcome.error.code === 'not_due') this.schedule(`grant:${id}`, Number(outcome.error.extra?.endsAt), () => this.endAtDeadline(id));
+  }
+
   /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
   async revokeCredentials(id: string): Promise<void> {
     if (this.revoking.has(id) || this.stopped) return;
     const credentials = this.deps.credentials;
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || !['pending', 'retrying'].includes(row.revocation) || !row.db_username) return;
     if (!credentials) {
-      this.deps.log.error({ grantId: id }, 'a grant needs revoking but no credential provider is configured');
+      const row = await this.db.selectFrom('grants').select(['revocation', 'db_username']).where('id', '=', id).executeTakeFirst();
+      if (row && ['pending', 'retrying'].includes(row.revocation) && row.db_username) this.deps.log.error({ grantId: id }, 'a grant needs revoking but no credential provider is configured');
       return;
     }
     this.revoking.add(id);
     this.unschedule(`revoke:${id}`);
     try {
-      if (this.shared && !(await this.claimRevocation(id))) return;
-      await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
-      await this.mutate(async (ctx) => {
-        await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', id).execute();
-        await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
-        await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
-      });
-    } catch (error) {
-      const attempts = row.revoke_attempts + 1;
-      const delay = REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
-      const next = this.now() + delay;
-      const message = safeMessage(error);
-      this.deps.metrics.revocationFailures.inc({ resource: row.resource_id });
-      this.deps.log.warn({ grantId: id, attempts, message }, 'credential revocation failed; will retry');
-      await this.mutate(async (ctx) => {
-        await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message }).where('id', '=', id).execute();
-        // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
-        if (attempts <= 5 || attempts % 10 === 0) {
-          await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
-        }
-        if (row.revocation !== 'retrying') await this.emitGrant(ctx, { ...row, revocation: 'retrying' });
-      });
-      this.schedule(`revoke:${id}`, next, () => this.revokeCredentials(id));
+      const retryAt = this.shared ? await this.revokeSlots(() => this.revokeClaimed(id, credentials)) : await this.revokeAlone(id, credentials);
+      if (retryAt !== undefined) this.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
     } finally {
       this.revoking.delete(id);
     }
   }
 
+  /** One writer (SQLite): read the row, call the provider, record the outcome. Returns when to retry, if it failed. */
+  private async revokeAlone(id: string, credentials: CredentialProvider): Promise<number | undefined> {
+    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || !['pending', 'retrying'].includes(row.revocation) || !row.db_username) return undefined;
+    try {
+      await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
+    } catch (error) {
+      return this.mutate((ctx) => this.recordRevokeFailure(ctx, row, error));
+    }
+    await this.mutate((ctx) => this.recordRevoked(ctx, row));
+    return undefined;
+  }
+
   /**
-   * Several instances: take the revocation for REVOKE_LEASE_MS (its next attempt moves past the lease), so exactly
-   * one instance calls the provider; if that instance dies, the lease runs out and another instance's sweep retries.
+   * Several instances (PostgreSQL): the revocation is claimed with FOR UPDATE SKIP LOCKED and the row lock is held,
+   * in its own transaction, across the provider call. Exactly one instance revokes at a time; another skips a
+   * grant being revoked; and if the claiming instance dies, its connection closes, the lock goes with it, and the
+   * next sweep of any other instance takes the revocation over (dropping a role twice is harmless; it is recorded
+   * once, by the transaction that commits).
    */
-  private async claimRevocation(id: string): Promise<boolean> {
-    return this.mutate(async ({ trx }) => {
+  private async revokeClaimed(id: string, credentials: CredentialProvider): Promise<number | undefined> {
+    return this.transactNow(async (ctx) => {
       const now = this.now();
-      const result = await trx.updateTable('grants').set({ next_revoke_at: now + REVOKE_LEASE_MS }).where('id', '=', id).where('revocation', 'in', ['pending', 'retrying'])
-        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      const row = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).where('revocation', 'in', ['pending', 'retrying'])
+        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().executeTakeFirst();
+      if (!row?.db_username) return undefined;
+      try {
+        await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
+      } catch (error) {
+        return this.recordRevokeFailure(ctx, row, error);
+      }
+      await this.recordRevoked(ctx, row);
+      return undefined;
     });
+  }
+
+  private async recordRevoked(ctx: TxContext, row: GrantRow): Promise<void> {
+    await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', row.id).execute();
+    await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
+    await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
+  }
+
+  /** Record a failed attempt and when the next one is due (returned). */
+  private async recordRevokeFailure(ctx: TxContext, row: GrantRow, error: unknown): Promise<number> {
+    const attempts = row.revoke_attempts + 1;
+    const next = this.now() + REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
+    const message = safeMessage(error);
+    this.deps.metrics.revocationFailures.inc({ resource: row.resource_id });
+    this.deps.log.warn({ grantId: row.id, attempts, message }, 'credential revocation failed; will retry');
+    await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message }).where('id', '=', row.id).execute();
+    // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
+    if (attempts <= 5 || attempts % 10 === 0) {
+      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
+    }
+    if (row.revocation !== 'retrying') await this.emitGrant(ctx, { ...row, revocation: 'retrying' });
+    return next;
   }
 
   /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
@@ -977,7 +1144,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       }
     }
     const result = await this.mutate(async (ctx): Promise<Outcome<Grant>> => {
-      const current = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const current = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
       const step = grantTransition(current.state as GrantState, 'extended');
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
       const changes = { ends_at: Number(current.ends_at) + seconds * 1000, extended_seconds: current.extended_seconds + seconds };
@@ -985,7 +1152,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       await ctx.audit({ at: this.now(), actor, subject: current.owner, action: 'grant.extended', grantId: id, requestId: current.request_id, resourceId: current.resource_id, reason, policyVersion: current.policy_version, detail: { seconds, endsAt: iso(changes.ends_at) } });
       return ok(await this.emitGrant(ctx, { ...current, ...changes }));
     });
-    if (result.ok) this.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endGrant(id, 'ended', SYSTEM, 'deadline reached'));
+    if (result.ok) this.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endAtDeadline(id));
     return result;
   }
 
@@ -1099,6 +1266,32 @@ interface QueuedWrite {
   fn: (tx: TxContext) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** Times this change ran in a batch that was rolled back for another's sake. */
+  attempts: number;
+  /** Take the append lock first (PostgreSQL): for changes that read-then-insert shared rows no row lock covers. */
+  exclusive: boolean;
+}
+
+/** What one change records, appended at the end of its batch (see flush). */
+interface ChangeRecords {
+  audits: AuditInput[];
+  events: { at: number; event: ServerEvent; audience: Audience; stored?: StoredEvent }[];
+}
+
+/** A batch's place in the publish order: wait for `previous`, publish, then `release` the next. */
+interface PublishTurn { previous: Promise<void>; release: () => void }
+
+/** A change threw inside a PostgreSQL batch (which is now aborted as a whole). */
+class ChangeFailed extends Error {
+  constructor(readonly item: QueuedWrite, override readonly cause: unknown) {
+    super('a change failed inside a batch');
+  }
+}
+
+/** PostgreSQL deadlock_detected / serialization_failure: the transaction may simply run again. */
+function isRetryableConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
 }
 
 export interface TxContext {

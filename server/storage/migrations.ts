@@ -146,4 +146,41 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0002_bastion_sessions': {
+    // Which sshd connection processes serve which grant, as the bastions' key commands report them: in the shared
+    // database so that any instance streaming a grant's end to the bastion knows every pid, also after a restart.
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('bastion_sessions')
+        .addColumn('bastion_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('grant_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('recorded_at', 'bigint', (c) => c.notNull())
+        // A pid is one live process at a time: recording it again (for another grant, after reuse) replaces the row.
+        .addPrimaryKeyConstraint('bastion_sessions_pk', ['bastion_id', 'pid'])
+        .execute();
+      await db.schema.createIndex('bastion_sessions_grant').on('bastion_sessions').columns(['bastion_id', 'grant_id']).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('bastion_sessions').execute();
+    },
+  },
+  '0003_audit_head': {
+    // PostgreSQL: the audit chain's head as one row. Appending locks it (SELECT … FOR UPDATE), which orders appends
+    // across instances and reads the head as the previous writer committed it, in one round trip (an advisory lock
+    // needed a second statement to read the head). SQLite has a single writer that keeps the head in memory.
+    // Instances before this migration serialised on an advisory lock instead: upgrade all instances together.
+    async up(db: Kysely<any>) {
+      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+      await db.schema.createTable('audit_head')
+        .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('hash', 'varchar(64)', (c) => c.notNull())
+        .execute();
+      await sql`insert into audit_head (id, seq, hash)
+        select 1, coalesce((select seq from audit order by seq desc limit 1), 0), coalesce((select hash from audit order by seq desc limit 1), ${'0'.repeat(64)})`.execute(db);
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('audit_head').ifExists().execute();
+    },
+  },
 };

@@ -124,6 +124,21 @@ export interface PolicyVersionsTable {
   created_at: number;
 }
 
+/** An sshd connection process (pid on a bastion) serving a grant; see server/bastion/sessions.ts. */
+export interface BastionSessionsTable {
+  bastion_id: string;
+  pid: number;
+  grant_id: string;
+  recorded_at: number;
+}
+
+/** PostgreSQL only: the audit chain's head, one row (id 1), locked by whoever appends (see lifecycle/audit.ts). */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
 export interface Database {
   requests: RequestsTable;
   approvals: ApprovalsTable;
@@ -133,4 +148,6 @@ export interface Database {
   idempotency: IdempotencyTable;
   seen: SeenTable;
   policy_versions: PolicyVersionsTable;
+  bastion_sessions: BastionSessionsTable;
+  audit_head: AuditHeadTable;
 }
