@@ -160,6 +160,15 @@ export const ServerConfig = z.strictObject({
       /** How long a query waits for a free connection (or a new one) before failing, in ms. */
       connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
     }).default({ max: 10, connectTimeoutMs: 5_000 }),
+    /**
+     * PostgreSQL only: write batches one instance runs at once. 1 groups the most changes into each commit, which
+     * is fastest while the database answers quickly (measured: bench/RESULTS.md); raise it when round trips are
+     * slow (a database across a network), so one batch's waits do not hold up the next.
+     */
+    writeConcurrency: z.number().int().min(1).max(64).default(1),
+  }).refine((storage) => storage.writeConcurrency < storage.pool.max, {
+    message: 'storage.writeConcurrency must be below storage.pool.max (reads and revocations need connections too)',
+    path: ['writeConcurrency'],
   }),
   webauthn: z.strictObject({ rpId: z.string().min(1), rpName: z.string().default('Stint'), origins: z.array(z.string()).min(1) }).optional(),
   stepup: z.strictObject({ totpKey: SecretRef }).optional(),

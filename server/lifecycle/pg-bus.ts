@@ -5,7 +5,7 @@
 // cursor and reads everything after it: notifications arriving while a read runs are coalesced into the next read
 // (no backlog under load), and a read after a reconnect catches up on what was missed.
 import { randomBytes } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Db } from '../storage/db';
 import type { Database } from '../storage/schema';
@@ -16,6 +16,13 @@ export const EVENTS_CHANNEL = 'stint_events';
 /** A bus that must hear about events inside the transaction that stores them. */
 export interface TxNotifyingBus extends EventBus {
   notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void>;
+  /**
+   * The same NOTIFY as an expression over the stored ids (`min`/`max` of an `id` column), for a writer that stores
+   * events and notifies in one statement. The caller must then pass the ids to `ownIds`.
+   */
+  notifyExpression(): RawBuilder<unknown>;
+  /** Ids stored by this instance in a transaction about to commit (see notifyInTransaction). */
+  ownIds(ids: number[]): void;
 }
 
 export function hasRemoteEvents(bus: EventBus): bus is EventBus & Pick<PgEventBus, 'onRemote'> {
@@ -159,12 +166,20 @@ export class PgEventBus implements TxNotifyingBus {
   }
 
   async notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void> {
-    // Ours from now on: a read prompted by another instance may see them committed before we publish them, and
-    // must not deliver them a second time. (Ids of a transaction that rolls back are never seen.)
-    this.markOwn(ids);
+    this.ownIds(ids);
     const from = Math.min(...ids);
     const to = Math.max(...ids);
     await sql`select pg_notify(${EVENTS_CHANNEL}, ${`${this.instanceId} ${from} ${to}`})`.execute(trx);
+  }
+
+  notifyExpression(): RawBuilder<unknown> {
+    return sql`pg_notify(${EVENTS_CHANNEL}, ${`${this.instanceId} `} || min(id) || ' ' || max(id))`;
+  }
+
+  ownIds(ids: number[]): void {
+    // Ours from now on: a read prompted by another instance may see them committed before we publish them, and
+    // must not deliver them a second time. (Ids of a transaction that rolls back are never seen.)
+    this.markOwn(ids);
   }
 
   private markOwn(ids: number[]): void {

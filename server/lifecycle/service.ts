@@ -91,7 +91,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly writeQueue: QueuedWrite[] = [];
   private pumpScheduled = false;
   private runningBatches = 0;
-  /** PostgreSQL: batches in flight at once (each holds a pooled connection; the rest stay for reads). */
+  /** PostgreSQL: batches in flight at once (storage.writeConcurrency; each holds a pooled connection). */
   private readonly writeSlots: number;
   /** PostgreSQL: revocations in flight at once (each holds a connection across its provider call). */
   private readonly revokeSlots: LimitFunction;
@@ -106,7 +106,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
     this.shared = deps.store.dialect === 'postgres';
-    this.writeSlots = Math.max(1, Math.floor(deps.config.storage.pool.max / 2));
+    this.writeSlots = deps.config.storage.writeConcurrency;
     this.revokeSlots = pLimit(Math.max(1, Math.floor(deps.config.storage.pool.max / 4)));
     // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
     // reach this instance's listeners through the bus.
@@ -268,9 +268,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   /**
-   * Start batches while there are free write slots. SQLite has one writer, so one batch at a time. PostgreSQL runs
-   * several batches at once on separate connections: their row work overlaps, and only the append of audit rows
-   * and events at the end is serialised (see flush), so one instance is not bound by one connection's round trips.
+   * Start batches while there are free write slots. SQLite has one writer, so one batch at a time. PostgreSQL may
+   * run several at once on separate connections (storage.writeConcurrency): their row work overlaps, and only the
+   * append of audit rows and events at the end is serialised (see flush), so when round trips are slow one
+   * instance is not bound by one connection. Where the database is near, one slot is faster: bigger batches, fewer
+   * commits, and CPU, not waiting, is the limit.
    */
   private pump(): void {
     const slots = this.shared ? this.writeSlots : 1;
@@ -380,13 +382,16 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       const eventRows = events.map((e) => ({
         at: e.at, type: e.event.type, users: JSON.stringify(e.audience.users), groups: JSON.stringify(e.audience.groups), exclude: JSON.stringify(e.audience.exclude), payload: JSON.stringify(e.event),
       }));
-      const ids = head ? await this.appendShared(trx, head, audits, eventRows) : await this.appendAlone(trx, audits, eventRows);
+      const { ids, notified } = head ? await this.appendShared(trx, head, audits, eventRows) : { ids: await this.appendAlone(trx, audits, eventRows), notified: false };
       // Ids come from one sequence in the order the rows were inserted; RETURNING's row order is not promised.
       ids.sort((x, y) => x - y);
       events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
       // A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in
       // commit order, and never for a change that rolled back.
-      if (ids.length > 0 && hasTxNotify(this.deps.bus)) await this.deps.bus.notifyInTransaction(trx, ids);
+      if (ids.length > 0 && hasTxNotify(this.deps.bus)) {
+        if (notified) this.deps.bus.ownIds(ids);
+        else await this.deps.bus.notifyInTransaction(trx, ids);
+      }
     } catch (error) {
       release();
       throw error;
@@ -404,27 +409,33 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return ids;
   }
 
-  /** PostgreSQL, holding the head row: audit rows, the new head and the events in one statement. */
-  private async appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
+  /**
+   * PostgreSQL, holding the head row: audit rows, the new head, the events and their NOTIFY in one statement.
+   * `notified`: the NOTIFY was part of it.
+   */
+  private async appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<{ ids: number[]; notified: boolean }> {
     const chained = chainRows(audits, head);
-    const moved = chained.head ?? head;
-    if (chained.rows.length + eventRows.length > INSERT_CHUNK * 4) {
-      // A very large batch: plain statements, well under PostgreSQL's bound-parameter limit.
+    const setHead = chained.head ?? head;
+    const bus = this.deps.bus;
+    if (chained.rows.length === 0 || chained.rows.length + eventRows.length > INSERT_CHUNK * 4 || !hasTxNotify(bus)) {
+      // Events without audit rows, a very large batch (bound-parameter limits) or no cross-instance bus: plain statements.
       for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
-      await trx.updateTable('audit_head').set({ seq: moved.seq, hash: moved.hash }).where('id', '=', 1).execute();
-      return this.appendAlone(trx, [], eventRows);
+      if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
+      return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
     }
-    const setHead = { seq: moved.seq, hash: moved.hash };
-    if (chained.rows.length === 0) return this.appendAlone(trx, [], eventRows);
-    if (eventRows.length === 0) {
-      await trx.with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq')).updateTable('audit_head').set(setHead).where('id', '=', 1).execute();
-      return [];
-    }
-    const rows = await trx
+    const appended = trx
       .with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq'))
-      .with('moved', (db) => db.updateTable('audit_head').set(setHead).where('id', '=', 1).returning('id'))
-      .insertInto('events').values(eventRows).returning('id').execute();
-    return rows.map((r) => Number(r.id));
+      .with('moved', (db) => db.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).returning('id'));
+    if (eventRows.length === 0) {
+      await appended.selectFrom('moved').select('id').execute();
+      return { ids: [], notified: false };
+    }
+    // The notify CTE aggregates over the inserted ids and is joined into the result, so it runs exactly once.
+    const rows = await appended
+      .with('stored', (db) => db.insertInto('events').values(eventRows).returning('id'))
+      .with('told', (db) => db.selectFrom('stored').select(bus.notifyExpression().as('sent')))
+      .selectFrom(['stored', 'told']).select('stored.id').execute();
+    return { ids: rows.map((r) => Number(r.id)), notified: true };
   }
 
   private txContext(trx: Tx, records: ChangeRecords): TxContext {
@@ -646,13 +657,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {
-    const seen = await this.db.selectFrom('seen').select(['kind', 'value']).where('user_sub', '=', user.sub)
-      .where((eb) => eb.or([eb.and([eb('kind', '=', 'device'), eb('value', '=', deviceId ?? '')]), eb.and([eb('kind', '=', 'ip'), eb('value', '=', ip ?? '')])])).execute();
+    // Two queries (each costs a round trip and its compile on a busy server): the scalar signals together, then history.
+    const seenValue = (kind: 'device' | 'ip', value: string) => this.db.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
+    const signals = await this.db.selectNoFrom((eb) => [
+      eb.exists(seenValue('device', deviceId ?? '')).as('device_seen'),
+      eb.exists(seenValue('ip', ip ?? '')).as('ip_seen'),
+      eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', 'stepup.failed').where('at', '>', now - 3600_000).as('failures'),
+    ]).executeTakeFirstOrThrow();
     const history = await this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
       .orderBy('created_at', 'desc').limit(50).execute();
-    const failures = await this.db.selectFrom('audit').select((eb) => eb.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', 'stepup.failed').where('at', '>', now - 3600_000).executeTakeFirst();
-    const deviceSeen = seen.some((s) => s.kind === 'device');
-    const ipSeen = seen.some((s) => s.kind === 'ip');
+    // SQLite answers EXISTS with 0/1, PostgreSQL with a boolean.
+    const deviceSeen = Boolean(signals.device_seen);
+    const ipSeen = Boolean(signals.ip_seen);
+    const failures = { n: Number(signals.failures ?? 0) };
     const assessment = assessRisk({
       sensitivity,
       deviceId,
@@ -662,7 +679,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       usualHours: history.map((h) => new Date(Number(h.created_at)).getUTCHours()),
       hourNow: new Date(now).getUTCHours(),
       recentRequests: history.filter((h) => Number(h.created_at) > now - BURST_WINDOW_MS).length,
-      recentFailedStepUps: Number(failures?.n ?? 0),
+      recentFailedStepUps: failures.n,
     });
     return { ...assessment, newDevice: !!deviceId && !deviceSeen, newIp: !!ip && !ipSeen };
   }
@@ -970,11 +987,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   // ---------------------------------------------------------------- grants: end, extend
 
   /** End an active grant (deadline, release, revoke, failed activation) and start revoking its credentials. */
-  async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string, options: { due?: boolean } = {}): Promise<Outcome<Grant>> {
+  async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string, options: { due?: boolean; owner?: string } = {}): Promise<Outcome<Grant>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ grant: Grant; row: GrantRow }>> => {
       const row = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id), options.due).executeTakeFirst();
       if (!row && options.due) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
-      if (!row) return fail(404, 'grant_not_found', `no grant ${id}`);
+      if (!row || (options.owner !== undefined && row.owner !== options.owner)) return fail(404, 'grant_not_found', `no grant ${id}`);
       const step = grantTransition(row.state as GrantState, event);
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
       const now = this.now();
@@ -1096,10 +1113,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async release(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
-    const own = await this.ownGrant(user, id, 'grant.release');
-    if (!own.ok) return own;
-    const outcome = await this.endGrant(id, 'released', user.sub, 'released by the owner');
-    if (!outcome.ok) return this.refuse(user, 'grant.release', outcome.error, { grantId: id, subject: own.value.owner });
+    // Ownership is checked on the row the end locks (one read, not two).
+    const outcome = await this.endGrant(id, 'released', user.sub, 'released by the owner', { owner: user.sub });
+    if (!outcome.ok && outcome.error.code === 'grant_not_found') return this.refuse(user, 'grant.release', { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
+    if (!outcome.ok) return this.refuse(user, 'grant.release', outcome.error, { grantId: id, subject: user.sub });
     return ok({ grant: outcome.value });
   }
 
