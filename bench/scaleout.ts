@@ -4,18 +4,48 @@
 //   lifecycles_per_s_pg_2inst  — the same load spread round-robin over two instances (no sticky sessions).
 //   cross_instance_event_p99_ms — an approval ask created on B reaching SSE clients connected to A: p99 of
 //                                 (receipt − event instant).
+//   node_/pg_cpu_ms_per_lifecycle — CPU per lifecycle of the one-instance run: this process (load generator and
+//                                 instance) and PostgreSQL's backends. On 2 cores their sum bounds the rate.
+//   lifecycles_per_s_pg_socket — one instance again, connected over PostgreSQL's Unix socket instead of TCP.
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
 import { agent, keyLine, noop, openEventClients, request } from './support/http';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startIdp } from '../test/harness/idp';
-import { startPostgres } from '../test/harness/postgres';
+import { readFileSync } from 'node:fs';
+import { startPostgres, type PostgresInstance } from '../test/harness/postgres';
 import { freePort } from '../test/harness/ports';
 import { merge, testConfig } from '../test/harness/grant-server';
 import { buildServer } from '../server/app';
 import { validateConfig, type ServerConfigInput } from '../server/config';
 
 
+
+/** CPU time (ms) used so far by this PostgreSQL's backends (from /proc; Linux). */
+async function pgCpuMs(pg: PostgresInstance): Promise<number> {
+  const pids = await pg.query<{ pid: number }>('select pid from pg_stat_activity', [], 'postgres');
+  const tick = 1000 / 100; // USER_HZ
+  let total = 0;
+  for (const { pid } of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * tick;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+/** Lifecycles per second, and CPU per lifecycle: this process (load generator and instances) and PostgreSQL's backends. */
+async function measured(pg: PostgresInstance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number }> {
+  const pg0 = await pgCpuMs(pg);
+  const cpu0 = process.cpuUsage();
+  const { rate, count } = await run();
+  const cpu = process.cpuUsage(cpu0);
+  const pg1 = await pgCpuMs(pg);
+  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count };
+}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -51,9 +81,11 @@ async function startInstance(config: ServerConfigInput): Promise<{ url: URL; sto
   };
 }
 
-async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<number> {
-  const keys = Array.from({ length: 2_000 }, keyLine);
-  let k = 0;
+// Generated once, outside the measured windows (key generation is the agent's work, not the server's).
+const keys = Array.from({ length: 2_000 }, keyLine);
+let k = 0;
+
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<{ rate: number; count: number }> {
   let done = 0;
   const until = Date.now() + ms;
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
@@ -69,7 +101,7 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
       done += 1;
     }
   }));
-  return done / (ms / 1000);
+  return { rate: done / (ms / 1000), count: done };
 }
 
 async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
@@ -109,15 +141,24 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     const a = await startInstance(config);
     stops.push(a.stop);
     await lifecycles([a.url], alice, 1_000, 8); // warm-up: JIT, connections, PostgreSQL caches
-    const one = await lifecycles([a.url], alice, seconds * 1000, 16);
+    const one = await measured(pg, () => lifecycles([a.url], alice, seconds * 1000, 16));
     const b = await startInstance(config);
     stops.push(b.stop);
     await lifecycles([a.url, b.url], alice, 1_000, 8);
-    const two = await lifecycles([a.url, b.url], alice, seconds * 1000, 32);
+    const two = await measured(pg, () => lifecycles([a.url, b.url], alice, seconds * 1000, 32));
+    // The same single-instance load over PostgreSQL's Unix socket, as a server on the database's host would connect:
+    // every query is a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
+    const local = await startInstance(merge(config, { storage: { url: pg.socketUrl('stint_bench') } }));
+    await lifecycles([local.url], alice, 1_000, 8);
+    const socket = await measured(pg, () => lifecycles([local.url], alice, seconds * 1000, 16)).finally(() => local.stop());
     const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
     return {
-      lifecycles_per_s_pg: Math.round(one),
-      lifecycles_per_s_pg_2inst: Math.round(two),
+      lifecycles_per_s_pg: Math.round(one.rate),
+      lifecycles_per_s_pg_2inst: Math.round(two.rate),
+      // Where the time goes (2 cores): CPU per lifecycle in Node (load generator + instances) and in PostgreSQL.
+      node_cpu_ms_per_lifecycle: Number(one.nodeCpuMs.toFixed(2)),
+      pg_cpu_ms_per_lifecycle: Number(one.pgCpuMs.toFixed(2)),
+      lifecycles_per_s_pg_socket: Math.round(socket.rate),
       cross_instance_event_p99_ms: percentile(latencies, 99),
       cross_instance_event_p50_ms: percentile(latencies, 50),
       cross_instance_clients: opts.quick ? 200 : 1_000,

@@ -19,6 +19,8 @@ export interface PostgresInstance {
   database: string;
   /** postgres://admin:…@127.0.0.1:port/database */
   adminUrl: (database?: string) => string;
+  /** The same over the server's Unix socket (no TCP stack per message: how a co-located server would connect). */
+  socketUrl: (database?: string) => string;
   query: <R extends pg.QueryResultRow = any>(sql: string, params?: unknown[], database?: string) => Promise<R[]>;
   stop: () => Promise<void>;
   /** Stop the server but keep its data (to simulate the database being down), then start it again. */
@@ -67,6 +69,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   let proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
   const database = options.database ?? 'appdb';
   const adminUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/${db}`;
+  const socketUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@/${db}?host=${encodeURIComponent(sockets)}&port=${port}`;
   const query = async (sql: string, params: unknown[] = [], db = database) => {
     const client = new pg.Client({ connectionString: adminUrl(db) });
     await client.connect();
@@ -85,7 +88,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const exists = await query('select 1 from pg_database where datname = $1', [database], 'postgres');
   if (!exists.length) await query(`create database ${database}`, [], 'postgres');
   return {
-    host: '127.0.0.1', port, adminUser, adminPassword, database, adminUrl, query,
+    host: '127.0.0.1', port, adminUser, adminPassword, database, adminUrl, socketUrl, query,
     stop: async () => proc.stop('SIGINT'),
     pause: async () => proc.stop('SIGINT'),
     resume: async () => {
