@@ -1,16 +1,30 @@
 // Durability: a request whose TTL passes while the server is down expires within seconds of the next start
 // (the real CLI in a child process, killed and restarted). Then the admin CLI: the audit chain verifies, a
 // tampered or deleted row is reported as the first broken link, and the log exports as JSON lines.
+// Runs on SQLite here and on PostgreSQL from test/scaleout/restart-audit.pg.test.ts (the storage URL comes from the
+// grant-server harness), so the rows are read and tampered through the server's own storage layer, whatever it is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import { sql, type RawBuilder } from 'kysely';
 import { AuditEntry, CreateRequestResult } from '../../shared/contract/http';
 import { main, type Io } from '../../server/main';
+import { loadConfig } from '../../server/config';
+import { openStore } from '../../server/storage/db';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { spawnGrantServer, type SpawnedGrantServer } from '../harness/grant-server';
 import { serviceDir } from '../harness/tmp';
 import { freePort } from '../harness/ports';
 import { clientFor, Tokens, until } from './helpers';
+
+/** Run statements directly on the database a server's config points at (SQLite file or PostgreSQL database). */
+async function onStorage<T>(configPath: string, fn: (run: <R>(query: RawBuilder<R>) => Promise<R[]>) => Promise<T>): Promise<T> {
+  const store = openStore(loadConfig(configPath).storage.url);
+  try {
+    return await fn(async (query) => (await query.execute(store.db)).rows);
+  } finally {
+    await store.close();
+  }
+}
 
 function captureIo(): Io & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
@@ -38,6 +52,7 @@ describe('restart and audit CLI', () => {
 
   it('expires a request whose TTL passed while the server was down, right after restart', async () => {
     spawned = await spawnGrantServer({ idp, dataDir, port, overrides });
+    const configPath = spawned.configPath;
     const alice = clientFor(spawned.url, await tokens.for('alice'));
     const created = await alice.post('/v1/requests', { resourceId: 'quick-orders', level: 'read', deviceId: 'device-alice-1' });
     expect(created.status).toBe(201);
@@ -45,12 +60,13 @@ describe('restart and audit CLI', () => {
     await spawned.stop('SIGKILL');
     spawned = undefined;
 
-    const db = new BetterSqlite3(join(dataDir, 'stint.db'));
-    const expiresAt = Number(db.prepare('select expires_at from requests where id = ?').pluck().get(request.id));
-    while (Date.now() < expiresAt + 300) await new Promise((r) => setTimeout(r, 100));
-    // Nobody was running to expire it.
-    expect(db.prepare('select state from requests where id = ?').pluck().get(request.id)).toBe('pending_approval');
-    db.close();
+    await onStorage(configPath, async (run) => {
+      const [row] = await run(sql<{ expires_at: number | string }>`select expires_at from requests where id = ${request.id}`);
+      const expiresAt = Number(row!.expires_at);
+      while (Date.now() < expiresAt + 300) await new Promise((r) => setTimeout(r, 100));
+      // Nobody was running to expire it.
+      expect(await run(sql<{ state: string }>`select state from requests where id = ${request.id}`)).toEqual([{ state: 'pending_approval' }]);
+    });
 
     spawned = await spawnGrantServer({ idp, dataDir, port, overrides });
     const started = Date.now();
@@ -80,30 +96,27 @@ describe('restart and audit CLI', () => {
     expect(entries).toHaveLength(count);
     expect(entries.every((e, i) => i === 0 || e.prevHash === entries[i - 1]!.hash)).toBe(true);
 
-    const db = new BetterSqlite3(join(dataDir, 'stint.db'));
-    try {
-      db.prepare("update audit set reason = 'nothing to see' where seq = 3").run();
+    await onStorage(configPath, async (run) => {
+      await run(sql`update audit set reason = 'nothing to see' where seq = 3`);
       const edited = captureIo();
       expect(await main(['audit', 'verify', '--config', configPath], edited)).toBe(1);
       expect(edited.errors[0]).toMatch(/first bad link at seq 3: row content does not match its hash/);
 
       // Re-hashing the edited row to hide the edit breaks the next link instead.
       const { createHash } = await import('node:crypto');
-      db.prepare("update audit set hash = ? where seq = 3").run(createHash('sha256').update('forged').digest('hex'));
+      await run(sql`update audit set hash = ${createHash('sha256').update('forged').digest('hex')} where seq = 3`);
       const rehashed = captureIo();
       expect(await main(['audit', 'verify', '--config', configPath], rehashed)).toBe(1);
       expect(rehashed.errors[0]).toMatch(/seq 3/);
 
       const original = entries[2]!;
-      db.prepare('update audit set reason = ?, hash = ? where seq = 3').run(original.reason ?? null, original.hash);
+      await run(sql`update audit set reason = ${original.reason ?? null}, hash = ${original.hash} where seq = 3`);
       expect(await main(['audit', 'verify', '--config', configPath], captureIo())).toBe(0);
-      db.prepare('delete from audit where seq = 2').run();
+      await run(sql`delete from audit where seq = 2`);
       const deleted = captureIo();
       expect(await main(['audit', 'verify', '--config', configPath], deleted)).toBe(1);
       expect(deleted.errors[0]).toMatch(/first bad link at seq 2: row 2 is missing/);
-    } finally {
-      db.close();
-    }
+    });
   });
 
   it('check-config names missing secrets; migrate is idempotent', async () => {
