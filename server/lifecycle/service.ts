@@ -5,7 +5,6 @@
 // sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type Insertable, type Transaction, type Selectable } from 'kysely';
-import pLimit, { type LimitFunction } from 'p-limit';
 import type {
   AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
 } from '../../shared/contract/http';
@@ -69,6 +68,10 @@ const MAX_WRITE_ATTEMPTS = 3;
 /** Rows per multi-row insert (well under SQLite's and PostgreSQL's bound-parameter limits). */
 const INSERT_CHUNK = 500;
 const EVENT_RETENTION_MS = 7 * 86400_000;
+/** PostgreSQL: revocation batches in flight per instance (each holds a connection across its provider calls). */
+const REVOKE_CONCURRENCY = 2;
+/** Most revocations claimed in one batch. */
+const REVOKE_BATCH = 50;
 /** A timed transition that found its row held by another transaction looks again after this long. */
 const CLAIM_RETRY_MS = 500;
 const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
@@ -93,8 +96,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private runningBatches = 0;
   /** PostgreSQL: batches in flight at once (storage.writeConcurrency; each holds a pooled connection). */
   private readonly writeSlots: number;
-  /** PostgreSQL: revocations in flight at once (each holds a connection across its provider call). */
-  private readonly revokeSlots: LimitFunction;
+  /** PostgreSQL: revocations waiting for the next claimed batch (see revokeClaimed). */
+  private readonly revokeWaiting = new Map<string, { resolve: (retryAt: number | undefined) => void; reject: (error: unknown) => void }>();
+  private revokePumpScheduled = false;
+  private revokeBatchesRunning = 0;
   /** Resolves when the last batch that took the append lock has published its events. */
   private publishTail: Promise<void> = Promise.resolve();
   private inflight = new Set<Promise<unknown>>();
@@ -107,7 +112,6 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.db = deps.store.db;
     this.shared = deps.store.dialect === 'postgres';
     this.writeSlots = deps.config.storage.writeConcurrency;
-    this.revokeSlots = pLimit(Math.max(1, Math.floor(deps.config.storage.pool.max / 4)));
     // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
     // reach this instance's listeners through the bus.
     if (this.shared && hasRemoteEvents(deps.bus)) {
@@ -1035,7 +1039,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.revoking.add(id);
     this.unschedule(`revoke:${id}`);
     try {
-      const retryAt = this.shared ? await this.revokeSlots(() => this.revokeClaimed(id, credentials)) : await this.revokeAlone(id, credentials);
+      const retryAt = this.shared ? await this.revokeInBatch(id, credentials) : await this.revokeAlone(id, credentials);
       if (retryAt !== undefined) this.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
     } finally {
       this.revoking.delete(id);
@@ -1055,31 +1059,63 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return undefined;
   }
 
-  /**
-   * Several instances (PostgreSQL): the revocation is claimed with FOR UPDATE SKIP LOCKED and the row lock is held,
-   * in its own transaction, across the provider call. Exactly one instance revokes at a time; another skips a
-   * grant being revoked; and if the claiming instance dies, its connection closes, the lock goes with it, and the
-   * next sweep of any other instance takes the revocation over (dropping a role twice is harmless; it is recorded
-   * once, by the transaction that commits).
-   */
-  private async revokeClaimed(id: string, credentials: CredentialProvider): Promise<number | undefined> {
-    return this.transactNow(async (ctx) => {
-      const now = this.now();
-      const row = await ctx.trx.selectFrom('grants').selectAll().where('id', '=', id).where('revocation', 'in', ['pending', 'retrying'])
-        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().executeTakeFirst();
-      if (!row?.db_username) return undefined;
-      try {
-        await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
-      } catch (error) {
-        return this.recordRevokeFailure(ctx, row, error);
+  /** PostgreSQL: queue a revocation for the next claimed batch; resolves with when to retry, if it failed. */
+  private revokeInBatch(id: string, credentials: CredentialProvider): Promise<number | undefined> {
+    return new Promise((resolve, reject) => {
+      this.revokeWaiting.set(id, { resolve, reject });
+      // Ends committed in one batch ask in the same turn: gather them into one revocation batch.
+      if (!this.revokePumpScheduled) {
+        this.revokePumpScheduled = true;
+        setImmediate(() => {
+          this.revokePumpScheduled = false;
+          this.pumpRevocations(credentials);
+        });
       }
-      await this.recordRevoked(ctx, row);
-      return undefined;
     });
   }
 
-  private async recordRevoked(ctx: TxContext, row: GrantRow): Promise<void> {
-    await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', row.id).execute();
+  private pumpRevocations(credentials: CredentialProvider): void {
+    while (this.revokeBatchesRunning < REVOKE_CONCURRENCY && this.revokeWaiting.size > 0) {
+      const batch = [...this.revokeWaiting].slice(0, REVOKE_BATCH);
+      for (const [id] of batch) this.revokeWaiting.delete(id);
+      this.revokeBatchesRunning += 1;
+      void this.revokeClaimed(batch.map(([id]) => id), credentials)
+        .then((retryAt) => { for (const [id, waiter] of batch) waiter.resolve(retryAt.get(id)); }, (error: unknown) => { for (const [, waiter] of batch) waiter.reject(error); })
+        .finally(() => {
+          this.revokeBatchesRunning -= 1;
+          this.pumpRevocations(credentials);
+        });
+    }
+  }
+
+  /**
+   * Several instances (PostgreSQL): revocations are claimed with FOR UPDATE SKIP LOCKED and the row locks are held,
+   * in one transaction per batch, across the provider calls. Exactly one instance revokes a grant at a time;
+   * another skips a grant being revoked; and if the claiming instance dies, its connection closes, the locks go with
+   * it, and the next sweep of any other instance takes the revocations over (dropping a role twice is harmless; it
+   * is recorded once, by the transaction that commits). Returns when to retry the ones that failed.
+   */
+  private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
+    return this.transactNow(async (ctx) => {
+      const now = this.now();
+      const rows = await ctx.trx.selectFrom('grants').selectAll().where('id', 'in', ids).where('revocation', 'in', ['pending', 'retrying']).where('db_username', 'is not', null)
+        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
+      const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
+      const retryAt = new Map<string, number>();
+      const revoked = rows.filter((_, i) => outcomes[i]!.status === 'fulfilled');
+      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', 'in', revoked.map((r) => r.id)).execute();
+      for (const [i, row] of rows.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome.status === 'fulfilled') await this.recordRevoked(ctx, row, { updated: true });
+        else retryAt.set(row.id, await this.recordRevokeFailure(ctx, row, outcome.reason));
+      }
+      return retryAt;
+    });
+  }
+
+  /** `updated`: the row was already set to done (a batch updates its revoked rows in one statement). */
+  private async recordRevoked(ctx: TxContext, row: GrantRow, options: { updated?: boolean } = {}): Promise<void> {
+    if (!options.updated) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', row.id).execute();
     await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
     await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
   }
