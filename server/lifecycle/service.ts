@@ -960,15 +960,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     }
     this.timers.delete(`issuing:${grant.id}`);
     const stored = await this.mutate(async (ctx) => {
-      const current = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', grant.id)).executeTakeFirstOrThrow();
-      if (current.state !== 'active') {
+      // One statement: the update locks the row and only applies while the grant is still active.
+      const updated = await ctx.trx.updateTable('grants').set({ db_username: issued.username }).where('id', '=', grant.id).where('state', '=', 'active').returningAll().executeTakeFirst();
+      if (!updated) {
         // Ended (revoked) while credentials were being issued: remember the role so revocation removes it.
         await ctx.trx.updateTable('grants').set({ db_username: issued.username, revocation: 'pending' }).where('id', '=', grant.id).execute();
         return undefined;
       }
-      await ctx.trx.updateTable('grants').set({ db_username: issued.username }).where('id', '=', grant.id).execute();
-      const updated = { ...current, db_username: issued.username };
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: current.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: current.resource_id, policyVersion: current.policy_version, detail: { dbUser: issued.username, endsAt: iso(current.ends_at), breakGlass: current.break_glass === 1 } });
+      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: updated.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: updated.resource_id, policyVersion: updated.policy_version, detail: { dbUser: issued.username, endsAt: iso(updated.ends_at), breakGlass: updated.break_glass === 1 } });
       return this.emitGrant(ctx, updated);
     });
     if (!stored) {

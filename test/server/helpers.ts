@@ -67,9 +67,12 @@ export class RecordingProvider implements CredentialProvider {
   revokeAttempts = 0;
   failIssue = false;
   failRevoke = 0;
+  /** When set, issuing waits for it (a slow database), so a test can act while credentials are being issued. */
+  holdIssue: Promise<void> | undefined;
   private n = 0;
 
   async issue(input: IssueInput) {
+    if (this.holdIssue) await this.holdIssue;
     if (this.failIssue) throw Object.assign(new Error('connection refused by postgres://admin:secret@db/orders'), { code: 'unavailable' });
     this.issued.push(input);
     this.n += 1;

@@ -237,6 +237,30 @@ describe('request and grant lifecycle', () => {
     }
   });
 
+  it('a grant revoked while its credentials are being issued ends, and the role issued late is revoked too', async () => {
+    const request = await create(alice, { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' });
+    let release!: () => void;
+    provider.holdIssue = new Promise((resolve) => { release = resolve; });
+    try {
+      const activation = alice.post(`/v1/requests/${request.id}/activate`, { publicKey: ed25519PublicKeyLine() });
+      const grantId = await until('the grant to exist while its role is being created', async () =>
+        GrantList.parse((await alice.get('/v1/grants')).body).grants.find((g) => g.requestId === request.id)?.id);
+      expect((await carol.post(`/v1/grants/${grantId}/revoke`, { reason: 'wrong ticket' })).status).toBe(200);
+      release();
+      const answer = await activation;
+      expect(answer.status).toBe(409);
+      expect(answer.body).toMatchObject({ code: 'grant_ended', grantId });
+      await until('the late role to be revoked', () => provider.revoked.some((r) => r.grantId === grantId));
+      const grant = Grant.parse((await alice.get(`/v1/grants/${grantId}`)).body.grant);
+      expect(grant).toMatchObject({ state: 'revoked', revocation: 'done' });
+      const audit = AuditList.parse((await carol.get(`/v1/audit?grantId=${grantId}`)).body).entries.map((e) => e.action);
+      expect(audit).toEqual(['request.activated', 'grant.revoked', 'grant.credentials_revoked']);
+    } finally {
+      provider.holdIssue = undefined;
+      release();
+    }
+  });
+
   it('break-glass activates at once, is broadcast to approvers and admins, and is flagged for review', async () => {
     const denied = await alice.post('/v1/requests', { resourceId: 'prod-orders', level: 'write', reason: 'outage', breakGlass: true });
     expect(denied.status).toBe(403);
