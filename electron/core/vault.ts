@@ -3,6 +3,7 @@
 // that survives a crash: on start, any `grant:*` item this process does not hold is a leftover of an earlier run
 // and is wiped. (JS strings cannot be zeroed; dropping every reference is the best we can do for them.)
 import { createRequire } from 'node:module';
+import { AgentError } from './errors';
 import type { SecretStore } from './secrets/secret-store';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
@@ -27,14 +28,29 @@ export interface WipeReport {
   clipboard: boolean;
 }
 
-type Ssh2Utils = { generateKeyPairSync: (type: 'ed25519', opts?: { comment?: string }) => { private: string; public: string } };
+type Ssh2Utils = {
+  generateKeyPairSync: (type: 'ed25519', opts?: { comment?: string }) => { private: string; public: string };
+  parseKey: (key: string) => unknown;
+};
+
+/** An ed25519 public key line whose key blob is whole: type string (11 bytes) and a 32-byte key, with lengths. */
+function wholeEd25519Line(line: string): boolean {
+  const blob = Buffer.from(line.split(' ')[1] ?? '', 'base64');
+  return blob.length === 4 + 11 + 4 + 32 && blob.readUInt32BE(15) === 32;
+}
 
 /** A fresh ed25519 key pair for one grant, generated in memory (never written anywhere). */
 export function generateGrantKey(comment = 'stint-grant'): { privateKey: Buffer; publicKey: string } {
   // ssh2 gives an OpenSSH-format private key (PKCS8 PEM is refused by ssh2's own client).
   const { utils } = createRequire(import.meta.url)('ssh2') as { utils: Ssh2Utils };
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: Buffer.from(pair.private, 'utf8'), publicKey: pair.public.trim() };
+  // ssh2 1.17's generator drops a public key's leading zero byte (about one key in 256): the pair it returns is
+  // then refused by its own parser ("Malformed OpenSSH private key") and its public line is 31 bytes. Draw again.
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const publicKey = pair.public.trim();
+    if (wholeEd25519Line(publicKey) && !(utils.parseKey(pair.private) instanceof Error)) return { privateKey: Buffer.from(pair.private, 'utf8'), publicKey };
+  }
+  throw new AgentError('tunnel_failed', 'Could not generate an SSH key for this access (the key generator kept failing). Try again.');
 }
 
 export class Vault {
