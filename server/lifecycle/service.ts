@@ -451,6 +451,22 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   /**
+   * Lock a grant for a change (end, extension) without queueing behind a revocation: a revocation holds the rows of
+   * ended grants across its provider calls (seconds, if the target database hangs), and with one write batch at a
+   * time a batch waiting there would hold up every write of this instance. An ended grant has nothing left to change,
+   * so it is answered from a plain read; an active one held by another change (briefly) is waited for.
+   */
+  private async lockGrantForChange(trx: Tx, id: string): Promise<GrantRow | undefined> {
+    const query = () => trx.selectFrom('grants').selectAll().where('id', '=', id);
+    if (!this.shared) return query().executeTakeFirst();
+    const locked = await query().forNoKeyUpdate().skipLocked().executeTakeFirst();
+    if (locked) return locked;
+    const row = await query().executeTakeFirst();
+    if (!row || row.state !== 'active') return row;
+    return query().forNoKeyUpdate().executeTakeFirst();
+  }
+
+  /**
    * Read a row this change will transition. PostgreSQL: lock it (other instances' changes to the same row wait, then
    * see ours); `claim` (timed transitions) skips a row another transaction holds instead of waiting — whoever holds
    * it is changing it, and the timer looks again. FOR NO KEY UPDATE: inserts referencing the row (approvals) are not
@@ -992,7 +1008,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** End an active grant (deadline, release, revoke, failed activation) and start revoking its credentials. */
   async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string, options: { due?: boolean; owner?: string } = {}): Promise<Outcome<Grant>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ grant: Grant; row: GrantRow }>> => {
-      const row = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id), options.due).executeTakeFirst();
+      const row = options.due ? await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id), true).executeTakeFirst() : await this.lockGrantForChange(ctx.trx, id);
       if (!row && options.due) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
       if (!row || (options.owner !== undefined && row.owner !== options.owner)) return fail(404, 'grant_not_found', `no grant ${id}`);
       const step = grantTransition(row.state as GrantState, event);
@@ -1196,7 +1212,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       }
     }
     const result = await this.mutate(async (ctx): Promise<Outcome<Grant>> => {
-      const current = await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
+      const current = await this.lockGrantForChange(ctx.trx, id);
+      if (!current) return fail(404, 'grant_not_found', `no grant ${id}`);
       const step = grantTransition(current.state as GrantState, 'extended');
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
       const changes = { ends_at: Number(current.ends_at) + seconds * 1000, extended_seconds: current.extended_seconds + seconds };

@@ -69,6 +69,8 @@ export class RecordingProvider implements CredentialProvider {
   failRevoke = 0;
   /** When set, issuing waits for it (a slow database), so a test can act while credentials are being issued. */
   holdIssue: Promise<void> | undefined;
+  /** When set, revoking waits for it (a target database that hangs). */
+  holdRevoke: Promise<void> | undefined;
   private n = 0;
 
   async issue(input: IssueInput) {
@@ -83,6 +85,7 @@ export class RecordingProvider implements CredentialProvider {
   }
   async revoke(input: { grantId: string; resourceId: string; username: string }) {
     this.revokeAttempts += 1;
+    if (this.holdRevoke) await this.holdRevoke;
     if (this.failRevoke > 0) {
       this.failRevoke -= 1;
       throw Object.assign(new Error('database unavailable'), { code: 'unavailable' });
