@@ -21,6 +21,13 @@ import { validateConfig, type ServerConfigInput } from '../server/config';
 
 
 
+/** The instance's write-batch histogram totals (changes, commits), from its metrics endpoint. */
+async function writeBatches(base: URL): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(new URL('/metrics', base))).text();
+  const value = (suffix: string) => Number(new RegExp(`^stint_write_batch_changes_${suffix} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: value('sum'), count: value('count') };
+}
+
 /** CPU time (ms) used so far by this PostgreSQL's backends (from /proc; Linux). */
 async function pgCpuMs(pg: PostgresInstance): Promise<number> {
   const pids = await pg.query<{ pid: number }>('select pid from pg_stat_activity', [], 'postgres');
@@ -141,7 +148,9 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     const a = await startInstance(config);
     stops.push(a.stop);
     await lifecycles([a.url], alice, 1_000, 8); // warm-up: JIT, connections, PostgreSQL caches
+    const batchesBefore = await writeBatches(a.url);
     const one = await measured(pg, () => lifecycles([a.url], alice, seconds * 1000, 16));
+    const batchesAfter = await writeBatches(a.url);
     const b = await startInstance(config);
     stops.push(b.stop);
     await lifecycles([a.url, b.url], alice, 1_000, 8);
@@ -159,6 +168,7 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       node_cpu_ms_per_lifecycle: Number(one.nodeCpuMs.toFixed(2)),
       pg_cpu_ms_per_lifecycle: Number(one.pgCpuMs.toFixed(2)),
       lifecycles_per_s_pg_socket: Math.round(socket.rate),
+      changes_per_commit: Number(((batchesAfter.sum - batchesBefore.sum) / Math.max(1, batchesAfter.count - batchesBefore.count)).toFixed(1)),
       cross_instance_event_p99_ms: percentile(latencies, 99),
       cross_instance_event_p50_ms: percentile(latencies, 50),
       cross_instance_clients: opts.quick ? 200 : 1_000,
