@@ -239,18 +239,20 @@ function registerRoute(scope: FastifyInstance, spec: RouteSpec, store: Store, cl
       const sub = request.user.sub;
       const fingerprint = createHash('sha256').update(`${spec.method} ${request.url}\n${canonicalJson(request.body ?? {})}`).digest('hex');
       const slot = `${sub}\n${key}`;
-      // A concurrent retry with the same key waits for the first to finish, then replays its answer.
+      // A concurrent retry with the same key waits for the first to finish, then replays its answer. The slot is
+      // taken before the stored answer is looked up: between the wait and the lookup there must be no await, or two
+      // retries could both find nothing stored and both run.
       while (inflight.has(slot)) await inflight.get(slot);
-      const now = clock.now().getTime();
-      const previous = await store.db.selectFrom('idempotency').selectAll().where('user_sub', '=', sub).where('key', '=', key).where('created_at', '>', now - IDEMPOTENCY_TTL_MS).executeTakeFirst();
-      if (previous) {
-        if (previous.fingerprint !== fingerprint) return sendProblem(reply, { status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was used for a different request' });
-        reply.header('idempotent-replayed', 'true');
-        return send({ status: previous.status, body: JSON.parse(previous.body), problem: previous.status >= 400 });
-      }
       let release!: () => void;
       inflight.set(slot, new Promise<void>((resolve) => { release = resolve; }));
       try {
+        const now = clock.now().getTime();
+        const previous = await store.db.selectFrom('idempotency').selectAll().where('user_sub', '=', sub).where('key', '=', key).where('created_at', '>', now - IDEMPOTENCY_TTL_MS).executeTakeFirst();
+        if (previous) {
+          if (previous.fingerprint !== fingerprint) return sendProblem(reply, { status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was used for a different request' });
+          reply.header('idempotent-replayed', 'true');
+          return send({ status: previous.status, body: JSON.parse(previous.body), problem: previous.status >= 400 });
+        }
         const result = await run();
         await store.db.insertInto('idempotency').values({ user_sub: sub, key, fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })
           .onConflict((oc) => oc.columns(['user_sub', 'key']).doUpdateSet({ fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })).execute();
