@@ -22,6 +22,7 @@ import { PgEventBus } from './lifecycle/pg-bus';
 import { InProcessEventBus, isFor, sseFrame, type EventBus, type Subscriber } from './lifecycle/events';
 import { apiRoutes, IdParam, type RouteSpec } from './http/routes';
 import { openApiDocument } from './http/openapi';
+import { IdempotencyStore } from './http/idempotency';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -201,6 +202,7 @@ function authenticate(verifier: TokenVerifier, metrics: Metrics) {
 
 function registerRoute(scope: FastifyInstance, spec: RouteSpec, store: Store, clock: Clock): void {
   const inflight = new Map<string, Promise<void>>();
+  const idempotency = new IdempotencyStore(store.db, clock, { ttlMs: IDEMPOTENCY_TTL_MS });
   scope.route({
     method: spec.method,
     url: spec.url,
@@ -239,23 +241,27 @@ function registerRoute(scope: FastifyInstance, spec: RouteSpec, store: Store, cl
       const sub = request.user.sub;
       const fingerprint = createHash('sha256').update(`${spec.method} ${request.url}\n${canonicalJson(request.body ?? {})}`).digest('hex');
       const slot = `${sub}\n${key}`;
-      // A concurrent retry with the same key waits for the first to finish, then replays its answer. The slot is
-      // taken before the stored answer is looked up: between the wait and the lookup there must be no await, or two
-      // retries could both find nothing stored and both run.
+      // A concurrent retry with the same key on this instance waits here for the first (no polling); the claim in the
+      // database covers retries that land on other instances (see http/idempotency.ts).
       while (inflight.has(slot)) await inflight.get(slot);
       let release!: () => void;
       inflight.set(slot, new Promise<void>((resolve) => { release = resolve; }));
       try {
-        const now = clock.now().getTime();
-        const previous = await store.db.selectFrom('idempotency').selectAll().where('user_sub', '=', sub).where('key', '=', key).where('created_at', '>', now - IDEMPOTENCY_TTL_MS).executeTakeFirst();
-        if (previous) {
-          if (previous.fingerprint !== fingerprint) return sendProblem(reply, { status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was used for a different request' });
+        const claim = await idempotency.claim(sub, key, fingerprint);
+        if (claim.kind === 'reused') return sendProblem(reply, { status: 422, code: 'idempotency_key_reused', message: 'this Idempotency-Key was used for a different request' });
+        if (claim.kind === 'busy') return sendProblem(reply, { status: 409, code: 'idempotency_in_progress', message: 'a request with this Idempotency-Key is still being processed; retry in a moment' });
+        if (claim.kind === 'replay') {
           reply.header('idempotent-replayed', 'true');
-          return send({ status: previous.status, body: JSON.parse(previous.body), problem: previous.status >= 400 });
+          return send({ status: claim.status, body: claim.body, problem: claim.status >= 400 });
         }
-        const result = await run();
-        await store.db.insertInto('idempotency').values({ user_sub: sub, key, fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })
-          .onConflict((oc) => oc.columns(['user_sub', 'key']).doUpdateSet({ fingerprint, status: result.status, body: JSON.stringify(result.body), created_at: now })).execute();
+        let result: Awaited<ReturnType<typeof run>>;
+        try {
+          result = await run();
+        } catch (error) {
+          await idempotency.abandon(sub, key).catch(() => {});
+          throw error;
+        }
+        await idempotency.complete(sub, key, result.status, result.body);
         return send(result);
       } finally {
         inflight.delete(slot);
