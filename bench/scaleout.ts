@@ -6,6 +6,8 @@
 //                                 (receipt − event instant).
 //   node_/pg_cpu_ms_per_lifecycle — CPU per lifecycle of the one-instance run: this process (load generator and
 //                                 instance) and PostgreSQL's backends. On 2 cores their sum bounds the rate.
+//   server_ms_per_lifecycle    — the instance's event loop busy time per lifecycle (one thread: 1000 / this bounds
+//                                 one instance).
 //   lifecycles_per_s_pg_socket — one instance again, connected over PostgreSQL's Unix socket instead of TCP.
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
@@ -45,13 +47,15 @@ async function pgCpuMs(pg: PostgresInstance): Promise<number> {
 }
 
 /** Lifecycles per second, and CPU per lifecycle: this process (load generator and instances) and PostgreSQL's backends. */
-async function measured(pg: PostgresInstance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number }> {
+async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number }> {
   const pg0 = await pgCpuMs(pg);
   const cpu0 = process.cpuUsage();
+  const busy0 = instance.busyMs();
   const { rate, count } = await run();
+  const busy = instance.busyMs() - busy0;
   const cpu = process.cpuUsage(cpu0);
   const pg1 = await pgCpuMs(pg);
-  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count };
+  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count };
 }
 
 function percentile(values: number[], p: number): number {
@@ -71,7 +75,14 @@ if (!isMainThread && (workerData as { scaleoutInstance?: InstanceInput } | undef
   })().catch((error: unknown) => parentPort!.postMessage({ error: String((error as Error)?.stack ?? error) }));
 }
 
-async function startInstance(config: ServerConfigInput): Promise<{ url: URL; stop: () => Promise<void> }> {
+interface Instance {
+  url: URL;
+  /** Milliseconds the instance's event loop has been busy so far (its thread's share of the CPU). */
+  busyMs: () => number;
+  stop: () => Promise<void>;
+}
+
+async function startInstance(config: ServerConfigInput): Promise<Instance> {
   const port = await freePort();
   const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
   const worker = new Worker(bootstrap, { eval: true, workerData: { scaleoutInstance: { config: merge(config, { server: { url: `http://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port } } }), port } } });
@@ -81,6 +92,7 @@ async function startInstance(config: ServerConfigInput): Promise<{ url: URL; sto
   });
   return {
     url: new URL(`http://127.0.0.1:${port}`),
+    busyMs: () => worker.performance.eventLoopUtilization().active,
     stop: async () => {
       await new Promise<void>((resolve) => { worker.once('message', () => resolve()); worker.postMessage('stop'); });
       await worker.terminate();
@@ -149,17 +161,17 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     stops.push(a.stop);
     await lifecycles([a.url], alice, 1_000, 8); // warm-up: JIT, connections, PostgreSQL caches
     const batchesBefore = await writeBatches(a.url);
-    const one = await measured(pg, () => lifecycles([a.url], alice, seconds * 1000, 16));
+    const one = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, 16));
     const batchesAfter = await writeBatches(a.url);
     const b = await startInstance(config);
     stops.push(b.stop);
     await lifecycles([a.url, b.url], alice, 1_000, 8);
-    const two = await measured(pg, () => lifecycles([a.url, b.url], alice, seconds * 1000, 32));
+    const two = await measured(pg, a, () => lifecycles([a.url, b.url], alice, seconds * 1000, 32));
     // The same single-instance load over PostgreSQL's Unix socket, as a server on the database's host would connect:
     // every query is a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
     const local = await startInstance(merge(config, { storage: { url: pg.socketUrl('stint_bench') } }));
     await lifecycles([local.url], alice, 1_000, 8);
-    const socket = await measured(pg, () => lifecycles([local.url], alice, seconds * 1000, 16)).finally(() => local.stop());
+    const socket = await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, 16)).finally(() => local.stop());
     const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
     return {
       lifecycles_per_s_pg: Math.round(one.rate),
@@ -167,6 +179,8 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       // Where the time goes (2 cores): CPU per lifecycle in Node (load generator + instances) and in PostgreSQL.
       node_cpu_ms_per_lifecycle: Number(one.nodeCpuMs.toFixed(2)),
       pg_cpu_ms_per_lifecycle: Number(one.pgCpuMs.toFixed(2)),
+      // The instance's own event loop, busy ms per lifecycle: at 1000 / this the one instance is saturated.
+      server_ms_per_lifecycle: Number(one.serverMs.toFixed(2)),
       lifecycles_per_s_pg_socket: Math.round(socket.rate),
       changes_per_commit: Number(((batchesAfter.sum - batchesBefore.sum) / Math.max(1, batchesAfter.count - batchesBefore.count)).toFixed(1)),
       cross_instance_event_p99_ms: percentile(latencies, 99),
