@@ -179,10 +179,6 @@ export class PgEventBus implements TxNotifyingBus {
   ownIds(ids: number[]): void {
     // Ours from now on: a read prompted by another instance may see them committed before we publish them, and
     // must not deliver them a second time. (Ids of a transaction that rolls back are never seen.)
-    this.markOwn(ids);
-  }
-
-  private markOwn(ids: number[]): void {
     for (const id of ids) {
       this.own.add(id);
       if (this.own.size > 10_000) this.own.delete(this.own.values().next().value!);
@@ -190,7 +186,7 @@ export class PgEventBus implements TxNotifyingBus {
   }
 
   publish(events: StoredEvent[]): void {
-    this.markOwn(events.map((e) => e.id));
+    this.ownIds(events.map((e) => e.id));
     // The cursor does not move past our own events here: another instance's event with a lower id may be
     // committed but not yet announced. Reads skip ours by id.
     this.local.publish(events);
