@@ -9,6 +9,7 @@ import { BASTION_TOKEN, startGrantServer, type RunningGrantServer, type StartOpt
 import { serviceDir } from '../harness/tmp';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';
+import { bastionStream } from './bastion-stream';
 
 const bastion = { authorization: `Bearer ${BASTION_TOKEN}` };
 // Grants that stay active until the test releases them, without approvals.
@@ -20,27 +21,6 @@ const overrides = {
     },
   },
 };
-
-/** A bastion's live feed of grant ends from one instance (what the kill companion reads). */
-async function bastionStream(url: string): Promise<{ ended: () => BastionEndedEvent[]; close: () => void }> {
-  const controller = new AbortController();
-  const response = await fetch(`${url}/v1/bastion/events`, { headers: bastion, signal: controller.signal });
-  expect(response.status).toBe(200);
-  let text = '';
-  void (async () => {
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString();
-    } catch {
-      // aborted
-    }
-  })();
-  await until('the bastion stream to open', () => text.includes(': connected'));
-  return {
-    ended: () => text.split('\n\n').filter((block) => block.startsWith('event: ended\n'))
-      .map((block) => JSON.parse(block.split('\n').find((line) => line.startsWith('data: '))!.slice('data: '.length)) as BastionEndedEvent),
-    close: () => controller.abort(),
-  };
-}
 
 /** An active grant of alice's, activated on `url` with a fresh key; returns its id and the key's base64 body. */
 async function activeGrant(url: string, token: string, label: string): Promise<{ grantId: string; key: string }> {
