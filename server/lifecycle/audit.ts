@@ -42,10 +42,6 @@ function rowHash(row: Omit<Row, 'hash'>): string {
 export class AuditChain {
   private head: { seq: number; hash: string } | undefined;
 
-  async append(trx: Transaction<Database> | Db, input: AuditInput): Promise<void> {
-    await this.appendMany(trx, [input]);
-  }
-
   /** Append rows in order, with one read of the head (if not known) and one insert per 500 rows. */
   async appendMany(trx: Transaction<Database> | Db, inputs: AuditInput[]): Promise<void> {
     if (inputs.length === 0) return;
