@@ -52,7 +52,42 @@ if (e2e?.stats) {
 } else {
   console.log('playwright: no report (the run did not finish)');
 }
+// CI keeps only the tail of the output, so the names of failed tests (and the first line of why) go last.
+for (const line of failedTests(vitest, e2e)) console.log(line);
 for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name} (${r.seconds}s)`);
+function firstLine(text) {
+  const line = String(text ?? '').replace(/\u001b\[[0-9;]*m/g, '').split('\n').find((l) => l.trim()) ?? '';
+  return line.trim().slice(0, 300);
+}
+
+function failedTests(vitestReport, e2eReport) {
+  const lines = [];
+  for (const file of vitestReport?.testResults ?? []) {
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== 'failed') continue;
+      lines.push(`failed: ${file.name.replace(process.cwd() + '/', '')} › ${t.fullName}`);
+      lines.push(`        ${firstLine(t.failureMessages?.[0])}`);
+    }
+    if (file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed')) {
+      lines.push(`failed: ${file.name.replace(process.cwd() + '/', '')} (the file itself)`);
+      lines.push(`        ${firstLine(file.message)}`);
+    }
+  }
+  const walk = (suite, titles) => {
+    for (const spec of suite.specs ?? []) {
+      for (const test of spec.tests ?? []) {
+        if (test.status === 'expected' || test.status === 'skipped') continue;
+        const error = test.results?.find((r) => r.error)?.error;
+        lines.push(`${test.status}: ${spec.file}:${spec.line} › ${[...titles, spec.title].join(' › ')}`);
+        lines.push(`        ${firstLine(error?.message)}`);
+      }
+    }
+    for (const child of suite.suites ?? []) walk(child, [...titles, child.title].filter(Boolean));
+  };
+  for (const suite of e2eReport?.suites ?? []) walk(suite, []);
+  return lines;
+}
+
 const stagesFailed = results.filter((r) => !r.ok).length;
 if (stagesFailed && failed === 0) failed = stagesFailed; // a failing lint/typecheck stage counts as a failure
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
