@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import pg from 'pg';
-import { Client as SshClient, utils as sshUtils } from 'ssh2';
+import { Client as SshClient } from 'ssh2';
+import { generateGrantKey } from '../../electron/core/vault';
 import { chromium } from 'playwright-core';
 import { startPostgres, type PostgresInstance } from './postgres';
 import { startSshd, type SshdInstance } from './sshd';
@@ -38,11 +39,11 @@ describe('harness', () => {
   });
 
   it('sshd forwards to the permitted database and refuses other targets', async () => {
-    const keys = sshUtils.generateKeyPairSync('ed25519');
-    sshd.setAuthorizedKeys([`restrict,port-forwarding ${keys.public}`]);
+    const keys = generateGrantKey('stint-smoke'); // ssh2's own generator spoils about one key in 256
+    sshd.setAuthorizedKeys([`restrict,port-forwarding ${keys.publicKey}`]);
     const ssh = new SshClient();
     await new Promise<void>((resolve, reject) => {
-      ssh.once('ready', () => resolve()).once('error', reject).connect({ host: sshd.host, port: sshd.port, username: sshd.user, privateKey: keys.private });
+      ssh.once('ready', () => resolve()).once('error', reject).connect({ host: sshd.host, port: sshd.port, username: sshd.user, privateKey: keys.privateKey });
     });
     try {
       const local = netServer((socket) => {
