@@ -10,7 +10,7 @@ import type {
 } from '../../shared/contract/http';
 import type { ServerEvent } from '../../shared/contract/events';
 import type { RequestState, GrantState } from '../../shared/contract/http';
-import { grantTransition, requestTransition, type GrantEvent, type RequestEvent } from '../../shared/domain/lifecycle';
+import { grantTransition, requestTransition, REQUEST_STATES, type GrantEvent, type RequestEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
 import type { ServerConfig } from '../config';
 import { canonicalJson, policyHash } from '../config';
@@ -29,6 +29,7 @@ import { AuditChain, chainRows, lockAuditHead, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
 import { hasRemoteEvents, hasTxNotify } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
+import { isStalePlan } from '../storage/pg-prepared';
 
 type Tx = Transaction<Database>;
 type RequestRow = Selectable<RequestsTable>;
@@ -74,6 +75,8 @@ const REVOKE_CONCURRENCY = 2;
 const REVOKE_BATCH = 50;
 /** A timed transition that found its row held by another transaction looks again after this long. */
 const CLAIM_RETRY_MS = 500;
+/** The request states an activation may start from (see shared/domain/lifecycle.ts). */
+const ACTIVATABLE = REQUEST_STATES.filter((state) => requestTransition(state, 'activated').ok);
 const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
@@ -677,15 +680,21 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {
-    // Two queries (each costs a round trip and its compile on a busy server): the scalar signals together, then history.
+    // One round trip (each costs a syscall each way on a busy server): the scalar signals, joined to the recent history
+    // (one row per past request, the signals repeated; a user with no history still gets the one row of signals).
     const seenValue = (kind: 'device' | 'ip', value: string) => this.db.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
-    const signals = await this.db.selectNoFrom((eb) => [
+    const signalsQuery = this.db.selectNoFrom((eb) => [
       eb.exists(seenValue('device', deviceId ?? '')).as('device_seen'),
       eb.exists(seenValue('ip', ip ?? '')).as('ip_seen'),
       eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', 'stepup.failed').where('at', '>', now - 3600_000).as('failures'),
-    ]).executeTakeFirstOrThrow();
-    const history = await this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
-      .orderBy('created_at', 'desc').limit(50).execute();
+    ]).as('signals');
+    const historyQuery = this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
+      .orderBy('created_at', 'desc').limit(50).as('history');
+    const rows = await this.db.selectFrom(signalsQuery).leftJoin(historyQuery, (join) => join.onTrue())
+      .select(['signals.device_seen', 'signals.ip_seen', 'signals.failures', 'history.created_at'])
+      .execute();
+    const signals = rows[0]!;
+    const history = rows.filter((r) => r.created_at !== null).map((r) => ({ created_at: r.created_at! }));
     // SQLite answers EXISTS with 0/1, PostgreSQL with a boolean.
     const deviceSeen = Boolean(signals.device_seen);
     const ipSeen = Boolean(signals.ip_seen);
@@ -939,23 +948,29 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const bastion = this.deps.config.bastions[entry.resource.bastion]!;
 
     const started = await this.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
-      const current = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
-      const step = requestTransition(current.state as RequestState, 'activated');
-      if (!step.ok || current.grant_id) return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
-      const inUse = await ctx.trx.selectFrom('grants').select('id').where('key_base64', '=', keyBase64).where('state', '=', 'active').executeTakeFirst();
-      if (inUse) return fail(409, 'key_in_use', 'this public key belongs to another active grant; generate a new key per grant', { audit: true });
       const now = this.now();
+      // Built from the request read above: the fields copied are fixed when a request is created.
       const grant: GrantRow = {
-        id: newId('gr'), request_id: id, owner: current.requester, resource_id: current.resource_id, level: current.level, state: 'active',
-        starts_at: now, ends_at: now + current.duration_seconds * 1000, ended_at: null, end_reason: null, extended_seconds: 0,
+        id: newId('gr'), request_id: id, owner: row.requester, resource_id: row.resource_id, level: row.level, state: 'active',
+        starts_at: now, ends_at: now + row.duration_seconds * 1000, ended_at: null, end_reason: null, extended_seconds: 0,
         revocation: 'none', revoke_attempts: 0, next_revoke_at: null, last_revoke_error: null, db_username: null,
         key_type: keyType, key_base64: keyBase64, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
-        target_port: entry.resource.target.port, break_glass: current.break_glass, policy_version: current.policy_version,
+        target_port: entry.resource.target.port, break_glass: row.break_glass, policy_version: row.policy_version,
       };
-      await ctx.trx.insertInto('grants').values(grant).execute();
-      await ctx.trx.updateTable('requests').set({ grant_id: grant.id }).where('id', '=', id).execute();
-      await ctx.audit({ at: now, actor: user.sub, subject: current.requester, action: 'request.activated', requestId: id, grantId: grant.id, resourceId: current.resource_id, policyVersion: current.policy_version, detail: { keyType, keySha256: sha256(keyBase64) } });
-      await this.emitRequest(ctx, { ...current, grant_id: grant.id }, current.state as RequestState);
+      // Two statements, each its own check: the insert meets the unique index on active grants' keys (migration
+      // 0004: also between instances), and the update takes the request only while it is approved without a grant.
+      const inserted = await ctx.trx.insertInto('grants').values(grant).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return fail(409, 'key_in_use', 'this public key belongs to another active grant; generate a new key per grant', { audit: true });
+      const claimed = await ctx.trx.updateTable('requests').set({ grant_id: grant.id })
+        .where('id', '=', id).where('state', 'in', ACTIVATABLE).where('grant_id', 'is', null).where('extends_grant_id', 'is', null)
+        .returningAll().executeTakeFirst();
+      if (!claimed) {
+        // Activated or ended meanwhile (another instance, a retry): take the grant back within this same transaction.
+        await ctx.trx.deleteFrom('grants').where('id', '=', grant.id).execute();
+        return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
+      }
+      await ctx.audit({ at: now, actor: user.sub, subject: claimed.requester, action: 'request.activated', requestId: id, grantId: grant.id, resourceId: claimed.resource_id, policyVersion: claimed.policy_version, detail: { keyType, keySha256: sha256(keyBase64) } });
+      await this.emitRequest(ctx, claimed, claimed.state as RequestState);
       return ok(grant);
     });
     if (!started.ok) return this.refuse(user, 'request.activate', started.error, refs);
@@ -1008,18 +1023,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** End an active grant (deadline, release, revoke, failed activation) and start revoking its credentials. */
   async endGrant(id: string, event: Exclude<GrantEvent, 'extended'>, actor: string, reason: string, options: { due?: boolean; owner?: string } = {}): Promise<Outcome<Grant>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ grant: Grant; row: GrantRow }>> => {
-      const row = options.due ? await this.lockRow(ctx.trx.selectFrom('grants').selectAll().where('id', '=', id), true).executeTakeFirst() : await this.lockGrantForChange(ctx.trx, id);
-      if (!row && options.due) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
-      if (!row || (options.owner !== undefined && row.owner !== options.owner)) return fail(404, 'grant_not_found', `no grant ${id}`);
-      const step = grantTransition(row.state as GrantState, event);
-      if (!step.ok) return fail(409, step.code, step.message, { audit: true });
-      const now = this.now();
-      // A deadline timer armed before an extension (perhaps by another instance) must not end the grant early.
-      if (options.due && Number(row.ends_at) > now) return fail(409, 'not_due', `grant ${id} now ends at ${iso(row.ends_at)}`, { audit: false, extra: { endsAt: Number(row.ends_at) } });
-      const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? now : null };
-      await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
-      const updated = { ...row, ...changes } as GrantRow;
-      await ctx.audit({ at: now, actor, subject: row.owner, action: `grant.${event}`, requestId: row.request_id, grantId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, detail: row.break_glass ? { breakGlass: true } : undefined });
+      const ended = options.due ? await this.endIfDue(ctx.trx, id, event, reason) : await this.endNow(ctx.trx, id, event, reason, options.owner);
+      if (!ended.ok) return ended;
+      const { updated, now } = ended.value;
+      await ctx.audit({ at: now, actor, subject: updated.owner, action: `grant.${event}`, requestId: updated.request_id, grantId: id, resourceId: updated.resource_id, reason, policyVersion: updated.policy_version, detail: updated.break_glass ? { breakGlass: true } : undefined });
       return ok({ grant: await this.emitGrant(ctx, updated), row: updated });
     });
     if (!result.ok) return result;
@@ -1032,6 +1039,46 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     }
     if (row.revocation === 'pending') void this.track(this.revokeCredentials(id));
     return ok(grant);
+  }
+
+  /** The deadline has come: claim the row (see lockRow) and end the grant unless an extension moved its deadline. */
+  private async endIfDue(trx: Tx, id: string, event: GrantEvent, reason: string): Promise<Outcome<{ updated: GrantRow; now: number }>> {
+    const row = await this.lockRow(trx.selectFrom('grants').selectAll().where('id', '=', id), true).executeTakeFirst();
+    if (!row) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
+    const step = grantTransition(row.state as GrantState, event);
+    if (!step.ok) return fail(409, step.code, step.message, { audit: true });
+    const now = this.now();
+    // A deadline timer armed before an extension (perhaps by another instance) must not end the grant early.
+    if (Number(row.ends_at) > now) return fail(409, 'not_due', `grant ${id} now ends at ${iso(row.ends_at)}`, { audit: false, extra: { endsAt: Number(row.ends_at) } });
+    const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? now : null };
+    await trx.updateTable('grants').set(changes).where('id', '=', id).execute();
+    return ok({ updated: { ...row, ...changes } as GrantRow, now });
+  }
+
+  /**
+   * End an active grant now (release, revoke, failed activation) in one statement on the common path: only an active
+   * grant can end, so the update's own condition is the transition check, and its row lock orders it after any change
+   * holding the row (an ended grant's row, perhaps held by a long revocation, is never waited for: it does not match).
+   * When nothing matched, one plain read says why.
+   */
+  private async endNow(trx: Tx, id: string, event: GrantEvent, reason: string, owner: string | undefined): Promise<Outcome<{ updated: GrantRow; now: number }>> {
+    const step = grantTransition('active', event);
+    if (!step.ok) return fail(409, step.code, step.message, { audit: true });
+    const now = this.now();
+    const updated = await trx.updateTable('grants')
+      .set({
+        state: step.to, ended_at: now, end_reason: reason,
+        revocation: sql<string>`case when db_username is null then 'done' else 'pending' end`,
+        next_revoke_at: sql<number | null>`case when db_username is null then null else cast(${now} as bigint) end`,
+      })
+      .where('id', '=', id).where('state', '=', 'active')
+      .$if(owner !== undefined, (q) => q.where('owner', '=', owner!))
+      .returningAll().executeTakeFirst();
+    if (updated) return ok({ updated, now });
+    const row = await trx.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || (owner !== undefined && row.owner !== owner)) return fail(404, 'grant_not_found', `no grant ${id}`);
+    const refused = grantTransition(row.state as GrantState, event);
+    return fail(409, 'illegal_transition', refused.ok ? `grant ${id} changed meanwhile; try again` : refused.message, { audit: true });
   }
 
   /** The deadline of an active grant has come: end it, claimed (see lockRow), or look again when it is not yet due. */
@@ -1360,7 +1407,9 @@ class ChangeFailed extends Error {
 /** PostgreSQL deadlock_detected / serialization_failure: the transaction may simply run again. */
 function isRetryableConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
+  // A stale prepared plan (a migration changed a table under this connection) fails the transaction once; the retry
+  // runs on a fresh connection (see storage/pg-prepared.ts).
+  return code === '40P01' || code === '40001' || isStalePlan(error);
 }
 
 export interface TxContext {

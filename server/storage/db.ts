@@ -10,6 +10,7 @@ import pg from 'pg';
 import type { Database } from './schema';
 import { migrations } from './migrations';
 import { stepUpMigrations } from '../stepup/store';
+import { preparingPool } from './pg-prepared';
 
 export type Db = Kysely<Database>;
 
@@ -108,7 +109,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
   // An idle connection dropped by the server (restart, failover) emits 'error' on the pool; without a listener
   // that would crash the process. The next query opens a fresh connection.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
   return {
     db,
     dialect: 'postgres',

@@ -73,6 +73,29 @@ describe('request and grant lifecycle', () => {
     expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(409);
   });
 
+  it('one SSH key opens one active grant: a second activation with it is refused and leaves its request activatable', async () => {
+    const key = ed25519PublicKeyLine();
+    const first = await create(alice, { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' });
+    const second = await create(alice, { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' });
+    const opened = await alice.post(`/v1/requests/${first.id}/activate`, { publicKey: key });
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const grant = ActivateResult.parse(opened.body).grant;
+
+    const refused = await alice.post(`/v1/requests/${second.id}/activate`, { publicKey: key });
+    expect(refused.status).toBe(409);
+    expect(Problem.parse(refused.body).code).toBe('key_in_use');
+    const untouched = (await alice.get(`/v1/requests/${second.id}`)).body;
+    expect(untouched.request).toMatchObject({ state: 'approved' });
+    expect(untouched.request.grantId ?? null).toBeNull();
+    expect(GrantList.parse((await alice.get('/v1/grants')).body).grants.filter((g) => g.requestId === second.id)).toEqual([]);
+
+    // Once the first grant has ended the key is free again (the agent still makes a fresh one per grant).
+    expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(200);
+    const reused = await alice.post(`/v1/requests/${second.id}/activate`, { publicKey: key });
+    expect(reused.status, JSON.stringify(reused.body)).toBe(201);
+    await alice.post(`/v1/grants/${ActivateResult.parse(reused.body).grant.id}/release`, {});
+  });
+
   it('needs N-of-M distinct approvers: one person fills one slot, and the rules all hold', async () => {
     const request = await prodRequest(alice);
     expect(request.state).toBe('pending_approval');
