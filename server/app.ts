@@ -68,7 +68,7 @@ const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export async function buildServer(opts: BuildServerOptions): Promise<GrantServer> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
-  const store = openStore(config.storage.url, { pool: config.storage.pool });
+  const store = openStore(config.storage.url, { pool: config.storage.pool, preparedStatements: config.storage.preparedStatements });
   if (config.storage.autoMigrate) await store.migrate();
   const metrics = new Metrics({ defaults: true });
   // On PostgreSQL other instances may share the database: their events reach our SSE clients through NOTIFY.

@@ -166,6 +166,11 @@ export const ServerConfig = z.strictObject({
      * slow (a database across a network), so one batch's waits do not hold up the next.
      */
     writeConcurrency: z.number().int().min(1).max(64).default(1),
+    /**
+     * PostgreSQL only: name (prepare) statements so each connection parses them once. Turn off behind a pooler that
+     * cannot carry prepared statements across its server connections (PgBouncer before 1.21 in transaction mode).
+     */
+    preparedStatements: z.boolean().default(true),
   }).refine((storage) => storage.writeConcurrency < storage.pool.max, {
     message: 'storage.writeConcurrency must be below storage.pool.max (reads and revocations need connections too)',
     path: ['writeConcurrency'],

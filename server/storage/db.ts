@@ -37,6 +37,8 @@ export function sqlitePath(url: string): string {
 export interface StoreOptions {
   /** PostgreSQL pool limits (see storage.pool in the config). */
   pool?: { max?: number; connectTimeoutMs?: number };
+  /** PostgreSQL: prepare statements per connection (default true; see storage.preparedStatements in the config). */
+  preparedStatements?: boolean;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -109,7 +111,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
   // An idle connection dropped by the server (restart, failover) emits 'error' on the pool; without a listener
   // that would crash the process. The next query opens a fresh connection.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: options.preparedStatements === false ? pool : preparingPool(pool) }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
   return {
     db,
     dialect: 'postgres',

@@ -187,7 +187,7 @@ export const migrations: Record<string, Migration> = {
     // One active grant per SSH key, enforced by the database: the activation's insert is its own key check (one
     // statement instead of a read and an insert) and two instances activating with one key at once cannot both win.
     async up(db: Kysely<any>) {
-      await db.schema.createIndex('grants_active_key').unique().on('grants').column('key_base64').where(sql.ref('state'), '=', 'active').execute();
+      await db.schema.createIndex('grants_active_key').ifNotExists().unique().on('grants').column('key_base64').where(sql.ref('state'), '=', 'active').execute();
     },
     async down(db: Kysely<any>) {
       await db.schema.dropIndex('grants_active_key').ifExists().execute();

@@ -31,6 +31,17 @@ describe('prepared statements on PostgreSQL', () => {
     expect(prepared.rows.some((r) => r.statement.includes('"kind" = $2'))).toBe(true);
   });
 
+  it('prepares nothing when storage.preparedStatements is off (for a pooler that cannot carry them)', async () => {
+    const plain = openStore(pg.adminUrl('stint_prepared'), { pool: { max: 1 }, preparedStatements: false });
+    try {
+      for (let i = 0; i < 3; i++) expect(await plain.db.selectFrom('seen').select('value').where('user_sub', '=', 'alice').execute()).toEqual([{ value: 'd1' }]);
+      const prepared = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements`.execute(plain.db);
+      expect(prepared.rows[0]!.n).toBe(0);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('a column added under it: a plain read runs on with the new column, a transaction fails once then works', async () => {
     expect(Object.keys((await seen('alice'))[0]!)).not.toContain('note');
     await pg.query('alter table seen add column note text', [], 'stint_prepared');
