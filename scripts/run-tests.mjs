@@ -4,6 +4,7 @@
 // earlier one failed, so one run shows everything that is wrong; the exit code is non-zero if any stage failed.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
 
 const results = [];
 let passed = 0;
@@ -56,7 +57,7 @@ if (e2e?.stats) {
 for (const line of failedTests(vitest, e2e)) console.log(line);
 for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name} (${r.seconds}s)`);
 function firstLine(text) {
-  const line = String(text ?? '').replace(/\u001b\[[0-9;]*m/g, '').split('\n').find((l) => l.trim()) ?? '';
+  const line = stripVTControlCharacters(String(text ?? '')).split('\n').find((l) => l.trim()) ?? '';
   return line.trim().slice(0, 300);
 }
 
