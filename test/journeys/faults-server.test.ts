@@ -55,7 +55,8 @@ describe('faults: the grant server', () => {
     expect(roleGoneAt - endsAt).toBeLessThan(5_000);
     const localEndAt = await ended;
     expect(Math.abs(localEndAt - endsAt)).toBeLessThan(1_500);
-    expect(await portRefuses(connection.port)).toBe(true);
+    // The listener's close completes just after the end is reported (seen once in CI under load): within a second.
+    await expect.poll(() => portRefuses(connection.port), { timeout: 1_000, interval: 50 }).toBe(true);
     await expect.poll(async () => (await api(stack, token, 'GET', `/v1/grants/${grantId}`)).body.grant, { timeout: 5_000 })
       .toMatchObject({ state: 'ended', revocation: 'done' });
     await alice.agent.dispose();
