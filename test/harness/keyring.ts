@@ -36,7 +36,8 @@ export async function startKeyring(): Promise<KeyringInstance> {
     if (store.code !== 0) return undefined;
     await run('secret-tool', ['clear', 'stint-harness', 'probe'], { env: { ...process.env, ...env } });
     return true;
-  }, 15_000, 200);
+    // 30 s: on a loaded 2-core CI machine the daemon once needed more than 15 s to answer its first store.
+  }, 30_000, 200);
   return {
     env,
     stop: async () => {
