@@ -56,6 +56,9 @@ export interface LifecycleDeps {
 
 export interface RequestContext { ip?: string }
 
+// Predicates that match a partial index's WHERE are written as literals: a prepared statement's generic plan
+// cannot prove that a parameter satisfies the index predicate, and falls back to scanning the whole table.
+const REVOKING = [sql.lit('pending'), sql.lit('retrying')];
 const SYSTEM = 'system';
 const REVOKE_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
 /** A grant stuck without credentials this long after activation began (server died mid-issue) is failed. */
@@ -212,7 +215,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       if (Number(r.expires_at) <= now) due.push(this.expireRequest(r.id));
       else this.schedule(`req:${r.id}`, Number(r.expires_at), () => this.expireRequest(r.id));
     }
-    const grants = await this.db.selectFrom('grants').select(['id', 'ends_at', 'db_username', 'starts_at']).where('state', '=', 'active')
+    const grants = await this.db.selectFrom('grants').select(['id', 'ends_at', 'db_username', 'starts_at']).where('state', '=', sql.lit('active'))
       .$if(!arm, (q) => q.where((eb) => eb.or([eb('ends_at', '<=', now), eb('db_username', 'is', null)]))).execute();
     for (const g of grants) {
       if (g.db_username === null && Number(g.starts_at) + ISSUE_STALE_MS <= now && !this.timers.has(`issuing:${g.id}`)) {
@@ -226,7 +229,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const settled = await Promise.allSettled(due);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const revocations = await this.db.selectFrom('grants').select(['id', 'next_revoke_at']).where('revocation', 'in', ['pending', 'retrying']).execute();
+    const revocations = await this.db.selectFrom('grants').select(['id', 'next_revoke_at']).where('revocation', 'in', REVOKING).execute();
     for (const g of revocations) {
       if (this.revoking.has(g.id) || (!arm && this.timers.has(`revoke:${g.id}`))) continue;
       const at = Number(g.next_revoke_at ?? now);
@@ -686,7 +689,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const signalsQuery = this.db.selectNoFrom((eb) => [
       eb.exists(seenValue('device', deviceId ?? '')).as('device_seen'),
       eb.exists(seenValue('ip', ip ?? '')).as('ip_seen'),
-      eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', 'stepup.failed').where('at', '>', now - 3600_000).as('failures'),
+      eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', sql.lit('stepup.failed')).where('at', '>', now - 3600_000).as('failures'),
     ]).as('signals');
     const historyQuery = this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
       .orderBy('created_at', 'desc').limit(50).as('history');
@@ -1160,7 +1163,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
     return this.transactNow(async (ctx) => {
       const now = this.now();
-      const rows = await ctx.trx.selectFrom('grants').selectAll().where('id', 'in', ids).where('revocation', 'in', ['pending', 'retrying']).where('db_username', 'is not', null)
+      const rows = await ctx.trx.selectFrom('grants').selectAll().where('id', 'in', ids).where('revocation', 'in', REVOKING).where('db_username', 'is not', null)
         .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
       const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
       const retryAt = new Map<string, number>();
@@ -1200,7 +1203,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
   async pendingRevocations(): Promise<number> {
-    const n = await this.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', ['pending', 'retrying']).executeTakeFirst();
+    const n = await this.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', REVOKING).executeTakeFirst();
     return Number(n?.n ?? 0);
   }
 

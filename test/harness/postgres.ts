@@ -43,6 +43,8 @@ export interface PostgresOptions {
   /** Keep the cluster in this dir and reuse it on the next start (the demo); default: a fresh temp dir. */
   dir?: string;
   port?: number;
+  /** Extra server settings (`-c name=value`), e.g. to load pg_stat_statements for a measurement. */
+  settings?: Record<string, string>;
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
@@ -65,7 +67,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const as = runAs ? { uid: runAs.uid, gid: runAs.gid } : {};
   if (!reuse) await mustRun(join(PG_BIN, 'initdb'), ['-D', data, '-U', adminUser, `--pwfile=${pwfile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions'], { ...as, cwd: dir });
   const port = options.port ?? await freePort();
-  const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sockets}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300', '-c', 'password_encryption=scram-sha-256'];
+  const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sockets}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300', '-c', 'password_encryption=scram-sha-256', ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
   let proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
   const database = options.database ?? 'appdb';
   const adminUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/${db}`;
