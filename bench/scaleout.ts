@@ -6,8 +6,9 @@
 //                                 (receipt − event instant).
 //   node_/pg_cpu_ms_per_lifecycle — CPU per lifecycle of the one-instance run: this process (load generator and
 //                                 instance) and PostgreSQL's backends. On 2 cores their sum bounds the rate.
-//   server_ms_per_lifecycle    — the instance's event loop busy time per lifecycle (one thread: 1000 / this bounds
-//                                 one instance).
+//   server_ms_per_lifecycle    — the instance's event loop busy time per lifecycle (wall time: on a loaded machine
+//                                 it includes time the thread waited for a CPU, e.g. after waking PostgreSQL).
+//   instance_/load_cpu_ms_per_lifecycle — CPU per lifecycle of the instance's thread and of the load generator.
 //   lifecycles_per_s_pg_socket — one instance again, connected over PostgreSQL's Unix socket instead of TCP.
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
@@ -47,15 +48,19 @@ async function pgCpuMs(pg: PostgresInstance): Promise<number> {
 }
 
 /** Lifecycles per second, and CPU per lifecycle: this process (load generator and instances) and PostgreSQL's backends. */
-async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number }> {
+async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number; instanceCpuMs: number; loadCpuMs: number }> {
   const pg0 = await pgCpuMs(pg);
   const cpu0 = process.cpuUsage();
   const busy0 = instance.busyMs();
+  const instance0 = await instance.cpuMs();
+  const load0 = threadCpuMs();
   const { rate, count } = await run();
   const busy = instance.busyMs() - busy0;
   const cpu = process.cpuUsage(cpu0);
+  const load = threadCpuMs() - load0;
+  const instanceCpu = await instance.cpuMs() - instance0;
   const pg1 = await pgCpuMs(pg);
-  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count };
+  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count, instanceCpuMs: instanceCpu / count, loadCpuMs: load / count };
 }
 
 function percentile(values: number[], p: number): number {
@@ -70,15 +75,26 @@ if (!isMainThread && (workerData as { scaleoutInstance?: InstanceInput } | undef
   void (async () => {
     const server = await buildServer({ config: validateConfig(input.config, 'bench config'), credentials: noop, env: { ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders' } });
     await server.app.listen({ host: '127.0.0.1', port: input.port });
-    parentPort!.on('message', () => { void server.close().then(() => parentPort!.postMessage({ stopped: true })); });
+    parentPort!.on('message', (message: 'stop' | 'cpu') => {
+      if (message === 'cpu') parentPort!.postMessage({ cpuMs: threadCpuMs() });
+      else void server.close().then(() => parentPort!.postMessage({ stopped: true }));
+    });
     parentPort!.postMessage({ ready: true });
   })().catch((error: unknown) => parentPort!.postMessage({ error: String((error as Error)?.stack ?? error) }));
 }
 
+/** CPU time (ms, user + system) of the calling thread so far (Linux: /proc/thread-self). */
+function threadCpuMs(): number {
+  const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+}
+
 interface Instance {
   url: URL;
-  /** Milliseconds the instance's event loop has been busy so far (its thread's share of the CPU). */
+  /** Milliseconds the instance's event loop has been busy so far (wall time: includes time it waited for a CPU). */
   busyMs: () => number;
+  /** CPU milliseconds the instance's thread has used so far. */
+  cpuMs: () => Promise<number>;
   stop: () => Promise<void>;
 }
 
@@ -93,6 +109,15 @@ async function startInstance(config: ServerConfigInput): Promise<Instance> {
   return {
     url: new URL(`http://127.0.0.1:${port}`),
     busyMs: () => worker.performance.eventLoopUtilization().active,
+    cpuMs: () => new Promise<number>((resolve) => {
+      const answer = (m: { cpuMs?: number }) => {
+        if (m.cpuMs === undefined) return;
+        worker.off('message', answer);
+        resolve(m.cpuMs);
+      };
+      worker.on('message', answer);
+      worker.postMessage('cpu');
+    }),
     stop: async () => {
       await new Promise<void>((resolve) => { worker.once('message', () => resolve()); worker.postMessage('stop'); });
       await worker.terminate();
@@ -181,6 +206,9 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       pg_cpu_ms_per_lifecycle: Number(one.pgCpuMs.toFixed(2)),
       // The instance's own event loop, busy ms per lifecycle: at 1000 / this the one instance is saturated.
       server_ms_per_lifecycle: Number(one.serverMs.toFixed(2)),
+      // CPU, not wall time: the instance's thread and the load generator's (the main thread).
+      instance_cpu_ms_per_lifecycle: Number(one.instanceCpuMs.toFixed(2)),
+      load_cpu_ms_per_lifecycle: Number(one.loadCpuMs.toFixed(2)),
       lifecycles_per_s_pg_socket: Math.round(socket.rate),
       changes_per_commit: Number(((batchesAfter.sum - batchesBefore.sum) / Math.max(1, batchesAfter.count - batchesBefore.count)).toFixed(1)),
       cross_instance_event_p99_ms: percentile(latencies, 99),

@@ -15,7 +15,7 @@ import type { z } from 'zod';
 import type { ServerConfig } from '../config';
 import { canonicalJson, policyHash } from '../config';
 import type { Clock } from '../clock';
-import type { Store, Db } from '../storage/db';
+import { together, type Store, type Db } from '../storage/db';
 import type { Database, EventsTable, GrantsTable, RequestsTable } from '../storage/schema';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
@@ -25,7 +25,7 @@ import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
-import { AuditChain, chainRows, lockAuditHead, type AuditInput } from './audit';
+import { AuditChain, chainRows, lockAuditHead, lockAuditHeadAlongside, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
 import { hasRemoteEvents, hasTxNotify } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
@@ -113,6 +113,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly shared: boolean;
   /** Grant ends from other instances already announced to this instance's bastion listeners. */
   private readonly remoteEnds = new Set<string>();
+  /** Audit head positions this instance wrote (recent ones), and until when others are taken to be appending too. */
+  private readonly ownHeads = new Set<number>();
+  private othersAppendUntil = 0;
+  /** Approved requests this instance created, by id: their fixed fields (see rememberFacts). */
+  private readonly requestFacts = new Map<string, RequestFacts>();
 
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
@@ -299,18 +304,39 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** Run changes in one transaction now, outside the queue (a revocation holding its row lock across a provider call). */
   private transactNow<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }]);
+      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }], { outsideQueue: true });
     });
   }
 
-  private async runBatch(batch: QueuedWrite[]): Promise<void> {
+  /**
+   * Whether a queued batch takes the audit head lock with its first statement rather than at its end. Taken early,
+   * the lock costs no round trip of its own (it travels with BEGIN and the first change), but it is held for the
+   * whole batch: right while this instance is the only writer (its batches run one at a time anyway), wrong while
+   * others write too (their appends would wait for our whole batch). So early only while the head last found was one
+   * this instance wrote. Never for a batch outside the queue: a revocation holds it across provider calls.
+   */
+  private lockHeadEarly(batch: QueuedWrite[], options: { outsideQueue?: boolean }): boolean {
+    return this.shared && !options.outsideQueue && !batch.some((item) => item.exclusive) && this.now() >= this.othersAppendUntil;
+  }
+
+  /** Note who wrote the head just locked: another instance's append turns early locking off for a while. */
+  private sawHead(head: { seq: number }): void {
+    // (Before this instance's first append, the head is somebody's from before: no sign of anyone writing now.)
+    if (this.ownHeads.size > 0 && !this.ownHeads.has(head.seq)) this.othersAppendUntil = this.now() + OTHERS_APPEND_BACKOFF_MS;
+  }
+
+  private async runBatch(batch: QueuedWrite[], options: { outsideQueue?: boolean } = {}): Promise<void> {
     this.deps.metrics.writeBatch.observe(batch.length);
     const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; records: ChangeRecords }[] = [];
     let turn: PublishTurn | undefined;
     try {
       await this.db.transaction().execute(async (trx) => {
+        let head: Promise<{ seq: number; hash: string }> | undefined;
         if (this.shared && batch.some((item) => item.exclusive)) {
-          await lockAuditHead(trx);
+          head = Promise.resolve(await lockAuditHead(trx));
+        } else if (this.lockHeadEarly(batch, options)) {
+          head = lockAuditHeadAlongside(trx);
+          head.catch(() => {});
         }
         for (const item of batch) {
           const records: ChangeRecords = { audits: [], events: [] };
@@ -335,12 +361,15 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
             done.push({ item, ok: false, error, records: { audits: [], events: [] } });
           }
         }
-        turn = await this.flush(trx, done.filter((d) => d.ok).map((d) => d.records));
+        turn = await this.flush(trx, done.filter((d) => d.ok).map((d) => d.records), head);
       });
+      await turn?.appended;
     } catch (error) {
       turn?.release();
       this.audit.invalidate();
-      const cause = error instanceof ChangeFailed ? error.cause : error;
+      // The append rides with COMMIT unawaited; when it fails, COMMIT rolls back and its error is the one that counts.
+      const appendError = await turn?.appended.then(() => undefined, (e: unknown) => e);
+      const cause = error instanceof ChangeFailed ? error.cause : appendError ?? error;
       // Nothing of this batch was committed. A deadlock or serialization failure is nobody's fault: every change
       // runs again. Otherwise the change that threw gets its error and the others (aborted with it) run again.
       const retryable = isRetryableConflict(cause);
@@ -378,13 +407,17 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * serialised step across instances: the audit head row is locked from here to the commit, so the chain is
    * extended by one writer at a time, and event ids are assigned in commit order (SSE resume by id and the
    * cross-instance cursor stay exact). Row changes before this point are ordered by row locks instead (lockRow).
-   * The lock is held for three round trips: audit rows, head and events go in one statement, then NOTIFY, commit.
+   * The lock is held for one round trip: audit rows, head, events and NOTIFY go in one statement, sent with COMMIT.
    */
-  private async flush(trx: Tx, changes: ChangeRecords[]): Promise<PublishTurn | undefined> {
+  private async flush(trx: Tx, changes: ChangeRecords[], locked?: Promise<{ seq: number; hash: string }>): Promise<PublishTurn | undefined> {
     const audits = changes.flatMap((c) => c.audits);
     const events = changes.flatMap((c) => c.events);
-    if (audits.length === 0 && events.length === 0) return undefined;
-    const head = this.shared ? await lockAuditHead(trx) : undefined;
+    if (audits.length === 0 && events.length === 0) {
+      await locked;
+      return undefined;
+    }
+    const head = this.shared ? await (locked ?? lockAuditHead(trx)) : undefined;
+    if (head) this.sawHead(head);
     const previous = this.publishTail;
     let release!: () => void;
     this.publishTail = new Promise<void>((resolve) => { release = resolve; });
@@ -392,21 +425,45 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       const eventRows = events.map((e) => ({
         at: e.at, type: e.event.type, users: JSON.stringify(e.audience.users), groups: JSON.stringify(e.audience.groups), exclude: JSON.stringify(e.audience.exclude), payload: JSON.stringify(e.event),
       }));
-      const { ids, notified } = head ? await this.appendShared(trx, head, audits, eventRows) : { ids: await this.appendAlone(trx, audits, eventRows), notified: false };
-      // Ids come from one sequence in the order the rows were inserted; RETURNING's row order is not promised.
-      ids.sort((x, y) => x - y);
-      events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
-      // A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in
-      // commit order, and never for a change that rolled back.
-      if (ids.length > 0 && hasTxNotify(this.deps.bus)) {
-        if (notified) this.deps.bus.ownIds(ids);
-        else await this.deps.bus.notifyInTransaction(trx, ids);
+      const stored = (ids: number[]) => {
+        // Ids come from one sequence in the order the rows were inserted; RETURNING's row order is not promised.
+        ids.sort((x, y) => x - y);
+        events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
+      };
+      if (head) {
+        const shared = this.appendShared(trx, head, audits, eventRows);
+        if (shared.last) {
+          // The batch's last statement: not awaited, so COMMIT goes out in the same write (one round trip for both).
+          const appended = shared.last.then((ids) => {
+            stored(ids);
+            if (ids.length > 0 && hasTxNotify(this.deps.bus)) this.deps.bus.ownIds(ids);
+          });
+          appended.catch(() => {});
+          return { previous, release, appended };
+        }
+        const { ids, notified } = await shared.awaited!;
+        stored(ids);
+        await this.notify(trx, ids, notified);
+      } else {
+        const ids = await this.appendAlone(trx, audits, eventRows);
+        stored(ids);
+        await this.notify(trx, ids, false);
       }
     } catch (error) {
       release();
       throw error;
     }
-    return { previous, release };
+    return { previous, release, appended: Promise.resolve() };
+  }
+
+  /**
+   * A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in commit order,
+   * and never for a change that rolled back. `notified`: the append statement did it already.
+   */
+  private async notify(trx: Tx, ids: number[], notified: boolean): Promise<void> {
+    if (ids.length === 0 || !hasTxNotify(this.deps.bus)) return;
+    if (notified) this.deps.bus.ownIds(ids);
+    else await this.deps.bus.notifyInTransaction(trx, ids);
   }
 
   private async appendAlone(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
@@ -420,32 +477,37 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   /**
-   * PostgreSQL, holding the head row: audit rows, the new head, the events and their NOTIFY in one statement.
-   * `notified`: the NOTIFY was part of it.
+   * PostgreSQL, holding the head row: audit rows, the new head, the events and their NOTIFY in one statement, the
+   * batch's `last`, left unawaited so that COMMIT travels with it. Unusual batches take plain statements (`awaited`;
+   * `notified`: the NOTIFY was part of them).
    */
-  private async appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<{ ids: number[]; notified: boolean }> {
+  private appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): { last?: Promise<number[]>; awaited?: Promise<{ ids: number[]; notified: boolean }> } {
     const chained = chainRows(audits, head);
     const setHead = chained.head ?? head;
+    this.ownHeads.add(setHead.seq);
+    if (this.ownHeads.size > 1_000) this.ownHeads.delete(this.ownHeads.values().next().value!);
     const bus = this.deps.bus;
     if (chained.rows.length === 0 || chained.rows.length + eventRows.length > INSERT_CHUNK * 4 || !hasTxNotify(bus)) {
       // Events without audit rows, a very large batch (bound-parameter limits) or no cross-instance bus: plain statements.
-      for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
-      if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
-      return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
+      return {
+        awaited: (async () => {
+          for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
+          if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
+          return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
+        })(),
+      };
     }
     const appended = trx
       .with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq'))
       .with('moved', (db) => db.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).returning('id'));
-    if (eventRows.length === 0) {
-      await appended.selectFrom('moved').select('id').execute();
-      return { ids: [], notified: false };
-    }
+    if (eventRows.length === 0) return { last: appended.selectFrom('moved').select('id').execute().then(() => []) };
     // The notify CTE aggregates over the inserted ids and is joined into the result, so it runs exactly once.
-    const rows = await appended
-      .with('stored', (db) => db.insertInto('events').values(eventRows).returning('id'))
-      .with('told', (db) => db.selectFrom('stored').select(bus.notifyExpression().as('sent')))
-      .selectFrom(['stored', 'told']).select('stored.id').execute();
-    return { ids: rows.map((r) => Number(r.id)), notified: true };
+    return {
+      last: appended
+        .with('stored', (db) => db.insertInto('events').values(eventRows).returning('id'))
+        .with('told', (db) => db.selectFrom('stored').select(bus.notifyExpression().as('sent')))
+        .selectFrom(['stored', 'told']).select('stored.id').execute().then((rows) => rows.map((r) => Number(r.id))),
+    };
   }
 
   private txContext(trx: Tx, records: ChangeRecords): TxContext {
@@ -664,6 +726,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     };
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
+      this.rememberFacts(row);
       await this.remember(ctx.trx, user.sub, risk.newDevice ? body.deviceId : undefined, risk.newIp ? context.ip : undefined, now);
       const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
       await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
@@ -932,8 +995,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   // ---------------------------------------------------------------- activation
 
-  async activate(user: AuthUser, id: string, body: z.output<typeof ActivateBody>): Promise<Outcome<{ grant: Grant; connection: import('../../shared/contract/http').Connection }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * Keep the fields of a request this instance wrote that never change after creation, so that activating it needs
+   * no read first: the claim (a conditional update) checks the state, and only a refused claim reads the row to say why.
+   * Bounded; another instance, a restart or an evicted entry simply means one read.
+   */
+  private rememberFacts(row: RequestRow): void {
+    if (row.state !== 'approved' || row.extends_grant_id) return;
+    this.requestFacts.set(row.id, { id: row.id, requester: row.requester, resource_id: row.resource_id, level: row.level, duration_seconds: row.duration_seconds, break_glass: row.break_glass, policy_version: row.policy_version });
+    if (this.requestFacts.size > MAX_REMEMBERED_REQUESTS) this.requestFacts.delete(this.requestFacts.keys().next().value!);
+  }
+
+  /** Why this request cannot be activated now (expiring it if its window has passed), or undefined if it can. */
+  private async activationRefusal(user: AuthUser, id: string, row: RequestRow | undefined): Promise<Outcome<never> | undefined> {
     if (!row || row.requester !== user.sub) return this.refuse(user, 'request.activate', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
     if (row.state === 'approved' && !row.grant_id && Number(row.expires_at) <= this.now()) {
@@ -943,6 +1017,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     if (row.state !== 'approved' || row.grant_id || row.extends_grant_id) {
       return this.refuse(user, 'request.activate', { status: 409, code: 'illegal_transition', message: row.grant_id ? 'the request was already activated' : `the request is ${row.state.replace('_', ' ')}; only an approved request can be activated` }, refs);
     }
+    return undefined;
+  }
+
+  async activate(user: AuthUser, id: string, body: z.output<typeof ActivateBody>): Promise<Outcome<{ grant: Grant; connection: import('../../shared/contract/http').Connection }>> {
+    const readRow = () => this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    let row: RequestFacts | undefined = this.requestFacts.get(id);
+    if (!row || row.requester !== user.sub) {
+      const stored = await readRow();
+      const refused = await this.activationRefusal(user, id, stored);
+      if (refused) return refused;
+      row = stored!;
+    }
+    const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
     const credentials = this.deps.credentials;
     if (!credentials) return fail(503, 'credentials_unavailable', 'the server has no credential provider configured');
     const entry = this.catalog.entry(row.resource_id);
@@ -962,11 +1049,17 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       };
       // Two statements, each its own check: the insert meets the unique index on active grants' keys (migration
       // 0004: also between instances), and the update takes the request only while it is approved without a grant.
-      const inserted = await ctx.trx.insertInto('grants').values(grant).onConflict((oc) => oc.doNothing()).executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return fail(409, 'key_in_use', 'this public key belongs to another active grant; generate a new key per grant', { audit: true });
-      const claimed = await ctx.trx.updateTable('requests').set({ grant_id: grant.id })
-        .where('id', '=', id).where('state', 'in', ACTIVATABLE).where('grant_id', 'is', null).where('extends_grant_id', 'is', null)
-        .returningAll().executeTakeFirst();
+      // Issued together (one round trip); the rare loser of either check undoes the other within this transaction.
+      const [inserted, claim] = await together(ctx.trx,
+        ctx.trx.insertInto('grants').values(grant).onConflict((oc) => oc.doNothing()),
+        ctx.trx.updateTable('requests').set({ grant_id: grant.id })
+          .where('id', '=', id).where('state', 'in', ACTIVATABLE).where('grant_id', 'is', null).where('extends_grant_id', 'is', null).where('expires_at', '>', now)
+          .returningAll());
+      const claimed = claim.rows[0];
+      if (Number(inserted.numAffectedRows ?? 0) === 0) {
+        if (claimed) await ctx.trx.updateTable('requests').set({ grant_id: null }).where('id', '=', id).where('grant_id', '=', grant.id).execute();
+        return fail(409, 'key_in_use', 'this public key belongs to another active grant; generate a new key per grant', { audit: true });
+      }
       if (!claimed) {
         // Activated or ended meanwhile (another instance, a retry): take the grant back within this same transaction.
         await ctx.trx.deleteFrom('grants').where('id', '=', grant.id).execute();
@@ -976,7 +1069,16 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       await this.emitRequest(ctx, claimed, claimed.state as RequestState);
       return ok(grant);
     });
-    if (!started.ok) return this.refuse(user, 'request.activate', started.error, refs);
+    if (!started.ok) {
+      this.requestFacts.delete(id);
+      // Refused by the claim: the row says why (expired, decided otherwise, already activated).
+      if (started.error.code === 'illegal_transition') {
+        const refused = await this.activationRefusal(user, id, await readRow());
+        if (refused) return refused;
+      }
+      return this.refuse(user, 'request.activate', started.error, refs);
+    }
+    this.requestFacts.delete(id);
     const grant = started.value;
     this.unschedule(`req:${id}`);
     // Mark the issue as in flight so the sweep does not mistake it for one abandoned by a crash.
@@ -1299,6 +1401,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     };
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
+      this.rememberFacts(row);
       await ctx.audit({ at: now, actor: user.sub, subject: user.sub, action: 'request.created', requestId: row.id, grantId: grant.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { extension: true, seconds: body.durationSeconds } });
       return this.emitRequest(ctx, row, undefined);
     });
@@ -1398,7 +1501,18 @@ interface ChangeRecords {
 }
 
 /** A batch's place in the publish order: wait for `previous`, publish, then `release` the next. */
-interface PublishTurn { previous: Promise<void>; release: () => void }
+/** The fields of a request that never change after it is created: enough to activate it. */
+type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
+const MAX_REMEMBERED_REQUESTS = 10_000;
+/** After seeing another instance's append, batches take the audit head lock late for this long (see lockHeadEarly). */
+const OTHERS_APPEND_BACKOFF_MS = 10_000;
+
+interface PublishTurn {
+  previous: Promise<void>;
+  release: () => void;
+  /** Settles once the batch's audit rows and events are stored and the events know their ids (see flush). */
+  appended: Promise<void>;
+}
 
 /** A change threw inside a PostgreSQL batch (which is now aborted as a whole). */
 class ChangeFailed extends Error {

@@ -6,6 +6,13 @@
 // and would fill the cache with one-off plans, so they run unnamed, and each connection keeps at most
 // MAX_NAMED_PER_CONNECTION names.
 //
+// Pipelined: round trips, not statements, are what a lifecycle pays for here (each costs a syscall and a wake-up on
+// both sides). The pool's connections are in node-postgres's pipeline mode, and each connection sends the statements
+// issued within one turn of promise jobs in one write: BEGIN is held back until the first statement, a change may
+// issue independent statements together, and the write path lets COMMIT ride with the batch's last statement. A
+// statement whose answer nobody awaited and that failed still cannot be missed: COMMIT then answers ROLLBACK, which
+// is turned into an error here.
+//
 // Rolling upgrades: a migration that changes a table's columns invalidates a prepared `select *` with PostgreSQL's
 // "cached plan must not change result type" (0A000). Outside a transaction the statement is dropped and re-run once,
 // transparently; inside one the transaction is already aborted, so the error goes up (the write path retries it as a
@@ -30,16 +37,59 @@ class PreparingClient {
   private readonly named = new Set<string>();
   private inTransaction = false;
   private discard = false;
+  private pendingBegin: string | undefined;
+  private corked = false;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly client: pg.PoolClient, private readonly prepare: boolean) {}
 
   async query(sql: string, parameters: ReadonlyArray<unknown>): Promise<QueryResult> {
-    const values = [...parameters];
+    const verb = verbOf(sql);
+    if (verb === 'begin' && !this.inTransaction && !this.pendingBegin) {
+      // Nothing happens in PostgreSQL between BEGIN and the transaction's first statement, so BEGIN waits and goes
+      // out with that statement: one round trip less per transaction.
+      this.pendingBegin = sql;
+      this.inTransaction = true;
+      return { command: 'BEGIN', rowCount: null, rows: [] };
+    }
+    if (this.pendingBegin && (verb === 'commit' || verb === 'rollback')) {
+      // A transaction that ran no statement: nothing to send.
+      this.pendingBegin = undefined;
+      this.inTransaction = false;
+      return { command: verb === 'commit' ? 'COMMIT' : 'ROLLBACK', rowCount: null, rows: [] };
+    }
+    this.batchWrites();
+    let begun: Promise<unknown> | undefined;
+    if (this.pendingBegin) {
+      begun = this.client.query(this.pendingBegin);
+      begun.catch(() => {});
+      this.pendingBegin = undefined;
+    }
+    const answer = this.send(sql, [...parameters]);
+    answer.catch(() => {});
+    if (begun) {
+      try {
+        await begun;
+      } catch (error) {
+        // The statement behind it ran outside any transaction, or not at all: this connection is not to be trusted.
+        this.discard = true;
+        throw error;
+      }
+    }
+    const result = await answer;
+    if (verb === 'begin') this.inTransaction = true;
+    else if (verb === 'commit' || verb === 'rollback' || verb === 'end') {
+      this.inTransaction = false;
+      // PostgreSQL answers COMMIT of a transaction in which a statement failed with ROLLBACK, not an error. A
+      // statement sent without waiting for its answer (the last one, riding with COMMIT) may be the one that failed.
+      if (verb !== 'rollback' && result.command === 'ROLLBACK') throw Object.assign(new Error('the transaction was rolled back: a statement in it failed'), { code: 'transaction_rolled_back' });
+    }
+    return result;
+  }
+
+  private async send(sql: string, values: unknown[]): Promise<QueryResult> {
     if (values.length === 0) {
       // BEGIN / COMMIT / ROLLBACK and parameterless statements: the simple protocol, one message.
-      const result = await this.client.query(sql) as unknown as QueryResult;
-      this.track(sql);
-      return result;
+      return this.client.query(sql) as unknown as Promise<QueryResult>;
     }
     const name = this.nameFor(sql, values.length);
     if (!name) return this.client.query(sql, values) as unknown as Promise<QueryResult>;
@@ -59,12 +109,34 @@ class PreparingClient {
     }
   }
 
+  /**
+   * Hold this turn's writes to the socket and send them in one write once the current promise jobs have run: the
+   * connection is pipelined, so statements issued together (a deferred BEGIN and its first statement, independent
+   * statements of one change, the last statement and COMMIT) reach PostgreSQL in one packet and one wake-up.
+   */
+  private batchWrites(): void {
+    if (this.corked) return;
+    const stream = (this.client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+    if (!stream?.cork || !stream.uncork) return;
+    stream.cork();
+    this.corked = true;
+    // nextTick runs after the promise jobs queued so far (and those they queue), before any I/O.
+    process.nextTick(() => {
+      this.corked = false;
+      stream.uncork!();
+    });
+  }
+
   release(): void {
+    if (this.pendingBegin) {
+      this.pendingBegin = undefined;
+      this.inTransaction = false;
+    }
     this.client.release(this.discard || undefined);
   }
 
   private nameFor(sql: string, parameterCount: number): string | undefined {
-    if (parameterCount > MAX_PARAMETERS) return undefined;
+    if (!this.prepare || parameterCount > MAX_PARAMETERS) return undefined;
     const name = `k${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
     if (this.named.has(name) || this.named.size < MAX_NAMED_PER_CONNECTION) return name;
     return undefined;
@@ -75,17 +147,21 @@ class PreparingClient {
     // node-postgres remembers which names it parsed on this connection; a dropped one must be parsed again.
     const parsed = (this.client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
     if (parsed) delete parsed[name];
-  }
-
-  private track(sql: string): void {
-    const verb = sql.trimStart().slice(0, 8).toLowerCase();
-    if (verb.startsWith('begin') || verb.startsWith('start')) this.inTransaction = true;
-    else if (verb.startsWith('commit') || verb.startsWith('rollback') || verb.startsWith('end')) this.inTransaction = false;
+    const submitted = (this.client as unknown as { connection?: { submittedNamedStatements?: Record<string, string> } }).connection?.submittedNamedStatements;
+    if (submitted) delete submitted[name];
   }
 }
 
-/** A kysely PostgresPool over a `pg` pool whose connections name (prepare) their statements. */
-export function preparingPool(pool: pg.Pool): PostgresPool {
+function verbOf(sql: string): string {
+  return /^\s*([a-z]+)/i.exec(sql)?.[1]?.toLowerCase() ?? '';
+}
+
+/**
+ * A kysely PostgresPool over a pipelined `pg` pool (`pipeline: true`): its connections send statements issued
+ * together in one write, defer BEGIN to the first statement, and name (prepare) their statements unless `prepare`
+ * is false.
+ */
+export function preparingPool(pool: pg.Pool, options: { prepare: boolean }): PostgresPool {
   // Kysely keys its connection objects by the client it gets, so each pg client maps to one wrapper for its life.
   const wrappers = new WeakMap<pg.PoolClient, PreparingClient>();
   return {
@@ -93,7 +169,7 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
       const client = await pool.connect();
       let wrapper = wrappers.get(client);
       if (!wrapper) {
-        wrapper = new PreparingClient(client);
+        wrapper = new PreparingClient(client, options.prepare);
         wrappers.set(client, wrapper);
       }
       return wrapper as unknown as PostgresPoolClient;

@@ -274,7 +274,11 @@ describe('request and grant lifecycle', () => {
       expect(answer.status).toBe(409);
       expect(answer.body).toMatchObject({ code: 'grant_ended', grantId });
       await until('the late role to be revoked', () => provider.revoked.some((r) => r.grantId === grantId));
-      const grant = Grant.parse((await alice.get(`/v1/grants/${grantId}`)).body.grant);
+      // The provider answered; the server records it in the commit that follows.
+      const grant = await until('the revocation to be recorded', async () => {
+        const g = Grant.parse((await alice.get(`/v1/grants/${grantId}`)).body.grant);
+        return g.revocation === 'done' ? g : undefined;
+      }, 5_000);
       expect(grant).toMatchObject({ state: 'revoked', revocation: 'done' });
       const audit = AuditList.parse((await carol.get(`/v1/audit?grantId=${grantId}`)).body).entries.map((e) => e.action);
       expect(audit).toEqual(['request.activated', 'grant.revoked', 'grant.credentials_revoked']);
