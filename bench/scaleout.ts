@@ -1,7 +1,9 @@
 // Grant servers on PostgreSQL, one and two instances sharing one harness PostgreSQL, over real HTTP with real IdP
 // tokens (credentials are a no-op provider, as in bench/server.ts):
-//   lifecycles_per_s_pg        — request → auto-approve → activate → release per second, one instance.
+//   lifecycles_per_s_pg        — request → auto-approve → activate → release per second, one instance, saturated
+//                                 (SATURATING_CLIENTS clients), with lifecycle_p50/p99_ms.
 //   lifecycles_per_s_pg_2inst  — the same load spread round-robin over two instances (no sticky sessions).
+//   lifecycles_per_s_pg_light  — one instance under LIGHT_CLIENTS clients, with lifecycle_p50/p99_ms_light.
 //   cross_instance_event_p99_ms — an approval ask created on B reaching SSE clients connected to A: p99 of
 //                                 (receipt − event instant).
 //   node_/pg_cpu_ms_per_lifecycle — CPU per lifecycle of the one-instance run: this process (load generator and
@@ -9,7 +11,7 @@
 //   server_ms_per_lifecycle    — the instance's event loop busy time per lifecycle (wall time: on a loaded machine
 //                                 it includes time the thread waited for a CPU, e.g. after waking PostgreSQL).
 //   instance_/load_cpu_ms_per_lifecycle — CPU per lifecycle of the instance's thread and of the load generator.
-//   lifecycles_per_s_pg_socket — one instance again, connected over PostgreSQL's Unix socket instead of TCP.
+//   lifecycles_per_s_pg_socket — the light run again, connected over PostgreSQL's Unix socket instead of TCP.
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
 import { agent, keyLine, noop, openEventClients, request } from './support/http';
@@ -48,19 +50,19 @@ async function pgCpuMs(pg: PostgresInstance): Promise<number> {
 }
 
 /** Lifecycles per second, and CPU per lifecycle: this process (load generator and instances) and PostgreSQL's backends. */
-async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number }>): Promise<{ rate: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number; instanceCpuMs: number; loadCpuMs: number }> {
+async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number; p50Ms: number; p99Ms: number }>): Promise<{ rate: number; p50Ms: number; p99Ms: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number; instanceCpuMs: number; loadCpuMs: number }> {
   const pg0 = await pgCpuMs(pg);
   const cpu0 = process.cpuUsage();
   const busy0 = instance.busyMs();
   const instance0 = await instance.cpuMs();
   const load0 = threadCpuMs();
-  const { rate, count } = await run();
+  const { rate, count, p50Ms, p99Ms } = await run();
   const busy = instance.busyMs() - busy0;
   const cpu = process.cpuUsage(cpu0);
   const load = threadCpuMs() - load0;
   const instanceCpu = await instance.cpuMs() - instance0;
   const pg1 = await pgCpuMs(pg);
-  return { rate, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count, instanceCpuMs: instanceCpu / count, loadCpuMs: load / count };
+  return { rate, p50Ms, p99Ms, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count, instanceCpuMs: instanceCpu / count, loadCpuMs: load / count };
 }
 
 function percentile(values: number[], p: number): number {
@@ -125,15 +127,24 @@ async function startInstance(config: ServerConfigInput): Promise<Instance> {
   };
 }
 
+// Throughput is measured at saturation: with more clients waiting, an instance's write batches grow (one commit, one
+// audit append and one lock for more changes), so its capacity shows only when the queue is full. Each client runs
+// lifecycles back to back, so at saturation a lifecycle's latency is clients / rate (Little's law); the light run
+// (16 clients, not saturating) gives the latency a user sees on a busy but not overloaded instance.
+const SATURATING_CLIENTS = 128;
+const LIGHT_CLIENTS = 16;
+
 // Generated once, outside the measured windows (key generation is the agent's work, not the server's).
 const keys = Array.from({ length: 2_000 }, keyLine);
 let k = 0;
 
-async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<{ rate: number; count: number }> {
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<{ rate: number; count: number; p50Ms: number; p99Ms: number }> {
   let done = 0;
   const until = Date.now() + ms;
+  const durations: number[] = [];
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
     while (Date.now() < until) {
+      const started = performance.now();
       // No sticky sessions: each step of one lifecycle may land on another instance.
       const at = (step: number) => bases[(worker + step + done) % bases.length]!;
       const created = await request(at(0), 'POST', '/v1/requests', token, { resourceId: 'staging-users', level: 'read', durationSeconds: 600, deviceId: 'bench-device-1' });
@@ -142,10 +153,11 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
       if (activated.status !== 201) throw new Error(`activate → ${activated.status} ${JSON.stringify(activated.json)}`);
       const released = await request(at(2), 'POST', `/v1/grants/${activated.json.grant.id}/release`, token, {});
       if (released.status !== 200) throw new Error(`release → ${released.status}`);
+      durations.push(performance.now() - started);
       done += 1;
     }
   }));
-  return { rate: done / (ms / 1000), count: done };
+  return { rate: done / (ms / 1000), count: done, p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99) };
 }
 
 async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
@@ -182,25 +194,37 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     });
     const [alice, bob] = await Promise.all([idp.tokenFor('alice'), idp.tokenFor('bob')]);
     const seconds = opts.quick ? 5 : 15;
+    // Each new instance is warmed up first: V8 keeps compiling hot code on background threads for several seconds,
+    // and with 1 s of warm-up that compiling still cost ~1.5 ms of CPU per lifecycle in the measured window.
+    const warmMs = opts.quick ? 5_000 : 10_000;
     const a = await startInstance(config);
     stops.push(a.stop);
-    await lifecycles([a.url], alice, 1_000, 8); // warm-up: JIT, connections, PostgreSQL caches
+    await lifecycles([a.url], alice, warmMs, 16); // also fills connections and PostgreSQL's caches
+    // Light load first: what one lifecycle takes when the instance is not saturated.
+    const light = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, LIGHT_CLIENTS));
     const batchesBefore = await writeBatches(a.url);
-    const one = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, 16));
+    const one = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, SATURATING_CLIENTS));
     const batchesAfter = await writeBatches(a.url);
     const b = await startInstance(config);
     stops.push(b.stop);
-    await lifecycles([a.url, b.url], alice, 1_000, 8);
-    const two = await measured(pg, a, () => lifecycles([a.url, b.url], alice, seconds * 1000, 32));
-    // The same single-instance load over PostgreSQL's Unix socket, as a server on the database's host would connect:
-    // every query is a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
+    await lifecycles([b.url], alice, warmMs, 16);
+    const two = await measured(pg, a, () => lifecycles([a.url, b.url], alice, seconds * 1000, SATURATING_CLIENTS));
+    // Light load again over PostgreSQL's Unix socket, as a server on the database's host would connect: every query is
+    // a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
     const local = await startInstance(merge(config, { storage: { url: pg.socketUrl('stint_bench') } }));
-    await lifecycles([local.url], alice, 1_000, 8);
-    const socket = await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, 16)).finally(() => local.stop());
+    await lifecycles([local.url], alice, warmMs, 16);
+    const socket = await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, LIGHT_CLIENTS)).finally(() => local.stop());
     const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
     return {
       lifecycles_per_s_pg: Math.round(one.rate),
       lifecycles_per_s_pg_2inst: Math.round(two.rate),
+      clients: SATURATING_CLIENTS,
+      lifecycle_p50_ms: Math.round(one.p50Ms),
+      lifecycle_p99_ms: Math.round(one.p99Ms),
+      lifecycles_per_s_pg_light: Math.round(light.rate),
+      lifecycle_p50_ms_light: Math.round(light.p50Ms),
+      lifecycle_p99_ms_light: Math.round(light.p99Ms),
+      light_clients: LIGHT_CLIENTS,
       // Where the time goes (2 cores): CPU per lifecycle in Node (load generator + instances) and in PostgreSQL.
       node_cpu_ms_per_lifecycle: Number(one.nodeCpuMs.toFixed(2)),
       pg_cpu_ms_per_lifecycle: Number(one.pgCpuMs.toFixed(2)),

@@ -46,6 +46,42 @@ describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) 
     expect((await verifyAudit(db)).ok).toBe(true);
   });
 
+  it('changes that each declare their own row run side by side and still commit once each, in order; one that fails, fails alone', async () => {
+    const lifecycle = server.lifecycle;
+    const db = server.server.store.db;
+    const marker = `keyed-${Date.now()}`;
+    const change = (n: number, fails = false) => lifecycle.mutate(async (ctx) => {
+      await ctx.trx.insertInto('seen').values({ user_sub: marker, kind: 'device', value: `d${n}`, first_seen: n, last_seen: n }).execute();
+      await ctx.audit({ at: Date.now(), actor: 'test', action: 'test.change', reason: `${marker}-${n}` });
+      // Fails in the database, after its first statement, while the others' second statements are in flight (they
+      // then meet an aborted transaction).
+      if (fails) await ctx.trx.selectFrom('not_a_table' as never).selectAll().execute();
+      else await ctx.trx.selectFrom('seen').select('value').where('user_sub', '=', marker).execute();
+      return n;
+    }, { key: `row:${n}` });
+    const outcomes = await Promise.allSettled([change(1), change(2), change(3, true), change(4)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    // The failing change gets its own error, not the "transaction aborted" its neighbours met.
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toContain('not_a_table');
+    const seen = await db.selectFrom('seen').select('value').where('user_sub', '=', marker).orderBy('value').execute();
+    expect(seen.map((r) => r.value)).toEqual(['d1', 'd2', 'd4']);
+    const rows = await db.selectFrom('audit').select(['reason']).where('action', '=', 'test.change').where('reason', 'like', `${marker}%`).orderBy('seq').execute();
+    expect(rows.map((r) => r.reason)).toEqual([`${marker}-1`, `${marker}-2`, `${marker}-4`]);
+    expect((await verifyAudit(db)).ok).toBe(true);
+  });
+
+  it('changes that declare the same row run one after another: the second sees what the first wrote', async () => {
+    const lifecycle = server.lifecycle;
+    const marker = `same-${Date.now()}`;
+    const write = lifecycle.mutate(async (ctx) => {
+      await ctx.trx.insertInto('seen').values({ user_sub: marker, kind: 'device', value: 'first', first_seen: 1, last_seen: 1 }).execute();
+      return 'written';
+    }, { key: `row:${marker}` });
+    const read = lifecycle.mutate(async (ctx) => (await ctx.trx.selectFrom('seen').select('value').where('user_sub', '=', marker).execute()).map((r) => r.value), { key: `row:${marker}` });
+    const other = lifecycle.mutate(async () => 'other', { key: `row:${marker}-other` });
+    expect(await Promise.all([write, read, other])).toEqual(['written', ['first'], 'other']);
+  });
+
   it('a revocation hanging on its target database holds up no other write', async () => {
     const alice = clientFor(server.url, await idp.tokenFor('alice'));
     const body = { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' };
