@@ -142,7 +142,7 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
       if (![...streams].some((stream) => stream.bastionId === ended.bastionId)) return;
       queued.push(ended);
       if (!sending) sent = sendQueued().catch((error: unknown) => app.log.error({ err: error }, 'could not send grant ends to bastions'));
-    });
+    }, () => streams.size > 0);
 
     // Rows are pruned periodically rather than by a timer per ended grant: any instance may have recorded a grant's
     // pids, a restart would lose per-grant timers (leaving rows forever), and one delete covers every grant at once.

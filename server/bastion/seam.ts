@@ -22,5 +22,9 @@ export interface BastionGrantLookup {
   /** Grants behind this bastion that ended (ended, released, revoked, failed) after `since`, oldest first. */
   endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]>;
   /** Live notification of grant ends; returns an unsubscribe function. */
-  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void;
+  /**
+   * `wanted`: whether the listener wants ends right now (e.g. a bastion stream is open here); while no listener does,
+   * ends committed by other instances are not looked up at all.
+   */
+  onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted?: () => boolean): () => void;
 }

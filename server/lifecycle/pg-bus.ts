@@ -59,7 +59,7 @@ export class PgEventBus implements TxNotifyingBus {
   private reading: Promise<void> | undefined;
   private again = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private readonly remoteListeners = new Set<(events: StoredEvent[]) => void>();
+  private readonly remoteListeners = new Set<{ listener: (events: StoredEvent[]) => void; wanted: () => boolean }>();
 
   constructor(private readonly options: PgEventBusOptions) {}
 
@@ -132,7 +132,7 @@ export class PgEventBus implements TxNotifyingBus {
 
   private async readNew(): Promise<void> {
     while (this.cursor < this.announced) {
-      if (this.local.size === 0 && this.remoteListeners.size === 0 && this.announced !== Number.MAX_SAFE_INTEGER) {
+      if (this.local.size === 0 && ![...this.remoteListeners].some((r) => r.wanted()) && this.announced !== Number.MAX_SAFE_INTEGER) {
         // Nobody here listens: nothing to deliver, only move the cursor on.
         this.cursor = this.announced;
         return;
@@ -154,15 +154,16 @@ export class PgEventBus implements TxNotifyingBus {
       exclude: JSON.parse(row.exclude) as string[], event: JSON.parse(row.payload) as StoredEvent['event'],
     }));
     this.local.publish(events);
-    for (const listener of this.remoteListeners) {
+    for (const { listener } of this.remoteListeners) {
       try { listener(events); } catch { /* a listener's failure must not stop delivery */ }
     }
   }
 
   /** Events raised by other instances, after they reached this instance's subscribers. */
-  onRemote(listener: (events: StoredEvent[]) => void): () => void {
-    this.remoteListeners.add(listener);
-    return () => this.remoteListeners.delete(listener);
+  onRemote(listener: (events: StoredEvent[]) => void, wanted: () => boolean = () => true): () => void {
+    const entry = { listener, wanted };
+    this.remoteListeners.add(entry);
+    return () => this.remoteListeners.delete(entry);
   }
 
   async notifyInTransaction(trx: Transaction<Database>, ids: number[]): Promise<void> {

@@ -93,7 +93,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly db: Db;
   private readonly timers = new Map<string, () => void>();
   private readonly revoking = new Set<string>();
-  private readonly endedListeners = new Set<(event: GrantEndedForBastion) => void>();
+  private readonly endedListeners = new Set<{ listener: (event: GrantEndedForBastion) => void; wanted: () => boolean }>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastPrune = 0;
@@ -129,7 +129,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       deps.bus.onRemote((events) => {
         const ended = events.flatMap((e) => (e.event.type === 'grant.updated' && e.event.grant.endedAt && ENDED_STATES.has(e.event.grant.state) ? [e.event.grant.id] : []));
         if (ended.length > 0) void this.track(this.announceRemoteEnds(ended)).catch((error) => this.deps.log.error({ err: error }, 'could not announce grant ends from another instance'));
-      });
+      }, () => this.wantsEnds());
     }
   }
 
@@ -140,11 +140,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       this.remoteEnds.add(id);
       if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
     }
-    if (this.endedListeners.size === 0 || fresh.length === 0) return;
+    if (!this.wantsEnds() || fresh.length === 0) return;
     const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
     for (const row of rows) {
       const ended: GrantEndedForBastion = { grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
-      for (const listener of this.endedListeners) {
+      for (const { listener } of this.endedListeners) {
         try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
       }
     }
@@ -1163,7 +1163,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
     if (!options.due) this.unschedule(`grant:${id}`);
     const ended: GrantEndedForBastion = { grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
-    for (const listener of this.endedListeners) {
+    for (const { listener } of this.endedListeners) {
       try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
     }
     if (row.revocation === 'pending') void this.track(this.revokeCredentials(id));
@@ -1502,9 +1502,16 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: new Date(Number(r.ended_at)) }));
   }
 
-  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void {
-    this.endedListeners.add(listener);
-    return () => this.endedListeners.delete(listener);
+  onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted: () => boolean = () => true): () => void {
+    const entry = { listener, wanted };
+    this.endedListeners.add(entry);
+    return () => this.endedListeners.delete(entry);
+  }
+
+  /** Whether any grant-end listener here wants ends now (else other instances' ends are not even looked up). */
+  private wantsEnds(): boolean {
+    for (const { wanted } of this.endedListeners) if (wanted()) return true;
+    return false;
   }
 }
 
