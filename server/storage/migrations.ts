@@ -193,4 +193,18 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('grants_active_key').ifExists().execute();
     },
   },
+  '0005_grants_owner_id': {
+    // A user's grants by (owner, id) instead of owner alone. Changes to one grant check its owner in the same
+    // statement (`id = … and owner = …`); with statistics that lag a growing table, PostgreSQL's generic plan could
+    // pick the owner index over the primary key and read every grant the user ever had. On (owner, id) either index
+    // finds the one row. Listing a user's grants uses its owner prefix as before.
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('grants_owner_id').ifNotExists().on('grants').columns(['owner', 'id']).execute();
+      await db.schema.dropIndex('grants_owner').ifExists().execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.createIndex('grants_owner').ifNotExists().on('grants').column('owner').execute();
+      await db.schema.dropIndex('grants_owner_id').ifExists().execute();
+    },
+  },
 };
