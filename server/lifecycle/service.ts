@@ -750,7 +750,6 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     };
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
-      this.rememberFacts(row);
       await this.remember(ctx.trx, user.sub, risk.newDevice ? body.deviceId : undefined, risk.newIp ? context.ip : undefined, now);
       const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
       await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
@@ -759,6 +758,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       if (state === 'approved' && body.breakGlass) await this.breakGlassUsed(ctx, entry, row, mapped);
       return mapped;
     }, { key: `request:${row.id}` });
+    // Once committed (a change that is retried or fails must not leave facts of a request that does not exist).
+    this.rememberFacts(row);
     this.deps.metrics.transitions.inc({ kind: 'request', to: state });
     this.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
     return ok({ request });
@@ -1425,7 +1426,6 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     };
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
-      this.rememberFacts(row);
       await ctx.audit({ at: now, actor: user.sub, subject: user.sub, action: 'request.created', requestId: row.id, grantId: grant.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { extension: true, seconds: body.durationSeconds } });
       return this.emitRequest(ctx, row, undefined);
     });

@@ -182,8 +182,8 @@ function sqlProfile(event: { query: { sql: string }; queryDurationMillis: number
  * beside kysely's executor skips nothing.)
  */
 export async function together<R extends unknown[]>(trx: Transaction<Database>, ...queries: { [K in keyof R]: Compilable<R[K]> }): Promise<{ [K in keyof R]: QueryResult<R[K]> }> {
-  const connection = await trx.getExecutor().provideConnection(async (c) => c);
-  return Promise.all(queries.map((query) => connection.executeQuery(query.compile()))) as Promise<{ [K in keyof R]: QueryResult<R[K]> }>;
+  const direct = await unqueued(trx);
+  return Promise.all(queries.map((query) => direct.executeQuery(query))) as Promise<{ [K in keyof R]: QueryResult<R[K]> }>;
 }
 
 /**
