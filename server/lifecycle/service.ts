@@ -91,6 +91,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   catalog!: Catalog;
   readonly audit = new AuditChain();
   private readonly db: Db;
+  /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
+  private readonly reads: Db;
   private readonly timers = new Map<string, () => void>();
   private readonly revoking = new Set<string>();
   private readonly endedListeners = new Set<{ listener: (event: GrantEndedForBastion) => void; wanted: () => boolean }>();
@@ -121,6 +123,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   constructor(private readonly deps: LifecycleDeps) {
     this.db = deps.store.db;
+    this.reads = deps.store.reads;
     this.shared = deps.store.dialect === 'postgres';
     this.writeSlots = deps.config.storage.writeConcurrency;
     // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
@@ -641,12 +644,12 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async requestById(id: string): Promise<AccessRequest | undefined> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? (await this.toRequests([row]))[0] : undefined;
   }
 
   async grantById(id: string): Promise<Grant | undefined> {
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? this.toGrant(row) : undefined;
   }
 
@@ -773,15 +776,15 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {
     // One round trip (each costs a syscall each way on a busy server): the scalar signals, joined to the recent history
     // (one row per past request, the signals repeated; a user with no history still gets the one row of signals).
-    const seenValue = (kind: 'device' | 'ip', value: string) => this.db.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
-    const signalsQuery = this.db.selectNoFrom((eb) => [
+    const seenValue = (kind: 'device' | 'ip', value: string) => this.reads.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
+    const signalsQuery = this.reads.selectNoFrom((eb) => [
       eb.exists(seenValue('device', deviceId ?? '')).as('device_seen'),
       eb.exists(seenValue('ip', ip ?? '')).as('ip_seen'),
       eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', sql.lit('stepup.failed')).where('at', '>', now - 3600_000).as('failures'),
     ]).as('signals');
-    const historyQuery = this.db.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
+    const historyQuery = this.reads.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
       .orderBy('created_at', 'desc').limit(50).as('history');
-    const rows = await this.db.selectFrom(signalsQuery).leftJoin(historyQuery, (join) => join.onTrue())
+    const rows = await this.reads.selectFrom(signalsQuery).leftJoin(historyQuery, (join) => join.onTrue())
       .select(['signals.device_seen', 'signals.ip_seen', 'signals.failures', 'history.created_at'])
       .execute();
     const signals = rows[0]!;
@@ -832,7 +835,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** StepUpActionResolver: what a challenge for this action must be bound to, if the caller may take it. */
   async resolve(user: { sub: string; groups: string[] }, action: StepUpAction) {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
     if (!row) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
     const entry = this.catalog.entry(row.resource_id);
     if (action.kind === 'request') {
@@ -848,7 +851,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async completeStepUp(user: AuthUser, id: string, proof: StepUpProof): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || row.requester !== user.sub) return this.refuse(user, 'request.stepup', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     if (row.state !== 'pending_stepup') return this.refuse(user, 'request.stepup', { status: 409, code: 'illegal_transition', message: `the request is ${row.state}, not waiting for a step-up` }, { requestId: id, subject: row.requester });
     if (!this.deps.gate) return fail(409, 'stepup_unavailable', 'the server has no step-up configured');
@@ -908,7 +911,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async expireRequest(id: string): Promise<void> {
-    const row = await this.db.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
     if (!row || row.grant_id || Number(row.expires_at) > this.now()) {
       if (row && !row.grant_id && Number(row.expires_at) > this.now() && ['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) {
         this.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
@@ -930,7 +933,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const rules = parseJson<ApprovalRule[]>(row.approval_rules);
     const mine = rules.map((r) => r.group).filter((g) => user.groups.includes(g));
     if (mine.length === 0) return fail(403, 'not_an_approver', `you are not in an approval group of this request (${rules.map((r) => r.group).join(', ')})`, { audit: true });
-    const existing = await this.db.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
+    const existing = await this.reads.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
     if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request; one person fills one slot', { audit: true });
     const people = existing.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
     const before = matchApprovals(rules, people);
@@ -941,7 +944,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async approve(user: AuthUser, id: string, body: z.output<typeof ApproveBody>): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return this.refuse(user, 'request.approve', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
     if (row.state === 'pending_approval' && Number(row.expires_at) <= this.now()) await this.expireRequest(id);
@@ -999,7 +1002,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async deny(user: AuthUser, id: string, reason: string): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return this.refuse(user, 'request.deny', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
     if (row.requester === user.sub) return this.refuse(user, 'request.deny', { status: 403, code: 'self_approval', message: 'you cannot decide your own request (cancel it instead)' }, refs);
@@ -1011,7 +1014,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async cancel(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || row.requester !== user.sub) return this.refuse(user, 'request.cancel', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
     const outcome = await this.transitionRequest(id, 'cancelled', user.sub, undefined, () => ({ decision_reason: 'cancelled by the requester' }), 'cancelled by the requester');
     if (!outcome.ok) return this.refuse(user, 'request.cancel', outcome.error, { requestId: id, subject: row.requester });
@@ -1046,7 +1049,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async activate(user: AuthUser, id: string, body: z.output<typeof ActivateBody>): Promise<Outcome<{ grant: Grant; connection: import('../../shared/contract/http').Connection }>> {
-    const readRow = () => this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const readRow = () => this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     let row: RequestFacts | undefined = this.requestFacts.get(id);
     if (!row || row.requester !== user.sub) {
       const stored = await readRow();
@@ -1335,7 +1338,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   private async ownGrant(user: AuthUser, id: string, action: string, allowAdmin = false): Promise<Outcome<GrantRow>> {
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || (row.owner !== user.sub && !(allowAdmin && user.admin))) return this.refuse(user, action, { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
     return ok(row);
   }
@@ -1350,7 +1353,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   async revoke(user: AuthUser, id: string, body: z.output<typeof RevokeBody>): Promise<Outcome<{ grant: Grant }>> {
     if (!user.admin) return this.refuse(user, 'grant.revoke', { status: 403, code: 'admin_only', message: 'only administrators may revoke grants' }, { grantId: id });
-    const row = await this.db.selectFrom('grants').select(['id', 'owner']).where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('grants').select(['id', 'owner']).where('id', '=', id).executeTakeFirst();
     if (!row) return this.refuse(user, 'grant.revoke', { status: 404, code: 'grant_not_found', message: `no grant ${id}` }, { grantId: id });
     const outcome = await this.endGrant(id, 'revoked', user.sub, body.reason);
     if (!outcome.ok) return this.refuse(user, 'grant.revoke', outcome.error, { grantId: id, subject: row.owner });
@@ -1379,7 +1382,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** Push the deadline: the database role's validity first (so access never outlives the record), then the row. */
   private async applyExtension(id: string, seconds: number, actor: string, reason?: string): Promise<Outcome<Grant>> {
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     const endsAt = Number(row.ends_at) + seconds * 1000;
     if (row.db_username && this.deps.credentials) {
       try {
@@ -1403,7 +1406,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   private async requestExtension(user: AuthUser, grant: GrantRow, entry: CatalogEntry, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
-    const original = await this.db.selectFrom('requests').selectAll().where('id', '=', grant.request_id).executeTakeFirstOrThrow();
+    const original = await this.reads.selectFrom('requests').selectAll().where('id', '=', grant.request_id).executeTakeFirstOrThrow();
     const now = this.now();
     const row: RequestRow = {
       ...original,
@@ -1458,7 +1461,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
-    const row = await this.db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     const visible = row && (row.requester === user.sub || user.admin || parseJson<ApprovalRule[]>(row.approval_rules).some((r) => user.groups.includes(r.group)));
     if (!row || !visible) return this.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const [request] = await this.toRequests([row]);
@@ -1491,7 +1494,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   // ---------------------------------------------------------------- bastion lookup
 
   async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
-    const row = await this.db.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
+    const row = await this.reads.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
       .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', 'active').where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
     return row ? { grantId: row.id, owner: row.owner, endsAt: new Date(Number(row.ends_at)), target: { host: row.target_host, port: row.target_port } } : undefined;
   }

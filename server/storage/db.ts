@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { Database } from './schema';
 import { migrations } from './migrations';
 import { stepUpMigrations } from '../stepup/store';
-import { preparingPool } from './pg-prepared';
+import { preparingPool, readLane } from './pg-prepared';
 
 export type Db = Kysely<Database>;
 
@@ -18,6 +18,11 @@ export type Dialect = 'sqlite' | 'postgres';
 
 export interface Store {
   db: Db;
+  /**
+   * For short reads by key on the hot path (one request, one grant, a user's risk signals): plain reads only, never a
+   * transaction. On PostgreSQL they share one pipelined connection (see readLane); on SQLite this is `db`.
+   */
+  reads: Db;
   dialect: Dialect;
   /** PostgreSQL only: the connection URL (for the LISTEN connection of the event bus). Never logged. */
   pgUrl?: string;
@@ -73,6 +78,7 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: database as unknown as BetterSqlite3.Database }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
   return {
     db,
+    reads: db,
     dialect: 'sqlite',
     migrate: () => migrate(db),
     close: async () => {
@@ -113,13 +119,19 @@ function openPostgres(url: string, options: StoreOptions): Store {
   // An idle connection dropped by the server (restart, failover) emits 'error' on the pool; without a listener
   // that would crash the process. The next query opens a fresh connection.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, { prepare: options.preparedStatements !== false }) }), ...(process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {}) });
+  const prepare = options.preparedStatements !== false;
+  const log = process.env.STINT_SQL_PROFILE ? { log: sqlProfile } : {};
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool, { prepare }) }), ...log });
+  const reads = new Kysely<Database>({ dialect: new PostgresDialect({ pool: readLane(pool, { prepare }) }), ...log });
   return {
     db,
+    reads,
     dialect: 'postgres',
     pgUrl: url,
     migrate: () => migrate(db),
     close: async () => {
+      // The lane's connection goes back to the pool first: ending the pool waits for every connection checked out.
+      await reads.destroy();
       await db.destroy();
     },
   };

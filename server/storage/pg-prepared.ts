@@ -40,7 +40,7 @@ class PreparingClient {
   private pendingBegin: string | undefined;
   private corked = false;
 
-  constructor(private readonly client: pg.PoolClient, private readonly prepare: boolean) {}
+  constructor(private readonly client: pg.PoolClient, private readonly prepare: boolean, private readonly options: { flushAfterIo?: boolean } = {}) {}
 
   async query(sql: string, parameters: ReadonlyArray<unknown>): Promise<QueryResult> {
     const verb = verbOf(sql);
@@ -110,9 +110,10 @@ class PreparingClient {
   }
 
   /**
-   * Hold this turn's writes to the socket and send them in one write once the current promise jobs have run: the
-   * connection is pipelined, so statements issued together (a deferred BEGIN and its first statement, independent
-   * statements of one change, the last statement and COMMIT) reach PostgreSQL in one packet and one wake-up.
+   * Hold this turn's writes to the socket and send them in one write once the current promise jobs have run (the
+   * read lane: once the current round of I/O is handled): the connection is pipelined, so statements issued together
+   * (a deferred BEGIN and its first statement, independent statements of one change, the last statement and COMMIT,
+   * the reads of several requests) reach PostgreSQL in one packet and one wake-up.
    */
   private batchWrites(): void {
     if (this.corked) return;
@@ -120,11 +121,15 @@ class PreparingClient {
     if (!stream?.cork || !stream.uncork) return;
     stream.cork();
     this.corked = true;
-    // nextTick runs after the promise jobs queued so far (and those they queue), before any I/O.
-    process.nextTick(() => {
+    const flush = () => {
       this.corked = false;
       stream.uncork!();
-    });
+    };
+    // nextTick runs after the promise jobs queued so far (and those they queue), before any I/O: right for one
+    // caller's statements. setImmediate runs once this round of I/O callbacks is done: statements of every request
+    // handled in it (the read lane).
+    if (this.options.flushAfterIo) setImmediate(flush);
+    else process.nextTick(flush);
   }
 
   release(): void {
@@ -176,4 +181,58 @@ export function preparingPool(pool: pg.Pool, options: { prepare: boolean }): Pos
     },
     end: () => pool.end(),
   };
+}
+
+/**
+ * A kysely PostgresPool for short reads (`Store.reads`): every query goes on one connection taken from `pool` and
+ * held, pipelined, and the reads issued while the event loop handles one round of I/O leave in one write. Under load
+ * the server starts many small reads at once (a risk lookup per new request, a request per activation); on their own
+ * connections each costs a write, a wake-up of its backend and a reply, which on the bench machine is most of what a
+ * read costs. PostgreSQL runs them one after another on that one backend, so only small reads by key belong here:
+ * a slow one would hold up the others. Anything but a plain read is refused (a transaction or a write here would
+ * interleave with the other callers' statements; a locking read could wait on a write batch that waits on a read).
+ * A broken connection is dropped (its pending reads fail, as on a pooled connection); the next read opens another.
+ */
+export function readLane(pool: pg.Pool, options: { prepare: boolean }): PostgresPool {
+  interface Held { reader: PreparingClient; letGo: (broken: boolean) => void }
+  let current: Promise<Held> | undefined;
+  const open = (): Promise<Held> => {
+    if (current) return current;
+    const opening = pool.connect().then((client): Held => {
+      let held = true;
+      const letGo = (broken: boolean) => {
+        if (current === opening) current = undefined;
+        if (!held) return;
+        held = false;
+        client.release(broken || undefined);
+      };
+      // Kept for the client's life: an 'error' without a listener would end the process.
+      client.on('error', () => letGo(true));
+      client.once('end', () => letGo(true));
+      return { reader: new PreparingClient(client, options.prepare, { flushAfterIo: true }), letGo: letGo };
+    });
+    current = opening;
+    opening.catch(() => { if (current === opening) current = undefined; });
+    return opening;
+  };
+  const lane = {
+    query: async (sql: string, parameters: ReadonlyArray<unknown>): Promise<QueryResult> => {
+      if (!isPlainRead(sql)) throw Object.assign(new Error(`the read lane runs plain reads only (got "${sql.slice(0, 40)}…"): use the store's db for transactions, writes and locking reads`), { code: 'not_a_plain_read' });
+      return (await open()).reader.query(sql, parameters);
+    },
+    // Kysely releases after every query; the connection stays with the lane.
+    release: () => {},
+  };
+  return {
+    connect: async () => lane as unknown as PostgresPoolClient,
+    end: async () => {
+      await current?.then((held) => held.letGo(false), () => {});
+    },
+  };
+}
+
+const LOCKING_READ = /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b/i;
+
+function isPlainRead(sql: string): boolean {
+  return verbOf(sql) === 'select' && !LOCKING_READ.test(sql);
 }
