@@ -2,7 +2,8 @@
 // tokens (credentials are a no-op provider, as in bench/server.ts):
 //   lifecycles_per_s_pg        — request → auto-approve → activate → release per second, one instance, saturated
 //                                 (SATURATING_CLIENTS clients), with lifecycle_p50/p99_ms.
-//   lifecycles_per_s_pg_2inst  — the same load spread round-robin over two instances (no sticky sessions).
+//   lifecycles_per_s_pg_2inst  — the same load spread round-robin over two instances (no sticky sessions), measured
+//                                 in windows alternating with the one-instance ones (the VM's speed drifts).
 //   lifecycles_per_s_pg_light  — one instance under LIGHT_CLIENTS clients, with lifecycle_p50/p99_ms_light.
 //   cross_instance_event_p99_ms — an approval ask created on B reaching SSE clients connected to A: p99 of
 //                                 (receipt − event instant).
@@ -49,20 +50,37 @@ async function pgCpuMs(pg: PostgresInstance): Promise<number> {
   return total;
 }
 
-/** Lifecycles per second, and CPU per lifecycle: this process (load generator and instances) and PostgreSQL's backends. */
-async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<{ rate: number; count: number; p50Ms: number; p99Ms: number }>): Promise<{ rate: number; p50Ms: number; p99Ms: number; nodeCpuMs: number; pgCpuMs: number; serverMs: number; instanceCpuMs: number; loadCpuMs: number }> {
+interface Run { count: number; ms: number; durations: number[] }
+
+/** One measured window: lifecycles, their durations, and the CPU spent meanwhile (totals, summed by `summary`). */
+interface Measured extends Run { nodeCpuMs: number; pgCpuMs: number; busyMs: number; instanceCpuMs: number; loadCpuMs: number }
+
+/** Run the load once and measure: CPU of this process (load generator and instances), of `instance`'s thread, of PostgreSQL's backends. */
+async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<Run>): Promise<Measured> {
   const pg0 = await pgCpuMs(pg);
   const cpu0 = process.cpuUsage();
   const busy0 = instance.busyMs();
   const instance0 = await instance.cpuMs();
   const load0 = threadCpuMs();
-  const { rate, count, p50Ms, p99Ms } = await run();
-  const busy = instance.busyMs() - busy0;
+  const result = await run();
+  const busyMs = instance.busyMs() - busy0;
   const cpu = process.cpuUsage(cpu0);
-  const load = threadCpuMs() - load0;
-  const instanceCpu = await instance.cpuMs() - instance0;
+  const loadCpuMs = threadCpuMs() - load0;
+  const instanceCpuMs = await instance.cpuMs() - instance0;
   const pg1 = await pgCpuMs(pg);
-  return { rate, p50Ms, p99Ms, nodeCpuMs: (cpu.user + cpu.system) / 1000 / count, pgCpuMs: (pg1 - pg0) / count, serverMs: busy / count, instanceCpuMs: instanceCpu / count, loadCpuMs: load / count };
+  return { ...result, nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: pg1 - pg0, busyMs, instanceCpuMs, loadCpuMs };
+}
+
+/** Windows of one kind together: lifecycles per second, latency percentiles, and CPU per lifecycle. */
+function summary(windows: Measured[]) {
+  const sum = (pick: (m: Measured) => number) => windows.reduce((total, m) => total + pick(m), 0);
+  const count = sum((m) => m.count);
+  const durations = windows.flatMap((m) => m.durations);
+  return {
+    rate: count / (sum((m) => m.ms) / 1000), p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99),
+    nodeCpuMs: sum((m) => m.nodeCpuMs) / count, pgCpuMs: sum((m) => m.pgCpuMs) / count, serverMs: sum((m) => m.busyMs) / count,
+    instanceCpuMs: sum((m) => m.instanceCpuMs) / count, loadCpuMs: sum((m) => m.loadCpuMs) / count,
+  };
 }
 
 function percentile(values: number[], p: number): number {
@@ -138,7 +156,7 @@ const LIGHT_CLIENTS = 16;
 const keys = Array.from({ length: 2_000 }, keyLine);
 let k = 0;
 
-async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<{ rate: number; count: number; p50Ms: number; p99Ms: number }> {
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<Run> {
   let done = 0;
   const until = Date.now() + ms;
   const durations: number[] = [];
@@ -157,7 +175,7 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
       done += 1;
     }
   }));
-  return { rate: done / (ms / 1000), count: done, p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99) };
+  return { count: done, ms, durations };
 }
 
 async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
@@ -201,19 +219,39 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     stops.push(a.stop);
     await lifecycles([a.url], alice, warmMs, 16); // also fills connections and PostgreSQL's caches
     // Light load first: what one lifecycle takes when the instance is not saturated.
-    const light = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, LIGHT_CLIENTS));
-    const batchesBefore = await writeBatches(a.url);
-    const one = await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, SATURATING_CLIENTS));
-    const batchesAfter = await writeBatches(a.url);
+    const light = summary([await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, LIGHT_CLIENTS))]);
     const b = await startInstance(config);
     stops.push(b.stop);
     await lifecycles([b.url], alice, warmMs, 16);
-    const two = await measured(pg, a, () => lifecycles([a.url, b.url], alice, seconds * 1000, SATURATING_CLIENTS));
+    // One and two instances in alternating windows (one, two, two, one, …), each kind summed over its windows: this
+    // VM's speed drifts by ±25 % within minutes, and two measurements made one after the other would compare the VM
+    // as much as the code. (During the one-instance windows B stays up, idle.)
+    const rounds = opts.quick ? 2 : 3;
+    const windowMs = (seconds * 1000) / rounds;
+    const oneWindows: Measured[] = [];
+    const twoWindows: Measured[] = [];
+    let changes = 0;
+    let commits = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of round % 2 === 0 ? ['one', 'two'] : ['two', 'one']) {
+        if (kind === 'two') {
+          twoWindows.push(await measured(pg, a, () => lifecycles([a.url, b.url], alice, windowMs, SATURATING_CLIENTS)));
+          continue;
+        }
+        const before = await writeBatches(a.url);
+        oneWindows.push(await measured(pg, a, () => lifecycles([a.url], alice, windowMs, SATURATING_CLIENTS)));
+        const after = await writeBatches(a.url);
+        changes += after.sum - before.sum;
+        commits += after.count - before.count;
+      }
+    }
+    const one = summary(oneWindows);
+    const two = summary(twoWindows);
     // Light load again over PostgreSQL's Unix socket, as a server on the database's host would connect: every query is
     // a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
     const local = await startInstance(merge(config, { storage: { url: pg.socketUrl('stint_bench') } }));
     await lifecycles([local.url], alice, warmMs, 16);
-    const socket = await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, LIGHT_CLIENTS)).finally(() => local.stop());
+    const socket = summary([await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, LIGHT_CLIENTS)).finally(() => local.stop())]);
     const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
     return {
       lifecycles_per_s_pg: Math.round(one.rate),
@@ -237,7 +275,7 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       instance_cpu_ms_per_lifecycle: Number(one.instanceCpuMs.toFixed(2)),
       load_cpu_ms_per_lifecycle: Number(one.loadCpuMs.toFixed(2)),
       lifecycles_per_s_pg_socket: Math.round(socket.rate),
-      changes_per_commit: Number(((batchesAfter.sum - batchesBefore.sum) / Math.max(1, batchesAfter.count - batchesBefore.count)).toFixed(1)),
+      changes_per_commit: Number((changes / Math.max(1, commits)).toFixed(1)),
       cross_instance_event_p99_ms: percentile(latencies, 99),
       cross_instance_event_p50_ms: percentile(latencies, 50),
       cross_instance_clients: opts.quick ? 200 : 1_000,
