@@ -209,7 +209,7 @@ export function readLane(pool: pg.Pool, options: { prepare: boolean }): Postgres
       // Kept for the client's life: an 'error' without a listener would end the process.
       client.on('error', () => letGo(true));
       client.once('end', () => letGo(true));
-      return { reader: new PreparingClient(client, options.prepare, { flushAfterIo: true }), letGo: letGo };
+      return { reader: new PreparingClient(client, options.prepare, { flushAfterIo: true }), letGo };
     });
     current = opening;
     opening.catch(() => { if (current === opening) current = undefined; });
