@@ -1,10 +1,10 @@
 // The audit log: append-only rows, each carrying the hash of the previous row, so deleting, reordering or editing
 // any row breaks the chain at that point. Rows are appended inside the transaction of the change they record.
 import { createHash } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AuditEntry } from '../../shared/contract/http';
 import { canonicalJson } from '../config';
-import { together, type Db } from '../storage/db';
+import type { Db } from '../storage/db';
 import type { AuditTable, Database } from '../storage/schema';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -25,13 +25,17 @@ export interface AuditInput {
 
 type Row = Omit<AuditTable, 'seq'> & { seq: number };
 
-function rowHash(row: Omit<Row, 'hash'>): string {
-  const content = canonicalJson({
+/** The hashed content of a row: its fields (not the hashes) as canonical JSON. */
+function contentOf(row: Omit<Row, 'hash' | 'prev_hash'>): string {
+  return canonicalJson({
     seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, request_id: row.request_id,
     grant_id: row.grant_id, resource_id: row.resource_id, reason: row.reason, policy_version: row.policy_version,
     risk: row.risk, detail: row.detail,
   });
-  return createHash('sha256').update(row.prev_hash).update('\n').update(content).digest('hex');
+}
+
+function rowHash(row: Omit<Row, 'hash'>): string {
+  return createHash('sha256').update(row.prev_hash).update('\n').update(contentOf(row)).digest('hex');
 }
 
 /**
@@ -76,15 +80,6 @@ export async function lockAuditHead(trx: Transaction<Database>): Promise<{ seq: 
   return readHead(await lockHeadQuery(trx).executeTakeFirst());
 }
 
-/**
- * lockAuditHead, sent without waiting its turn among the transaction's statements (see `together`): it goes out with
- * the statement issued next, so the lock costs no round trip of its own.
- */
-export async function lockAuditHeadAlongside(trx: Transaction<Database>): Promise<{ seq: number; hash: string }> {
-  const [result] = await together(trx, lockHeadQuery(trx));
-  return readHead(result.rows[0]);
-}
-
 function lockHeadQuery(trx: Transaction<Database>) {
   return trx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).forUpdate();
 }
@@ -94,9 +89,8 @@ function readHead(head: { seq: number | bigint; hash: string } | undefined): { s
   return { seq: Number(head.seq), hash: head.hash };
 }
 
-function chainRow(input: AuditInput, last: { seq: number; hash: string } | undefined): Row {
-  const row: Omit<Row, 'hash'> = {
-    seq: (last?.seq ?? 0) + 1,
+function fieldsOf(input: AuditInput): Omit<Row, 'seq' | 'prev_hash' | 'hash'> {
+  return {
     at: input.at,
     actor: input.actor,
     action: input.action,
@@ -108,9 +102,65 @@ function chainRow(input: AuditInput, last: { seq: number; hash: string } | undef
     policy_version: input.policyVersion ?? null,
     risk: input.risk ?? null,
     detail: input.detail ? canonicalJson(input.detail) : null,
-    prev_hash: last?.hash ?? GENESIS_HASH,
   };
+}
+
+function chainRow(input: AuditInput, last: { seq: number; hash: string } | undefined): Row {
+  const row: Omit<Row, 'hash'> = { seq: (last?.seq ?? 0) + 1, ...fieldsOf(input), prev_hash: last?.hash ?? GENESIS_HASH };
   return { ...row, hash: rowHash(row) };
+}
+
+const SEQ_MARK = -1;
+
+/**
+ * PostgreSQL: common table expressions that append `inputs` to the chain within one statement, taking the head's
+ * lock themselves: `head` locks and reads the head row (waiting while another transaction holds it), `chain` hashes
+ * the rows in SQL from that head exactly as rowHash does in Node (the hashed content is built here, split around the
+ * one thing only the database knows, the sequence number), `appended` inserts them and `moved` sets the new head.
+ * So the lock costs no round trip of its own and is held only from this statement to its COMMIT, not across the
+ * database's answer to a separate lock and this process's next turn. Used as `with recursive <these>, … select …`;
+ * parts of the statement that must come after the lock (event ids, which follow commit order) read from `head`.
+ */
+export function chainedAppendCtes(inputs: AuditInput[]): RawBuilder<unknown> {
+  // One array per column: the statement's text is the same for any number of rows, so each connection prepares
+  // (parses and plans) it once; a VALUES list would be a new statement for every batch size.
+  const rows = inputs.map((input) => {
+    const fields = fieldsOf(input);
+    return { fields, content: splitAtSeq(contentOf({ ...fields, seq: SEQ_MARK })) };
+  });
+  const of = <T>(pick: (row: (typeof rows)[number]) => T) => rows.map(pick);
+  return sql`head as (select seq, hash::text as hash from audit_head where id = 1 for update),
+    input as (
+      select * from unnest(${of((r) => r.fields.at)}::bigint[], ${of((r) => r.fields.actor)}::text[], ${of((r) => r.fields.action)}::text[],
+        ${of((r) => r.fields.subject)}::text[], ${of((r) => r.fields.request_id)}::text[], ${of((r) => r.fields.grant_id)}::text[],
+        ${of((r) => r.fields.resource_id)}::text[], ${of((r) => r.fields.reason)}::text[], ${of((r) => r.fields.policy_version)}::int[],
+        ${of((r) => r.fields.risk)}::int[], ${of((r) => r.fields.detail)}::text[], ${of((r) => r.content[0])}::text[], ${of((r) => r.content[1])}::text[])
+        with ordinality as input (at, actor, action, subject, request_id, grant_id, resource_id, reason, policy_version, risk, detail, before_seq, after_seq, i)
+    ),
+    chain (i, seq, hash) as (
+      select 0::bigint, seq, hash from head
+      union all
+      select input.i, chain.seq + 1, encode(sha256(convert_to(chain.hash || chr(10) || input.before_seq || (chain.seq + 1)::text || input.after_seq, 'UTF8')), 'hex')
+      from chain join input on input.i = chain.i + 1
+    ),
+    appended as (
+      insert into audit (seq, at, actor, action, subject, request_id, grant_id, resource_id, reason, policy_version, risk, detail, prev_hash, hash)
+      select c.seq, input.at, input.actor, input.action, input.subject, input.request_id, input.grant_id, input.resource_id, input.reason, input.policy_version, input.risk, input.detail, p.hash, c.hash
+      from input join chain c on c.i = input.i join chain p on p.i = input.i - 1
+      returning seq
+    ),
+    moved as (
+      update audit_head set seq = last.seq, hash = last.hash from (select seq, hash from chain order by i desc limit 1) as last where audit_head.id = 1 returning audit_head.id
+    )`;
+}
+
+/** The hashed content of a row with SEQ_MARK as its sequence number, as the text before and after that number. */
+function splitAtSeq(content: string): [string, string] {
+  const mark = `"seq":${SEQ_MARK}`;
+  const at = content.indexOf(mark);
+  // Keys are sorted and string values escape their quotes, so the mark is there exactly once.
+  if (at < 0 || content.indexOf(mark, at + 1) >= 0) throw new Error('audit content: sequence mark not found exactly once');
+  return [content.slice(0, at + '"seq":'.length), content.slice(at + mark.length)];
 }
 
 export type AuditVerification =

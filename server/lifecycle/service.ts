@@ -25,9 +25,9 @@ import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
-import { AuditChain, chainRows, lockAuditHead, lockAuditHeadAlongside, type AuditInput } from './audit';
+import { AuditChain, chainedAppendCtes, chainRows, lockAuditHead, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
-import { hasRemoteEvents, hasTxNotify } from './pg-bus';
+import { hasRemoteEvents, hasTxNotify, type TxNotifyingBus } from './pg-bus';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 import { isStalePlan } from '../storage/pg-prepared';
 
@@ -110,14 +110,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private revokeBatchesRunning = 0;
   /** Resolves when the last batch that took the append lock has published its events. */
   private publishTail: Promise<void> = Promise.resolve();
+  /** Settles when the last append of this instance has been committed or rolled back (see flush). */
+  private appendTail: Promise<void> = Promise.resolve();
   private inflight = new Set<Promise<unknown>>();
   /** True when other server instances may write the same database (PostgreSQL). */
   private readonly shared: boolean;
   /** Grant ends from other instances already announced to this instance's bastion listeners. */
   private readonly remoteEnds = new Set<string>();
   /** Audit head positions this instance wrote (recent ones), and until when others are taken to be appending too. */
-  private readonly ownHeads = new Set<number>();
-  private othersAppendUntil = 0;
   /** Approved requests this instance created, by id: their fixed fields (see rememberFacts). */
   private readonly requestFacts = new Map<string, RequestFacts>();
 
@@ -307,40 +307,18 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** Run changes in one transaction now, outside the queue (a revocation holding its row lock across a provider call). */
   private transactNow<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }], { outsideQueue: true });
+      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }]);
     });
   }
 
-  /**
-   * Whether a queued batch takes the audit head lock with its first statement rather than at its end. Taken early,
-   * the lock costs no round trip of its own (it travels with BEGIN and the first change), but it is held for the
-   * whole batch: right while this instance is the only writer and runs one batch at a time (writeConcurrency 1),
-   * wrong while others write too (their appends would wait for our whole batch). So early only while the head last
-   * found was one this instance wrote. Never for a batch outside the queue: a revocation holds it across provider calls.
-   */
-  private lockHeadEarly(batch: QueuedWrite[], options: { outsideQueue?: boolean }): boolean {
-    return this.shared && this.writeSlots === 1 && !options.outsideQueue && !batch.some((item) => item.exclusive) && this.now() >= this.othersAppendUntil;
-  }
-
-  /** Note who wrote the head just locked: another instance's append turns early locking off for a while. */
-  private sawHead(head: { seq: number }): void {
-    // (Before this instance's first append, the head is somebody's from before: no sign of anyone writing now.)
-    if (this.ownHeads.size > 0 && !this.ownHeads.has(head.seq)) this.othersAppendUntil = this.now() + OTHERS_APPEND_BACKOFF_MS;
-  }
-
-  private async runBatch(batch: QueuedWrite[], options: { outsideQueue?: boolean } = {}): Promise<void> {
+  private async runBatch(batch: QueuedWrite[]): Promise<void> {
     this.deps.metrics.writeBatch.observe(batch.length);
     const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; records: ChangeRecords }[] = [];
     let turn: PublishTurn | undefined;
     try {
       await this.db.transaction().execute(async (trx) => {
         let head: Promise<{ seq: number; hash: string }> | undefined;
-        if (this.shared && batch.some((item) => item.exclusive)) {
-          head = Promise.resolve(await lockAuditHead(trx));
-        } else if (this.lockHeadEarly(batch, options)) {
-          head = lockAuditHeadAlongside(trx);
-          head.catch(() => {});
-        }
+        if (this.shared && batch.some((item) => item.exclusive)) head = Promise.resolve(await lockAuditHead(trx));
         if (this.shared && sideBySide(batch)) {
           await this.runSideBySide(trx, batch, done);
           turn = await this.flush(trx, done.map((d) => d.records), head);
@@ -371,8 +349,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         }
         turn = await this.flush(trx, done.filter((d) => d.ok).map((d) => d.records), head);
       });
+      turn?.appendSettled();
       await turn?.appended;
     } catch (error) {
+      turn?.appendSettled();
       turn?.release();
       this.audit.invalidate();
       // The append rides with COMMIT unawaited; when it fails, COMMIT rolls back and its error is the one that counts.
@@ -434,7 +414,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * serialised step across instances: the audit head row is locked from here to the commit, so the chain is
    * extended by one writer at a time, and event ids are assigned in commit order (SSE resume by id and the
    * cross-instance cursor stay exact). Row changes before this point are ordered by row locks instead (lockRow).
-   * The lock is held for one round trip: audit rows, head, events and NOTIFY go in one statement, sent with COMMIT.
+   * Usually one statement does it all, the head's lock included (see chainedAppendCtes), sent with COMMIT.
    */
   private async flush(trx: Tx, changes: ChangeRecords[], locked?: Promise<{ seq: number; hash: string }>): Promise<PublishTurn | undefined> {
     const audits = changes.flatMap((c) => c.audits);
@@ -443,12 +423,21 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       await locked;
       return undefined;
     }
-    const head = this.shared ? await (locked ?? lockAuditHead(trx)) : undefined;
-    if (head) this.sawHead(head);
-    const previous = this.publishTail;
-    let release!: () => void;
-    this.publishTail = new Promise<void>((resolve) => { release = resolve; });
+    const bus = this.deps.bus;
+    const inOneStatement = this.shared && hasTxNotify(bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4;
+    // This instance's appends go out one at a time, each after the previous one's COMMIT was answered: they commit
+    // in the order they are published in (the database's lock orders them too, but only once they reach it).
+    const previousAppend = this.appendTail;
+    let appendSettled!: () => void;
+    this.appendTail = new Promise<void>((resolve) => { appendSettled = resolve; });
+    let previous: Promise<void> = Promise.resolve();
+    let release = () => {};
     try {
+      // (A batch holding the head lock already, from its start, goes first: the others' appends wait for it anyway.)
+      if (!locked) await previousAppend;
+      const head = this.shared && !inOneStatement ? await (locked ?? lockAuditHead(trx)) : undefined;
+      previous = this.publishTail;
+      this.publishTail = new Promise<void>((resolve) => { release = resolve; });
       const eventRows = events.map((e) => ({
         at: e.at, type: e.event.type, users: JSON.stringify(e.audience.users), groups: JSON.stringify(e.audience.groups), exclude: JSON.stringify(e.audience.exclude), payload: JSON.stringify(e.event),
       }));
@@ -457,18 +446,17 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         ids.sort((x, y) => x - y);
         events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
       };
+      if (inOneStatement && hasTxNotify(bus)) {
+        // The batch's last statement: not awaited, so COMMIT goes out in the same write (one round trip for both).
+        const appended = this.appendInOneStatement(trx, audits, eventRows, bus).then((ids) => {
+          stored(ids);
+          if (ids.length > 0) bus.ownIds(ids);
+        });
+        appended.catch(() => {});
+        return { previous, release, appended, appendSettled };
+      }
       if (head) {
-        const shared = this.appendShared(trx, head, audits, eventRows);
-        if (shared.last) {
-          // The batch's last statement: not awaited, so COMMIT goes out in the same write (one round trip for both).
-          const appended = shared.last.then((ids) => {
-            stored(ids);
-            if (ids.length > 0 && hasTxNotify(this.deps.bus)) this.deps.bus.ownIds(ids);
-          });
-          appended.catch(() => {});
-          return { previous, release, appended };
-        }
-        const { ids, notified } = await shared.awaited!;
+        const { ids, notified } = await this.appendLocked(trx, head, audits, eventRows);
         stored(ids);
         await this.notify(trx, ids, notified);
       } else {
@@ -478,9 +466,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       }
     } catch (error) {
       release();
+      appendSettled();
       throw error;
     }
-    return { previous, release, appended: Promise.resolve() };
+    return { previous, release, appended: Promise.resolve(), appendSettled };
   }
 
   /**
@@ -504,37 +493,39 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   /**
-   * PostgreSQL, holding the head row: audit rows, the new head, the events and their NOTIFY in one statement, the
-   * batch's `last`, left unawaited so that COMMIT travels with it. Unusual batches take plain statements (`awaited`;
-   * `notified`: the NOTIFY was part of them).
+   * PostgreSQL: audit rows (hashed by the database from the head it locks), the new head, the events and their
+   * NOTIFY in one statement, the batch's last, left unawaited by flush so that COMMIT travels with it. The events
+   * are inserted after the head is locked (they read from `head`), so their ids follow commit order across instances.
    */
-  private appendShared(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): { last?: Promise<number[]>; awaited?: Promise<{ ids: number[]; notified: boolean }> } {
+  private appendInOneStatement(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[], bus: TxNotifyingBus): Promise<number[]> {
+    const ctes = chainedAppendCtes(audits);
+    if (eventRows.length === 0) return sql`with recursive ${ctes} select id from moved`.execute(trx).then(() => []);
+    const of = <T>(pick: (row: Insertable<EventsTable>) => T) => eventRows.map(pick);
+    // The notify CTE aggregates over the inserted ids and is joined into the result, so it runs exactly once.
+    return sql<{ id: number | string }>`with recursive ${ctes},
+      stored as (
+        insert into events (at, type, users, groups, exclude, payload)
+        select v.at, v.type, v.users, v.groups, v.exclude, v.payload
+        from unnest(${of((e) => e.at)}::bigint[], ${of((e) => e.type)}::text[], ${of((e) => e.users)}::text[], ${of((e) => e.groups)}::text[], ${of((e) => e.exclude)}::text[], ${of((e) => e.payload)}::text[])
+          with ordinality as v (at, type, users, groups, exclude, payload, i), head
+        order by v.i
+        returning id
+      ),
+      told as (select ${bus.notifyExpression()} as sent from stored)
+      select stored.id from stored, told`.execute(trx).then((result) => result.rows.map((r) => Number(r.id)));
+  }
+
+  /**
+   * PostgreSQL, holding the head row (taken by lockAuditHead): plain statements, for what appendInOneStatement does
+   * not take (events without audit rows, a very large batch, a bus that does not notify other instances).
+   * `notified`: never here (the caller notifies).
+   */
+  private async appendLocked(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<{ ids: number[]; notified: boolean }> {
     const chained = chainRows(audits, head);
     const setHead = chained.head ?? head;
-    this.ownHeads.add(setHead.seq);
-    if (this.ownHeads.size > 1_000) this.ownHeads.delete(this.ownHeads.values().next().value!);
-    const bus = this.deps.bus;
-    if (chained.rows.length === 0 || chained.rows.length + eventRows.length > INSERT_CHUNK * 4 || !hasTxNotify(bus)) {
-      // Events without audit rows, a very large batch (bound-parameter limits) or no cross-instance bus: plain statements.
-      return {
-        awaited: (async () => {
-          for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
-          if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
-          return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
-        })(),
-      };
-    }
-    const appended = trx
-      .with('appended', (db) => db.insertInto('audit').values(chained.rows).returning('seq'))
-      .with('moved', (db) => db.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).returning('id'));
-    if (eventRows.length === 0) return { last: appended.selectFrom('moved').select('id').execute().then(() => []) };
-    // The notify CTE aggregates over the inserted ids and is joined into the result, so it runs exactly once.
-    return {
-      last: appended
-        .with('stored', (db) => db.insertInto('events').values(eventRows).returning('id'))
-        .with('told', (db) => db.selectFrom('stored').select(bus.notifyExpression().as('sent')))
-        .selectFrom(['stored', 'told']).select('stored.id').execute().then((rows) => rows.map((r) => Number(r.id))),
-    };
+    for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
+    if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
+    return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
   }
 
   private txContext(trx: Tx, records: ChangeRecords): TxContext {
@@ -1557,14 +1548,14 @@ function sideBySide(batch: QueuedWrite[]): boolean {
 /** The fields of a request that never change after it is created: enough to activate it. */
 type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
 const MAX_REMEMBERED_REQUESTS = 10_000;
-/** After seeing another instance's append, batches take the audit head lock late for this long (see lockHeadEarly). */
-const OTHERS_APPEND_BACKOFF_MS = 10_000;
 
 interface PublishTurn {
   previous: Promise<void>;
   release: () => void;
   /** Settles once the batch's audit rows and events are stored and the events know their ids (see flush). */
   appended: Promise<void>;
+  /** To be called once the transaction has committed or rolled back: the next append of this instance may go. */
+  appendSettled: () => void;
 }
 
 /** A change threw inside a PostgreSQL batch (which is now aborted as a whole). */

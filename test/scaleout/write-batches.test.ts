@@ -46,6 +46,24 @@ describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) 
     expect((await verifyAudit(db)).ok).toBe(true);
   });
 
+  it('audit rows with awkward content chain and verify (PostgreSQL hashes them in SQL, Node checks)', async () => {
+    const db = server.server.store.db;
+    const marker = `awkward-${Date.now()}`;
+    const awkward = [
+      { reason: `${marker} "quoted" \\ back\\slash, new\nline, tab\t, emoji 🔑, accents éàü, CJK 鍵` , detail: { nested: { list: [1, 'two', null, { 'seq': -1 }], quote: '"seq":-1' }, zero: 0 } },
+      { reason: `${marker} plain`, detail: undefined, subject: '"', risk: 0, policyVersion: 7 },
+      { reason: `${marker} ${'x'.repeat(5_000)}`, detail: { big: 'y'.repeat(2_000) } },
+    ];
+    // Queued in one turn: one batch, so the rows chain from each other inside the one statement.
+    await Promise.all(awkward.map((a, i) => server.lifecycle.mutate(async (ctx) => {
+      await ctx.audit({ at: Date.now() + i, actor: `tester ${i}`, action: 'test.awkward', ...a });
+    })));
+    const rows = await db.selectFrom('audit').select(['reason', 'detail']).where('action', '=', 'test.awkward').where('reason', 'like', `${marker}%`).orderBy('seq').execute();
+    expect(rows.map((r) => r.reason)).toEqual(awkward.map((a) => a.reason));
+    expect(JSON.parse(rows[0]!.detail!)).toEqual(awkward[0]!.detail);
+    expect(await verifyAudit(db)).toMatchObject({ ok: true });
+  });
+
   it('changes that each declare their own row run side by side and still commit once each, in order; one that fails, fails alone', async () => {
     const lifecycle = server.lifecycle;
     const db = server.server.store.db;
