@@ -4,7 +4,7 @@
 // Timed transitions (request TTL, activation window, grant deadline) have one exact timer each, plus a durable
 // sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
 import { createHash, randomBytes } from 'node:crypto';
-import { sql, type Insertable, type Transaction, type Selectable } from 'kysely';
+import { sql, type Insertable, type RawBuilder, type Selectable, type SqlBool, type Transaction } from 'kysely';
 import type {
   AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
 } from '../../shared/contract/http';
@@ -144,7 +144,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
     }
     if (!this.wantsEnds() || fresh.length === 0) return;
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where(idIn(fresh)).where('ended_at', 'is not', null).execute();
     for (const row of rows) {
       const ended: GrantEndedForBastion = { grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
       for (const { listener } of this.endedListeners) {
@@ -1284,12 +1284,13 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
     return this.transactNow(async (ctx) => {
       const now = this.now();
-      const rows = await ctx.trx.selectFrom('grants').selectAll().where('id', 'in', ids).where('revocation', 'in', REVOKING).where('db_username', 'is not', null)
+      // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection.
+      const rows = await ctx.trx.selectFrom('grants').selectAll().where(idIn(ids)).where('revocation', 'in', REVOKING).where('db_username', 'is not', null)
         .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
       const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
       const retryAt = new Map<string, number>();
       const revoked = rows.filter((_, i) => outcomes[i]!.status === 'fulfilled');
-      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', 'in', revoked.map((r) => r.id)).execute();
+      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where(idIn(revoked.map((r) => r.id))).execute();
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.status === 'fulfilled') await this.recordRevoked(ctx, row, { updated: true });
@@ -1548,6 +1549,11 @@ function sideBySide(batch: QueuedWrite[]): boolean {
 /** The fields of a request that never change after it is created: enough to activate it. */
 type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
 const MAX_REMEMBERED_REQUESTS = 10_000;
+
+/** PostgreSQL: `id = any($1)`, the same statement text for any number of ids (an IN list is a new one per length). */
+function idIn(ids: string[]): RawBuilder<SqlBool> {
+  return sql<SqlBool>`id = any(${ids}::text[])`;
+}
 
 interface PublishTurn {
   previous: Promise<void>;
