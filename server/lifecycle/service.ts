@@ -144,7 +144,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
     }
     if (!this.wantsEnds() || fresh.length === 0) return;
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where(idIn(fresh)).where('ended_at', 'is not', null).execute();
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
     for (const row of rows) {
       const ended: GrantEndedForBastion = { grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
       for (const { listener } of this.endedListeners) {
@@ -1284,13 +1284,15 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
     return this.transactNow(async (ctx) => {
       const now = this.now();
-      // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection.
+      // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection. With
+      // lagging statistics a generic plan may take `id = any(…)` for most of the table; the partial index on
+      // revoking grants (the literal REVOKING predicate, here and in the update below) keeps it to those rows.
       const rows = await ctx.trx.selectFrom('grants').selectAll().where(idIn(ids)).where('revocation', 'in', REVOKING).where('db_username', 'is not', null)
         .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
       const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
       const retryAt = new Map<string, number>();
       const revoked = rows.filter((_, i) => outcomes[i]!.status === 'fulfilled');
-      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where(idIn(revoked.map((r) => r.id))).execute();
+      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where(idIn(revoked.map((r) => r.id))).where('revocation', 'in', REVOKING).execute();
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.status === 'fulfilled') await this.recordRevoked(ctx, row, { updated: true });
