@@ -423,8 +423,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       await locked;
       return undefined;
     }
-    const bus = this.deps.bus;
-    const inOneStatement = this.shared && hasTxNotify(bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4;
+    // One statement unless the batch is unusual: events without audit rows, very large (bound-parameter limits), or a
+    // bus that does not tell other instances.
+    const bus = this.shared && hasTxNotify(this.deps.bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4 ? this.deps.bus : undefined;
     // This instance's appends go out one at a time, each after the previous one's COMMIT was answered: they commit
     // in the order they are published in (the database's lock orders them too, but only once they reach it).
     const previousAppend = this.appendTail;
@@ -435,7 +436,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     try {
       // (A batch holding the head lock already, from its start, goes first: the others' appends wait for it anyway.)
       if (!locked) await previousAppend;
-      const head = this.shared && !inOneStatement ? await (locked ?? lockAuditHead(trx)) : undefined;
+      const head = this.shared && !bus ? await (locked ?? lockAuditHead(trx)) : undefined;
       previous = this.publishTail;
       this.publishTail = new Promise<void>((resolve) => { release = resolve; });
       const eventRows = events.map((e) => ({
@@ -446,7 +447,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         ids.sort((x, y) => x - y);
         events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
       };
-      if (inOneStatement && hasTxNotify(bus)) {
+      if (bus) {
         // The batch's last statement: not awaited, so COMMIT goes out in the same write (one round trip for both).
         const appended = this.appendInOneStatement(trx, audits, eventRows, bus).then((ids) => {
           stored(ids);
@@ -455,15 +456,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         appended.catch(() => {});
         return { previous, release, appended, appendSettled };
       }
-      if (head) {
-        const { ids, notified } = await this.appendLocked(trx, head, audits, eventRows);
-        stored(ids);
-        await this.notify(trx, ids, notified);
-      } else {
-        const ids = await this.appendAlone(trx, audits, eventRows);
-        stored(ids);
-        await this.notify(trx, ids, false);
-      }
+      const ids = head ? await this.appendLocked(trx, head, audits, eventRows) : await this.appendAlone(trx, audits, eventRows);
+      stored(ids);
+      await this.notify(trx, ids);
     } catch (error) {
       release();
       appendSettled();
@@ -474,12 +469,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /**
    * A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in commit order,
-   * and never for a change that rolled back. `notified`: the append statement did it already.
+   * and never for a change that rolled back.
    */
-  private async notify(trx: Tx, ids: number[], notified: boolean): Promise<void> {
+  private async notify(trx: Tx, ids: number[]): Promise<void> {
     if (ids.length === 0 || !hasTxNotify(this.deps.bus)) return;
-    if (notified) this.deps.bus.ownIds(ids);
-    else await this.deps.bus.notifyInTransaction(trx, ids);
+    await this.deps.bus.notifyInTransaction(trx, ids);
   }
 
   private async appendAlone(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
@@ -518,14 +512,13 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /**
    * PostgreSQL, holding the head row (taken by lockAuditHead): plain statements, for what appendInOneStatement does
    * not take (events without audit rows, a very large batch, a bus that does not notify other instances).
-   * `notified`: never here (the caller notifies).
    */
-  private async appendLocked(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<{ ids: number[]; notified: boolean }> {
+  private async appendLocked(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
     const chained = chainRows(audits, head);
     const setHead = chained.head ?? head;
     for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
     if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
-    return { ids: await this.appendAlone(trx, [], eventRows), notified: false };
+    return this.appendAlone(trx, [], eventRows);
   }
 
   private txContext(trx: Tx, records: ChangeRecords): TxContext {
