@@ -95,6 +95,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly reads: Db;
   private readonly timers = new Map<string, () => void>();
   private readonly revoking = new Set<string>();
+  /** Grants revoked in this turn of the event loop, to be recorded in one change (see recordRevokedSoon). */
+  private readonly revokedToRecord: { row: GrantRow; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private readonly endedListeners = new Set<{ listener: (event: GrantEndedForBastion) => void; wanted: () => boolean }>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -270,7 +272,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * and the group pays for one commit (SQLite writes each dirty page once per commit, not once per change).
    * Events are published, and callers resumed, only after the commit.
    */
-  mutate<T>(fn: (tx: TxContext) => Promise<T>, options: { exclusive?: boolean; key?: string } = {}): Promise<T> {
+  mutate<T>(fn: (tx: TxContext) => Promise<T>, options: { exclusive?: boolean; key?: string | readonly string[] } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.writeQueue.push({ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: 0, exclusive: options.exclusive === true, key: options.key });
       // The SQLite driver is synchronous, so a transaction runs within one turn of the event loop; starting the
@@ -1154,7 +1156,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     for (const { listener } of this.endedListeners) {
       try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
     }
-    if (row.revocation === 'pending') void this.track(this.revokeCredentials(id));
+    if (row.revocation === 'pending') void this.track(this.revokeJustEnded(row));
     return ok(grant);
   }
 
@@ -1167,7 +1169,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const now = this.now();
     // A deadline timer armed before an extension (perhaps by another instance) must not end the grant early.
     if (Number(row.ends_at) > now) return fail(409, 'not_due', `grant ${id} now ends at ${iso(row.ends_at)}`, { audit: false, extra: { endsAt: Number(row.ends_at) } });
-    const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? now : null };
+    const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? this.othersRevokeFrom(now) : null };
     await trx.updateTable('grants').set(changes).where('id', '=', id).execute();
     return ok({ updated: { ...row, ...changes } as GrantRow, now });
   }
@@ -1186,7 +1188,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       .set({
         state: step.to, ended_at: now, end_reason: reason,
         revocation: sql<string>`case when db_username is null then 'done' else 'pending' end`,
-        next_revoke_at: sql<number | null>`case when db_username is null then null else cast(${now} as bigint) end`,
+        next_revoke_at: sql<number | null>`case when db_username is null then null else cast(${this.othersRevokeFrom(now)} as bigint) end`,
       })
       .where('id', '=', id).where('state', '=', 'active')
       .$if(owner !== undefined, (q) => q.where('owner', '=', owner!))
@@ -1204,6 +1206,71 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     if (outcome.ok) return;
     if (outcome.error.code === 'busy') this.schedule(`grant:${id}`, this.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
     else if (outcome.error.code === 'not_due') this.schedule(`grant:${id}`, Number(outcome.error.extra?.endsAt), () => this.endAtDeadline(id));
+  }
+
+  /**
+   * When other instances may take over the revocation of a grant ended at `now`: not before the instance that ended
+   * it has had its go (see revokeJustEnded). One sweep interval: should that instance die at once, another instance's
+   * sweep in the meantime has armed a timer for this instant, so the takeover comes no later than a sweep would.
+   */
+  private othersRevokeFrom(now: number): number {
+    return this.shared ? now + (this.deps.sweepEveryMs ?? 5_000) : now;
+  }
+
+  /**
+   * The first attempt at revoking a grant's credentials, by the instance whose change just ended it: nobody else can
+   * be at it yet (the row says to leave it until othersRevokeFrom), so there is nothing to claim. The provider is
+   * called at once and the outcome is recorded through the write queue, several grants in one change (a write batch
+   * that ended grants is followed by their records in the next batch, not by a transaction of their own). The
+   * record is conditional: should another instance have revoked the grant meanwhile (this one stalled past the
+   * hand-off), the grant is recorded once. Retries and takeovers are claimed (revokeCredentials).
+   */
+  private async revokeJustEnded(row: GrantRow): Promise<void> {
+    const credentials = this.deps.credentials;
+    if (!credentials || !row.db_username || this.revoking.has(row.id) || this.stopped) return this.revokeCredentials(row.id);
+    this.revoking.add(row.id);
+    this.unschedule(`revoke:${row.id}`);
+    try {
+      try {
+        await credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username });
+      } catch (error) {
+        const retryAt = await this.mutate((ctx) => this.recordRevokeFailure(ctx, row, error), { key: `grant:${row.id}` });
+        if (retryAt !== undefined) this.schedule(`revoke:${row.id}`, retryAt, () => this.revokeCredentials(row.id));
+        return;
+      }
+      // Should the record fail (database unreachable), the grant still waits for revoking: a sweep revokes it again
+      // (the provider's revoke is idempotent) and records it then.
+      await this.recordRevokedSoon(row).catch((error: unknown) => this.deps.log.warn({ grantId: row.id, message: safeMessage(error) }, 'credentials revoked but not yet recorded; a sweep will record it'));
+    } finally {
+      this.revoking.delete(row.id);
+    }
+  }
+
+  /** Record a revoked grant, together with the others revoked in this turn of the event loop: one change for all. */
+  private recordRevokedSoon(row: GrantRow): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.revokedToRecord.push({ row, resolve, reject });
+      if (this.revokedToRecord.length > 1) return;
+      setImmediate(() => {
+        const waiting = this.revokedToRecord.splice(0);
+        const rows = waiting.map((w) => w.row);
+        this.mutate((ctx) => this.recordRevokedTogether(ctx, rows), { key: rows.map((r) => `grant:${r.id}`) })
+          .then(() => { for (const w of waiting) w.resolve(); }, (error: unknown) => { for (const w of waiting) w.reject(error); });
+      });
+    });
+  }
+
+  /** Mark these grants' credentials revoked, those still waiting for it (one statement), and audit each. */
+  private async recordRevokedTogether(ctx: TxContext, rows: GrantRow[]): Promise<void> {
+    const ids = rows.map((r) => r.id);
+    const updated = await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null })
+      .where(this.shared ? idIn(ids) : (eb) => eb('id', 'in', ids)).where('revocation', 'in', REVOKING).returningAll().execute();
+    const byId = new Map(updated.map((r) => [r.id, r]));
+    // In the order they were revoked (the update returns rows in no particular order).
+    for (const id of ids) {
+      const row = byId.get(id);
+      if (row) await this.recordRevoked(ctx, row, { updated: true });
+    }
   }
 
   /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
@@ -1289,7 +1356,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.status === 'fulfilled') await this.recordRevoked(ctx, row, { updated: true });
-        else retryAt.set(row.id, await this.recordRevokeFailure(ctx, row, outcome.reason));
+        else {
+          const next = await this.recordRevokeFailure(ctx, row, outcome.reason);
+          if (next !== undefined) retryAt.set(row.id, next);
+        }
       }
       return retryAt;
     });
@@ -1302,14 +1372,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
   }
 
-  /** Record a failed attempt and when the next one is due (returned). */
-  private async recordRevokeFailure(ctx: TxContext, row: GrantRow, error: unknown): Promise<number> {
+  /**
+   * Record a failed attempt and return when the next one is due; nothing (and no retry) if the grant no longer waits
+   * for revoking: another instance revoked it meanwhile (see revokeJustEnded).
+   */
+  private async recordRevokeFailure(ctx: TxContext, row: GrantRow, error: unknown): Promise<number | undefined> {
     const attempts = row.revoke_attempts + 1;
     const next = this.now() + REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
     const message = safeMessage(error);
+    const updated = await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message })
+      .where('id', '=', row.id).where('revocation', 'in', REVOKING).executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) return undefined;
     this.deps.metrics.revocationFailures.inc({ resource: row.resource_id });
     this.deps.log.warn({ grantId: row.id, attempts, message }, 'credential revocation failed; will retry');
-    await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message }).where('id', '=', row.id).execute();
     // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
     if (attempts <= 5 || attempts % 10 === 0) {
       await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
@@ -1514,10 +1589,10 @@ interface QueuedWrite {
   /** Take the append lock first (PostgreSQL): for changes that read-then-insert shared rows no row lock covers. */
   exclusive: boolean;
   /**
-   * The one request or grant this change touches, if it touches no other row but new ones and is fine with any
-   * order relative to other changes (see runBatch). Changes without a key run one after another.
+   * The requests or grants this change touches (usually one), if it touches no other row but new ones and is fine
+   * with any order relative to other changes (see runBatch). Changes without a key run one after another.
    */
-  key?: string;
+  key?: string | readonly string[];
 }
 
 /** What one change records, appended at the end of its batch (see flush). */
@@ -1530,13 +1605,16 @@ interface ChangeRecords {
 /** PostgreSQL's answer to a statement in a transaction that an earlier statement's failure aborted. */
 const IN_FAILED_TRANSACTION = '25P02';
 
-/** Whether a batch's changes may run side by side: each declares the one row it touches, and no two the same. */
+/** Whether a batch's changes may run side by side: each declares the rows it touches, and no two share one. */
 function sideBySide(batch: QueuedWrite[]): boolean {
   if (batch.length < 2) return false;
   const keys = new Set<string>();
   for (const item of batch) {
-    if (!item.key || item.exclusive || keys.has(item.key)) return false;
-    keys.add(item.key);
+    if (item.key === undefined || item.exclusive) return false;
+    for (const key of typeof item.key === 'string' ? [item.key] : item.key) {
+      if (keys.has(key)) return false;
+      keys.add(key);
+    }
   }
   return true;
 }

@@ -1,6 +1,6 @@
 // Several grant-server instances on one PostgreSQL, in-process (A, B) plus one spawned process (C): a bastion
-// streaming ended grants from A hears of a release on B, and an instance killed with pending request deadlines leaves
-// them to the others. The issue's acceptance cases (SSE across instances, approval races, 1,000 simultaneous ends,
+// streaming ended grants from A hears of a release on B, the instance that ended a grant revokes it (another only
+// after a hand-off, should it hang), and an instance killed with pending request deadlines leaves them to the others. The issue's acceptance cases (SSE across instances, approval races, 1,000 simultaneous ends,
 // a kill mid-run) run on two real server processes in two-processes.test.ts; they are not repeated here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../server/lifecycle/audit';
@@ -61,6 +61,49 @@ describe('several instances on one PostgreSQL', () => {
     } finally {
       stream.close();
     }
+  });
+
+  it('the instance that ended a grant revokes it; if that hangs, another takes over after the hand-off, recorded once', async () => {
+    const onA = clientFor(a.url, await tokens.for('alice'));
+    const activate = async (reason: string) => {
+      const created = await onA.post('/v1/requests', { resourceId: 'quick-orders', level: 'read', reason });
+      const activated = await onA.post(`/v1/requests/${created.body.request.id}/activate`, { publicKey: ed25519PublicKeyLine(reason) });
+      expect(activated.status, JSON.stringify(activated.body)).toBe(201);
+      return activated.body.grant.id as string;
+    };
+    const revokedAudits = async (grantId: string) => (await rows<{ n: number }>("select count(*)::int as n from audit where action = 'grant.credentials_revoked' and grant_id = $1", [grantId]))[0]!.n;
+    const revokedBy = (grantId: string) => providers.map((p) => p.revoked.filter((r) => r.grantId === grantId).length);
+
+    // The common case: A ended it, A revokes it, B never calls its provider for it.
+    const quiet = await activate('revoked by the ender');
+    expect((await onA.post(`/v1/grants/${quiet}/release`, {})).status).toBe(200);
+    await until('the grant to be revoked', async () => (await onA.get(`/v1/grants/${quiet}`)).body.grant.revocation === 'done');
+    await new Promise((r) => setTimeout(r, 3 * 300)); // several of B's sweeps
+    expect(revokedBy(quiet)).toEqual([1, 0]);
+    expect(await revokedAudits(quiet)).toBe(1);
+
+    // A's call to the target database hangs: B's sweep takes the revocation over once A's hand-off has passed.
+    const stuck = await activate('ender hangs');
+    let unblock!: () => void;
+    providers[0]!.holdRevoke = new Promise((resolve) => { unblock = resolve; });
+    try {
+      const attempts = providers[0]!.revokeAttempts;
+      expect((await onA.post(`/v1/grants/${stuck}/release`, {})).status).toBe(200);
+      await until('A to be stuck in its provider', () => providers[0]!.revokeAttempts > attempts);
+      await until('B to take the revocation over', async () => (await onA.get(`/v1/grants/${stuck}`)).body.grant.revocation === 'done');
+      const [ended] = await rows<{ ended_at: string }>('select ended_at from grants where id = $1', [stuck]);
+      expect(revokedBy(stuck)).toEqual([0, 1]);
+      expect(providers[1]!.revoked.find((r) => r.grantId === stuck)!.at).toBeGreaterThanOrEqual(Number(ended!.ended_at) + 300);
+    } finally {
+      providers[0]!.holdRevoke = undefined;
+      unblock();
+    }
+    // A's call returns at last (revoking twice is harmless): the grant stays recorded once, with no retry armed.
+    await until('A to finish its call', () => revokedBy(stuck)[0] === 1);
+    await new Promise((r) => setTimeout(r, 3 * 300));
+    expect(await revokedAudits(stuck)).toBe(1);
+    const [row] = await rows<{ revocation: string; revoke_attempts: number }>('select revocation, revoke_attempts from grants where id = $1', [stuck]);
+    expect(row).toEqual({ revocation: 'done', revoke_attempts: 0 });
   });
 
   it('an instance killed mid-run leaves its pending deadlines to the others, and the chain stays whole', async () => {

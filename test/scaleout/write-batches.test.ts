@@ -111,8 +111,8 @@ describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) 
       const attempts = provider.revokeAttempts;
       expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(200);
       await until('the revocation to be stuck in the provider', () => provider.revokeAttempts > attempts);
-      // While it hangs (holding the ended grant's row on PostgreSQL): a second release is answered, and new work
-      // is written. Neither may wait for the hung call, which is only let go afterwards.
+      // While it hangs (a retry or a takeover would hold the ended grant's row on PostgreSQL): a second release is
+      // answered, and new work is written. Neither may wait for the hung call, which is only let go afterwards.
       expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(409);
       expect((await alice.post('/v1/requests', body)).status).toBe(201);
     } finally {

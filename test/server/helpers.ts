@@ -63,7 +63,8 @@ export class RecordingProvider implements CredentialProvider {
   readonly kind = 'recording';
   issued: IssueInput[] = [];
   extended: { grantId: string; endsAt: Date }[] = [];
-  revoked: { grantId: string; username: string }[] = [];
+  /** Successful revokes, with when each was made (epoch ms). */
+  revoked: { grantId: string; username: string; at: number }[] = [];
   revokeAttempts = 0;
   failIssue = false;
   failRevoke = 0;
@@ -90,7 +91,7 @@ export class RecordingProvider implements CredentialProvider {
       this.failRevoke -= 1;
       throw Object.assign(new Error('database unavailable'), { code: 'unavailable' });
     }
-    this.revoked.push({ grantId: input.grantId, username: input.username });
+    this.revoked.push({ grantId: input.grantId, username: input.username, at: Date.now() });
   }
   async close() {}
 }
