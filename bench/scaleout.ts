@@ -11,7 +11,10 @@
 //                                 instance) and PostgreSQL's backends. On 2 cores their sum bounds the rate.
 //   server_ms_per_lifecycle    — the instance's event loop busy time per lifecycle (wall time: on a loaded machine
 //                                 it includes time the thread waited for a CPU, e.g. after waking PostgreSQL).
-//   instance_/load_cpu_ms_per_lifecycle — CPU per lifecycle of the instance's thread and of the load generator.
+//   instance_/load_cpu_ms_per_lifecycle — CPU per lifecycle of the instance's thread and of the load generator (the
+//                                 _2inst keys: both instances' threads; the load generator is a canary for how fast
+//                                 the VM was in those windows).
+// Rates count the lifecycles completed in the steady part of each window (see SETTLE_MS).
 //   lifecycles_per_s_pg_socket — the light run again, connected over PostgreSQL's Unix socket instead of TCP.
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
@@ -55,21 +58,40 @@ interface Run { count: number; ms: number; durations: number[] }
 /** One measured window: lifecycles, their durations, and the CPU spent meanwhile (totals, summed by `summary`). */
 interface Measured extends Run { nodeCpuMs: number; pgCpuMs: number; busyMs: number; instanceCpuMs: number; loadCpuMs: number }
 
-/** Run the load once and measure: CPU of this process (load generator and instances), of `instance`'s thread, of PostgreSQL's backends. */
-async function measured(pg: PostgresInstance, instance: Instance, run: () => Promise<Run>): Promise<Measured> {
-  const pg0 = await pgCpuMs(pg);
-  const cpu0 = process.cpuUsage();
-  const busy0 = instance.busyMs();
-  const instance0 = await instance.cpuMs();
-  const load0 = threadCpuMs();
-  const result = await run();
-  const busyMs = instance.busyMs() - busy0;
-  const cpu = process.cpuUsage(cpu0);
-  const loadCpuMs = threadCpuMs() - load0;
-  const instanceCpuMs = await instance.cpuMs() - instance0;
-  const pg1 = await pgCpuMs(pg);
-  return { ...result, nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: pg1 - pg0, busyMs, instanceCpuMs, loadCpuMs };
+// A window's first SETTLE_MS are not measured: every client starts its first lifecycle at once, and none completes
+// before about one lifecycle's time has passed. Lifecycles still running when the window closes are not counted
+// either (they finish unmeasured). Counting all lifecycles started in the window over its nominal length would
+// overstate the rate by the client count per window (~8 % for 128 clients in a 2.5 s window at 600/s).
+const SETTLE_MS = 400;
+
+/**
+ * Run `clients` clients' lifecycles over `bases` for `ms` and measure the steady part, from SETTLE_MS in to the
+ * end: lifecycles completed in between, their durations, and the CPU spent meanwhile by this process (load generator
+ * and instances), by the serving instances' threads, by the load generator's thread and by PostgreSQL's backends.
+ */
+async function measured(pg: PostgresInstance, instances: Instance[], bases: URL[], token: string, ms: number, clients: number): Promise<Measured> {
+  const snapshot = async () => {
+    const instanceCpu = (await Promise.all(instances.map((i) => i.cpuMs()))).reduce((a, b) => a + b, 0);
+    return { pg: await pgCpuMs(pg), cpu: process.cpuUsage(), busy: instances.reduce((sum, i) => sum + i.busyMs(), 0), instanceCpu, load: threadCpuMs(), at: performance.now() };
+  };
+  const completed: { at: number; ms: number }[] = [];
+  const started = performance.now();
+  const run = lifecycles(bases, token, ms, clients, (at, duration) => completed.push({ at, ms: duration }));
+  await sleep(SETTLE_MS);
+  const first = await snapshot();
+  await sleep(started + ms - performance.now());
+  const last = await snapshot();
+  await run;
+  const counted = completed.filter((c) => c.at >= first.at && c.at <= last.at);
+  const cpu = process.cpuUsage(first.cpu);
+  return {
+    count: counted.length, ms: last.at - first.at, durations: counted.map((c) => c.ms),
+    nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: last.pg - first.pg, busyMs: last.busy - first.busy,
+    instanceCpuMs: last.instanceCpu - first.instanceCpu, loadCpuMs: last.load - first.load,
+  };
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** Windows of one kind together: lifecycles per second, latency percentiles, and CPU per lifecycle. */
 function summary(windows: Measured[]) {
@@ -156,7 +178,8 @@ const LIGHT_CLIENTS = 16;
 const keys = Array.from({ length: 2_000 }, keyLine);
 let k = 0;
 
-async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number): Promise<Run> {
+/** Clients running lifecycles back to back until `ms` have passed; `onDone` hears of each completed one. */
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number, onDone?: (at: number, ms: number) => void): Promise<Run> {
   let done = 0;
   const until = Date.now() + ms;
   const durations: number[] = [];
@@ -171,7 +194,9 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
       if (activated.status !== 201) throw new Error(`activate → ${activated.status} ${JSON.stringify(activated.json)}`);
       const released = await request(at(2), 'POST', `/v1/grants/${activated.json.grant.id}/release`, token, {});
       if (released.status !== 200) throw new Error(`release → ${released.status}`);
-      durations.push(performance.now() - started);
+      const now = performance.now();
+      durations.push(now - started);
+      onDone?.(now, now - started);
       done += 1;
     }
   }));
@@ -219,27 +244,28 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     stops.push(a.stop);
     await lifecycles([a.url], alice, warmMs, 16); // also fills connections and PostgreSQL's caches
     // Light load first: what one lifecycle takes when the instance is not saturated.
-    const light = summary([await measured(pg, a, () => lifecycles([a.url], alice, seconds * 1000, LIGHT_CLIENTS))]);
+    const light = summary([await measured(pg, [a], [a.url], alice, seconds * 1000, LIGHT_CLIENTS)]);
     const b = await startInstance(config);
     stops.push(b.stop);
     await lifecycles([b.url], alice, warmMs, 16);
-    // One and two instances in alternating windows (one, two, two, one, …), each kind summed over its windows: this
-    // VM's speed drifts by ±25 % within minutes, and two measurements made one after the other would compare the VM
-    // as much as the code. (During the one-instance windows B stays up, idle.)
-    const rounds = opts.quick ? 2 : 3;
-    const windowMs = (seconds * 1000) / rounds;
+    // One and two instances in alternating windows, each kind summed over its windows: this VM's speed drifts by
+    // ±25 % within minutes, and two measurements made one after the other would compare the VM as much as the code.
+    // The order (one two, two one, two one, one two) gives both kinds the same mean position, so a steady drift
+    // favours neither. (During the one-instance windows B stays up, idle.)
+    const rounds = 4;
+    const windowMs = SETTLE_MS + (seconds * 1000) / rounds;
     const oneWindows: Measured[] = [];
     const twoWindows: Measured[] = [];
     let changes = 0;
     let commits = 0;
     for (let round = 0; round < rounds; round++) {
-      for (const kind of round % 2 === 0 ? ['one', 'two'] : ['two', 'one']) {
+      for (const kind of round === 0 || round === 3 ? ['one', 'two'] : ['two', 'one']) {
         if (kind === 'two') {
-          twoWindows.push(await measured(pg, a, () => lifecycles([a.url, b.url], alice, windowMs, SATURATING_CLIENTS)));
+          twoWindows.push(await measured(pg, [a, b], [a.url, b.url], alice, windowMs, SATURATING_CLIENTS));
           continue;
         }
         const before = await writeBatches(a.url);
-        oneWindows.push(await measured(pg, a, () => lifecycles([a.url], alice, windowMs, SATURATING_CLIENTS)));
+        oneWindows.push(await measured(pg, [a], [a.url], alice, windowMs, SATURATING_CLIENTS));
         const after = await writeBatches(a.url);
         changes += after.sum - before.sum;
         commits += after.count - before.count;
@@ -251,7 +277,7 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     // a syscall each way, and on this VM a TCP loopback write costs far more than a socket write.
     const local = await startInstance(merge(config, { storage: { url: pg.socketUrl('stint_bench') } }));
     await lifecycles([local.url], alice, warmMs, 16);
-    const socket = summary([await measured(pg, local, () => lifecycles([local.url], alice, seconds * 1000, LIGHT_CLIENTS)).finally(() => local.stop())]);
+    const socket = summary([await measured(pg, [local], [local.url], alice, seconds * 1000, LIGHT_CLIENTS).finally(() => local.stop())]);
     const latencies = await crossInstanceLatencies(a.url, b.url, alice, bob, opts.quick ? 200 : 1_000, opts.quick ? 15 : 30);
     return {
       lifecycles_per_s_pg: Math.round(one.rate),
@@ -262,6 +288,9 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       node_cpu_ms_per_lifecycle_2inst: Number(two.nodeCpuMs.toFixed(2)),
       pg_cpu_ms_per_lifecycle_2inst: Number(two.pgCpuMs.toFixed(2)),
       lifecycle_p50_ms_2inst: Math.round(two.p50Ms),
+      // Both instances' threads together, and the load generator's: against the one-instance figures below.
+      instance_cpu_ms_per_lifecycle_2inst: Number(two.instanceCpuMs.toFixed(2)),
+      load_cpu_ms_per_lifecycle_2inst: Number(two.loadCpuMs.toFixed(2)),
       lifecycles_per_s_pg_light: Math.round(light.rate),
       lifecycle_p50_ms_light: Math.round(light.p50Ms),
       lifecycle_p99_ms_light: Math.round(light.p99Ms),
