@@ -37,9 +37,12 @@ async function writeBatches(base: URL): Promise<{ sum: number; count: number }> 
   return { sum: value('sum'), count: value('count') };
 }
 
-/** CPU time (ms) used so far by this PostgreSQL's backends (from /proc; Linux). */
+/**
+ * CPU time (ms) used so far by this PostgreSQL's processes (from /proc; Linux), autovacuum workers left out: one
+ * lands in whichever window it happens to run in and would add its whole run to that window's lifecycles.
+ */
 async function pgCpuMs(pg: PostgresInstance): Promise<number> {
-  const pids = await pg.query<{ pid: number }>('select pid from pg_stat_activity', [], 'postgres');
+  const pids = await pg.query<{ pid: number }>("select pid from pg_stat_activity where backend_type <> 'autovacuum worker'", [], 'postgres');
   const tick = 1000 / 100; // USER_HZ
   let total = 0;
   for (const { pid } of pids) {
