@@ -105,19 +105,24 @@ describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) 
     const body = { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' };
     const request = (await alice.post('/v1/requests', body)).body.request;
     const grant = (await alice.post(`/v1/requests/${request.id}/activate`, { publicKey: ed25519PublicKeyLine() })).body.grant;
+    // The first attempt (made at once by the instance that ended the grant, outside any transaction) fails; the
+    // retry is the one that hangs: on PostgreSQL a retry claims the grant's row in a transaction held across the call.
+    provider.failRevoke = 1;
     let unblock!: () => void;
-    provider.holdRevoke = new Promise((resolve) => { unblock = resolve; });
     try {
       const attempts = provider.revokeAttempts;
       expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(200);
-      await until('the revocation to be stuck in the provider', () => provider.revokeAttempts > attempts);
-      // While it hangs (a retry or a takeover would hold the ended grant's row on PostgreSQL): a second release is
-      // answered, and new work is written. Neither may wait for the hung call, which is only let go afterwards.
+      await until('the first attempt to fail', async () => (await alice.get(`/v1/grants/${grant.id}`)).body.grant.revocation === 'retrying');
+      provider.holdRevoke = new Promise((resolve) => { unblock = resolve; });
+      await until('the retry to be stuck in the provider', () => provider.revokeAttempts > attempts + 1, 5_000);
+      // While it hangs: a second release is answered, and new work is written. Neither may wait for the hung call,
+      // which is only let go afterwards.
       expect((await alice.post(`/v1/grants/${grant.id}/release`, {})).status).toBe(409);
       expect((await alice.post('/v1/requests', body)).status).toBe(201);
     } finally {
+      provider.failRevoke = 0;
       provider.holdRevoke = undefined;
-      unblock();
+      unblock?.();
     }
     await until('the revocation to finish', async () => (await alice.get(`/v1/grants/${grant.id}`)).body.grant.revocation === 'done');
   });
