@@ -14,8 +14,8 @@
 //   instance_/load_cpu_ms_per_lifecycle — CPU per lifecycle of the instance's thread and of the load generator (the
 //                                 _2inst keys: both instances' threads; the load generator is a canary for how fast
 //                                 the VM was in those windows).
-// Rates count the lifecycles completed in the steady part of each window (see SETTLE_MS).
 //   lifecycles_per_s_pg_socket — the light run again, connected over PostgreSQL's Unix socket instead of TCP.
+// Rates count the lifecycles completed in the steady part of each window (see SETTLE_MS).
 // Each instance runs in its own worker thread (its own event loop, as separate processes would); the load runs on
 // the main thread.
 import { agent, keyLine, noop, openEventClients, request } from './support/http';
@@ -182,10 +182,9 @@ const keys = Array.from({ length: 2_000 }, keyLine);
 let k = 0;
 
 /** Clients running lifecycles back to back until `ms` have passed; `onDone` hears of each completed one. */
-async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number, onDone?: (at: number, ms: number) => void): Promise<Run> {
+async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number, onDone?: (at: number, ms: number) => void): Promise<void> {
   let done = 0;
   const until = Date.now() + ms;
-  const durations: number[] = [];
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
     while (Date.now() < until) {
       const started = performance.now();
@@ -198,12 +197,10 @@ async function lifecycles(bases: URL[], token: string, ms: number, concurrency: 
       const released = await request(at(2), 'POST', `/v1/grants/${activated.json.grant.id}/release`, token, {});
       if (released.status !== 200) throw new Error(`release → ${released.status}`);
       const now = performance.now();
-      durations.push(now - started);
       onDone?.(now, now - started);
       done += 1;
     }
   }));
-  return { count: done, ms, durations };
 }
 
 async function crossInstanceLatencies(a: URL, b: URL, alice: string, bob: string, clients: number, rounds: number): Promise<number[]> {
