@@ -12,6 +12,10 @@ import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } fro
 import { usePostgresStorage } from './pg-env';
 import { bastionStream } from './bastion-stream';
 
+// The instances' safety-net sweep, and so the hand-off before another instance may take over a revocation: long
+// enough that the instance ending a grant records its revocation first even on a loaded CI machine.
+const SWEEP_MS = 1_000;
+
 describe('several instances on one PostgreSQL', () => {
   const { pg } = usePostgresStorage();
   let idp: IdpInstance;
@@ -32,8 +36,8 @@ describe('several instances on one PostgreSQL', () => {
   beforeAll(async () => {
     idp = await startIdp({ accessTokenTtlSeconds: 3600 });
     tokens = new Tokens(idp);
-    a = await startGrantServer({ idp, dataDir, overrides, credentials: providers[0], sweepEveryMs: 300 });
-    b = await startGrantServer({ idp, dataDir, overrides, credentials: providers[1], sweepEveryMs: 300 });
+    a = await startGrantServer({ idp, dataDir, overrides, credentials: providers[0], sweepEveryMs: SWEEP_MS });
+    b = await startGrantServer({ idp, dataDir, overrides, credentials: providers[1], sweepEveryMs: SWEEP_MS });
     database = new URL(a.config.storage.url).pathname.slice(1);
     expect(b.config.storage.url).toBe(a.config.storage.url);
   });
@@ -78,7 +82,7 @@ describe('several instances on one PostgreSQL', () => {
     const quiet = await activate('revoked by the ender');
     expect((await onA.post(`/v1/grants/${quiet}/release`, {})).status).toBe(200);
     await until('the grant to be revoked', async () => (await onA.get(`/v1/grants/${quiet}`)).body.grant.revocation === 'done');
-    await new Promise((r) => setTimeout(r, 3 * 300)); // several of B's sweeps
+    await new Promise((r) => setTimeout(r, 2 * SWEEP_MS)); // two of B's sweeps
     expect(revokedBy(quiet)).toEqual([1, 0]);
     expect(await revokedAudits(quiet)).toBe(1);
 
@@ -93,14 +97,14 @@ describe('several instances on one PostgreSQL', () => {
       await until('B to take the revocation over', async () => (await onA.get(`/v1/grants/${stuck}`)).body.grant.revocation === 'done');
       const [ended] = await rows<{ ended_at: string }>('select ended_at from grants where id = $1', [stuck]);
       expect(revokedBy(stuck)).toEqual([0, 1]);
-      expect(providers[1]!.revoked.find((r) => r.grantId === stuck)!.at).toBeGreaterThanOrEqual(Number(ended!.ended_at) + 300);
+      expect(providers[1]!.revoked.find((r) => r.grantId === stuck)!.at).toBeGreaterThanOrEqual(Number(ended!.ended_at) + SWEEP_MS);
     } finally {
       providers[0]!.holdRevoke = undefined;
       unblock();
     }
     // A's call returns at last (revoking twice is harmless): the grant stays recorded once, with no retry armed.
     await until('A to finish its call', () => revokedBy(stuck)[0] === 1);
-    await new Promise((r) => setTimeout(r, 3 * 300));
+    await new Promise((r) => setTimeout(r, 2 * SWEEP_MS));
     expect(await revokedAudits(stuck)).toBe(1);
     const [row] = await rows<{ revocation: string; revoke_attempts: number }>('select revocation, revoke_attempts from grants where id = $1', [stuck]);
     expect(row).toEqual({ revocation: 'done', revoke_attempts: 0 });
