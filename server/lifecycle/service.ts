@@ -76,6 +76,12 @@ const EVENT_RETENTION_MS = 7 * 86400_000;
 const REVOKE_CONCURRENCY = 2;
 /** Most revocations claimed in one batch. */
 const REVOKE_BATCH = 50;
+/**
+ * First revocation attempts (see revokeJustEnded) calling the provider at once, per instance; the rest wait their
+ * turn. The same bound as the claimed batches: a thousand deadlines in one second must not queue a thousand calls on
+ * the provider's small pool, where a call waiting longer than its connect timeout fails.
+ */
+const FIRST_ATTEMPTS_AT_ONCE = REVOKE_CONCURRENCY * REVOKE_BATCH;
 /** A timed transition that found its row held by another transaction looks again after this long. */
 const CLAIM_RETRY_MS = 500;
 /** The request states an activation may start from (see shared/domain/lifecycle.ts). */
@@ -95,6 +101,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly reads: Db;
   private readonly timers = new Map<string, () => void>();
   private readonly revoking = new Set<string>();
+  /** First revocation attempts calling the provider, and those waiting for their turn (see firstAttemptTurn). */
+  private firstAttemptsRunning = 0;
+  private readonly firstAttemptsWaiting: (() => void)[] = [];
   /** Grants revoked in this turn of the event loop, to be recorded in one change (see recordRevokedSoon). */
   private readonly revokedToRecord: { row: GrantRow; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private readonly endedListeners = new Set<{ listener: (event: GrantEndedForBastion) => void; wanted: () => boolean }>();
@@ -1231,10 +1240,17 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.revoking.add(row.id);
     this.unschedule(`revoke:${row.id}`);
     try {
+      let failed: { error: unknown } | undefined;
+      const done = await this.firstAttemptTurn();
       try {
         await credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username });
       } catch (error) {
-        const retryAt = await this.mutate((ctx) => this.recordRevokeFailure(ctx, row, error), { key: `grant:${row.id}` });
+        failed = { error };
+      } finally {
+        done();
+      }
+      if (failed) {
+        const retryAt = await this.mutate((ctx) => this.recordRevokeFailure(ctx, row, failed.error), { key: `grant:${row.id}` });
         if (retryAt !== undefined) this.schedule(`revoke:${row.id}`, retryAt, () => this.revokeCredentials(row.id));
         return;
       }
@@ -1244,6 +1260,18 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     } finally {
       this.revoking.delete(row.id);
     }
+  }
+
+  /** Wait until fewer than FIRST_ATTEMPTS_AT_ONCE first attempts call the provider; returns the call to make when done. */
+  private async firstAttemptTurn(): Promise<() => void> {
+    // A finished attempt hands its turn straight to the next waiting one, so the count never overshoots.
+    if (this.firstAttemptsRunning < FIRST_ATTEMPTS_AT_ONCE) this.firstAttemptsRunning += 1;
+    else await new Promise<void>((resolve) => this.firstAttemptsWaiting.push(resolve));
+    return () => {
+      const next = this.firstAttemptsWaiting.shift();
+      if (next) next();
+      else this.firstAttemptsRunning -= 1;
+    };
   }
 
   /** Record a revoked grant, together with the others revoked in this turn of the event loop: one change for all. */

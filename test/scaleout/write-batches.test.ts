@@ -100,6 +100,41 @@ describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) 
     expect(await Promise.all([write, read, other])).toEqual(['written', ['first'], 'other']);
   });
 
+  it('a burst of ends calls the provider for at most 100 grants at once; the others follow, each recorded once', async () => {
+    const alice = clientFor(server.url, await idp.tokenFor('alice'));
+    const body = { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' };
+    const grants: string[] = [];
+    for (let chunk = 0; chunk < 6; chunk++) {
+      grants.push(...await Promise.all(Array.from({ length: 20 }, async () => {
+        const request = (await alice.post('/v1/requests', body)).body.request;
+        const activated = await alice.post(`/v1/requests/${request.id}/activate`, { publicKey: ed25519PublicKeyLine() });
+        expect(activated.status, JSON.stringify(activated.body)).toBe(201);
+        return activated.body.grant.id as string;
+      })));
+    }
+    const attempts = provider.revokeAttempts;
+    let unblock!: () => void;
+    provider.holdRevoke = new Promise((resolve) => { unblock = resolve; });
+    try {
+      const released = await Promise.all(grants.map((id) => alice.post(`/v1/grants/${id}/release`, {})));
+      expect(released.map((r) => r.status)).toEqual(grants.map(() => 200));
+      await until('the provider to be called for the first hundred', () => provider.revokeAttempts - attempts >= 100);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(provider.revokeAttempts - attempts).toBe(100);
+    } finally {
+      provider.holdRevoke = undefined;
+      unblock();
+    }
+    const db = server.server.store.db;
+    await until('every grant to be revoked', async () => {
+      const rows = await db.selectFrom('grants').select('revocation').where('id', 'in', grants).execute();
+      return rows.every((r) => r.revocation === 'done');
+    }, 20_000);
+    const audits = await db.selectFrom('audit').select('grant_id').where('action', '=', 'grant.credentials_revoked').where('grant_id', 'in', grants).execute();
+    expect(audits).toHaveLength(grants.length);
+    expect(new Set(audits.map((a) => a.grant_id)).size).toBe(grants.length);
+  });
+
   it('a revocation hanging on its target database holds up no other write', async () => {
     const alice = clientFor(server.url, await idp.tokenFor('alice'));
     const body = { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-1' };
