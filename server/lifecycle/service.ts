@@ -1290,6 +1290,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** Mark these grants' credentials revoked, those still waiting for it (one statement), and audit each. */
   private async recordRevokedTogether(ctx: TxContext, rows: GrantRow[]): Promise<void> {
+    if (rows.length === 0) return;
     const ids = rows.map((r) => r.id);
     const updated = await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null })
       .where(this.shared ? idIn(ids) : (eb) => eb('id', 'in', ids)).where('revocation', 'in', REVOKING).returningAll().execute();
@@ -1379,15 +1380,12 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
       const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
       const retryAt = new Map<string, number>();
-      const revoked = rows.filter((_, i) => outcomes[i]!.status === 'fulfilled');
-      if (revoked.length > 0) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where(idIn(revoked.map((r) => r.id))).where('revocation', 'in', REVOKING).execute();
+      await this.recordRevokedTogether(ctx, rows.filter((_, i) => outcomes[i]!.status === 'fulfilled'));
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
-        if (outcome.status === 'fulfilled') await this.recordRevoked(ctx, row, { updated: true });
-        else {
-          const next = await this.recordRevokeFailure(ctx, row, outcome.reason);
-          if (next !== undefined) retryAt.set(row.id, next);
-        }
+        if (outcome.status === 'fulfilled') continue;
+        const next = await this.recordRevokeFailure(ctx, row, outcome.reason);
+        if (next !== undefined) retryAt.set(row.id, next);
       }
       return retryAt;
     });
