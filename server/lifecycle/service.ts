@@ -1582,8 +1582,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   // ---------------------------------------------------------------- bastion lookup
 
   async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
+    // The state is a literal: only then may a prepared statement's generic plan use grants_active_key, the one
+    // index over keys (partial: active grants), instead of reading the whole table on every SSH connection.
     const row = await this.reads.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
-      .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', 'active').where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
+      .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', sql.lit('active')).where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
     return row ? { grantId: row.id, owner: row.owner, endsAt: new Date(Number(row.ends_at)), target: { host: row.target_host, port: row.target_port } } : undefined;
   }
 

@@ -207,4 +207,19 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('grants_owner_id').ifExists().execute();
     },
   },
+  '0006_grants_fewer_index_writes': {
+    // Every new version of a grant row (a lifecycle writes four) is entered in each of its indexes. grants_key, over
+    // every key ever used, served nothing grants_active_key (0004) does not: the one lookup by key is of active
+    // grants. On PostgreSQL, pages kept 20 % free let the update that records the issued role stay on its page
+    // without touching any index (a HOT update: the column is in no index). Measured: the grants statements of a
+    // lifecycle cost PostgreSQL ~135 µs instead of ~180.
+    async up(db: Kysely<any>) {
+      await db.schema.dropIndex('grants_key').ifExists().execute();
+      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`alter table grants set (fillfactor = 80)`.execute(db);
+    },
+    async down(db: Kysely<any>) {
+      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`alter table grants reset (fillfactor)`.execute(db);
+      await db.schema.createIndex('grants_key').ifNotExists().on('grants').columns(['key_base64']).execute();
+    },
+  },
 };

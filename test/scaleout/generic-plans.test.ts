@@ -73,4 +73,30 @@ describe('lifecycle statements under generic plans (PostgreSQL)', () => {
     expect({ audit: after.audit! - before.audit!, requests: after.requests! - before.requests!, grants: after.grants! - before.grants! })
       .toEqual({ audit: 0, requests: 0, grants: 0 });
   }, 120_000);
+
+  it('a bastion finds an active grant by its key through the index of active keys, not by reading every grant', async () => {
+    const server = await start();
+    const alice = clientFor(server.url, await idp.tokenFor('alice'));
+    for (let i = 0; i < 5; i++) {
+      const created = await alice.post('/v1/requests', { resourceId: 'staging-users', level: 'read', durationSeconds: 600, deviceId: 'laptop-1' });
+      expect((await alice.post(`/v1/requests/${created.body.request.id}/activate`, { publicKey: ed25519PublicKeyLine() })).status).toBe(201);
+    }
+    const active = await pg.query<{ id: string; bastion_id: string; key_type: string; key_base64: string }>(
+      "select id, bastion_id, key_type, key_base64 from grants where state = 'active'", [], DB);
+    expect(active).toHaveLength(5);
+    const before = await scans();
+    const readBefore = await grantRowsRead();
+    for (let round = 0; round < 8; round++) {
+      for (const grant of active) {
+        expect((await server.lifecycle.findActiveGrantByKey(grant.bastion_id, grant.key_type, grant.key_base64))?.grantId).toBe(grant.id);
+      }
+      // A key that opened a grant which has ended (the earlier test's) finds nothing.
+      expect(await server.lifecycle.findActiveGrantByKey(active[0]!.bastion_id, 'ssh-ed25519', 'AAAAC3NzaC1lZDI1NTE5AAAAIDeadDeadDeadDeadDeadDeadDeadDeadDeadDeadDeadDead')).toBeUndefined();
+    }
+    await stop(server);
+    // The 190 ended grants of the earlier test are not read to find 5 active ones: a scan per lookup would read
+    // ~8,800 rows (what the server did besides, starting and activating, stays well below the bound).
+    expect((await scans()).grants! - before.grants!).toBe(0);
+    expect(await grantRowsRead() - readBefore).toBeLessThan(45 * 10);
+  }, 120_000);
 });
