@@ -62,10 +62,11 @@ interface Run { count: number; ms: number; durations: number[] }
 interface Measured extends Run { nodeCpuMs: number; pgCpuMs: number; busyMs: number; instanceCpuMs: number; loadCpuMs: number }
 
 // A window's first SETTLE_MS are not measured: every client starts its first lifecycle at once, and none completes
-// before about one lifecycle's time has passed. Lifecycles still running when the window closes are not counted
+// before about one lifecycle's time has passed (at saturation clients / rate: ~0.6 s for 384 clients at 650/s), so
+// the steady state begins after about two. Lifecycles still running when the window closes are not counted
 // either (they finish unmeasured). Counting all lifecycles started in the window over its nominal length would
 // overstate the rate by the client count per window (~8 % for 128 clients in a 2.5 s window at 600/s).
-const SETTLE_MS = 400;
+const SETTLE_MS = 1_200;
 
 /**
  * Run `clients` clients' lifecycles over `bases` for `ms` and measure the steady part, from SETTLE_MS in to the
@@ -92,6 +93,12 @@ async function measured(pg: PostgresInstance, instances: Instance[], bases: URL[
     nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: last.pg - first.pg, busyMs: last.busy - first.busy,
     instanceCpuMs: last.instanceCpu - first.instanceCpu, loadCpuMs: last.load - first.load,
   };
+}
+
+/** Each window on stderr as it ends: how far the windows of one kind spread shows how much the VM drifted. */
+function report(kind: 'one' | 'two', m: Measured): void {
+  const per = (ms: number) => (ms / m.count).toFixed(2);
+  console.error(`window ${kind}: ${Math.round((m.count / m.ms) * 1000)} lifecycles/s; CPU per lifecycle: instance thread(s) ${per(m.instanceCpuMs)} ms, load generator ${per(m.loadCpuMs)} ms, PostgreSQL ${per(m.pgCpuMs)} ms`);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -174,25 +181,35 @@ async function startInstance(config: ServerConfigInput): Promise<Instance> {
 // audit append and one lock for more changes), so its capacity shows only when the queue is full. Each client runs
 // lifecycles back to back, so at saturation a lifecycle's latency is clients / rate (Little's law); the light run
 // (16 clients, not saturating) gives the latency a user sees on a busy but not overloaded instance.
-const SATURATING_CLIENTS = 128;
+// Both kinds get the same clients, enough to saturate two instances (each sees half of them). Measured in
+// interleaved windows (bench/RESULTS.md, seventh session): one instance gives ~605 / ~640 / ~635 lifecycles/s at
+// 128 / 256 / 384 clients (saturated from 256 on), two give ~610 / ~695 / ~725: at 128 clients two instances were
+// not saturated, so that comparison measured the clients, not the second instance.
+const SATURATING_CLIENTS = 384;
 const LIGHT_CLIENTS = 16;
 
-// Generated once, outside the measured windows (key generation is the agent's work, not the server's).
+// Generated once, outside the measured windows (key generation is the agent's work, not the server's). Each client
+// draws from its own keys: a key opens one active grant at a time, and a shared ring could hand a key out again
+// while a stalled client still holds a grant with it (409 key_in_use, ending the run).
 const keys = Array.from({ length: 2_000 }, keyLine);
-let k = 0;
+const keyOf = (client: number, clients: number, lifecycle: number) => {
+  const each = Math.floor(keys.length / clients);
+  if (each < 1) throw new Error(`at most ${keys.length} clients`);
+  return keys[client * each + (lifecycle % each)]!;
+};
 
 /** Clients running lifecycles back to back until `ms` have passed; `onDone` hears of each completed one. */
 async function lifecycles(bases: URL[], token: string, ms: number, concurrency: number, onDone?: (at: number, ms: number) => void): Promise<void> {
   let done = 0;
   const until = Date.now() + ms;
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
-    while (Date.now() < until) {
+    for (let own = 0; Date.now() < until; own++) {
       const started = performance.now();
       // No sticky sessions: each step of one lifecycle may land on another instance.
       const at = (step: number) => bases[(worker + step + done) % bases.length]!;
       const created = await request(at(0), 'POST', '/v1/requests', token, { resourceId: 'staging-users', level: 'read', durationSeconds: 600, deviceId: 'bench-device-1' });
       if (created.status !== 201 || created.json.request.state !== 'approved') throw new Error(`create → ${created.status} ${JSON.stringify(created.json)}`);
-      const activated = await request(at(1), 'POST', `/v1/requests/${created.json.request.id}/activate`, token, { publicKey: keys[k++ % keys.length] });
+      const activated = await request(at(1), 'POST', `/v1/requests/${created.json.request.id}/activate`, token, { publicKey: keyOf(worker, concurrency, own) });
       if (activated.status !== 201) throw new Error(`activate → ${activated.status} ${JSON.stringify(activated.json)}`);
       const released = await request(at(2), 'POST', `/v1/grants/${activated.json.grant.id}/release`, token, {});
       if (released.status !== 200) throw new Error(`release → ${released.status}`);
@@ -247,7 +264,9 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     const light = summary([await measured(pg, [a], [a.url], alice, seconds * 1000, LIGHT_CLIENTS)]);
     const b = await startInstance(config);
     stops.push(b.stop);
-    await lifecycles([b.url], alice, warmMs, 16);
+    // Both warmed at the measured load: code that only a full queue runs (large batches) is compiled before, not in,
+    // the first measured windows.
+    await lifecycles([a.url, b.url], alice, 2 * warmMs, SATURATING_CLIENTS);
     // One and two instances in alternating windows, each kind summed over its windows: this VM's speed drifts by
     // ±25 % within minutes, and two measurements made one after the other would compare the VM as much as the code.
     // The order (one two, two one, two one, one two) gives both kinds the same mean position, so a steady drift
@@ -262,10 +281,12 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       for (const kind of round === 0 || round === 3 ? ['one', 'two'] : ['two', 'one']) {
         if (kind === 'two') {
           twoWindows.push(await measured(pg, [a, b], [a.url, b.url], alice, windowMs, SATURATING_CLIENTS));
+          report('two', twoWindows.at(-1)!);
           continue;
         }
         const before = await writeBatches(a.url);
         oneWindows.push(await measured(pg, [a], [a.url], alice, windowMs, SATURATING_CLIENTS));
+        report('one', oneWindows.at(-1)!);
         const after = await writeBatches(a.url);
         changes += after.sum - before.sum;
         commits += after.count - before.count;
