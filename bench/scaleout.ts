@@ -39,21 +39,31 @@ async function writeBatches(base: URL): Promise<{ sum: number; count: number }> 
 }
 
 /**
- * CPU time (ms) used so far by this PostgreSQL's processes (from /proc; Linux), autovacuum workers left out: one
- * lands in whichever window it happens to run in and would add its whole run to that window's lifecycles.
+ * CPU time (ms) used so far by each of this PostgreSQL's processes (from /proc; Linux), autovacuum workers left out:
+ * one lands in whichever window it happens to run in and would add its whole run to that window's lifecycles.
  */
-async function pgCpuMs(pg: PostgresInstance): Promise<number> {
+async function pgCpuByPid(pg: PostgresInstance): Promise<Map<number, number>> {
   const pids = await pg.query<{ pid: number }>("select pid from pg_stat_activity where backend_type <> 'autovacuum worker'", [], 'postgres');
   const tick = 1000 / 100; // USER_HZ
-  let total = 0;
+  const cpu = new Map<number, number>();
   for (const { pid } of pids) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) * tick;
+      cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * tick);
     } catch {
       // exited meanwhile
     }
   }
+  return cpu;
+}
+
+/**
+ * PostgreSQL CPU between two readings, by process: a backend that exits in between (a pooled connection idle for
+ * 30 s closes) takes its whole past with it, and a plain difference of totals went negative.
+ */
+function pgCpuBetween(first: Map<number, number>, last: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of last) total += ms - (first.get(pid) ?? 0);
   return total;
 }
 
@@ -77,7 +87,7 @@ const SETTLE_MS = 1_200;
 async function measured(pg: PostgresInstance, instances: Instance[], bases: URL[], token: string, ms: number, clients: number): Promise<Measured> {
   const snapshot = async () => {
     const instanceCpu = (await Promise.all(instances.map((i) => i.cpuMs()))).reduce((a, b) => a + b, 0);
-    return { pg: await pgCpuMs(pg), cpu: process.cpuUsage(), busy: instances.reduce((sum, i) => sum + i.busyMs(), 0), instanceCpu, load: threadCpuMs(), at: performance.now() };
+    return { pg: await pgCpuByPid(pg), cpu: process.cpuUsage(), busy: instances.reduce((sum, i) => sum + i.busyMs(), 0), instanceCpu, load: threadCpuMs(), at: performance.now() };
   };
   const completed: { at: number; ms: number }[] = [];
   const started = performance.now();
@@ -91,7 +101,7 @@ async function measured(pg: PostgresInstance, instances: Instance[], bases: URL[
   const cpu = process.cpuUsage(first.cpu);
   return {
     count: counted.length, ms: last.at - first.at, durations: counted.map((c) => c.ms),
-    nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: last.pg - first.pg, busyMs: last.busy - first.busy,
+    nodeCpuMs: (cpu.user + cpu.system) / 1000, pgCpuMs: pgCpuBetween(first.pg, last.pg), busyMs: last.busy - first.busy,
     instanceCpuMs: last.instanceCpu - first.instanceCpu, loadCpuMs: last.load - first.load,
   };
 }
