@@ -291,11 +291,11 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     // Both warmed at the measured load: code that only a full queue runs (large batches) is compiled before, not in,
     // the first measured windows.
     await lifecycles([a.url, b.url], alice, 2 * warmMs, SATURATING_CLIENTS);
-    // One and two instances in alternating windows, each kind summed over its windows: this VM's speed drifts by
+    // One and two instances in alternating windows, each kind taken over its windows (summary): this VM's speed drifts by
     // ±25 % within minutes, and two measurements made one after the other would compare the VM as much as the code.
     // The order (one two, two one, two one, one two, twice) gives both kinds the same mean position, so a steady
     // drift favours neither. (During the one-instance windows B stays up, idle.) Eight rounds: windows of one kind
-    // spread ±15 % within a run, so sums of four compared two kinds a few per cent apart too loosely.
+    // spread ±15 % within a run, so four of each compared two kinds a few per cent apart too loosely.
     const rounds = 8;
     const windowMs = SETTLE_MS + (comparedSeconds * 1000) / rounds;
     const oneWindows: Measured[] = [];
