@@ -68,6 +68,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const dir = serviceDir('stack');
     const yaml = demoConfigYaml({ ports, dir, audience: idp.audience, issuer: idp.issuer });
     const config = parseConfig(options.editConfig ? options.editConfig(yaml) : yaml, 'stack config');
+    // Each stack's agents get their own preferred tunnel ports. The agent derives a resource's port from its id, so
+    // stacks in parallel test files would all prefer the same port: when one tunnel closes, another file's new
+    // tunnel could take that port at once, and a test checking that its ended tunnel refuses connections would
+    // find someone else listening there.
+    const tunnelPorts: Record<string, number> = {};
+    for (const resource of config.resources) tunnelPorts[resource.id] = await freePort();
     const env = {
       ...process.env,
       STINT_DEMO_TOTP_KEY: 'k'.repeat(43),
@@ -106,7 +112,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       stopServer,
       startServer,
       agent: (user, agentOptions = {}) => {
-        const settings = new MemorySettingsStore({ serverUrl, issuer: idp.issuer, audience: idp.audience });
+        const settings = new MemorySettingsStore({ serverUrl, issuer: idp.issuer, audience: idp.audience, ports: tunnelPorts });
         const clipboard = new MemoryClipboard();
         let signingIn = false;
         const agent = createAgent({
