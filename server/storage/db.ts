@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, type Compilable, type MigrationResultSet, type QueryResult, Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Compilable, type MigrationResultSet, type QueryResult, Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema';
 import { migrations } from './migrations';
@@ -135,11 +135,6 @@ function openPostgres(url: string, options: StoreOptions): Store {
       await db.destroy();
     },
   };
-}
-
-/** Is this a PostgreSQL kysely instance? (migrations pick column types by dialect; SQLite stays byte-identical.) */
-export function isPostgresDb(db: Kysely<any>): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
 /**

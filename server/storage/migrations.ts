@@ -2,8 +2,11 @@
 // Never edit a released migration: add the next one.
 import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 
+/** Is this a PostgreSQL kysely instance? (Migrations pick types and settings by dialect; SQLite stays byte-identical.) */
+const isPostgres = (db: Kysely<any>) => db.getExecutor().adapter instanceof PostgresAdapter;
+
 /** PostgreSQL has no AUTOINCREMENT keyword: its sequence-backed column is `bigserial`. SQLite keeps its exact DDL. */
-const serialId = (db: Kysely<any>) => (db.getExecutor().adapter instanceof PostgresAdapter
+const serialId = (db: Kysely<any>) => (isPostgres(db)
   ? { type: 'bigserial' as const, build: (c: any) => c.primaryKey() }
   : { type: 'integer' as const, build: (c: any) => c.primaryKey().autoIncrement() });
 
@@ -170,7 +173,7 @@ export const migrations: Record<string, Migration> = {
     // needed a second statement to read the head). SQLite has a single writer that keeps the head in memory.
     // Instances before this migration serialised on an advisory lock instead: upgrade all instances together.
     async up(db: Kysely<any>) {
-      if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+      if (!isPostgres(db)) return;
       await db.schema.createTable('audit_head')
         .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
         .addColumn('seq', 'bigint', (c) => c.notNull())
@@ -215,10 +218,10 @@ export const migrations: Record<string, Migration> = {
     // lifecycle cost PostgreSQL ~135 µs instead of ~180.
     async up(db: Kysely<any>) {
       await db.schema.dropIndex('grants_key').ifExists().execute();
-      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`alter table grants set (fillfactor = 80)`.execute(db);
+      if (isPostgres(db)) await sql`alter table grants set (fillfactor = 80)`.execute(db);
     },
     async down(db: Kysely<any>) {
-      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`alter table grants reset (fillfactor)`.execute(db);
+      if (isPostgres(db)) await sql`alter table grants reset (fillfactor)`.execute(db);
       await db.schema.createIndex('grants_key').ifNotExists().on('grants').columns(['key_base64']).execute();
     },
   },
