@@ -1298,7 +1298,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     // In the order they were revoked (the update returns rows in no particular order).
     for (const id of ids) {
       const row = byId.get(id);
-      if (row) await this.recordRevoked(ctx, row, { updated: true });
+      if (!row) continue;
+      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
+      await this.emitGrant(ctx, row);
     }
   }
 
@@ -1330,7 +1332,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     } catch (error) {
       return this.mutate((ctx) => this.recordRevokeFailure(ctx, row, error));
     }
-    await this.mutate((ctx) => this.recordRevoked(ctx, row));
+    await this.mutate((ctx) => this.recordRevokedTogether(ctx, [row]));
     return undefined;
   }
 
@@ -1389,13 +1391,6 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       }
       return retryAt;
     });
-  }
-
-  /** `updated`: the row was already set to done (a batch updates its revoked rows in one statement). */
-  private async recordRevoked(ctx: TxContext, row: GrantRow, options: { updated?: boolean } = {}): Promise<void> {
-    if (!options.updated) await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null }).where('id', '=', row.id).execute();
-    await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
-    await this.emitGrant(ctx, { ...row, revocation: 'done', next_revoke_at: null });
   }
 
   /**
