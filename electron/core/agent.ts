@@ -14,6 +14,7 @@ import { toAgentProblem } from './agent-core';
 import { ApiClient } from './api-client';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
+import { psqlCommand, type ClientFiles } from './client-files';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
 import { DeadlineScheduler, type DeadlineEvent } from './deadlines';
@@ -51,6 +52,8 @@ export interface AgentOptions {
   clock?: Clock;
   clipboard?: Clipboard;
   launcher?: Launcher;
+  /** Where per-grant client files (the psql passfile) go; without it the UI offers the URI only. */
+  clientFiles?: ClientFiles;
   fetch?: typeof fetch;
   /** For tests and benchmarks: how tunnels are opened (default: ssh2 through the bastion). */
   openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
@@ -122,6 +125,7 @@ export class Agent implements AgentCore {
   /** On process start: wipe leftovers of a crashed run, sign in from the keychain if possible, load, listen. */
   async start(): Promise<void> {
     await this.vault.wipeLeftovers();
+    await this.options.clientFiles?.wipeAll();
     try {
       if (await this.options.session.restore()) await this.online();
     } catch (error) {
@@ -417,7 +421,7 @@ export class Agent implements AgentCore {
       // close() stops listening and destroys live sockets synchronously; ending the SSH connection politely may
       // take a round trip more, which access does not wait for.
       const sshEnded = tunnel?.close();
-      const wipe = await this.vault.wipe(grantId);
+      const [wipe] = await Promise.all([this.vault.wipe(grantId), this.options.clientFiles?.wipe(grantId).catch((error) => this.problem(error))]);
       void sshEnded?.catch(() => {});
       this.pruneEnded();
       this.publish();
@@ -515,8 +519,22 @@ export class Agent implements AgentCore {
       await tunnel.close();
       throw new AgentError('not_found', 'This access has ended.');
     }
+    const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
+    let psql: string | undefined;
+    try {
+      const passfile = await this.options.clientFiles?.writePgpass(grantId, { ...target, password: secrets.dbPassword });
+      if (passfile) psql = psqlCommand(target, passfile);
+    } catch (error) {
+      this.problem(new AgentError('launcher_failed', `The psql password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
+    }
+    if (record.localState !== 'active') {
+      // The access ended while the file was written: its wipe may have run before the write.
+      await tunnel.close();
+      await this.options.clientFiles?.wipe(grantId);
+      throw new AgentError('not_found', 'This access has ended.');
+    }
     record.tunnel = tunnel;
-    record.tunnelView = { status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, ...(tunnel.message ? { message: tunnel.message } : {}) };
+    record.tunnelView = { status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}) };
     this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
     this.publish();
     return result(tunnel);
@@ -653,8 +671,16 @@ export class Agent implements AgentCore {
         const connection = await this.openFor(grantId);
         const secrets = this.vault.get(grantId);
         if (!secrets?.uri) throw new AgentError('not_found', 'There is no open connection for this access.');
-        if (!this.options.launcher) throw new AgentError('launcher_failed', 'This Stint host cannot open a terminal. Copy the connection URI instead.');
-        await this.options.launcher.openPsql({ host: connection.host, port: connection.port, user: connection.user, database: connection.database, password: secrets.dbPassword, uri: secrets.uri });
+        // Where no terminal can be opened, say exactly what to run instead.
+        const instead = this.grants.get(grantId)?.tunnelView?.psql;
+        const insteadText = instead ? ` Run this in a terminal instead: ${instead}` : ' Copy the connection URI instead.';
+        if (!this.options.launcher) throw new AgentError('launcher_failed', `This Stint host cannot open a terminal.${insteadText}`);
+        try {
+          await this.options.launcher.openPsql({ host: connection.host, port: connection.port, user: connection.user, database: connection.database, password: secrets.dbPassword, uri: secrets.uri });
+        } catch (error) {
+          if (isAgentError(error) && error.code === 'launcher_failed' && instead) throw new AgentError('launcher_failed', `${error.message.replace(/ Copy the connection URI instead\.$/, '')}${insteadText}`, error);
+          throw error;
+        }
         return ok;
       },
       extend: async (input) => {

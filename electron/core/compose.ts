@@ -1,6 +1,8 @@
 // Composition root for hosts (Electron main, web host, CLI): the real effects, chosen in one place. Hosts pass what
 // only they can provide (settings store, how to open a browser, clipboard, terminal launcher).
+import { join } from 'node:path';
 import { Agent, type Launcher, type SessionLike } from './agent';
+import { ClientFiles } from './client-files';
 import type { Clipboard } from './clipboard';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
@@ -10,7 +12,17 @@ import type { SecretStore } from './secrets/secret-store';
 import { Session, type SessionStatus, type SessionUser } from './session';
 import type { SettingsStore } from './settings';
 
+/** The tray app's keychain namespace. Every other agent profile (CLI, each demo user) has its own, because an agent
+ * wipes on start every grant item in its namespace that it does not hold: a shared one would erase another
+ * running profile's secrets. */
 export const KEYCHAIN_SERVICE = 'stint';
+
+/** The keychain service of a named agent profile: `stint` for the tray app, `stint-<profile>` for the others. */
+export function keychainServiceFor(profile?: string): string {
+  if (!profile) return KEYCHAIN_SERVICE;
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(profile)) throw new AgentError('invalid_input', `Profile names are lower-case letters, digits and dashes (got "${profile}").`);
+  return `${KEYCHAIN_SERVICE}-${profile}`;
+}
 
 export interface CreateAgentOptions {
   settings: SettingsStore;
@@ -18,8 +30,14 @@ export interface CreateAgentOptions {
   openUrl: (url: string) => void | Promise<void>;
   clipboard?: Clipboard;
   launcher?: Launcher;
-  /** Default: the OS keychain through keytar, service "stint". */
+  /** Default: the OS keychain through keytar, in this profile's namespace (see keychainServiceFor). */
   secrets?: SecretStore;
+  /** The agent profile: tray app (none), `cli`, `demo-alice`, … — each keeps its secrets apart. */
+  profile?: string;
+  /** The agent's own data folder: per-grant client files (the psql passfile) go in its `grants/` folder. */
+  dataDir?: string;
+  /** Pre-filled account on the IdP's sign-in page (OIDC login_hint). */
+  loginHint?: string;
   clock?: Clock;
   fetch?: typeof fetch;
 }
@@ -57,10 +75,10 @@ export class SettingsSession implements SessionLike {
 
 export function createAgent(options: CreateAgentOptions): Agent {
   const clock = options.clock ?? systemClock;
-  const secrets = options.secrets ?? new KeytarSecretStore(KEYCHAIN_SERVICE);
+  const secrets = options.secrets ?? new KeytarSecretStore(keychainServiceFor(options.profile));
   // The session reports its own changes (e.g. the sign-in page URL once built) to the agent's state.
   const built: { agent?: Agent } = {};
-  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock, onChange: () => built.agent?.sessionChanged() }));
+  const session = new SettingsSession(options.settings, (s) => new Session({ ...s, secrets, openUrl: options.openUrl, clock, onChange: () => built.agent?.sessionChanged(), ...(options.loginHint ? { loginHint: options.loginHint } : {}) }));
   const agent = new Agent({
     settings: options.settings,
     secrets,
@@ -68,6 +86,7 @@ export function createAgent(options: CreateAgentOptions): Agent {
     clock,
     ...(options.clipboard ? { clipboard: options.clipboard } : {}),
     ...(options.launcher ? { launcher: options.launcher } : {}),
+    ...(options.dataDir ? { clientFiles: new ClientFiles(join(options.dataDir, 'grants')) } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   built.agent = agent;

@@ -42,6 +42,8 @@ export interface SessionOptions {
   /** Network timeout for IdP calls, seconds. */
   timeoutSeconds?: number;
   onChange?: (status: SessionStatus) => void;
+  /** Suggested account for the IdP's sign-in page (OIDC login_hint), e.g. the demo user an agent belongs to. */
+  loginHint?: string;
 }
 
 function isLoopback(url: URL): boolean {
@@ -167,6 +169,7 @@ export class Session {
           nonce,
           prompt: 'consent',
           resource: this.options.audience,
+          ...(this.options.loginHint ? { login_hint: this.options.loginHint } : {}),
         });
         // Shown by the UI too, for machines where no browser opens by itself (the web host on a headless box).
         this.set({ status: 'signing_in', authorizationUrl: url.href });

@@ -20,7 +20,7 @@ import { PROTOCOL, deepLinkFromArgv, parseDeepLink } from './deep-links';
 import { STEP_UP_PARTITION, configureWebAuthn, installStepUpProtocol, stepUpOrigin } from './stepup-origin';
 import { ClockChangeDetector, watchPower } from './power';
 import { ElectronSettingsStore, applyLaunchAtLogin, openElectronStore, readShellSettings, writeShellSettings } from './settings-store';
-import { terminalLauncher } from './launcher';
+import { terminalLauncher } from '../core/launcher';
 import { hardenSession } from './session-policy';
 
 // dist/electron/main/index.js → the app's root (inside the asar when packaged).
@@ -102,6 +102,7 @@ async function start(): Promise<void> {
     },
     clipboard: electronClipboard,
     launcher: terminalLauncher(),
+    dataDir: app.getPath('userData'),
   });
 
   const tray = new Tray(trayIconPath('offline', process.platform, iconDir));

@@ -45,6 +45,11 @@ export const TunnelView = z.object({
   /** Plain-words note for the user, e.g. "Port 15432 is in use by another program — using 15433 for this grant." */
   message: z.string().optional(),
   connections: z.number().int().nonnegative(),
+  /**
+   * A psql command that connects through this tunnel with no password typed: libpq reads it from this grant's 0600
+   * passfile in the agent's data dir (wiped with the grant). Holds no secret; for the user to copy and run.
+   */
+  psql: z.string().optional(),
 });
 export type TunnelView = z.infer<typeof TunnelView>;
 

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serviceDir } from '../harness/tmp';
-import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../electron/main/launcher';
+import { serviceDir } from '../../dev/run-dir';
+import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../electron/core/launcher';
 import type { PsqlTarget } from '../../electron/core/agent';
 import {
   ElectronSettingsStore, applyLaunchAtLogin, autostartEntry, readShellSettings, writeShellSettings, type KeyValueStore,

@@ -7,8 +7,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import type { Launcher, PsqlTarget } from '../core/agent';
-import { AgentError } from '../core/errors';
+import type { Launcher, PsqlTarget } from './agent';
+import { AgentError } from './errors';
 
 export interface LaunchCommand {
   command: string;
