@@ -14,6 +14,11 @@ const layers = {
   preload: './electron/preload',
   hosts: './electron/hosts',
   renderer: './renderer',
+  dev: './dev',
+  scripts: './scripts',
+  bench: './bench',
+  build: './build',
+  test: './test',
 };
 const zone = (target, from, why) => ({ target: layers[target], from: from.map((f) => layers[f]), message: why });
 
@@ -43,6 +48,15 @@ export default tseslint.config(
           zone('main', ['server', 'preload', 'hosts', 'renderer'], 'electron/main may import only electron/core and shared/ (layering rule).'),
           zone('hosts', ['server', 'main', 'preload', 'renderer'], 'electron/hosts may import only electron/core and shared/ (layering rule).'),
           zone('preload', ['server', 'core', 'main', 'hosts', 'renderer'], 'electron/preload may import only shared/ (layering rule).'),
+          // The product and its demo never depend on the tests: the demo's real services live in dev/, which the
+          // test harness imports, never the other way round.
+          // (bench/ still drives stand-ins from test/ — the fake grant server, the scripted agent — until issue #20
+          // moves the benches onto the real server; it is the one exemption.)
+          ...['shared', 'server', 'core', 'main', 'preload', 'hosts', 'renderer', 'dev', 'scripts', 'build'].map((target) =>
+            zone(target, ['test'], 'Only test/ may import from test/; shared helpers for the demo and the tests go in dev/ (layering rule).')),
+          // dev/ is development tooling (services for the demo, benches and tests): the product never imports it.
+          ...['shared', 'server', 'core', 'main', 'preload', 'hosts', 'renderer'].map((target) =>
+            zone(target, ['dev', 'scripts'], 'The product may not import dev/ or scripts/: they are development tooling (layering rule).')),
         ],
       }],
     },

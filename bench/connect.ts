@@ -4,12 +4,12 @@
 // The grant server here is the test stand-in (test/agent/fake-grant-server.ts): it creates a real PostgreSQL role
 // and writes the bastion's authorized_keys, but the real server's policy and audit work is not included.
 import { startAgentBackend } from './support/agent-backend';
-import { PG_BIN } from '../test/harness/postgres';
+import { PG_BIN } from '../dev/postgres';
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../test/harness/ports';
-import { testRoot, sweep } from '../test/harness/tmp';
+import { freePort } from '../dev/ports';
+import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 import { FakeSession } from '../test/agent/fake-session';
 import { Agent } from '../electron/core/agent';
 import { KeytarSecretStore } from '../electron/core/secrets/keytar-store';
@@ -29,8 +29,8 @@ function psql(uri: string): Promise<string> {
 
 export default async function connectBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const rounds = opts.quick ? 7 : 21;
-  const ownRoot = !process.env.STINT_TEST_ROOT;
-  const root = testRoot();
+  const ownRoot = !process.env[RUN_DIR_ENV];
+  const root = runDir();
   const stops: Array<() => Promise<unknown>> = [];
   try {
     const { server } = await startAgentBackend(stops);
@@ -60,7 +60,7 @@ export default async function connectBench(opts: { quick: boolean }): Promise<Re
     for (const stop of stops.reverse()) await stop().catch(() => {});
     if (ownRoot) {
       sweep(root);
-      delete process.env.STINT_TEST_ROOT;
+      delete process.env[RUN_DIR_ENV];
     }
   }
 }

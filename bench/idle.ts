@@ -6,13 +6,13 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { freePort } from '../test/harness/ports';
-import { testRoot, sweep } from '../test/harness/tmp';
+import { freePort } from '../dev/ports';
+import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 
 export default async function idleBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const seconds = opts.quick ? 10 : 30;
-  const ownRoot = !process.env.STINT_TEST_ROOT;
-  const root = testRoot();
+  const ownRoot = !process.env[RUN_DIR_ENV];
+  const root = runDir();
   const stops: Array<() => Promise<unknown>> = [];
   try {
     const { server } = await startAgentBackend(stops);
@@ -36,7 +36,7 @@ export default async function idleBench(opts: { quick: boolean }): Promise<Recor
     for (const stop of stops.reverse()) await stop().catch(() => {});
     if (ownRoot) {
       sweep(root);
-      delete process.env.STINT_TEST_ROOT;
+      delete process.env[RUN_DIR_ENV];
     }
   }
 }

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { sweep, testRoot } from '../test/harness/tmp';
+import { sweep, runDir } from '../dev/run-dir';
 
 const [name, ...rest] = process.argv.slice(2);
 const quick = rest.includes('--quick');
@@ -15,7 +15,7 @@ if (!name || !available.includes(name)) {
 const file = join(import.meta.dirname, `${name}.ts`);
 if (!existsSync(file)) process.exit(2);
 // Benchmarks start harness services (PostgreSQL, sshd, …) under one temp root, swept whatever happens.
-const root = testRoot();
+const root = runDir();
 let result: Record<string, number | string>;
 try {
   const module = await import(pathToFileURL(file).href);

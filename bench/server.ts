@@ -10,7 +10,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { join } from 'node:path';
 import { startIdp } from '../test/harness/idp';
 import { startGrantServer } from '../test/harness/grant-server';
-import { serviceDir } from '../test/harness/tmp';
+import { serviceDir } from '../dev/run-dir';
 
 
 

@@ -8,10 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPostgres, PG_BIN } from '../test/harness/postgres';
-import { startSshd } from '../test/harness/sshd';
-import { freePort } from '../test/harness/ports';
-import { serviceDir, testRoot, sweep } from '../test/harness/tmp';
+import { startPostgres, PG_BIN } from '../dev/postgres';
+import { startSshd } from '../dev/sshd';
+import { freePort } from '../dev/ports';
+import { RUN_DIR_ENV, serviceDir, runDir, sweep } from '../dev/run-dir';
 import { openTunnel } from '../electron/core/tunnels';
 import { generateGrantKey } from '../electron/core/vault';
 
@@ -86,8 +86,8 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
   const rawMb = opts.quick ? 200 : 400;
   const rounds = opts.quick ? 2 : 4;
   const setupRounds = opts.quick ? 5 : 11;
-  const ownRoot = !process.env.STINT_TEST_ROOT;
-  const root = testRoot();
+  const ownRoot = !process.env[RUN_DIR_ENV];
+  const root = runDir();
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     const db = await startPostgres();
@@ -180,7 +180,7 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
     }
     if (ownRoot) {
       sweep(root);
-      delete process.env.STINT_TEST_ROOT;
+      delete process.env[RUN_DIR_ENV];
     }
   }
 }

@@ -5,8 +5,8 @@
 import { startAgentBackend } from './support/agent-backend';
 import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { freePort } from '../test/harness/ports';
-import { testRoot, sweep } from '../test/harness/tmp';
+import { freePort } from '../dev/ports';
+import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 import { FakeSession } from '../test/agent/fake-session';
 import { FakeClock } from '../test/agent/fake-clock';
 import { Agent } from '../electron/core/agent';
@@ -40,8 +40,8 @@ const refuses = (port: number) => new Promise<boolean>((resolve) => {
 
 export default async function wipeBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const grants = opts.quick ? 20 : 60;
-  const ownRoot = !process.env.STINT_TEST_ROOT;
-  const root = testRoot();
+  const ownRoot = !process.env[RUN_DIR_ENV];
+  const root = runDir();
   const stops: Array<() => Promise<unknown>> = [];
   try {
     const { server } = await startAgentBackend(stops);
@@ -83,7 +83,7 @@ export default async function wipeBench(opts: { quick: boolean }): Promise<Recor
     for (const stop of stops.reverse()) await stop().catch(() => {});
     if (ownRoot) {
       sweep(root);
-      delete process.env.STINT_TEST_ROOT;
+      delete process.env[RUN_DIR_ENV];
     }
   }
 }

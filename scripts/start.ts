@@ -4,9 +4,10 @@
 //   - where the machine has them: a PostgreSQL with demo databases, and an OpenSSH bastion wired to the server
 //     (its key command and kill companion), so a granted tunnel reaches a real database,
 //   - a private Secret Service when no desktop keychain is running (the agent never stores secrets in files),
-//   - the agent with its UI: the Electron tray app where its binary is installed, otherwise the web host.
+//   - an agent with its UI for each demo user (requester, approvers, admin) so one person can play every side: a web
+//     host each, and for the requester the Electron tray app instead where its binary is installed.
 // Data lives in .stint-demo/ (STINT_DEMO_DIR) and is reused by the next run; `--reset` starts clean.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -15,23 +16,26 @@ import { buildServer } from '../server/app';
 import { parseConfig } from '../server/config';
 import { productionEffects } from '../server/main';
 import { startCompanion } from '../server/bastion/companion';
-import { createAgent } from '../electron/core/compose';
-import { ConfSettingsStore } from '../electron/core/settings';
-import { MemoryClipboard } from '../electron/core/clipboard';
-import { startWebHost } from '../electron/hosts/web/host';
-import { startPostgres, PG_BIN } from '../test/harness/postgres';
-import { startSshd } from '../test/harness/sshd';
-import { startKeyring } from '../test/harness/keyring';
-import { installKeysCommand } from '../test/harness/keys-command';
-import { sweep } from '../test/harness/tmp';
+import { startPostgres, PG_BIN } from '../dev/postgres';
+import { startSshd } from '../dev/sshd';
+import { startKeyring } from '../dev/keyring';
+import { installKeysCommand } from '../dev/keys-command';
+import { sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
+import { assertPortsFree } from '../dev/port-holder';
 import { demoConfigYaml, DEMO_SQL } from './demo-config';
+import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 
 const args = process.argv.slice(2);
 const dir = resolve(process.env.STINT_DEMO_DIR ?? '.stint-demo');
 const base = Number(process.env.STINT_DEMO_BASE_PORT ?? 7800);
 const ports = { server: base, idp: base + 1, web: base + 10, sshd: base + 22, pg: base + 32 };
+/** One web host per demo role, from base+10 on: alice's is ports.web. */
+const webPort = (index: number) => ports.web + index;
 const say = (line: string) => console.log(`start: ${line}`);
 const stops: Array<() => Promise<unknown> | unknown> = [];
+// The cluster lives outside the demo dir when `postgres` (initdb runs as that user under root) cannot reach it, e.g.
+// a clone under root's 0700 home; one per demo dir, so --reset of this demo removes only its own.
+const pgOutside = join('/var/lib/stint-demo', createHash('sha256').update(dir).digest('hex').slice(0, 12));
 
 function secret(name: string): string {
   const file = join(dir, 'secrets.json');
@@ -41,18 +45,46 @@ function secret(name: string): string {
   return all[name]!;
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function postgresDir(): string {
+  const inside = join(dir, 'pg');
+  if (process.getuid?.() !== 0 || traversableByOthers(inside)) return inside;
+  mkdirSync(pgOutside, { recursive: true, mode: 0o755 });
+  return join(pgOutside, 'pg');
+}
+
 async function main(): Promise<void> {
+  const roles = DEMO_ROLES.map((role, index) => ({ ...role, port: webPort(index) }));
+  // Processes of a demo that was killed (kill -9, a closed terminal) are recorded in its run dir: stop them first —
+  // unless that demo is still running.
+  const runRoot = join(dir, 'run');
+  const owner = join(runRoot, 'owner.pid');
+  const running = existsSync(owner) ? Number(readFileSync(owner, 'utf8')) : undefined;
+  if (running && running !== process.pid && isAlive(running)) {
+    throw new Error(`a Stint demo (process ${running}) is already running from ${dir}. Use that one (its links are in its terminal), stop it with Ctrl+C or \`kill ${running}\`, or start another with STINT_DEMO_DIR=<folder> STINT_DEMO_BASE_PORT=${base + 100} npm start`);
+  }
+  const leftover = sweep(runRoot);
+  if (leftover.killed.length) say(`stopped ${leftover.killed.length} process(es) left running by an earlier demo that did not stop cleanly`);
+  await assertPortsFree(
+    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'SSH bastion': ports.sshd, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
+    `Stop that process (another Stint demo? Ctrl+C in its terminal), or start this one on other ports: STINT_DEMO_BASE_PORT=${base + 100} npm start`,
+  );
   if (args.includes('--reset')) {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(pgOutside, { recursive: true, force: true });
     say(`--reset: removed ${dir}`);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  chmodSync(dir, 0o755); // PostgreSQL runs as its own user and must reach its data dir below
-  // Harness-started services record their pids here; swept on exit so nothing outlives the demo.
-  const runRoot = join(dir, 'run');
-  sweep(runRoot);
-  mkdirSync(runRoot, { recursive: true, mode: 0o755 });
-  process.env.STINT_TEST_ROOT = runRoot;
+  mkdirSync(dir, { recursive: true });
+  useRunDir(runRoot);
+  writeFileSync(owner, String(process.pid));
   stops.push(() => sweep(runRoot));
 
   if (!existsSync('dist/renderer/index.html')) {
@@ -62,7 +94,10 @@ async function main(): Promise<void> {
 
   const audience = `http://localhost:${ports.server}/api`;
   const issuer = `http://localhost:${ports.idp}`;
-  const configYaml = demoConfigYaml({ ports, dir, audience, issuer });
+  const serverUrl = `http://localhost:${ports.server}`;
+  // Passkeys work on every demo web host and on the server's own origin, where the tray app runs its step-up page.
+  const webauthnOrigins = [serverUrl, ...roles.map((r) => `http://localhost:${r.port}`)];
+  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins });
   writeFileSync(join(dir, 'server.yaml'), configYaml);
   const config = parseConfig(configYaml, join(dir, 'server.yaml'));
   // The dev IdP accepts any password: it runs only for a config that says so.
@@ -74,7 +109,8 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, STINT_DEMO_TOTP_KEY: secret('totpKey'), STINT_DEMO_BASTION_TOKEN: secret('bastionToken') };
   let database: 'real' | 'missing' = 'missing';
   if (existsSync(join(PG_BIN, 'initdb'))) {
-    const pg = await startPostgres({ dir: join(dir, 'pg'), port: ports.pg, database: 'orders' });
+    const pgDir = postgresDir();
+    const pg = await startPostgres({ dir: pgDir, port: ports.pg, database: 'orders' });
     stops.push(() => pg.stop());
     for (const db of ['orders', 'users']) {
       const exists = await pg.query('select 1 from pg_database where datname = $1', [db], 'postgres');
@@ -84,13 +120,12 @@ async function main(): Promise<void> {
     env.STINT_DEMO_ORDERS_ADMIN = pg.adminUrl('orders');
     env.STINT_DEMO_USERS_ADMIN = pg.adminUrl('users');
     database = 'real';
-    say(`PostgreSQL 15 on 127.0.0.1:${ports.pg} with demo databases orders and users`);
+    say(`PostgreSQL 15 on 127.0.0.1:${ports.pg} with demo databases orders and users${pgDir.startsWith(dir) ? '' : ` (data in ${pgDir}: the postgres user cannot enter ${dir})`}`);
   } else {
     env.STINT_DEMO_ORDERS_ADMIN = env.STINT_DEMO_USERS_ADMIN = `postgres://unavailable@127.0.0.1:${ports.pg}/none`;
     say('PostgreSQL is not installed, so access can be requested but not used. Install it with: sudo bash build/prereqs.sh');
   }
 
-  const serverUrl = `http://localhost:${ports.server}`;
   const server = await buildServer({ config, ...productionEffects(config, env), env });
   await server.app.listen({ host: '127.0.0.1', port: ports.server });
   stops.push(() => server.close());
@@ -119,6 +154,14 @@ async function main(): Promise<void> {
   }
 
   const hasElectron = existsSync(join('node_modules', 'electron', 'path.txt')) && !args.includes('--web');
+  const links: Record<string, string> = {};
+  for (const role of roles) {
+    // With the tray app, the requester uses it; every other demo user gets a web host of their own.
+    if (hasElectron && role.user === 'alice') continue;
+    const started = await startDemoAgent({ user: role.user, port: role.port, dir: join(dir, 'agents', role.user), serverUrl, issuer: idp.issuer, audience });
+    stops.push(() => started.stop());
+    links[role.user] = started.url;
+  }
   if (hasElectron) {
     // The tray app: its own agent (same core), pointed at this demo's server and IdP.
     execFileSync('node', ['build/build-electron.mjs'], { stdio: 'inherit' });
@@ -129,34 +172,29 @@ async function main(): Promise<void> {
     });
     stops.push(() => app.kill());
     app.once('exit', () => void stop(0));
-    say('the Stint tray app is starting (use --web for the browser UI instead). Sign in from its tray menu.');
-    return;
+    say('the Stint tray app is starting (use --web for the browser UI instead): sign in there as alice.');
+  } else {
+    say('the Electron binary is not installed here (its download server is unreachable), so Stint runs in the web host instead');
   }
-  say('the Electron binary is not installed here (its download server is unreachable), so Stint runs in the web host instead');
-  const settings = new ConfSettingsStore({ cwd: join(dir, 'agent') });
-  settings.update({ serverUrl, issuer: idp.issuer, audience });
-  const agent = createAgent({
-    settings,
-    clipboard: new MemoryClipboard(),
-    openUrl: (url) => {
-      if (!process.env.DISPLAY && process.platform === 'linux') return;
-      spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
-    },
-  });
-  await agent.start();
-  stops.push(() => agent.dispose());
-  const host = await startWebHost({ staticDir: 'dist/renderer', agent, port: ports.web });
-  stops.push(() => host.close());
-  console.log(`\nStint is running. Open this link in a browser on this machine:\n\n  ${host.url}\n\nSign in as alice (engineer), bob or dave (approvers) or carol (admin); any password. Ctrl+C stops everything.`);
-  if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: host.url, ports }));
+  console.log('\nStint is running. Each demo user has an agent of their own; open their links in a browser on this machine:\n');
+  for (const role of roles) {
+    if (links[role.user]) console.log(`  ${role.user.padEnd(6)} ${role.title.padEnd(36)} ${links[role.user]}`);
+  }
+  console.log(`
+Try: as alice, request "Orders (production)" — it needs one approval from bob (DBA) and one from dave (SRE lead);
+approve it in their tabs, then connect as alice and paste the psql command it copies. "Users (staging)" is granted
+at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password. Ctrl+C stops everything.`);
+  if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: links.alice, links, ports }));
 }
 
 let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
+    say('stopping…');
     for (const fn of stops.reverse()) {
-      try { await fn(); } catch { /* keep stopping the rest */ }
+      // A service that does not stop in time is left to the final sweep of the run dir (which kills it).
+      try { await Promise.race([fn(), new Promise((r) => setTimeout(r, 5_000).unref())]); } catch { /* keep stopping the rest */ }
     }
   }
   process.exit(code);
@@ -166,6 +204,6 @@ process.once('SIGTERM', () => void stop(0));
 
 main().catch(async (error) => {
   const message = error instanceof Error ? error.message : String(error);
-  console.error(`start: ${/EADDRINUSE/.test(message) ? `${message} — another Stint demo (or program) uses ports ${base}–${base + 32}; stop it or set STINT_DEMO_BASE_PORT` : message}`);
+  console.error(`start: ${message}`);
   await stop(1);
 });

@@ -1,8 +1,8 @@
 // What the agent benchmarks run against: PostgreSQL, a keychain, the OpenSSH bastion and the stand-in grant server
 // from the agent tests. Each piece's stop goes onto `stops` for the benchmark's own teardown.
-import { startPostgres } from '../../test/harness/postgres';
-import { startSshd } from '../../test/harness/sshd';
-import { startKeyring } from '../../test/harness/keyring';
+import { startPostgres } from '../../dev/postgres';
+import { startSshd } from '../../dev/sshd';
+import { startKeyring } from '../../dev/keyring';
 import { startFakeGrantServer } from '../../test/agent/fake-grant-server';
 
 export async function startAgentBackend(stops: Array<() => Promise<unknown>>) {

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair, exportJWK } from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 export interface DevUser {
   sub: string;
@@ -51,7 +51,14 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const jwk = { ...(await exportJWK(privateKey)), kid: 'dev-1', alg: 'ES256', use: 'sig' };
   const ttl = options.accessTokenTtlSeconds ?? 600;
 
+  // The dev IdP asks which demo user you are at every sign-in, even with a session cookie from an earlier one: one
+  // browser can then sign in alice's agent and bob's agent side by side (a real IdP would need a second profile).
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(new interactionPolicy.Check('dev_pick_user', 'the dev IdP asks who you are at every sign-in',
+    (ctx: any) => (ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT)));
+
   const provider = new Provider(issuer, {
+    interactions: { policy },
     clients: [{
       client_id: DEV_CLIENT_ID,
       application_type: 'native',

@@ -5,9 +5,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import type { AccessRequest, Grant, Resource } from '../../shared/contract/http';
 import type { ServerEvent } from '../../shared/contract/events';
-import type { PostgresInstance } from '../harness/postgres';
-import type { SshdInstance } from '../harness/sshd';
-import { freePort } from '../harness/ports';
+import type { PostgresInstance } from '../../dev/postgres';
+import type { SshdInstance } from '../../dev/sshd';
+import { freePort } from '../../dev/ports';
 import { resource } from './builders';
 
 export interface FakeGrantServer {

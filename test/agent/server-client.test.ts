@@ -6,7 +6,7 @@ import { ApiClient } from '../../electron/core/api-client';
 import { EventStream, SseParser, type StreamStatus } from '../../electron/core/event-stream';
 import { systemClock } from '../../electron/core/clock';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
-import { freePort } from '../harness/ports';
+import { freePort } from '../../dev/ports';
 import { request, grant, T0, iso } from './builders';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;

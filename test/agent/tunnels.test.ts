@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer, connect, type Server } from 'node:net';
 import pg from 'pg';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
-import { startSshd, type SshdInstance } from '../harness/sshd';
-import { freePort } from '../harness/ports';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
+import { startSshd, type SshdInstance } from '../../dev/sshd';
+import { freePort } from '../../dev/ports';
 import { openTunnel, derivePort, portFor, type TunnelEvent } from '../../electron/core/tunnels';
 import { generateGrantKey } from '../../electron/core/vault';
 

@@ -65,7 +65,7 @@ export function newClientKey(): ClientKey {
   return { privateKey: pair.privateKey.toString('utf8'), publicLine: pair.publicKey, keyBase64 };
 }
 
-export { installKeysCommand, type InstalledKeysCommand } from '../harness/keys-command';
+export { installKeysCommand, type InstalledKeysCommand } from '../../dev/keys-command';
 
 export interface SshSession {
   client: Client;

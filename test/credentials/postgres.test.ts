@@ -3,7 +3,7 @@
 // also when the database was down at the first attempt.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { createPostgresProvider, scramVerifier, type PostgresCredentialProvider } from '../../server/credentials/postgres';
 import { CredentialError } from '../../server/credentials/errors';
 

@@ -1,15 +1,9 @@
-// One temp root per test run, passed to every worker; swept at the end (and on SIGINT/SIGTERM) so no harness
-// process or directory outlives the run, whatever the tests did.
-import { mkdirSync, mkdtempSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
-import { HARNESS_PARENT, sweep } from './tmp';
+// One run dir per test run, passed to every worker; swept at the end (and on SIGINT/SIGTERM) so no service process
+// or directory outlives the run, whatever the tests did.
+import { createRunDir, sweep } from '../../dev/run-dir';
 
 export default function setup(): () => void {
-  mkdirSync(HARNESS_PARENT, { recursive: true, mode: 0o755 });
-  chmodSync(HARNESS_PARENT, 0o755);
-  const root = mkdtempSync(join(HARNESS_PARENT, 'run-'));
-  chmodSync(root, 0o755);
-  process.env.STINT_TEST_ROOT = root;
+  const root = createRunDir();
   const onSignal = (signal: NodeJS.Signals) => {
     sweep(root);
     process.kill(process.pid, signal);

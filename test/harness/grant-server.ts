@@ -13,9 +13,9 @@ import { parseConfig, validateConfig, type ServerConfig, type ServerConfigInput 
 import type { Lifecycle } from '../../server/lifecycle/service';
 import type { Clock } from '../../server/clock';
 import type { CredentialProvider } from '../../server/credentials/provider';
-import { freePort } from './ports';
-import { serviceDir, waitFor } from './tmp';
-import { startProcess, type Started } from './process';
+import { freePort } from '../../dev/ports';
+import { serviceDir, waitFor } from '../../dev/run-dir';
+import { startProcess, type Started } from '../../dev/process';
 
 export const BASTION_TOKEN = 'test-bastion-token-0123456789abcdef';
 
@@ -173,9 +173,8 @@ export async function spawnGrantServer(options: StartOptions & { port?: number }
   validateConfig(input ?? parseConfig(yaml), 'spawned config');
   const configPath = join(dataDir, 'stint-server.yaml');
   writeFileSync(configPath, yaml);
-  const procDir = serviceDir('grant-server-proc');
   const root = resolve(import.meta.dirname, '../..');
-  const proc = startProcess(procDir, process.execPath, ['--import', 'tsx', join(root, 'server/main.ts'), 'serve', '--config', configPath], {
+  const proc = startProcess(process.execPath, ['--import', 'tsx', join(root, 'server/main.ts'), 'serve', '--config', configPath], {
     cwd: root,
     env: { ...process.env, ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders', STINT_LOG_LEVEL: 'warn', ...(options.env ?? {}) },
   });

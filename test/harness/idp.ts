@@ -2,7 +2,7 @@
 // authorization-code + PKCE login that drives its HTML pages over HTTP (no browser), for tests that need tokens.
 import * as oidc from 'openid-client';
 import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../../server/dev-idp/index';
-import { freePort } from './ports';
+import { freePort } from '../../dev/ports';
 
 export const API_AUDIENCE = 'http://localhost/stint-api';
 

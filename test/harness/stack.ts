@@ -16,12 +16,12 @@ import { MemoryClipboard } from '../../electron/core/clipboard';
 import { startWebHost, type WebHost } from '../../electron/hosts/web/host';
 import { demoConfigYaml, DEMO_SQL } from '../../scripts/demo-config';
 import { startIdp, driveDevInteractions, type IdpInstance } from './idp';
-import { startPostgres, type PostgresInstance } from './postgres';
-import { startSshd, type SshdInstance } from './sshd';
-import { startKeyring, type KeyringInstance } from './keyring';
-import { installKeysCommand, type InstalledKeysCommand } from './keys-command';
-import { freePort } from './ports';
-import { serviceDir } from './tmp';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
+import { startSshd, type SshdInstance } from '../../dev/sshd';
+import { startKeyring, type KeyringInstance } from '../../dev/keyring';
+import { installKeysCommand, type InstalledKeysCommand } from '../../dev/keys-command';
+import { freePort } from '../../dev/ports';
+import { serviceDir } from '../../dev/run-dir';
 
 export interface StackAgent {
   agent: Agent;

@@ -4,8 +4,7 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
-import { startProcess, type Started } from '../harness/process';
-import { serviceDir } from '../harness/tmp';
+import { startProcess, type Started } from '../../dev/process';
 import { keychainItemsFor, portRefuses, queryOnce, roleExists, until } from './faults-support';
 
 let stack: Stack;
@@ -18,7 +17,7 @@ afterAll(async () => {
 
 describe('faults: the agent crashes mid-grant', () => {
   it('a restarted agent wipes the leftovers, shows the grant, and cannot connect with a clear message', async () => {
-    crashed = startProcess(serviceDir('crashed-agent'), process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
+    crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
       env: {
         ...process.env,
         FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,

@@ -41,6 +41,23 @@ describe('layering rules', () => {
     expect(errors.join('\n')).toMatch(/no-restricted-globals: .*Only renderer\/ may use the DOM/);
   });
 
+  it('nothing outside test/ imports from test/ (the demo once did, and crashed where no test had run)', async () => {
+    const errors = await lint('scripts/__violation.ts', "import { startStack } from '../test/harness/stack';\nexport const x = startStack;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*Only test\/ may import from test\//);
+    const fromDev = await lint('dev/__violation.ts', "import { chromiumLaunchOptions } from '../test/harness/chromium';\nexport const x = chromiumLaunchOptions;\n");
+    expect(fromDev.join('\n')).toMatch(/Only test\/ may import from test\//);
+  });
+
+  it('the product may not import dev/ tooling', async () => {
+    const errors = await lint('server/__violation.ts', "import { startPostgres } from '../dev/postgres';\nexport const x = startPostgres;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*The product may not import dev\//);
+  });
+
+  it('tests and the demo may use dev/', async () => {
+    expect(await lint('test/harness/__ok.ts', "import { startPostgres } from '../../dev/postgres';\nexport const x = startPostgres;\n")).toEqual([]);
+    expect(await lint('scripts/__ok.ts', "import { startPostgres } from '../dev/postgres';\nexport const x = startPostgres;\n")).toEqual([]);
+  });
+
   it('allowed imports pass', async () => {
     expect(await lint('electron/hosts/__ok.ts', "import { z } from 'zod';\nimport { Grant } from '../../shared/contract/http';\nexport const x = [z, Grant];\n")).toEqual([]);
   });

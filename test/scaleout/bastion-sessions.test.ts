@@ -6,7 +6,7 @@ import { createDbSessionStore } from '../../server/bastion/sessions';
 import type { BastionEndedEvent } from '../../server/bastion/routes';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { BASTION_TOKEN, startGrantServer, type RunningGrantServer, type StartOptions } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';
 import { bastionStream } from './bastion-stream';

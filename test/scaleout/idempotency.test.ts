@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';
 

@@ -1,7 +1,7 @@
 // Runs a test file's grant servers on PostgreSQL: one harness PostgreSQL per file (started before the file's
 // suites, stopped after), and the grant-server harness switched to give each server its own database on it.
 import { afterAll, beforeAll, expect } from 'vitest';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 
 export function usePostgresStorage(): { pg: () => PostgresInstance } {
   let instance: PostgresInstance | undefined;

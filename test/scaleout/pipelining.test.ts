@@ -2,7 +2,7 @@
 // statements issued together travel together, and COMMIT may leave with a statement nobody has awaited yet. What
 // that must never change: a transaction commits all of its statements or none, and a failure is reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { openStore, together, type Store } from '../../server/storage/db';
 
 describe('pipelined PostgreSQL connections', () => {

@@ -3,7 +3,7 @@
 // the new column; a transaction that meets the stale plan fails once and the next one works on a fresh connection.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { openStore, type Store } from '../../server/storage/db';
 import { isStalePlan } from '../../server/storage/pg-prepared';
 

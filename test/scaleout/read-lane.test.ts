@@ -2,7 +2,7 @@
 // pipelined connection. What a caller must be able to rely on: each gets its own answer, nothing but a plain read
 // runs there, and a connection the database dropped is replaced by the next read.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { openStore, type Store } from '../../server/storage/db';
 
 const DATABASE = 'stint_read_lane';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateRequestResult } from '../../shared/contract/http';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { call, clientFor, Tokens, until } from '../server/helpers';
 import { openEvents } from '../server/sse';
 import { usePostgresStorage } from './pg-env';

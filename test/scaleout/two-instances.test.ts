@@ -7,7 +7,7 @@ import { verifyAudit } from '../../server/lifecycle/audit';
 import { main } from '../../server/main';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { spawnGrantServer, startGrantServer, type RunningGrantServer, type SpawnedGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';
 import { bastionStream } from './bastion-stream';

@@ -11,7 +11,7 @@ import { AccessRequest, CreateRequestResult, Grant } from '../../shared/contract
 import { main, type Io } from '../../server/main';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { spawnGrantServer, testConfig, type SpawnedGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, Tokens, until } from '../server/helpers';
 import { openEvents } from '../server/sse';
 import { usePostgresStorage } from './pg-env';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../server/lifecycle/audit';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, until } from '../server/helpers';
 
 describe.each(['sqlite', 'postgres'] as const)('write batches on %s', (dialect) => {

@@ -6,7 +6,7 @@ import { matchApprovals, inHours } from '../../server/lifecycle/catalog';
 import { assessRisk } from '../../server/lifecycle/risk';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { startGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { clientFor, Tokens } from './helpers';
 
 describe('approval matching', () => {

@@ -12,8 +12,8 @@ import { loadConfig } from '../../server/config';
 import { openStore } from '../../server/storage/db';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { spawnGrantServer, type SpawnedGrantServer } from '../harness/grant-server';
-import { serviceDir } from '../harness/tmp';
-import { freePort } from '../harness/ports';
+import { serviceDir } from '../../dev/run-dir';
+import { freePort } from '../../dev/ports';
 import { clientFor, Tokens, until } from './helpers';
 
 /** Run statements directly on the database a server's config points at (SQLite file or PostgreSQL database). */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serviceDir } from '../harness/tmp';
+import { serviceDir } from '../../dev/run-dir';
 import { pathToFileURL } from 'node:url';
 import { deepLinkFromArgv, parseDeepLink } from '../../electron/main/deep-links';
 import {

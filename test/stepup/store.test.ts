@@ -4,7 +4,7 @@ import { Kysely, Migrator, PostgresDialect, type Migration } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KyselyStepUpStore, stepUpMigrations, type StepUpStore } from '../../server/stepup/store';
-import { startPostgres, type PostgresInstance } from '../harness/postgres';
+import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { memoryDb } from './helpers';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');

@@ -11,7 +11,7 @@ import { chromium, type Browser, type BrowserContext, type CDPSession, type Page
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepUpAuditEntry } from '../../server/stepup/routes';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium';
-import { freePort } from '../harness/ports';
+import { freePort } from '../../dev/ports';
 import { buildTestApp } from './app';
 import { makeService, TestClock } from './helpers';
 

@@ -13,7 +13,7 @@ import type { StepUpAction } from '../../server/stepup/seam';
 import type { StepUpProof } from '../../shared/contract/http';
 import { StepUpChallenge } from '../../shared/contract/stepup';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium';
-import { freePort } from '../harness/ports';
+import { freePort } from '../../dev/ports';
 import { buildTestApp } from './app';
 import { makeService, TestClock } from './helpers';
 

@@ -5,7 +5,7 @@ import { writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { serviceDir, waitFor } from './tmp';
+import { serviceDir, waitFor } from './run-dir';
 import { freePort } from './ports';
 import { mustRun, startProcess } from './process';
 
@@ -77,7 +77,7 @@ export async function startSshd(options: SshdOptions): Promise<SshdInstance> {
   writeFileSync(configFile, `${config}\n`);
   await mkdirRunSshd();
   await mustRun(SSHD, ['-t', '-f', configFile]);
-  const proc = startProcess(dir, SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
+  const proc = startProcess(SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
   await waitFor('sshd to listen', () => new Promise<boolean>((resolve, reject) => {
     if (proc.child.exitCode !== null) return reject(new Error(`sshd exited: ${proc.output()}`));
     const socket = connect(port, '127.0.0.1');

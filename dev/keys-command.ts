@@ -3,7 +3,7 @@ import { mkdirSync, copyFileSync, writeFileSync, chownSync, chmodSync, rmSync, r
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { registerCleanupPath } from './tmp';
+import { registerCleanupPath } from './run-dir';
 
 export interface InstalledKeysCommand {
   dir: string;
@@ -17,7 +17,7 @@ export interface InstalledKeysCommand {
 
 /**
  * sshd runs an AuthorizedKeysCommand only if it and every directory above it are root-owned and not writable by
- * group/others, so /tmp will not do: install under a fresh /usr/local/libexec/stint-test-<random>/ (removed by
+ * group/others, so /tmp will not do: install under a fresh /usr/local/libexec/stint-dev-<random>/ (removed by
  * `remove`). The config holds the token: root-owned, readable by the command user's group only.
  */
 export function installKeysCommand(source: string, commandUser = 'nobody', options: { name?: string } = {}): InstalledKeysCommand {
@@ -26,14 +26,14 @@ export function installKeysCommand(source: string, commandUser = 'nobody', optio
   // A run killed before its afterAll leaves its copy behind (the harness sweep only knows the temp root): remove
   // copies older than an hour, which no running test can still be using.
   for (const entry of readdirSync(parent)) {
-    if (!entry.startsWith('stint-test-')) continue;
+    if (!entry.startsWith('stint-dev-')) continue;
     const path = join(parent, entry);
     try {
       if (Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true });
     } catch { /* removed meanwhile */ }
   }
   // A fixed name (the demo) is reused across runs; a test's copy is fresh and swept with the run.
-  const dir = join(parent, options.name ?? `stint-test-${randomBytes(6).toString('hex')}`);
+  const dir = join(parent, options.name ?? `stint-dev-${randomBytes(6).toString('hex')}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   if (!options.name) registerCleanupPath(dir);
   chownSync(dir, 0, 0);

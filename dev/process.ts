@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { recordPid } from './tmp';
+import { recordPid } from './run-dir';
 
 export interface Started {
   child: ChildProcess;
@@ -8,9 +8,9 @@ export interface Started {
 }
 
 /** Start a long-running service as its own process group, record its pid for the sweep, keep its output for errors. */
-export function startProcess(dir: string, command: string, args: string[], options: SpawnOptions = {}): Started {
+export function startProcess(command: string, args: string[], options: SpawnOptions = {}): Started {
   const child = spawn(command, args, { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  if (child.pid) recordPid(dir, child.pid);
+  if (child.pid) recordPid(child.pid);
   let log = '';
   const keep = (chunk: Buffer) => {
     log += chunk.toString();

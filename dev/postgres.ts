@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { serviceDir, waitFor } from './tmp';
+import { serviceDir, waitFor } from './run-dir';
 import { freePort } from './ports';
 import { mustRun, startProcess } from './process';
 
@@ -68,7 +68,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   if (!reuse) await mustRun(join(PG_BIN, 'initdb'), ['-D', data, '-U', adminUser, `--pwfile=${pwfile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions'], { ...as, cwd: dir });
   const port = options.port ?? await freePort();
   const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sockets}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300', '-c', 'password_encryption=scram-sha-256', ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`])];
-  let proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
+  let proc = startProcess(join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
   const database = options.database ?? 'appdb';
   const adminUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/${db}`;
   const socketUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@/${db}?host=${encodeURIComponent(sockets)}&port=${port}`;
@@ -94,7 +94,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     stop: async () => proc.stop('SIGINT'),
     pause: async () => proc.stop('SIGINT'),
     resume: async () => {
-      proc = startProcess(dir, join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
+      proc = startProcess(join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
       await ready();
     },
   };

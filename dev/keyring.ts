@@ -2,7 +2,7 @@
 // with HOME/XDG dirs in a temp dir. Tests point DBUS_SESSION_BUS_ADDRESS at it *before* keytar's first call.
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { serviceDir, waitFor } from './tmp';
+import { serviceDir, waitFor } from './run-dir';
 import { run, startProcess } from './process';
 
 export interface KeyringInstance {
@@ -24,10 +24,9 @@ export async function startKeyring(): Promise<KeyringInstance> {
     DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'bus')}`,
   };
   for (const d of [env.XDG_DATA_HOME, env.XDG_CACHE_HOME, env.XDG_RUNTIME_DIR]) mkdirSync(d, { recursive: true, mode: 0o700 });
-  const bus = startProcess(join(dir), '/usr/bin/dbus-daemon', ['--session', '--nofork', '--nopidfile', `--address=${env.DBUS_SESSION_BUS_ADDRESS}`], { env: { ...process.env, ...env } });
+  const bus = startProcess('/usr/bin/dbus-daemon', ['--session', '--nofork', '--nopidfile', `--address=${env.DBUS_SESSION_BUS_ADDRESS}`], { env: { ...process.env, ...env } });
   await waitFor('the D-Bus session bus', () => existsSync(join(dir, 'bus')) || undefined);
-  const keyringDir = serviceDir('keyring-daemon');
-  const daemon = startProcess(keyringDir, '/usr/bin/gnome-keyring-daemon', ['--foreground', '--unlock', '--components=secrets'], { env: { ...process.env, ...env } });
+  const daemon = startProcess('/usr/bin/gnome-keyring-daemon', ['--foreground', '--unlock', '--components=secrets'], { env: { ...process.env, ...env } });
   daemon.child.stdin?.end('harness-keyring-password');
   // Ready when the secrets service answers on the bus: store, read back and clear a probe item.
   await waitFor('gnome-keyring secrets service', async () => {
