@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 bash build/prereqs.sh
 
 export ELECTRON_SKIP_BINARY_DOWNLOAD=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# Native addons (better-sqlite3, keytar) build with node-gyp, which downloads Node's headers unless told where they
+# are; offline that fails. Use the headers installed with Node when npm was not already pointed somewhere (a fresh
+# HOME has no ~/.npmrc).
+configured_nodedir="$(npm config get nodedir 2>/dev/null || true)"
+if [ -z "$configured_nodedir" ] || [ "$configured_nodedir" = "undefined" ] || [ "$configured_nodedir" = "null" ]; then
+  node_prefix="$(dirname "$(dirname "$(command -v node)")")"
+  if [ -f "$node_prefix/include/node/node.h" ]; then export npm_config_nodedir="$node_prefix"; fi
+fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
