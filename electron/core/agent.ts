@@ -534,7 +534,10 @@ export class Agent implements AgentCore {
       throw new AgentError('not_found', 'This access has ended.');
     }
     record.tunnel = tunnel;
-    record.tunnelView = { status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}) };
+    record.tunnelView = {
+      status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
+      ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),
+    };
     this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
     this.publish();
     return result(tunnel);
@@ -660,6 +663,15 @@ export class Agent implements AgentCore {
         const uri = this.vault.get(grantId)?.uri;
         if (!uri) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
         return { uri };
+      },
+      revealPassword: async (input) => {
+        const { grantId } = parse('revealPassword', input);
+        const record = this.grants.get(grantId);
+        const secrets = this.vault.get(grantId);
+        if (!record || record.localState !== 'active' || !secrets) throw new AgentError('not_found', 'This access has ended: its password no longer works.');
+        // Audited before it is shown: with no server to record it, the password stays hidden (psql needs no password).
+        await this.api_().recordPasswordReveal(grantId);
+        return { password: secrets.dbPassword, user: secrets.dbUser, endsAt: new Date(this.scheduler.localEndsAt(grantId) ?? record.localEndsAt ?? this.clock.now()).toISOString() };
       },
       copyConnectionUri: async (input) => {
         const { grantId } = parse('copyConnectionUri', input);

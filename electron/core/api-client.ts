@@ -152,4 +152,6 @@ export class ApiClient {
   confirmTotp(body: z.input<typeof TotpConfirmBody>) { return this.call('POST', 'v1/stepup/totp/confirm', TotpConfirmResult, body); }
 
   async release(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/release`, GrantResult, {})).grant; }
+  /** Put the password reveal on the server's audit record; the agent shows the password only once this succeeded. */
+  async recordPasswordReveal(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/reveal-password`, GrantResult, {})).grant; }
 }

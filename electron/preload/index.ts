@@ -29,6 +29,7 @@ const api = {
   connect: call('connect'),
   connectionUri: call('connectionUri'),
   copyConnectionUri: call('copyConnectionUri'),
+  revealPassword: call('revealPassword'),
   openPsql: call('openPsql'),
   extend: call('extend'),
   release: call('release'),

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import {
   AccessRequest, ActivateBody, ActivateResult, ApproveBody, AuditList, AuditQuery, CancelBody, CreateRequestBody, CreateRequestResult,
   DenyBody, ExtendBody, ExtendResult, GrantList, GrantResult, Id, ListGrantsQuery, ListRequestsQuery, Me, ReleaseBody, RequestList,
-  RequestResult, ResourceList, RevokeBody, StepUpProof,
+  RequestResult, ResourceList, RevealPasswordBody, RevokeBody, StepUpProof,
 } from '../../shared/contract/http';
 import type { AuthUser } from '../identity/user';
 import { ok, type Outcome } from '../errors';
@@ -116,6 +116,11 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       method: 'POST', url: '/v1/grants/:id/release', operationId: 'releaseGrant', summary: 'End my grant now', tags: ['grants'],
       body: ReleaseBody, response: GrantResult, problems: [404, 409],
       handler: async ({ user, id }) => lifecycle.release(user, id),
+    }),
+    route({
+      method: 'POST', url: '/v1/grants/:id/reveal-password', operationId: 'recordPasswordReveal', summary: "Put on the audit record that the owner is shown the grant's database password (the agent shows it only after this)", tags: ['grants'],
+      body: RevealPasswordBody, response: GrantResult, problems: [404, 409],
+      handler: async ({ user, id }) => lifecycle.recordPasswordReveal(user, id),
     }),
     route({
       method: 'POST', url: '/v1/grants/:id/revoke', operationId: 'revokeGrant', summary: 'End a grant now (admins)', tags: ['grants'],

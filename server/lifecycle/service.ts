@@ -1559,6 +1559,20 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return ok(rows.map((r) => this.toGrant(r)));
   }
 
+  /**
+   * The owner asked to see the grant's database password (for a GUI client): on the audit record before the agent
+   * shows it, and only while the grant is active. The server never held the password after activation; this is a
+   * record, not a read.
+   */
+  async recordPasswordReveal(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
+    const own = await this.ownGrant(user, id, 'grant.reveal_password');
+    if (!own.ok) return own;
+    const row = own.value;
+    if (row.state !== 'active') return this.refuse(user, 'grant.reveal_password', { status: 409, code: 'illegal_transition', message: `the grant is ${row.state}: its password no longer works` }, { grantId: id, subject: user.sub });
+    await this.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, subject: user.sub, action: 'grant.password_revealed', grantId: id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version }));
+    return ok({ grant: this.toGrant(row) });
+  }
+
   async getGrant(user: AuthUser, id: string): Promise<Outcome<Grant>> {
     const own = await this.ownGrant(user, id, 'grant.read', true);
     return own.ok ? ok(this.toGrant(own.value)) : own;

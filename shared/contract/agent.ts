@@ -50,6 +50,9 @@ export const TunnelView = z.object({
    * passfile in the agent's data dir (wiped with the grant). Holds no secret; for the user to copy and run.
    */
   psql: z.string().optional(),
+  /** What a GUI client needs besides host and port (the password only through revealPassword). */
+  database: z.string().optional(),
+  user: z.string().optional(),
 });
 export type TunnelView = z.infer<typeof TunnelView>;
 
@@ -200,6 +203,11 @@ export const agentApi = {
   /** The postgres:// URI with the password: only on explicit request, never in the state. */
   connectionUri: { input: GrantRef, output: z.object({ uri: z.string() }) },
   copyConnectionUri: { input: GrantRef, output: Ok },
+  /**
+   * The database password, for a GUI client: put on the server's audit record first (refused when that fails or the
+   * grant has ended), never in the state. `endsAt` is when it stops working, so a UI hides it then.
+   */
+  revealPassword: { input: GrantRef, output: z.object({ password: z.string(), user: z.string(), endsAt: Instant }) },
   openPsql: { input: GrantRef, output: Ok },
   /** `request` is set when policy sends the extension back for approval: the grant is unchanged until then. */
   extend: {

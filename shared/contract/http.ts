@@ -162,6 +162,7 @@ export const ActivateBody = z.strictObject({
 });
 export const ExtendBody = z.strictObject({ durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() });
 export const ReleaseBody = z.strictObject({});
+export const RevealPasswordBody = z.strictObject({});
 export const RevokeBody = z.strictObject({ reason: z.string().min(1, 'a reason is required to revoke').max(2000) });
 
 export const CreateRequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });

@@ -1,15 +1,25 @@
 // The production journey on the real stack, through the UI in Chromium: alice signs in on her page, enrolls a passkey
 // (CDP virtual authenticator), asks for write on Orders (production) and verifies with it; bob (dba) and dave
 // (sre-leads) each approve from their Approvals view, verifying with a one-time code; alice's tunnel opens with a
-// running countdown; the copied URI runs a psql query; "End now" closes the tunnel and wipes the credentials; the
+// running countdown; the psql command copied to the browser's clipboard runs a query as pasted, with no password
+// typed; a password reveal is on the audit record; "End now" closes the tunnel and wipes the credentials; the
 // audit trail (read as carol, an admin) shows every step and its hash chain is valid.
 import keytar from 'keytar';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { startStack, type Stack } from '../harness/stack';
 import {
   approveWithCode, auditAs, connect, psql, enrollPasskey, enrollTotp, goTo, journey, liveGrantId, shot, signInThroughUi,
   verifyChain, virtualAuthenticator, type Journey,
   test, expect,
 } from './fixtures/stack';
+
+/** Run a command line as a user pastes it into a terminal (bash), with a timeout of its own. */
+async function shell(line: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', ['-c', line], { timeout: 15_000 });
+  return stdout.trim();
+}
 
 let stack: Stack;
 let j: Journey;
@@ -95,15 +105,24 @@ test('production: request with passkey step-up → two approvals with codes → 
   await expect(grantCard).toContainText(/127\.0\.0\.1:\d+/);
   await shot(alice.page, '11-alice-active', info);
 
-  // Copy URI → the agent's clipboard holds the connection URI; psql runs a query through the tunnel.
-  await alice.page.getByRole('button', { name: `Copy connection URI for ${ORDERS}` }).click();
-  await expect(alice.page.getByText('Connection URI copied')).toBeVisible();
-  const uri = alice.clipboard.text;
+  // Copy the psql command → the browser's clipboard holds it, with no password in it; pasted into a shell as it is,
+  // it runs a query through the tunnel (libpq reads the password from the grant's 0600 passfile).
+  await alice.context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await alice.page.getByRole('button', { name: `Copy psql command for ${ORDERS}` }).click();
+  await expect(alice.page.getByText('psql command copied')).toBeVisible();
+  const command = await alice.page.evaluate(() => navigator.clipboard.readText());
   const port = Number(/127\.0\.0\.1:(\d+)/.exec((await grantCard.textContent()) ?? '')![1]);
-  expect(uri).toMatch(new RegExp(`^postgres(ql)?://[^:]+:[^@]+@127\\.0\\.0\\.1:${port}/orders`));
-  expect(await psql(uri, "select count(*) from orders where status = 'stuck'")).toBe('7');
+  expect(command).toMatch(new RegExp(`^psql 'host=127\\.0\\.0\\.1 port=${port} dbname=orders user=\\S+ passfile=\\S+'$`));
+  const { dbPassword } = JSON.parse((await keytar.findCredentials(alice.keychain)).find((c) => c.account.includes(grantId))!.password);
+  expect(command).not.toContain(dbPassword);
+  expect(await shell(`${command} -At -c "select count(*) from orders where status = 'stuck'"`)).toBe('7');
   // write means write.
-  expect((await psql(uri, "update orders set status = 'shipped' where id = 7 returning id")).split('\n')[0]).toBe('7');
+  expect((await shell(`${command} -At -c "update orders set status = 'shipped' where id = 7 returning id"`)).split('\n')[0]).toBe('7');
+  // For GUI clients: the password on an explicit reveal, which the server records first.
+  await alice.page.getByRole('button', { name: `Reveal the password for ${ORDERS}` }).click();
+  await expect(alice.page.getByLabel(`Password for ${ORDERS}`)).toHaveText(dbPassword);
+  const uri = `postgres://${encodeURIComponent(alice.agent.state().grants.find((g) => g.grant.id === grantId)!.tunnel!.user!)}:${encodeURIComponent(dbPassword)}@127.0.0.1:${port}/orders`;
+  expect(await psql(uri, 'select 1')).toBe('1');
   expect(await keytar.findCredentials(alice.keychain)).toContainEqual(expect.objectContaining({ account: expect.stringContaining(grantId) }));
   await shot(alice.page, '12-alice-uri-copied', info);
 
@@ -114,6 +133,9 @@ test('production: request with passkey step-up → two approvals with codes → 
   await expect(alice.page.getByText(/Ended by you.*tunnel closed, credentials wiped/)).toBeVisible();
   await shot(alice.page, '13-alice-ended', info);
   await expect(connect(uri)).rejects.toThrow(/ECONNREFUSED|terminat|closed|ECONNRESET/i);
+  // The same pasted command fails now: no tunnel, and the passfile is gone with the grant.
+  await expect(shell(`${command} -At -c 'select 1'`)).rejects.toThrow();
+  expect(existsSync(/passfile=(\S+)'/.exec(command)![1]!)).toBe(false);
   expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
 
   // The audit trail, as carol (admin): every step of this request and grant, in order; the chain is valid.
@@ -129,6 +151,7 @@ test('production: request with passkey step-up → two approvals with codes → 
     'dave:request.approved',
     'alice:request.activated',
     'system:grant.activated',
+    'alice:grant.password_revealed',
     'alice:grant.released',
     'system:grant.credentials_revoked',
   ]);

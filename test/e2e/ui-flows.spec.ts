@@ -154,7 +154,8 @@ test('the countdown runs live: 1h 05m, then 1h 04m, then 0:59', async ({ page, o
   await expect(timer).toHaveText('0:58');
 });
 
-test('active grant: copy URI, open psql, extend, end now (Esc closes a dialog and focus returns)', async ({ page, openUi }) => {
+test('active grant: copy the psql command, reveal the password, open psql, extend, end now (Esc closes a dialog and focus returns)', async ({ page, context, openUi }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   const agent = signedIn();
   const local = agent.grant({ resourceId: 'prod-orders', level: 'write' }, 42 * 60_000, 15433);
   agent.setState({ grants: [{ ...local, tunnel: { ...local.tunnel!, preferredPort: 15432, message: 'Port 15432 is in use by another program — using 15433 for this grant.' } }] });
@@ -163,11 +164,18 @@ test('active grant: copy URI, open psql, extend, end now (Esc closes a dialog an
   await expect(page.getByText('127.0.0.1:15433')).toBeVisible();
   await expect(page.getByText('Port 15432 is in use by another program — using 15433 for this grant.')).toBeVisible();
 
-  await page.getByRole('button', { name: 'Copy connection URI for prod-orders' }).click();
-  await expect(page.getByText('Connection URI copied')).toBeVisible();
+  // The psql command goes to the browser's own clipboard (the web host has no other); it holds no password.
+  await page.getByRole('button', { name: 'Copy psql command for prod-orders' }).click();
+  await expect(page.getByText('psql command copied')).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.psql);
+  await expect(page.getByText('stint_alice', { exact: true })).toBeVisible();
+  // The password only on an explicit reveal.
+  await expect(page.getByText('scripted-password')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Reveal the password for prod-orders' }).click();
+  await expect(page.getByLabel('Password for prod-orders')).toHaveText('scripted-password');
+  expect(agent.callsTo('revealPassword')).toEqual([{ grantId: local.grant.id }]);
   await page.getByRole('button', { name: 'Open prod-orders in psql' }).click();
   await expect.poll(() => agent.callsTo('openPsql')).toEqual([{ grantId: local.grant.id }]);
-  expect(agent.callsTo('copyConnectionUri')).toEqual([{ grantId: local.grant.id }]);
 
   const extend = page.getByRole('button', { name: 'Extend prod-orders' });
   await extend.click();

@@ -3,6 +3,7 @@ import type { LocalGrant } from '../../../shared/contract/agent';
 import { useApp } from '../context';
 import { countdownChangesInMs, formatCountdown, formatWhen } from '../format';
 import { isLive } from '../policy';
+import { ConnectionDetails } from './ConnectionDetails';
 
 /** Time left until `endsAt` (this computer's clock), redrawn only when the text changes. */
 export function Countdown({ endsAt }: { endsAt: string }) {
@@ -28,7 +29,7 @@ function tunnelText(local: LocalGrant): string {
 }
 
 export function Active() {
-  const { state, run, open, toast } = useApp();
+  const { state, run, open } = useApp();
   const active = state.grants.filter((g) => isLive(g))
     .sort((a, b) => Date.parse(a.localEndsAt) - Date.parse(b.localEndsAt));
   const ended = state.grants.filter((g) => !isLive(g));
@@ -49,15 +50,12 @@ export function Active() {
               </div>
               <p className="status-line">{tunnelText(local)}</p>
               {local.tunnel?.message && <p className="notice">{local.tunnel.message}</p>}
+              <ConnectionDetails local={local} name={name} />
               <div className="actions">
                 {open_ ? (
                   <>
-                    <button type="button" className="primary" aria-label={`Open ${name} in psql`}
+                    <button type="button" aria-label={`Open ${name} in psql`}
                       onClick={() => run('openPsql', { grantId: g.id })}>Open in psql</button>
-                    <button type="button" aria-label={`Copy connection URI for ${name}`}
-                      onClick={async () => {
-                        if (await run('copyConnectionUri', { grantId: g.id })) toast({ title: 'Connection URI copied', body: 'It includes the password; it is cleared from the clipboard shortly.', tone: 'ok' });
-                      }}>Copy connection URI</button>
                   </>
                 ) : (
                   <button type="button" className="primary" aria-label={`Connect to ${name}`}
