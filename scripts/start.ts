@@ -187,20 +187,23 @@ at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any pas
   if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: links.alice, links, ports }));
 }
 
-let stopping = false;
-async function stop(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+// Ctrl+C signals the whole process group (npm, tsx and this process), so a signal may arrive more than once: every
+// one after the first waits for the same stop instead of exiting half-way through it.
+let stopping: Promise<never> | undefined;
+function stop(code: number): Promise<never> {
+  stopping ??= (async () => {
     say('stopping…');
     for (const fn of stops.reverse()) {
       // A service that does not stop in time is left to the final sweep of the run dir (which kills it).
       try { await Promise.race([fn(), new Promise((r) => setTimeout(r, 5_000).unref())]); } catch { /* keep stopping the rest */ }
     }
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopping;
 }
-process.once('SIGINT', () => void stop(0));
-process.once('SIGTERM', () => void stop(0));
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+process.on('SIGHUP', () => void stop(0));
 
 main().catch(async (error) => {
   const message = error instanceof Error ? error.message : String(error);

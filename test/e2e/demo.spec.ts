@@ -1,98 +1,143 @@
-// The README's start command, as a new user meets it: `npm start` brings up the embedded demo; in the browser they
-// sign in at the dev IdP, see the demo resources, get staging access in one click (auto-approved, low risk) and run
-// a query through the granted tunnel with psql.
-import { test, expect } from '@playwright/test';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+// The README's first hour, where a newcomer starts: a clean clone inside a 0700 folder (root's home), a brand-new
+// TMPDIR and HOME, `npm start`, and the links it prints. In one browser alice enrolls a passkey and asks for write
+// on Orders (production); bob and dave — each on the link printed for them, with the same browser — approve with a
+// one-time code; alice copies the psql command from her Active card and it runs as pasted into a shell, with no
+// password typed; after End now the same command fails. SIGTERM then stops everything the demo started.
+// (npm ci on a fresh clone is the fresh-machine check of the session notes; here the clone borrows node_modules.)
+import { test, expect, type Page } from '@playwright/test';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { portIsFree } from '../../dev/port-holder';
+import { enrollPasskey, enrollTotp, approveWithCode, goTo, shot, virtualAuthenticator } from './fixtures/stack';
 
 let demo: ChildProcess | undefined;
-let dir: string;
-let url: string;
+let parent: string;
+let clone: string;
 let log = '';
+const links: Record<string, string> = {};
 const base = 20000 + Math.floor(Math.random() * 20000);
+const ports = { server: base, idp: base + 1, sshd: base + 22, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
+
+async function shell(line: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', ['-c', line], { timeout: 15_000 });
+  return stdout.trim();
+}
+
+async function stopDemo(): Promise<number> {
+  if (!demo?.pid || demo.exitCode !== null || demo.signalCode !== null) return 0;
+  const started = Date.now();
+  const exited = new Promise((r) => demo!.once('exit', r));
+  // What Ctrl+C sends: the terminal signals the whole foreground process group (npm and the demo under it).
+  process.kill(-demo.pid, 'SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+  if (demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid, 'SIGKILL');
+  return Date.now() - started;
+}
 
 test.beforeAll(async () => {
-  test.setTimeout(120_000);
-  dir = mkdtempSync(join(tmpdir(), 'stint-demo-test-'));
-  chmodSync(dir, 0o755); // PostgreSQL runs as its own user and must reach its data dir
-  const ready = join(dir, 'ready.json');
-  demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', '--reset'], {
-    env: { ...process.env, STINT_DEMO_DIR: join(dir, 'data'), STINT_DEMO_BASE_PORT: String(base), STINT_DEMO_READY_FILE: ready, DBUS_SESSION_BUS_ADDRESS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  test.setTimeout(240_000);
+  parent = mkdtempSync(join(tmpdir(), 'stint-fresh-')); // mkdtemp makes it 0700, like root's home
+  clone = join(parent, 'stint');
+  execFileSync('git', ['clone', '-q', resolve('.'), clone]);
+  symlinkSync(resolve('node_modules'), join(clone, 'node_modules'));
+  for (const dir of ['tmp', 'home']) mkdirSync(join(parent, dir), { mode: 0o700 });
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: join(parent, 'tmp'), HOME: join(parent, 'home'), STINT_DEMO_BASE_PORT: String(base) };
+  // No desktop session: the demo brings its own keychain, as on a fresh server.
+  delete env.DBUS_SESSION_BUS_ADDRESS;
+  for (const name of Object.keys(env)) if (name.startsWith('STINT_')) if (name !== 'STINT_DEMO_BASE_PORT') delete env[name];
+  demo = spawn('npm', ['start'], { cwd: clone, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   demo.stdout!.on('data', (d) => (log += d));
   demo.stderr!.on('data', (d) => (log += d));
-  for (let i = 0; i < 900 && !existsSync(ready); i++) {
+  const linkLine = /^\s+(alice|bob|dave|carol)\s.*?(http:\/\/localhost:\d+\/#token=\S+)\s*$/gm;
+  for (let i = 0; i < 2000 && !log.includes('Ctrl+C stops everything'); i++) {
     if (demo.exitCode !== null) throw new Error(`npm start exited: ${log}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!existsSync(ready)) throw new Error(`npm start did not become ready: ${log}`);
-  url = JSON.parse(readFileSync(ready, 'utf8')).url;
+  if (!log.includes('Ctrl+C stops everything')) throw new Error(`npm start did not become ready: ${log}`);
+  for (const m of log.matchAll(linkLine)) links[m[1]!] = m[2]!;
 });
 
 test.afterAll(async () => {
-  if (demo?.pid && demo.exitCode === null) {
-    // SIGTERM: the demo stops everything it started (database, bastion, keyring) before it exits.
-    const exited = new Promise((r) => demo!.once('exit', r));
-    demo.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-    if (demo.exitCode === null) demo.kill('SIGKILL');
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await stopDemo();
+  if (clone) rmSync(join('/var/lib/stint-demo', createHash('sha256').update(join(clone, '.stint-demo')).digest('hex').slice(0, 12)), { recursive: true, force: true });
+  if (parent) rmSync(parent, { recursive: true, force: true });
 });
 
-test('npm start: sign in, see the demo resources, connect to staging in one click and query it with psql', async ({ page, context }) => {
-  test.setTimeout(90_000);
+/** Sign in on a demo user's page: the dev IdP asks who you are every time (the user is pre-filled from the link). */
+async function signIn(page: Page, user: string): Promise<void> {
+  await page.getByRole('main').getByRole('button', { name: 'Sign in', exact: true }).click();
+  const [idp] = await Promise.all([page.context().waitForEvent('page'), page.getByRole('link', { name: 'Open the sign-in page' }).click()]);
+  await expect(idp.locator('input[name=login]')).toHaveValue(user);
+  await idp.locator('input[name=password]').fill('anything');
+  await idp.locator('button[type=submit]').click();
+  await idp.getByRole('button', { name: /continue/i }).click();
+  await expect(idp.getByText('You are signed in to Stint')).toBeVisible();
+  await idp.close();
+  await expect(page.getByText(`Signed in as ${user}@example.com`)).toBeVisible();
+}
+
+test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve in the same browser, the copied psql command queries the database', async ({ context }) => {
+  test.setTimeout(180_000);
+  const info = test.info();
+  const ORDERS = 'Orders (production)';
   expect(log).toContain('Stint is running');
-  await page.goto(url);
-  await page.getByRole('region', { name: 'Sign in' }).getByRole('button', { name: 'Sign in' }).click();
-  // No desktop browser on this machine: the UI offers the sign-in page as a link.
-  const [idpPage] = await Promise.all([context.waitForEvent('page'), page.getByRole('link', { name: 'Open the sign-in page' }).click()]);
-  await idpPage.locator('input[name=login]').fill('alice');
-  await idpPage.locator('input[name=password]').fill('anything');
-  await idpPage.locator('button[type=submit]').click();
-  await idpPage.getByRole('button', { name: /continue/i }).click();
-  await expect(idpPage.getByText('You are signed in to Stint')).toBeVisible();
-  await idpPage.close();
+  expect(Object.keys(links).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
+  // postgres could not enter the 0700 clone: the demo said where it keeps the cluster instead.
+  expect(log).toMatch(/PostgreSQL 15 on 127\.0\.0\.1:\d+ with demo databases orders and users \(data in \/var\/lib\/stint-demo\//);
 
-  await expect(page.getByText('Signed in as alice@example.com')).toBeVisible();
-  await page.getByRole('button', { name: /^Request access/ }).click();
-  await expect(page.getByRole('button', { name: 'Orders (production)' })).toBeVisible();
-  await expect(page.getByRole('button', { name: 'Users (staging)' })).toBeVisible();
-  await page.screenshot({ path: test.info().outputPath('demo-resources.png') });
+  const alice = await context.newPage();
+  await alice.goto(links.alice!);
+  await virtualAuthenticator(alice);
+  await signIn(alice, 'alice');
+  await enrollPasskey(alice, 'Alice laptop');
 
-  await page.getByRole('button', { name: 'Users (staging)' }).click();
-  await page.getByRole('dialog').getByRole('button', { name: 'Connect now' }).click();
-  await expect(page.getByRole('heading', { name: 'Active' })).toBeVisible();
-  const endpoint = await page.getByText(/127\.0\.0\.1:\d+/).first().textContent();
-  const port = Number(/127\.0\.0\.1:(\d+)/.exec(endpoint ?? '')![1]);
-  await page.screenshot({ path: test.info().outputPath('demo-active.png') });
+  // The approvers, in the same browser on their own links: the IdP's session cookie does not make them alice.
+  const bob = await context.newPage();
+  await bob.goto(links.bob!);
+  await signIn(bob, 'bob');
+  const bobSecret = await enrollTotp(bob);
+  const dave = await context.newPage();
+  await dave.goto(links.dave!);
+  await signIn(dave, 'dave');
+  const daveSecret = await enrollTotp(dave);
 
-  // The URI (with the password) only on explicit request: the agent's connectionUri.
-  const uri = await page.evaluate(async () => {
-    // The page's own agent client is not exposed; ask through the same socket protocol the UI uses.
-    const token = new URLSearchParams(location.hash.slice(1)).get('token');
-    const ws = new WebSocket(`ws://${location.host}/agent`);
-    return await new Promise<string>((resolve, reject) => {
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', token }));
-      ws.onmessage = async (m) => {
-        const msg = JSON.parse(m.data);
-        if (msg.type === 'welcome') {
-          ws.send(JSON.stringify({ type: 'call', id: 1, method: 'getState', input: {} }));
-        } else if (msg.type === 'result' && msg.id === 1) {
-          const grantId = msg.output.grants.find((g: any) => g.localState === 'active').grant.id;
-          ws.send(JSON.stringify({ type: 'call', id: 2, method: 'connectionUri', input: { grantId } }));
-        } else if (msg.type === 'result' && msg.id === 2) {
-          if (msg.ok) resolve(msg.output.uri); else reject(new Error(msg.error.message));
-        }
-      };
-    });
-  });
-  expect(uri).toContain(`@127.0.0.1:${port}/users`);
-  // Asynchronously, with its own timeout: a blocking psql would stop Playwright's timeouts from firing.
-  const { stdout } = await promisify(execFile)('psql', [uri, '-At', '-c', 'select count(*) from users'], { timeout: 15_000 });
-  expect(stdout.trim()).toBe('25');
+  await goTo(alice, 'Request access');
+  await alice.getByRole('button', { name: ORDERS }).click();
+  const form = alice.getByRole('dialog', { name: `Request access to ${ORDERS}` });
+  await form.getByLabel('Reason (required)').fill('INC-7 look at stuck orders');
+  await form.getByLabel('Access level').selectOption('read');
+  await form.getByRole('button', { name: 'Verify and ask dba and sre-leads' }).click();
+  const stepUp = alice.getByRole('dialog', { name: 'Confirm it is you' });
+  await stepUp.getByTestId('stepup-passkey').click();
+  await expect(alice.getByText('0 of 2 approvals — waiting for dba and sre-leads')).toBeVisible();
+
+  await approveWithCode(bob, ORDERS, bobSecret, info, 'demo-bob');
+  await approveWithCode(dave, ORDERS, daveSecret, info, 'demo-dave');
+
+  await goTo(alice, 'Active');
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const copy = alice.getByRole('button', { name: `Copy psql command for ${ORDERS}` });
+  await expect(copy).toBeVisible({ timeout: 20_000 });
+  await copy.click();
+  await expect(alice.getByText('psql command copied')).toBeVisible();
+  await shot(alice, 'demo-alice-active', info);
+  const command = await alice.evaluate(() => navigator.clipboard.readText());
+  expect(command).toMatch(/^psql '.*passfile=/);
+  // Exactly what was copied, pasted into a shell: rows from the production database, no password asked.
+  expect(await shell(`${command} -At -c "select count(*) from orders where status = 'stuck'"`)).toBe('7');
+
+  await alice.getByRole('button', { name: `End access to ${ORDERS} now` }).click();
+  await alice.getByRole('dialog', { name: `End access to ${ORDERS} now?` }).getByRole('button', { name: 'End now' }).click();
+  await expect(alice.getByText('No active access.')).toBeVisible();
+  await expect(shell(`${command} -At -c 'select 1'`)).rejects.toThrow();
+
+  // Ctrl+C (SIGTERM to the process group) stops every process the demo started, within seconds.
+  const tookMs = await stopDemo();
+  expect(tookMs).toBeLessThan(15_000);
+  for (const port of [ports.server, ports.idp, ports.sshd, ports.pg, ...ports.web]) expect(await portIsFree(port), `port ${port} after stop`).toBe(true);
+  expect(existsSync(join(clone, '.stint-demo', 'run'))).toBe(false);
 });
