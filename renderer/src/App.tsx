@@ -10,6 +10,7 @@ import { StepUpSlot } from './StepUpSlot';
 import { errorMessage, useAgent, type Alert, type Toast } from './useAgent';
 import { Active } from './views/Active';
 import { ApproveDialog, DenyDialog } from './views/ApprovalDialogs';
+import { copyText } from './views/ConnectionDetails';
 import { Approvals } from './views/Approvals';
 import { ExtendDialog, ReleaseDialog } from './views/GrantDialogs';
 import { History } from './views/History';
@@ -240,10 +241,20 @@ const ACTION_LABELS: Record<NotificationAction, string> = {
   approve: 'Approve…',
   deny: 'Deny…',
   open_psql: 'Open in psql',
-  copy_uri: 'Copy URI',
+  copy_uri: 'Copy psql command',
   extend: 'Extend…',
   open: 'Show',
 };
+
+/**
+ * "Copy" from a notification: the psql command (no secret in it) through the browser's clipboard, which every host
+ * has; where there is none or the browser refuses, the Active card shows the command to copy by hand.
+ */
+async function copyPsqlCommand(grantId: string, ctx: AppContext): Promise<void> {
+  const command = ctx.state.grants.find((g) => g.grant.id === grantId)?.tunnel?.psql;
+  if (command && (await copyText(command))) ctx.toast({ title: 'psql command copied', body: 'Paste it into a terminal on this computer. It holds no password.', tone: 'ok' });
+  else ctx.go('active');
+}
 
 /** Notification actions do what the native notification's buttons do; approving still goes through its dialog. */
 function act(action: NotificationAction, n: AgentNotification, ctx: AppContext): void {
@@ -252,7 +263,7 @@ function act(action: NotificationAction, n: AgentNotification, ctx: AppContext):
     ctx.go('approvals');
     ctx.open({ kind: action, requestId });
   } else if (action === 'open_psql' && grantId) void ctx.run('openPsql', { grantId });
-  else if (action === 'copy_uri' && grantId) void ctx.run('copyConnectionUri', { grantId });
+  else if (action === 'copy_uri' && grantId) void copyPsqlCommand(grantId, ctx);
   else if (action === 'extend' && grantId) ctx.open({ kind: 'extend', grantId });
   else if (action === 'open') ctx.go(n.kind === 'approval_asked' ? 'approvals' : grantId ? 'active' : 'waiting');
 }

@@ -281,8 +281,9 @@ test('notifications become toasts with their actions, problems become dismissibl
   agent.notify({ id: 'n1', kind: 'approved', title: 'prod-orders is ready', body: '127.0.0.1:15432, 1h', actions: ['open_psql', 'copy_uri'], grantId: local.grant.id });
   const toast = page.locator('.toast', { hasText: 'prod-orders is ready' });
   await expect(toast).toContainText('127.0.0.1:15432, 1h');
-  await toast.getByRole('button', { name: 'Copy URI' }).click();
-  await expect.poll(() => agent.callsTo('copyConnectionUri')).toEqual([{ grantId: local.grant.id }]);
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+  await toast.getByRole('button', { name: 'Copy psql command' }).click();
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.psql);
   await expect(toast).toHaveCount(0);
 
   agent.emit({ type: 'problem', problem: { code: 'server_unreachable', message: 'The server can’t be reached — your active access still ends on time.' } });

@@ -7,7 +7,7 @@ import type { LocalGrant } from '../../../shared/contract/agent';
 import { useApp } from '../context';
 
 /** Copy `text`; false when the browser refused (permission, no secure context, no focus). */
-async function copyText(text: string): Promise<boolean> {
+export async function copyText(text: string): Promise<boolean> {
   try {
     await navigator.clipboard.writeText(text);
     return true;
