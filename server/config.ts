@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from '../shared/domain/duration';
 import { StepUpMethod, StepUpMode } from '../shared/contract/http';
+import { claimPathProblem } from './identity/claim-path';
 
 /** Durations accept "90s", "15m", "1h30m", "2d" or a number of seconds; parsed to seconds. */
 export const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -144,7 +145,11 @@ export const ServerConfig = z.strictObject({
   identity: z.strictObject({
     issuer: z.url(),
     audience: z.string().min(1),
-    groupsClaim: z.string().default('groups'),
+    /** Where tokens carry groups: `groups`, `realm_access.roles`, `https://example.com/groups`; `\.` is a literal dot. */
+    groupsClaim: z.string().default('groups').superRefine((path, ctx) => {
+      const problem = claimPathProblem(path);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
     adminGroups: z.array(z.string()).default(['admins']),
     /** Require `typ: at+jwt` (RFC 9068) on access tokens. */
     requireAtJwt: z.boolean().default(false),

@@ -1,11 +1,12 @@
 // Bearer access tokens: JWTs verified against the IdP's JWKS (found through OpenID discovery), with issuer,
-// audience and expiry checked against the server clock. Groups come from the configured claim (dotted paths
-// such as `realm_access.roles` work). Verified tokens are cached until their expiry to spare a signature check
+// audience and expiry checked against the server clock. Groups come from the configured claim (claim-path.ts:
+// `realm_access.roles` and namespaced names such as `https://example.com/groups` work). Verified tokens are cached until their expiry to spare a signature check
 // per call; the cache key is the whole token, so a forged token never hits it.
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { ServerConfig } from '../config';
 import type { Clock } from '../clock';
 import type { AuthUser } from './user';
+import { readClaim } from './claim-path';
 
 export type VerifyOutcome =
   | { ok: true; user: AuthUser; expiresAt: number }
@@ -47,7 +48,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
 
   const toUser = (payload: JWTPayload): AuthUser | undefined => {
     if (typeof payload.sub !== 'string' || !payload.sub) return undefined;
-    const groupsValue = identity.groupsClaim.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload);
+    const groupsValue = readClaim(payload, identity.groupsClaim);
     const groups = Array.isArray(groupsValue) ? groupsValue.filter((g): g is string => typeof g === 'string') : typeof groupsValue === 'string' ? [groupsValue] : [];
     return {
       sub: payload.sub,
