@@ -95,8 +95,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       } catch (error) {
         if (error instanceof joseErrors.JWTExpired) return { ok: false, code: 'token_expired', message: 'the access token has expired' };
         if (error instanceof joseErrors.JWTClaimValidationFailed) {
-          if (error.claim === 'aud') return { ok: false, code: 'token_wrong_audience', message: 'the access token is for another audience' };
-          if (error.claim === 'iss') return { ok: false, code: 'token_wrong_issuer', message: 'the access token is from another issuer' };
+          // Both values are public (the token's own claims and this server's config) and are what an admin needs to
+          // fix a mismatch between the IdP and the agent's settings.
+          const got = (claim: unknown) => (claim === undefined ? 'none' : JSON.stringify(claim));
+          if (error.claim === 'aud') return { ok: false, code: 'token_wrong_audience', message: `the access token is for another audience: this server expects "${identity.audience}", the token has ${got(error.payload.aud)}` };
+          if (error.claim === 'iss') return { ok: false, code: 'token_wrong_issuer', message: `the access token is from another issuer: this server expects "${identity.issuer}", the token has ${got(error.payload.iss)}` };
           return { ok: false, code: 'token_invalid', message: `the access token's ${error.claim} claim is not acceptable` };
         }
         if (error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {

@@ -36,6 +36,19 @@ describe('groups claim paths', () => {
     expect(claimPathKeys('a\\.b.c')).toEqual(['a.b', 'c']);
   });
 
+  it('a wrong audience names what the server expects and what the token has', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(issuer).setAudience('api://other')
+      .setSubject('alice').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    const verifier = createTokenVerifier({
+      identity: { issuer, audience, groupsClaim: 'groups', adminGroups: [], requireAtJwt: false, dev: false },
+      clock: { now: () => new Date() } as never,
+      jwks: createLocalJWKSet({ keys: [jwk] }),
+    });
+    expect(await verifier.verify(`Bearer ${token}`)).toEqual({ ok: false, code: 'token_wrong_audience', message: `the access token is for another audience: this server expects "${audience}", the token has "api://other"` });
+  });
+
   it('does not walk into inherited properties', () => {
     expect(readClaim({}, 'constructor.name')).toBeUndefined();
   });
