@@ -24,6 +24,7 @@ import { notificationsFor } from './models';
 import type { SecretStore } from './secrets/secret-store';
 import type { SessionStatus, SessionUser } from './session';
 import type { SettingsStore } from './settings';
+import { checkSignInSettings } from './settings-check';
 import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
 import { Vault, generateGrantKey, type WipeReport } from './vault';
 
@@ -720,6 +721,9 @@ export class Agent implements AgentCore {
       updateSettings: async (input) => {
         const patch = parse('updateSettings', input);
         const before = this.options.settings.get();
+        // A changed server URL, issuer, client ID or audience is checked (over the network) before anything is
+        // saved; other fields never touch the network. A failed check saves nothing.
+        await checkSignInSettings(before, patch, this.options.fetch ? { fetch: this.options.fetch } : {});
         const after = this.options.settings.update(patch);
         if (after.serverUrl !== before.serverUrl) {
           this.stream?.stop();
