@@ -12,7 +12,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     editConfig: (yaml) => yaml
-      .replace('autoApprove: { when: { riskBelow: 30 } }', 'approvals: [{ from: dba, count: 1 }]')
+      .replace('autoApprove: { when: { riskBelow: 30 } }', 'description: every staging request waits for a DBA')
       .replace('stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }'),
   });
 }, 120_000);
