@@ -1,6 +1,6 @@
 // The Stint window: connect to the agent, follow its state, and show one section at a time. Requests, step-up,
 // approvals, extending and ending access open as dialogs (Esc closes them; focus returns where it was).
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode, type RefObject } from 'react';
 import type { AgentInput, AgentMethod, AgentNotification, AgentSettings, AgentState, NotificationAction } from '../../shared/contract/agent';
 import type { StepUpProof } from '../../shared/contract/http';
 import type { AgentClient } from './agent/client';
@@ -50,12 +50,14 @@ export function App() {
         </main>
       )}
       {connection.status === 'ready' && state && (
-        <Connected client={connection.client} state={state} toast={agent.toast} alert={agent.alert} toasts={agent.toasts} dismissToast={agent.dismissToast} />
+        <Connected client={connection.client} state={state} toast={agent.toast} alert={agent.alert} toasts={agent.toasts} dismissToast={agent.dismissToast}
+          toastRegion={agent.toastRegion} desktopOffer={agent.desktopOffer} answerDesktopOffer={agent.answerDesktopOffer} />
       )}
     </div>
   );
 }
 
+/** Who is signed in where; the server's status only while signed in (signed out, nothing talks to the server). */
 function Account({ state }: { state: AgentState }) {
   const { session, server } = state;
   return (
@@ -65,14 +67,17 @@ function Account({ state }: { state: AgentState }) {
       ) : (
         <span className="muted">{session.status === 'signing_in' ? 'Signing in…' : 'Signed out'} — {hostOf(server.url)}</span>
       )}
-      <span className={`server-status server-${server.status}`}>{server.status === 'online' ? 'Online' : server.status === 'connecting' ? 'Connecting…' : 'Offline'}</span>
+      {session.status === 'signed_in' && (
+        <span className={`server-status server-${server.status}`}>{server.status === 'online' ? 'Online' : server.status === 'connecting' ? 'Connecting…' : 'Offline'}</span>
+      )}
     </div>
   );
 }
 
-function Connected({ client, state, toast, alert, toasts, dismissToast }: {
+function Connected({ client, state, toast, alert, toasts, dismissToast, toastRegion, desktopOffer, answerDesktopOffer }: {
   client: AgentClient; state: AgentState; toast: AppContext['toast']; alert: AppContext['alert'];
   toasts: Toast[]; dismissToast: (key: number) => void;
+  toastRegion: RefObject<HTMLDivElement | null>; desktopOffer: boolean; answerDesktopOffer: (allow: boolean) => void;
 }) {
   const signedIn = state.session.status === 'signed_in';
   const route = useMemo(() => routeFrom(window.location.search, VIEWS.map((v) => v.view)), []);
@@ -129,7 +134,7 @@ function Connected({ client, state, toast, alert, toasts, dismissToast }: {
 
   return (
     <AppContextValue.Provider value={ctx}>
-      {state.server.status === 'offline' && (
+      {signedIn && state.server.status === 'offline' && (
         <p className="banner" role="status">
           The server can’t be reached — your active access still ends on time.{state.server.message ? ` ${state.server.message}` : ''}
         </p>
@@ -161,7 +166,9 @@ function Connected({ client, state, toast, alert, toasts, dismissToast }: {
         </main>
       </div>
       {signedIn && dialog && <DialogFor spec={dialog} ctx={ctx} />}
-      <Toasts toasts={toasts} dismiss={dismissToast} ctx={ctx} />
+      <Toasts toasts={toasts} dismiss={dismissToast} ctx={ctx} region={toastRegion}>
+        {desktopOffer && <DesktopOffer answer={answerDesktopOffer} />}
+      </Toasts>
     </AppContextValue.Provider>
   );
 }
@@ -268,9 +275,26 @@ function act(action: NotificationAction, n: AgentNotification, ctx: AppContext):
   else if (action === 'open') ctx.go(n.kind === 'approval_asked' ? 'approvals' : grantId ? 'active' : 'waiting');
 }
 
-function Toasts({ toasts, dismiss, ctx }: { toasts: Toast[]; dismiss: (key: number) => void; ctx: AppContext }) {
+/** In the web host, once there is something worth hearing about: the browser's own notifications, if the user wants. */
+function DesktopOffer({ answer }: { answer: (allow: boolean) => void }) {
   return (
-    <div className="toasts" role="status" aria-live="polite">
+    <section className="desktop-offer" aria-labelledby="desktop-offer-title">
+      <p className="toast-title" id="desktop-offer-title">Get desktop notifications?</p>
+      <p className="toast-body">Stint can tell you when access is approved, asked of you, or about to end while this tab is in the background.</p>
+      <div className="toast-actions">
+        <button type="button" className="link-button" onClick={() => answer(false)}>Not now</button>
+        <button type="button" className="primary" onClick={() => answer(true)}>Turn on</button>
+      </div>
+    </section>
+  );
+}
+
+function Toasts({ toasts, dismiss, ctx, region, children }: {
+  toasts: Toast[]; dismiss: (key: number) => void; ctx: AppContext; region: RefObject<HTMLDivElement | null>; children?: ReactNode;
+}) {
+  return (
+    <div className="toasts" role="status" aria-live="polite" ref={region}>
+      {children}
       {toasts.map((t) => {
         const n = t.notification;
         return (
