@@ -5,6 +5,7 @@ import { createAgent } from '../electron/core/compose';
 import { ConfSettingsStore } from '../electron/core/settings';
 import { terminalLauncher } from '../electron/core/launcher';
 import { startWebHost } from '../electron/hosts/web/host';
+import { listenLocalSocket } from '../electron/core/local-socket';
 
 export const DEMO_ROLES = [
   { user: 'alice', title: 'requester (engineer)' },
@@ -29,7 +30,7 @@ function openInBrowser(url: string): void {
   spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
 }
 
-export async function startDemoAgent(options: DemoAgentOptions): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startDemoAgent(options: DemoAgentOptions): Promise<{ url: string; socket: string; stop: () => Promise<void> }> {
   const settings = new ConfSettingsStore({ cwd: options.dir });
   settings.update({ serverUrl: options.serverUrl, issuer: options.issuer, audience: options.audience });
   const agent = createAgent({
@@ -42,9 +43,13 @@ export async function startDemoAgent(options: DemoAgentOptions): Promise<{ url: 
   });
   await agent.start();
   const host = await startWebHost({ staticDir: 'dist/renderer', agent, port: options.port });
+  // `stint --agent <socket> connect …` in another terminal reaches this agent (it holds the tunnels and keys).
+  const socket = await listenLocalSocket({ agent, dataDir: options.dir });
   return {
     url: host.url,
+    socket: socket.path,
     stop: async () => {
+      await socket.close();
       await host.close();
       await agent.dispose();
     },

@@ -21,6 +21,7 @@ import { STEP_UP_PARTITION, configureWebAuthn, installStepUpProtocol, stepUpOrig
 import { ClockChangeDetector, watchPower } from './power';
 import { ElectronSettingsStore, applyLaunchAtLogin, openElectronStore, readShellSettings, writeShellSettings } from './settings-store';
 import { terminalLauncher } from '../core/launcher';
+import { listenLocalSocket } from '../core/local-socket';
 import { hardenSession } from './session-policy';
 
 // dist/electron/main/index.js → the app's root (inside the asar when packaged).
@@ -195,6 +196,8 @@ async function start(): Promise<void> {
 
   // A failed start (e.g. no keychain) is shown, not fatal: the tray and Settings must stay reachable to fix it.
   await agent.start().catch(notifyProblem);
+  // `stint connect` in a terminal reaches this agent through its socket in the app's data folder.
+  const localSocket = await listenLocalSocket({ agent, dataDir: app.getPath('userData') }).catch((error) => { notifyProblem(error); return undefined; });
   // The e2e smoke test checks the tray from the main process; nothing else reads this.
   if (process.env.STINT_E2E === '1') Object.assign(globalThis, { __stintE2E: { tray } });
   if (!startHidden && windows.all().length === 0) open('main');
@@ -214,6 +217,7 @@ async function start(): Promise<void> {
     unregisterIpc();
     windows.closeAll();
     tray.destroy();
+    void localSocket?.close();
     void agent.dispose().catch(() => {}).finally(() => app.quit());
   });
 

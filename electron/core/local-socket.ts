@@ -1,0 +1,164 @@
+// The agent's local socket: the AgentApi for other processes of the same user on this machine — `stint connect` in a
+// new terminal reaches the agent that holds the grant's tunnel and keys (they never leave that process). A Unix
+// socket in the agent's own 0700 data folder: the file system says who may connect (the owner; root can anyway),
+// so no token is needed. Messages are the web host's wire messages (shared/contract/wire.ts), one JSON per line, and
+// every call is parsed with the contract's input schema.
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { agentApi, type AgentInput, type AgentMethod, type AgentOutput } from '../../shared/contract/agent';
+import { ClientMessage, ServerMessage } from '../../shared/contract/wire';
+import type { AgentCore } from './agent-core';
+import { toAgentProblem } from './agent-core';
+import { AgentError } from './errors';
+
+export const SOCKET_NAME = 'agent.sock';
+/** Unix socket paths are limited to ~107 bytes on Linux (103 on macOS). */
+const MAX_SOCKET_PATH = 100;
+const MAX_LINE = 256 * 1024;
+
+export function socketPathFor(dataDir: string): string {
+  return join(dataDir, SOCKET_NAME);
+}
+
+/** Refuse a folder someone else could have planted or can read: it must be ours and closed to others. */
+function checkFolder(dir: string): void {
+  const stat = statSync(dir);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new AgentError('invalid_input', `${dir} belongs to another user (uid ${stat.uid}); Stint will not use an agent socket there. Use your own data folder.`);
+  }
+  if ((stat.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** True when an agent answers on `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function listenLocalSocket(options: { agent: AgentCore; dataDir: string }): Promise<{ path: string; close: () => Promise<void> }> {
+  const path = socketPathFor(options.dataDir);
+  if (path.length > MAX_SOCKET_PATH) throw new AgentError('invalid_input', `The agent socket path ${path} is too long for this system (${path.length} > ${MAX_SOCKET_PATH} characters); use a shorter data folder.`);
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  checkFolder(options.dataDir);
+  let existing;
+  try { existing = lstatSync(path); } catch { existing = undefined; }
+  if (existing) {
+    if (!existing.isSocket()) throw new AgentError('invalid_input', `${path} exists and is not a socket; move it away and start Stint again.`);
+    if (await answers(path)) throw new AgentError('invalid_input', `Another Stint agent of this profile is already running (it answers on ${path}). Use that one, or quit it first.`);
+    unlinkSync(path); // left by an agent that crashed
+  }
+  const server: Server = createServer((socket) => serve(socket, options.agent));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      try { unlinkSync(path); } catch { /* already gone */ }
+    }),
+  };
+}
+
+function serve(socket: Socket, agent: AgentCore): void {
+  let buffer = '';
+  const send = (message: ServerMessage) => { if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`); };
+  const unsubscribe = agent.subscribe((event) => send({ type: 'event', event }));
+  socket.on('close', unsubscribe);
+  socket.on('error', () => socket.destroy());
+  socket.setEncoding('utf8');
+  send({ type: 'welcome' });
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    if (buffer.length > MAX_LINE) return socket.destroy();
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      void handle(line);
+    }
+  });
+  const handle = async (line: string) => {
+    let parsed;
+    try { parsed = ClientMessage.safeParse(JSON.parse(line)); } catch { parsed = undefined; }
+    if (!parsed?.success || parsed.data.type !== 'call') return socket.destroy();
+    const message = parsed.data;
+    const method = message.method as AgentMethod;
+    const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
+    if (!contract) return send({ type: 'result', id: message.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${message.method}` } });
+    const input = contract.input.safeParse(message.input ?? {});
+    if (!input.success) {
+      return send({ type: 'result', id: message.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } });
+    }
+    try {
+      const output = await (agent.api[method] as (input: unknown) => Promise<unknown>)(input.data);
+      send({ type: 'result', id: message.id, ok: true, output });
+    } catch (error) {
+      send({ type: 'result', id: message.id, ok: false, error: toAgentProblem(error) });
+    }
+  };
+}
+
+/** A client of another process's agent: one call at a time is all the CLI needs, but ids keep answers apart. */
+export interface LocalAgentClient {
+  call<M extends AgentMethod>(method: M, input: AgentInput<M>): Promise<AgentOutput<M>>;
+  close(): void;
+}
+
+/** Connect to the agent answering on `path`; undefined when none does (no socket, or a stale one). */
+export async function connectLocalAgent(path: string): Promise<LocalAgentClient | undefined> {
+  let stat;
+  try { stat = lstatSync(path); } catch { return undefined; }
+  const uid = process.getuid?.();
+  if (!stat.isSocket()) return undefined;
+  if (uid !== undefined && stat.uid !== uid && uid !== 0) {
+    throw new AgentError('invalid_input', `The agent socket ${path} belongs to another user (uid ${stat.uid}); Stint will not talk to another user's agent.`);
+  }
+  checkFolderReadable(dirname(path));
+  const socket = await new Promise<Socket | undefined>((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', () => resolve(undefined));
+  });
+  if (!socket) return undefined;
+  socket.setEncoding('utf8');
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  let buffer = '';
+  let nextId = 1;
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const parsed = ServerMessage.safeParse(JSON.parse(buffer.slice(0, newline)));
+      buffer = buffer.slice(newline + 1);
+      if (!parsed.success || parsed.data.type !== 'result') continue;
+      const waiting = pending.get(parsed.data.id);
+      pending.delete(parsed.data.id);
+      if (parsed.data.ok) waiting?.resolve(parsed.data.output);
+      else waiting?.reject(Object.assign(new Error(parsed.data.error.message), parsed.data.error));
+    }
+  });
+  const gone = () => { for (const w of pending.values()) w.reject(new AgentError('server_unreachable', 'The Stint agent closed the connection.')); pending.clear(); };
+  socket.on('close', gone);
+  socket.on('error', gone);
+  return {
+    call: (method, input) => new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: (v) => resolve(agentApi[method].output.parse(v) as never), reject });
+      socket.write(`${JSON.stringify({ type: 'call', id, method, input })}\n`);
+    }),
+    close: () => socket.destroy(),
+  };
+}
+
+function checkFolderReadable(dir: string): void {
+  const stat = statSync(dir);
+  if ((stat.mode & 0o022) !== 0) throw new AgentError('invalid_input', `The folder of the agent socket (${dir}) can be written by others; Stint will not trust a socket there.`);
+}
