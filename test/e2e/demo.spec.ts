@@ -19,7 +19,8 @@ let parent: string;
 let clone: string;
 let log = '';
 const links: Record<string, string> = {};
-const base = 20000 + Math.floor(Math.random() * 20000);
+// Below the kernel's ephemeral range (32768+), where any outgoing connection may hold a port for a moment.
+const base = 20000 + Math.floor(Math.random() * 120) * 100;
 const ports = { server: base, idp: base + 1, sshd: base + 22, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
 
 async function shell(line: string): Promise<string> {
