@@ -1,6 +1,6 @@
 // The Stint window: connect to the agent, follow its state, and show one section at a time. Requests, step-up,
 // approvals, extending and ending access open as dialogs (Esc closes them; focus returns where it was).
-import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode, type RefObject } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import type { AgentInput, AgentMethod, AgentNotification, AgentSettings, AgentState, NotificationAction } from '../../shared/contract/agent';
 import type { StepUpProof } from '../../shared/contract/http';
 import type { AgentClient } from './agent/client';
@@ -139,6 +139,7 @@ function Connected({ client, state, toast, alert, toasts, dismissToast, toastReg
           The server can’t be reached — your active access still ends on time.{state.server.message ? ` ${state.server.message}` : ''}
         </p>
       )}
+      {desktopOffer && <DesktopOffer answer={answerDesktopOffer} />}
       <div className="layout">
         <nav className="sections" aria-label="Sections">
           <ul>
@@ -166,9 +167,7 @@ function Connected({ client, state, toast, alert, toasts, dismissToast, toastReg
         </main>
       </div>
       {signedIn && dialog && <DialogFor spec={dialog} ctx={ctx} />}
-      <Toasts toasts={toasts} dismiss={dismissToast} ctx={ctx} region={toastRegion}>
-        {desktopOffer && <DesktopOffer answer={answerDesktopOffer} />}
-      </Toasts>
+      <Toasts toasts={toasts} dismiss={dismissToast} ctx={ctx} region={toastRegion} />
     </AppContextValue.Provider>
   );
 }
@@ -275,26 +274,26 @@ function act(action: NotificationAction, n: AgentNotification, ctx: AppContext):
   else if (action === 'open') ctx.go(n.kind === 'approval_asked' ? 'approvals' : grantId ? 'active' : 'waiting');
 }
 
-/** In the web host, once there is something worth hearing about: the browser's own notifications, if the user wants. */
+/**
+ * In the web host, once there is something worth hearing about: the browser's own notifications, if the user wants.
+ * A bar above the sections rather than a toast: it waits for an answer and must not cover what the user works on.
+ */
 function DesktopOffer({ answer }: { answer: (allow: boolean) => void }) {
   return (
     <section className="desktop-offer" aria-labelledby="desktop-offer-title">
-      <p className="toast-title" id="desktop-offer-title">Get desktop notifications?</p>
-      <p className="toast-body">Stint can tell you when access is approved, asked of you, or about to end while this tab is in the background.</p>
-      <div className="toast-actions">
-        <button type="button" className="link-button" onClick={() => answer(false)}>Not now</button>
+      <p><strong id="desktop-offer-title">Get desktop notifications?</strong>{' '}
+        <span className="muted">Stint can tell you when access is approved, asked of you, or about to end while this tab is in the background.</span></p>
+      <div className="desktop-offer-actions">
         <button type="button" className="primary" onClick={() => answer(true)}>Turn on</button>
+        <button type="button" className="link-button" onClick={() => answer(false)}>Not now</button>
       </div>
     </section>
   );
 }
 
-function Toasts({ toasts, dismiss, ctx, region, children }: {
-  toasts: Toast[]; dismiss: (key: number) => void; ctx: AppContext; region: RefObject<HTMLDivElement | null>; children?: ReactNode;
-}) {
+function Toasts({ toasts, dismiss, ctx, region }: { toasts: Toast[]; dismiss: (key: number) => void; ctx: AppContext; region: RefObject<HTMLDivElement | null> }) {
   return (
     <div className="toasts" role="status" aria-live="polite" ref={region}>
-      {children}
       {toasts.map((t) => {
         const n = t.notification;
         return (

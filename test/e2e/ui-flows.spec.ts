@@ -302,3 +302,159 @@ test('notifications become toasts with their actions, problems become dismissibl
   agent.setState({ server: { ...agent.current.server, status: 'offline' } });
   await expect(page.locator('.banner')).toHaveText('The server can’t be reached — your active access still ends on time.');
 });
+
+test('toasts: dismissed by hand; an approval asked goes once decided; a plain toast after 8 s; ending-soon once extended', async ({ page, openUi }) => {
+  const t0 = Date.parse('2030-01-01T12:00:00Z');
+  await page.clock.install({ time: t0 });
+  const agent = new ScriptedAgent({ now: () => t0, state: { session: { status: 'signed_in', user: BOB }, resources: sampleResources() } });
+  const asked = agent.request({ resourceId: 'staging-users', requester: 'erin', requesterName: 'Erin', reason: 'debug signup' });
+  const local = agent.grant({ resourceId: 'prod-orders', owner: 'bob' }, 5 * 60_000);
+  agent.setState({ approvals: [asked], grants: [{ ...local, warnedMinutes: 5 }] });
+  await openUi(agent, '?view=approvals');
+  await expect(page.locator('li.approval')).toHaveCount(1);
+  const toasts = page.locator('.toast');
+
+  agent.notify({ id: 'denied:r9', kind: 'denied', title: 'Request denied', body: 'prod-billing was denied', actions: ['open'], requestId: 'req-9' });
+  await page.getByRole('button', { name: 'Dismiss: Request denied' }).click();
+  await expect(page.getByText('Request denied')).toHaveCount(0);
+
+  agent.notify({ id: `approval_asked:${asked.id}`, kind: 'approval_asked', title: 'Approval asked', body: 'Erin wants read on staging-users for 1h', actions: ['approve', 'deny'], requestId: asked.id });
+  agent.notify({ id: `expiring:${local.grant.id}`, kind: 'expiring', title: 'Access ending soon', body: 'prod-orders ends in 5 minutes', actions: ['extend'], grantId: local.grant.id });
+  await expect(toasts).toHaveText([/Approval asked/, /Access ending soon/]);
+  await page.clock.fastForward(60_000); // neither has a time limit: each lasts as long as what it says is true
+  await expect(toasts).toHaveText([/Approval asked/, /Access ending soon/]);
+
+  // Approved here (or anywhere): the request leaves the approvals, so its toast goes; the "Approved" toast comes.
+  await page.getByRole('button', { name: 'Approve Erin’s request for staging-users' }).click();
+  await page.getByRole('dialog', { name: 'Approve Erin’s request?' }).getByRole('button', { name: 'Approve', exact: true }).click();
+  await expect(toasts).toHaveText([/Access ending soon/, /Approved Erin’s request/]);
+  await page.mouse.move(0, 0); // not pointing at the toasts (that holds them)
+  await page.clock.fastForward(5_000);
+  await expect(toasts.filter({ hasText: 'Approved Erin’s request' })).toBeVisible();
+  await page.clock.fastForward(4_000);
+  await expect(toasts).toHaveText([/Access ending soon/]);
+
+  // Extended by an hour: no longer ending soon.
+  const extended = { ...agent.current.grants[0]!, localEndsAt: new Date(t0 + 65 * 60_000).toISOString() };
+  agent.setState({ grants: [extended] });
+  await expect(toasts).toHaveCount(0);
+});
+
+test('toasts belong to the signed-in user: gone when someone else signs in, and on sign-out', async ({ page, openUi }) => {
+  const agent = signedIn();
+  await openUi(agent);
+  await expect(page.getByRole('heading', { name: 'Request access' })).toBeVisible();
+  const toasts = page.locator('.toast');
+  agent.notify({ id: 'denied:req-1', kind: 'denied', title: 'Request denied', body: 'prod-orders was denied: not today', actions: ['open'], requestId: 'req-1' });
+  agent.notify({ id: 'approval_asked:req-2', kind: 'approval_asked', title: 'Approval asked', body: 'Dave wants read on prod-orders', actions: ['approve', 'deny'], requestId: 'req-2' });
+  await expect(toasts).toHaveCount(2);
+
+  agent.setState({ session: { status: 'signed_in', user: BOB } });
+  await expect(page.getByText('Signed in as bob@example.com')).toBeVisible();
+  await expect(toasts).toHaveCount(0);
+
+  agent.notify({ id: 'denied:req-3', kind: 'denied', title: 'Request denied', body: 'prod-billing was denied', actions: ['open'], requestId: 'req-3' });
+  await expect(toasts).toHaveCount(1);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByText('Signed out — stint.example.com')).toBeVisible();
+  await expect(toasts).toHaveCount(0);
+});
+
+test('signed out is not "Offline": no server status and no offline banner until signed in', async ({ page, openUi }) => {
+  const agent = new ScriptedAgent({ state: { server: { url: 'https://stint.example.com', status: 'offline', clockOffsetMs: 0 } } });
+  await openUi(agent);
+  await expect(page.getByText('Signed out — stint.example.com')).toBeVisible();
+  await expect(page.locator('.server-status')).toHaveCount(0);
+  await expect(page.getByText('Offline')).toHaveCount(0);
+  await expect(page.locator('.banner')).toHaveCount(0);
+
+  await page.getByRole('main').getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.locator('.server-status')).toHaveCount(0); // signing in: still nothing to say about the server
+  agent.finishSignIn();
+  await expect(page.locator('.server-status')).toHaveText('Offline');
+  await expect(page.locator('.banner')).toHaveText('The server can’t be reached — your active access still ends on time.');
+  agent.setState({ server: { ...agent.current.server, status: 'online' } });
+  await expect(page.locator('.server-status')).toHaveText('Online');
+  await expect(page.locator('.banner')).toHaveCount(0);
+});
+
+/** Record the page's Notification calls and let the spec say whether the page is hidden. */
+async function recordNotifications(page: import('@playwright/test').Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __notes: unknown[]; __asked: number; __hidden: boolean; Notification: typeof Notification };
+    w.__notes = [];
+    w.__asked = 0;
+    w.__hidden = false;
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (w.__hidden ? 'hidden' : 'visible') });
+    const Real = window.Notification;
+    class Recorded extends Real {
+      constructor(title: string, options?: NotificationOptions) {
+        w.__notes.push({ title, body: options?.body, tag: options?.tag });
+        super(title, options);
+      }
+      static override requestPermission(): Promise<NotificationPermission> {
+        w.__asked++;
+        return Real.requestPermission();
+      }
+    }
+    w.Notification = Recorded;
+  });
+}
+
+test('web host: desktop notifications are offered after the first request, then shown while the page is hidden', async ({ page, context, openUi }) => {
+  await recordNotifications(page);
+  const agent = signedIn();
+  await openUi(agent);
+  await expect(page.getByRole('heading', { name: 'Request access' })).toBeVisible();
+  const offer = page.getByRole('region', { name: 'Get desktop notifications?' });
+  await expect(offer).toHaveCount(0); // not on page load
+
+  await page.getByRole('button', { name: 'staging-users' }).click();
+  await page.getByRole('dialog', { name: 'Request access to staging-users' }).getByRole('button', { name: 'Connect now' }).click();
+  await expect(offer).toBeVisible();
+  await page.screenshot({ path: test.info().outputPath('desktop-offer.png') });
+  await context.grantPermissions(['notifications']); // what the browser's own prompt would do on "Allow"
+  await offer.getByRole('button', { name: 'Turn on' }).click();
+  await expect(offer).toHaveCount(0);
+  await expect(page.getByText('Desktop notifications are on')).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(1);
+
+  const grantId = agent.current.grants[0]!.grant.id;
+  // Looking at the page: the toast is enough.
+  agent.notify({ id: `expiring:${grantId}`, kind: 'expiring', title: 'Access ending soon', body: 'staging-users ends in 5 minutes', actions: ['extend'], grantId });
+  await expect(page.locator('.toast', { hasText: 'Access ending soon' })).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes)).toEqual([]);
+
+  // In the background: the OS shows it too, tagged so a newer one with the same id replaces it.
+  await page.evaluate(() => { (window as unknown as { __hidden: boolean }).__hidden = true; });
+  agent.notify({ id: `expiring:${grantId}`, kind: 'expiring', title: 'Access ending soon', body: 'staging-users ends in 1 minute', actions: ['extend'], grantId });
+  await expect.poll(() => page.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes))
+    .toEqual([{ title: 'Access ending soon', body: 'staging-users ends in 1 minute', tag: `expiring:${grantId}` }]);
+});
+
+test('web host: "Not now" to desktop notifications (offered at the first approval asked) is not asked again', async ({ page, openUi }) => {
+  await recordNotifications(page);
+  const agent = new ScriptedAgent({ state: { session: { status: 'signed_in', user: BOB }, resources: sampleResources() } });
+  const first = agent.request({ resourceId: 'staging-users', requester: 'erin', requesterName: 'Erin' });
+  await openUi(agent, '?view=approvals');
+  const offer = page.getByRole('region', { name: 'Get desktop notifications?' });
+  await expect(page.getByRole('heading', { name: 'Approvals' })).toBeVisible();
+  await expect(offer).toHaveCount(0);
+
+  agent.setState({ approvals: [first] });
+  agent.notify({ id: `approval_asked:${first.id}`, kind: 'approval_asked', title: 'Approval asked', body: 'Erin wants read on staging-users', actions: ['approve', 'deny'], requestId: first.id });
+  await expect(offer).toBeVisible();
+  await offer.getByRole('button', { name: 'Not now' }).click();
+  await expect(offer).toHaveCount(0);
+
+  const second = agent.request({ resourceId: 'prod-orders', requester: 'dave', requesterName: 'Dave' });
+  agent.setState({ approvals: [first, second] });
+  agent.notify({ id: `approval_asked:${second.id}`, kind: 'approval_asked', title: 'Approval asked', body: 'Dave wants read on prod-orders', actions: ['approve', 'deny'], requestId: second.id });
+  await expect(page.locator('.toast')).toHaveCount(2);
+  await page.reload();
+  await expect(page.getByRole('heading', { name: 'Approvals' })).toBeVisible();
+  agent.notify({ id: `approval_asked:${second.id}`, kind: 'approval_asked', title: 'Approval asked', body: 'Dave wants read on prod-orders', actions: ['approve', 'deny'], requestId: second.id });
+  await expect(page.locator('.toast')).toHaveCount(1);
+  await expect(offer).toHaveCount(0);
+  expect(await page.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(0);
+});
