@@ -23,8 +23,15 @@ export function allowedHosts(port: number): Set<string> {
 }
 
 export function serveStatic(root: string, req: IncomingMessage, res: ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const relative = decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname);
+  let relative: string;
+  try {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    relative = decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname);
+  } catch {
+    // Any page the user visits can send us a malformed path (e.g. /%zz): answer it, never throw in the agent.
+    res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request');
+    return;
+  }
   const path = normalize(join(root, relative));
   if (!path.startsWith(root + sep) || !existsSync(path) || !statSync(path).isFile()) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
