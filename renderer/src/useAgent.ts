@@ -119,9 +119,9 @@ export function useAgent() {
     if (n.kind === 'approval_asked') offerDesktop();
     if (!shouldNotifyDesktop({ ...desktopContext(), visibility: document.visibilityState })) return;
     try {
+      desktopShown.current.get(n.id)?.close(); // the same tag replaces it anyway; this frees the old handle first
       const shown = new Notification(n.title, { body: n.body, tag: n.id });
       shown.onclick = () => { window.focus(); shown.close(); };
-      desktopShown.current.get(n.id)?.close();
       desktopShown.current.set(n.id, shown);
     } catch {
       // Some browsers only allow notifications from a service worker: the toast is still there.
