@@ -1,36 +1,47 @@
-// The composed agent with the real OIDC session: sign in through the dev IdP's pages, then the grant server sees
-// the IdP's JWT access token; sign-out revokes and wipes.
+// The composed agent with the real OIDC session and the real grant server: a fresh agent (no settings, no STINT_*
+// environment variables) is configured from Settings — a wrong issuer is refused and nothing is saved — then signs in
+// through the dev IdP's pages, and the grant server accepts the IdP's JWT access token; sign-out revokes and wipes.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
-import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { startSshd, type SshdInstance } from '../../dev/sshd';
 import { createAgent } from '../../electron/core/compose';
 import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
 import { MemorySettingsStore } from '../../electron/core/settings';
-import { startFakeGrantServer, type FakeGrantServer } from './fake-grant-server';
+import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
 
 let idp: IdpInstance;
 let keyring: KeyringInstance;
-let db: PostgresInstance;
-let sshd: SshdInstance;
-let server: FakeGrantServer;
+let server: RunningGrantServer;
+/** The desktop app's environment overrides (electron/main): a fresh install has none of them. */
+const SETTINGS_ENV = ['STINT_SERVER_URL', 'STINT_ISSUER', 'STINT_AUDIENCE'] as const;
+const savedEnv: Partial<Record<string, string>> = {};
 
 beforeAll(async () => {
-  [idp, keyring, db] = await Promise.all([startIdp(), startKeyring(), startPostgres()]);
+  for (const name of SETTINGS_ENV) { savedEnv[name] = process.env[name]; delete process.env[name]; }
+  [idp, keyring] = await Promise.all([startIdp(), startKeyring()]);
   Object.assign(process.env, keyring.env);
-  sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-  server = await startFakeGrantServer(db, sshd);
+  server = await startGrantServer({ idp });
 });
 afterAll(async () => {
-  await server?.kill();
-  await sshd?.stop();
-  await db?.stop();
+  // The agents' keep-alive connections to the in-process server stay open after they are disposed, and Node 20's
+  // server.close() waits for them (the old stand-in server was killed instead): cut them so the close can finish.
+  const closing = server?.close();
+  server?.app.server.closeAllConnections();
+  await closing;
   await idp?.close();
   await keyring?.stop();
+  for (const name of SETTINGS_ENV) if (savedEnv[name] !== undefined) process.env[name] = savedEnv[name];
 });
+
+/** The agent's fetch, recording the bearer tokens it sends to the grant server. */
+const authorizations: string[] = [];
+const recordingFetch: typeof fetch = (input, init) => {
+  const authorization = new Headers(init?.headers).get('authorization');
+  if (authorization && String(input).startsWith(server.url)) authorizations.push(authorization);
+  return fetch(input, init);
+};
 
 const browser = (user: string) => async (url: string) => {
   const port = new URL(new URL(url).searchParams.get('redirect_uri')!).port;
@@ -46,19 +57,30 @@ const browser = (user: string) => async (url: string) => {
 };
 
 describe('composed agent with the real session', () => {
-  it('starts signed out without settings, then signs in through the IdP and calls the server with its JWT', async () => {
+  it('a fresh agent is configured from Settings (a wrong issuer is refused), signs in through the IdP and calls the server with its JWT', async () => {
     const settings = new MemorySettingsStore({});
     const secrets = new KeytarSecretStore(`stint-compose-${randomUUID()}`);
-    const agent = createAgent({ settings, secrets, openUrl: browser('alice') });
+    const agent = createAgent({ settings, secrets, openUrl: browser('alice'), fetch: recordingFetch });
     await agent.start();
     expect(agent.state().session.status).toBe('signed_out');
     await expect(agent.api.signIn({})).rejects.toMatchObject({ code: 'invalid_input' });
 
-    await agent.api.updateSettings({ serverUrl: server.url, issuer: idp.issuer, audience: idp.audience });
+    // What Settings sends: the four sign-in fields together. The same IdP under another name is not its issuer.
+    const typo = idp.issuer.replace('localhost', '127.0.0.1');
+    const fields = { serverUrl: server.url, issuer: typo, clientId: idp.clientId, audience: idp.audience };
+    await expect(agent.api.updateSettings(fields)).rejects.toMatchObject({
+      code: 'invalid_input', message: `${typo}'s discovery document says its issuer is ${idp.issuer}, not ${typo}. Use the issuer exactly as the sign-in service names it. Nothing was saved.`,
+    });
+    const before = settings.get();
+    expect([before.serverUrl, before.issuer, before.audience]).toEqual([undefined, undefined, undefined]);
+    await expect(agent.api.signIn({})).rejects.toMatchObject({ code: 'invalid_input' });
+
+    expect(await agent.api.updateSettings({ ...fields, issuer: idp.issuer })).toMatchObject({ ...fields, issuer: idp.issuer });
     const { user } = await agent.api.signIn({});
     expect(user).toMatchObject({ sub: 'alice', email: 'alice@example.com' });
-    expect(agent.state().resources.map((r) => r.id)).toEqual(['prod-orders', 'prod-billing']);
-    const token = server.authorizations.at(-1)!.replace(/^Bearer /, '');
+    // What the grant server's test catalogue lets alice (engineers) ask for.
+    expect(agent.state().resources.map((r) => r.id).sort()).toEqual(['prod-orders', 'quick-orders', 'staging-users']);
+    const token = authorizations.at(-1)!.replace(/^Bearer /, '');
     expect(decodeJwt(token)).toMatchObject({ sub: 'alice', aud: idp.audience });
 
     // A new process restores the session from the keychain without a browser.
