@@ -458,3 +458,46 @@ test('web host: "Not now" to desktop notifications (offered at the first approva
   await expect(offer).toHaveCount(0);
   expect(await page.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(0);
 });
+
+test('sign-in service: server, issuer, client ID and audience are saved together; a refusal keeps what was typed and says why', async ({ page, openUi }) => {
+  const agent = new ScriptedAgent();
+  // The real agent checks the issuer's discovery document; scripted here: a trailing slash is another issuer.
+  agent.refuseSettings = (patch) => (patch.issuer === 'https://login.corp.example/'
+    ? 'https://login.corp.example/’s discovery document says its issuer is https://login.corp.example, not https://login.corp.example/. Nothing was saved.'
+    : undefined);
+  await openUi(agent, '?view=settings');
+  const group = page.getByRole('group', { name: 'Sign-in service' });
+  await expect(group.getByLabel('Server address')).toHaveValue('https://stint.example.com');
+  await expect(group.getByLabel('Client ID')).toHaveValue('stint-agent');
+  await expect(group.getByText('usually stint-agent')).toBeVisible();
+
+  await group.getByLabel('Server address').fill('https://stint.corp.example');
+  await group.getByLabel('Sign-in address (issuer)').fill('https://login.corp.example/');
+  await group.getByLabel('Client ID').fill('stint-desktop');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  // Half a sign-in service is caught in the form: nothing is sent.
+  await expect(group.getByText('Signing in needs the API audience as well as the sign-in service.')).toBeVisible();
+  await expect(group.getByLabel('API audience')).toHaveAttribute('aria-invalid', 'true');
+  expect(agent.callsTo('updateSettings')).toEqual([]);
+
+  await group.getByLabel('API audience').fill('https://stint.corp.example/api');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  const refusal = page.getByRole('alert').filter({ hasText: 'discovery document says its issuer is https://login.corp.example, not https://login.corp.example/' });
+  await expect(refusal).toBeVisible();
+  await expect(refusal).toContainText('Nothing was saved.');
+  // What the user typed stays, to be fixed rather than typed again; the agent kept nothing.
+  await expect(group.getByLabel('Server address')).toHaveValue('https://stint.corp.example');
+  await expect(group.getByLabel('Sign-in address (issuer)')).toHaveValue('https://login.corp.example/');
+  await expect(group.getByLabel('Client ID')).toHaveValue('stint-desktop');
+  await expect(group.getByLabel('API audience')).toHaveValue('https://stint.corp.example/api');
+  expect((await agent.api.getSettings({})).issuer).toBeUndefined();
+
+  await group.getByLabel('Sign-in address (issuer)').fill('https://login.corp.example');
+  await expect(refusal).toHaveCount(0);
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(page.getByText('Settings saved.')).toBeVisible();
+  const sent = { serverUrl: 'https://stint.corp.example', clientId: 'stint-desktop', audience: 'https://stint.corp.example/api' };
+  expect(agent.callsTo('updateSettings')).toMatchObject([{ ...sent, issuer: 'https://login.corp.example/' }, { ...sent, issuer: 'https://login.corp.example' }]);
+  expect(await agent.api.getSettings({})).toMatchObject({ ...sent, issuer: 'https://login.corp.example' });
+  await expect(group.getByLabel('Sign-in address (issuer)')).toHaveValue('https://login.corp.example');
+});

@@ -8,11 +8,17 @@ import { Field } from '../ui/Field';
 import { EnrollView } from '../stepup/EnrollView';
 import { agentEnrollClient } from '../agent/enroll-client';
 
-interface Draft { serverUrl: string; defaultDuration: string; preferredClient: 'psql' | 'uri'; ports: Record<string, string> }
+interface Draft {
+  serverUrl: string; issuer: string; clientId: string; audience: string;
+  defaultDuration: string; preferredClient: 'psql' | 'uri'; ports: Record<string, string>;
+}
 
 function toDraft(s: AgentSettings): Draft {
   return {
     serverUrl: s.serverUrl ?? '',
+    issuer: s.issuer ?? '',
+    clientId: s.clientId,
+    audience: s.audience ?? '',
     defaultDuration: s.defaultDurationSeconds ? String(s.defaultDurationSeconds) : '',
     preferredClient: s.preferredClient,
     ports: Object.fromEntries(Object.entries(s.ports).map(([k, v]) => [k, String(v)])),
@@ -25,6 +31,7 @@ export function Settings() {
   const [draft, setDraft] = useState<Draft>();
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [status, setStatus] = useState<{ ok: boolean; text: string }>();
+  const [saving, setSaving] = useState(false);
 
   useEffect(() => {
     let live = true;
@@ -52,16 +59,33 @@ export function Settings() {
     event.preventDefault();
     const found: Record<string, string> = {};
     const patch: SettingsPatch = { preferredClient: current.preferredClient, ports: {} };
+    // The sign-in service group is saved together; the agent checks what changed (server, issuer, client ID,
+    // audience) before keeping any of it, and says what failed.
+    const webAddress = (text: string) => {
+      try {
+        return ['https:', 'http:'].includes(new URL(text).protocol);
+      } catch {
+        return false;
+      }
+    };
     const url = current.serverUrl.trim();
     if (url) {
-      try {
-        const parsed = new URL(url);
-        if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('scheme');
-        patch.serverUrl = url;
-      } catch {
-        found.serverUrl = 'Enter the server’s address, like https://stint.example.com';
-      }
-    }
+      if (webAddress(url)) patch.serverUrl = url;
+      else found.serverUrl = 'Enter the server’s address, like https://stint.example.com';
+    } else if (settings?.serverUrl) found.serverUrl = 'Enter the server’s address: it can be changed, not removed.';
+    const issuer = current.issuer.trim();
+    const audience = current.audience.trim();
+    const clientId = current.clientId.trim();
+    if (issuer) {
+      if (webAddress(issuer)) patch.issuer = issuer;
+      else found.issuer = 'Enter the sign-in service’s address, like https://login.example.com';
+    } else if (settings?.issuer) found.issuer = 'Enter the sign-in service’s address: it can be changed, not removed.';
+    else if (audience) found.issuer = 'Signing in needs the sign-in service’s address as well as the audience.';
+    if (audience) patch.audience = audience;
+    else if (settings?.audience) found.audience = 'Enter the API audience: it can be changed, not removed.';
+    else if (issuer) found.audience = 'Signing in needs the API audience as well as the sign-in service.';
+    if (clientId) patch.clientId = clientId;
+    else found.clientId = 'Enter the client ID (usually stint-agent).';
     if (current.defaultDuration) patch.defaultDurationSeconds = Number(current.defaultDuration);
     for (const [resourceId, text] of Object.entries(current.ports)) {
       if (!text.trim()) continue;
@@ -74,13 +98,19 @@ export function Settings() {
       setStatus({ ok: false, text: 'Some settings need fixing before they can be saved.' });
       return;
     }
+    const checking = (['serverUrl', 'issuer', 'clientId', 'audience'] as const).some((k) => patch[k] !== undefined && patch[k] !== settings?.[k]);
+    setSaving(true);
+    setStatus(checking ? { ok: true, text: 'Checking the server and the sign-in service…' } : undefined);
     try {
       const saved = await client.call('updateSettings', patch);
       setSettings(saved);
       setDraft(toDraft(saved));
       setStatus({ ok: true, text: 'Settings saved.' });
     } catch (e) {
+      // Nothing was saved: what the user typed stays in the form, with the reason next to it.
       setStatus({ ok: false, text: errorMessage(e) });
+    } finally {
+      setSaving(false);
     }
   };
 
@@ -89,12 +119,37 @@ export function Settings() {
     <section className="view" aria-labelledby="view-title">
       <h2 id="view-title" tabIndex={-1}>Settings</h2>
       <form noValidate onSubmit={save} className="settings" aria-label="Settings">
-        <Field id="settings-server" label="Server address" error={errors.serverUrl} hint="Where your company’s Stint server runs.">
-          {({ id, describedBy, invalid }) => (
-            <input id={id} type="url" value={current.serverUrl} aria-invalid={invalid} aria-describedby={describedBy}
-              placeholder="https://stint.example.com" onChange={(e) => update({ serverUrl: e.target.value })} />
-          )}
-        </Field>
+        <fieldset className="sign-in-service" aria-describedby="sign-in-service-hint">
+          <legend>Sign-in service</legend>
+          <p id="sign-in-service-hint" className="hint">Your administrator gives you these. When you save, Stint checks the ones you changed with the server and the sign-in service, and keeps them only if the check passes.</p>
+          <Field id="settings-server" label="Server address" error={errors.serverUrl} hint="Where your company’s Stint server runs.">
+            {({ id, describedBy, invalid }) => (
+              <input id={id} type="url" value={current.serverUrl} aria-invalid={invalid} aria-describedby={describedBy}
+                placeholder="https://stint.example.com" onChange={(e) => update({ serverUrl: e.target.value })} />
+            )}
+          </Field>
+          <Field id="settings-issuer" label="Sign-in address (issuer)" error={errors.issuer}
+            hint="Your company’s sign-in service (its OpenID Connect issuer), exactly as your administrator wrote it.">
+            {({ id, describedBy, invalid }) => (
+              <input id={id} type="url" value={current.issuer} aria-invalid={invalid} aria-describedby={describedBy}
+                placeholder="https://login.example.com" onChange={(e) => update({ issuer: e.target.value })} />
+            )}
+          </Field>
+          <Field id="settings-client-id" label="Client ID" error={errors.clientId} hint="How the sign-in service knows this app; usually stint-agent.">
+            {({ id, describedBy, invalid }) => (
+              <input id={id} type="text" value={current.clientId} aria-invalid={invalid} aria-describedby={describedBy}
+                autoCapitalize="off" autoCorrect="off" spellCheck={false} onChange={(e) => update({ clientId: e.target.value })} />
+            )}
+          </Field>
+          <Field id="settings-audience" label="API audience" error={errors.audience}
+            hint="Who your sign-in is for: the name the Stint server expects in its access tokens, often its address followed by /api.">
+            {({ id, describedBy, invalid }) => (
+              <input id={id} type="text" value={current.audience} aria-invalid={invalid} aria-describedby={describedBy}
+                autoCapitalize="off" autoCorrect="off" spellCheck={false}
+                placeholder="https://stint.example.com/api" onChange={(e) => update({ audience: e.target.value })} />
+            )}
+          </Field>
+        </fieldset>
         <Field id="settings-duration" label="Default duration" hint="Used when a resource’s policy allows it.">
           {({ id, describedBy }) => (
             <select id={id} value={current.defaultDuration} aria-describedby={describedBy} onChange={(e) => update({ defaultDuration: e.target.value })}>
@@ -126,7 +181,7 @@ export function Settings() {
           ))}
         </fieldset>
         <div className="actions">
-          <button type="submit" className="primary">Save settings</button>
+          <button type="submit" className="primary" disabled={saving} aria-busy={saving}>Save settings</button>
           {status && <p role={status.ok ? 'status' : 'alert'} className={status.ok ? 'ok' : 'error'}>{status.text}</p>}
         </div>
       </form>
