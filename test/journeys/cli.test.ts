@@ -1,9 +1,18 @@
 // `stint` on the real stack: a session restored from the keychain, resources listed, and `request` holding a tunnel
 // in the foreground until the access ends — the URI works while it runs, and the command returns when it ends.
+// Then the CLI as its own profiles: help, its own keychain namespace beside the tray app's, the approver's inbox, and
+// approving a production request whose policy wants a one-time code from the approver (TOTP enrolled on the real
+// server, codes made from the secret it handed out).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { generate } from 'otplib';
 import { startStack, type Stack } from '../harness/stack';
-import { runCli } from '../../electron/hosts/cli/main';
+import { driveDevInteractions } from '../harness/idp';
+import { createAgent, keychainServiceFor } from '../../electron/core/compose';
+import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
+import { runCli, type Io } from '../../electron/hosts/cli/main';
+import { cliSettings } from '../../electron/hosts/cli/profile';
+import { serviceDir } from '../../dev/run-dir';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -15,11 +24,20 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => { await stack?.stop(); });
 
-function io() {
+function io(answers?: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+  const asked: string[] = [];
+  const terminal: Io = {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    // A terminal that answers from a script; without answers there is no terminal (like a pipe).
+    ...(answers ? { ask: async (question: string) => { asked.push(question); return answers.shift() ?? ''; } } : {}),
+  };
+  return { out, err, asked, io: terminal };
 }
+
+const noAgent = () => { throw new Error('no agent needed'); };
 
 describe('stint CLI', () => {
   it('lists what alice may request, as JSON', async () => {
@@ -50,4 +68,221 @@ describe('stint CLI', () => {
     expect(await running).toBe(0);
     await expect(new pg.Client({ connectionString: uri }).connect()).rejects.toThrow();
   }, 40_000);
+});
+
+describe('stint help', () => {
+  it('help, --help and <command> --help print usage and exit 0; an unknown command or none exits 2', async () => {
+    for (const argv of [['help'], ['--help'], ['-h']]) {
+      const r = io();
+      expect(await runCli(argv, r.io, noAgent), argv.join(' ')).toBe(0);
+      expect(r.out.join('\n')).toMatch(/^usage: stint <command>/);
+      expect(r.out.join('\n')).toMatch(/^ {2}approvals /m);
+      expect(r.err).toEqual([]);
+    }
+    const one = io();
+    expect(await runCli(['approve', '--help'], one.io, noAgent)).toBe(0);
+    expect(one.out.join('\n')).toMatch(/^usage: stint approve <request> .*--code 123456/);
+    const alsoOne = io();
+    expect(await runCli(['help', 'approvals'], alsoOne.io, noAgent)).toBe(0);
+    expect(alsoOne.out.join('\n')).toMatch(/^usage: stint approvals/);
+
+    const unknown = io();
+    expect(await runCli(['frobnicate'], unknown.io, noAgent)).toBe(2);
+    expect(unknown.out).toEqual([]);
+    expect(unknown.err.join('\n')).toMatch(/^Unknown command "frobnicate"\.\n\nusage: stint/);
+    const none = io();
+    expect(await runCli([], none.io, noAgent)).toBe(2);
+    expect(none.err.join('\n')).toMatch(/^usage: stint/);
+    const badOption = io();
+    expect(await runCli(['grants', '--frob'], badOption.io, noAgent)).toBe(2);
+    expect(badOption.err.join('\n')).toMatch(/^Unknown option '--frob'\.\nSee `stint --help`\.$/);
+    const badProfile = io();
+    expect(await runCli(['grants', '--profile', 'Not OK'], badProfile.io, noAgent)).toBe(2);
+    expect(badProfile.err.join('\n')).toMatch(/Profile names are lower-case letters/);
+    const badCode = io();
+    expect(await runCli(['approve', 'req_1', '--code', '12ab'], badCode.io, noAgent)).toBe(2);
+    expect(badCode.err.join('\n')).toMatch(/--code is the 6 digits/);
+  });
+});
+
+/** An authenticator app: the code of the next time step the server has not seen used (it accepts ±1 step, each once). */
+class Authenticator {
+  private last = -Infinity;
+  constructor(readonly secret: string) {}
+
+  async next(): Promise<string> {
+    for (;;) {
+      const seconds = Date.now() / 1000;
+      const now = Math.floor(seconds / 30);
+      // The step before is still accepted, but only early in this one: it must not have left the window on arrival.
+      const step = Math.max(this.last + 1, seconds % 30 < 15 ? now - 1 : now);
+      if (step <= now + 1) {
+        this.last = step;
+        return generate({ secret: this.secret, epoch: step * 30 });
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** A code the server cannot accept now (another step's, far off the window). */
+  async wrong(): Promise<string> {
+    const now = Math.floor(Date.now() / 30_000);
+    const near = await Promise.all([-1, 0, 1].map((d) => generate({ secret: this.secret, epoch: (now + d) * 30 })));
+    for (let far = 100; ; far++) {
+      const code = await generate({ secret: this.secret, epoch: (now + far) * 30 });
+      if (!near.includes(code)) return code;
+    }
+  }
+}
+
+describe('stint profiles, approvals and step-up', () => {
+  let configDir: string;
+  const authenticators: Record<string, Authenticator> = {};
+  /** alice's first request, still waiting for bob after the inbox test. */
+  let waiting: string | undefined;
+  const as = (profile: string, ...argv: string[]) => [...argv, '--profile', profile, '--config-dir', configDir];
+
+  /** `stint login --profile <user>-t` for a demo user (the IdP's pages driven over HTTP); TOTP enrolled if asked. */
+  async function login(user: string, options: { totp?: boolean } = {}): Promise<void> {
+    const settings = cliSettings(`${user}-t`, configDir);
+    settings.update({ serverUrl: stack.serverUrl, issuer: stack.idp.issuer, audience: stack.idp.audience });
+    const agent = createAgent({ settings, profile: `${user}-t`, openUrl: async (url) => { await fetch(await driveDevInteractions(url, user, stack.idp.issuer)); } });
+    try {
+      await agent.start();
+      await agent.api.signIn({});
+      if (options.totp) {
+        const { secret } = await agent.api.enrollTotp({});
+        const authenticator = new Authenticator(secret);
+        await agent.api.confirmTotp({ code: await authenticator.next() });
+        authenticators[user] = authenticator;
+      }
+    } finally {
+      await agent.dispose();
+    }
+  }
+
+  /** alice asks for production access through the CLI, with her one-time code: the request then waits for approvers. */
+  async function aliceRequestsProduction(reason: string): Promise<string> {
+    const r = io();
+    const code = await authenticators.alice!.next();
+    expect(await runCli(as('alice-t', 'request', 'prod-orders', '--for', '1h', '--reason', reason, '--ticket', 'INC-42', '--code', code, '--no-wait', '--json'), r.io), r.err.join('\n')).toBe(0);
+    const { request } = JSON.parse(r.out[0]!);
+    expect(request).toMatchObject({ resourceId: 'prod-orders', state: 'pending_approval', reason });
+    return request.id;
+  }
+
+  beforeAll(async () => {
+    configDir = serviceDir('cli-profiles');
+    await login('alice', { totp: true });
+    await login('bob', { totp: true });
+    await login('dave');
+    await login('carol');
+  }, 60_000);
+
+  it('starts in its own keychain namespace: the tray app\'s items survive a CLI start, its own leftovers do not', async () => {
+    const tray = new KeytarSecretStore(keychainServiceFor());
+    const cli = new KeytarSecretStore(keychainServiceFor('cli'));
+    await tray.set('grant:grt_tray_live', '{"dbUser":"u","dbPassword":"p"}');
+    await cli.set('grant:grt_cli_crashed', '{"dbUser":"u","dbPassword":"p"}');
+    const saved = process.env.STINT_PROFILE;
+    delete process.env.STINT_PROFILE;
+    try {
+      // The default profile (`cli`), never signed in here: it starts (wiping its own leftovers) and says what to do.
+      const r = io();
+      expect(await runCli(['grants', '--config-dir', configDir], r.io)).toBe(1);
+      expect(r.err.join('\n')).toBe('You are not signed in (profile cli).\nRun `stint login` first.');
+      expect(await tray.get('grant:grt_tray_live')).toBe('{"dbUser":"u","dbPassword":"p"}');
+      expect(await cli.list()).not.toContain('grant:grt_cli_crashed');
+      // The tray app's session (alice signed in through the stack's agent) is untouched too.
+      expect(await tray.get('session:refresh-token')).toBeTruthy();
+    } finally {
+      if (saved !== undefined) process.env.STINT_PROFILE = saved;
+      await tray.delete('grant:grt_tray_live');
+    }
+  });
+
+  it('$STINT_PROFILE picks the profile when --profile is not given', async () => {
+    const saved = process.env.STINT_PROFILE;
+    process.env.STINT_PROFILE = 'bob-t';
+    try {
+      const r = io();
+      expect(await runCli(['approvals', '--config-dir', configDir, '--json'], r.io), r.err.join('\n')).toBe(0);
+      expect(JSON.parse(r.out[0]!)).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.STINT_PROFILE;
+      else process.env.STINT_PROFILE = saved;
+    }
+  });
+
+  it('approvals shows alice\'s request to bob (who, what, how long, why, age, step-up), and as JSON to dave', async () => {
+    const id = await aliceRequestsProduction('fix stuck orders');
+    waiting = id;
+    const r = io();
+    expect(await runCli(as('bob-t', 'approvals'), r.io), r.err.join('\n')).toBe(0);
+    const text = r.out.join('\n');
+    expect(text).toContain(`${id}  `);
+    expect(text).toMatch(/Alice \(engineer\) \[alice\] asks for read access to prod-orders \(Orders \(production\)\) for 1h/);
+    expect(text).toContain('reason: "fix stuck orders"   ticket: INC-42');
+    expect(text).toMatch(/asked \d+s ago, expires in \d+m · risk \w+ \(\d+\/100.*\) · approvals 0\/1 dba, 0\/1 sre-leads/);
+    expect(text).toContain('approving needs a one-time code (or a passkey in the Stint app)');
+    expect(text).toContain(`stint approve <id>`);
+
+    // carol (admins, dba) may not request prod-orders, so she cannot see its policy: the CLI says what it can.
+    const c = io();
+    expect(await runCli(as('carol-t', 'approvals'), c.io), c.err.join('\n')).toBe(0);
+    expect(c.out.join('\n')).toContain(`${id}  Alice (engineer) [alice] asks for read access to prod-orders for 1h`);
+    expect(c.out.join('\n')).toContain('approving may ask for a one-time code');
+
+    // As JSON (dave, sre-leads), with whether approving needs a step-up.
+    const d = io();
+    expect(await runCli(as('dave-t', 'approvals', '--json'), d.io), d.err.join('\n')).toBe(0);
+    const listed = JSON.parse(d.out[0]!);
+    expect(listed).toEqual([expect.objectContaining({ id, requester: 'alice', resourceId: 'prod-orders', durationSeconds: 3600, reason: 'fix stuck orders', approveStepUp: 'always' })]);
+
+    // Errors in words: alice cannot decide her own request.
+    const own = io();
+    expect(await runCli(as('alice-t', 'approve', id), own.io)).toBe(1);
+    expect(own.err.join('\n')).toBe('You cannot decide your own request.\nSomeone in an approving group has to; you can only cancel it.');
+  }, 60_000);
+
+  it('bob approves a step-up-gated request with --code; without a terminal and no --code, or with a wrong code, it says what to do', async () => {
+    const id = await aliceRequestsProduction('reindex orders');
+
+    const noTerminal = io();
+    expect(await runCli(as('bob-t', 'approve', id), noTerminal.io)).toBe(2);
+    expect(noTerminal.err.join('\n')).toMatch(/^Approving this request needs a one-time code from your authenticator app, and there is no terminal to ask for it on\.\nRun the command again with --code 123456/);
+
+    const wrong = io();
+    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrong()), wrong.io)).toBe(1);
+    expect(wrong.err.join('\n')).toMatch(/^That code is not right: 4 attempts left\.\nUse the newest code/);
+    const wrongJson = io();
+    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrong(), '--json'), wrongJson.io)).toBe(1);
+    expect(JSON.parse(wrongJson.err[0]!).error).toMatchObject({ server: { code: 'stepup_invalid', attemptsLeft: 3 }, message: 'That code is not right: 3 attempts left.' });
+
+    const ok = io();
+    expect(await runCli(as('bob-t', 'approve', id, '--comment', 'looked at the plan', '--code', await authenticators.bob!.next()), ok.io), ok.err.join('\n')).toBe(0);
+    expect(ok.out).toEqual([`Your approval of Alice (engineer)'s read access to prod-orders (${id}) is recorded; it still needs 1 more from sre-leads.`]);
+
+    // Approved by bob, it no longer waits for him (the first one still does); dave (the other group) denies it.
+    const inbox = io();
+    expect(await runCli(as('bob-t', 'approvals', '--json'), inbox.io)).toBe(0);
+    expect(JSON.parse(inbox.out[0]!).map((r: { id: string }) => r.id)).not.toContain(id);
+    const denied = io();
+    expect(await runCli(as('dave-t', 'deny', id, '--reason', 'not during the freeze', '--json'), denied.io), denied.err.join('\n')).toBe(0);
+    expect(JSON.parse(denied.out[0]!).request).toMatchObject({ id, state: 'denied', decisionReason: 'not during the freeze' });
+  }, 90_000);
+
+  it('at a terminal, approve asks for the code, and again after a wrong one while attempts are left', async () => {
+    const id = waiting!;
+    const bob = authenticators.bob!;
+    const r = io([await bob.wrong(), 'abc', await bob.next()]);
+    expect(await runCli(as('bob-t', 'approve', id, '--json'), r.io), r.err.join('\n')).toBe(0);
+    expect(r.asked).toEqual(['Code: ', 'Code: ', 'Code: ']);
+    expect(r.err).toEqual([
+      `Approve alice's read access to prod-orders: confirm it is you with the code from your authenticator app.`,
+      'That code is not right: 4 attempts left. Use the newest code from your authenticator app (check its clock), and try again.',
+      'The code is the 6 digits your authenticator app shows.',
+    ]);
+    expect(JSON.parse(r.out[0]!).request).toMatchObject({ id, state: 'pending_approval', approvals: [expect.objectContaining({ approver: 'bob', group: 'dba' })] });
+  }, 90_000);
 });

@@ -1,130 +1,121 @@
-// `stint`: the agent from a terminal. Each command runs the same core as the tray app: the session comes from the
-// keychain, deadlines are enforced locally, and a tunnel lives as long as the `stint` process that opened it
-// (SSH keys are memory-only by design), so `request` and `connect` stay in the foreground until the access ends
-// or Ctrl+C ends it.
+// `stint`: the agent from a terminal. Each command runs the same core as the tray app, in its own profile (keychain
+// namespace and settings, `cli` unless --profile/$STINT_PROFILE says otherwise): the session comes from the
+// keychain, deadlines are enforced locally, and a tunnel lives as long as the `stint` process that opened it.
+// This file reads the command line, refuses bad input before anything touches the keychain or the network, starts
+// the agent and hands over to the command; failures are put in words with what to do next (explain.ts).
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createAgent } from '../../core/compose';
-import { ConfSettingsStore } from '../../core/settings';
-import { formatCountdown } from '../../../shared/domain/countdown';
 import { toAgentProblem } from '../../core/agent-core';
 import type { Agent } from '../../core/agent';
-import type { AgentState, ConnectResult, LocalGrant } from '../../../shared/contract/agent';
+import type { AgentProblem } from '../../../shared/contract/agent';
 import { parseDuration } from '../../../shared/domain/duration';
+import { connect, listGrants, listResources, release, requestAccess } from './access';
+import { approve, deny, listApprovals } from './approvals';
+import type { CliContext } from './context';
+import { CliError, explain, ReportedProblem } from './explain';
+import { cliSettings, resolveProfile } from './profile';
+import { CODE_PATTERN } from './stepup';
+import { terminalIo, type Io } from './terminal';
+import { COMMANDS, commandUsage, usage } from './usage';
 
-const USAGE = `usage: stint <command> [options]
+export { CliError } from './explain';
+export type { Io } from './terminal';
 
-  login [--server URL] [--issuer URL] [--audience AUD]   sign in (opens your browser)
-  logout                                                  sign out and wipe every local secret
-  resources                                               what you may request
-  request <resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--no-wait] [--psql]
-                                                          ask for access; waits for approval, then connects
-  grants                                                  your access, with time left
-  connect <resource|grant> [--psql]                       open the tunnel for active access and hold it
-  release <resource|grant>                                end access now
-  approve <request> [--comment TEXT]                      approve a request waiting for you
-  deny <request> --reason TEXT                            deny a request waiting for you
-  options: --json (machine-readable output), --config-dir DIR (settings location)`;
+/** How the agent is made: by default the real one of the profile; tests may hand in their own. */
+export type MakeAgent = (context: { profile: string; configDir?: string }) => Agent;
 
-interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
+const OPTIONS = {
+  json: { type: 'boolean', default: false },
+  profile: { type: 'string' },
+  'config-dir': { type: 'string' },
+  server: { type: 'string' }, issuer: { type: 'string' }, audience: { type: 'string' },
+  for: { type: 'string' }, reason: { type: 'string' }, level: { type: 'string' }, ticket: { type: 'string' },
+  comment: { type: 'string' }, code: { type: 'string' },
+  'no-wait': { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
 
-export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
-  }
-}
+/** Commands that work on something: what they need, checked before the agent starts. */
+const TARGETS: Record<string, string> = {
+  request: 'a resource id', connect: 'a resource or grant id', release: 'a resource or grant id', approve: 'a request id', deny: 'a request id',
+};
 
-function findGrant(state: AgentState, ref: string): LocalGrant {
-  const live = state.grants.filter((g) => g.localState === 'active');
-  const match = live.find((g) => g.grant.id === ref) ?? live.find((g) => g.grant.resourceId === ref);
-  if (!match) throw new CliError(`No active access matches "${ref}". See \`stint grants\`.`);
-  return match;
-}
-
-function timeLeft(g: LocalGrant, now = Date.now()): string {
-  return formatCountdown(Math.max(0, Date.parse(g.localEndsAt) - now));
-}
-
-/** Resolve when `until` holds for the agent's state (checked on every state event), or reject on SIGINT. */
-function waitForState(agent: Agent, until: (state: AgentState) => boolean): Promise<AgentState> {
-  return new Promise((resolve, reject) => {
-    const stop = agent.subscribe((event) => {
-      if (event.type === 'state' && until(event.state)) {
-        stop();
-        process.off('SIGINT', onInt);
-        resolve(event.state);
-      }
-    });
-    const onInt = () => { stop(); reject(new CliError('Stopped.', 130)); };
-    process.once('SIGINT', onInt);
-  });
-}
-
-async function hold(agent: Agent, connection: ConnectResult, opts: { json: boolean; psql: boolean }, io: Io): Promise<void> {
-  const { uri } = await agent.api.connectionUri({ grantId: connection.grantId });
-  if (opts.json) io.out(JSON.stringify({ ...connection, uri }));
-  else {
-    if (connection.message) io.err(connection.message);
-    io.out(`Connected: ${uri.replace(/:[^:@/]+@/, ':••••@')}`);
-    io.out('The tunnel stays open while this command runs. Ctrl+C ends it (the access itself runs on until its deadline or `stint release`).');
-  }
-  const ended = waitForState(agent, (state) => !state.grants.some((g) => g.grant.id === connection.grantId && g.localState === 'active'));
-  if (opts.psql) {
-    const psql = spawn('psql', ['-h', connection.host, '-p', String(connection.port), '-U', connection.user, connection.database], {
-      stdio: 'inherit',
-      // The password goes through the environment of the child only, never on a command line.
-      env: { ...process.env, PGPASSWORD: new URL(uri).password ? decodeURIComponent(new URL(uri).password) : '' },
-    });
-    await Promise.race([new Promise((r) => psql.once('exit', r)), ended.then(() => psql.kill('SIGTERM'))]);
-    return;
-  }
-  await ended.catch((error) => { if (!(error instanceof CliError && error.exitCode === 130)) throw error; });
-  if (!opts.json) io.out('Access ended: tunnel closed, credentials wiped.');
-}
-
-export async function runCli(argv: string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }, make?: () => Agent): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      'config-dir': { type: 'string' },
-      server: { type: 'string' }, issuer: { type: 'string' }, audience: { type: 'string' },
-      for: { type: 'string' }, reason: { type: 'string' }, level: { type: 'string' }, ticket: { type: 'string' },
-      comment: { type: 'string' }, 'no-wait': { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  const [command, target] = positionals;
-  if (!command || values.help) {
-    io.out(USAGE);
-    return command ? 0 : 2;
-  }
-  const json = values.json!;
-  // Bad input is refused before anything touches the keychain or the network.
-  const parsed = values.for ? parseDuration(values.for) : undefined;
-  if (parsed && !parsed.ok) {
-    io.err(`--for "${values.for}" is not ${parsed.message}.`);
-    return 2;
-  }
-  const durationSeconds = parsed?.ok ? parsed.seconds : undefined;
-  if (command === 'deny' && !values.reason) {
-    io.err('Denying needs --reason: the requester sees it.');
-    return 2;
-  }
-  const agent = make ? make() : createAgent({
-    settings: new ConfSettingsStore(values['config-dir'] ? { cwd: values['config-dir'] } : {}),
-    openUrl: (url) => {
-      io.err(`Opening your browser to sign in. If nothing opens, visit:\n  ${url}`);
-      const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-      spawn(opener, [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
-    },
-  });
-  const print = (human: string, data: unknown) => io.out(json ? JSON.stringify(data) : human);
+function parse(argv: string[]) {
   try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (error) {
+    // Node's words ("Unknown option '--x'. To specify a positional…"): the first sentence is the one that helps.
+    const first = (error instanceof Error ? error.message : String(error)).split(/\.\s/)[0]!.replace(/\.$/, '');
+    throw new CliError(`${first}.`, 2, 'See `stint --help`.');
+  }
+}
+
+/** Help and usage errors: whatever is printed here needs no agent. Returns the exit code, or undefined to go on. */
+function helpOrUsage(command: string | undefined, target: string | undefined, help: boolean, io: Io): number | undefined {
+  const known = (name: string) => COMMANDS.some((c) => c.name === name);
+  if (command === 'help') {
+    if (!target) { io.out(usage()); return 0; }
+    const one = commandUsage(target);
+    if (one) { io.out(one); return 0; }
+    io.err(`Unknown command "${target}".\n\n${usage()}`);
+    return 2;
+  }
+  if (!command) {
+    if (help) { io.out(usage()); return 0; }
+    io.err(usage());
+    return 2;
+  }
+  if (!known(command)) {
+    io.err(`Unknown command "${command}".\n\n${usage()}`);
+    return 2;
+  }
+  if (help) { io.out(commandUsage(command)!); return 0; }
+  return undefined;
+}
+
+function printError(io: Io, json: boolean, error: unknown, profile: string): number {
+  if (error instanceof CliError) {
+    const code = error.exitCode === 2 ? 'usage' : error.exitCode === 130 ? 'stopped' : 'failed';
+    io.err(json ? JSON.stringify({ error: { code, message: error.message, ...(error.next ? { next: error.next } : {}) } }) : [error.message, error.next].filter(Boolean).join('\n'));
+    return error.exitCode;
+  }
+  const problem: AgentProblem = error instanceof ReportedProblem ? error.problem : toAgentProblem(error);
+  const words = explain(problem, { profile });
+  io.err(json ? JSON.stringify({ error: { ...problem, message: words.message, ...(words.next ? { next: words.next } : {}) } }) : [words.message, words.next].filter(Boolean).join('\n'));
+  return 1;
+}
+
+function openInBrowser(io: Io): (url: string) => void {
+  return (url) => {
+    io.err(`Opening your browser to sign in. If nothing opens, visit:\n  ${url}`);
+    const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+    spawn(opener, [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
+  };
+}
+
+export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeAgent): Promise<number> {
+  let json = argv.includes('--json');
+  let profile = 'cli';
+  let agent: Agent | undefined;
+  try {
+    const { values, positionals } = parse(argv);
+    json = values.json;
+    const [command, target] = positionals;
+    const early = helpOrUsage(command, target, values.help, io);
+    if (early !== undefined) return early;
+    // Bad input is refused before anything touches the keychain or the network.
+    profile = resolveProfile(values.profile);
+    const parsed = values.for ? parseDuration(values.for) : undefined;
+    if (parsed && !parsed.ok) throw new CliError(`--for "${values.for}" is not ${parsed.message}.`, 2);
+    if (command === 'deny' && !values.reason?.trim()) throw new CliError('Denying needs --reason: the requester sees it.', 2);
+    if (values.code !== undefined && !CODE_PATTERN.test(values.code)) throw new CliError('--code is the 6 digits your authenticator app shows, e.g. --code 123456.', 2);
+    if (TARGETS[command!] && !target) throw new CliError(`stint ${command} needs ${TARGETS[command!]}.`, 2, `See \`stint ${command} --help\`.`);
+
+    const configDir = values['config-dir'];
+    agent = make
+      ? make({ profile, ...(configDir ? { configDir } : {}) })
+      : createAgent({ settings: cliSettings(profile, configDir), profile, openUrl: openInBrowser(io) });
     if (command === 'login' && (values.server || values.issuer || values.audience)) {
       await agent.api.updateSettings({
         ...(values.server ? { serverUrl: values.server } : {}),
@@ -132,102 +123,48 @@ export async function runCli(argv: string[], io: Io = { out: (l) => console.log(
         ...(values.audience ? { audience: values.audience } : {}),
       });
     }
+    // A failure while restoring the session at start is reported as an event: keep it to explain a signed-out start.
+    const startProblems: AgentProblem[] = [];
+    const unlisten = agent.subscribe((event) => { if (event.type === 'problem') startProblems.push(event.problem); });
     await agent.start();
-    const need = (what: string) => { if (!target) throw new CliError(`stint ${command} needs ${what}. See \`stint --help\`.`, 2); return target; };
+    unlisten();
+    if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
+      if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
+      throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
+    }
+
+    const ctx: CliContext = { agent, io, json, profile, print: (human, data) => io.out(json ? JSON.stringify(data) : human) };
     switch (command) {
       case 'login': {
         const { user } = await agent.api.signIn({});
-        print(`Signed in as ${user.email ?? user.sub}.`, { user });
+        ctx.print(`Signed in as ${user.email ?? user.sub} (profile ${profile}).`, { user });
         return 0;
       }
       case 'logout':
         await agent.api.signOut({});
-        print('Signed out. Local secrets and tunnels are wiped.', { ok: true });
+        ctx.print(`Signed out (profile ${profile}). Its local secrets and tunnels are wiped.`, { ok: true });
         return 0;
-      case 'resources': {
-        const state = await agent.api.refresh({});
-        if (json) io.out(JSON.stringify(state.resources));
-        else for (const r of state.resources) {
-          const p = r.policy;
-          const needs = p.autoApprove && !p.approvals.length ? 'instant' : p.approvals.length ? `needs approval (${p.approvals.map((a) => `${a.count} ${a.group}`).join(' + ')})` : 'instant';
-          io.out(`${r.id.padEnd(24)} ${r.environment.padEnd(12)} ${r.levels.join('/').padEnd(12)} ${needs}${p.stepUp.request !== 'never' ? ', step-up' : ''}`);
-        }
-        return 0;
-      }
-      case 'grants': {
-        const state = await agent.api.refresh({});
-        const live = state.grants.filter((g) => g.localState === 'active');
-        if (json) io.out(JSON.stringify(live));
-        else if (!live.length) io.out('No active access.');
-        else for (const g of live) io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)} left  (${g.grant.id})`);
-        return 0;
-      }
+      case 'resources': return await listResources(ctx);
+      case 'grants': return await listGrants(ctx);
+      case 'approvals': return await listApprovals(ctx);
       case 'request': {
-        const resourceId = need('a resource id');
-        const state = agent.state();
-        const resource = state.resources.find((r) => r.id === resourceId);
-        if (!resource) throw new CliError(`You cannot request "${resourceId}". See \`stint resources\`.`);
-        const created = await agent.api.createRequest({
-          resourceId, level: values.level ?? resource.levels[0]!, reason: values.reason ?? '',
-          ...(durationSeconds ? { durationSeconds } : {}), ...(values.ticket ? { ticket: values.ticket } : {}), connect: true,
+        const durationSeconds = parsed?.ok ? parsed.seconds : undefined;
+        return await requestAccess(ctx, target!, {
+          noWait: values['no-wait'], psql: values.psql,
+          ...(values.level ? { level: values.level } : {}), ...(values.reason ? { reason: values.reason } : {}),
+          ...(values.ticket ? { ticket: values.ticket } : {}), ...(durationSeconds ? { durationSeconds } : {}), ...(values.code ? { code: values.code } : {}),
         });
-        if (created.connection) {
-          await hold(agent, created.connection, { json, psql: values.psql! }, io);
-          return 0;
-        }
-        const { request } = created;
-        if (request.state === 'pending_stepup') throw new CliError('This request needs you to verify it is you (passkey or code): finish it in the Stint app.');
-        if (values['no-wait'] || request.state !== 'pending_approval') {
-          print(`Request ${request.id}: ${request.state.replace('_', ' ')}.`, { request });
-          return request.state === 'denied' ? 1 : 0;
-        }
-        if (!json) io.out(`Waiting for approval (${request.approvalsNeeded.map((a) => `${a.have}/${a.count} ${a.group}`).join(', ')}). Ctrl+C stops waiting; the request stays open.`);
-        const decided = await waitForState(agent, (s) => {
-          const r = s.requests.find((x) => x.id === request.id);
-          return !r || r.state !== 'pending_approval' || s.grants.some((g) => g.grant.requestId === request.id && g.tunnel?.status === 'open');
-        });
-        const grant = decided.grants.find((g) => g.grant.requestId === request.id);
-        if (!grant) {
-          const r = decided.requests.find((x) => x.id === request.id);
-          throw new CliError(`Request ${r?.state ?? 'ended'}${r?.decisionReason ? `: ${r.decisionReason}` : ''}.`);
-        }
-        await hold(agent, await agent.api.connect({ grantId: grant.grant.id }), { json, psql: values.psql! }, io);
-        return 0;
       }
-      case 'connect': {
-        const grant = findGrant(await agent.api.refresh({}), need('a resource or grant id'));
-        await hold(agent, await agent.api.connect({ grantId: grant.grant.id }), { json, psql: values.psql! }, io);
-        return 0;
-      }
-      case 'release': {
-        const grant = findGrant(await agent.api.refresh({}), need('a resource or grant id'));
-        const out = await agent.api.release({ grantId: grant.grant.id });
-        print(`${grant.grant.resourceId}: access ended.`, out);
-        return 0;
-      }
-      case 'approve': {
-        const out = await agent.api.approve({ requestId: need('a request id'), ...(values.comment ? { comment: values.comment } : {}) });
-        print(`Approved ${out.request.id} (${out.request.state.replace('_', ' ')}).`, out);
-        return 0;
-      }
-      case 'deny': {
-        const out = await agent.api.deny({ requestId: need('a request id'), reason: values.reason! });
-        print(`Denied ${out.request.id}.`, out);
-        return 0;
-      }
-      default:
-        throw new CliError(`Unknown command "${command}".\n${USAGE}`, 2);
+      case 'connect': return await connect(ctx, target!, values.psql);
+      case 'release': return await release(ctx, target!);
+      case 'approve': return await approve(ctx, target!, { ...(values.comment ? { comment: values.comment } : {}), ...(values.code ? { code: values.code } : {}) });
+      case 'deny': return await deny(ctx, target!, values.reason!.trim());
+      default: throw new CliError(`Unknown command "${command}".`, 2, 'See `stint --help`.');
     }
   } catch (error) {
-    if (error instanceof CliError) {
-      io.err(error.message);
-      return error.exitCode;
-    }
-    const problem = toAgentProblem(error);
-    io.err(json ? JSON.stringify({ error: problem }) : `${problem.message} (${problem.code})`);
-    return 1;
+    return printError(io, json, error, profile);
   } finally {
-    await agent.dispose();
+    await agent?.dispose();
   }
 }
 

@@ -1,0 +1,149 @@
+// The requester's side: what I may request, asking (with a one-time code when policy asks me to step up), waiting
+// for approval, and holding the tunnel. A tunnel lives as long as the `stint` process that opened it (SSH keys are
+// memory-only by design), so `request` and `connect` stay in the foreground until the access ends or Ctrl+C.
+import { spawn } from 'node:child_process';
+import type { Agent } from '../../core/agent';
+import type { AgentState, ConnectResult, LocalGrant } from '../../../shared/contract/agent';
+import type { AccessRequest } from '../../../shared/contract/http';
+import { formatCountdown } from '../../../shared/domain/countdown';
+import type { CliContext } from './context';
+import { CliError } from './explain';
+import { proveWithCode } from './stepup';
+
+function findGrant(state: AgentState, ref: string): LocalGrant {
+  const live = state.grants.filter((g) => g.localState === 'active');
+  const match = live.find((g) => g.grant.id === ref) ?? live.find((g) => g.grant.resourceId === ref);
+  if (!match) throw new CliError(`No active access matches "${ref}".`, 1, 'See `stint grants`.');
+  return match;
+}
+
+function timeLeft(g: LocalGrant, now = Date.now()): string {
+  return formatCountdown(Math.max(0, Date.parse(g.localEndsAt) - now));
+}
+
+/** Resolve when `until` holds for the agent's state (checked on every state event), or reject on SIGINT. */
+function waitForState(agent: Agent, until: (state: AgentState) => boolean): Promise<AgentState> {
+  return new Promise((resolve, reject) => {
+    const stop = agent.subscribe((event) => {
+      if (event.type === 'state' && until(event.state)) {
+        stop();
+        process.off('SIGINT', onInt);
+        resolve(event.state);
+      }
+    });
+    const onInt = () => { stop(); reject(new CliError('Stopped.', 130)); };
+    process.once('SIGINT', onInt);
+  });
+}
+
+async function hold(ctx: CliContext, connection: ConnectResult, psql: boolean): Promise<void> {
+  const { agent, io } = ctx;
+  const { uri } = await agent.api.connectionUri({ grantId: connection.grantId });
+  if (ctx.json) io.out(JSON.stringify({ ...connection, uri }));
+  else {
+    if (connection.message) io.err(connection.message);
+    io.out(`Connected: ${uri.replace(/:[^:@/]+@/, ':••••@')}`);
+    io.out('The tunnel stays open while this command runs. Ctrl+C ends it (the access itself runs on until its deadline or `stint release`).');
+  }
+  const ended = waitForState(agent, (state) => !state.grants.some((g) => g.grant.id === connection.grantId && g.localState === 'active'));
+  if (psql) {
+    const password = new URL(uri).password;
+    const child = spawn('psql', ['-h', connection.host, '-p', String(connection.port), '-U', connection.user, connection.database], {
+      stdio: 'inherit',
+      // The password goes through the environment of the child only, never on a command line.
+      env: { ...process.env, PGPASSWORD: password ? decodeURIComponent(password) : '' },
+    });
+    await Promise.race([new Promise((r) => child.once('exit', r)), ended.then(() => child.kill('SIGTERM'))]);
+    return;
+  }
+  await ended.catch((error) => { if (!(error instanceof CliError && error.exitCode === 130)) throw error; });
+  if (!ctx.json) io.out('Access ended: tunnel closed, credentials wiped.');
+}
+
+export async function listResources(ctx: CliContext): Promise<number> {
+  const state = await ctx.agent.api.refresh({});
+  if (ctx.json) ctx.io.out(JSON.stringify(state.resources));
+  else if (!state.resources.length) ctx.io.out('There is nothing you may request.');
+  else for (const r of state.resources) {
+    const p = r.policy;
+    const needs = p.approvals.length ? `needs approval (${p.approvals.map((a) => `${a.count} ${a.group}`).join(' + ')})${p.autoApprove ? ' unless the risk is low' : ''}` : 'instant';
+    ctx.io.out(`${r.id.padEnd(24)} ${r.environment.padEnd(12)} ${r.levels.join('/').padEnd(12)} ${needs}${p.stepUp.request !== 'never' ? ', step-up' : ''}`);
+  }
+  return 0;
+}
+
+export async function listGrants(ctx: CliContext): Promise<number> {
+  const state = await ctx.agent.api.refresh({});
+  const live = state.grants.filter((g) => g.localState === 'active');
+  if (ctx.json) ctx.io.out(JSON.stringify(live));
+  else if (!live.length) ctx.io.out('No active access.');
+  else for (const g of live) ctx.io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)} left  (${g.grant.id})`);
+  return 0;
+}
+
+export interface RequestOptions {
+  level?: string;
+  reason?: string;
+  ticket?: string;
+  durationSeconds?: number;
+  code?: string;
+  noWait: boolean;
+  psql: boolean;
+}
+
+export async function requestAccess(ctx: CliContext, resourceId: string, o: RequestOptions): Promise<number> {
+  const { agent, io } = ctx;
+  // What the start loaded; when it could not load (the server was away a moment), ask again so its error shows.
+  const resource = agent.state().resources.find((r) => r.id === resourceId) ?? (await agent.api.refresh({})).resources.find((r) => r.id === resourceId);
+  if (!resource) throw new CliError(`You cannot request "${resourceId}".`, 1, 'See `stint resources`.');
+  const created = await agent.api.createRequest({
+    resourceId, level: o.level ?? resource.levels[0]!, reason: o.reason ?? '',
+    ...(o.durationSeconds ? { durationSeconds: o.durationSeconds } : {}), ...(o.ticket ? { ticket: o.ticket } : {}), connect: true,
+  });
+  if (created.connection) {
+    await hold(ctx, created.connection, o.psql);
+    return 0;
+  }
+  let request: AccessRequest = created.request;
+  if (request.state === 'pending_stepup') {
+    ({ request } = await proveWithCode(agent, { kind: 'request', requestId: request.id }, (proof) => agent.api.submitStepUp({ requestId: request.id, proof }), {
+      io, profile: ctx.profile, doing: 'This request', ...(o.code ? { code: o.code } : {}),
+    }));
+  }
+  const waiting = (r: AccessRequest) => r.state === 'pending_approval' || r.state === 'pending_stepup';
+  if (o.noWait || !(waiting(request) || request.state === 'approved')) {
+    ctx.print(`Request ${request.id}: ${request.state.replace('_', ' ')}.`, { request });
+    return request.state === 'denied' ? 1 : 0;
+  }
+  if (!ctx.json && request.state === 'pending_approval') {
+    io.out(`Waiting for approval (${request.approvalsNeeded.map((a) => `${a.have}/${a.count} ${a.group}`).join(', ')}). Ctrl+C stops waiting; the request stays open.`);
+  }
+  const id = request.id;
+  // An approved request with `connect` is activated by the agent, whose state shows it approved only once that is
+  // done (the tunnel open, or the activation failed).
+  const decided = await waitForState(agent, (s) => {
+    const r = s.requests.find((x) => x.id === id);
+    return !r || !waiting(r) || s.grants.some((g) => g.grant.requestId === id && g.tunnel?.status === 'open');
+  });
+  const grant = decided.grants.find((g) => g.grant.requestId === id);
+  if (!grant) {
+    const r = decided.requests.find((x) => x.id === id);
+    if (r?.state === 'approved') throw new CliError(`Request ${id} was approved, but the connection could not be opened.`, 1, 'See `stint grants`, or try again from the Stint app.');
+    throw new CliError(`Request ${id} ${r?.state.replace('_', ' ') ?? 'ended'}${r?.decisionReason ? `: ${r.decisionReason}` : ''}.`);
+  }
+  await hold(ctx, await agent.api.connect({ grantId: grant.grant.id }), o.psql);
+  return 0;
+}
+
+export async function connect(ctx: CliContext, ref: string, psql: boolean): Promise<number> {
+  const grant = findGrant(await ctx.agent.api.refresh({}), ref);
+  await hold(ctx, await ctx.agent.api.connect({ grantId: grant.grant.id }), psql);
+  return 0;
+}
+
+export async function release(ctx: CliContext, ref: string): Promise<number> {
+  const grant = findGrant(await ctx.agent.api.refresh({}), ref);
+  const out = await ctx.agent.api.release({ grantId: grant.grant.id });
+  ctx.print(`${grant.grant.resourceId}: access ended.`, out);
+  return 0;
+}

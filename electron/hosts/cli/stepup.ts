@@ -1,0 +1,85 @@
+// Step-up from a terminal: a one-time code (TOTP) from the user's authenticator app, sent as the proof of a challenge
+// the agent obtains for exactly this action. Passkeys need a browser, so a user who has only passkeys (or a policy
+// that accepts only passkeys) is sent to the Stint app in words.
+import type { Agent } from '../../core/agent';
+import { toAgentProblem } from '../../core/agent-core';
+import type { StepUpProof } from '../../../shared/contract/http';
+import type { StepUpActionRef, StepUpChallenge } from '../../../shared/contract/stepup';
+import { CliError, explain } from './explain';
+import type { Io } from './terminal';
+
+export const CODE_PATTERN = /^[0-9]{6}$/;
+const APP = 'Use the Stint app (tray or web UI) for this one';
+
+export interface StepUpOptions {
+  io: Io;
+  profile: string;
+  /** `--code`: used as given, never asked for again. */
+  code?: string;
+  /** What the action is, for the prompt and for errors ("Approving this request"). */
+  doing: string;
+}
+
+/** The server's problem code of a failed agent call (e.g. `stepup_required`), if the server said one. */
+export function serverCode(error: unknown): string | undefined {
+  return toAgentProblem(error).server?.code;
+}
+
+async function challengeFor(agent: Agent, action: StepUpActionRef, o: StepUpOptions): Promise<StepUpChallenge> {
+  const challenge = await agent.api.stepUpChallenge({ action });
+  if (!challenge.methods.includes('totp')) {
+    const why = challenge.policyMethods.includes('totp')
+      ? 'you have set up only a passkey, and stint cannot use passkeys from a terminal'
+      : 'policy accepts only a passkey or security key here, and stint cannot use those from a terminal';
+    throw new CliError(`${o.doing} needs you to verify it is you, but ${why}.`, 1, `${APP}${challenge.policyMethods.includes('totp') ? ', or set up an authenticator app there to use codes here' : ''}.`);
+  }
+  if (challenge.totp?.lockedUntil) {
+    throw new CliError(`${o.doing} needs a one-time code, but codes are locked after too many wrong ones until ${new Date(challenge.totp.lockedUntil).toLocaleTimeString()}.`, 1, 'Wait until then, or verify with a passkey in the Stint app.');
+  }
+  return challenge;
+}
+
+async function askCode(o: StepUpOptions): Promise<string> {
+  if (!o.io.ask) {
+    throw new CliError(`${o.doing} needs a one-time code from your authenticator app, and there is no terminal to ask for it on.`, 2, 'Run the command again with --code 123456 (the current code from your authenticator app).');
+  }
+  for (;;) {
+    const code = (await o.io.ask('Code: ')).replace(/\s+/g, '');
+    if (!code) throw new CliError('Stopped: no code entered, nothing was sent.', 1);
+    if (CODE_PATTERN.test(code)) return code;
+    o.io.err('The code is the 6 digits your authenticator app shows.');
+  }
+}
+
+/**
+ * Prove `action` with a one-time code: get a challenge, take the code (--code, else the terminal), `submit` the
+ * proof. At the terminal a wrong or already used code is asked for again while attempts are left.
+ */
+export async function proveWithCode<T>(agent: Agent, action: StepUpActionRef, submit: (proof: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
+  let challenge = await challengeFor(agent, action, o);
+  if (!o.code && o.io.ask) o.io.err(`${challenge.summary}: confirm it is you with the code from your authenticator app.`);
+  for (;;) {
+    const code = o.code ?? await askCode(o);
+    try {
+      return await submit({ method: 'totp', challengeId: challenge.challengeId, code });
+    } catch (error) {
+      const problem = toAgentProblem(error);
+      const c = problem.server?.code;
+      const retry = !o.code && !!o.io.ask && ((c === 'stepup_invalid' && (problem.server?.attemptsLeft ?? 0) > 0) || c === 'stepup_replayed' || c === 'stepup_expired');
+      if (!retry) throw error;
+      const words = explain(problem, { profile: o.profile });
+      o.io.err(`${words.message}${words.next ? ` ${words.next}` : ''}`);
+      if (c === 'stepup_expired') challenge = await challengeFor(agent, action, o);
+    }
+  }
+}
+
+/** Run `act` without a proof; when the server answers that it needs a step-up, prove it with a code and run it again. */
+export async function withStepUp<T>(agent: Agent, action: StepUpActionRef, act: (proof?: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
+  try {
+    return await act();
+  } catch (error) {
+    if (serverCode(error) !== 'stepup_required') throw error;
+  }
+  return proveWithCode(agent, action, act, o);
+}

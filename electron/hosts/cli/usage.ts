@@ -1,0 +1,66 @@
+// What `stint help`, `stint --help` and `stint <command> --help` print: one table of commands, so the overview and
+// each command's own help never disagree.
+
+export interface CommandHelp {
+  name: string;
+  args: string;
+  summary: string;
+  /** More words for `stint <command> --help`. */
+  details?: string[];
+}
+
+export const COMMANDS: readonly CommandHelp[] = [
+  { name: 'login', args: '[--server URL] [--issuer URL] [--audience AUD]', summary: 'sign in (opens your browser)' },
+  { name: 'logout', args: '', summary: 'sign out and wipe this profile\'s local secrets' },
+  { name: 'resources', args: '[--json]', summary: 'what you may request' },
+  {
+    name: 'request',
+    args: '<resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--code 123456] [--no-wait] [--psql] [--json]',
+    summary: 'ask for access; waits for approval, then connects',
+    details: [
+      'When policy asks you to verify it is you, stint asks for the 6-digit code from your authenticator app',
+      '(or takes it from --code). Passkeys work only in the Stint app.',
+    ],
+  },
+  { name: 'grants', args: '[--json]', summary: 'your access, with time left' },
+  { name: 'connect', args: '<resource|grant> [--psql] [--json]', summary: 'open the tunnel for active access and hold it' },
+  { name: 'release', args: '<resource|grant> [--json]', summary: 'end access now' },
+  {
+    name: 'approvals',
+    args: '[--json]',
+    summary: 'requests waiting for your approval',
+    details: ['Shows who asks, for what, for how long, why, how long ago, and whether approving needs a one-time code.'],
+  },
+  {
+    name: 'approve',
+    args: '<request> [--comment TEXT] [--code 123456] [--json]',
+    summary: 'approve a request waiting for you',
+    details: [
+      'When policy asks approvers to verify it is them, stint asks for the 6-digit code from your authenticator app.',
+      'Without a terminal to ask on (scripts), pass the code with --code. Passkeys work only in the Stint app.',
+    ],
+  },
+  { name: 'deny', args: '<request> --reason TEXT [--json]', summary: 'deny a request waiting for you (the requester sees the reason)' },
+  { name: 'help', args: '[command]', summary: 'this text, or one command\'s' },
+];
+
+const OPTIONS = `options for every command:
+  --profile NAME     which agent profile (default: cli, or $STINT_PROFILE): each has its own sign-in,
+                     keychain items and settings, apart from the tray app's
+  --config-dir DIR   where the profile's settings live
+  --json             machine-readable output
+  -h, --help         help`;
+
+export function usage(): string {
+  const lines = COMMANDS.map((c) => {
+    const head = `  ${c.name} ${c.args}`.trimEnd();
+    return head.length <= 54 ? `${head.padEnd(56)}${c.summary}` : `${head}\n${' '.repeat(56)}${c.summary}`;
+  });
+  return `usage: stint <command> [options]\n\n${lines.join('\n')}\n\n${OPTIONS}`;
+}
+
+export function commandUsage(name: string): string | undefined {
+  const c = COMMANDS.find((x) => x.name === name);
+  if (!c) return undefined;
+  return [`usage: stint ${c.name} ${c.args}`.trimEnd(), '', `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`, ...(c.details ?? []), '', OPTIONS].join('\n');
+}
