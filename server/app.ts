@@ -135,6 +135,10 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   });
   const openapi = openApiDocument(routes, { serverUrl: config.server.url });
   app.get('/v1/openapi.json', async () => openapi);
+  // OAuth 2.0 Protected Resource Metadata (RFC 9728): which issuer and audience this server accepts tokens from and
+  // for — public facts an agent checks its Settings against before it saves them.
+  const resourceMetadata = { resource: config.identity.audience, authorization_servers: [config.identity.issuer], bearer_methods_supported: ['header'], resource_name: 'Stint' };
+  app.get('/.well-known/oauth-protected-resource', async () => resourceMetadata);
 
   // ---- bastions authenticate themselves with their own tokens, outside user authentication
   const bastionTokens: Record<string, { token: string }> = {};

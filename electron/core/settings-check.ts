@@ -4,8 +4,9 @@
 // - issuer: its OpenID discovery document is fetched; its `issuer` must equal the configured one exactly and it must
 //   name authorization and token endpoints. Plain http only for loopback issuers (as the session allows).
 // - server URL: GET <server>/v1/openapi.json (public) must answer with the Stint API description.
-// - client ID, audience: not empty. The grant server does not publish the audience (or issuer) it expects, so a
-//   wrong audience cannot be told from a right one here; the server refuses its tokens later (token_wrong_audience).
+// - client ID, audience: not empty.
+// - when the server URL, issuer or audience changes: the server's protected-resource metadata (RFC 9728) names the
+//   issuer and audience it accepts; the settings as they would be saved must match them.
 import type { AgentSettings, SettingsPatch } from '../../shared/contract/agent';
 import { AgentError } from './errors';
 
@@ -35,7 +36,11 @@ export async function checkSignInSettings(before: Pick<AgentSettings, SignInFiel
   if (patch.issuer !== undefined && changed.includes('issuer')) checks.push(checkIssuer(patch.issuer, options));
   if (changed.includes('clientId') && !patch.clientId?.trim()) checks.push(Promise.resolve('The client ID is empty: enter the one your administrator gave you (usually stint-agent).'));
   if (changed.includes('audience') && !patch.audience?.trim()) checks.push(Promise.resolve('The API audience is empty: enter the one your administrator gave you (the audience your Stint server expects in access tokens).'));
-  const failures = (await Promise.all(checks)).filter((f): f is string => Boolean(f));
+  let failures = (await Promise.all(checks)).filter((f): f is string => Boolean(f));
+  if (!failures.length && (changed.includes('serverUrl') || changed.includes('issuer') || changed.includes('audience'))) {
+    const after = { ...before, ...patch };
+    if (after.serverUrl) failures = [await checkAccepted(after.serverUrl, after.issuer, after.audience, options)].filter((f): f is string => Boolean(f));
+  }
   if (failures.length) throw new AgentError('invalid_input', `${failures.join(' ')} Nothing was saved.`);
 }
 
@@ -137,4 +142,26 @@ async function checkServer(serverUrl: string, options: SettingsCheckOptions): Pr
   const paths = doc?.paths;
   if (!paths || typeof paths !== 'object' || !('/v1/me' in paths)) return `${serverUrl} answered, but not as a Stint server: ${url.href} does not describe the Stint API.`;
   return undefined;
+}
+
+/**
+ * The issuer and audience the server accepts (its RFC 9728 metadata) against the ones being saved. A server that
+ * publishes no metadata (an older one) is not held against the settings.
+ */
+async function checkAccepted(serverUrl: string, issuer: string | undefined, audience: string | undefined, options: SettingsCheckOptions): Promise<string | undefined> {
+  const base = httpUrl(serverUrl);
+  if (!base) return undefined;
+  // Beside /v1, relative to the server URL as a folder (as the API client resolves its paths).
+  const url = new URL('.well-known/oauth-protected-resource', base.href.endsWith('/') ? base.href : `${base.href}/`);
+  const got = await get(url, 'follow', options);
+  if ('error' in got || !got.response.ok) {
+    if (!('error' in got)) await got.response.body?.cancel();
+    return undefined;
+  }
+  const doc = await json(got.response);
+  const expected = { audience: typeof doc?.resource === 'string' ? doc.resource : undefined, issuers: Array.isArray(doc?.authorization_servers) ? doc.authorization_servers.filter((s: unknown): s is string => typeof s === 'string') : [] };
+  const wrong: string[] = [];
+  if (audience && expected.audience && audience !== expected.audience) wrong.push(`the API audience "${expected.audience}" (you entered "${audience}")`);
+  if (issuer && expected.issuers.length && !expected.issuers.includes(issuer)) wrong.push(`tokens from ${expected.issuers.join(' or ')} (you entered ${issuer})`);
+  return wrong.length ? `The Stint server at ${serverUrl} expects ${wrong.join(' and ')}.` : undefined;
 }

@@ -62,7 +62,19 @@ describe('checkSignInSettings', () => {
   it('accepts the server URL, issuer, client ID and audience of a working setup', async () => {
     const r = recording();
     await expect(checkSignInSettings(fresh, good(), { fetch: r.fetch })).resolves.toBeUndefined();
-    expect(r.urls.sort()).toEqual([`${idp.issuer}/.well-known/openid-configuration`, `${server.url}/v1/openapi.json`].sort());
+    expect(r.urls.sort()).toEqual([`${idp.issuer}/.well-known/openid-configuration`, `${server.url}/v1/openapi.json`, `${server.url}/.well-known/oauth-protected-resource`].sort());
+  });
+
+  it('an audience or issuer the server does not accept: names what the server expects (its RFC 9728 metadata)', async () => {
+    const wrongAudience = await refusal({ ...good(), audience: 'https://other.example/api' });
+    expect(wrongAudience).toContain(`The Stint server at ${server.url} expects the API audience "${idp.audience}" (you entered "https://other.example/api")`);
+    // The issuer is a real sign-in service, just not the one this server trusts.
+    const other = await startIdp();
+    try {
+      expect(await refusal({ ...good(), issuer: other.issuer })).toContain(`expects tokens from ${idp.issuer} (you entered ${other.issuer})`);
+    } finally {
+      await other.close();
+    }
   });
 
   it('an issuer nothing answers at: the sign-in service could not be reached', async () => {
@@ -114,13 +126,16 @@ describe('checkSignInSettings', () => {
   });
 
   it('checks only the fields that change; no request when none does', async () => {
-    const saved = { serverUrl: closedUrl, issuer: closedUrl, clientId: 'stint-agent', audience: 'x' };
+    const saved = { serverUrl: closedUrl, issuer: idp.issuer, clientId: 'stint-agent', audience: 'x' };
     expect(changedSignInFields(saved, { ...saved, audience: 'y', ports: {} })).toEqual(['audience']);
     const r = recording();
-    // The saved (broken) server and issuer are not checked again: only what the patch changes is.
+    // The saved (unreachable) server and the saved issuer are not checked again; a new audience is held against the
+    // server's metadata, which an unreachable server cannot give (not held against the user).
     await checkSignInSettings(saved, { ...saved, audience: idp.audience, preferredClient: 'uri', ports: { a: 15000 }, defaultDurationSeconds: 900 }, { fetch: r.fetch });
-    await checkSignInSettings(saved, { serverUrl: server.url }, { fetch: r.fetch });
-    expect(r.urls).toEqual([`${server.url}/v1/openapi.json`]);
+    await checkSignInSettings({ ...saved, audience: idp.audience }, { serverUrl: server.url }, { fetch: r.fetch });
+    expect(r.urls).toEqual([`${closedUrl}/.well-known/oauth-protected-resource`, `${server.url}/v1/openapi.json`, `${server.url}/.well-known/oauth-protected-resource`]);
+    expect(await checkSignInSettings({ clientId: 'stint-agent' }, { defaultDurationSeconds: 900 }, { fetch: r.fetch })).toBeUndefined();
+    expect(r.urls).toHaveLength(3);
   });
 });
 
