@@ -8,7 +8,7 @@
 //     host each, and for the requester the Electron tray app instead where its binary is installed.
 // Data lives in .stint-demo/ (STINT_DEMO_DIR) and is reused by the next run; `--reset` starts clean.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { startDevIdp, DEMO_USERS } from '../server/dev-idp/index';
@@ -155,12 +155,14 @@ async function main(): Promise<void> {
 
   const hasElectron = existsSync(join('node_modules', 'electron', 'path.txt')) && !args.includes('--web');
   const links: Record<string, string> = {};
+  const sockets: Record<string, string> = {};
   for (const role of roles) {
     // With the tray app, the requester uses it; every other demo user gets a web host of their own.
     if (hasElectron && role.user === 'alice') continue;
     const started = await startDemoAgent({ user: role.user, port: role.port, dir: join(dir, 'agents', role.user), serverUrl, issuer: idp.issuer, audience });
     stops.push(() => started.stop());
     links[role.user] = started.url;
+    sockets[role.user] = started.socket;
   }
   if (hasElectron) {
     // The tray app: its own agent (same core), pointed at this demo's server and IdP.
@@ -183,7 +185,9 @@ async function main(): Promise<void> {
   console.log(`
 Try: as alice, request "Orders (production)" — it needs one approval from bob (DBA) and one from dave (SRE lead);
 approve it in their tabs, then connect as alice and paste the psql command it copies. "Users (staging)" is granted
-at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password. Ctrl+C stops everything.`);
+at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
+From a terminal, the same agents: node bin/stint.mjs --agent ${relative(process.cwd(), sockets.alice)} grants   (bob: …/agents/bob/agent.sock)` : ''}
+Ctrl+C stops everything.`);
   if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: links.alice, links, ports }));
 }
 

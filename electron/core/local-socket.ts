@@ -5,9 +5,9 @@
 // every call is parsed with the contract's input schema.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { agentApi, type AgentInput, type AgentMethod, type AgentOutput } from '../../shared/contract/agent';
-import { ClientMessage, ServerMessage } from '../../shared/contract/wire';
+import { join } from 'node:path';
+import { agentApi, type AgentMethod } from '../../shared/contract/agent';
+import { ClientMessage, type ServerMessage } from '../../shared/contract/wire';
 import type { AgentCore } from './agent-core';
 import { toAgentProblem } from './agent-core';
 import { AgentError } from './errors';
@@ -104,61 +104,4 @@ function serve(socket: Socket, agent: AgentCore): void {
       send({ type: 'result', id: message.id, ok: false, error: toAgentProblem(error) });
     }
   };
-}
-
-/** A client of another process's agent: one call at a time is all the CLI needs, but ids keep answers apart. */
-export interface LocalAgentClient {
-  call<M extends AgentMethod>(method: M, input: AgentInput<M>): Promise<AgentOutput<M>>;
-  close(): void;
-}
-
-/** Connect to the agent answering on `path`; undefined when none does (no socket, or a stale one). */
-export async function connectLocalAgent(path: string): Promise<LocalAgentClient | undefined> {
-  let stat;
-  try { stat = lstatSync(path); } catch { return undefined; }
-  const uid = process.getuid?.();
-  if (!stat.isSocket()) return undefined;
-  if (uid !== undefined && stat.uid !== uid && uid !== 0) {
-    throw new AgentError('invalid_input', `The agent socket ${path} belongs to another user (uid ${stat.uid}); Stint will not talk to another user's agent.`);
-  }
-  checkFolderReadable(dirname(path));
-  const socket = await new Promise<Socket | undefined>((resolve) => {
-    const s = createConnection(path);
-    s.once('connect', () => resolve(s));
-    s.once('error', () => resolve(undefined));
-  });
-  if (!socket) return undefined;
-  socket.setEncoding('utf8');
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  let buffer = '';
-  let nextId = 1;
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    let newline;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
-      const parsed = ServerMessage.safeParse(JSON.parse(buffer.slice(0, newline)));
-      buffer = buffer.slice(newline + 1);
-      if (!parsed.success || parsed.data.type !== 'result') continue;
-      const waiting = pending.get(parsed.data.id);
-      pending.delete(parsed.data.id);
-      if (parsed.data.ok) waiting?.resolve(parsed.data.output);
-      else waiting?.reject(Object.assign(new Error(parsed.data.error.message), parsed.data.error));
-    }
-  });
-  const gone = () => { for (const w of pending.values()) w.reject(new AgentError('server_unreachable', 'The Stint agent closed the connection.')); pending.clear(); };
-  socket.on('close', gone);
-  socket.on('error', gone);
-  return {
-    call: (method, input) => new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve: (v) => resolve(agentApi[method].output.parse(v) as never), reject });
-      socket.write(`${JSON.stringify({ type: 'call', id, method, input })}\n`);
-    }),
-    close: () => socket.destroy(),
-  };
-}
-
-function checkFolderReadable(dir: string): void {
-  const stat = statSync(dir);
-  if ((stat.mode & 0o022) !== 0) throw new AgentError('invalid_input', `The folder of the agent socket (${dir}) can be written by others; Stint will not trust a socket there.`);
 }

@@ -134,6 +134,16 @@ test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve 
   await expect(alice.getByText('No active access.')).toBeVisible();
   await expect(shell(`${command} -At -c 'select 1'`)).rejects.toThrow();
 
+  // The same from a terminal, with the command the demo printed: the CLI drives alice's running agent.
+  const cli = /node bin\/stint\.mjs --agent (\S+) grants/.exec(log)?.[1];
+  expect(cli, 'the demo prints how to reach alice\'s agent from a terminal').toBeTruthy();
+  const stint = async (...args: string[]) => (await promisify(execFile)(process.execPath, ['bin/stint.mjs', '--agent', cli!, ...args], { cwd: clone, timeout: 30_000 })).stdout.trim();
+  const requested = JSON.parse((await stint('request', 'staging-users', '--reason', 'check signups', '--json')).split('\n').at(-1)!);
+  expect(await shell(`cd ${clone} && ${requested.psql} -At -c 'select count(*) from users'`)).toBe('25');
+  expect(await stint('grants')).toMatch(/^staging-users · read · /m);
+  expect(await stint('release', 'staging-users')).toContain('staging-users: access ended.');
+  await expect(shell(`${requested.psql} -At -c 'select 1'`)).rejects.toThrow();
+
   // Ctrl+C (SIGTERM to the process group) stops every process the demo started, within seconds.
   // (npm may exit before the demo under it has finished stopping: what counts is that every port is let go.)
   const stoppedAt = Date.now();

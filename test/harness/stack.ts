@@ -43,7 +43,8 @@ export interface Stack {
   /** Stop the grant server (the agent's network to it is gone); `startServer` brings it back on the same port and data. */
   stopServer: () => Promise<void>;
   startServer: () => Promise<void>;
-  agent: (user: string, options?: { clock?: AgentClock; fetch?: typeof fetch }) => StackAgent;
+  /** dataDir: the agent's own folder (per-grant psql passfiles; its local socket when a test listens on it). */
+  agent: (user: string, options?: { clock?: AgentClock; fetch?: typeof fetch; dataDir?: string }) => StackAgent;
   webHost: (agent: Agent) => Promise<WebHost>;
   stop: () => Promise<void>;
 }
@@ -120,6 +121,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           clipboard,
           ...(agentOptions.clock ? { clock: agentOptions.clock } : {}),
           ...(agentOptions.fetch ? { fetch: agentOptions.fetch } : {}),
+          ...(agentOptions.dataDir ? { dataDir: agentOptions.dataDir } : {}),
           openUrl: async (url) => {
             if (!signingIn) throw new Error(`unexpected browser open: ${url}`);
             const callback = await driveDevInteractions(url, user, idp.issuer);

@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createAgent } from '../../electron/core/compose';
 import { MemorySettingsStore } from '../../electron/core/settings';
-import { connectLocalAgent, listenLocalSocket, socketPathFor } from '../../electron/core/local-socket';
+import { listenLocalSocket, socketPathFor } from '../../electron/core/local-socket';
+import { connectRemoteAgent } from '../../electron/hosts/cli/remote-agent';
 import { serviceDir, waitFor } from '../../dev/run-dir';
 import { MemorySecretStore } from '../agent/memory-secrets';
 
@@ -31,11 +32,11 @@ describe('agent local socket', () => {
     cleanups.push(() => socket.close());
     expect(statSync(socket.path).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
-    const client = (await connectLocalAgent(socket.path))!;
-    cleanups.push(() => client.close());
-    expect((await client.call('getState', {})).session).toEqual({ status: 'signed_out' });
-    await expect(client.call('connect', { grantId: '../../etc' } as never)).rejects.toMatchObject({ code: 'invalid_input' });
-    await expect(client.call('release', { grantId: 'gr_nope' })).rejects.toMatchObject({ code: expect.any(String) });
+    const client = (await connectRemoteAgent(socket.path))!;
+    cleanups.push(() => client.dispose());
+    expect(client.state().session).toEqual({ status: 'signed_out' });
+    await expect(client.api.connect({ grantId: '../../etc' })).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(client.api.release({ grantId: 'gr_nope' })).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringMatching(/Set the Stint server address/) });
   });
 
   it('replaces the socket of an agent that was killed, and refuses to start a second one beside a live one', async () => {
@@ -46,14 +47,15 @@ describe('agent local socket', () => {
     await waitFor('the crashed agent socket', () => existsSync(path) || undefined);
     crashed.kill('SIGKILL');
     await new Promise((r) => crashed.once('exit', r));
-    expect(await connectLocalAgent(path)).toBeUndefined();
+    expect(await connectRemoteAgent(path)).toBeUndefined();
 
     const agent = await agentIn(dir);
     const socket = await listenLocalSocket({ agent, dataDir: dir });
     cleanups.push(() => socket.close());
-    const client = (await connectLocalAgent(path))!;
-    cleanups.push(() => client.close());
-    expect((await client.call('getState', {})).version).toBeGreaterThanOrEqual(0);
+    const client = (await connectRemoteAgent(path))!;
+    cleanups.push(() => client.dispose());
+    expect(client.state().version).toBeGreaterThanOrEqual(0);
+    await expect(connectRemoteAgent(join(dir, 'nothing.sock'), true)).rejects.toThrow(/No Stint agent socket at .*Is that agent running/);
 
     await expect(listenLocalSocket({ agent, dataDir: dir })).rejects.toThrow(/Another Stint agent of this profile is already running/);
   });

@@ -13,6 +13,14 @@ import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
 import { runCli, type Io } from '../../electron/hosts/cli/main';
 import { cliSettings } from '../../electron/hosts/cli/profile';
 import { serviceDir } from '../../dev/run-dir';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { listenLocalSocket } from '../../electron/core/local-socket';
+
+const execFileP = promisify(execFile);
+/** A command line as pasted into a shell. */
+const sh = async (line: string) => (await execFileP('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
 let stack: Stack;
 beforeAll(async () => {
@@ -68,6 +76,39 @@ describe('stint CLI', () => {
     expect(await running).toBe(0);
     await expect(new pg.Client({ connectionString: uri }).connect()).rejects.toThrow();
   }, 40_000);
+});
+
+describe('stint from a second process', () => {
+  it('attaches to the running agent that holds the grant: connect prints a psql command that runs as printed; release from a third process ends it', async () => {
+    // The agent holding the grant (a demo user's, the tray app's): its keys and tunnel never leave its process.
+    const dir = join(serviceDir('cli-holder'), 'alice');
+    const holder = stack.agent('alice', { dataDir: dir });
+    await holder.signIn();
+    const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
+    try {
+      const created = await holder.agent.api.createRequest({ resourceId: 'staging-users', level: 'read', reason: 'second process', connect: true });
+      expect(created.connection?.database).toBe('users');
+
+      const connected = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'connect', 'staging-users', '--json'], { timeout: 30_000 });
+      const out = JSON.parse(connected.stdout.trim().split('\n').at(-1)!);
+      expect(out.psql).toMatch(/^psql 'host=127\.0\.0\.1 port=\d+ dbname=users user=\S+ passfile=\S+'$/);
+      expect(await sh(`${out.psql} -At -c 'select count(*) from users'`)).toBe('25');
+
+      // Not held by the second process: the tunnel is still there after it exited.
+      expect(await sh(`${out.psql} -At -c 'select 1'`)).toBe('1');
+      const released = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'release', 'staging-users'], { timeout: 30_000 });
+      expect(released.stdout).toContain('staging-users: access ended.');
+      await expect(sh(`${out.psql} -At -c 'select 1'`)).rejects.toThrow();
+
+      // A socket nobody listens on is named, with what to do.
+      const missing = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', join(dir, 'nope.sock'), 'grants'], { timeout: 30_000 }).catch((e) => e);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/No Stint agent socket at .*nope\.sock/);
+    } finally {
+      await socket.close();
+      await holder.agent.dispose();
+    }
+  }, 60_000);
 });
 
 describe('stint help', () => {

@@ -2,7 +2,7 @@
 // for approval, and holding the tunnel. A tunnel lives as long as the `stint` process that opened it (SSH keys are
 // memory-only by design), so `request` and `connect` stay in the foreground until the access ends or Ctrl+C.
 import { spawn } from 'node:child_process';
-import type { Agent } from '../../core/agent';
+import type { CliAgent } from './remote-agent';
 import type { AgentState, ConnectResult, LocalGrant } from '../../../shared/contract/agent';
 import type { AccessRequest } from '../../../shared/contract/http';
 import { formatCountdown } from '../../../shared/domain/countdown';
@@ -22,7 +22,7 @@ function timeLeft(g: LocalGrant, now = Date.now()): string {
 }
 
 /** Resolve when `until` holds for the agent's state (checked on every state event), or reject on SIGINT. */
-function waitForState(agent: Agent, until: (state: AgentState) => boolean): Promise<AgentState> {
+function waitForState(agent: CliAgent, until: (state: AgentState) => boolean): Promise<AgentState> {
   return new Promise((resolve, reject) => {
     const stop = agent.subscribe((event) => {
       if (event.type === 'state' && until(event.state)) {
@@ -36,16 +36,36 @@ function waitForState(agent: Agent, until: (state: AgentState) => boolean): Prom
   });
 }
 
+/** Run the grant's psql command as the user would paste it (it names the grant's passfile: no password needed). */
+function runPsql(command: string): { exited: Promise<unknown>; stop: () => void } {
+  const child = spawn('/bin/sh', ['-c', command], { stdio: 'inherit' });
+  return { exited: new Promise((resolve) => child.once('exit', resolve)), stop: () => child.kill('SIGTERM') };
+}
+
 async function hold(ctx: CliContext, connection: ConnectResult, psql: boolean): Promise<void> {
   const { agent, io } = ctx;
   const { uri } = await agent.api.connectionUri({ grantId: connection.grantId });
-  if (ctx.json) io.out(JSON.stringify({ ...connection, uri }));
+  const command = agent.state().grants.find((g) => g.grant.id === connection.grantId)?.tunnel?.psql;
+  if (ctx.json) io.out(JSON.stringify({ ...connection, uri, ...(command ? { psql: command } : {}) }));
   else {
     if (connection.message) io.err(connection.message);
     io.out(`Connected: ${uri.replace(/:[^:@/]+@/, ':••••@')}`);
-    io.out('The tunnel stays open while this command runs. Ctrl+C ends it (the access itself runs on until its deadline or `stint release`).');
+    if (command) io.out(`Connect with (no password to type):\n  ${command}`);
+    io.out(ctx.remote
+      ? 'The tunnel is held by the running Stint agent; it stays open until the access ends or `stint release`.'
+      : 'The tunnel stays open while this command runs. Ctrl+C ends it (the access itself runs on until its deadline or `stint release`).');
+  }
+  if (ctx.remote) {
+    // The agent that holds the tunnel goes on without us: nothing to wait for here but psql.
+    if (psql && command) await runPsql(command).exited;
+    return;
   }
   const ended = waitForState(agent, (state) => !state.grants.some((g) => g.grant.id === connection.grantId && g.localState === 'active'));
+  if (psql && command) {
+    const child = runPsql(command);
+    await Promise.race([child.exited, ended.then(() => child.stop())]);
+    return;
+  }
   if (psql) {
     const password = new URL(uri).password;
     const child = spawn('psql', ['-h', connection.host, '-p', String(connection.port), '-U', connection.user, connection.database], {

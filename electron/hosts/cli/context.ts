@@ -1,9 +1,11 @@
 // What every command gets: the agent of this run's profile, where to write, and how (--json or words).
-import type { Agent } from '../../core/agent';
+import type { CliAgent } from './remote-agent';
 import type { Io } from './terminal';
 
 export interface CliContext {
-  agent: Agent;
+  /** This run's own agent, or the running agent of the profile reached through its socket (`remote`). */
+  agent: CliAgent;
+  remote: boolean;
   io: Io;
   json: boolean;
   profile: string;

@@ -7,14 +7,15 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createAgent } from '../../core/compose';
 import { toAgentProblem } from '../../core/agent-core';
-import type { Agent } from '../../core/agent';
+import { listenLocalSocket, socketPathFor } from '../../core/local-socket';
 import type { AgentProblem } from '../../../shared/contract/agent';
 import { parseDuration } from '../../../shared/domain/duration';
 import { connect, listGrants, listResources, release, requestAccess } from './access';
 import { approve, deny, listApprovals } from './approvals';
 import type { CliContext } from './context';
 import { CliError, explain, ReportedProblem } from './explain';
-import { cliSettings, resolveProfile } from './profile';
+import { cliSettings, profileDataDir, resolveProfile } from './profile';
+import { connectRemoteAgent, type CliAgent } from './remote-agent';
 import { CODE_PATTERN } from './stepup';
 import { terminalIo, type Io } from './terminal';
 import { COMMANDS, commandUsage, usage } from './usage';
@@ -23,11 +24,12 @@ export { CliError } from './explain';
 export type { Io } from './terminal';
 
 /** How the agent is made: by default the real one of the profile; tests may hand in their own. */
-export type MakeAgent = (context: { profile: string; configDir?: string }) => Agent;
+export type MakeAgent = (context: { profile: string; configDir?: string }) => CliAgent;
 
 const OPTIONS = {
   json: { type: 'boolean', default: false },
   profile: { type: 'string' },
+  agent: { type: 'string' },
   'config-dir': { type: 'string' },
   server: { type: 'string' }, issuer: { type: 'string' }, audience: { type: 'string' },
   for: { type: 'string' }, reason: { type: 'string' }, level: { type: 'string' }, ticket: { type: 'string' },
@@ -97,7 +99,8 @@ function openInBrowser(io: Io): (url: string) => void {
 export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeAgent): Promise<number> {
   let json = argv.includes('--json');
   let profile = 'cli';
-  let agent: Agent | undefined;
+  let agent: CliAgent | undefined;
+  let socket: { close: () => Promise<void> } | undefined;
   try {
     const { values, positionals } = parse(argv);
     json = values.json;
@@ -113,9 +116,13 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     if (TARGETS[command!] && !target) throw new CliError(`stint ${command} needs ${TARGETS[command!]}.`, 2, `See \`stint ${command} --help\`.`);
 
     const configDir = values['config-dir'];
-    agent = make
-      ? make({ profile, ...(configDir ? { configDir } : {}) })
-      : createAgent({ settings: cliSettings(profile, configDir), profile, openUrl: openInBrowser(io) });
+    const settings = make ? undefined : cliSettings(profile, configDir);
+    const dataDir = settings ? profileDataDir(settings, profile) : undefined;
+    // An agent of this profile that is already running (a `stint request` holding a tunnel in another terminal), or
+    // the one named with --agent (a demo user's, the tray app's), is driven through its socket: it holds the keys.
+    const remote = values.agent ? await connectRemoteAgent(values.agent, true) : dataDir ? await connectRemoteAgent(socketPathFor(dataDir)) : undefined;
+    agent = remote
+      ?? (make ? make({ profile, ...(configDir ? { configDir } : {}) }) : createAgent({ settings: settings!, profile, openUrl: openInBrowser(io), ...(dataDir ? { dataDir } : {}) }));
     if (command === 'login' && (values.server || values.issuer || values.audience)) {
       await agent.api.updateSettings({
         ...(values.server ? { serverUrl: values.server } : {}),
@@ -128,12 +135,14 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     const unlisten = agent.subscribe((event) => { if (event.type === 'problem') startProblems.push(event.problem); });
     await agent.start();
     unlisten();
+    // While this run holds a tunnel, other `stint` runs of the profile reach it through its socket.
+    if (!remote && dataDir && (command === 'request' || command === 'connect')) socket = await listenLocalSocket({ agent, dataDir });
     if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
       if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
       throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
     }
 
-    const ctx: CliContext = { agent, io, json, profile, print: (human, data) => io.out(json ? JSON.stringify(data) : human) };
+    const ctx: CliContext = { agent, remote: Boolean(remote), io, json, profile, print: (human, data) => io.out(json ? JSON.stringify(data) : human) };
     switch (command) {
       case 'login': {
         const { user } = await agent.api.signIn({});
@@ -164,6 +173,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
   } catch (error) {
     return printError(io, json, error, profile);
   } finally {
+    await socket?.close();
     await agent?.dispose();
   }
 }

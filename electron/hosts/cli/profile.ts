@@ -1,6 +1,7 @@
 // Which agent profile a `stint` run is: its keychain namespace (session, grant secrets) and its settings file. The
 // CLI is never the tray app's profile: every agent wipes at start the grant items in its namespace that it does not
 // hold, so sharing `stint` with the tray app would erase the tray's live secrets.
+import { dirname, join } from 'node:path';
 import { keychainServiceFor } from '../../core/compose';
 import { isAgentError } from '../../core/errors';
 import { ConfSettingsStore } from '../../core/settings';
@@ -20,6 +21,11 @@ export function resolveProfile(flag: string | undefined, env: NodeJS.ProcessEnv 
     throw error;
   }
   return profile;
+}
+
+/** The profile's own folder beside its settings: per-grant client files and the agent socket. */
+export function profileDataDir(settings: ConfSettingsStore, profile: string): string {
+  return join(dirname(settings.path), 'profiles', profile);
 }
 
 /** The profile's settings: `agent.json` for `cli` (where the CLI always kept them), `agent-<profile>.json` otherwise. */

@@ -1,7 +1,7 @@
 // Step-up from a terminal: a one-time code (TOTP) from the user's authenticator app, sent as the proof of a challenge
 // the agent obtains for exactly this action. Passkeys need a browser, so a user who has only passkeys (or a policy
 // that accepts only passkeys) is sent to the Stint app in words.
-import type { Agent } from '../../core/agent';
+import type { CliAgent } from './remote-agent';
 import { toAgentProblem } from '../../core/agent-core';
 import type { StepUpProof } from '../../../shared/contract/http';
 import type { StepUpActionRef, StepUpChallenge } from '../../../shared/contract/stepup';
@@ -25,7 +25,7 @@ export function serverCode(error: unknown): string | undefined {
   return toAgentProblem(error).server?.code;
 }
 
-async function challengeFor(agent: Agent, action: StepUpActionRef, o: StepUpOptions): Promise<StepUpChallenge> {
+async function challengeFor(agent: CliAgent, action: StepUpActionRef, o: StepUpOptions): Promise<StepUpChallenge> {
   const challenge = await agent.api.stepUpChallenge({ action });
   if (!challenge.methods.includes('totp')) {
     const why = challenge.policyMethods.includes('totp')
@@ -55,7 +55,7 @@ async function askCode(o: StepUpOptions): Promise<string> {
  * Prove `action` with a one-time code: get a challenge, take the code (--code, else the terminal), `submit` the
  * proof. At the terminal a wrong or already used code is asked for again while attempts are left.
  */
-export async function proveWithCode<T>(agent: Agent, action: StepUpActionRef, submit: (proof: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
+export async function proveWithCode<T>(agent: CliAgent, action: StepUpActionRef, submit: (proof: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
   let challenge = await challengeFor(agent, action, o);
   if (!o.code && o.io.ask) o.io.err(`${challenge.summary}: confirm it is you with the code from your authenticator app.`);
   for (;;) {
@@ -75,7 +75,7 @@ export async function proveWithCode<T>(agent: Agent, action: StepUpActionRef, su
 }
 
 /** Run `act` without a proof; when the server answers that it needs a step-up, prove it with a code and run it again. */
-export async function withStepUp<T>(agent: Agent, action: StepUpActionRef, act: (proof?: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
+export async function withStepUp<T>(agent: CliAgent, action: StepUpActionRef, act: (proof?: StepUpProof) => Promise<T>, o: StepUpOptions): Promise<T> {
   try {
     return await act();
   } catch (error) {

@@ -23,7 +23,15 @@ export const COMMANDS: readonly CommandHelp[] = [
     ],
   },
   { name: 'grants', args: '[--json]', summary: 'your access, with time left' },
-  { name: 'connect', args: '<resource|grant> [--psql] [--json]', summary: 'open the tunnel for active access and hold it' },
+  {
+    name: 'connect',
+    args: '<resource|grant> [--psql] [--json]',
+    summary: 'open the tunnel for active access and print the psql command',
+    details: [
+      'The grant\'s keys live in the agent that activated it: connect reaches that agent through its socket (see',
+      '--agent) and prints a psql command that needs no password; --psql runs it.',
+    ],
+  },
   { name: 'release', args: '<resource|grant> [--json]', summary: 'end access now' },
   {
     name: 'approvals',
@@ -48,6 +56,9 @@ const OPTIONS = `options for every command:
   --profile NAME     which agent profile (default: cli, or $STINT_PROFILE): each has its own sign-in,
                      keychain items and settings, apart from the tray app's
   --config-dir DIR   where the profile's settings live
+  --agent SOCKET     drive the running agent listening on SOCKET (a demo user's, the tray app's) instead;
+                     without it, a running agent of the profile (e.g. \`stint request\` holding a tunnel in
+                     another terminal) is used when there is one
   --json             machine-readable output
   -h, --help         help`;
 
