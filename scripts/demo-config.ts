@@ -10,17 +10,28 @@ export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta
 // webauthnOrigins: where passkeys may be used — every web host the demo serves and, for the tray app, the grant
 // server's own origin (the desktop app runs its step-up page there); default: the one web port.
 export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[] }): string {
-  const doc = parseDocument(readFileSync(EXAMPLE_CONFIG, 'utf8'));
-  doc.setIn(['server', 'url'], `http://localhost:${o.ports.server}`);
-  doc.setIn(['server', 'listen', 'port'], o.ports.server);
-  doc.setIn(['identity', 'issuer'], o.issuer);
-  doc.setIn(['identity', 'audience'], o.audience);
-  doc.setIn(['storage', 'url'], `sqlite:${o.dir}/stint.db`);
-  doc.setIn(['webauthn', 'origins'], doc.createNode(o.webauthnOrigins ?? [`http://localhost:${o.ports.web}`], { flow: true }));
-  doc.setIn(['bastions', 'main', 'port'], o.ports.sshd);
+  const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
+  const doc = parseDocument(text);
+  // Each value is replaced where it stands in the file, so the rest (comments, layout) is byte for byte the example.
+  const edits: Array<{ start: number; end: number; text: string }> = [];
+  const set = (path: Array<string | number>, value: string | number | string[]) => {
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    if (!node?.range) throw new Error(`${EXAMPLE_CONFIG.pathname} has no ${path.join('.')} to set`);
+    const literal = (v: string | number) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+    edits.push({ start: node.range[0], end: node.range[1], text: Array.isArray(value) ? `[${value.map(literal).join(', ')}]` : literal(value) });
+  };
+  set(['server', 'url'], `http://localhost:${o.ports.server}`);
+  set(['server', 'listen', 'port'], o.ports.server);
+  set(['identity', 'issuer'], o.issuer);
+  set(['identity', 'audience'], o.audience);
+  set(['storage', 'url'], `sqlite:${o.dir}/stint.db`);
+  set(['webauthn', 'origins'], o.webauthnOrigins ?? [`http://localhost:${o.ports.web}`]);
+  set(['bastions', 'main', 'port'], o.ports.sshd);
   const resources = doc.getIn(['resources']) as { items: unknown[] };
-  for (let i = 0; i < resources.items.length; i++) doc.setIn(['resources', i, 'target', 'port'], o.ports.pg);
-  return `# Written by npm start from docs/config.example.yaml (this run's ports and paths) — DEV ONLY.\n${doc.toString({ lineWidth: 0 })}`;
+  for (let i = 0; i < resources.items.length; i++) set(['resources', i, 'target', 'port'], o.ports.pg);
+  let out = text;
+  for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  return `# Written by npm start from docs/config.example.yaml (this run's ports and paths) — DEV ONLY.\n${out}`;
 }
 
 /** Idempotent sample schema and rows for each demo database. */

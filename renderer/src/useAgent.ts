@@ -43,8 +43,10 @@ export function errorMessage(error: unknown): string {
   return 'Something went wrong talking to the Stint agent. Try again; details are in the agent log.';
 }
 
+/** The most specific code: what the server said (e.g. stepup_required) when the agent only knows it refused. */
 export function errorCode(error: unknown): string | undefined {
-  return error instanceof AgentCallError ? error.code : undefined;
+  if (!(error instanceof AgentCallError)) return undefined;
+  return error.code === 'server_error' && error.server?.code ? error.server.code : error.code;
 }
 
 /** Keep the newer snapshot: `version` only ever increases in the agent. */

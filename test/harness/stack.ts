@@ -158,3 +158,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw error;
   }
 }
+
+/**
+ * Edit the stack's config text for a test: each `from` must be in it (a test whose edit silently matched nothing once
+ * ran on the unchanged policy and still passed).
+ */
+export function editConfigText(yaml: string, ...edits: Array<[from: string, to: string]>): string {
+  return edits.reduce((text, [from, to]) => {
+    if (!text.includes(from)) throw new Error(`config edit did not apply: "${from}" is not in the stack config`);
+    return text.replace(from, to);
+  }, yaml);
+}

@@ -2,7 +2,7 @@
 // the network comes back the agent resumes with Last-Event-ID and shows both; and the server's resume itself is
 // checked: a stream opened with that Last-Event-ID replays exactly the events after it, not the ones before.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../harness/stack';
+import { editConfigText, startStack, type Stack } from '../harness/stack';
 import type { AccessRequest } from '../../shared/contract/http';
 import { CuttableNetwork, api, until } from './faults-support';
 
@@ -11,9 +11,9 @@ let stack: Stack;
 // requester's agent is cut off.
 beforeAll(async () => {
   stack = await startStack({
-    editConfig: (yaml) => yaml
-      .replace('autoApprove: { when: { riskBelow: 30 } }', 'description: every staging request waits for a DBA')
-      .replace('stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }'),
+    editConfig: (yaml) => editConfigText(yaml,
+      ['autoApprove: { when: { riskBelow: 30 } }', 'description: every staging request waits for a DBA'],
+      ['stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }']),
   });
 }, 120_000);
 afterAll(async () => { await stack?.stop(); });

@@ -6,7 +6,7 @@ import keytar from 'keytar';
 import pg from 'pg';
 import type { Clock } from '../../electron/core/clock';
 import { systemClock } from '../../electron/core/clock';
-import type { Stack } from '../harness/stack';
+import { editConfigText, type Stack } from '../harness/stack';
 
 /**
  * The system clock with a movable wall time. `jump(ms)` moves wall time only: to the agent that is either the user
@@ -124,5 +124,7 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
 
 /** Make staging auto-approval independent of risk signals (bursts, new devices) for tests that request a lot. */
 export function alwaysAutoApprove(yaml: string): string {
-  return yaml.replace('autoApprove: { when: { riskBelow: 30 } }', 'autoApprove: { when: { riskBelow: 101 } }').replace('stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }');
+  return editConfigText(yaml,
+    ['autoApprove: { when: { riskBelow: 30 } }', 'autoApprove: { when: { riskBelow: 101 } }'],
+    ['stepUp: { request: on-risk, methods: [webauthn, totp] }', 'stepUp: { request: never, methods: [webauthn, totp] }']);
 }
