@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseDuration } from '../shared/domain/duration';
 import { StepUpMethod, StepUpMode } from '../shared/contract/http';
 import { claimPathProblem } from './identity/claim-path';
+import { unapprovable } from './lifecycle/approvability';
 
 /** Durations accept "90s", "15m", "1h30m", "2d" or a number of seconds; parsed to seconds. */
 export const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -95,7 +96,7 @@ export const PolicyConfig = z.strictObject({
 }).superRefine((policy, ctx) => {
   if (policy.duration.default > policy.duration.max) ctx.addIssue({ code: 'custom', path: ['duration', 'default'], message: 'expected default ≤ max' });
   if (policy.extend && policy.extend.maxTotal < policy.duration.max) ctx.addIssue({ code: 'custom', path: ['extend', 'maxTotal'], message: 'expected maxTotal ≥ duration.max' });
-  if (policy.approvals.length === 0 && !policy.autoApprove) ctx.addIssue({ code: 'custom', path: ['approvals'], message: 'expected at least one approval rule, or autoApprove' });
+  // No approvals and no autoApprove is refused per resource below (unapprovable), naming the resource.
   if (policy.extend?.reapproval && policy.approvals.length === 0) ctx.addIssue({ code: 'custom', path: ['extend', 'reapproval'], message: 'expected approval rules to re-approve extensions with (or reapproval: false)' });
 });
 export type PolicyConfig = z.output<typeof PolicyConfig>;
@@ -192,6 +193,10 @@ export const ServerConfig = z.strictObject({
     seen.add(resource.id);
     if (!config.policies[resource.policy]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'policy'], message: `expected one of the policies (${Object.keys(config.policies).join(', ') || 'none defined'}), got ${resource.policy}` });
     if (!config.bastions[resource.bastion]) ctx.addIssue({ code: 'custom', path: ['resources', index, 'bastion'], message: `expected one of the bastions (${Object.keys(config.bastions).join(', ') || 'none defined'}), got ${resource.bastion}` });
+    // Every request on the resource must be auto-approved or wait for an approval rule (see lifecycle/approvability).
+    const policy = config.policies[resource.policy];
+    const problem = policy && unapprovable(resource, resource.policy, policy);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['policies', resource.policy], message: problem.message });
   });
 });
 export type ServerConfig = z.output<typeof ServerConfig>;

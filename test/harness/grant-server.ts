@@ -63,6 +63,7 @@ export function testConfig(idp: { issuer: string; audience: string }, storageUrl
         duration: { default: '2h', max: '8h' },
         reason: 'optional',
         autoApprove: { when: { riskBelow: 30 } },
+        approvals: [{ from: 'dba', count: 1 }], // above the threshold a DBA decides: no request waits for nobody
         extend: { maxTotal: '12h', reapproval: false },
       },
       'production-db': {
