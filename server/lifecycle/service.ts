@@ -28,6 +28,7 @@ import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from '.
 import { AuditChain, chainedAppendCtes, chainRows, lockAuditHead, type AuditInput } from './audit';
 import type { Audience, EventBus, StoredEvent } from './events';
 import { hasRemoteEvents, hasTxNotify, type TxNotifyingBus } from './pg-bus';
+import { ADD_APPROVALS, unapprovable } from './approvability';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 import { isStalePlan } from '../storage/pg-prepared';
 
@@ -718,6 +719,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, new Date(now));
     const state: RequestState = stepUp ? 'pending_stepup' : auto.ok ? 'approved' : 'pending_approval';
     const rules = body.breakGlass ? [] : this.catalog.rules(entry);
+    // Never leave a request waiting for nobody: the config load refuses such a policy, this holds if one got past it.
+    if (!auto.ok && rules.length === 0) {
+      const fix = unapprovable(resource, entry.policyId, policy)?.fix ?? ADD_APPROVALS;
+      return this.refuse(user, 'request.create', { status: 409, code: 'no_approval_route', message: `nobody could approve this request on ${resource.id}: policy ${entry.policyId} has no approvals rule and does not auto-approve it (${auto.why}); ask an administrator to ${fix}` }, refsV);
+    }
     const row: RequestRow = {
       id: newId('req'),
       requester: user.sub,
