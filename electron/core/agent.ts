@@ -641,7 +641,8 @@ export class Agent implements AgentCore {
       stepUpStatus: async () => this.api_().stepUpStatus(),
       listCredentials: async () => this.api_().listCredentials(),
       removeCredential: async (input) => {
-        await this.api_().removeCredential(parse('removeCredential', input).id);
+        const { id, stepUp } = parse('removeCredential', input);
+        await this.api_().removeCredential(id, stepUp);
         return { ok: true as const };
       },
       registerPasskeyOptions: async (input) => this.api_().registerPasskeyOptions(parse('registerPasskeyOptions', input)),

@@ -145,7 +145,7 @@ export class ApiClient {
   stepUpChallenge(body: z.input<typeof ChallengeBody>) { return this.call('POST', 'v1/stepup/challenges', StepUpChallenge, body); }
   stepUpStatus() { return this.call('GET', 'v1/stepup/status', StepUpStatus); }
   listCredentials() { return this.call('GET', 'v1/stepup/credentials', CredentialList); }
-  async removeCredential(id: string) { await this.call('DELETE', `v1/stepup/credentials/${encodeURIComponent(id)}`, z.unknown()); }
+  async removeCredential(id: string, stepUp?: StepUpProof) { await this.call('POST', `v1/stepup/credentials/${encodeURIComponent(id)}/remove`, z.unknown(), stepUp ? { stepUp } : {}); }
   registerPasskeyOptions(body: z.input<typeof RegisterOptionsBody>) { return this.call('POST', 'v1/stepup/webauthn/register/options', RegisterOptionsResult, body); }
   registerPasskeyVerify(body: z.input<typeof RegisterVerifyBody>) { return this.call('POST', 'v1/stepup/webauthn/register/verify', CredentialInfo, body); }
   enrollTotp(body: z.input<typeof TotpEnrollBody>) { return this.call('POST', 'v1/stepup/totp/enroll', TotpEnrollResult, body); }

@@ -1,12 +1,13 @@
 // HTTP routes for step-up, registered by the server inside its authenticated scope (request.user is set) at
 // prefix /v1/stepup. Bodies are parsed with shared/contract/stepup; failures are RFC 9457 problem+json with a `code`.
-// Adding a factor when the user already has one is itself a step-up action (`{kind:'enroll'}`): otherwise a stolen
-// bearer token could enroll the thief's own authenticator and pass every later step-up.
+// Changing factors is itself a step-up action (`{kind:'enroll'}`): adding one when the user already has one, and
+// removing any. Otherwise a stolen bearer token could delete the victim's factors and enroll the thief's own, and
+// pass every later step-up. (Removal used to be a plain DELETE that needed nothing but the token.)
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
 import {
-  ChallengeBody, RegisterOptionsBody, RegisterVerifyBody, TotpConfirmBody, TotpEnrollBody,
+  ChallengeBody, RegisterOptionsBody, RegisterVerifyBody, RemoveFactorBody, TotpConfirmBody, TotpEnrollBody,
   type StepUpChallenge, type StepUpFailureCode, type StepUpProblem,
 } from '../../shared/contract/stepup';
 import type { AuthUser } from '../identity/user';
@@ -91,17 +92,21 @@ export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
   const { service, resolver } = opts;
   const audit = async (entry: StepUpAuditEntry) => { if (opts.audit) await opts.audit(entry); };
 
-  /** When the user already has a factor, adding another needs a proof for the `enroll` action. */
-  async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined): Promise<StepUpProblem | undefined> {
+  /**
+   * When the user already has a factor, changing factors (adding another, removing one) needs a proof for the
+   * `enroll` action with one they have.
+   */
+  async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined, doing: 'add' | 'remove' = 'add'): Promise<StepUpProblem | undefined> {
     const sub = request.user.sub;
     const enrolled = await service.enrolledMethods(sub);
     if (enrolled.length === 0) return undefined;
     if (!proof) {
-      return problem(403, 'stepup_required', 'You already have a sign-in factor: confirm with it before adding another.', { methods: enrolled });
+      const why = doing === 'add' ? 'You already have a sign-in factor: confirm with it before adding another.' : 'Confirm with one of your sign-in factors before removing one.';
+      return problem(403, 'stepup_required', why, { methods: enrolled });
     }
     const result = await service.verifyForHash({ userId: sub, actionHash: enrollActionHash(sub), methods: enrolled, userVerification: true, proof });
     if (result.ok) return undefined;
-    await audit({ actor: sub, action: 'stepup.enroll.refused', detail: { code: result.code, reason: result.reason, method: proof.method } });
+    await audit({ actor: sub, action: 'stepup.enroll.refused', detail: { code: result.code, reason: result.reason, method: proof.method, change: doing } });
     return stepUpProblem(result);
   }
 
@@ -115,7 +120,7 @@ export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
       if (action.kind === 'enroll') {
         const enrolled = await service.enrolledMethods(user.sub);
         if (enrolled.length === 0) return send(reply, problem(409, 'stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
-        target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Add a new sign-in factor to your account' };
+        target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Change the sign-in factors of your account' };
       } else {
         const resolved = await resolver.resolve({ sub: user.sub, groups: user.groups }, action);
         if (!resolved.ok) return send(reply, problem(resolved.status, resolved.code, resolved.message));
@@ -142,7 +147,12 @@ export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
 
     app.get('/credentials', async (request) => ({ credentials: await service.listCredentials(request.user.sub) }));
 
-    app.delete<{ Params: { id: string } }>('/credentials/:id', async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/credentials/:id/remove', async (request, reply) => {
+      const body = parse(RemoveFactorBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      // Before any lookup: without a proof, a token alone cannot even learn which credential ids exist.
+      const refused = await enrollGate(request, body.value.stepUp, 'remove');
+      if (refused) return send(reply, refused, service.now());
       const removed = await service.removeCredential(request.user.sub, request.params.id);
       if (!removed) return send(reply, problem(404, 'credential_not_found', 'You have no credential with this id.'));
       await audit({ actor: request.user.sub, action: 'stepup.credential.removed', detail: { credentialId: request.params.id } });
@@ -191,7 +201,11 @@ export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
       return { confirmed: true as const };
     });
 
-    app.delete('/totp', async (request, reply) => {
+    app.post('/totp/remove', async (request, reply) => {
+      const body = parse(RemoveFactorBody, request.body);
+      if (!body.ok) return send(reply, body.problem);
+      const refused = await enrollGate(request, body.value.stepUp, 'remove');
+      if (refused) return send(reply, refused, service.now());
       const removed = await service.removeTotp(request.user.sub);
       if (!removed) return send(reply, problem(404, 'totp_not_enrolled', 'You have no authenticator app set up.'));
       await audit({ actor: request.user.sub, action: 'stepup.totp.removed' });

@@ -220,7 +220,8 @@ export const agentApi = {
   stepUpChallenge: { input: ChallengeBody, output: StepUpChallenge },
   stepUpStatus: { input: Empty, output: StepUpStatus },
   listCredentials: { input: Empty, output: CredentialList },
-  removeCredential: { input: z.strictObject({ id: z.string().min(1).max(1024) }), output: Ok },
+  /** Needs a fresh step-up (an `enroll` challenge) with a factor the user has: `stepUp`, after a stepup_required. */
+  removeCredential: { input: z.strictObject({ id: z.string().min(1).max(1024), stepUp: StepUpProof.optional() }), output: Ok },
   registerPasskeyOptions: { input: RegisterOptionsBody, output: RegisterOptionsResult },
   registerPasskeyVerify: { input: RegisterVerifyBody, output: CredentialInfo },
   enrollTotp: { input: TotpEnrollBody, output: TotpEnrollResult },

@@ -29,6 +29,9 @@ export const RegisterVerifyBody = z.strictObject({
   label: z.string().trim().min(1).max(64).optional(),
 });
 export const TotpEnrollBody = z.strictObject({ stepUp: StepUpProof.optional() });
+/** Removing a factor: a fresh proof with a factor the user has (an `enroll` challenge), like adding one. */
+export const RemoveFactorBody = z.strictObject({ stepUp: StepUpProof.optional() });
+export type RemoveFactorBody = z.infer<typeof RemoveFactorBody>;
 export const TotpConfirmBody = z.strictObject({ code: z.string().regex(/^[0-9]{6}$/, 'six digits') });
 
 // ---- responses ----

@@ -144,4 +144,13 @@ describe('step-up views in Chromium', () => {
     await d.page.getByTestId('stepup-passkey').click();
     await d.page.getByTestId('stepup-done').waitFor();
   });
+
+  it('removing a passkey asks for a factor first (a stolen token alone cannot strip step-up), then removes it', async () => {
+    await d.page.goto(`${base}/?view=enroll&user=carol`);
+    await d.page.getByRole('button', { name: 'Remove Work laptop' }).click();
+    await expect.poll(() => d.page.getByTestId('stepup-summary').textContent()).toContain('Remove “Work laptop” from your account');
+    await d.page.getByTestId('stepup-passkey').click();
+    await expect.poll(() => d.page.getByTestId('enroll-notice').textContent()).toBe('Removed “Work laptop”.');
+    expect(await d.page.getByTestId('enroll-credentials').count()).toBe(0);
+  });
 });

@@ -245,7 +245,11 @@ describe('WebAuthn step-up in Chromium', () => {
       // The enroll proof is spent.
       const again = await api('POST', '/v1/stepup/webauthn/register/options', 'alice', { stepUp: { method: 'webauthn', challengeId: c.challengeId, response } });
       expect(again).toMatchObject({ status: 409, json: { code: 'stepup_replayed' } });
-      expect(await api('DELETE', `/v1/stepup/credentials/${encodeURIComponent(id)}`, 'alice')).toMatchObject({ status: 204 });
+      // Removing a factor needs a fresh proof too (with the phone this time).
+      expect(await api('POST', `/v1/stepup/credentials/${encodeURIComponent(id)}/remove`, 'alice', {})).toMatchObject({ status: 403, json: { code: 'stepup_required' } });
+      const r = await challengeFor('alice', { kind: 'enroll' });
+      const proof = { method: 'webauthn', challengeId: r.challengeId, response: await authenticate(second, r.webauthn) };
+      expect(await api('POST', `/v1/stepup/credentials/${encodeURIComponent(id)}/remove`, 'alice', { stepUp: proof })).toMatchObject({ status: 204 });
     } finally {
       await second.context.close();
     }
@@ -254,8 +258,11 @@ describe('WebAuthn step-up in Chromium', () => {
   it('removes a credential: it no longer works, and webauthn-only actions report "not enrolled"', async () => {
     const c = await challengeFor('alice', A);
     const response = await authenticate(alice, c.webauthn);
-    expect(await api('DELETE', `/v1/stepup/credentials/${encodeURIComponent(aliceCred)}`, 'bob')).toMatchObject({ status: 404 });
-    expect(await api('DELETE', `/v1/stepup/credentials/${encodeURIComponent(aliceCred)}`, 'alice')).toMatchObject({ status: 204 });
+    // bob has a factor of his own: he is asked for it before anything else (and could only ever remove his own).
+    expect(await api('POST', `/v1/stepup/credentials/${encodeURIComponent(aliceCred)}/remove`, 'bob', {})).toMatchObject({ status: 403, json: { code: 'stepup_required' } });
+    const e = await challengeFor('alice', { kind: 'enroll' });
+    const proof = { method: 'webauthn', challengeId: e.challengeId, response: await authenticate(alice, e.webauthn) };
+    expect(await api('POST', `/v1/stepup/credentials/${encodeURIComponent(aliceCred)}/remove`, 'alice', { stepUp: proof })).toMatchObject({ status: 204 });
     expect((await api('GET', '/v1/stepup/credentials', 'alice')).json.credentials).toEqual([]);
     const r = await prove('alice', A, { method: 'webauthn', challengeId: c.challengeId, response });
     expect(r).toMatchObject({ status: 403, json: { code: 'stepup_no_credential' } });

@@ -23,7 +23,7 @@ export function agentEnrollClient(client: AgentClient): EnrollClient {
   return {
     status: () => outcome(() => client.call('stepUpStatus', {})),
     listCredentials: () => outcome(async () => (await client.call('listCredentials', {})).credentials),
-    removeCredential: (id) => outcome(async () => { await client.call('removeCredential', { id }); }),
+    removeCredential: (id, stepUp) => outcome(async () => { await client.call('removeCredential', { id, ...(stepUp ? { stepUp } : {}) }); }),
     registerOptions: (body) => outcome(() => client.call('registerPasskeyOptions', body)),
     registerVerify: (body) => outcome(() => client.call('registerPasskeyVerify', body)),
     totpEnroll: (body) => outcome(() => client.call('enrollTotp', body)),

@@ -20,7 +20,8 @@ export interface EnrollViewProps {
   now?: () => number;
 }
 
-type Pending = { kind: 'passkey'; label: string } | { kind: 'totp' };
+/** A factor change waiting for the step-up the server asked for: the change resumes with the proof. */
+type Pending = { kind: 'passkey'; label: string } | { kind: 'totp' } | { kind: 'remove'; credential: CredentialInfo };
 
 export function EnrollView({ api, startRegistration = realStartRegistration, webauthn, now = Date.now }: EnrollViewProps) {
   const [status, setStatus] = useState<StepUpStatus | undefined>();
@@ -31,7 +32,7 @@ export function EnrollView({ api, startRegistration = realStartRegistration, web
   const [totp, setTotp] = useState<TotpEnrollResult | undefined>();
   const [code, setCode] = useState('');
   const [busy, setBusy] = useState(false);
-  /** Adding a factor that needs a step-up first: the step-up view is shown, then the addition resumes. */
+  /** A factor change that needs a step-up first: the step-up view is shown, then the change resumes. */
   const [needsStepUp, setNeedsStepUp] = useState<Pending | undefined>();
 
   const refresh = useCallback(async () => {
@@ -96,10 +97,14 @@ export function EnrollView({ api, startRegistration = realStartRegistration, web
     await refresh();
   }, [api, code, refresh]);
 
-  const remove = useCallback(async (c: CredentialInfo) => {
+  const remove = useCallback(async (c: CredentialInfo, stepUp?: StepUpProof) => {
     setProblem(undefined);
-    const r = await api.removeCredential(c.id);
-    if (!r.ok) { setProblem(explainProblem(r.problem)); return; }
+    const r = await api.removeCredential(c.id, stepUp);
+    if (!r.ok) {
+      if (r.problem.code === 'stepup_required') { setNeedsStepUp({ kind: 'remove', credential: c }); return; }
+      setProblem(explainProblem(r.problem));
+      return;
+    }
     setNotice(`Removed “${c.label}”.`);
     await refresh();
   }, [api, refresh]);
@@ -114,12 +119,13 @@ export function EnrollView({ api, startRegistration = realStartRegistration, web
           submitProof: async (proof) => {
             setNeedsStepUp(undefined);
             if (pending.kind === 'passkey') await addPasskey(pending.label, proof);
+            else if (pending.kind === 'remove') await remove(pending.credential, proof);
             else await startTotp(proof);
             return { ok: true, value: undefined };
           },
         }}
         action={{ kind: 'enroll' }}
-        summary={{ title: pending.kind === 'passkey' ? 'Add a passkey or security key to your account' : 'Set up an authenticator app for your account' }}
+        summary={{ title: pending.kind === 'passkey' ? 'Add a passkey or security key to your account' : pending.kind === 'remove' ? `Remove “${pending.credential.label}” from your account` : 'Set up an authenticator app for your account' }}
         onDone={() => undefined}
         onCancel={() => setNeedsStepUp(undefined)}
         webauthn={webauthn}

@@ -20,7 +20,8 @@ export interface StepUpClient {
 export interface EnrollClient {
   status(): Promise<Outcome<StepUpStatus>>;
   listCredentials(): Promise<Outcome<CredentialInfo[]>>;
-  removeCredential(id: string): Promise<Outcome<void>>;
+  /** Needs a proof for the `enroll` action when the server asks (stepup_required). */
+  removeCredential(id: string, stepUp?: StepUpProof): Promise<Outcome<void>>;
   registerOptions(body: { label?: string; stepUp?: StepUpProof }): Promise<Outcome<RegisterOptionsResult>>;
   registerVerify(body: { challengeId: string; response: Record<string, unknown>; label?: string }): Promise<Outcome<CredentialInfo>>;
   totpEnroll(body: { stepUp?: StepUpProof }): Promise<Outcome<TotpEnrollResult>>;
@@ -68,7 +69,7 @@ export function createHttpStepUpClient(opts: HttpClientOptions): StepUpClient & 
       const r = await call(opts, 'GET', '/credentials', undefined, z.object({ credentials: z.array(CredentialInfo) }));
       return r.ok ? { ok: true, value: r.value.credentials } : r;
     },
-    removeCredential: (id) => call<void>(opts, 'DELETE', `/credentials/${encodeURIComponent(id)}`, undefined, null),
+    removeCredential: (id, stepUp) => call<void>(opts, 'POST', `/credentials/${encodeURIComponent(id)}/remove`, stepUp ? { stepUp } : {}, null),
     registerOptions: (body) => call(opts, 'POST', '/webauthn/register/options', body, RegisterOptionsResult),
     registerVerify: (body) => call(opts, 'POST', '/webauthn/register/verify', body, CredentialInfo),
     totpEnroll: (body) => call(opts, 'POST', '/totp/enroll', body, TotpEnrollResult),
