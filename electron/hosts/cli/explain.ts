@@ -65,6 +65,7 @@ function serverWords(problem: AgentProblem, ctx: ExplainContext): Explained | un
       return { message: 'This needs a verification you have not set up yet (an authenticator app or a passkey).', next: 'Set one up in the Stint app (tray or web UI), then run the command again.' };
     case 'stepup_method_not_allowed': return { message: said, next: 'Use the Stint app (tray or web UI), which can use a passkey.' };
     case 'stepup_unavailable': return { message: 'This needs a step-up, but the server has none configured.', next: 'Tell your Stint administrator.' };
+    case 'no_approval_route': return { message: `Nobody could approve this request: ${said}`, next: 'Tell your Stint administrator: the resource\'s policy needs an approvals rule.' };
     case 'not_a_requester': return { message: 'You may not request this resource (only with break-glass).', next: 'See `stint resources`.' };
     case 'grant_not_active': case 'grant_ended': return { message: 'This access has already ended.', next: 'See `stint grants`.' };
     case 'busy': case 'storage_unavailable': return { message: 'The server is busy right now.', next: 'Try again in a moment.' };
