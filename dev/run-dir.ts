@@ -70,7 +70,7 @@ export function recordPid(pid: number): void {
   writeFileSync(join(pids, String(pid)), '');
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -20,7 +20,7 @@ import { startPostgres, PG_BIN } from '../dev/postgres';
 import { startSshd } from '../dev/sshd';
 import { startKeyring } from '../dev/keyring';
 import { installKeysCommand } from '../dev/keys-command';
-import { sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
+import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
 import { assertPortsFree } from '../dev/port-holder';
 import { demoConfigYaml, DEMO_SQL } from './demo-config';
 import { DEMO_ROLES, startDemoAgent } from './demo-agents';
@@ -43,15 +43,6 @@ function secret(name: string): string {
   all[name] ??= randomBytes(32).toString('base64url');
   writeFileSync(file, JSON.stringify(all, null, 2), { mode: 0o600 });
   return all[name]!;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function postgresDir(): string {
