@@ -11,6 +11,7 @@ import { KeytarSecretStore } from './secrets/keytar-store';
 import type { SecretStore } from './secrets/secret-store';
 import { Session, type SessionStatus, type SessionUser } from './session';
 import type { SettingsStore } from './settings';
+import type { AgentSettings } from '../../shared/contract/agent';
 
 /** The tray app's keychain namespace. Every other agent profile (CLI, each demo user) has its own, because an agent
  * wipes on start every grant item in its namespace that it does not hold: a shared one would erase another
@@ -42,6 +43,9 @@ export interface CreateAgentOptions {
   fetch?: typeof fetch;
 }
 
+/** What a sign-in is made of: a change to any of these is another session. */
+type SignInSettings = Pick<AgentSettings, 'clientId' | 'scopes' | 'audienceParameter'> & { issuer: string; audience: string };
+
 /**
  * The OIDC session, built from the settings when first needed (and again when the sign-in service changes), so the
  * agent can start before the user has configured a server.
@@ -49,7 +53,7 @@ export interface CreateAgentOptions {
 export class SettingsSession implements SessionLike {
   private inner?: { key: string; session: Session };
 
-  constructor(private readonly settings: SettingsStore, private readonly make: (s: { issuer: string; clientId: string; audience: string }) => Session) {}
+  constructor(private readonly settings: SettingsStore, private readonly make: (s: SignInSettings) => Session) {}
 
   private current(required: boolean): Session | undefined {
     const s = this.settings.get();
@@ -57,8 +61,9 @@ export class SettingsSession implements SessionLike {
       if (required) throw new AgentError('invalid_input', 'Set the sign-in service (issuer) and API audience in Settings first.');
       return undefined;
     }
-    const key = `${s.issuer}\n${s.clientId}\n${s.audience}`;
-    if (this.inner?.key !== key) this.inner = { key, session: this.make({ issuer: s.issuer, clientId: s.clientId, audience: s.audience }) };
+    const signIn: SignInSettings = { issuer: s.issuer, clientId: s.clientId, audience: s.audience, scopes: s.scopes, audienceParameter: s.audienceParameter };
+    const key = JSON.stringify(signIn);
+    if (this.inner?.key !== key) this.inner = { key, session: this.make(signIn) };
     return this.inner.session;
   }
 

@@ -3,14 +3,21 @@
 // access token in memory only. Refreshes are single-flight: the IdP rotates refresh tokens and revokes the whole
 // family when an old one is reused, so two concurrent refreshes would sign the user out.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { SecretStore } from './secrets/secret-store';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
 import { AgentError, isAgentError } from './errors';
+import { DEFAULT_SCOPES } from '../../shared/contract/agent';
 
-export const REFRESH_TOKEN_ACCOUNT = 'session:refresh-token';
-const SCOPE = 'openid offline_access email profile groups';
+/**
+ * The keychain account of a sign-in's refresh token: one per issuer, client and audience, so a token from one
+ * sign-in service is never sent to another after Settings change (and switching back finds its own again).
+ */
+export function refreshTokenAccount(o: { issuer: string; clientId: string; audience: string }): string {
+  return `session:refresh-token:${createHash('sha256').update(`${o.issuer}\n${o.clientId}\n${o.audience}`).digest('hex').slice(0, 24)}`;
+}
 
 export interface SessionUser {
   sub: string;
@@ -29,6 +36,10 @@ export interface SessionOptions {
   clientId: string;
   /** The API's resource indicator: access tokens are issued for this audience. */
   audience: string;
+  /** Scopes asked for (space-separated); default: openid offline_access email profile groups. */
+  scopes?: string;
+  /** How the audience is asked for (see AgentSettings.audienceParameter); default RFC 8707 `resource`. */
+  audienceParameter?: 'resource' | 'audience' | 'none';
   secrets: SecretStore;
   /** Open the system browser (the shell's shell.openExternal, `open`/`xdg-open`, or a test driver). */
   openUrl: (url: string) => void | Promise<void>;
@@ -92,9 +103,12 @@ export class Session {
   private pendingLogin?: AbortController;
   private current: SessionStatus = { status: 'signed_out' };
 
+  private readonly refreshAccount: string;
+
   constructor(options: SessionOptions) {
     this.options = options;
     this.clock = options.clock ?? systemClock;
+    this.refreshAccount = refreshTokenAccount(options);
   }
 
   get status(): SessionStatus {
@@ -104,6 +118,15 @@ export class Session {
   private set(status: SessionStatus): void {
     this.current = status;
     this.options.onChange?.(status);
+  }
+
+  /** The audience as this IdP wants to be asked for it, in the authorization and refresh requests. */
+  private audienceParams(): Record<string, string> {
+    switch (this.options.audienceParameter ?? 'resource') {
+      case 'resource': return { resource: this.options.audience };
+      case 'audience': return { audience: this.options.audience };
+      default: return {};
+    }
   }
 
   private async configuration(): Promise<oidc.Configuration> {
@@ -123,7 +146,7 @@ export class Session {
 
   private async accept(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): Promise<SessionUser> {
     // Store the (rotated) refresh token before anything else uses the new tokens: losing it means signing in again.
-    if (tokens.refresh_token) await this.options.secrets.set(REFRESH_TOKEN_ACCOUNT, tokens.refresh_token);
+    if (tokens.refresh_token) await this.options.secrets.set(this.refreshAccount, tokens.refresh_token);
     const lifetimeMs = (tokens.expiresIn() ?? 300) * 1000;
     this.access = { token: tokens.access_token, expiresAtMono: this.clock.monotonic() + lifetimeMs };
     const previous = this.current.status === 'signed_in' ? this.current.user : undefined;
@@ -135,7 +158,7 @@ export class Session {
 
   /** Sign in with the refresh token from the keychain, if there is one. false when a browser sign-in is needed. */
   async restore(): Promise<boolean> {
-    if (!(await this.options.secrets.get(REFRESH_TOKEN_ACCOUNT))) return false;
+    if (!(await this.options.secrets.get(this.refreshAccount))) return false;
     try {
       await this.refresh();
       return true;
@@ -162,13 +185,13 @@ export class Session {
         const redirectUri = `http://127.0.0.1:${port}/callback`;
         const url = oidc.buildAuthorizationUrl(config, {
           redirect_uri: redirectUri,
-          scope: SCOPE,
+          scope: this.options.scopes ?? DEFAULT_SCOPES,
           code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
           code_challenge_method: 'S256',
           state,
           nonce,
           prompt: 'consent',
-          resource: this.options.audience,
+          ...this.audienceParams(),
           ...(this.options.loginHint ? { login_hint: this.options.loginHint } : {}),
         });
         // Shown by the UI too, for machines where no browser opens by itself (the web host on a headless box).
@@ -275,7 +298,7 @@ export class Session {
   }
 
   private async doRefresh(): Promise<string> {
-    const refreshToken = await this.options.secrets.get(REFRESH_TOKEN_ACCOUNT);
+    const refreshToken = await this.options.secrets.get(this.refreshAccount);
     if (!refreshToken) {
       this.access = undefined;
       if (this.current.status !== 'signing_in') this.set({ status: 'signed_out' });
@@ -284,12 +307,12 @@ export class Session {
     const config = await this.configuration();
     let tokens;
     try {
-      tokens = await oidc.refreshTokenGrant(config, refreshToken, { resource: this.options.audience });
+      tokens = await oidc.refreshTokenGrant(config, refreshToken, this.audienceParams());
     } catch (cause) {
       const error = idpError(cause, 'refresh your session');
       if (error.code === 'login_failed') {
         // The IdP no longer honours this refresh token (expired, revoked, reused): sign in again.
-        await this.options.secrets.delete(REFRESH_TOKEN_ACCOUNT);
+        await this.options.secrets.delete(this.refreshAccount);
         this.access = undefined;
         const expired = new AgentError('session_expired', 'Your session has ended — sign in again.', cause);
         this.set({ status: 'signed_out', message: expired.message });
@@ -304,7 +327,7 @@ export class Session {
   /** Revoke at the IdP (best effort: a dead IdP must not keep secrets around), then forget every token. */
   async signOut(): Promise<{ revoked: boolean }> {
     this.pendingLogin?.abort();
-    const refreshToken = await this.options.secrets.get(REFRESH_TOKEN_ACCOUNT).catch(() => undefined);
+    const refreshToken = await this.options.secrets.get(this.refreshAccount).catch(() => undefined);
     const accessToken = this.access?.token;
     this.access = undefined;
     let revoked = false;
@@ -318,7 +341,7 @@ export class Session {
     } catch {
       revoked = false;
     }
-    await this.options.secrets.delete(REFRESH_TOKEN_ACCOUNT);
+    await this.options.secrets.delete(this.refreshAccount);
     this.set({ status: 'signed_out' });
     return { revoked };
   }

@@ -5,13 +5,15 @@
 //   name authorization and token endpoints. Plain http only for loopback issuers (as the session allows).
 // - server URL: GET <server>/v1/openapi.json (public) must answer with the Stint API description.
 // - client ID, audience: not empty.
+// - scopes (when they or the issuer change): each one the sign-in service lists in scopes_supported, where it lists
+//   them — an IdP that does not know `groups` refuses the whole sign-in.
 // - when the server URL, issuer or audience changes: the server's protected-resource metadata (RFC 9728) names the
 //   issuer and audience it accepts; the settings as they would be saved must match them.
 import type { AgentSettings, SettingsPatch } from '../../shared/contract/agent';
 import { AgentError } from './errors';
 
-export type SignInField = 'serverUrl' | 'issuer' | 'clientId' | 'audience';
-export const SIGN_IN_FIELDS: readonly SignInField[] = ['serverUrl', 'issuer', 'clientId', 'audience'];
+export type SignInField = 'serverUrl' | 'issuer' | 'clientId' | 'audience' | 'scopes';
+export const SIGN_IN_FIELDS: readonly SignInField[] = ['serverUrl', 'issuer', 'clientId', 'audience', 'scopes'];
 
 export interface SettingsCheckOptions {
   fetch?: typeof fetch;
@@ -20,7 +22,7 @@ export interface SettingsCheckOptions {
 }
 
 /** The sign-in fields the patch sets to a value different from the saved one. */
-export function changedSignInFields(before: Pick<AgentSettings, SignInField>, patch: SettingsPatch): SignInField[] {
+export function changedSignInFields(before: Partial<Pick<AgentSettings, SignInField>>, patch: SettingsPatch): SignInField[] {
   return SIGN_IN_FIELDS.filter((field) => patch[field] !== undefined && patch[field] !== before[field]);
 }
 
@@ -28,12 +30,14 @@ export function changedSignInFields(before: Pick<AgentSettings, SignInField>, pa
  * Throws AgentError('invalid_input') naming every check that failed; resolves when the changed fields are fine (at
  * once, without any request, when no sign-in field changes).
  */
-export async function checkSignInSettings(before: Pick<AgentSettings, SignInField>, patch: SettingsPatch, options: SettingsCheckOptions = {}): Promise<void> {
+export async function checkSignInSettings(before: Partial<Pick<AgentSettings, SignInField>>, patch: SettingsPatch, options: SettingsCheckOptions = {}): Promise<void> {
   const changed = changedSignInFields(before, patch);
   if (changed.length === 0) return;
   const checks: Array<Promise<string | undefined>> = [];
   if (patch.serverUrl !== undefined && changed.includes('serverUrl')) checks.push(checkServer(patch.serverUrl, options));
   if (patch.issuer !== undefined && changed.includes('issuer')) checks.push(checkIssuer(patch.issuer, options));
+  const issuerAfter = patch.issuer ?? before.issuer;
+  if (issuerAfter && (changed.includes('issuer') || changed.includes('scopes'))) checks.push(checkScopes(issuerAfter, patch.scopes ?? before.scopes, options));
   if (changed.includes('clientId') && !patch.clientId?.trim()) checks.push(Promise.resolve('The client ID is empty: enter the one your administrator gave you (usually stint-agent).'));
   if (changed.includes('audience') && !patch.audience?.trim()) checks.push(Promise.resolve('The API audience is empty: enter the one your administrator gave you (the audience your Stint server expects in access tokens).'));
   let failures = (await Promise.all(checks)).filter((f): f is string => Boolean(f));
@@ -164,4 +168,19 @@ async function checkAccepted(serverUrl: string, issuer: string | undefined, audi
   if (audience && expected.audience && audience !== expected.audience) wrong.push(`the API audience "${expected.audience}" (you entered "${audience}")`);
   if (issuer && expected.issuers.length && !expected.issuers.includes(issuer)) wrong.push(`tokens from ${expected.issuers.join(' or ')} (you entered ${issuer})`);
   return wrong.length ? `The Stint server at ${serverUrl} expects ${wrong.join(' and ')}.` : undefined;
+}
+
+/** Scopes the issuer's discovery document does not offer (when it lists what it offers). */
+async function checkScopes(issuer: string, scopes: string | undefined, options: SettingsCheckOptions): Promise<string | undefined> {
+  const base = httpUrl(issuer);
+  if (!base || !scopes) return undefined;
+  const discovery = new URL(base.href);
+  discovery.pathname = `${discovery.pathname.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+  const got = await get(discovery, 'manual', options);
+  if ('error' in got) return undefined; // the issuer check says why it cannot be reached
+  if (!got.response.ok) { await got.response.body?.cancel(); return undefined; }
+  const offered = (await json(got.response))?.scopes_supported;
+  if (!Array.isArray(offered)) return undefined;
+  const missing = scopes.split(' ').filter((s) => !offered.includes(s));
+  return missing.length ? `The sign-in service at ${issuer} does not offer the scope${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (it offers ${offered.join(' ')}); remove ${missing.length === 1 ? 'it' : 'them'} from Scopes.` : undefined;
 }

@@ -125,12 +125,25 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 
 // ---- settings (non-secret preferences) ----
 export const PreferredClient = z.enum(['psql', 'uri']);
+export const DEFAULT_SCOPES = 'openid offline_access email profile groups';
+/** Space-separated OAuth scopes; `openid` is required (Stint is an OpenID Connect client). */
+export const OidcScopes = z.string().max(512)
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'scopes separated by single spaces (RFC 6749 scope characters)')
+  .refine((s) => s.split(' ').includes('openid'), 'the scopes must include openid');
+export const AudienceParameter = z.enum(['resource', 'audience', 'none']);
 export const AgentSettings = z.object({
   serverUrl: z.string().url().optional(),
   issuer: z.string().url().optional(),
   clientId: z.string().default('stint-agent'),
   /** The API audience (resource indicator) asked for in the authorization request. */
   audience: z.string().optional(),
+  /** Scopes asked for at sign-in, space-separated: some IdPs refuse ones they do not know (e.g. `groups`). */
+  scopes: OidcScopes.default(DEFAULT_SCOPES),
+  /**
+   * How the audience is asked for: `resource` (RFC 8707: Okta, oidc-provider), `audience` (Auth0's parameter), or
+   * `none` (the IdP puts it in tokens by its own configuration: Keycloak's audience mapper, Entra's scope).
+   */
+  audienceParameter: AudienceParameter.default('resource'),
   defaultDurationSeconds: DurationSeconds.optional(),
   /** Stable local port per resource id; resources not listed get a port derived from their id. */
   ports: z.record(z.string(), z.number().int().min(1024).max(65535)).default({}),
@@ -146,6 +159,8 @@ export const SettingsPatch = z.strictObject({
   issuer: z.string().url(),
   clientId: z.string(),
   audience: z.string(),
+  scopes: OidcScopes,
+  audienceParameter: AudienceParameter,
   defaultDurationSeconds: DurationSeconds,
   ports: z.record(z.string(), z.number().int().min(1024).max(65535)),
   preferredClient: PreferredClient,

@@ -6,9 +6,11 @@ import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { freePort } from '../../dev/ports';
 import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
-import { Session, REFRESH_TOKEN_ACCOUNT, type SessionStatus } from '../../electron/core/session';
+import { Session, refreshTokenAccount, type SessionStatus } from '../../electron/core/session';
 import { FakeClock } from './fake-clock';
 
+/** Where the session keeps this IdP's refresh token (one account per issuer, client and audience). */
+const refreshAccount = () => refreshTokenAccount({ issuer: idp.issuer, clientId: idp.clientId, audience: idp.audience });
 let idp: IdpInstance;
 let keyring: KeyringInstance;
 
@@ -63,7 +65,7 @@ describe('OIDC session against the real dev IdP and keychain', () => {
     expect(auth.searchParams.get('resource')).toBe(idp.audience);
     expect(auth.searchParams.get('nonce')).toBeTruthy();
     expect(auth.searchParams.get('scope')).toBe('openid offline_access email profile groups');
-    expect(await secrets.get(REFRESH_TOKEN_ACCOUNT)).toBeTruthy();
+    expect(await secrets.get(refreshAccount())).toBeTruthy();
     const token = decodeJwt(await session.accessToken());
     expect(token.aud).toBe(idp.audience);
     expect(token.sub).toBe('alice');
@@ -78,12 +80,12 @@ describe('OIDC session against the real dev IdP and keychain', () => {
     const { session, secrets } = newSession({ clock });
     await session.signIn();
     const first = await session.accessToken();
-    const firstRefresh = await secrets.get(REFRESH_TOKEN_ACCOUNT);
+    const firstRefresh = await secrets.get(refreshAccount());
     clock.advance(11 * 60_000); // past the 10-minute access token
     const [a, b] = await Promise.all([session.accessToken(), session.accessToken()]);
     expect(a).toBe(b);
     expect(a).not.toBe(first);
-    const rotated = await secrets.get(REFRESH_TOKEN_ACCOUNT);
+    const rotated = await secrets.get(refreshAccount());
     expect(rotated).not.toBe(firstRefresh);
     // Had two refreshes raced, the IdP would have revoked the family: the rotated token would now fail.
     const restored = new Session({ issuer: idp.issuer, clientId: idp.clientId, audience: idp.audience, secrets, openUrl: () => { throw new Error('no browser expected'); } });
@@ -92,12 +94,24 @@ describe('OIDC session against the real dev IdP and keychain', () => {
     await restored.signOut();
   });
 
+  it('a refresh token belongs to its sign-in service: another issuer or audience never gets it', async () => {
+    const { session, secrets } = newSession();
+    await session.signIn();
+    // Settings change the audience: the session made for it finds no token of its own and sends none anywhere.
+    const other = new Session({ issuer: idp.issuer, clientId: idp.clientId, audience: 'https://other.example/api', secrets, openUrl: () => { throw new Error('no browser expected'); } });
+    expect(await other.restore()).toBe(false);
+    // Switching back finds the first sign-in's token again.
+    const again = new Session({ issuer: idp.issuer, clientId: idp.clientId, audience: idp.audience, secrets, openUrl: () => { throw new Error('no browser expected'); } });
+    expect(await again.restore()).toBe(true);
+    await again.signOut();
+  });
+
   it('sign-out revokes the refresh token at the IdP and removes it from the keychain', async () => {
     const { session, secrets, changes } = newSession();
     await session.signIn();
-    const refreshToken = (await secrets.get(REFRESH_TOKEN_ACCOUNT))!;
+    const refreshToken = (await secrets.get(refreshAccount()))!;
     expect(await session.signOut()).toEqual({ revoked: true });
-    expect(await secrets.get(REFRESH_TOKEN_ACCOUNT)).toBeUndefined();
+    expect(await secrets.get(refreshAccount())).toBeUndefined();
     expect(changes.at(-1)).toEqual({ status: 'signed_out' });
     await expect(oidc.refreshTokenGrant(await idp.clientConfig(), refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
     await expect(session.accessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
@@ -106,10 +120,10 @@ describe('OIDC session against the real dev IdP and keychain', () => {
   it('a refresh token the IdP no longer honours means signing in again (session_expired), not a crash', async () => {
     const { session, secrets } = newSession();
     await session.signIn();
-    await secrets.set(REFRESH_TOKEN_ACCOUNT, 'not-a-valid-refresh-token');
+    await secrets.set(refreshAccount(), 'not-a-valid-refresh-token');
     await expect(session.refresh()).rejects.toMatchObject({ code: 'session_expired' });
     expect(session.status.status).toBe('signed_out');
-    expect(await secrets.get(REFRESH_TOKEN_ACCOUNT)).toBeUndefined();
+    expect(await secrets.get(refreshAccount())).toBeUndefined();
   });
 
   it('the user cancelling in the browser gives login_cancelled', async () => {

@@ -13,6 +13,7 @@ import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
 import { runCli, type Io } from '../../electron/hosts/cli/main';
 import { cliSettings } from '../../electron/hosts/cli/profile';
 import { serviceDir } from '../../dev/run-dir';
+import { refreshTokenAccount } from '../../electron/core/session';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -235,7 +236,7 @@ describe('stint profiles, approvals and step-up', () => {
       expect(await tray.get('grant:grt_tray_live')).toBe('{"dbUser":"u","dbPassword":"p"}');
       expect(await cli.list()).not.toContain('grant:grt_cli_crashed');
       // The tray app's session (alice signed in through the stack's agent) is untouched too.
-      expect(await tray.get('session:refresh-token')).toBeTruthy();
+      expect(await tray.get(refreshTokenAccount({ issuer: stack.idp.issuer, clientId: stack.idp.clientId, audience: stack.idp.audience }))).toBeTruthy();
     } finally {
       if (saved !== undefined) process.env.STINT_PROFILE = saved;
       await tray.delete('grant:grt_tray_live');

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
-import type { AgentSettings, SettingsPatch } from '../../../shared/contract/agent';
+import { DEFAULT_SCOPES, type AgentSettings, type SettingsPatch } from '../../../shared/contract/agent';
 import { useApp } from '../context';
 import { formatDuration } from '../format';
 import { PRESET_SECONDS } from '../policy';
@@ -10,6 +10,7 @@ import { agentEnrollClient } from '../agent/enroll-client';
 
 interface Draft {
   serverUrl: string; issuer: string; clientId: string; audience: string;
+  scopes: string; audienceParameter: AgentSettings['audienceParameter'];
   defaultDuration: string; preferredClient: 'psql' | 'uri'; ports: Record<string, string>;
 }
 
@@ -19,6 +20,8 @@ function toDraft(s: AgentSettings): Draft {
     issuer: s.issuer ?? '',
     clientId: s.clientId,
     audience: s.audience ?? '',
+    scopes: s.scopes,
+    audienceParameter: s.audienceParameter,
     defaultDuration: s.defaultDurationSeconds ? String(s.defaultDurationSeconds) : '',
     preferredClient: s.preferredClient,
     ports: Object.fromEntries(Object.entries(s.ports).map(([k, v]) => [k, String(v)])),
@@ -86,6 +89,10 @@ export function Settings() {
     else if (issuer) found.audience = 'Signing in needs the API audience as well as the sign-in service.';
     if (clientId) patch.clientId = clientId;
     else found.clientId = 'Enter the client ID (usually stint-agent).';
+    const scopes = current.scopes.trim().split(/\s+/).filter(Boolean);
+    if (scopes.includes('openid')) patch.scopes = scopes.join(' ');
+    else found.scopes = 'The scopes must include openid (Stint signs in with OpenID Connect).';
+    patch.audienceParameter = current.audienceParameter;
     if (current.defaultDuration) patch.defaultDurationSeconds = Number(current.defaultDuration);
     for (const [resourceId, text] of Object.entries(current.ports)) {
       if (!text.trim()) continue;
@@ -98,7 +105,7 @@ export function Settings() {
       setStatus({ ok: false, text: 'Some settings need fixing before they can be saved.' });
       return;
     }
-    const checking = (['serverUrl', 'issuer', 'clientId', 'audience'] as const).some((k) => patch[k] !== undefined && patch[k] !== settings?.[k]);
+    const checking = (['serverUrl', 'issuer', 'clientId', 'audience', 'scopes'] as const).some((k) => patch[k] !== undefined && patch[k] !== settings?.[k]);
     setSaving(true);
     setStatus(checking ? { ok: true, text: 'Checking the server and the sign-in service…' } : undefined);
     try {
@@ -149,6 +156,27 @@ export function Settings() {
                 placeholder="https://stint.example.com/api" onChange={(e) => update({ audience: e.target.value })} />
             )}
           </Field>
+          <details className="advanced" open={Boolean(errors.scopes) || current.scopes !== DEFAULT_SCOPES || current.audienceParameter !== 'resource'}>
+            <summary>For your identity provider</summary>
+            <Field id="settings-scopes" label="Scopes" error={errors.scopes}
+              hint="Asked for at sign-in, separated by spaces. Remove groups if your sign-in service does not know it (it then refuses the whole sign-in).">
+              {({ id, describedBy, invalid }) => (
+                <input id={id} type="text" value={current.scopes} aria-invalid={invalid} aria-describedby={describedBy}
+                  autoCapitalize="off" autoCorrect="off" spellCheck={false} onChange={(e) => update({ scopes: e.target.value })} />
+              )}
+            </Field>
+            <Field id="settings-audience-parameter" label="Ask for the audience with"
+              hint="Okta and most: the resource parameter. Auth0: audience. Keycloak, Entra ID: not asked (the sign-in service adds it itself).">
+              {({ id, describedBy }) => (
+                <select id={id} value={current.audienceParameter} aria-describedby={describedBy}
+                  onChange={(e) => update({ audienceParameter: e.target.value as Draft['audienceParameter'] })}>
+                  <option value="resource">resource (RFC 8707)</option>
+                  <option value="audience">audience</option>
+                  <option value="none">nothing: the sign-in service adds it</option>
+                </select>
+              )}
+            </Field>
+          </details>
         </fieldset>
         <Field id="settings-duration" label="Default duration" hint="Used when a resource’s policy allows it.">
           {({ id, describedBy }) => (
