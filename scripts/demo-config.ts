@@ -34,11 +34,17 @@ export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: 
   return `# Written by npm start from docs/config.example.yaml (this run's ports and paths) — DEV ONLY.\n${out}`;
 }
 
-/** Idempotent sample schema and rows for each demo database. */
+/**
+ * Idempotent sample schema and rows for each demo database, which only roles granted CONNECT may log in to: PostgreSQL
+ * grants CONNECT to PUBLIC by default, which would let a staging grant's role log in to production on this shared
+ * cluster (the server warns at start about any database left that way; the maintenance db `postgres` too).
+ */
 export const DEMO_SQL: Record<string, string> = {
   orders: `create table if not exists orders (id serial primary key, customer text not null, total_cents int not null, status text not null default 'new');
     insert into orders (customer, total_cents, status) select 'customer ' || g, (g * 1234) % 50000, case when g % 7 = 0 then 'stuck' else 'shipped' end
-      from generate_series(1, 50) g where not exists (select 1 from orders);`,
+      from generate_series(1, 50) g where not exists (select 1 from orders);
+    revoke connect on database orders from public; revoke connect on database postgres from public;`,
   users: `create table if not exists users (id serial primary key, email text not null, signed_up date not null default current_date);
-    insert into users (email) select 'user' || g || '@example.com' from generate_series(1, 25) g where not exists (select 1 from users);`,
+    insert into users (email) select 'user' || g || '@example.com' from generate_series(1, 25) g where not exists (select 1 from users);
+    revoke connect on database users from public;`,
 };

@@ -161,6 +161,10 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   app.addHook('preClose', async () => sse.closeAll());
 
   await lifecycle.start();
+  // Said once at start, loudly, with the fix: the server still starts (a database may be fixed while it runs).
+  void opts.credentials?.isolationProblems?.().then((problems) => {
+    for (const problem of problems) app.log.warn({ check: 'isolation' }, problem);
+  }, () => undefined);
   let closed = false;
   return {
     app, lifecycle, store, metrics, bus, routes,

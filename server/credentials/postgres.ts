@@ -183,6 +183,26 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
   return {
     kind: 'postgres',
 
+    async isolationProblems(): Promise<string[]> {
+      const problems: string[] = [];
+      // Every database on each managed server, not only the configured ones: PUBLIC's CONNECT on any of them is a
+      // door for every grant's role (a staging grant logging in to production on a shared cluster).
+      const servers = new Map<string, PostgresResourceConfig>();
+      for (const config of Object.values(options.resources)) servers.set(new URL(config.adminUrl).host, config);
+      for (const [host, config] of servers) {
+        try {
+          const open = await withClient(config, config.database, 'check database privileges', async (client) =>
+            (await client.query<{ datname: string }>("select datname from pg_database where datallowconn and not datistemplate and has_database_privilege('public', datname, 'CONNECT') order by datname")).rows);
+          for (const { datname } of open) {
+            problems.push(`PostgreSQL at ${host}: every role may connect to database ${datname} (CONNECT is granted to PUBLIC), so a grant for one database can log in to it. Fix: REVOKE CONNECT ON DATABASE ${ident(datname)} FROM PUBLIC; (and GRANT CONNECT to the roles that need it).`);
+          }
+        } catch (error) {
+          problems.push(`PostgreSQL at ${host}: could not check database privileges (${error instanceof Error ? error.message : String(error)}).`);
+        }
+      }
+      return problems;
+    },
+
     async issue(input: IssueInput): Promise<IssuedCredential> {
       const config = resource(input.resourceId);
       const templates = Object.hasOwn(config.levels, input.level) ? config.levels[input.level] : undefined;

@@ -24,5 +24,10 @@ export interface CredentialProvider {
   extend(input: { grantId: string; resourceId: string; username: string; endsAt: Date }): Promise<void>;
   /** NOLOGIN → terminate live sessions → reassign/drop owned → drop role. Succeeds when already gone. */
   revoke(input: { grantId: string; resourceId: string; username: string }): Promise<void>;
+  /**
+   * What would let a grant reach beyond its resource, in words with the fix (e.g. a database whose CONNECT is granted
+   * to PUBLIC, so a role granted one database can log in to every other on the server). Checked at start.
+   */
+  isolationProblems?(): Promise<string[]>;
   close(): Promise<void>;
 }
