@@ -45,6 +45,7 @@ export interface PostgresCredentialProvider extends CredentialProvider {
   readonly kind: 'postgres';
   /** Whether a role still exists (for status pages and tests). */
   roleExists(input: { resourceId: string; username: string }): Promise<boolean>;
+  isolationProblems(): Promise<string[]>;
 }
 
 /** Role names we create: `stint_g_` + 20 lowercase base-36 characters. Revoke refuses anything else. */
