@@ -299,24 +299,31 @@ export class StepUpService implements StepUpGate {
   }
 
   private async verifyTotp(userId: string, challenge: StoredChallenge, code: string, now: Date): Promise<StepUpResult> {
-    const attempts = await this.attemptState(userId);
-    if (attempts.lockedUntil) {
-      return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${attempts.lockedUntil.toISOString()}.`, { retryAfter: attempts.lockedUntil, attemptsLeft: 0 });
+    // The attempt is taken before the code is checked, atomically: parallel guesses cannot outrun the lock.
+    const attempt = await this.store.takeAttempt(userId, this.config.maxAttempts, now);
+    if (!attempt.taken) {
+      // Locked, or every attempt left is being checked right now (then the lock is a moment away).
+      const until = attempt.lockedUntil ?? new Date(now.getTime() + this.config.lockoutSeconds * 1000);
+      return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${until.toISOString()}.`, { retryAfter: until, attemptsLeft: 0 });
     }
     const totp = await this.store.getTotp(userId);
-    if (!totp?.confirmed) return fail('stepup_no_credential', 'You have not set up an authenticator app.', { reason: 'not_enrolled' });
+    if (!totp?.confirmed) {
+      await this.store.refundAttempt(userId);
+      return fail('stepup_no_credential', 'You have not set up an authenticator app.', { reason: 'not_enrolled' });
+    }
     const result = await this.checkCode(userId, totp.secretEnc, code, totp.lastTimeStep);
     if (!result.valid) {
       // A code from an already spent step is a replay, not a guess: refused without costing an attempt.
       if (totp.lastTimeStep !== undefined && (await this.checkCode(userId, totp.secretEnc, code, undefined)).valid) {
+        await this.store.refundAttempt(userId);
         return fail('stepup_replayed', 'That code was already used. Wait for the next code and try again.', { reason: 'replayed_code' });
       }
-      const lockUntil = new Date(now.getTime() + this.config.lockoutSeconds * 1000);
-      const after = await this.store.recordFailure(userId, this.config.maxAttempts, lockUntil);
-      if (after.lockedUntil && after.lockedUntil > now) {
-        return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${after.lockedUntil.toISOString()}.`, { retryAfter: after.lockedUntil, attemptsLeft: 0, reason: 'wrong_code' });
+      if (attempt.failedCount >= this.config.maxAttempts) {
+        const lockUntil = new Date(now.getTime() + this.config.lockoutSeconds * 1000);
+        await this.store.lock(userId, lockUntil);
+        return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${lockUntil.toISOString()}.`, { retryAfter: lockUntil, attemptsLeft: 0, reason: 'wrong_code' });
       }
-      const left = Math.max(0, this.config.maxAttempts - after.failedCount);
+      const left = Math.max(0, this.config.maxAttempts - attempt.failedCount);
       return fail('stepup_invalid', `That code is not right. ${left} attempt${left === 1 ? '' : 's'} left.`, { attemptsLeft: left, reason: 'wrong_code' });
     }
     const done = await this.store.completeTotp({ challengeId: challenge.id, userId, timeStep: result.timeStep, now });

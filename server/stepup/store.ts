@@ -71,8 +71,15 @@ export interface StepUpStore {
   purgeChallenges(before: Date): Promise<number>;
 
   getAttempts(userId: string): Promise<AttemptState>;
-  /** Counts one failure; when the count reaches `max`, locks until `lockUntil` and starts counting again from zero. */
-  recordFailure(userId: string, max: number, lockUntil: Date): Promise<AttemptState>;
+  /**
+   * Takes one attempt before a code is checked, in one conditional statement: none while locked, nor once `max` are
+   * spent or in flight — so parallel guesses cannot all be checked before the lock lands.
+   */
+  takeAttempt(userId: string, max: number, now: Date): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: Date }>;
+  /** The attempt taken was not a guess after all (a replayed code, no app set up): give it back. */
+  refundAttempt(userId: string): Promise<void>;
+  /** Lock until `lockUntil` and count again from zero (the attempts ran out). */
+  lock(userId: string, lockUntil: Date): Promise<void>;
   resetAttempts(userId: string): Promise<void>;
 }
 
@@ -303,19 +310,25 @@ export class KyselyStepUpStore implements StepUpStore {
     return { failedCount: r ? Number(r.failed_count) : 0, lockedUntil: date(r?.locked_until) };
   }
 
-  async recordFailure(userId: string, max: number, lockUntil: Date): Promise<AttemptState> {
-    return this.k.transaction().execute(async (trx) => {
-      await trx.insertInto('stepup_attempts').values({ user_id: userId, failed_count: 1, locked_until: null })
-        .onConflict((oc) => oc.column('user_id').doUpdateSet({ failed_count: sql`stepup_attempts.failed_count + 1` }))
-        .execute();
-      const r = await trx.selectFrom('stepup_attempts').selectAll().where('user_id', '=', userId).executeTakeFirstOrThrow();
-      const count = Number(r.failed_count);
-      if (count >= max) {
-        await trx.updateTable('stepup_attempts').set({ failed_count: 0, locked_until: iso(lockUntil) }).where('user_id', '=', userId).execute();
-        return { failedCount: count, lockedUntil: lockUntil };
-      }
-      return { failedCount: count, lockedUntil: date(r.locked_until) };
-    });
+  async takeAttempt(userId: string, max: number, now: Date): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: Date }> {
+    await this.k.insertInto('stepup_attempts').values({ user_id: userId, failed_count: 0, locked_until: null })
+      .onConflict((oc) => oc.column('user_id').doNothing()).execute();
+    // One statement: the row lock (PostgreSQL) or the single writer (SQLite) makes each taker see the count before it.
+    const taken = await this.k.updateTable('stepup_attempts').set({ failed_count: sql`failed_count + 1` })
+      .where('user_id', '=', userId).where('failed_count', '<', max)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', iso(now))]))
+      .returning('failed_count').executeTakeFirst();
+    if (taken) return { taken: true, failedCount: Number(taken.failed_count) };
+    const r = await this.getAttempts(userId);
+    return { taken: false, ...(r.lockedUntil && r.lockedUntil > now ? { lockedUntil: r.lockedUntil } : {}) };
+  }
+
+  async refundAttempt(userId: string): Promise<void> {
+    await this.k.updateTable('stepup_attempts').set({ failed_count: sql`case when failed_count > 0 then failed_count - 1 else 0 end` }).where('user_id', '=', userId).execute();
+  }
+
+  async lock(userId: string, lockUntil: Date): Promise<void> {
+    await this.k.updateTable('stepup_attempts').set({ failed_count: 0, locked_until: iso(lockUntil) }).where('user_id', '=', userId).execute();
   }
 
   async resetAttempts(userId: string): Promise<void> {

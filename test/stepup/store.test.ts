@@ -60,13 +60,19 @@ function storeContract(name: string, open: () => Promise<{ store: StepUpStore; c
       expect(await store.getTotp('alice')).toMatchObject({ confirmed: true, lastTimeStep: 101 });
     });
 
-    it('counts failures, locks at the limit and starts counting again', async () => {
+    it('takes attempts up to the limit, refunds one, locks, and takes none while locked', async () => {
       expect(await store.getAttempts('carol')).toEqual({ failedCount: 0, lockedUntil: undefined });
-      expect((await store.recordFailure('carol', 3, at(300))).failedCount).toBe(1);
-      expect((await store.recordFailure('carol', 3, at(300))).failedCount).toBe(2);
-      expect(await store.recordFailure('carol', 3, at(300))).toEqual({ failedCount: 3, lockedUntil: at(300) });
+      expect(await store.takeAttempt('carol', 3, at(0))).toEqual({ taken: true, failedCount: 1 });
+      expect(await store.takeAttempt('carol', 3, at(0))).toEqual({ taken: true, failedCount: 2 });
+      await store.refundAttempt('carol');
+      expect(await store.takeAttempt('carol', 3, at(0))).toEqual({ taken: true, failedCount: 2 });
+      expect(await store.takeAttempt('carol', 3, at(0))).toEqual({ taken: true, failedCount: 3 });
+      // All three are spent (or still being checked): no fourth, even before the lock is written.
+      expect(await store.takeAttempt('carol', 3, at(0))).toEqual({ taken: false });
+      await store.lock('carol', at(300));
       expect(await store.getAttempts('carol')).toEqual({ failedCount: 0, lockedUntil: at(300) });
-      await store.recordFailure('carol', 3, at(900));
+      expect(await store.takeAttempt('carol', 3, at(299))).toEqual({ taken: false, lockedUntil: at(300) });
+      expect(await store.takeAttempt('carol', 3, at(300))).toEqual({ taken: true, failedCount: 1 });
       await store.resetAttempts('carol');
       expect((await store.getAttempts('carol')).failedCount).toBe(0);
     });
