@@ -139,7 +139,9 @@ export function useAgent() {
     const list = held ? holdToasts(toasts, now) : toasts;
     const kept = reviewToasts(list, state, now);
     if (kept !== toasts) {
-      setToasts(kept);
+      // Reviewed again on the list as it is by then: a toast added since this render (the "Approved" that comes with
+      // the very state that ends the "Approval asked") must not be dropped by an update computed without it.
+      setToasts((current) => reviewToasts(held ? holdToasts(current, now) : current, state, now));
       return;
     }
     const wait = msUntilReview(toasts, state, now);
