@@ -1,8 +1,8 @@
 // Approvability (#18.7): a policy under which some request on a resource could wait with nobody able to approve it
 // is refused when the config loads, naming the resource, the policy and what to add; and a running server that got
 // such a config some other way refuses the request instead of leaving it pending.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { serviceDir } from '../../dev/run-dir';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig, validateConfig } from '../../server/config';
@@ -68,7 +68,8 @@ describe('the config load refuses a policy that could leave a request with nobod
   });
 
   it('reports like every other config mistake: the file, then one line per problem', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'stint-approvability-')), 'stint.yaml');
+    // In the run dir, which the run sweeps: a test leaves no temp dir behind.
+    const path = join(serviceDir('approvability'), 'stint.yaml');
     writeFileSync(path, configYaml('autoApprove: { when: { riskBelow: 30 } }'));
     expect(() => loadConfig(path)).toThrow(new RegExp(`^invalid configuration in ${path}:\\n  - policies\\.self-service: resource staging-users: .*riskBelow to 101`));
   });
