@@ -23,6 +23,7 @@ import { InProcessEventBus, isFor, sseFrame, type EventBus, type Subscriber } fr
 import { apiRoutes, IdParam, type RouteSpec } from './http/routes';
 import { openApiDocument } from './http/openapi';
 import { IdempotencyStore } from './http/idempotency';
+import { requireDeclaredAccess, type ServedRoute } from './http/access';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -60,6 +61,8 @@ export interface GrantServer {
   metrics: Metrics;
   bus: EventBus;
   routes: RouteSpec[];
+  /** Every route served, with who may call it (server/http/access.ts). */
+  served: ServedRoute[];
   close(): Promise<void>;
 }
 
@@ -82,6 +85,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     // Ids in paths are ours; anything longer is not one of them.
     routerOptions: { maxParamLength: 200 },
   });
+  // Before any route: a route that is not in the access table stops the server from starting.
+  const served = requireDeclaredAccess(app);
   const log: Logger = {
     info: (obj, msg) => app.log.info(obj, msg),
     warn: (obj, msg) => app.log.warn(obj, msg),
@@ -167,7 +172,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   }, () => undefined);
   let closed = false;
   return {
-    app, lifecycle, store, metrics, bus, routes,
+    app, lifecycle, store, metrics, bus, routes, served,
     close: async () => {
       if (closed) return;
       closed = true;
