@@ -130,7 +130,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       await sql`select 1`.execute(store.db);
       return { status: 'ready' };
     } catch (error) {
-      return sendProblem(reply, { status: 503, code: 'storage_unavailable', message: `storage is not reachable: ${(error as Error).message}` });
+      // The why goes to the log; a public probe learns only that storage is down (no host names, no driver text).
+      app.log.warn({ err: error }, 'readiness: storage is not reachable');
+      return sendProblem(reply, { status: 503, code: 'storage_unavailable', message: 'storage is not reachable' });
     }
   });
   app.get('/metrics', async (_request, reply) => {
@@ -146,8 +148,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   app.get('/.well-known/oauth-protected-resource', async () => resourceMetadata);
 
   // ---- bastions authenticate themselves with their own tokens, outside user authentication
-  const bastionTokens: Record<string, { token: string }> = {};
-  for (const [id, bastion] of Object.entries(config.bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env) };
+  const bastionTokens: Record<string, { token: string; users: string[] }> = {};
+  // Each bastion serves keys only for its configured login user: a grant's key opens nothing as another account.
+  for (const [id, bastion] of Object.entries(config.bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
   await app.register(bastionRoutes({ lookup: lifecycle, bastions: bastionTokens, sessions: createDbSessionStore(store.db, { clock }) }), { prefix: '/v1/bastion' });
 
   // ---- everything else needs a user

@@ -42,6 +42,8 @@ describe('PostgreSQL down and back', () => {
       expect(down.contentType).toContain('application/problem+json');
       expect(down.body.code).toBe('storage_unavailable');
       expect(JSON.stringify(down.body)).not.toContain(pg().adminPassword);
+      // No driver text or host names for a public probe (#19): the log has the why.
+      expect(down.body.detail).toBe('storage is not reachable');
       // Liveness is not readiness: the process itself is fine.
       expect((await call(a.url, 'GET', '/healthz')).status).toBe(200);
     } finally {
