@@ -21,6 +21,18 @@ describe('packaging', () => {
     expect(valid).toBe(true);
   });
 
+  it('flips the Electron fuses that would let a local program run code as Stint (#19)', () => {
+    expect(config.electronFuses).toEqual({
+      runAsNode: false,
+      enableCookieEncryption: true,
+      enableNodeOptionsEnvironmentVariable: false,
+      enableNodeCliInspectArguments: false,
+      enableEmbeddedAsarIntegrityValidation: true,
+      onlyLoadAppFromAsar: true,
+    });
+    expect(config.asar).toBe(true);
+  });
+
   it('every file the config names exists', () => {
     const files = [config.linux.icon, config.mac.icon, config.win.icon, config.mac.entitlements, config.mac.entitlementsInherit];
     for (const file of files) expect(existsSync(file), file).toBe(true);
