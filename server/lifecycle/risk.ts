@@ -19,7 +19,8 @@ export interface RiskSignals {
 export const RISK_WEIGHTS = {
   sensitivity: { low: 0, medium: 15, high: 35 },
   newDevice: 15,
-  noDevice: 10,
+  /** Never less than a new device: leaving the id out must not look safer than sending an unknown one. */
+  noDevice: 15,
   newIp: 10,
   unusualHour: 10,
   burst: 20,

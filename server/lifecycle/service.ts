@@ -754,7 +754,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     };
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
-      await this.remember(ctx.trx, user.sub, risk.newDevice ? body.deviceId : undefined, risk.newIp ? context.ip : undefined, now);
+      // A device or address is learnt only with a request that was granted (here: at once); a denied or abandoned
+      // request must not make the next one from the same place look familiar.
+      if (state === 'approved') await this.remember(ctx.trx, user.sub, risk.newDevice ? body.deviceId : undefined, risk.newIp ? context.ip : undefined, now);
       const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
       await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
       if (state === 'approved') await ctx.audit({ ...base, actor: SYSTEM, action: 'request.approved', reason: auto.why });
@@ -984,6 +986,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
         updated = { ...current, ...changes };
         await ctx.audit({ ...base, action: 'request.approved', detail: { approvers: people.map((p) => p.sub) } });
+        await this.remember(ctx.trx, current.requester, current.device_id ?? undefined, current.source_ip ?? undefined, now);
       }
       const request = await this.emitRequest(ctx, updated, 'pending_approval');
       return ok({ request, row: updated });

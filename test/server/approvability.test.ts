@@ -182,12 +182,14 @@ describe('the running server refuses a request nobody could approve', () => {
 
   it('still auto-approves the requests the policy covers, and approval rules still make a request wait', async () => {
     const alice = clientFor(url, await tokens.for('alice'));
-    // No device id and a new address: risk 20, below 21.
-    const covered = await alice.post('/v1/requests', { resourceId: 'staging-users', level: 'read' });
-    expect(covered.status, JSON.stringify(covered.body)).toBe(201);
-    expect(covered.body.request).toMatchObject({ state: 'approved', decisionReason: 'auto-approved by policy' });
-    const waits = await alice.post('/v1/requests', { resourceId: 'quick-orders', level: 'read' });
+    const waits = await alice.post('/v1/requests', { resourceId: 'quick-orders', level: 'read', deviceId: 'device-alice-2' });
     expect(waits.status, JSON.stringify(waits.body)).toBe(201);
     expect(waits.body.request).toMatchObject({ state: 'pending_approval', approvalsNeeded: [{ group: 'dba', count: 1, have: 0 }] });
+    // Approved by a DBA: alice's device and address are hers from now on (risk learns only from granted requests)…
+    expect((await clientFor(url, await tokens.for('bob')).post(`/v1/requests/${waits.body.request.id}/approve`, {})).status).toBe(200);
+    // …so her next staging request scores 0, below 21, and is auto-approved.
+    const covered = await alice.post('/v1/requests', { resourceId: 'staging-users', level: 'read', deviceId: 'device-alice-2' });
+    expect(covered.status, JSON.stringify(covered.body)).toBe(201);
+    expect(covered.body.request).toMatchObject({ state: 'approved', decisionReason: 'auto-approved by policy' });
   });
 });

@@ -331,12 +331,15 @@ describe('request and grant lifecycle', () => {
     expect((await asBastion(`/authorized-keys?type=ssh-ed25519&key=${key}`, 'wrong-token')).status).toBe(401);
     // A user's token is not a bastion's.
     expect((await asBastion(`/authorized-keys?type=ssh-ed25519&key=${key}`, await tokens.for('carol'))).status).toBe(401);
-    const line = await (await asBastion(`/authorized-keys?type=ssh-ed25519&key=${key}`)).text();
+    // sshd names the login user (%u): keys are served for the bastion's configured user only.
+    const user = server.config.bastions.main!.user;
+    expect(await (await asBastion(`/authorized-keys?type=ssh-ed25519&key=${key}`)).text()).toBe('');
+    const line = await (await asBastion(`/authorized-keys?user=${user}&type=ssh-ed25519&key=${key}`)).text();
     expect(line).toContain('permitopen="127.0.0.1:5432"');
     expect(line).toContain(publicKey.split(' ')[1]);
     const since = new Date(Date.now() - 1000).toISOString();
     await alice.post(`/v1/grants/${grant.id}/release`, {});
-    expect(await (await asBastion(`/authorized-keys?type=ssh-ed25519&key=${key}`)).text()).toBe('');
+    expect(await (await asBastion(`/authorized-keys?user=${user}&type=ssh-ed25519&key=${key}`)).text()).toBe('');
     const ended = await (await asBastion(`/ended?since=${encodeURIComponent(since)}`)).json();
     expect(JSON.stringify(ended)).toContain(grant.id);
   });
