@@ -4,7 +4,7 @@
 // Only types come from 'electron' here, so this logic runs and is tested under plain Node.
 import { pathToFileURL } from 'node:url';
 import type { IpcMainInvokeEvent } from 'electron';
-import { agentApi, type AgentMethod } from '../../shared/contract/agent';
+import { agentApi, type AgentMethod, type AgentResult } from '../../shared/contract/agent';
 import type { AgentCore } from '../core/agent-core';
 import { toAgentProblem } from '../core/agent-core';
 
@@ -23,7 +23,6 @@ export interface TrustedOrigins {
   windowIds(): Set<number>;
 }
 
-export type IpcResult<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
 
 export function senderProblem(event: Pick<IpcMainInvokeEvent, 'sender' | 'senderFrame'>, trusted: TrustedOrigins): string | undefined {
   const frame = event.senderFrame;
@@ -42,7 +41,7 @@ export function registerAgentIpc(ipcMain: IpcMainLike, agent: AgentCore, trusted
   const methods = Object.keys(agentApi) as AgentMethod[];
   for (const method of methods) {
     const contract = agentApi[method];
-    ipcMain.handle(channelFor(method), async (event, payload): Promise<IpcResult<unknown>> => {
+    ipcMain.handle(channelFor(method), async (event, payload): Promise<AgentResult<unknown>> => {
       const refused = senderProblem(event, trusted);
       if (refused) return { ok: false, error: { code: 'forbidden_sender', message: `Refused: ${refused}.` } };
       const input = contract.input.safeParse(payload ?? {});

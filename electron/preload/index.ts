@@ -1,18 +1,13 @@
 // The preload exposes exactly one function per AgentApi method (never a generic invoke/send), typed from the
 // contract, plus `onEvent` for the agent's event stream. `satisfies` makes a method added to the contract and
-// missing here a type error. Results come back as `{ok, value | error}` and are unwrapped here so the renderer
-// sees a rejected promise carrying `{code, message}`.
+// missing here a type error. Results cross as the `{ok, value | error}` union the main process answered: the
+// contextBridge clones plain objects, but a thrown Error reaches the page with its message only — its `code` and
+// the server's problem were lost that way (every error became `internal` in the app). The renderer unwraps it.
 import { contextBridge, ipcRenderer } from 'electron';
-import type { AgentEvent, AgentInput, AgentMethod, AgentOutput } from '../../shared/contract/agent';
-
-type Result<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
+import type { AgentEvent, AgentInput, AgentMethod, AgentOutput, AgentResult } from '../../shared/contract/agent';
 
 function call<M extends AgentMethod>(method: M) {
-  return async (input: AgentInput<M>): Promise<AgentOutput<M>> => {
-    const result = (await ipcRenderer.invoke(`stint:${method}`, input)) as Result<AgentOutput<M>>;
-    if (result.ok) return result.value;
-    throw Object.assign(new Error(result.error.message), { code: result.error.code });
-  };
+  return (input: AgentInput<M>): Promise<AgentResult<AgentOutput<M>>> => ipcRenderer.invoke(`stint:${method}`, input);
 }
 
 const api = {
@@ -44,7 +39,7 @@ const api = {
   history: call('history'),
   getSettings: call('getSettings'),
   updateSettings: call('updateSettings'),
-} satisfies { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentOutput<M>> };
+} satisfies { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentResult<AgentOutput<M>>> };
 
 contextBridge.exposeInMainWorld('stint', Object.freeze({
   ...api,

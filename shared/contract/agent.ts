@@ -114,6 +114,11 @@ export const ServerProblemInfo = z.object({
 });
 export const AgentProblem = z.object({ code: z.string(), message: z.string(), server: ServerProblemInfo.optional() });
 export type AgentProblem = z.infer<typeof AgentProblem>;
+/**
+ * A call's outcome as it crosses Electron IPC and the contextBridge: a plain union, which structured clone carries
+ * whole (an Error's `code` and `server` would be dropped on the way).
+ */
+export type AgentResult<T> = { ok: true; value: T } | { ok: false; error: AgentProblem };
 
 export const AgentEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), state: AgentState }),

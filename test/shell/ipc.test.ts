@@ -5,6 +5,8 @@ import { agentApi, type AgentMethod } from '../../shared/contract/agent';
 import { channelFor, registerAgentIpc, type IpcMainLike, type TrustedOrigins } from '../../electron/main/ipc';
 import type { AgentCore } from '../../electron/core/agent-core';
 import { AgentError } from '../../electron/core/errors';
+import { AgentCallError, unwrapBridgeResult } from '../../renderer/src/agent/client';
+import { errorCode } from '../../renderer/src/useAgent';
 
 type Handler = (event: any, ...args: unknown[]) => unknown;
 
@@ -16,6 +18,7 @@ function setup() {
     received.push({ method, input });
     if (method === 'connect') throw new AgentError('port_unavailable', 'Port 15432 is in use by another program.', new Error('EADDRINUSE secret-detail'));
     if (method === 'release') throw new Error('internal failure with /home/alice/.secret path');
+    if (method === 'approve') throw new AgentError('server_error', 'The server refused: approving this request needs a fresh step-up.', undefined, { status: 403, problem: { code: 'stepup_required', methods: ['totp'] } });
     return { ok: true };
   }])) as unknown as AgentCore['api'];
   const agent: AgentCore = { api, subscribe: () => () => {}, dispose: async () => {} };
@@ -75,5 +78,21 @@ describe('Electron IPC registration', () => {
     const hidden = await invoke('release', { grantId: 'g1' });
     expect(hidden.error.code).toBe('internal');
     expect(JSON.stringify(hidden)).not.toContain('.secret');
+  });
+
+  it('an error code and the server\'s problem survive the bridge to the page (structured clone, as contextBridge does)', async () => {
+    const { invoke } = setup();
+    const answered = await invoke('approve', { requestId: 'req_1' });
+    // What the page receives is a structured clone of what the preload resolves with.
+    const received = structuredClone(answered);
+    let thrown: unknown;
+    try { unwrapBridgeResult(received); } catch (error) { thrown = error; }
+    expect(thrown).toBeInstanceOf(AgentCallError);
+    expect(thrown).toMatchObject({ code: 'server_error', server: { status: 403, code: 'stepup_required', methods: ['totp'] } });
+    // …so the approval dialog knows to ask for a step-up (it used to see `internal`).
+    expect(errorCode(thrown)).toBe('stepup_required');
+    // Why the union and not a thrown Error: a clone of an Error keeps its message and drops every other property.
+    expect((structuredClone(Object.assign(new Error('refused'), { code: 'stepup_required' })) as { code?: string }).code).toBeUndefined();
+    expect(unwrapBridgeResult(structuredClone(await invoke('getState', {})))).toEqual({ ok: true });
   });
 });

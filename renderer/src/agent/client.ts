@@ -1,6 +1,6 @@
 // How the UI reaches the agent: through `window.stint` (the Electron preload: one function per AgentApi method) or,
 // in the web host, through its WebSocket with the per-launch token from the URL fragment. Both give an AgentClient.
-import type { AgentEvent, AgentInput, AgentMethod, AgentOutput, AgentProblem } from '../../../shared/contract/agent';
+import type { AgentEvent, AgentInput, AgentMethod, AgentOutput, AgentProblem, AgentResult } from '../../../shared/contract/agent';
 import { ServerMessage, type ClientMessage } from '../../../shared/contract/wire';
 
 export interface AgentClient {
@@ -18,7 +18,13 @@ export class AgentCallError extends Error {
   }
 }
 
-type ElectronBridge = { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentOutput<M>> } & {
+/** A result from the Electron bridge as the page gets it: the value, or the agent's problem as an AgentCallError. */
+export function unwrapBridgeResult<T>(result: AgentResult<T>): T {
+  if (result.ok) return result.value;
+  throw new AgentCallError(result.error.code, result.error.message, result.error.server);
+}
+
+type ElectronBridge = { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentResult<AgentOutput<M>>> } & {
   onEvent: (listener: (event: AgentEvent) => void) => () => void;
 };
 
@@ -27,12 +33,14 @@ export function electronClient(): AgentClient | undefined {
   if (!bridge || typeof bridge.onEvent !== 'function') return undefined;
   return {
     call: async (method, input) => {
+      let result: AgentResult<never>;
       try {
-        return await (bridge[method] as (i: unknown) => Promise<never>)(input);
+        result = await (bridge[method] as (i: unknown) => Promise<AgentResult<never>>)(input);
       } catch (error) {
-        const problem = error as Partial<AgentProblem>;
-        throw new AgentCallError(problem.code ?? 'internal', problem.message ?? String(error), problem.server);
+        // The bridge itself failed (no handler, a cloning error): nothing the agent said.
+        throw new AgentCallError('internal', error instanceof Error ? error.message : String(error));
       }
+      return unwrapBridgeResult(result);
     },
     subscribe: (listener) => bridge.onEvent(listener),
   };
