@@ -143,6 +143,8 @@ export class Agent implements AgentCore {
 
   clockChanged(): void {
     this.scheduler.clockChanged();
+    // Every shell shows the published snapshot: without a new one the countdown kept the time from before the jump.
+    this.publish();
   }
 
   subscribe(listener: (event: AgentEvent) => void): () => void {

@@ -1,6 +1,7 @@
 // Faults of the agent's time: a sleep past the deadline (monotonic time stood still, wall time moved on), the clock
 // moved forward past the deadline, and the clock moved back. Local time can only shorten access, never lengthen it:
 // access ends at once on resume / clock change when the deadline is past, and at the real deadline otherwise.
+import type { AgentState } from '../../shared/contract/agent';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack, type StackAgent } from '../harness/stack';
 import { CuttableNetwork, MovableClock, keychainItemsFor, portRefuses, query, roleExists, until } from './faults-support';
@@ -81,9 +82,16 @@ describe('faults: the agent clock', () => {
     const alice = stack.agent('alice', { clock });
     await alice.signIn();
     const g = await connected(alice, 8);
+    // What the shells see: the snapshots the agent publishes (not the state computed on request).
+    let shown: AgentState | undefined;
+    const stop = alice.agent.subscribe((event) => { if (event.type === 'state') shown = event.state; });
 
     clock.jump(-10 * 60_000);
     alice.agent.clockChanged();
+    // Published at once, before anything else happens: the countdown is right again without waiting for an event.
+    const published = shown!.grants.find((x) => x.grant.id === g.grantId)!;
+    expect(Math.abs(Date.parse(published.localEndsAt) - clock.now() - (g.endsAt - Date.now()))).toBeLessThan(1_500);
+    stop();
     // Talk to the server with the wrong clock too: what the agent learns from responses must not move the end.
     await alice.agent.api.refresh({});
     expect(grantOf(alice, g.grantId)!.localState).toBe('active');
