@@ -182,7 +182,14 @@ export const ServerConfig = z.strictObject({
     path: ['writeConcurrency'],
   }),
   webauthn: z.strictObject({ rpId: z.string().min(1), rpName: z.string().default('Stint'), origins: z.array(z.string()).min(1) }).optional(),
-  stepup: z.strictObject({ totpKey: SecretRef }).optional(),
+  stepup: z.strictObject({
+    totpKey: SecretRef,
+    /** How long a step-up challenge may be answered. */
+    challengeTtl: Duration.default(120).refine((s) => s >= 10 && s <= 600, 'between 10s and 10m'),
+    /** Wrong one-time codes before codes are locked, and for how long. */
+    maxAttempts: z.number().int().min(1).max(20).default(5),
+    lockout: Duration.default(300),
+  }).optional(),
   bastions: z.record(IdString, BastionConfig).default({}),
   resources: z.array(ResourceConfig).default([]),
   policies: z.record(IdString, PolicyConfig).default({}),

@@ -50,8 +50,9 @@ export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv):
   if (config.webauthn && config.stepup) {
     const totpKey = requireSecret(config.stepup.totpKey, 'stepup.totpKey', env);
     const webauthn = config.webauthn;
+    const stepup = config.stepup;
     stepUp = ({ db, clock }): StepUpWiring => {
-      const service = new StepUpService({ store: new KyselyStepUpStore(db), config: { rpId: webauthn.rpId, rpName: webauthn.rpName, origins: webauthn.origins, totpKey, challengeTtlSeconds: 120, maxAttempts: 5, lockoutSeconds: 300 }, now: () => clock.now() });
+      const service = new StepUpService({ store: new KyselyStepUpStore(db), config: { rpId: webauthn.rpId, rpName: webauthn.rpName, origins: webauthn.origins, totpKey, challengeTtlSeconds: stepup.challengeTtl, maxAttempts: stepup.maxAttempts, lockoutSeconds: stepup.lockout }, now: () => clock.now() });
       return { gate: service, routes: (deps) => stepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit }) };
     };
   }

@@ -38,10 +38,6 @@ export class CredentialError extends Error {
   }
 }
 
-export function isCredentialError(error: unknown): error is CredentialError {
-  return error instanceof CredentialError;
-}
-
 function describeCause(cause: unknown): string | undefined {
   if (cause === undefined) return undefined;
   if (cause instanceof Error) {

@@ -1,5 +1,5 @@
-// Step-up settings. The server's config embeds `StepUpConfig` (e.g. under `stepUp:`) or builds it from the
-// environment with stepUpConfigFromEnv. The TOTP key is a secret: it is never logged or echoed.
+// Step-up settings, built by the server from its config's `webauthn` and `stepup` sections (server/main.ts). The TOTP
+// key is a secret: it is never logged or echoed.
 import { z } from 'zod';
 
 export const StepUpConfig = z.object({
@@ -17,14 +17,3 @@ export const StepUpConfig = z.object({
 });
 export type StepUpConfig = z.output<typeof StepUpConfig>;
 export type StepUpConfigInput = z.input<typeof StepUpConfig>;
-
-/** STINT_STEPUP_RP_ID, STINT_STEPUP_RP_NAME, STINT_STEPUP_ORIGINS (comma-separated), STINT_STEPUP_TOTP_KEY. */
-export function stepUpConfigFromEnv(env: NodeJS.ProcessEnv, fallback: Partial<StepUpConfigInput> = {}): StepUpConfig {
-  return StepUpConfig.parse({
-    ...fallback,
-    ...(env.STINT_STEPUP_RP_ID ? { rpId: env.STINT_STEPUP_RP_ID } : {}),
-    ...(env.STINT_STEPUP_RP_NAME ? { rpName: env.STINT_STEPUP_RP_NAME } : {}),
-    ...(env.STINT_STEPUP_ORIGINS ? { origins: env.STINT_STEPUP_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-    ...(env.STINT_STEPUP_TOTP_KEY ? { totpKey: env.STINT_STEPUP_TOTP_KEY } : {}),
-  });
-}

@@ -9,7 +9,7 @@ import type { StepUpActionResolver, StepUpGate } from './seam';
 import { StepUpService } from './service';
 import { KyselyStepUpStore } from './store';
 
-export { StepUpConfig, stepUpConfigFromEnv } from './config';
+export { StepUpConfig } from './config';
 export { stepUpMigrations } from './store';
 export { stepUpProblem, stepUpFailureStatus, type StepUpAuditEntry } from './routes';
 export { StepUpService } from './service';

@@ -70,11 +70,6 @@ export function isTerminalGrant(state: GrantState): boolean {
   return Object.keys(GRANT_TABLE[state]).length === 0;
 }
 
-/** States in which a request waits on a timer (request TTL or activation window). */
-export function requestHasDeadline(state: RequestState): boolean {
-  return REQUEST_TABLE[state].expired !== undefined;
-}
-
 function describe(event: RequestEvent | GrantEvent): string {
   switch (event) {
     case 'stepup_passed': return 'stepped up';
