@@ -154,6 +154,8 @@ export const ServerConfig = z.strictObject({
     adminGroups: z.array(z.string()).default(['admins']),
     /** Require `typ: at+jwt` (RFC 9068) on access tokens. */
     requireAtJwt: z.boolean().default(false),
+    /** The OAuth clients whose tokens are accepted (`azp`, when a token names one): e.g. [stint-agent]. Default: any. */
+    clientIds: z.array(z.string().min(1)).optional(),
     /** Allows the dev IdP (server/dev-idp) to be started by the demo. Never in production. */
     dev: z.boolean().default(false),
   }),

@@ -79,13 +79,20 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         return { ok: false, code: 'idp_unavailable', message: `cannot fetch the identity provider's keys: ${(error as Error).message}` };
       }
       try {
-        const { payload } = await jwtVerify(token, jwks, {
+        const { payload, protectedHeader } = await jwtVerify(token, jwks, {
           issuer: identity.issuer,
           audience: identity.audience,
           currentDate: clock.now(),
           requiredClaims: ['exp', 'sub'],
           ...(identity.requireAtJwt ? { typ: 'at+jwt' } : {}),
         });
+        // An ID token is not an access token: a `typ` that says so (or anything but a JWT access token) is refused,
+        // and a token issued to a client this server does not serve (azp) is not taken for one of ours.
+        const typ = typeof protectedHeader.typ === 'string' ? protectedHeader.typ.toLowerCase().replace(/^application\//, '') : undefined;
+        if (typ !== undefined && typ !== 'at+jwt' && typ !== 'jwt') return { ok: false, code: 'token_invalid', message: `the token's type is "${protectedHeader.typ}", not an access token` };
+        if (identity.clientIds && typeof payload.azp === 'string' && !identity.clientIds.includes(payload.azp)) {
+          return { ok: false, code: 'token_invalid', message: `the token was issued to client "${payload.azp}", which this server does not accept (identity.clientIds)` };
+        }
         const user = toUser(payload);
         if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject' };
         const exp = payload.exp! * 1000;
