@@ -188,7 +188,7 @@ export class Agent implements AgentCore {
       version: this.version,
       session: s.status === 'signed_in'
         ? { status: 'signed_in', user: { ...s.user, admin: this.admin, approver: this.approver } }
-        : s.status === 'signing_in' ? { status: 'signing_in', ...(s.authorizationUrl ? { authorizationUrl: s.authorizationUrl } : {}) } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}) },
+        : s.status === 'signing_in' ? { status: 'signing_in', ...(s.authorizationUrl ? { authorizationUrl: s.authorizationUrl } : {}) } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}), ...(s.endSessionUrl ? { endSessionUrl: s.endSessionUrl } : {}) },
       server: {
         url: settings.serverUrl ?? '',
         status: this.serverStatus,

@@ -27,7 +27,8 @@ export interface SessionUser {
 }
 
 export type SessionStatus =
-  | { status: 'signed_out'; message?: string }
+  /** endSessionUrl: where to end the sign-in service's own session too (RP-initiated logout), after a sign-out. */
+  | { status: 'signed_out'; message?: string; endSessionUrl?: string }
   | { status: 'signing_in'; authorizationUrl?: string }
   | { status: 'signed_in'; user: SessionUser };
 
@@ -104,6 +105,8 @@ export class Session {
   private current: SessionStatus = { status: 'signed_out' };
 
   private readonly refreshAccount: string;
+  /** The last ID token (memory only): the hint that lets the sign-in service end its own session at sign-out. */
+  private idToken?: string;
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -147,6 +150,7 @@ export class Session {
   private async accept(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): Promise<SessionUser> {
     // Store the (rotated) refresh token before anything else uses the new tokens: losing it means signing in again.
     if (tokens.refresh_token) await this.options.secrets.set(this.refreshAccount, tokens.refresh_token);
+    if (tokens.id_token) this.idToken = tokens.id_token;
     const lifetimeMs = (tokens.expiresIn() ?? 300) * 1000;
     this.access = { token: tokens.access_token, expiresAtMono: this.clock.monotonic() + lifetimeMs };
     const previous = this.current.status === 'signed_in' ? this.current.user : undefined;
@@ -330,7 +334,10 @@ export class Session {
     const refreshToken = await this.options.secrets.get(this.refreshAccount).catch(() => undefined);
     const accessToken = this.access?.token;
     this.access = undefined;
+    const idToken = this.idToken;
+    this.idToken = undefined;
     let revoked = false;
+    let endSessionUrl: string | undefined;
     try {
       const config = await this.configuration();
       if (config.serverMetadata().revocation_endpoint) {
@@ -338,11 +345,16 @@ export class Session {
         if (accessToken) await oidc.tokenRevocation(config, accessToken, { token_type_hint: 'access_token' }).catch(() => {});
         revoked = true;
       }
+      // Stint's own tokens are gone; the sign-in service's session (its cookie in the browser) is the user's to end:
+      // offered as a link (RP-initiated logout), not opened behind their back.
+      if (config.serverMetadata().end_session_endpoint) {
+        endSessionUrl = oidc.buildEndSessionUrl(config, idToken ? { id_token_hint: idToken } : { client_id: this.options.clientId }).href;
+      }
     } catch {
       revoked = false;
     }
     await this.options.secrets.delete(this.refreshAccount);
-    this.set({ status: 'signed_out' });
+    this.set({ status: 'signed_out', ...(endSessionUrl ? { endSessionUrl } : {}) });
     return { revoked };
   }
 }

@@ -19,7 +19,8 @@ export const AgentUser = Me.omit({ serverTime: true });
 export type AgentUser = z.infer<typeof AgentUser>;
 
 export const SessionView = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('signed_out'), message: z.string().optional() }),
+  /** endSessionUrl: after a sign-out, where the user may end the sign-in service's own session too. */
+  z.object({ status: z.literal('signed_out'), message: z.string().optional(), endSessionUrl: z.string().url().optional() }),
   /** authorizationUrl: the IdP page the browser was sent to, for when no browser opened by itself. */
   z.object({ status: z.literal('signing_in'), authorizationUrl: z.string().url().optional() }),
   z.object({ status: z.literal('signed_in'), user: AgentUser }),

@@ -112,7 +112,16 @@ describe('OIDC session against the real dev IdP and keychain', () => {
     const refreshToken = (await secrets.get(refreshAccount()))!;
     expect(await session.signOut()).toEqual({ revoked: true });
     expect(await secrets.get(refreshAccount())).toBeUndefined();
-    expect(changes.at(-1)).toEqual({ status: 'signed_out' });
+    // The sign-in service's own session is the user's to end: offered as its RP-initiated logout page, with the hint.
+    const last = changes.at(-1) as { status: string; endSessionUrl?: string };
+    expect(last.status).toBe('signed_out');
+    const end = new URL(last.endSessionUrl!);
+    expect(`${end.origin}${end.pathname}`).toBe((await fetch(`${idp.issuer}/.well-known/openid-configuration`).then((r) => r.json())).end_session_endpoint);
+    expect(end.searchParams.get('id_token_hint')).toMatch(/^ey/);
+    const page = await fetch(end);
+    expect(page.status).toBe(200);
+    // No session cookie in this fetch, so the IdP goes straight to its logout confirmation (a self-submitting form).
+    expect(await page.text()).toMatch(/<form method="post" action="[^"]*\/session\/end\/confirm">/);
     await expect(oidc.refreshTokenGrant(await idp.clientConfig(), refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
     await expect(session.accessToken()).rejects.toMatchObject({ code: 'not_signed_in' });
   });

@@ -501,3 +501,12 @@ test('sign-in service: server, issuer, client ID and audience are saved together
   expect(await agent.api.getSettings({})).toMatchObject({ ...sent, issuer: 'https://login.corp.example' });
   await expect(group.getByLabel('Sign-in address (issuer)')).toHaveValue('https://login.corp.example');
 });
+
+test('after signing out, the page offers to end the sign-in service\'s own session too (not behind the user\'s back)', async ({ page, openUi }) => {
+  const endSessionUrl = 'https://login.example.com/session/end?id_token_hint=eyJhbGciOi.x.y';
+  const agent = new ScriptedAgent({ state: { session: { status: 'signed_out', endSessionUrl } } });
+  await openUi(agent);
+  const link = page.getByRole('link', { name: 'Sign out of your company’s sign-in service too' });
+  await expect(link).toHaveAttribute('href', endSessionUrl);
+  await expect(link).toHaveAttribute('target', '_blank');
+});

@@ -44,6 +44,9 @@ export function SignIn() {
         <>
           <p className="lead">Sign in to {host} to ask for database access.</p>
           {session.status === 'signed_out' && session.message && <p className="notice">{session.message}</p>}
+          {session.status === 'signed_out' && session.endSessionUrl && (
+            <p className="muted">Signed out of Stint. <a href={session.endSessionUrl} target="_blank" rel="noopener noreferrer">Sign out of your company’s sign-in service too</a> (on a shared computer).</p>
+          )}
           <div className="actions">
             <button type="button" className="primary" onClick={signIn}>Sign in</button>
           </div>
