@@ -9,7 +9,8 @@ export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta
 
 // webauthnOrigins: where passkeys may be used — every web host the demo serves and, for the tray app, the grant
 // server's own origin (the desktop app runs its step-up page there); default: the one web port.
-export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[] }): string {
+// bastionHostKeys: the host key of the sshd the demo started (the example's placeholder when there is none).
+export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[] }): string {
   const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
   const doc = parseDocument(text);
   // Each value is replaced where it stands in the file, so the rest (comments, layout) is byte for byte the example.
@@ -27,6 +28,7 @@ export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: 
   set(['storage', 'url'], `sqlite:${o.dir}/stint.db`);
   set(['webauthn', 'origins'], o.webauthnOrigins ?? [`http://localhost:${o.ports.web}`]);
   set(['bastions', 'main', 'port'], o.ports.sshd);
+  if (o.bastionHostKeys) set(['bastions', 'main', 'hostKeys'], o.bastionHostKeys);
   const resources = doc.getIn(['resources']) as { items: unknown[] };
   for (let i = 0; i < resources.items.length; i++) set(['resources', i, 'target', 'port'], o.ports.pg);
   let out = text;

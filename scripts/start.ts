@@ -86,18 +86,8 @@ async function main(): Promise<void> {
   const audience = `http://localhost:${ports.server}/api`;
   const issuer = `http://localhost:${ports.idp}`;
   const serverUrl = `http://localhost:${ports.server}`;
-  // Passkeys work on every demo web host and on the server's own origin, where the tray app runs its step-up page.
-  const webauthnOrigins = [serverUrl, ...roles.map((r) => `http://localhost:${r.port}`)];
-  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins });
-  writeFileSync(join(dir, 'server.yaml'), configYaml);
-  const config = parseConfig(configYaml, join(dir, 'server.yaml'));
-  // The dev IdP accepts any password: it runs only for a config that says so.
-  if (!config.identity.dev) throw new Error(`${join(dir, 'server.yaml')} does not say identity.dev: true — refusing to start the dev IdP`);
-  const idp = await startDevIdp({ port: ports.idp, audience });
-  stops.push(() => idp.close());
-  say(`dev OpenID provider (DEV ONLY, any password) at ${idp.issuer} — users: ${DEMO_USERS.map((u) => `${u.sub} (${u.groups.join(', ')})`).join('; ')}`);
-
   const env: NodeJS.ProcessEnv = { ...process.env, STINT_DEMO_TOTP_KEY: secret('totpKey'), STINT_DEMO_BASTION_TOKEN: secret('bastionToken') };
+
   let database: 'real' | 'missing' = 'missing';
   if (existsSync(join(PG_BIN, 'initdb'))) {
     const pgDir = postgresDir();
@@ -117,11 +107,8 @@ async function main(): Promise<void> {
     say('PostgreSQL is not installed, so access can be requested but not used. Install it with: sudo bash build/prereqs.sh');
   }
 
-  const server = await buildServer({ config, ...productionEffects(config, env), env });
-  await server.app.listen({ host: '127.0.0.1', port: ports.server });
-  stops.push(() => server.close());
-  say(`grant server at ${serverUrl} (SQLite: ${join(dir, 'stint.db')})`);
-
+  // The bastion before the server: its host key goes into the config, and agents connect to no other.
+  let bastionHostKeys: string[] | undefined;
   const canRunBastion = database === 'real' && process.getuid?.() === 0 && existsSync('/usr/sbin/sshd');
   if (canRunBastion) {
     // sshd accepts the key command only from a root-owned path (not the repo, not /tmp); one per demo dir.
@@ -130,11 +117,30 @@ async function main(): Promise<void> {
     keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_BASTION_TOKEN! });
     const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`], authorizedKeysCommand: { command: keys.command } });
     stops.push(() => sshd.stop());
-    const companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN! });
-    stops.push(() => companion.stop());
-    say(`OpenSSH bastion on 127.0.0.1:${ports.sshd} (keys from the grant server; connections killed when access ends)`);
+    bastionHostKeys = [sshd.hostKeyLine];
   } else if (database === 'real') {
     say('the SSH bastion needs root and openssh-server (sudo bash build/prereqs.sh; run npm start as root) — tunnels are unavailable');
+  }
+
+  // Passkeys work on every demo web host and on the server's own origin, where the tray app runs its step-up page.
+  const webauthnOrigins = [serverUrl, ...roles.map((r) => `http://localhost:${r.port}`)];
+  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins, ...(bastionHostKeys ? { bastionHostKeys } : {}) });
+  writeFileSync(join(dir, 'server.yaml'), configYaml);
+  const config = parseConfig(configYaml, join(dir, 'server.yaml'));
+  // The dev IdP accepts any password: it runs only for a config that says so.
+  if (!config.identity.dev) throw new Error(`${join(dir, 'server.yaml')} does not say identity.dev: true — refusing to start the dev IdP`);
+  const idp = await startDevIdp({ port: ports.idp, audience });
+  stops.push(() => idp.close());
+  say(`dev OpenID provider (DEV ONLY, any password) at ${idp.issuer} — users: ${DEMO_USERS.map((u) => `${u.sub} (${u.groups.join(', ')})`).join('; ')}`);
+
+  const server = await buildServer({ config, ...productionEffects(config, env), env });
+  await server.app.listen({ host: '127.0.0.1', port: ports.server });
+  stops.push(() => server.close());
+  say(`grant server at ${serverUrl} (SQLite: ${join(dir, 'stint.db')})`);
+  if (canRunBastion) {
+    const companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN! });
+    stops.push(() => companion.stop());
+    say(`OpenSSH bastion on 127.0.0.1:${ports.sshd} (keys from the grant server; connections killed when access ends; agents pin its host key)`);
   }
 
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) {

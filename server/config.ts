@@ -122,14 +122,20 @@ export const ResourceConfig = z.strictObject({
 });
 export type ResourceConfig = z.output<typeof ResourceConfig>;
 
+const HOST_KEYS_NEEDED = 'the bastion\'s host keys (ssh-keyscan -t ed25519 <host> prints them): agents never trust a host key blind';
+
 export const BastionConfig = z.strictObject({
   host: z.string().min(1),
   port: Port.default(22),
   user: z.string().min(1),
   /** Shared secret the bastion's AuthorizedKeysCommand presents to /v1/bastion. */
   token: SecretRef,
-  /** Host key lines (`ssh-ed25519 AAAA…`) the agent pins. */
-  hostKeys: z.array(z.string()).optional(),
+  /**
+   * The bastion's host key lines (`ssh-ed25519 AAAA…`), which agents pin: required, so that nobody on the network
+   * path can stand in for the bastion and receive a grant's database password. `ssh-keyscan -t ed25519 HOST` prints them.
+   */
+  hostKeys: z.array(z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( .*)?$/, 'an OpenSSH public key line, e.g. ssh-ed25519 AAAA…'), { error: HOST_KEYS_NEEDED })
+    .min(1, HOST_KEYS_NEEDED),
 });
 export type BastionConfig = z.output<typeof BastionConfig>;
 
@@ -236,6 +242,8 @@ export function validateConfig(input: unknown, source = 'config'): ServerConfig 
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
   if (issue.code === 'invalid_type') {
+    // A schema's own words for a missing value win over the generic ones (e.g. where a bastion's host keys come from).
+    if (issue.message === HOST_KEYS_NEEDED) return `required: ${HOST_KEYS_NEEDED}`;
     return issue.message.endsWith('received undefined') ? `required (expected ${issue.expected})` : `expected ${issue.expected}${issue.message.includes('received') ? `, ${issue.message.slice(issue.message.indexOf('received'))}` : ''}`;
   }
   if (issue.code === 'invalid_format' && issue.format === 'url') return 'expected a URL like https://host';

@@ -106,11 +106,16 @@ function connectSsh(options: TunnelOptions): Promise<Client> {
       client.end();
       reject(error);
     };
+    const expected = (options.bastion.hostKeys ?? []).map(keyBlob).filter((b): b is Buffer => b !== undefined);
+    // Never trust a host key blind: whoever could stand in for the bastion would get the grant's database password.
+    if (expected.length === 0) {
+      fail(new AgentError('bastion_host_key_mismatch', `The server gave no host key for the bastion ${bastion.host}, so Stint cannot tell it from an impostor — not connecting. Ask your Stint administrator to set its hostKeys.`));
+      return;
+    }
     // Our own socket, so Nagle is off on the SSH connection too (small request/response packets dominate psql).
     const sock: Socket = tcpConnect({ host: bastion.host, port: bastion.port });
     sock.setNoDelay(true);
     sock.once('error', (cause: NodeJS.ErrnoException) => fail(new AgentError('bastion_unreachable', `The bastion ${bastion.host}:${bastion.port} cannot be reached (${cause.code ?? cause.message}).`, cause)));
-    const expected = options.bastion.hostKeys?.map(keyBlob).filter((b): b is Buffer => b !== undefined);
     const config: ConnectConfig = {
       sock,
       username: bastion.user,
@@ -119,9 +124,7 @@ function connectSsh(options: TunnelOptions): Promise<Client> {
       // Detect a dead bastion while idle, so a silently dropped tunnel is reported.
       keepaliveInterval: 15_000,
       keepaliveCountMax: 3,
-      ...(expected && expected.length
-        ? { hostVerifier: (key: Buffer) => (expected.some((e) => e.equals(key)) ? true : ((hostKeyRejected = true), false)) }
-        : {}),
+      hostVerifier: (key: Buffer) => (expected.some((e) => e.equals(key)) ? true : ((hostKeyRejected = true), false)),
     };
     client.once('ready', () => {
       if (settled) return;

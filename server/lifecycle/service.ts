@@ -1147,7 +1147,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return ok({
       grant: stored,
       connection: {
-        bastion: { host: bastion.host, port: bastion.port, user: bastion.user, ...(bastion.hostKeys ? { hostKeys: bastion.hostKeys } : {}) },
+        bastion: { host: bastion.host, port: bastion.port, user: bastion.user, hostKeys: bastion.hostKeys },
         target: { host: entry.resource.target.host, port: entry.resource.target.port, database: entry.resource.target.database },
         dbUser: issued.username,
         dbPassword: issued.password,

@@ -129,7 +129,8 @@ export type Grant = z.infer<typeof Grant>;
 
 /** What activation hands to the grant's owner, once: how to reach the database through the bastion. */
 export const Connection = z.object({
-  bastion: z.object({ host: z.string(), port: z.number().int(), user: z.string(), hostKeys: z.array(z.string()).optional() }),
+  /** hostKeys: what the agent pins; it refuses any other key (and connects nowhere without one). */
+  bastion: z.object({ host: z.string(), port: z.number().int(), user: z.string(), hostKeys: z.array(z.string()).min(1) }),
   target: z.object({ host: z.string(), port: z.number().int(), database: z.string() }),
   dbUser: z.string(),
   dbPassword: z.string(),

@@ -67,7 +67,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const ports = { server: await freePort(), web: await freePort(), sshd: await freePort(), pg: pg.port };
     const serverUrl = `http://localhost:${ports.server}`;
     const dir = serviceDir('stack');
-    const yaml = demoConfigYaml({ ports, dir, audience: idp.audience, issuer: idp.issuer });
+    const bastionToken = 'stack-bastion-token-0123456789abcdef';
+    // The bastion first: its host key goes into the config, which agents pin.
+    const keys: InstalledKeysCommand = installKeysCommand(resolve('server/bastion/authorized-keys.sh'));
+    stops.push(() => keys.remove());
+    keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: bastionToken });
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`], authorizedKeysCommand: { command: keys.command } });
+    stops.push(() => sshd.stop());
+    const yaml = demoConfigYaml({ ports, dir, audience: idp.audience, issuer: idp.issuer, bastionHostKeys: [sshd.hostKeyLine] });
     const config = parseConfig(options.editConfig ? options.editConfig(yaml) : yaml, 'stack config');
     // Each stack's agents get their own preferred tunnel ports. The agent derives a resource's port from its id, so
     // stacks in parallel test files would all prefer the same port: when one tunnel closes, another file's new
@@ -78,7 +85,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const env = {
       ...process.env,
       STINT_DEMO_TOTP_KEY: 'k'.repeat(43),
-      STINT_DEMO_BASTION_TOKEN: 'stack-bastion-token-0123456789abcdef',
+      STINT_DEMO_BASTION_TOKEN: bastionToken,
       STINT_DEMO_ORDERS_ADMIN: pg.adminUrl('orders'),
       STINT_DEMO_USERS_ADMIN: pg.adminUrl('users'),
     };
@@ -94,11 +101,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await startServer();
     stops.push(stopServer);
 
-    const keys: InstalledKeysCommand = installKeysCommand(resolve('server/bastion/authorized-keys.sh'));
-    stops.push(() => keys.remove());
-    keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_BASTION_TOKEN });
-    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`], authorizedKeysCommand: { command: keys.command } });
-    stops.push(() => sshd.stop());
     const companion: Companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN });
     stops.push(() => companion.stop());
 

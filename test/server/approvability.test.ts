@@ -31,7 +31,7 @@ function configYaml(policy: string, options: { requesters?: string } = {}): stri
 identity: { issuer: https://login.example.com, audience: https://stint.example.com/api }
 storage: { url: "sqlite::memory:" }
 bastions:
-  main: { host: bastion.example.com, user: stint, token: env:BASTION_TOKEN }
+  main: { host: bastion.example.com, user: stint, token: env:BASTION_TOKEN, hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBHeihTI9aQ5V/Pb7Ln1lHStr+RIIFQ3kT7Ku55pjUIh host"] }
 resources:${resource('staging-users', 'staging')}${resource('staging-reports', 'staging')}${resource('prod-orders', 'production')}
 policies:
   self-service:
