@@ -8,7 +8,7 @@ import { test, expect, type Page } from '@playwright/test';
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { portIsFree } from '../../dev/port-holder';
@@ -63,6 +63,7 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   await stopDemo();
   if (clone) rmSync(join('/var/lib/stint-demo', createHash('sha256').update(join(clone, '.stint-demo')).digest('hex').slice(0, 12)), { recursive: true, force: true });
+  try { rmdirSync('/var/lib/stint-demo'); } catch { /* another demo keeps its cluster there */ }
   if (parent) rmSync(parent, { recursive: true, force: true });
 });
 
