@@ -68,6 +68,14 @@ export interface GrantServer {
 
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 
+/** Audit actions of step-up that change a user's factors, and what the user is told. */
+const FACTOR_CHANGES: Record<string, { change: 'added' | 'removed'; factor: 'passkey' | 'authenticator app' }> = {
+  'stepup.credential.added': { change: 'added', factor: 'passkey' },
+  'stepup.credential.removed': { change: 'removed', factor: 'passkey' },
+  'stepup.totp.confirmed': { change: 'added', factor: 'authenticator app' },
+  'stepup.totp.removed': { change: 'removed', factor: 'authenticator app' },
+};
+
 export async function buildServer(opts: BuildServerOptions): Promise<GrantServer> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
@@ -161,7 +169,13 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     scope.get('/v1/events', (request, reply) => sse.open(request, reply));
     if (stepUp?.routes) {
       const audit: StepUpRouteDeps['audit'] = async (entry) => {
-        await lifecycle.mutate((tx) => tx.audit({ at: clock.now().getTime(), actor: entry.actor, subject: entry.actor, action: entry.action, detail: entry.detail }));
+        await lifecycle.mutate(async (tx) => {
+          await tx.audit({ at: clock.now().getTime(), actor: entry.actor, subject: entry.actor, action: entry.action, detail: entry.detail });
+          // Every factor change is told to the user's agents, in the same transaction as its audit row.
+          const change = FACTOR_CHANGES[entry.action];
+          const label = typeof entry.detail?.label === 'string' ? entry.detail.label : undefined;
+          if (change) await tx.emit({ type: 'factor.changed', ...change, ...(label ? { label } : {}) }, { users: [entry.actor], groups: [], exclude: [] });
+        });
       };
       await scope.register(stepUp.routes({ resolver: lifecycle, audit }), { prefix: '/v1/stepup', resolver: lifecycle } as never);
     }

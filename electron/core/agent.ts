@@ -332,6 +332,17 @@ export class Agent implements AgentCore {
         break;
       case 'breakglass.used':
         break;
+      case 'factor.changed': {
+        // Not derived from state: said once, as it happened (a thief's change must show on the owner's devices).
+        const what = `${event.factor === 'passkey' ? 'A passkey' : 'An authenticator app'}${event.label ? ` (“${event.label}”)` : ''}`;
+        const notification = {
+          id: `factor:${envelope.id}`, kind: 'security' as const, title: 'Your sign-in factors changed',
+          body: `${what} was ${event.change} ${event.change === 'added' ? 'to' : 'from'} your account. If this wasn’t you, check Settings and tell your security team.`,
+          actions: ['open' as const],
+        };
+        for (const listener of this.listeners) listener({ type: 'notification', notification });
+        break;
+      }
     }
     this.publish();
   }

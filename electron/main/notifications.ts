@@ -75,7 +75,7 @@ export function nativeOptions(n: AgentNotification, platform: NodeJS.Platform): 
     title: n.title,
     body: n.body,
     ...(buttons.length ? { actions: buttons.map((a) => ({ type: 'button' as const, text: LABELS[a] })), closeButtonText: 'Close' } : {}),
-    ...(n.kind === 'approval_asked' || n.kind === 'revoked' ? { urgency: 'critical' as const } : {}),
+    ...(n.kind === 'approval_asked' || n.kind === 'revoked' || n.kind === 'security' ? { urgency: 'critical' as const } : {}),
   };
 }
 

@@ -95,7 +95,8 @@ export type NotificationAction = z.infer<typeof NotificationAction>;
 export const AgentNotification = z.object({
   /** Stable per cause: a shell may replace an earlier notification with the same id. */
   id: z.string(),
-  kind: z.enum(['approval_asked', 'approved', 'denied', 'expiring', 'ended', 'revoked']),
+  /** security: something changed about the user's account (a factor added or removed), whoever did it. */
+  kind: z.enum(['approval_asked', 'approved', 'denied', 'expiring', 'ended', 'revoked', 'security']),
   title: z.string(),
   body: z.string(),
   actions: z.array(NotificationAction),

@@ -9,6 +9,8 @@ export const ServerEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('approval.withdrawn'), requestId: z.string() }),
   z.object({ type: z.literal('grant.updated'), grant: Grant }),
   z.object({ type: z.literal('breakglass.used'), request: AccessRequest }),
+  /** A step-up factor of the user's was added or removed: told to every agent of theirs (a thief's change shows). */
+  z.object({ type: z.literal('factor.changed'), change: z.enum(['added', 'removed']), factor: z.enum(['passkey', 'authenticator app']), label: z.string().max(256).optional() }),
 ]);
 export type ServerEvent = z.infer<typeof ServerEvent>;
 
