@@ -32,7 +32,11 @@ const ports = { server: base, idp: base + 1, web: base + 10, sshd: base + 22, pg
 /** One web host per demo role, from base+10 on: alice's is ports.web. */
 const webPort = (index: number) => ports.web + index;
 const say = (line: string) => console.log(`start: ${line}`);
+/** What the demo runs in this process (agents, web hosts, server, IdP), stopped first… */
 const stops: Array<() => Promise<unknown> | unknown> = [];
+/** …then the services they use (PostgreSQL, sshd, the keyring), then the run dir is swept. */
+const serviceStops: Array<() => Promise<unknown> | unknown> = [];
+let runDirToSweep: string | undefined;
 // The cluster lives outside the demo dir when `postgres` (initdb runs as that user under root) cannot reach it, e.g.
 // a clone under root's 0700 home; one per demo dir, so --reset of this demo removes only its own.
 const pgOutside = join('/var/lib/stint-demo', createHash('sha256').update(dir).digest('hex').slice(0, 12));
@@ -76,7 +80,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   useRunDir(runRoot);
   writeFileSync(owner, String(process.pid));
-  stops.push(() => sweep(runRoot));
+  runDirToSweep = runRoot;
 
   if (!existsSync('dist/renderer/index.html')) {
     say('building the UI (vite build)');
@@ -92,7 +96,7 @@ async function main(): Promise<void> {
   if (existsSync(join(PG_BIN, 'initdb'))) {
     const pgDir = postgresDir();
     const pg = await startPostgres({ dir: pgDir, port: ports.pg, database: 'orders' });
-    stops.push(() => pg.stop());
+    serviceStops.push(() => pg.stop());
     for (const db of ['orders', 'users']) {
       const exists = await pg.query('select 1 from pg_database where datname = $1', [db], 'postgres');
       if (!exists.length) await pg.query(`create database ${db}`, [], 'postgres');
@@ -113,10 +117,10 @@ async function main(): Promise<void> {
   if (canRunBastion) {
     // sshd accepts the key command only from a root-owned path (not the repo, not /tmp); one per demo dir.
     const keys = installKeysCommand(resolve('server/bastion/authorized-keys.sh'), 'nobody', { name: `stint-demo-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}` });
-    stops.push(() => keys.remove());
+    serviceStops.push(() => keys.remove());
     keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_BASTION_TOKEN! });
     const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`], authorizedKeysCommand: { command: keys.command } });
-    stops.push(() => sshd.stop());
+    serviceStops.push(() => sshd.stop());
     bastionHostKeys = [sshd.hostKeyLine];
   } else if (database === 'real') {
     say('the SSH bastion needs root and openssh-server (sudo bash build/prereqs.sh; run npm start as root) — tunnels are unavailable');
@@ -145,7 +149,7 @@ async function main(): Promise<void> {
 
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
     const keyring = await startKeyring();
-    stops.push(() => keyring.stop());
+    serviceStops.push(() => keyring.stop());
     process.env.DBUS_SESSION_BUS_ADDRESS = keyring.env.DBUS_SESSION_BUS_ADDRESS;
     say('no desktop keychain running: started a private Secret Service (gnome-keyring) for this session');
   }
@@ -194,10 +198,15 @@ let stopping: Promise<never> | undefined;
 function stop(code: number): Promise<never> {
   stopping ??= (async () => {
     say('stopping…');
-    for (const fn of stops.reverse()) {
-      // A service that does not stop in time is left to the final sweep of the run dir (which kills it).
-      try { await Promise.race([fn(), new Promise((r) => setTimeout(r, 5_000).unref())]); } catch { /* keep stopping the rest */ }
-    }
+    // Each group at once and bounded: one slow step must not keep the rest running (Ctrl+C ends it all in seconds);
+    // whatever has not stopped in time is killed by the sweep of the run dir.
+    const all = (fns: Array<() => Promise<unknown> | unknown>) => Promise.race([
+      Promise.allSettled(fns.map((fn) => Promise.resolve().then(fn))),
+      new Promise((r) => setTimeout(r, 5_000).unref()),
+    ]);
+    await all(stops);
+    await all(serviceStops);
+    if (runDirToSweep) sweep(runDirToSweep);
     process.exit(code);
   })();
   return stopping;

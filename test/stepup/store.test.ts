@@ -94,7 +94,11 @@ storeContract('SQLite (in memory)', async () => {
 let postgres: PostgresInstance | undefined;
 storeContract('PostgreSQL 15', async () => {
   postgres = await startPostgres();
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: postgres.adminUrl(), max: 4 }) }) });
+  const pool = new pg.Pool({ connectionString: postgres.adminUrl(), max: 4 });
+  // PostgreSQL stopping at the end may say goodbye (57P01) to a client the pool is still ending: not a test failure
+  // (CI once counted it as an unhandled error).
+  pool.on('error', () => undefined);
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   const { error } = await new Migrator({ db, provider: { getMigrations: async (): Promise<Record<string, Migration>> => stepUpMigrations } }).migrateToLatest();
   if (error) throw error;
   return { store: new KyselyStepUpStore(db), close: async () => { await db.destroy(); await postgres?.stop(); } };
