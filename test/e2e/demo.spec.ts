@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, symlinkSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { portIsFree } from '../../dev/port-holder';
+import { sweep } from '../../dev/run-dir';
 import { enrollPasskey, enrollTotp, approveWithCode, goTo, shot, virtualAuthenticator } from './fixtures/stack';
 
 let demo: ChildProcess | undefined;
@@ -62,7 +63,15 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   await stopDemo();
-  if (clone) rmSync(join('/var/lib/stint-demo', createHash('sha256').update(join(clone, '.stint-demo')).digest('hex').slice(0, 12)), { recursive: true, force: true });
+  if (clone) {
+    // A demo that had to be killed (a failed test) could not stop its services: the pids it recorded in its run dir,
+    // and the key command it installed, are cleaned up here so that nothing outlives the test either way.
+    const demoDir = join(clone, '.stint-demo');
+    const hash = createHash('sha256').update(demoDir).digest('hex').slice(0, 12);
+    sweep(join(demoDir, 'run'));
+    rmSync(join('/usr/local/libexec', `stint-demo-${hash}`), { recursive: true, force: true });
+    rmSync(join('/var/lib/stint-demo', hash), { recursive: true, force: true });
+  }
   try { rmdirSync('/var/lib/stint-demo'); } catch { /* another demo keeps its cluster there */ }
   if (parent) rmSync(parent, { recursive: true, force: true });
 });
