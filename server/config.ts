@@ -243,7 +243,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.join(', ')}`;
   if (issue.code === 'invalid_type') {
     // A schema's own words for a missing value win over the generic ones (e.g. where a bastion's host keys come from).
-    if (issue.message === HOST_KEYS_NEEDED) return `required: ${HOST_KEYS_NEEDED}`;
+    if (!issue.message.startsWith('Invalid input')) return `required: ${issue.message}`;
     return issue.message.endsWith('received undefined') ? `required (expected ${issue.expected})` : `expected ${issue.expected}${issue.message.includes('received') ? `, ${issue.message.slice(issue.message.indexOf('received'))}` : ''}`;
   }
   if (issue.code === 'invalid_format' && issue.format === 'url') return 'expected a URL like https://host';

@@ -1,6 +1,7 @@
 // What every shell (Electron IPC, the web host's WebSocket, the CLI) drives: the AgentApi handlers and a stream
 // of events (state snapshots, notifications, background problems). The core implements it once.
-import { ServerProblemInfo, type AgentApiHandlers, type AgentEvent, type AgentProblem } from '../../shared/contract/agent';
+import { agentApi, ServerProblemInfo, type AgentApiHandlers, type AgentEvent, type AgentMethod, type AgentProblem } from '../../shared/contract/agent';
+import type { ServerMessage } from '../../shared/contract/wire';
 import { AgentError } from './errors';
 
 export interface AgentCore {
@@ -18,4 +19,24 @@ export function toAgentProblem(error: unknown): AgentProblem {
     return { code: error.code, message: error.message, ...(server.success ? { server: server.data } : {}) };
   }
   return { code: 'internal', message: 'Something went wrong inside Stint. Details are in the agent log.' };
+}
+
+/**
+ * One call from a socket (the web host's WebSocket, the local socket): the method looked up in the contract, its
+ * input parsed by the method's schema, the answer as the wire's result union. Both sockets answer the same way.
+ */
+export async function answerCall(agent: AgentCore, call: { id: number; method: string; input: unknown }): Promise<ServerMessage> {
+  const method = call.method as AgentMethod;
+  const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
+  if (!contract) return { type: 'result', id: call.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${call.method}` } };
+  const input = contract.input.safeParse(call.input ?? {});
+  if (!input.success) {
+    return { type: 'result', id: call.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } };
+  }
+  try {
+    const output = await (agent.api[method] as (input: unknown) => Promise<unknown>)(input.data);
+    return { type: 'result', id: call.id, ok: true, output };
+  } catch (error) {
+    return { type: 'result', id: call.id, ok: false, error: toAgentProblem(error) };
+  }
 }

@@ -6,10 +6,9 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { agentApi, type AgentMethod } from '../../shared/contract/agent';
 import { ClientMessage, type ServerMessage } from '../../shared/contract/wire';
 import type { AgentCore } from './agent-core';
-import { toAgentProblem } from './agent-core';
+import { answerCall } from './agent-core';
 import { AgentError } from './errors';
 
 export const SOCKET_NAME = 'agent.sock';
@@ -89,19 +88,6 @@ function serve(socket: Socket, agent: AgentCore): void {
     let parsed;
     try { parsed = ClientMessage.safeParse(JSON.parse(line)); } catch { parsed = undefined; }
     if (!parsed?.success || parsed.data.type !== 'call') return socket.destroy();
-    const message = parsed.data;
-    const method = message.method as AgentMethod;
-    const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
-    if (!contract) return send({ type: 'result', id: message.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${message.method}` } });
-    const input = contract.input.safeParse(message.input ?? {});
-    if (!input.success) {
-      return send({ type: 'result', id: message.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } });
-    }
-    try {
-      const output = await (agent.api[method] as (input: unknown) => Promise<unknown>)(input.data);
-      send({ type: 'result', id: message.id, ok: true, output });
-    } catch (error) {
-      send({ type: 'result', id: message.id, ok: false, error: toAgentProblem(error) });
-    }
+    send(await answerCall(agent, parsed.data));
   };
 }

@@ -5,10 +5,10 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { agentApi, type AgentEvent, type AgentMethod } from '../../../shared/contract/agent';
+import type { AgentEvent } from '../../../shared/contract/agent';
 import { ClientMessage, type ServerMessage } from '../../../shared/contract/wire';
 import type { AgentCore } from '../../core/agent-core';
-import { toAgentProblem } from '../../core/agent-core';
+import { answerCall } from '../../core/agent-core';
 
 const HELLO_TIMEOUT_MS = 5_000;
 
@@ -74,23 +74,6 @@ function serve(ws: WebSocket, options: { agent: AgentCore; token: string }): voi
       return;
     }
     if (message.type !== 'call') return;
-    const method = message.method as AgentMethod;
-    const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
-    if (!contract) {
-      send({ type: 'result', id: message.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${message.method}` } });
-      return;
-    }
-    const input = contract.input.safeParse(message.input ?? {});
-    if (!input.success) {
-      send({ type: 'result', id: message.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } });
-      return;
-    }
-    try {
-      const handler = options.agent.api[method] as (input: unknown) => Promise<unknown>;
-      const output = await handler(input.data);
-      send({ type: 'result', id: message.id, ok: true, output });
-    } catch (error) {
-      send({ type: 'result', id: message.id, ok: false, error: toAgentProblem(error) });
-    }
+    send(await answerCall(options.agent, message));
   });
 }
