@@ -1,4 +1,4 @@
-// Lint is where the architecture is enforced: the import rules of ../shared/design/architecture.md.
+// Lint is where the architecture is enforced: the import rules drawn in docs/development.md.
 // A violation fails `npm test` with the rule's name and a message saying which layer may not import which.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -9,10 +9,11 @@ import globals from 'globals';
 const layers = {
   shared: './shared',
   server: './server',
-  core: './electron/core',
-  main: './electron/main',
-  preload: './electron/preload',
-  hosts: './electron/hosts',
+  core: './agent/core',
+  web: './agent/web',
+  cli: './agent/cli',
+  main: './desktop/main',
+  preload: './desktop/preload',
   renderer: './renderer',
   dev: './dev',
   scripts: './scripts',
@@ -21,10 +22,11 @@ const layers = {
   test: './test',
 };
 const zone = (target, from, why) => ({ target: layers[target], from: from.map((f) => layers[f]), message: why });
+const product = ['shared', 'server', 'core', 'web', 'cli', 'main', 'preload', 'renderer'];
 
 const electronOnlyInShell = {
-  paths: [{ name: 'electron', message: 'Only electron/main and electron/preload may import electron (layering rule).' }],
-  patterns: [{ group: ['electron/*'], message: 'Only electron/main and electron/preload may import electron (layering rule).' }],
+  paths: [{ name: 'electron', message: 'Only desktop/ (the Electron shell) may import electron (layering rule).' }],
+  patterns: [{ group: ['electron/*'], message: 'Only desktop/ (the Electron shell) may import electron (layering rule).' }],
 };
 
 export default tseslint.config(
@@ -41,28 +43,29 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: true }],
       'import-x/no-restricted-paths': ['error', {
         zones: [
-          zone('shared', ['server', 'core', 'main', 'preload', 'hosts', 'renderer'], 'shared/ imports nothing of ours (layering rule).'),
-          zone('server', ['core', 'main', 'preload', 'hosts', 'renderer'], 'server/ may import only shared/ (layering rule).'),
-          zone('renderer', ['server', 'core', 'main', 'preload', 'hosts'], 'renderer/ reaches the agent only through the AgentApi; it may import only shared/ (layering rule).'),
-          zone('core', ['server', 'main', 'preload', 'hosts', 'renderer'], 'electron/core may import only shared/ (layering rule).'),
-          zone('main', ['server', 'preload', 'hosts', 'renderer'], 'electron/main may import only electron/core and shared/ (layering rule).'),
-          zone('hosts', ['server', 'main', 'preload', 'renderer'], 'electron/hosts may import only electron/core and shared/ (layering rule).'),
-          zone('preload', ['server', 'core', 'main', 'hosts', 'renderer'], 'electron/preload may import only shared/ (layering rule).'),
+          zone('shared', ['server', 'core', 'web', 'cli', 'main', 'preload', 'renderer'], 'shared/ imports nothing of ours (layering rule).'),
+          zone('server', ['core', 'web', 'cli', 'main', 'preload', 'renderer'], 'server/ may import only shared/ (layering rule).'),
+          zone('renderer', ['server', 'core', 'web', 'cli', 'main', 'preload'], 'renderer/ reaches the agent only through the AgentApi; it may import only shared/ (layering rule).'),
+          zone('core', ['server', 'web', 'cli', 'main', 'preload', 'renderer'], 'agent/core may import only shared/ (layering rule).'),
+          zone('web', ['server', 'cli', 'main', 'preload', 'renderer'], 'agent/web (the web host) may import only agent/core and shared/ (layering rule).'),
+          zone('cli', ['server', 'web', 'main', 'preload', 'renderer'], 'agent/cli may import only agent/core and shared/ (layering rule).'),
+          zone('main', ['server', 'web', 'cli', 'preload', 'renderer'], 'desktop/main may import only agent/core and shared/ (layering rule).'),
+          zone('preload', ['server', 'core', 'web', 'cli', 'main', 'renderer'], 'desktop/preload may import only shared/ (layering rule).'),
           // The product and its demo never depend on the tests: the demo's real services live in dev/, which the
           // test harness imports, never the other way round.
           // (bench/ still drives stand-ins from test/ — the fake grant server, the scripted agent — until issue #20
           // moves the benches onto the real server; it is the one exemption.)
-          ...['shared', 'server', 'core', 'main', 'preload', 'hosts', 'renderer', 'dev', 'scripts', 'build'].map((target) =>
+          ...[...product, 'dev', 'scripts', 'build'].map((target) =>
             zone(target, ['test'], 'Only test/ may import from test/; shared helpers for the demo and the tests go in dev/ (layering rule).')),
           // dev/ is development tooling (services for the demo, benches and tests): the product never imports it.
-          ...['shared', 'server', 'core', 'main', 'preload', 'hosts', 'renderer'].map((target) =>
+          ...product.map((target) =>
             zone(target, ['dev', 'scripts'], 'The product may not import dev/ or scripts/: they are development tooling (layering rule).')),
         ],
       }],
     },
   },
   {
-    files: ['shared/**', 'server/**', 'electron/core/**', 'electron/hosts/**', 'renderer/**'],
+    files: ['shared/**', 'server/**', 'agent/**', 'renderer/**'],
     rules: { 'no-restricted-imports': ['error', electronOnlyInShell] },
   },
   {
@@ -82,7 +85,7 @@ export default tseslint.config(
   },
   {
     // Only the renderer may use the DOM.
-    files: ['shared/**', 'server/**', 'electron/**'],
+    files: ['shared/**', 'server/**', 'agent/**', 'desktop/**'],
     rules: {
       'no-restricted-globals': ['error',
         ...['window', 'document', 'localStorage', 'sessionStorage', 'navigator'].map((name) => ({ name, message: 'Only renderer/ may use the DOM (layering rule).' }))],

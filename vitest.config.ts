@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // the global setup owns the per-run temp root and sweeps anything a failed or interrupted test left behind.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'shared/**/*.test.ts', 'server/**/*.test.ts', 'electron/**/*.test.ts', 'renderer/**/*.test.{ts,tsx}'],
+    include: ['test/**/*.test.ts', 'shared/**/*.test.ts', 'server/**/*.test.ts', 'agent/**/*.test.ts', 'desktop/**/*.test.ts', 'renderer/**/*.test.{ts,tsx}'],
     exclude: ['test/e2e/**', 'node_modules/**'],
     globalSetup: ['test/harness/global-setup.ts'],
     pool: 'forks',

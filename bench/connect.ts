@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 import { FakeSession } from '../test/agent/fake-session';
-import { Agent } from '../electron/core/agent';
-import { KeytarSecretStore } from '../electron/core/secrets/keytar-store';
-import { MemorySettingsStore } from '../electron/core/settings';
+import { Agent } from '../agent/core/agent';
+import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
+import { MemorySettingsStore } from '../agent/core/settings';
 
 function psql(uri: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -12,8 +12,8 @@ import { startPostgres, PG_BIN } from '../dev/postgres';
 import { startSshd } from '../dev/sshd';
 import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, serviceDir, runDir, sweep } from '../dev/run-dir';
-import { openTunnel } from '../electron/core/tunnels';
-import { generateGrantKey } from '../electron/core/vault';
+import { openTunnel } from '../agent/core/tunnels';
+import { generateGrantKey } from '../agent/core/vault';
 
 const MB = 1024 * 1024;
 

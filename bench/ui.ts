@@ -2,7 +2,7 @@
 // - renderer_first_paint_ms: first contentful paint of the web-host-served UI in Chromium (median over fresh
 //   browser contexts, so nothing is cached), from the Paint Timing API.
 // - renderer_ready_ms: until the window shows the agent's state (connected over the WebSocket, getState, rendered).
-// - tray_model_ms_p99: p99 of electron/core's trayModel(state, now) over a busy state (the shell rebuilds the menu
+// - tray_model_ms_p99: p99 of agent/core's trayModel(state, now) over a busy state (the shell rebuilds the menu
 //   from it whenever the state or a countdown minute changes).
 // The renderer is built first, so the numbers are for the code as it is now (STINT_BENCH_NO_BUILD=1 measures the
 // dist/renderer already there instead).
@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
 import { chromiumLaunchOptions } from '../test/harness/chromium';
-import { startWebHost } from '../electron/hosts/web/host';
-import { trayModel } from '../electron/core/models';
+import { startWebHost } from '../agent/web/host';
+import { trayModel } from '../agent/core/models';
 import { ALICE, ScriptedAgent, resource } from '../test/e2e/fixtures/scripted-agent';
 
 function percentile(values: number[], p: number): number {

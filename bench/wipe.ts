@@ -9,9 +9,9 @@ import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 import { FakeSession } from '../test/agent/fake-session';
 import { FakeClock } from '../test/agent/fake-clock';
-import { Agent } from '../electron/core/agent';
-import { KeytarSecretStore } from '../electron/core/secrets/keytar-store';
-import { MemorySettingsStore } from '../electron/core/settings';
+import { Agent } from '../agent/core/agent';
+import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
+import { MemorySettingsStore } from '../agent/core/settings';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

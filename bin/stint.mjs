@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { runCli } = await import('../electron/hosts/cli/main.ts');
+const { runCli } = await import('../agent/cli/main.ts');
 process.exit(await runCli(process.argv.slice(2)));

@@ -1,11 +1,11 @@
 // One agent per demo user, each with its own web host, settings and keychain namespace, so a newcomer plays the
 // requester and the approvers side by side in one browser (the dev IdP asks who you are at every sign-in).
 import { spawn } from 'node:child_process';
-import { createAgent } from '../electron/core/compose';
-import { ConfSettingsStore } from '../electron/core/settings';
-import { terminalLauncher } from '../electron/core/launcher';
-import { startWebHost } from '../electron/hosts/web/host';
-import { listenLocalSocket } from '../electron/core/local-socket';
+import { createAgent } from '../agent/core/compose';
+import { ConfSettingsStore } from '../agent/core/settings';
+import { terminalLauncher } from '../agent/core/launcher';
+import { startWebHost } from '../agent/web/host';
+import { listenLocalSocket } from '../agent/core/local-socket';
 
 export const DEMO_ROLES = [
   { user: 'alice', title: 'requester (engineer)' },

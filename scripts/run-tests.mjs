@@ -29,7 +29,7 @@ for (const f of ['test-results/vitest.json', 'test-results/e2e.json']) rmSync(f,
 
 stage('lint', 'npx', ['eslint', '--max-warnings', '0', '.']);
 stage('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
-stage('typecheck (electron shell)', 'npx', ['tsc', '-p', 'electron/tsconfig.json', '--noEmit']);
+stage('typecheck (electron shell)', 'npx', ['tsc', '-p', 'desktop/tsconfig.json', '--noEmit']);
 stage('electronegativity', 'node', ['scripts/electronegativity.mjs']);
 stage('vitest', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/vitest.json']);
 stage('playwright', 'npx', ['playwright', 'test'], { CI: '1' });

@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     // The tray app: its own agent (same core), pointed at this demo's server and IdP.
     execFileSync('node', ['build/build-electron.mjs'], { stdio: 'inherit' });
     const electronBin = join('node_modules', 'electron', 'dist', readFileSync(join('node_modules', 'electron', 'path.txt'), 'utf8').trim());
-    const app = spawn(electronBin, ['dist/electron/main/index.js'], {
+    const app = spawn(electronBin, ['dist/desktop/main/index.js'], {
       stdio: 'inherit',
       env: { ...process.env, STINT_USER_DATA: join(dir, 'electron'), STINT_SERVER_URL: serverUrl, STINT_ISSUER: idp.issuer, STINT_AUDIENCE: audience },
     });

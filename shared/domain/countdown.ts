@@ -1,6 +1,6 @@
 // Countdown text, the same everywhere (tray title, menu, windows): `42m`, `1h 05m`, `0:59`, `2d 03h`.
 // Rounded up, so the display never says 0 while access remains, and reaches `0:00` exactly when it ends.
-// Shared by the tray (electron/core models), the CLI and the renderer so every countdown reads the same.
+// Shared by the tray (agent/core models), the CLI and the renderer so every countdown reads the same.
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;

@@ -6,15 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
-import { createAgent } from '../../electron/core/compose';
-import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
-import { MemorySettingsStore } from '../../electron/core/settings';
+import { createAgent } from '../../agent/core/compose';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
+import { MemorySettingsStore } from '../../agent/core/settings';
 import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
 
 let idp: IdpInstance;
 let keyring: KeyringInstance;
 let server: RunningGrantServer;
-/** The desktop app's environment overrides (electron/main): a fresh install has none of them. */
+/** The desktop app's environment overrides (desktop/main): a fresh install has none of them. */
 const SETTINGS_ENV = ['STINT_SERVER_URL', 'STINT_ISSUER', 'STINT_AUDIENCE'] as const;
 const savedEnv: Partial<Record<string, string>> = {};
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { DeadlineScheduler, type DeadlineEvent } from '../../electron/core/deadlines';
+import { DeadlineScheduler, type DeadlineEvent } from '../../agent/core/deadlines';
 import { FakeClock } from './fake-clock';
 
 const MIN = 60_000;

@@ -1,5 +1,5 @@
-import type { SessionLike } from '../../electron/core/agent';
-import type { SessionStatus } from '../../electron/core/session';
+import type { SessionLike } from '../../agent/core/agent';
+import type { SessionStatus } from '../../agent/core/session';
 
 /** A signed-in session without an IdP, for agent tests whose subject is not sign-in (session.test.ts covers that). */
 export class FakeSession implements SessionLike {

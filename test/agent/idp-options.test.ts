@@ -4,8 +4,8 @@
 // scopes the IdP does not offer before saving. Against the real dev OpenID provider (oidc-provider).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
-import { Session } from '../../electron/core/session';
-import { checkSignInSettings } from '../../electron/core/settings-check';
+import { Session } from '../../agent/core/session';
+import { checkSignInSettings } from '../../agent/core/settings-check';
 import { AgentSettings } from '../../shared/contract/agent';
 import { MemorySecretStore } from './memory-secrets';
 

@@ -1,4 +1,4 @@
-import type { SecretStore } from '../../electron/core/secrets/secret-store';
+import type { SecretStore } from '../../agent/core/secrets/secret-store';
 
 /** A SecretStore in memory: for unit tests of code above the keychain (the keychain itself is tested for real). */
 export class MemorySecretStore implements SecretStore {

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { formatCountdown, countdownChangesInMs, formatDuration } from '../../shared/domain/countdown';
-import { trayModel, notificationsFor, type TrayMenuItem } from '../../electron/core/models';
+import { trayModel, notificationsFor, type TrayMenuItem } from '../../agent/core/models';
 import { T0, iso, resource, request, grant, local, state } from './builders';
 
 const MIN = 60_000;

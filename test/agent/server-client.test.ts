@@ -2,9 +2,9 @@
 // (answers shaped by the contract, or deliberately not).
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ApiClient } from '../../electron/core/api-client';
-import { EventStream, SseParser, type StreamStatus } from '../../electron/core/event-stream';
-import { systemClock } from '../../electron/core/clock';
+import { ApiClient } from '../../agent/core/api-client';
+import { EventStream, SseParser, type StreamStatus } from '../../agent/core/event-stream';
+import { systemClock } from '../../agent/core/clock';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import { freePort } from '../../dev/ports';
 import { request, grant, T0, iso } from './builders';

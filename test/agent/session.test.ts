@@ -5,8 +5,8 @@ import { decodeJwt } from 'jose';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { freePort } from '../../dev/ports';
-import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
-import { Session, refreshTokenAccount, type SessionStatus } from '../../electron/core/session';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
+import { Session, refreshTokenAccount, type SessionStatus } from '../../agent/core/session';
 import { FakeClock } from './fake-clock';
 
 /** Where the session keeps this IdP's refresh token (one account per issuer, client and audience). */

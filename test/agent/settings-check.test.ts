@@ -1,4 +1,4 @@
-// The sign-in settings check (electron/core/settings-check.ts) against real local services: the dev OpenID provider
+// The sign-in settings check (agent/core/settings-check.ts) against real local services: the dev OpenID provider
 // and the real grant server, plus closed ports and a socket that never answers. Then the agent's updateSettings:
 // a failed check saves nothing, unchanged fields are not checked again, other settings never touch the network.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -6,10 +6,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { startIdp, type IdpInstance } from '../harness/idp';
 import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
 import { freePort } from '../../dev/ports';
-import { Agent } from '../../electron/core/agent';
-import { AgentError } from '../../electron/core/errors';
-import { MemorySettingsStore } from '../../electron/core/settings';
-import { changedSignInFields, checkSignInSettings } from '../../electron/core/settings-check';
+import { Agent } from '../../agent/core/agent';
+import { AgentError } from '../../agent/core/errors';
+import { MemorySettingsStore } from '../../agent/core/settings';
+import { changedSignInFields, checkSignInSettings } from '../../agent/core/settings-check';
 import { FakeSession } from './fake-session';
 import { MemorySecretStore } from './memory-secrets';
 

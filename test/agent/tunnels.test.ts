@@ -4,8 +4,8 @@ import pg from 'pg';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';
 import { freePort } from '../../dev/ports';
-import { openTunnel, derivePort, portFor, type TunnelEvent } from '../../electron/core/tunnels';
-import { generateGrantKey } from '../../electron/core/vault';
+import { openTunnel, derivePort, portFor, type TunnelEvent } from '../../agent/core/tunnels';
+import { generateGrantKey } from '../../agent/core/vault';
 
 let db: PostgresInstance;
 let sshd: SshdInstance;

@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { run } from '../../dev/process';
-import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
-import { Vault, generateGrantKey, GRANT_ACCOUNT_PREFIX } from '../../electron/core/vault';
-import { MemoryClipboard } from '../../electron/core/clipboard';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
+import { Vault, generateGrantKey, GRANT_ACCOUNT_PREFIX } from '../../agent/core/vault';
+import { MemoryClipboard } from '../../agent/core/clipboard';
 import { utils as ssh2Utils } from 'ssh2';
 
 let keyring: KeyringInstance;

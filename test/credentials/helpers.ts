@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type AddressInfo } from 'node:net';
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
-import { generateGrantKey } from '../../electron/core/vault';
+import { generateGrantKey } from '../../agent/core/vault';
 
 import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../../server/bastion/seam';
 

@@ -22,7 +22,7 @@ test('the Electron app starts in the tray and shows its main window', async () =
   const userData = mkdtempSync(join(tmpdir(), 'stint-electron-'));
   const app = await electron.launch({
     executablePath: binary!,
-    args: ['dist/electron/main/index.js'],
+    args: ['dist/desktop/main/index.js'],
     env: { ...process.env, STINT_USER_DATA: userData, STINT_E2E: '1' } as Record<string, string>,
   });
   try {

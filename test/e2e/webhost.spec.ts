@@ -1,6 +1,6 @@
 // The web host serves the built UI to a local browser only: its own loopback Host, a strict CSP, no other methods.
 import { test, expect } from '@playwright/test';
-import { startWebHost, type WebHost } from '../../electron/hosts/web/host';
+import { startWebHost, type WebHost } from '../../agent/web/host';
 
 let host: WebHost;
 test.beforeAll(async () => { host = await startWebHost({ staticDir: 'dist/renderer' }); });

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import pg from 'pg';
 import { Client as SshClient } from 'ssh2';
-import { generateGrantKey } from '../../electron/core/vault';
+import { generateGrantKey } from '../../agent/core/vault';
 import { chromium } from 'playwright-core';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';

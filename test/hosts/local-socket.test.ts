@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { createAgent } from '../../electron/core/compose';
-import { MemorySettingsStore } from '../../electron/core/settings';
-import { listenLocalSocket, socketPathFor } from '../../electron/core/local-socket';
-import { connectRemoteAgent } from '../../electron/hosts/cli/remote-agent';
+import { createAgent } from '../../agent/core/compose';
+import { MemorySettingsStore } from '../../agent/core/settings';
+import { listenLocalSocket, socketPathFor } from '../../agent/core/local-socket';
+import { connectRemoteAgent } from '../../agent/cli/remote-agent';
 import { serviceDir, waitFor } from '../../dev/run-dir';
 import { MemorySecretStore } from '../agent/memory-secrets';
 

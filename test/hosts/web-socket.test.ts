@@ -2,7 +2,7 @@
 // token as the first message; every call is parsed with the contract before it reaches the agent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startWebHost, type WebHost } from '../../electron/hosts/web/host';
+import { startWebHost, type WebHost } from '../../agent/web/host';
 import { ScriptedAgent } from '../e2e/fixtures/scripted-agent';
 
 let host: WebHost;

@@ -8,16 +8,16 @@ import pg from 'pg';
 import { generate } from 'otplib';
 import { startStack, type Stack } from '../harness/stack';
 import { driveDevInteractions } from '../harness/idp';
-import { createAgent, keychainServiceFor } from '../../electron/core/compose';
-import { KeytarSecretStore } from '../../electron/core/secrets/keytar-store';
-import { runCli, type Io } from '../../electron/hosts/cli/main';
-import { cliSettings } from '../../electron/hosts/cli/profile';
+import { createAgent, keychainServiceFor } from '../../agent/core/compose';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
+import { runCli, type Io } from '../../agent/cli/main';
+import { cliSettings } from '../../agent/cli/profile';
 import { serviceDir } from '../../dev/run-dir';
-import { refreshTokenAccount } from '../../electron/core/session';
+import { refreshTokenAccount } from '../../agent/core/session';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { listenLocalSocket } from '../../electron/core/local-socket';
+import { listenLocalSocket } from '../../agent/core/local-socket';
 
 const execFileP = promisify(execFile);
 /** A command line as pasted into a shell. */

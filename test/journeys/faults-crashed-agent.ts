@@ -1,9 +1,9 @@
 // The agent that crashes, for test/journeys/faults-agent-crash.test.ts: a separate process (so SIGKILL is a real
 // crash — no dispose, no timers, no cleanup) that signs in as a demo user, gets an auto-approved staging grant with
 // a tunnel, prints what it got as one JSON line, and then waits to be killed.
-import { createAgent } from '../../electron/core/compose';
-import { MemorySettingsStore } from '../../electron/core/settings';
-import { MemoryClipboard } from '../../electron/core/clipboard';
+import { createAgent } from '../../agent/core/compose';
+import { MemorySettingsStore } from '../../agent/core/settings';
+import { MemoryClipboard } from '../../agent/core/clipboard';
 import { driveDevInteractions } from '../harness/idp';
 
 const env = (name: string) => {

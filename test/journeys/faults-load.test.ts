@@ -6,7 +6,7 @@
 // machine can run in the time a test has — and the server's side of the work is the same.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
-import { generateGrantKey } from '../../electron/core/vault';
+import { generateGrantKey } from '../../agent/core/vault';
 import { verifyAudit } from '../../server/lifecycle/audit';
 import { alwaysAutoApprove, api, until } from './faults-support';
 

@@ -4,8 +4,8 @@
 import { connect } from 'node:net';
 import keytar from 'keytar';
 import pg from 'pg';
-import type { Clock } from '../../electron/core/clock';
-import { systemClock } from '../../electron/core/clock';
+import type { Clock } from '../../agent/core/clock';
+import { systemClock } from '../../agent/core/clock';
 import { editConfigText, type Stack } from '../harness/stack';
 
 /**

@@ -11,14 +11,25 @@ async function lint(filePath: string, code: string) {
 }
 
 describe('layering rules', () => {
-  it('electron/core may not import electron', async () => {
-    const errors = await lint('electron/core/__violation.ts', "import { app } from 'electron';\nexport const x = app;\n");
-    expect(errors.join('\n')).toMatch(/no-restricted-imports: .*Only electron\/main and electron\/preload may import electron/);
+  it('the agent (core, web host, CLI) may not import electron: it runs under plain Node', async () => {
+    for (const file of ['agent/core/__violation.ts', 'agent/web/__violation.ts', 'agent/cli/__violation.ts']) {
+      const errors = await lint(file, "import { app } from 'electron';\nexport const x = app;\n");
+      expect(errors.join('\n'), file).toMatch(/no-restricted-imports: .*Only desktop\/ \(the Electron shell\) may import electron/);
+    }
   });
 
-  it('electron/ may not import server/', async () => {
-    const errors = await lint('electron/core/__violation.ts', "import { DEMO_USERS } from '../../server/dev-idp/index';\nexport const x = DEMO_USERS;\n");
-    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*electron\/core may import only shared/);
+  it('agent/core may not import server/ nor its own hosts', async () => {
+    const errors = await lint('agent/core/__violation.ts', "import { DEMO_USERS } from '../../server/dev-idp/index';\nexport const x = DEMO_USERS;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*agent\/core may import only shared/);
+    const upward = await lint('agent/core/__violation.ts', "import { startWebHost } from '../web/host';\nexport const x = startWebHost;\n");
+    expect(upward.join('\n')).toMatch(/agent\/core may import only shared/);
+  });
+
+  it('the web host and the CLI do not import each other, nor the desktop shell', async () => {
+    const errors = await lint('agent/web/__violation.ts', "import { runCli } from '../cli/main';\nexport const x = runCli;\n");
+    expect(errors.join('\n')).toMatch(/agent\/web \(the web host\) may import only agent\/core and shared/);
+    const shell = await lint('agent/cli/__violation.ts', "import { createMainWindow } from '../../desktop/main/window';\nexport const x = createMainWindow;\n");
+    expect(shell.join('\n')).toMatch(/agent\/cli may import only agent\/core and shared/);
   });
 
   it('renderer may not import Node built-ins', async () => {
@@ -27,7 +38,7 @@ describe('layering rules', () => {
   });
 
   it('renderer may not import the Electron shell', async () => {
-    const errors = await lint('renderer/src/__violation.ts', "import * as core from '../../electron/main/window';\nexport const x = core;\n");
+    const errors = await lint('renderer/src/__violation.ts', "import * as core from '../../desktop/main/window';\nexport const x = core;\n");
     expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*renderer\/ reaches the agent only through the AgentApi/);
   });
 
@@ -59,6 +70,6 @@ describe('layering rules', () => {
   });
 
   it('allowed imports pass', async () => {
-    expect(await lint('electron/hosts/__ok.ts', "import { z } from 'zod';\nimport { Grant } from '../../shared/contract/http';\nexport const x = [z, Grant];\n")).toEqual([]);
+    expect(await lint('agent/web/__ok.ts', "import { z } from 'zod';\nimport { Grant } from '../../shared/contract/http';\nexport const x = [z, Grant];\n")).toEqual([]);
   });
 });

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
 import { call, ed25519PublicKeyLine } from '../server/helpers';
 import { parseConfig } from '../../server/config';
-import { openTunnel } from '../../electron/core/tunnels';
-import { generateGrantKey } from '../../electron/core/vault';
+import { openTunnel } from '../../agent/core/tunnels';
+import { generateGrantKey } from '../../agent/core/vault';
 import { freePort } from '../../dev/ports';
 import { readFileSync } from 'node:fs';
 

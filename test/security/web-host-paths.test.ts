@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import fc from 'fast-check';
-import { startWebHost, type WebHost } from '../../electron/hosts/web/host';
+import { startWebHost, type WebHost } from '../../agent/web/host';
 import { ScriptedAgent } from '../e2e/fixtures/scripted-agent';
 
 let host: WebHost;

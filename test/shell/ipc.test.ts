@@ -2,9 +2,9 @@
 // (the only Electron surface this module touches), the agent by one that records what reached it.
 import { describe, expect, it } from 'vitest';
 import { agentApi, type AgentMethod } from '../../shared/contract/agent';
-import { channelFor, registerAgentIpc, type IpcMainLike, type TrustedOrigins } from '../../electron/main/ipc';
-import type { AgentCore } from '../../electron/core/agent-core';
-import { AgentError } from '../../electron/core/errors';
+import { channelFor, registerAgentIpc, type IpcMainLike, type TrustedOrigins } from '../../desktop/main/ipc';
+import type { AgentCore } from '../../agent/core/agent-core';
+import { AgentError } from '../../agent/core/errors';
 import { AgentCallError, unwrapBridgeResult } from '../../renderer/src/agent/client';
 import { errorCode } from '../../renderer/src/useAgent';
 

@@ -5,12 +5,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serviceDir } from '../../dev/run-dir';
-import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../electron/core/launcher';
-import type { PsqlTarget } from '../../electron/core/agent';
+import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../agent/core/launcher';
+import type { PsqlTarget } from '../../agent/core/agent';
 import {
   ElectronSettingsStore, applyLaunchAtLogin, autostartEntry, readShellSettings, writeShellSettings, type KeyValueStore,
-} from '../../electron/main/settings-store';
-import { hardenSession, permissionAllowed } from '../../electron/main/session-policy';
+} from '../../desktop/main/settings-store';
+import { hardenSession, permissionAllowed } from '../../desktop/main/session-policy';
 
 const target: PsqlTarget = {
   host: '127.0.0.1', port: 15432, user: 'stint_alice_7f3a', database: 'orders',

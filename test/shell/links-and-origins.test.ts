@@ -5,11 +5,11 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serviceDir } from '../../dev/run-dir';
 import { pathToFileURL } from 'node:url';
-import { deepLinkFromArgv, parseDeepLink } from '../../electron/main/deep-links';
+import { deepLinkFromArgv, parseDeepLink } from '../../desktop/main/deep-links';
 import {
   STEP_UP_PARTITION, configureWebAuthn, installStepUpProtocol, routeUiRequest, stepUpOrigin, uiProtocolHandler, webAuthnKeychainGroup,
-} from '../../electron/main/stepup-origin';
-import { forwardAgentEvents, trustedOrigins } from '../../electron/main/ipc';
+} from '../../desktop/main/stepup-origin';
+import { forwardAgentEvents, trustedOrigins } from '../../desktop/main/ipc';
 import { readFileSync } from 'node:fs';
 
 describe('deep links', () => {

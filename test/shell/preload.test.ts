@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { agentApi } from '../../shared/contract/agent';
 
-const source = readFileSync('electron/preload/index.ts', 'utf8');
+const source = readFileSync('desktop/preload/index.ts', 'utf8');
 
 describe('preload', () => {
   it('exposes exactly one function per AgentApi method', () => {

@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { MenuItemConstructorOptions } from 'electron';
 import { FakeClock } from '../agent/fake-clock';
 import { T0, grant, local, request, resource, state } from '../agent/builders';
-import type { TrayAction } from '../../electron/core/models';
-import { TrayController, trayDispatcher, trayIconPath, type ShellToggle } from '../../electron/main/tray';
+import type { TrayAction } from '../../agent/core/models';
+import { TrayController, trayDispatcher, trayIconPath, type ShellToggle } from '../../desktop/main/tray';
 import type { AgentState } from '../../shared/contract/agent';
 
 const MIN = 60_000;

@@ -6,10 +6,10 @@ import { FakeClock } from '../agent/fake-clock';
 import type { AgentNotification } from '../../shared/contract/agent';
 import {
   WindowManager, isEscape, pageUrl, popoverPosition, windowFor, type UiLocation, type WindowFactory, type WindowKind, type WindowLike,
-} from '../../electron/main/windows';
-import { NotificationController, nativeOptions, type NotificationEffect, type NotificationOptionsLike } from '../../electron/main/notifications';
-import { ClockChangeDetector, watchPower } from '../../electron/main/power';
-import { STEP_UP_PARTITION } from '../../electron/main/stepup-origin';
+} from '../../desktop/main/windows';
+import { NotificationController, nativeOptions, type NotificationEffect, type NotificationOptionsLike } from '../../desktop/main/notifications';
+import { ClockChangeDetector, watchPower } from '../../desktop/main/power';
+import { STEP_UP_PARTITION } from '../../desktop/main/stepup-origin';
 
 class FakeWindow implements WindowLike {
   loads: string[] = [];

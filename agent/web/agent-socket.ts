@@ -5,10 +5,10 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AgentEvent } from '../../../shared/contract/agent';
-import { ClientMessage, type ServerMessage } from '../../../shared/contract/wire';
-import type { AgentCore } from '../../core/agent-core';
-import { answerCall } from '../../core/agent-core';
+import type { AgentEvent } from '../../shared/contract/agent';
+import { ClientMessage, type ServerMessage } from '../../shared/contract/wire';
+import type { AgentCore } from '../core/agent-core';
+import { answerCall } from '../core/agent-core';
 
 const HELLO_TIMEOUT_MS = 5_000;
 

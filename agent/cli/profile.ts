@@ -2,9 +2,9 @@
 // CLI is never the tray app's profile: every agent wipes at start the grant items in its namespace that it does not
 // hold, so sharing `stint` with the tray app would erase the tray's live secrets.
 import { dirname, join } from 'node:path';
-import { keychainServiceFor } from '../../core/compose';
-import { isAgentError } from '../../core/errors';
-import { ConfSettingsStore } from '../../core/settings';
+import { keychainServiceFor } from '../core/compose';
+import { isAgentError } from '../core/errors';
+import { ConfSettingsStore } from '../core/settings';
 import { CliError } from './explain';
 
 export const DEFAULT_PROFILE = 'cli';

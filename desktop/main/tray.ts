@@ -1,4 +1,4 @@
-// The tray: applies `trayModel` (electron/core/models.ts) to an Electron Tray. Everything Electron is injected (a
+// The tray: applies `trayModel` (agent/core/models.ts) to an Electron Tray. Everything Electron is injected (a
 // Tray-like object, a Menu builder, the clock), so the refresh cadence is unit-tested under Node.
 //
 // Idle CPU matters for an app that lives in the tray all day, so the controller:
@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { MenuItemConstructorOptions } from 'electron';
 import type { AgentState } from '../../shared/contract/agent';
-import type { Clock, TimerHandle } from '../core/clock';
+import type { Clock, TimerHandle } from '../../agent/core/clock';
 import { countdownChangesInMs } from '../../shared/domain/countdown';
-import { activeGrants, trayModel, type TrayAction, type TrayIcon, type TrayMenuItem } from '../core/models';
+import { activeGrants, trayModel, type TrayAction, type TrayIcon, type TrayMenuItem } from '../../agent/core/models';
 
 export interface TrayLike {
   setImage(image: string): void;

@@ -1,8 +1,8 @@
 // The approver's side: the requests waiting for me, and approving (with a one-time code when policy asks approvers
 // to step up) or denying them.
-import type { AccessRequest, Resource } from '../../../shared/contract/http';
-import { formatCountdown } from '../../../shared/domain/countdown';
-import { formatDuration } from '../../../shared/domain/duration';
+import type { AccessRequest, Resource } from '../../shared/contract/http';
+import { formatCountdown } from '../../shared/domain/countdown';
+import { formatDuration } from '../../shared/domain/duration';
 import type { CliContext } from './context';
 import { withStepUp } from './stepup';
 

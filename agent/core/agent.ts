@@ -28,7 +28,7 @@ import { checkSignInSettings } from './settings-check';
 import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
 import { Vault, generateGrantKey, type WipeReport } from './vault';
 
-/** What the agent needs from the OIDC session (electron/core/session.ts implements it). */
+/** What the agent needs from the OIDC session (agent/core/session.ts implements it). */
 export interface SessionLike {
   readonly status: SessionStatus;
   restore(): Promise<boolean>;

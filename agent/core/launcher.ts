@@ -96,7 +96,7 @@ export function onPath(command: string, path = process.env.PATH ?? ''): boolean 
   return path.split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
 }
 
-/** The Launcher the agent calls (electron/core/agent.ts). */
+/** The Launcher the agent calls (agent/core/agent.ts). */
 export function terminalLauncher(platform: NodeJS.Platform = process.platform): Launcher {
   return {
     async openPsql(target) {

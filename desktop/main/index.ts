@@ -6,10 +6,10 @@ import {
   type BrowserWindow, type BrowserWindowConstructorOptions,
 } from 'electron';
 import { join, resolve } from 'node:path';
-import { createAgent } from '../core/compose';
-import type { Clipboard } from '../core/clipboard';
-import { systemClock } from '../core/clock';
-import { toAgentProblem } from '../core/agent-core';
+import { createAgent } from '../../agent/core/compose';
+import type { Clipboard } from '../../agent/core/clipboard';
+import { systemClock } from '../../agent/core/clock';
+import { toAgentProblem } from '../../agent/core/agent-core';
 import type { AgentApiHandlers } from '../../shared/contract/agent';
 import { createSecureWindow } from './window';
 import { forwardAgentEvents, registerAgentIpc, trustedOrigins } from './ipc';
@@ -20,14 +20,14 @@ import { PROTOCOL, deepLinkFromArgv, parseDeepLink } from './deep-links';
 import { STEP_UP_PARTITION, configureWebAuthn, installStepUpProtocol, stepUpOrigin } from './stepup-origin';
 import { ClockChangeDetector, watchPower } from './power';
 import { ElectronSettingsStore, applyLaunchAtLogin, openElectronStore, readShellSettings, writeShellSettings } from './settings-store';
-import { terminalLauncher } from '../core/launcher';
-import { listenLocalSocket } from '../core/local-socket';
+import { terminalLauncher } from '../../agent/core/launcher';
+import { listenLocalSocket } from '../../agent/core/local-socket';
 import { hardenSession } from './session-policy';
 
-// dist/electron/main/index.js → the app's root (inside the asar when packaged).
+// dist/desktop/main/index.js → the app's root (inside the asar when packaged).
 const root = resolve(import.meta.dirname, '../../..');
 const rendererDir = join(root, 'dist/renderer');
-const preload = join(root, 'dist/electron/preload/index.cjs');
+const preload = join(root, 'dist/desktop/preload/index.cjs');
 const iconDir = join(root, 'build/resources/tray');
 const startHidden = process.argv.includes('--hidden');
 

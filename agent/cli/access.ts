@@ -3,9 +3,9 @@
 // memory-only by design), so `request` and `connect` stay in the foreground until the access ends or Ctrl+C.
 import { spawn } from 'node:child_process';
 import type { CliAgent } from './remote-agent';
-import type { AgentState, ConnectResult, LocalGrant } from '../../../shared/contract/agent';
-import type { AccessRequest } from '../../../shared/contract/http';
-import { formatCountdown } from '../../../shared/domain/countdown';
+import type { AgentState, ConnectResult, LocalGrant } from '../../shared/contract/agent';
+import type { AccessRequest } from '../../shared/contract/http';
+import { formatCountdown } from '../../shared/domain/countdown';
 import type { CliContext } from './context';
 import { CliError } from './explain';
 import { proveWithCode } from './stepup';

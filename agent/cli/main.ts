@@ -5,11 +5,11 @@
 // the agent and hands over to the command; failures are put in words with what to do next (explain.ts).
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { createAgent } from '../../core/compose';
-import { toAgentProblem } from '../../core/agent-core';
-import { listenLocalSocket, socketPathFor } from '../../core/local-socket';
-import type { AgentProblem } from '../../../shared/contract/agent';
-import { parseDuration } from '../../../shared/domain/duration';
+import { createAgent } from '../core/compose';
+import { toAgentProblem } from '../core/agent-core';
+import { listenLocalSocket, socketPathFor } from '../core/local-socket';
+import type { AgentProblem } from '../../shared/contract/agent';
+import { parseDuration } from '../../shared/domain/duration';
 import { connect, listGrants, listResources, release, requestAccess } from './access';
 import { approve, deny, listApprovals } from './approvals';
 import type { CliContext } from './context';

@@ -5,10 +5,10 @@
 import { createConnection, type Socket } from 'node:net';
 import { lstatSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { agentApi, AgentState, type AgentApiHandlers, type AgentEvent, type AgentMethod } from '../../../shared/contract/agent';
-import { ServerMessage } from '../../../shared/contract/wire';
-import { AgentError, type AgentErrorCode } from '../../core/errors';
-import type { AgentCore } from '../../core/agent-core';
+import { agentApi, AgentState, type AgentApiHandlers, type AgentEvent, type AgentMethod } from '../../shared/contract/agent';
+import { ServerMessage } from '../../shared/contract/wire';
+import { AgentError, type AgentErrorCode } from '../core/errors';
+import type { AgentCore } from '../core/agent-core';
 
 /** What the CLI needs of an agent: the AgentApi, its events and latest state. */
 export interface CliAgent extends AgentCore {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { allowedHosts, serveStatic } from './static';
 import { attachAgentSocket } from './agent-socket';
-import type { AgentCore } from '../../core/agent-core';
+import type { AgentCore } from '../core/agent-core';
 
 export interface WebHostOptions {
   /** The built renderer (vite build output). */

@@ -2,9 +2,9 @@
 // the agent obtains for exactly this action. Passkeys need a browser, so a user who has only passkeys (or a policy
 // that accepts only passkeys) is sent to the Stint app in words.
 import type { CliAgent } from './remote-agent';
-import { toAgentProblem } from '../../core/agent-core';
-import type { StepUpProof } from '../../../shared/contract/http';
-import type { StepUpActionRef, StepUpChallenge } from '../../../shared/contract/stepup';
+import { toAgentProblem } from '../core/agent-core';
+import type { StepUpProof } from '../../shared/contract/http';
+import type { StepUpActionRef, StepUpChallenge } from '../../shared/contract/stepup';
 import { CliError, explain } from './explain';
 import type { Io } from './terminal';
 

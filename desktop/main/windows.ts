@@ -3,7 +3,7 @@
 // renderer, which picks its view from `?view=…` (renderer/src/route.ts). Windows are made by an injected factory
 // (index.ts: createSecureWindow), so where they go and what they load is tested under Node.
 import { pathToFileURL } from 'node:url';
-import type { TrayAction } from '../core/models';
+import type { TrayAction } from '../../agent/core/models';
 import { STEP_UP_PARTITION } from './stepup-origin';
 
 export type OpenView = Extract<TrayAction, { type: 'open' }>['view'];

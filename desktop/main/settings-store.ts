@@ -6,7 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { AgentSettings, SettingsPatch } from '../../shared/contract/agent';
-import { normaliseSettings, type SettingsStore } from '../core/settings';
+import { normaliseSettings, type SettingsStore } from '../../agent/core/settings';
 
 export interface KeyValueStore {
   get(key: string): unknown;

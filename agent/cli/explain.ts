@@ -1,6 +1,6 @@
 // Failures in words a person understands, with what to do next: the agent's problem codes and the server's own
 // codes (carried in AgentProblem.server) become a sentence and a next step. Programs get the same in --json.
-import type { AgentProblem } from '../../../shared/contract/agent';
+import type { AgentProblem } from '../../shared/contract/agent';
 
 /** A failure the CLI itself words; `exitCode` 2 is a usage error (wrong command line), 130 an interrupt. */
 export class CliError extends Error {

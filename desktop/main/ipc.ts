@@ -5,8 +5,8 @@
 import { pathToFileURL } from 'node:url';
 import type { IpcMainInvokeEvent } from 'electron';
 import { agentApi, type AgentMethod, type AgentResult } from '../../shared/contract/agent';
-import type { AgentCore } from '../core/agent-core';
-import { toAgentProblem } from '../core/agent-core';
+import type { AgentCore } from '../../agent/core/agent-core';
+import { toAgentProblem } from '../../agent/core/agent-core';
 
 export const IPC_PREFIX = 'stint:';
 export const channelFor = (method: AgentMethod) => `${IPC_PREFIX}${method}`;
