@@ -1,7 +1,7 @@
 // What every Stint session allows, for the default session and the step-up partition alike: only notifications and
 // sanitized clipboard writes (copy a connection URI); every other permission (camera, geolocation, HID, …) is denied,
 // both when a page asks and when it merely checks.
-import { CONTENT_SECURITY_POLICY } from './csp';
+import { CONTENT_SECURITY_POLICY } from '../../shared/contract/csp';
 
 const ALLOWED = new Set(['notifications', 'clipboard-sanitized-write']);
 

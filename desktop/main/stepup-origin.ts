@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
 import { isIP } from 'node:net';
-import { CONTENT_SECURITY_POLICY } from './csp';
+import { CONTENT_SECURITY_POLICY } from '../../shared/contract/csp';
 
 /** Persistent, so macOS Touch ID credentials (bound to a per-session secret Electron keeps) survive a restart. */
 export const STEP_UP_PARTITION = 'persist:stint-stepup';
