@@ -3,7 +3,8 @@
 // about Electron, so all of it is unit-tested with an injected `now`.
 import type { AgentNotification, AgentState, LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
-import { countdownChangesInMs, formatCountdown, formatCountdownMinutes, formatDuration } from '../../shared/domain/countdown';
+import { countdownChangesInMs, formatCountdown, formatCountdownMinutes } from '../../shared/domain/countdown';
+import { formatDuration } from '../../shared/domain/duration';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 

@@ -33,13 +33,3 @@ export function countdownChangesInMs(msLeft: number): number {
   const step = msLeft - (Math.ceil(msLeft / unit) - 1) * unit;
   return Math.max(1, step);
 }
-
-/** A duration in words for requests and notifications: `30m`, `1h`, `1h 30m`, `2d`. */
-export function formatDuration(seconds: number): string {
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${Math.max(1, minutes)}m`;
-  const days = Math.floor(minutes / (24 * 60));
-  const hours = Math.floor((minutes % (24 * 60)) / 60);
-  const mins = minutes % 60;
-  return [days ? `${days}d` : '', hours ? `${hours}h` : '', mins ? `${mins}m` : ''].filter(Boolean).join(' ');
-}

@@ -28,15 +28,15 @@ export function parseDuration(text: string | number): DurationParse {
   return { ok: true, seconds: total };
 }
 
-/** Compact human form: 3725 → "1h 2m", 59 → "59s". Used for countdowns and messages. */
+/**
+ * A duration in words, for requested durations, notifications and "asked … ago": `15m`, `1h 30m`, `2d 4h`, `59s`.
+ * Seconds are shown only under ten minutes, where they still matter; above that the exact minutes are kept, so a
+ * request for 1d 0h 30m never reads as "1d".
+ */
 export function formatDuration(totalSeconds: number): string {
   const s = Math.max(0, Math.floor(totalSeconds));
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  if (d > 0) return h > 0 ? `${d}d ${h}h` : `${d}d`;
-  if (h > 0) return m > 0 ? `${h}h ${m}m` : `${h}h`;
-  if (m > 0) return sec > 0 && m < 10 ? `${m}m ${sec}s` : `${m}m`;
-  return `${sec}s`;
+  const parts = [[Math.floor(s / 86400), 'd'], [Math.floor((s % 86400) / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm']] as const;
+  const words = parts.filter(([n]) => n > 0).map(([n, unit]) => `${n}${unit}`);
+  if (s < 600 && (s % 60 > 0 || s === 0)) words.push(`${s % 60}s`);
+  return words.join(' ');
 }

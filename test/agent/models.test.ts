@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { formatCountdown, countdownChangesInMs, formatDuration } from '../../shared/domain/countdown';
+import { formatCountdown, countdownChangesInMs } from '../../shared/domain/countdown';
+import { formatDuration } from '../../shared/domain/duration';
 import { trayModel, notificationsFor, type TrayMenuItem } from '../../agent/core/models';
 import { T0, iso, resource, request, grant, local, state } from './builders';
 

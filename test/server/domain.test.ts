@@ -74,6 +74,7 @@ describe('durations', () => {
     expect(result.ok).toBe(false);
   });
   it('formats compactly', () => {
-    expect([59, 61, 3600, 3725, 90000].map(formatDuration)).toEqual(['59s', '1m 1s', '1h', '1h 2m', '1d 1h']);
+    expect([0, 59, 61, 900, 3600, 3725, 5400, 90000, 86400 + 1800, 2 * 86400].map(formatDuration))
+      .toEqual(['0s', '59s', '1m 1s', '15m', '1h', '1h 2m', '1h 30m', '1d 1h', '1d 30m', '2d']);
   });
 });
