@@ -1,6 +1,7 @@
 // The server's event stream (GET /v1/events, Server-Sent Events) with reconnect: exponential backoff with jitter,
 // resume with Last-Event-ID so nothing is missed or applied twice, a fresh token after a 401, and a status the UI
 // shows ("offline"). Malformed events are reported and skipped; the stream goes on.
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ServerEventEnvelope } from '../../shared/contract/events';
 import type { Clock, TimerHandle } from './clock';
 import { AgentError } from './errors';
@@ -23,50 +24,6 @@ export interface EventStreamOptions {
   /** No bytes (events or heartbeats) for this long: the connection is presumed dead and reopened. */
   idleTimeoutMs?: number;
   lastEventId?: string;
-}
-
-interface SseMessage { id?: string; event?: string; data: string }
-
-/** Minimal SSE line parser (WHATWG "event stream interpretation"), fed decoded text chunks. */
-export class SseParser {
-  private buffer = '';
-  private data: string[] = [];
-  private id?: string;
-  private event?: string;
-  retryMs?: number;
-
-  constructor(private readonly onMessage: (message: SseMessage) => void) {}
-
-  push(chunk: string): void {
-    this.buffer += chunk;
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(this.buffer);
-      if (!match) break;
-      // A lone \r at the very end may be the first half of \r\n: wait for more.
-      if (match[0] === '\r' && match.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, match.index);
-      this.buffer = this.buffer.slice(match.index + match[0].length);
-      this.line(line);
-    }
-  }
-
-  private line(line: string): void {
-    if (line === '') {
-      if (this.data.length) this.onMessage({ data: this.data.join('\n'), ...(this.id !== undefined ? { id: this.id } : {}), ...(this.event ? { event: this.event } : {}) });
-      this.data = [];
-      this.event = undefined;
-      return;
-    }
-    if (line.startsWith(':')) return;
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'id' && !value.includes('\0')) this.id = value;
-    else if (field === 'event') this.event = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value);
-  }
 }
 
 export class EventStream {
@@ -142,7 +99,7 @@ export class EventStream {
     this.abort = abort;
     // While retrying after failures the UI keeps showing "offline" rather than flickering.
     if (this.status_ !== 'online' && this.failures === 0) this.setStatus('connecting');
-    let parser: SseParser | undefined;
+    let retryMs = 0;
     let failure: AgentError | undefined;
     try {
       const response = await this.doFetch(this.options.url, {
@@ -165,11 +122,11 @@ export class EventStream {
       this.failures = 0;
       this.setStatus('online');
       this.armIdle(abort);
-      parser = new SseParser((message) => this.message(message));
+      const parser = createParser({ onEvent: (message) => this.message(message), onRetry: (ms) => { retryMs = ms; } });
       const decoder = new TextDecoder();
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         this.armIdle(abort);
-        parser.push(decoder.decode(chunk, { stream: true }));
+        parser.feed(decoder.decode(chunk, { stream: true }));
       }
     } catch (cause) {
       failure = cause instanceof AgentError ? cause : new AgentError('server_unreachable', 'The server can\'t be reached — your active access still ends on time.', cause);
@@ -181,14 +138,14 @@ export class EventStream {
     const error = failure ?? new AgentError('server_unreachable', 'The connection to the server closed — reconnecting.');
     // One failure after a good connection is a blip ("connecting"); more is offline.
     this.setStatus(this.failures > 1 || failure?.code === 'server_unreachable' ? 'offline' : 'connecting', error);
-    const base = Math.max(parser?.retryMs ?? 0, this.options.initialBackoffMs ?? 500);
+    const base = Math.max(retryMs, this.options.initialBackoffMs ?? 500);
     const ceiling = Math.min(this.options.maxBackoffMs ?? 30_000, base * 2 ** Math.min(this.failures - 1, 16));
     const delay = Math.round(ceiling / 2 + (this.options.random ?? Math.random)() * (ceiling / 2));
     this.waiting = true;
     this.timer = this.options.clock.setTimer(() => void this.connect(), delay);
   }
 
-  private message(message: SseMessage): void {
+  private message(message: EventSourceMessage): void {
     let parsed: ReturnType<typeof ServerEventEnvelope.safeParse>;
     try {
       parsed = ServerEventEnvelope.safeParse(JSON.parse(message.data));

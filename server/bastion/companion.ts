@@ -9,6 +9,7 @@
 // that happened while it was disconnected is still acted on.
 import { readFileSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { createParser } from 'eventsource-parser';
 
 export interface EndedEvent {
   grantId: string;
@@ -105,33 +106,19 @@ const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) 
   signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
 });
 
-/** Parse a server-sent-events byte stream into (event, data) pairs. */
+/** Server-sent events from a byte stream as (event, data) pairs; framing by eventsource-parser, as in the agent. */
 export async function* readSse(body: ReadableStream<Uint8Array>, onActivity: () => void): AsyncGenerator<{ event: string; data: string }> {
   const decoder = new TextDecoder();
-  let buffer = '';
+  const ready: { event: string; data: string }[] = [];
+  const parser = createParser({ onEvent: (message) => ready.push({ event: message.event ?? 'message', data: message.data }) });
   const reader = body.getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
       onActivity();
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-      let boundary: number;
-      while ((boundary = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, boundary);
-        buffer = buffer.slice(boundary + 2);
-        let event = 'message';
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'event') event = value;
-          else if (field === 'data') data.push(value);
-        }
-        if (data.length) yield { event, data: data.join('\n') };
-      }
+      parser.feed(decoder.decode(value, { stream: true }));
+      while (ready.length) yield ready.shift()!;
     }
   } finally {
     reader.releaseLock();

@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ApiClient } from '../../agent/core/api-client';
-import { EventStream, SseParser, type StreamStatus } from '../../agent/core/event-stream';
+import { EventStream, type StreamStatus } from '../../agent/core/event-stream';
 import { systemClock } from '../../agent/core/clock';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import { freePort } from '../../dev/ports';
@@ -110,14 +110,27 @@ describe('grant client', () => {
 });
 
 describe('event stream', () => {
-  it('parses SSE framing: ids, multi-line data, comments, CRLF split across chunks', () => {
-    const out: Array<{ id?: string; data: string }> = [];
-    const p = new SseParser((m) => out.push(m));
-    p.push(': hello\r\nretry: 2000\r\nid: 7\r\ndata: {"a":\r');
-    p.push('\ndata: 1}\r\n\r\n');
-    p.push('data: x\n\n');
-    expect(out).toEqual([{ id: '7', data: '{"a":\n1}' }, { id: '7', data: 'x' }]);
-    expect(p.retryMs).toBe(2000);
+  it('reads SSE framing as servers write it: comments, CRLF split across writes, multi-line data, retry', async () => {
+    const envelope = (id: number): ServerEventEnvelope => ({ id: String(id), at: iso(T0), event: { type: 'grant.updated', grant: grant(`g${id}`, T0 + 3600_000) } });
+    const json = JSON.stringify(envelope(7));
+    const cut = json.indexOf(',"at"') + 1; // between two JSON members, where a line break is allowed
+    const [head, tail] = [json.slice(0, cut), json.slice(cut)];
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`: hello\r\nretry: 2000\r\nid: 7\r\ndata: ${head}\r`);
+      setTimeout(() => { res.write(`\ndata: ${tail}\r\n\r\n`); res.write(`data: ${JSON.stringify(envelope(8))}\n\n`); }, 20);
+    };
+    const events: ServerEventEnvelope[] = [];
+    const problems: string[] = [];
+    const stream = new EventStream({
+      url: `http://127.0.0.1:${port}/v1/events`, headers: async () => ({}), clock: systemClock,
+      onEvent: (e) => events.push(e), onProblem: (e) => problems.push(e.code), initialBackoffMs: 20,
+    });
+    stream.start();
+    // The first event's JSON was cut in two by a data line break: joined with "\n", which JSON allows between tokens.
+    await expect.poll(() => events.map((e) => e.id), { timeout: 5000 }).toEqual(['7', '8']);
+    stream.stop();
+    expect(problems).toEqual([]);
   });
 
   it('delivers events, reconnects after the server drops it and resumes with Last-Event-ID; skips malformed events', async () => {

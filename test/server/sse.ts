@@ -1,4 +1,5 @@
 // A minimal Server-Sent Events client over fetch, for tests: collects parsed envelopes, waits for one that matches.
+import { createParser } from 'eventsource-parser';
 import { ServerEventEnvelope } from '../../shared/contract/events';
 
 export interface EventStream {
@@ -30,21 +31,14 @@ export async function openEvents(base: string, token: string, lastEventId?: stri
     close: () => controller.abort(),
   };
   if (!response.ok || !response.body) return stream;
+  const parser = createParser({
+    onEvent: (message) => { stream.events.push(ServerEventEnvelope.parse(JSON.parse(message.data))); },
+    onComment: () => { stream.comments += 1; },
+  });
   void (async () => {
     const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = frame.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-          if (data) stream.events.push(ServerEventEnvelope.parse(JSON.parse(data)));
-          else if (frame.split('\n').some((l) => l.startsWith(':'))) stream.comments += 1;
-        }
-      }
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
     } catch {
       // aborted
     }
