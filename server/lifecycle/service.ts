@@ -3,20 +3,17 @@
 // transaction together with its audit row and its events, and the events are published after commit.
 // Timed transitions (request TTL, activation window, grant deadline) have one exact timer each, plus a durable
 // sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
-import { createHash, randomBytes } from 'node:crypto';
-import { sql, type Insertable, type RawBuilder, type Selectable, type SqlBool, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type {
   AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
 } from '../../shared/contract/http';
-import type { ServerEvent } from '../../shared/contract/events';
 import type { RequestState, GrantState } from '../../shared/contract/http';
 import { grantTransition, requestTransition, REQUEST_STATES, type GrantEvent, type RequestEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
 import type { ServerConfig } from '../config';
 import { canonicalJson, policyHash } from '../config';
 import type { Clock } from '../clock';
-import { together, unqueued, type Store, type Db } from '../storage/db';
-import type { Database, EventsTable, GrantsTable, RequestsTable } from '../storage/schema';
+import { together, type Store, type Db } from '../storage/db';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
 import { stepUpFailureStatus } from '../stepup/routes';
@@ -25,22 +22,19 @@ import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
-import { AuditChain, chainedAppendCtes, chainRows, lockAuditHead, type AuditInput } from './audit';
-import type { Audience, EventBus, StoredEvent } from './events';
-import { hasRemoteEvents, hasTxNotify, type TxNotifyingBus } from './pg-bus';
+import { AuditChain, type AuditInput } from './audit';
+import type { EventBus } from './events';
+import { hasRemoteEvents } from './pg-bus';
 import { ADD_APPROVALS, unapprovable } from './approvability';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
-import { isStalePlan } from '../storage/pg-prepared';
+import { WriteQueue, type TxContext } from './write-queue';
+import {
+  CLAIM_RETRY_MS, iso, lockRow, newId, parseJson, Refusals, safeMessage, sha256, SYSTEM,
+  type GrantRow, type Logger, type RefusalRefs, type RequestRow, type Tx,
+} from './support';
 
-type Tx = Transaction<Database>;
-type RequestRow = Selectable<RequestsTable>;
-type GrantRow = Selectable<GrantsTable>;
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger } from './support';
+export type { TxContext } from './write-queue';
 
 export interface LifecycleDeps {
   config: ServerConfig;
@@ -60,18 +54,11 @@ export interface RequestContext { ip?: string }
 // Predicates that match a partial index's WHERE are written as literals: a prepared statement's generic plan
 // cannot prove that a parameter satisfies the index predicate, and falls back to scanning the whole table.
 const REVOKING = [sql.lit('pending'), sql.lit('retrying')];
-const SYSTEM = 'system';
 const REVOKE_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
 /** A grant stuck without credentials this long after activation began (server died mid-issue) is failed. */
 const ISSUE_STALE_MS = 2 * 60_000;
 
 const PRUNE_EVERY_MS = 3600_000;
-/** Most changes grouped into one commit. */
-const MAX_BATCH = 64;
-/** A change rolled back with its batch (another change threw, or a deadlock) runs again at most this often. */
-const MAX_WRITE_ATTEMPTS = 3;
-/** Rows per multi-row insert (well under SQLite's and PostgreSQL's bound-parameter limits). */
-const INSERT_CHUNK = 500;
 const EVENT_RETENTION_MS = 7 * 86400_000;
 /** PostgreSQL: revocation batches in flight per instance (each holds a connection across its provider calls). */
 const REVOKE_CONCURRENCY = 2;
@@ -83,16 +70,9 @@ const REVOKE_BATCH = 50;
  * the provider's small pool, where a call waiting longer than its connect timeout fails.
  */
 const FIRST_ATTEMPTS_AT_ONCE = REVOKE_CONCURRENCY * REVOKE_BATCH;
-/** A timed transition that found its row held by another transaction looks again after this long. */
-const CLAIM_RETRY_MS = 500;
 /** The request states an activation may start from (see shared/domain/lifecycle.ts). */
 const ACTIVATABLE = REQUEST_STATES.filter((state) => requestTransition(state, 'activated').ok);
 const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
-
-const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(Number(ms)).toISOString());
-const parseJson = <T>(text: string): T => JSON.parse(text) as T;
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   catalog!: Catalog;
@@ -111,25 +91,17 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastPrune = 0;
-  private readonly writeQueue: QueuedWrite[] = [];
-  private pumpScheduled = false;
-  private runningBatches = 0;
-  /** PostgreSQL: batches in flight at once (storage.writeConcurrency; each holds a pooled connection). */
-  private readonly writeSlots: number;
+  private readonly writes: WriteQueue;
+  private readonly refusals: Refusals;
   /** PostgreSQL: revocations waiting for the next claimed batch (see revokeClaimed). */
   private readonly revokeWaiting = new Map<string, { resolve: (retryAt: number | undefined) => void; reject: (error: unknown) => void }>();
   private revokePumpScheduled = false;
   private revokeBatchesRunning = 0;
-  /** Resolves when the last batch that took the append lock has published its events. */
-  private publishTail: Promise<void> = Promise.resolve();
-  /** Settles when the last append of this instance has been committed or rolled back (see flush). */
-  private appendTail: Promise<void> = Promise.resolve();
   private inflight = new Set<Promise<unknown>>();
   /** True when other server instances may write the same database (PostgreSQL). */
   private readonly shared: boolean;
   /** Grant ends from other instances already announced to this instance's bastion listeners. */
   private readonly remoteEnds = new Set<string>();
-  /** Audit head positions this instance wrote (recent ones), and until when others are taken to be appending too. */
   /** Approved requests this instance created, by id: their fixed fields (see rememberFacts). */
   private readonly requestFacts = new Map<string, RequestFacts>();
 
@@ -137,7 +109,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.db = deps.store.db;
     this.reads = deps.store.reads;
     this.shared = deps.store.dialect === 'postgres';
-    this.writeSlots = deps.config.storage.writeConcurrency;
+    const now = () => this.now();
+    this.writes = new WriteQueue({ db: this.db, shared: this.shared, writeSlots: deps.config.storage.writeConcurrency, bus: deps.bus, metrics: deps.metrics, audit: this.audit, now });
+    this.refusals = new Refusals({ mutate: (fn) => this.writes.mutate(fn), metrics: deps.metrics, now });
     // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
     // reach this instance's listeners through the bus.
     if (this.shared && hasRemoteEvents(deps.bus)) {
@@ -207,7 +181,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     this.timers.clear();
     await Promise.allSettled([...this.inflight]);
     // Let queued changes commit before storage closes.
-    while (this.runningBatches > 0 || this.writeQueue.length > 0 || this.pumpScheduled) await new Promise((resolve) => setImmediate(resolve));
+    await this.writes.drain();
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -276,269 +250,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   // ---------------------------------------------------------------- transactions, audit, events
 
-  /**
-   * Run one change (its writes, audit rows and events) atomically. Changes that arrive while a commit is under way
-   * are grouped into the next transaction, each inside its own savepoint: a change that throws rolls back alone,
-   * and the group pays for one commit (SQLite writes each dirty page once per commit, not once per change).
-   * Events are published, and callers resumed, only after the commit.
-   */
+  /** Run one change (its writes, audit rows and events) atomically, grouped with others (see WriteQueue.mutate). */
   mutate<T>(fn: (tx: TxContext) => Promise<T>, options: { exclusive?: boolean; key?: string | readonly string[] } = {}): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.writeQueue.push({ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: 0, exclusive: options.exclusive === true, key: options.key });
-      // The SQLite driver is synchronous, so a transaction runs within one turn of the event loop; starting the
-      // batch on the next turn lets the changes of requests read in this turn join the same commit.
-      if (!this.pumpScheduled) {
-        this.pumpScheduled = true;
-        setImmediate(() => {
-          this.pumpScheduled = false;
-          this.pump();
-        });
-      }
-    });
-  }
-
-  /**
-   * Start batches while there are free write slots. SQLite has one writer, so one batch at a time. PostgreSQL may
-   * run several at once on separate connections (storage.writeConcurrency): their row work overlaps, and only the
-   * append of audit rows and events at the end is serialised (see flush), so when round trips are slow one
-   * instance is not bound by one connection. Where the database is near, one slot is faster: bigger batches, fewer
-   * commits, and CPU, not waiting, is the limit.
-   */
-  private pump(): void {
-    const slots = this.shared ? this.writeSlots : 1;
-    while (this.runningBatches < slots && this.writeQueue.length > 0) {
-      const batch = this.writeQueue.splice(0, MAX_BATCH);
-      this.runningBatches += 1;
-      void this.runBatch(batch).finally(() => {
-        this.runningBatches -= 1;
-        this.pump();
-      });
-    }
-  }
-
-  /** Run changes in one transaction now, outside the queue (a revocation holding its row lock across a provider call). */
-  private transactNow<T>(fn: (tx: TxContext) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      void this.runBatch([{ fn: fn as (tx: TxContext) => Promise<unknown>, resolve: resolve as (value: unknown) => void, reject, attempts: MAX_WRITE_ATTEMPTS, exclusive: false }]);
-    });
-  }
-
-  private async runBatch(batch: QueuedWrite[]): Promise<void> {
-    this.deps.metrics.writeBatch.observe(batch.length);
-    const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; records: ChangeRecords }[] = [];
-    let turn: PublishTurn | undefined;
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        let head: Promise<{ seq: number; hash: string }> | undefined;
-        if (this.shared && batch.some((item) => item.exclusive)) head = Promise.resolve(await lockAuditHead(trx));
-        if (this.shared && sideBySide(batch)) {
-          await this.runSideBySide(trx, batch, done);
-          turn = await this.flush(trx, done.map((d) => d.records), head);
-          return;
-        }
-        for (const item of batch) {
-          const records: ChangeRecords = { audits: [], events: [] };
-          if (this.shared) {
-            // No savepoints on PostgreSQL (two round trips per change): a change that throws aborts the
-            // transaction, and the batch is sorted out below.
-            try {
-              done.push({ item, ok: true, value: await item.fn(this.txContext(trx, records)), records });
-            } catch (error) {
-              throw new ChangeFailed(item, error);
-            }
-            continue;
-          }
-          await sql`savepoint stint_change`.execute(trx);
-          try {
-            const value = await item.fn(this.txContext(trx, records));
-            await sql`release savepoint stint_change`.execute(trx);
-            done.push({ item, ok: true, value, records });
-          } catch (error) {
-            await sql`rollback to savepoint stint_change`.execute(trx);
-            await sql`release savepoint stint_change`.execute(trx);
-            done.push({ item, ok: false, error, records: { audits: [], events: [] } });
-          }
-        }
-        turn = await this.flush(trx, done.filter((d) => d.ok).map((d) => d.records), head);
-      });
-      turn?.appendSettled();
-      await turn?.appended;
-    } catch (error) {
-      turn?.appendSettled();
-      turn?.release();
-      this.audit.invalidate();
-      // The append rides with COMMIT unawaited; when it fails, COMMIT rolls back and its error is the one that counts.
-      const appendError = await turn?.appended.then(() => undefined, (e: unknown) => e);
-      const cause = error instanceof ChangeFailed ? error.cause : appendError ?? error;
-      // Nothing of this batch was committed. A deadlock or serialization failure is nobody's fault: every change
-      // runs again. Otherwise the change that threw gets its error and the others (aborted with it) run again.
-      const retryable = isRetryableConflict(cause);
-      const failed = error instanceof ChangeFailed ? error.item : undefined;
-      const again: QueuedWrite[] = [];
-      for (const item of batch) {
-        if (item.attempts < MAX_WRITE_ATTEMPTS && (retryable || (failed !== undefined && item !== failed))) {
-          item.attempts += 1;
-          again.push(item);
-        } else {
-          item.reject(cause);
-        }
-      }
-      this.writeQueue.unshift(...again);
-      return;
-    }
-    // Publish in commit order: a batch that committed after ours waits for our events to go out first.
-    if (turn) await turn.previous;
-    try {
-      for (const result of done) {
-        if (!result.ok) {
-          result.item.reject(result.error);
-          continue;
-        }
-        if (result.records.events.length > 0) this.deps.bus.publish(result.records.events.map((e) => e.stored!));
-        result.item.resolve(result.value);
-      }
-    } finally {
-      turn?.release();
-    }
-  }
-
-  /**
-   * PostgreSQL: run a batch's changes at once rather than one after another. Each touches its own request or grant
-   * (distinct keys), so their order does not matter, and their statements share round trips: a batch costs a few
-   * round trips instead of one or more per change, and, on a busy instance, a few waits for the event loop instead
-   * of one per statement. Audit rows and events still go in batch order. A change that throws aborts the transaction
-   * (the others then fail with "current transaction is aborted"): it is the one reported, the others run again.
-   */
-  private async runSideBySide(trx: Tx, batch: QueuedWrite[], done: { item: QueuedWrite; ok: boolean; value?: unknown; records: ChangeRecords }[]): Promise<void> {
-    const direct = await unqueued(trx);
-    const records = batch.map((): ChangeRecords => ({ audits: [], events: [] }));
-    const outcomes = await Promise.allSettled(batch.map((item, i) => item.fn(this.txContext(direct, records[i]!))));
-    const failures = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ item: batch[i]!, error: o.reason as unknown }] : []));
-    if (failures.length > 0) {
-      const cause = failures.find((f) => (f.error as { code?: unknown })?.code !== IN_FAILED_TRANSACTION) ?? failures[0]!;
-      throw new ChangeFailed(cause.item, cause.error);
-    }
-    outcomes.forEach((o, i) => done.push({ item: batch[i]!, ok: true, value: (o as PromiseFulfilledResult<unknown>).value, records: records[i]! }));
-  }
-
-  /**
-   * Append the batch's audit rows and store its events, last thing before commit. On PostgreSQL this is the one
-   * serialised step across instances: the audit head row is locked from here to the commit, so the chain is
-   * extended by one writer at a time, and event ids are assigned in commit order (SSE resume by id and the
-   * cross-instance cursor stay exact). Row changes before this point are ordered by row locks instead (lockRow).
-   * Usually one statement does it all, the head's lock included (see chainedAppendCtes), sent with COMMIT.
-   */
-  private async flush(trx: Tx, changes: ChangeRecords[], locked?: Promise<{ seq: number; hash: string }>): Promise<PublishTurn | undefined> {
-    const audits = changes.flatMap((c) => c.audits);
-    const events = changes.flatMap((c) => c.events);
-    if (audits.length === 0 && events.length === 0) {
-      await locked;
-      return undefined;
-    }
-    // One statement unless the batch is unusual: events without audit rows, very large (bound-parameter limits), or a
-    // bus that does not tell other instances.
-    const bus = this.shared && hasTxNotify(this.deps.bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4 ? this.deps.bus : undefined;
-    // This instance's appends go out one at a time, each after the previous one's COMMIT was answered: they commit
-    // in the order they are published in (the database's lock orders them too, but only once they reach it).
-    const previousAppend = this.appendTail;
-    let appendSettled!: () => void;
-    this.appendTail = new Promise<void>((resolve) => { appendSettled = resolve; });
-    let previous: Promise<void> = Promise.resolve();
-    let release = () => {};
-    try {
-      // (A batch holding the head lock already, from its start, goes first: the others' appends wait for it anyway.)
-      if (!locked) await previousAppend;
-      const head = this.shared && !bus ? await (locked ?? lockAuditHead(trx)) : undefined;
-      previous = this.publishTail;
-      this.publishTail = new Promise<void>((resolve) => { release = resolve; });
-      const eventRows = events.map((e) => ({
-        at: e.at, type: e.event.type, users: JSON.stringify(e.audience.users), groups: JSON.stringify(e.audience.groups), exclude: JSON.stringify(e.audience.exclude), payload: JSON.stringify(e.event),
-      }));
-      const stored = (ids: number[]) => {
-        // Ids come from one sequence in the order the rows were inserted; RETURNING's row order is not promised.
-        ids.sort((x, y) => x - y);
-        events.forEach((e, i) => { e.stored = { id: ids[i]!, at: e.at, event: e.event, ...e.audience }; });
-      };
-      if (bus) {
-        // The batch's last statement: not awaited, so COMMIT goes out in the same write (one round trip for both).
-        const appended = this.appendInOneStatement(trx, audits, eventRows, bus).then((ids) => {
-          stored(ids);
-          if (ids.length > 0) bus.ownIds(ids);
-        });
-        appended.catch(() => {});
-        return { previous, release, appended, appendSettled };
-      }
-      const ids = head ? await this.appendLocked(trx, head, audits, eventRows) : await this.appendAlone(trx, audits, eventRows);
-      stored(ids);
-      await this.notify(trx, ids);
-    } catch (error) {
-      release();
-      appendSettled();
-      throw error;
-    }
-    return { previous, release, appended: Promise.resolve(), appendSettled };
-  }
-
-  /**
-   * A bus that tells other instances (NOTIFY) does so inside the transaction: delivered at commit, in commit order,
-   * and never for a change that rolled back.
-   */
-  private async notify(trx: Tx, ids: number[]): Promise<void> {
-    if (ids.length === 0 || !hasTxNotify(this.deps.bus)) return;
-    await this.deps.bus.notifyInTransaction(trx, ids);
-  }
-
-  private async appendAlone(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
-    await this.audit.appendMany(trx, audits);
-    const ids: number[] = [];
-    for (let start = 0; start < eventRows.length; start += INSERT_CHUNK) {
-      const rows = await trx.insertInto('events').values(eventRows.slice(start, start + INSERT_CHUNK)).returning('id').execute();
-      ids.push(...rows.map((r) => Number(r.id)));
-    }
-    return ids;
-  }
-
-  /**
-   * PostgreSQL: audit rows (hashed by the database from the head it locks), the new head, the events and their
-   * NOTIFY in one statement, the batch's last, left unawaited by flush so that COMMIT travels with it. The events
-   * are inserted after the head is locked (they read from `head`), so their ids follow commit order across instances.
-   */
-  private appendInOneStatement(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[], bus: TxNotifyingBus): Promise<number[]> {
-    const ctes = chainedAppendCtes(audits);
-    if (eventRows.length === 0) return sql`with recursive ${ctes} select id from moved`.execute(trx).then(() => []);
-    const of = <T>(pick: (row: Insertable<EventsTable>) => T) => eventRows.map(pick);
-    // The notify CTE aggregates over the inserted ids and is joined into the result, so it runs exactly once.
-    return sql<{ id: number | string }>`with recursive ${ctes},
-      stored as (
-        insert into events (at, type, users, groups, exclude, payload)
-        select v.at, v.type, v.users, v.groups, v.exclude, v.payload
-        from unnest(${of((e) => e.at)}::bigint[], ${of((e) => e.type)}::text[], ${of((e) => e.users)}::text[], ${of((e) => e.groups)}::text[], ${of((e) => e.exclude)}::text[], ${of((e) => e.payload)}::text[])
-          with ordinality as v (at, type, users, groups, exclude, payload, i), head
-        order by v.i
-        returning id
-      ),
-      told as (select ${bus.notifyExpression()} as sent from stored)
-      select stored.id from stored, told`.execute(trx).then((result) => result.rows.map((r) => Number(r.id)));
-  }
-
-  /**
-   * PostgreSQL, holding the head row (taken by lockAuditHead): plain statements, for what appendInOneStatement does
-   * not take (events without audit rows, a very large batch, a bus that does not notify other instances).
-   */
-  private async appendLocked(trx: Tx, head: { seq: number; hash: string }, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
-    const chained = chainRows(audits, head);
-    const setHead = chained.head ?? head;
-    for (let start = 0; start < chained.rows.length; start += INSERT_CHUNK) await trx.insertInto('audit').values(chained.rows.slice(start, start + INSERT_CHUNK)).execute();
-    if (chained.rows.length > 0) await trx.updateTable('audit_head').set({ seq: setHead.seq, hash: setHead.hash }).where('id', '=', 1).execute();
-    return this.appendAlone(trx, [], eventRows);
-  }
-
-  private txContext(trx: Tx, records: ChangeRecords): TxContext {
-    return {
-      trx,
-      audit: async (input) => { records.audits.push(input); },
-      emit: async (event, audience) => { records.events.push({ at: this.now(), event, audience }); },
-    };
+    return this.writes.mutate(fn, options);
   }
 
   /**
@@ -557,24 +271,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return query().forNoKeyUpdate().executeTakeFirst();
   }
 
-  /**
-   * Read a row this change will transition. PostgreSQL: lock it (other instances' changes to the same row wait, then
-   * see ours); `claim` (timed transitions) skips a row another transaction holds instead of waiting — whoever holds
-   * it is changing it, and the timer looks again. FOR NO KEY UPDATE: inserts referencing the row (approvals) are not
-   * blocked. SQLite: one writer, nothing to lock.
-   */
-  private lockRow<Q extends { forNoKeyUpdate(): Q; skipLocked(): Q }>(query: Q, claim = false): Q {
-    if (!this.shared) return query;
-    return claim ? query.forNoKeyUpdate().skipLocked() : query.forNoKeyUpdate();
-  }
-
   /** Audit a refused action (authorization failure, illegal transition) in its own transaction. */
-  async refuse<T>(user: { sub: string }, action: string, error: DomainError, refs: { requestId?: string; grantId?: string; resourceId?: string; subject?: string; policyVersion?: number } = {}): Promise<Outcome<T>> {
-    this.deps.metrics.refusals.inc({ code: error.code });
-    if (error.audit !== false) {
-      await this.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, action: `refused.${action}`, reason: error.message, detail: { code: error.code }, ...refs }));
-    }
-    return { ok: false, error };
+  refuse<T>(user: { sub: string }, action: string, error: DomainError, refs: RefusalRefs = {}): Promise<Outcome<T>> {
+    return this.refusals.refuse<T>(user, action, error, refs);
   }
 
   // ---------------------------------------------------------------- mapping
@@ -887,7 +586,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    */
   private async transitionRequest(id: string, event: RequestEvent, actor: string, detail: Record<string, unknown> | undefined, patch: (row: RequestRow) => Partial<RequestRow>, reason?: string, options: { claim?: boolean } = {}): Promise<Outcome<AccessRequest>> {
     const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
-      const row = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id), options.claim).executeTakeFirst();
+      const row = await lockRow(this.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id), options.claim).executeTakeFirst();
       if (!row && options.claim) return fail(409, 'busy', `request ${id} is being changed by another transaction`, { audit: false });
       if (!row) return fail(404, 'request_not_found', `no request ${id}`);
       const step = requestTransition(row.state as RequestState, event);
@@ -967,7 +666,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const mine = check.value.rules.map((r) => r.group).filter((g) => user.groups.includes(g));
     const result = await this.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
       // Re-check inside the transaction: another approver or a timer may have moved the request meanwhile.
-      const current = await this.lockRow(ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
+      const current = await lockRow(this.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
       if (current.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${current.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
       const existing = await ctx.trx.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', id).execute();
       if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request', { audit: true });
@@ -1180,7 +879,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** The deadline has come: claim the row (see lockRow) and end the grant unless an extension moved its deadline. */
   private async endIfDue(trx: Tx, id: string, event: GrantEvent, reason: string): Promise<Outcome<{ updated: GrantRow; now: number }>> {
-    const row = await this.lockRow(trx.selectFrom('grants').selectAll().where('id', '=', id), true).executeTakeFirst();
+    const row = await lockRow(this.shared, trx.selectFrom('grants').selectAll().where('id', '=', id), true).executeTakeFirst();
     if (!row) return fail(409, 'busy', `grant ${id} is being changed by another transaction`, { audit: false });
     const step = grantTransition(row.state as GrantState, event);
     if (!step.ok) return fail(409, step.code, step.message, { audit: true });
@@ -1382,7 +1081,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * is recorded once, by the transaction that commits). Returns when to retry the ones that failed.
    */
   private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
-    return this.transactNow(async (ctx) => {
+    return this.writes.transactNow(async (ctx) => {
       const now = this.now();
       // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection. With
       // lagging statistics a generic plan may take `id = any(…)` for most of the table; the partial index on
@@ -1626,44 +1325,6 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 }
 
-interface QueuedWrite {
-  fn: (tx: TxContext) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  /** Times this change ran in a batch that was rolled back for another's sake. */
-  attempts: number;
-  /** Take the append lock first (PostgreSQL): for changes that read-then-insert shared rows no row lock covers. */
-  exclusive: boolean;
-  /**
-   * The requests or grants this change touches (usually one), if it touches no other row but new ones and is fine
-   * with any order relative to other changes (see runBatch). Changes without a key run one after another.
-   */
-  key?: string | readonly string[];
-}
-
-/** What one change records, appended at the end of its batch (see flush). */
-interface ChangeRecords {
-  audits: AuditInput[];
-  events: { at: number; event: ServerEvent; audience: Audience; stored?: StoredEvent }[];
-}
-
-/** A batch's place in the publish order: wait for `previous`, publish, then `release` the next. */
-/** PostgreSQL's answer to a statement in a transaction that an earlier statement's failure aborted. */
-const IN_FAILED_TRANSACTION = '25P02';
-
-/** Whether a batch's changes may run side by side: each declares the rows it touches, and no two share one. */
-function sideBySide(batch: QueuedWrite[]): boolean {
-  if (batch.length < 2) return false;
-  const keys = new Set<string>();
-  for (const item of batch) {
-    if (item.key === undefined || item.exclusive) return false;
-    for (const key of typeof item.key === 'string' ? [item.key] : item.key) {
-      if (keys.has(key)) return false;
-      keys.add(key);
-    }
-  }
-  return true;
-}
 
 /** The fields of a request that never change after it is created: enough to activate it. */
 type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
@@ -1672,40 +1333,4 @@ const MAX_REMEMBERED_REQUESTS = 10_000;
 /** PostgreSQL: `id = any($1)`, the same statement text for any number of ids (an IN list is a new one per length). */
 function idIn(ids: string[]): RawBuilder<SqlBool> {
   return sql<SqlBool>`id = any(${ids}::text[])`;
-}
-
-interface PublishTurn {
-  previous: Promise<void>;
-  release: () => void;
-  /** Settles once the batch's audit rows and events are stored and the events know their ids (see flush). */
-  appended: Promise<void>;
-  /** To be called once the transaction has committed or rolled back: the next append of this instance may go. */
-  appendSettled: () => void;
-}
-
-/** A change threw inside a PostgreSQL batch (which is now aborted as a whole). */
-class ChangeFailed extends Error {
-  constructor(readonly item: QueuedWrite, override readonly cause: unknown) {
-    super('a change failed inside a batch');
-  }
-}
-
-/** PostgreSQL deadlock_detected / serialization_failure: the transaction may simply run again. */
-function isRetryableConflict(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  // A stale prepared plan (a migration changed a table under this connection) fails the transaction once; the retry
-  // runs on a fresh connection (see storage/pg-prepared.ts).
-  return code === '40P01' || code === '40001' || isStalePlan(error);
-}
-
-export interface TxContext {
-  trx: Tx;
-  audit: (input: AuditInput) => Promise<void>;
-  emit: (event: ServerEvent, audience: Audience) => Promise<void>;
-}
-
-/** An error's message without anything that looks like a connection string or password. */
-function safeMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/[a-z]+:\/\/[^\s@]*@/gi, '<redacted>@').replace(/password\S*/gi, 'password=<redacted>').slice(0, 300);
 }
