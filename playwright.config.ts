@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { chromiumLaunchOptions } from './test/harness/chromium';
+import { chromiumLaunchOptions } from './dev/chromium';
 
 // End-to-end tests in Debian's Chromium (never a downloaded browser). The global setup builds the renderer once;
 // each spec starts the real services it needs from test/harness and stops them itself.

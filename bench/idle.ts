@@ -18,7 +18,7 @@ export default async function idleBench(opts: { quick: boolean }): Promise<Recor
     const { server } = await startAgentBackend(stops);
     // Plain node on a bundle, as the agent ships: a TypeScript loader (tsx) alone costs ~0.7 % CPU at idle on Node 20.
     const bundle = join(fileURLToPath(new URL('../node_modules/.cache/stint-bench/', import.meta.url)), 'idle-agent.mjs');
-    await build({ entryPoints: [fileURLToPath(new URL('../test/agent/fixtures/idle-agent.ts', import.meta.url))], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'error' });
+    await build({ entryPoints: [fileURLToPath(new URL('./support/idle-agent.ts', import.meta.url))], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'error' });
     const child = spawn(process.execPath, [bundle,
       JSON.stringify({ serverUrl: server.url, port: await freePort(), seconds })], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
     stops.push(async () => void child.kill());

@@ -21,11 +21,11 @@
 // the main thread.
 import { agent, keyLine, noop, openEventClients, request } from './support/http';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { startIdp } from '../test/harness/idp';
+import { startIdp } from '../dev/idp';
 import { readFileSync } from 'node:fs';
 import { startPostgres, type PostgresInstance } from '../dev/postgres';
 import { freePort } from '../dev/ports';
-import { merge, testConfig } from '../test/harness/grant-server';
+import { merge, testConfig } from '../dev/grant-server';
 import { buildServer } from '../server/app';
 import { validateConfig, type ServerConfigInput } from '../server/config';
 

@@ -8,8 +8,8 @@ import { agent, keyLine, noop, openEventClients, request } from './support/http'
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { join } from 'node:path';
-import { startIdp } from '../test/harness/idp';
-import { startGrantServer } from '../test/harness/grant-server';
+import { startIdp } from '../dev/idp';
+import { startGrantServer } from '../dev/grant-server';
 import { serviceDir } from '../dev/run-dir';
 
 

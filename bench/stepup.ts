@@ -5,7 +5,7 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
 import { generate } from 'otplib';
-import { makeService, TestClock } from '../test/stepup/helpers';
+import { makeService, TestClock } from '../dev/stepup';
 
 const ORIGIN = 'http://localhost:3000';
 

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { chromium } from 'playwright-core';
-import { chromiumLaunchOptions } from '../test/harness/chromium';
+import { chromiumLaunchOptions } from '../dev/chromium';
 import { startWebHost } from '../agent/web/host';
 import { trayModel } from '../agent/core/models';
 import { ALICE, ScriptedAgent, resource } from '../test/e2e/fixtures/scripted-agent';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
 import { FakeSession } from '../test/agent/fake-session';
-import { FakeClock } from '../test/agent/fake-clock';
+import { FakeClock } from '../dev/fake-clock';
 import { Agent } from '../agent/core/agent';
 import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
 import { MemorySettingsStore } from '../agent/core/settings';

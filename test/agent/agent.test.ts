@@ -14,7 +14,7 @@ import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import type { AgentEvent, AgentNotification } from '../../shared/contract/agent';
-import { FakeClock } from './fake-clock';
+import { FakeClock } from '../../dev/fake-clock';
 import { startFakeGrantServer, type FakeGrantServer } from './fake-grant-server';
 import { FakeSession } from './fake-session';
 import { MemorySecretStore } from './memory-secrets';

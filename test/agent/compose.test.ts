@@ -4,12 +4,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
+import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { createAgent } from '../../agent/core/compose';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { MemorySettingsStore } from '../../agent/core/settings';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 
 let idp: IdpInstance;
 let keyring: KeyringInstance;

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { DeadlineScheduler, type DeadlineEvent } from '../../agent/core/deadlines';
-import { FakeClock } from './fake-clock';
+import { FakeClock } from '../../dev/fake-clock';
 
 const MIN = 60_000;
 

@@ -3,7 +3,7 @@
 // `audience`). The agent asks for exactly the scopes and the audience parameter its settings say, and Settings refuse
 // scopes the IdP does not offer before saving. Against the real dev OpenID provider (oidc-provider).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
+import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { Session } from '../../agent/core/session';
 import { checkSignInSettings } from '../../agent/core/settings-check';
 import { AgentSettings } from '../../shared/contract/agent';

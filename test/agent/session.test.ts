@@ -2,12 +2,12 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
-import { startIdp, driveDevInteractions, type IdpInstance } from '../harness/idp';
+import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { freePort } from '../../dev/ports';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { Session, refreshTokenAccount, type SessionStatus } from '../../agent/core/session';
-import { FakeClock } from './fake-clock';
+import { FakeClock } from '../../dev/fake-clock';
 
 /** Where the session keeps this IdP's refresh token (one account per issuer, client and audience). */
 const refreshAccount = () => refreshTokenAccount({ issuer: idp.issuer, clientId: idp.clientId, audience: idp.audience });

@@ -3,8 +3,8 @@
 // a failed check saves nothing, unchanged fields are not checked again, other settings never touch the network.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer, type Server, type Socket } from 'node:net';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { freePort } from '../../dev/ports';
 import { Agent } from '../../agent/core/agent';
 import { AgentError } from '../../agent/core/errors';

@@ -11,8 +11,8 @@ import { chromium } from 'playwright-core';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
-import { startIdp, type IdpInstance } from './idp';
-import { chromiumLaunchOptions } from './chromium';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { chromiumLaunchOptions } from '../../dev/chromium';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 
 describe('harness', () => {

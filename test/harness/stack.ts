@@ -15,7 +15,7 @@ import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import { startWebHost, type WebHost } from '../../agent/web/host';
 import { demoConfigYaml, DEMO_SQL } from '../../scripts/demo-config';
-import { startIdp, driveDevInteractions, type IdpInstance } from './idp';
+import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';

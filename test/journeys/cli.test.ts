@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { generate } from 'otplib';
 import { startStack, type Stack } from '../harness/stack';
-import { driveDevInteractions } from '../harness/idp';
+import { driveDevInteractions } from '../../dev/idp';
 import { createAgent, keychainServiceFor } from '../../agent/core/compose';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { runCli, type Io } from '../../agent/cli/main';

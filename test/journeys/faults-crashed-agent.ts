@@ -4,7 +4,7 @@
 import { createAgent } from '../../agent/core/compose';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
-import { driveDevInteractions } from '../harness/idp';
+import { driveDevInteractions } from '../../dev/idp';
 
 const env = (name: string) => {
   const value = process.env[name];

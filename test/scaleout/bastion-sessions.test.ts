@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDbSessionStore } from '../../server/bastion/sessions';
 import type { BastionEndedEvent } from '../../server/bastion/routes';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { BASTION_TOKEN, startGrantServer, type RunningGrantServer, type StartOptions } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { BASTION_TOKEN, startGrantServer, type RunningGrantServer, type StartOptions } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';

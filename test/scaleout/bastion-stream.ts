@@ -1,7 +1,7 @@
 // A bastion's live feed of grant ends from one grant-server instance (what the kill companion reads), for tests.
 import { expect } from 'vitest';
 import type { BastionEndedEvent } from '../../server/bastion/routes';
-import { BASTION_TOKEN } from '../harness/grant-server';
+import { BASTION_TOKEN } from '../../dev/grant-server';
 import { until } from '../server/helpers';
 
 export async function bastionStream(url: string): Promise<{ ended: () => BastionEndedEvent[]; close: () => void }> {

@@ -4,8 +4,8 @@
 // Otherwise every request would read the whole audit trail to count failed step-ups, slower with every day of use.
 // Here the database forces generic plans, so a table scan cannot hide behind a lucky custom plan.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, until } from '../server/helpers';
 

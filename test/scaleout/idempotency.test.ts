@@ -2,8 +2,8 @@
 // while the first attempt is still running waits for it and replays its answer — for an activation, the same grant
 // and the same one-time credentials, not a second activation refused as "already activated".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';

@@ -3,8 +3,8 @@
 // on one instance reach another's SSE clients again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateRequestResult } from '../../shared/contract/http';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { call, clientFor, Tokens, until } from '../server/helpers';
 import { openEvents } from '../server/sse';

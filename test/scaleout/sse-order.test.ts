@@ -2,8 +2,8 @@
 // (each instance publishes its own events at once). The SSE stream must still deliver it, not drop it as "old".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessEventBus } from '../../server/lifecycle/events';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { openEvents } from '../server/sse';
 
 describe('SSE delivery order across instances', () => {

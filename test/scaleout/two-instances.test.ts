@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../server/lifecycle/audit';
 import { main } from '../../server/main';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { spawnGrantServer, startGrantServer, type RunningGrantServer, type SpawnedGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { spawnGrantServer, startGrantServer, type RunningGrantServer, type SpawnedGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';

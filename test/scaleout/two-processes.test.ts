@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessRequest, CreateRequestResult, Grant } from '../../shared/contract/http';
 import { main, type Io } from '../../server/main';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { spawnGrantServer, testConfig, type SpawnedGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { spawnGrantServer, testConfig, type SpawnedGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, Tokens, until } from '../server/helpers';
 import { openEvents } from '../server/sse';

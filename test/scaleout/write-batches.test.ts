@@ -3,8 +3,8 @@
 // Either way the others commit exactly once, with their audit rows chained in order, and the thrower leaves nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../server/lifecycle/audit';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, until } from '../server/helpers';
 

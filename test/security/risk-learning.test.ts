@@ -3,8 +3,8 @@
 // that sent no device id scored lower than one from a new device. On the real server: a device is learnt only with
 // a request that was granted, and leaving the id out is never cheaper than an unknown one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { clientFor } from '../server/helpers';
 import { assessRisk } from '../../server/lifecycle/risk';
 

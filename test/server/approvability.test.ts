@@ -11,8 +11,8 @@ import { assessRisk } from '../../server/lifecycle/risk';
 import { buildServer, type GrantServer } from '../../server/app';
 import { demoConfigYaml } from '../../scripts/demo-config';
 import { freePort } from '../../dev/ports';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { testConfig } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { testConfig } from '../../dev/grant-server';
 import { clientFor, Tokens } from './helpers';
 
 /** One bastion, two staging resources (users, reports) and a production one, all on the policy under test. */

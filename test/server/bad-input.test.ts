@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Problem } from '../../shared/contract/http';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { call, clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens } from './helpers';
 
 describe('bad input', () => {

@@ -2,7 +2,7 @@
 // per demo user (one real IdP login each), and a credential provider that records calls (no database needed).
 import { generateKeyPairSync } from 'node:crypto';
 import type { CredentialProvider, IssueInput } from '../../server/credentials/provider';
-import type { IdpInstance } from '../harness/idp';
+import type { IdpInstance } from '../../dev/idp';
 
 export interface Answer<T = any> {
   status: number;

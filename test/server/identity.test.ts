@@ -2,8 +2,8 @@
 // bearer token can be wrong (missing, malformed, forged, expired, wrong audience) answered as a 401 problem.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Me, Problem, ResourceList } from '../../shared/contract/http';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { call, Tokens } from './helpers';
 import type { Clock } from '../../server/clock';
 import { systemClock } from '../../server/clock';

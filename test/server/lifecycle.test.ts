@@ -4,8 +4,8 @@
 // broadcast, and live events with resume.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessRequest, ActivateResult, AuditList, CreateRequestResult, ExtendResult, Grant, GrantList, Problem, RequestList } from '../../shared/contract/http';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { BASTION_TOKEN, startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { BASTION_TOKEN, startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from './helpers';
 import { openEvents } from './sse';
 

@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchApprovals, inHours } from '../../server/lifecycle/catalog';
 import { assessRisk } from '../../server/lifecycle/risk';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, Tokens } from './helpers';
 

@@ -9,8 +9,8 @@ import { generate, generateSecret, verify } from 'otplib';
 import { AuditList, CreateRequestResult, RequestList } from '../../shared/contract/http';
 import type { StepUpGate, StepUpResult, StepUpAction } from '../../server/stepup/seam';
 import type { StepUpRouteDeps } from '../../server/app';
-import { startIdp, type IdpInstance } from '../harness/idp';
-import { startGrantServer, type RunningGrantServer } from '../harness/grant-server';
+import { startIdp, type IdpInstance } from '../../dev/idp';
+import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { clientFor, Tokens } from './helpers';
 import { openEvents } from './sse';
 

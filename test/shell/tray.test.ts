@@ -3,7 +3,7 @@
 import { formatCountdownMinutes } from '../../shared/domain/countdown';
 import { describe, expect, it } from 'vitest';
 import type { MenuItemConstructorOptions } from 'electron';
-import { FakeClock } from '../agent/fake-clock';
+import { FakeClock } from '../../dev/fake-clock';
 import { T0, grant, local, request, resource, state } from '../agent/builders';
 import type { TrayAction } from '../../agent/core/models';
 import { TrayController, trayDispatcher, trayIconPath, type ShellToggle } from '../../desktop/main/tray';

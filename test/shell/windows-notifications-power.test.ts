@@ -2,7 +2,7 @@
 // injected Notification constructor) and power/clock events (with the fake clock) — all without Electron.
 import { describe, expect, it } from 'vitest';
 import { pathToFileURL } from 'node:url';
-import { FakeClock } from '../agent/fake-clock';
+import { FakeClock } from '../../dev/fake-clock';
 import type { AgentNotification } from '../../shared/contract/agent';
 import {
   WindowManager, isEscape, pageUrl, popoverPosition, windowFor, type UiLocation, type WindowFactory, type WindowKind, type WindowLike,

@@ -8,7 +8,7 @@ import { createStepUp, stepUpProblem, type StepUpAuditEntry } from '../../server
 import type { StepUpActionResolver } from '../../server/stepup/seam';
 import type { StepUpProof } from '../../shared/contract/http';
 import { StepUpChallenge, StepUpProblem, TotpEnrollResult } from '../../shared/contract/stepup';
-import { memoryDb, testConfig, TestClock } from './helpers';
+import { memoryDb, testConfig, TestClock } from '../../dev/stepup';
 
 const resolver: StepUpActionResolver = {
   async resolve(user, action) {

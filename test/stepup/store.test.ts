@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KyselyStepUpStore, stepUpMigrations, type StepUpStore } from '../../server/stepup/store';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { memoryDb } from './helpers';
+import { memoryDb } from '../../dev/stepup';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');
 const at = (s: number) => new Date(T0.getTime() + s * 1000);

@@ -3,7 +3,7 @@
 import { generate } from 'otplib';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { StepUpProof } from '../../shared/contract/http';
-import { makeService, TestClock } from './helpers';
+import { makeService, TestClock } from '../../dev/stepup';
 
 const ALICE = 'alice';
 const A = 'hash-of-request-A';

@@ -10,10 +10,10 @@ import { generate } from 'otplib';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepUpAuditEntry } from '../../server/stepup/routes';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../dev/chromium';
 import { freePort } from '../../dev/ports';
 import { buildTestApp } from './app';
-import { makeService, TestClock } from './helpers';
+import { makeService, TestClock } from '../../dev/stepup';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PAGE = '<!doctype html><html lang="en"><meta charset="utf-8"><title>views</title><body><div id="root"></div><script type="module" src="/views.js"></script></body></html>';

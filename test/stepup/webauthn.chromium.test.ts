@@ -12,10 +12,10 @@ import type { StepUpAuditEntry } from '../../server/stepup/routes';
 import type { StepUpAction } from '../../server/stepup/seam';
 import type { StepUpProof } from '../../shared/contract/http';
 import { StepUpChallenge } from '../../shared/contract/stepup';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../harness/chromium';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../dev/chromium';
 import { freePort } from '../../dev/ports';
 import { buildTestApp } from './app';
-import { makeService, TestClock } from './helpers';
+import { makeService, TestClock } from '../../dev/stepup';
 
 const require = createRequire(import.meta.url);
 const BUNDLE = readFileSync(join(dirname(require.resolve('@simplewebauthn/browser')), '..', 'dist/bundle/index.umd.min.js'), 'utf8');

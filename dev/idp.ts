@@ -1,8 +1,8 @@
 // The harness IdP: the dev OpenID provider (server/dev-idp) on a free loopback port, plus a scripted
 // authorization-code + PKCE login that drives its HTML pages over HTTP (no browser), for tests that need tokens.
 import * as oidc from 'openid-client';
-import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../../server/dev-idp/index';
-import { freePort } from '../../dev/ports';
+import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../server/dev-idp/index';
+import { freePort } from './ports';
 
 export const API_AUDIENCE = 'http://localhost/stint-api';
 

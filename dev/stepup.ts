@@ -3,9 +3,9 @@
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
 import { randomBytes } from 'node:crypto';
-import { StepUpConfig, type StepUpConfigInput } from '../../server/stepup/config';
-import { StepUpService } from '../../server/stepup/service';
-import { KyselyStepUpStore, stepUpMigrations } from '../../server/stepup/store';
+import { StepUpConfig, type StepUpConfigInput } from '../server/stepup/config';
+import { StepUpService } from '../server/stepup/service';
+import { KyselyStepUpStore, stepUpMigrations } from '../server/stepup/store';
 
 export async function memoryDb(): Promise<Kysely<any>> {
   const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });

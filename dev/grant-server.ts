@@ -8,14 +8,14 @@ import pg from 'pg';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { FastifyInstance } from 'fastify';
-import { buildServer, type BuildServerOptions, type GrantServer } from '../../server/app';
-import { parseConfig, validateConfig, type ServerConfig, type ServerConfigInput } from '../../server/config';
-import type { Lifecycle } from '../../server/lifecycle/service';
-import type { Clock } from '../../server/clock';
-import type { CredentialProvider } from '../../server/credentials/provider';
-import { freePort } from '../../dev/ports';
-import { serviceDir, waitFor } from '../../dev/run-dir';
-import { startProcess, type Started } from '../../dev/process';
+import { buildServer, type BuildServerOptions, type GrantServer } from '../server/app';
+import { parseConfig, validateConfig, type ServerConfig, type ServerConfigInput } from '../server/config';
+import type { Lifecycle } from '../server/lifecycle/service';
+import type { Clock } from '../server/clock';
+import type { CredentialProvider } from '../server/credentials/provider';
+import { freePort } from './ports';
+import { serviceDir, waitFor } from './run-dir';
+import { startProcess, type Started } from './process';
 
 export const BASTION_TOKEN = 'test-bastion-token-0123456789abcdef';
 
@@ -174,7 +174,7 @@ export async function spawnGrantServer(options: StartOptions & { port?: number }
   validateConfig(input ?? parseConfig(yaml), 'spawned config');
   const configPath = join(dataDir, 'stint-server.yaml');
   writeFileSync(configPath, yaml);
-  const root = resolve(import.meta.dirname, '../..');
+  const root = resolve(import.meta.dirname, '..');
   const proc = startProcess(process.execPath, ['--import', 'tsx', join(root, 'server/main.ts'), 'serve', '--config', configPath], {
     cwd: root,
     env: { ...process.env, ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders', STINT_LOG_LEVEL: 'warn', ...(options.env ?? {}) },
