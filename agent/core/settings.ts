@@ -27,48 +27,67 @@ export function normaliseSettings(raw: unknown, makeDeviceId: () => string = ran
   return { settings: AgentSettings.parse(input), changed: true };
 }
 
-export class ConfSettingsStore implements SettingsStore {
-  private readonly conf: Conf<Record<string, unknown>>;
+/** Where a settings document lives: a conf file, a key in the Electron shell's store, memory. */
+export interface SettingsDocument {
+  read(): unknown;
+  write(settings: AgentSettings): void;
+}
+
+/**
+ * The one way settings are read and changed, whatever holds them: every read is validated by the contract, every
+ * change is a SettingsPatch merged onto the current settings and validated whole before it is written.
+ */
+export class DocumentSettingsStore implements SettingsStore {
+  constructor(private readonly document: SettingsDocument) {
+    const { settings, changed } = normaliseSettings(document.read());
+    if (changed) document.write(settings);
+  }
+
+  get(): AgentSettings {
+    return normaliseSettings(this.document.read()).settings;
+  }
+
+  update(patch: SettingsPatch): AgentSettings {
+    const next = AgentSettings.parse({ ...this.get(), ...SettingsPatch.parse(patch) });
+    this.document.write(next);
+    return next;
+  }
+}
+
+/** Settings in a JSON file (conf: written atomically), for the web host and the CLI. */
+export class ConfSettingsStore extends DocumentSettingsStore {
+  readonly path: string;
 
   constructor(options: { cwd?: string; projectName?: string; configName?: string } = {}) {
-    this.conf = new Conf<Record<string, unknown>>({
+    const conf = new Conf<Record<string, unknown>>({
       projectName: options.projectName ?? 'stint',
       configName: options.configName ?? 'agent',
       // Resource ids may contain dots; keys are never paths.
       accessPropertiesByDotNotation: false,
       ...(options.cwd ? { cwd: options.cwd } : {}),
     });
-    const { settings, changed } = normaliseSettings(this.conf.store);
-    if (changed) this.conf.store = settings;
-  }
-
-  get path(): string {
-    return this.conf.path;
-  }
-
-  get(): AgentSettings {
-    return normaliseSettings(this.conf.store).settings;
-  }
-
-  update(patch: SettingsPatch): AgentSettings {
-    const parsed = SettingsPatch.parse(patch);
-    const next = AgentSettings.parse({ ...this.get(), ...parsed });
-    this.conf.store = next;
-    return next;
+    super({ read: () => conf.store, write: (settings) => { conf.store = settings; } });
+    this.path = conf.path;
   }
 }
 
 /** In-memory settings, for tests and one-shot CLI runs that must not touch the user's file. */
-export class MemorySettingsStore implements SettingsStore {
-  private settings: AgentSettings;
+export class MemorySettingsStore extends DocumentSettingsStore {
   constructor(initial: Partial<AgentSettings> = {}) {
-    this.settings = normaliseSettings(initial).settings;
+    let held: unknown = initial;
+    super({ read: () => structuredClone(held), write: (settings) => { held = structuredClone(settings); } });
   }
-  get(): AgentSettings {
-    return structuredClone(this.settings);
-  }
-  update(patch: SettingsPatch): AgentSettings {
-    this.settings = AgentSettings.parse({ ...this.settings, ...SettingsPatch.parse(patch) });
-    return this.get();
-  }
+}
+
+/**
+ * What the environment says to use when nothing is configured yet (`npm start` points the tray app at its embedded
+ * demo this way). Applied only to settings without a server, so a user's own choice in Settings always wins.
+ */
+export function settingsFromEnvironment(current: AgentSettings, env: NodeJS.ProcessEnv): SettingsPatch | undefined {
+  if (!env.STINT_SERVER_URL || current.serverUrl) return undefined;
+  return {
+    serverUrl: env.STINT_SERVER_URL,
+    ...(env.STINT_ISSUER ? { issuer: env.STINT_ISSUER } : {}),
+    ...(env.STINT_AUDIENCE ? { audience: env.STINT_AUDIENCE } : {}),
+  };
 }

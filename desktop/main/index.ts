@@ -20,6 +20,7 @@ import { PROTOCOL, deepLinkFromArgv, parseDeepLink } from './deep-links';
 import { STEP_UP_PARTITION, configureWebAuthn, installStepUpProtocol, stepUpOrigin } from './stepup-origin';
 import { ClockChangeDetector, watchPower } from './power';
 import { ElectronSettingsStore, applyLaunchAtLogin, openElectronStore, readShellSettings, writeShellSettings } from './settings-store';
+import { settingsFromEnvironment } from '../../agent/core/settings';
 import { terminalLauncher } from '../../agent/core/launcher';
 import { listenLocalSocket } from '../../agent/core/local-socket';
 import { hardenSession } from './session-policy';
@@ -71,14 +72,8 @@ async function start(): Promise<void> {
   app.dock?.hide();
   const kv = await openElectronStore();
   const settings = new ElectronSettingsStore(kv);
-  // `npm start` points the app at its embedded demo server; a user's own choice in Settings is kept otherwise.
-  if (process.env.STINT_SERVER_URL && !settings.get().serverUrl) {
-    settings.update({
-      serverUrl: process.env.STINT_SERVER_URL,
-      ...(process.env.STINT_ISSUER ? { issuer: process.env.STINT_ISSUER } : {}),
-      ...(process.env.STINT_AUDIENCE ? { audience: process.env.STINT_AUDIENCE } : {}),
-    });
-  }
+  const seeded = settingsFromEnvironment(settings.get(), process.env);
+  if (seeded) settings.update(seeded);
   const currentOrigin = () => stepUpOrigin(settings.get().serverUrl);
 
   hardenSession(session.defaultSession);

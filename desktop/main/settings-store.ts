@@ -5,8 +5,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { AgentSettings, SettingsPatch } from '../../shared/contract/agent';
-import { normaliseSettings, type SettingsStore } from '../../agent/core/settings';
+import { DocumentSettingsStore } from '../../agent/core/settings';
 
 export interface KeyValueStore {
   get(key: string): unknown;
@@ -16,20 +15,10 @@ export interface KeyValueStore {
 const AGENT_KEY = 'agent';
 const SHELL_KEY = 'shell';
 
-export class ElectronSettingsStore implements SettingsStore {
-  constructor(private readonly store: KeyValueStore) {
-    const { settings, changed } = normaliseSettings(store.get(AGENT_KEY));
-    if (changed) store.set(AGENT_KEY, settings);
-  }
-
-  get(): AgentSettings {
-    return normaliseSettings(this.store.get(AGENT_KEY)).settings;
-  }
-
-  update(patch: SettingsPatch): AgentSettings {
-    const next = AgentSettings.parse({ ...this.get(), ...SettingsPatch.parse(patch) });
-    this.store.set(AGENT_KEY, next);
-    return next;
+/** The agent's settings under one key of the shell's store, read and changed the one way every host does. */
+export class ElectronSettingsStore extends DocumentSettingsStore {
+  constructor(store: KeyValueStore) {
+    super({ read: () => store.get(AGENT_KEY), write: (settings) => store.set(AGENT_KEY, settings) });
   }
 }
 

@@ -2,9 +2,11 @@
 // in-memory key-value store, launch at login, and the session permission policy.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serviceDir } from '../../dev/run-dir';
+import { ConfSettingsStore, MemorySettingsStore, settingsFromEnvironment } from '../../agent/core/settings';
 import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../agent/core/launcher';
 import type { PsqlTarget } from '../../agent/core/agent';
 import {
@@ -99,6 +101,27 @@ describe('Electron settings store', () => {
     expect(() => store.update({ serverUrl: 'not a url' } as never)).toThrow();
     expect(() => store.update({ deviceId: 'stolen-device' } as never)).toThrow();
     expect(store.get().serverUrl).toBe('https://stint.example.com');
+  });
+
+  it('every store updates the one way: the same bad patch is refused by the shell\'s, the file\'s and the memory store', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stint-settings-'));
+    try {
+      for (const store of [new ElectronSettingsStore(new MemoryKv()), new ConfSettingsStore({ cwd: dir }), new MemorySettingsStore()]) {
+        expect(() => store.update({ serverUrl: 'not a url' } as never), store.constructor.name).toThrow();
+        expect(store.update({ serverUrl: 'https://stint.example.com' }).serverUrl).toBe('https://stint.example.com');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the server from the environment (npm start) only while none is configured', () => {
+    const env = { STINT_SERVER_URL: 'http://127.0.0.1:7800', STINT_ISSUER: 'http://127.0.0.1:7700' };
+    const fresh = new MemorySettingsStore();
+    expect(settingsFromEnvironment(fresh.get(), env)).toEqual({ serverUrl: 'http://127.0.0.1:7800', issuer: 'http://127.0.0.1:7700' });
+    const chosen = new MemorySettingsStore({ serverUrl: 'https://stint.example.com' });
+    expect(settingsFromEnvironment(chosen.get(), env)).toBeUndefined();
+    expect(settingsFromEnvironment(fresh.get(), {})).toBeUndefined();
   });
 
   it('keeps the shell settings beside the agent settings', () => {
