@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { recordPid } from './run-dir';
 
 export interface Started {
@@ -7,9 +8,19 @@ export interface Started {
   stop: (signal?: NodeJS.Signals) => Promise<void>;
 }
 
-/** Start a long-running service as its own process group, record its pid for the sweep, keep its output for errors. */
+// setpriv (util-linux) sets the parent-death signal and execs the service: when whoever started it dies, even by
+// kill -9, the kernel kills the service too. It is set after spawn's uid/gid change (which would clear it) and
+// survives the exec of an ordinary binary. Where setpriv is missing, the run dir's sweep at the next start remains.
+const SETPRIV = '/usr/bin/setpriv';
+const dieWithParent = existsSync(SETPRIV);
+
+/**
+ * Start a long-running service as its own process group that dies with this process, record its pid for the sweep,
+ * keep its output for errors.
+ */
 export function startProcess(command: string, args: string[], options: SpawnOptions = {}): Started {
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const [file, argv] = dieWithParent ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+  const child = spawn(file, argv, { ...options, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   if (child.pid) recordPid(child.pid);
   let log = '';
   const keep = (chunk: Buffer) => {
