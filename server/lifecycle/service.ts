@@ -3,7 +3,7 @@
 // transaction together with its audit row and its events, and the events are published after commit.
 // Timed transitions (request TTL, activation window, grant deadline) have one exact timer each, plus a durable
 // sweep on start (and every few seconds as a safety net) so ends that passed while the server was down happen.
-import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { sql } from 'kysely';
 import type {
   AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, Me, RevokeBody, StepUpMethod, StepUpProof,
 } from '../../shared/contract/http';
@@ -24,13 +24,16 @@ import type { Metrics } from '../metrics';
 import { Catalog, matchApprovals, type ApprovalRule, type CatalogEntry } from './catalog';
 import { AuditChain, type AuditInput } from './audit';
 import type { EventBus } from './events';
-import { hasRemoteEvents } from './pg-bus';
 import { ADD_APPROVALS, unapprovable } from './approvability';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 import { WriteQueue, type TxContext } from './write-queue';
+import { DeadlineSweep, Timers } from './timers';
+import { emitGrant, emitRequest, toGrant, Views } from './views';
+import { Revocation } from './revocation';
+import { BastionQueries } from './bastion-queries';
 import {
   CLAIM_RETRY_MS, iso, lockRow, newId, parseJson, Refusals, safeMessage, sha256, SYSTEM,
-  type GrantRow, type Logger, type RefusalRefs, type RequestRow, type Tx,
+  type GrantRow, type Logger, type RefusalRefs, type Refuse, type RequestRow, type Tx,
 } from './support';
 
 export type { Logger } from './support';
@@ -51,92 +54,50 @@ export interface LifecycleDeps {
 
 export interface RequestContext { ip?: string }
 
-// Predicates that match a partial index's WHERE are written as literals: a prepared statement's generic plan
-// cannot prove that a parameter satisfies the index predicate, and falls back to scanning the whole table.
-const REVOKING = [sql.lit('pending'), sql.lit('retrying')];
-const REVOKE_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
-/** A grant stuck without credentials this long after activation began (server died mid-issue) is failed. */
-const ISSUE_STALE_MS = 2 * 60_000;
-
-const PRUNE_EVERY_MS = 3600_000;
-const EVENT_RETENTION_MS = 7 * 86400_000;
-/** PostgreSQL: revocation batches in flight per instance (each holds a connection across its provider calls). */
-const REVOKE_CONCURRENCY = 2;
-/** Most revocations claimed in one batch. */
-const REVOKE_BATCH = 50;
-/**
- * First revocation attempts (see revokeJustEnded) calling the provider at once, per instance; the rest wait their
- * turn. The same bound as the claimed batches: a thousand deadlines in one second must not queue a thousand calls on
- * the provider's small pool, where a call waiting longer than its connect timeout fails.
- */
-const FIRST_ATTEMPTS_AT_ONCE = REVOKE_CONCURRENCY * REVOKE_BATCH;
 /** The request states an activation may start from (see shared/domain/lifecycle.ts). */
 const ACTIVATABLE = REQUEST_STATES.filter((state) => requestTransition(state, 'activated').ok);
-const ENDED_STATES = new Set<GrantState>(['ended', 'released', 'revoked', 'failed']);
 
 export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   catalog!: Catalog;
   readonly audit = new AuditChain();
-  private readonly db: Db;
   /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
   private readonly reads: Db;
-  private readonly timers = new Map<string, () => void>();
-  private readonly revoking = new Set<string>();
-  /** First revocation attempts calling the provider, and those waiting for their turn (see firstAttemptTurn). */
-  private firstAttemptsRunning = 0;
-  private readonly firstAttemptsWaiting: (() => void)[] = [];
-  /** Grants revoked in this turn of the event loop, to be recorded in one change (see recordRevokedSoon). */
-  private readonly revokedToRecord: { row: GrantRow; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  private readonly endedListeners = new Set<{ listener: (event: GrantEndedForBastion) => void; wanted: () => boolean }>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private lastPrune = 0;
-  private readonly writes: WriteQueue;
-  private readonly refusals: Refusals;
-  /** PostgreSQL: revocations waiting for the next claimed batch (see revokeClaimed). */
-  private readonly revokeWaiting = new Map<string, { resolve: (retryAt: number | undefined) => void; reject: (error: unknown) => void }>();
-  private revokePumpScheduled = false;
-  private revokeBatchesRunning = 0;
-  private inflight = new Set<Promise<unknown>>();
   /** True when other server instances may write the same database (PostgreSQL). */
   private readonly shared: boolean;
-  /** Grant ends from other instances already announced to this instance's bastion listeners. */
-  private readonly remoteEnds = new Set<string>();
+  private readonly writes: WriteQueue;
+  private readonly refusals: Refusals;
+  private readonly timers: Timers;
+  private readonly deadlines: DeadlineSweep;
+  private readonly views: Views;
+  private readonly revocation: Revocation;
+  private readonly bastion: BastionQueries;
   /** Approved requests this instance created, by id: their fixed fields (see rememberFacts). */
   private readonly requestFacts = new Map<string, RequestFacts>();
 
   constructor(private readonly deps: LifecycleDeps) {
-    this.db = deps.store.db;
+    const db = deps.store.db;
     this.reads = deps.store.reads;
     this.shared = deps.store.dialect === 'postgres';
     const now = () => this.now();
-    this.writes = new WriteQueue({ db: this.db, shared: this.shared, writeSlots: deps.config.storage.writeConcurrency, bus: deps.bus, metrics: deps.metrics, audit: this.audit, now });
+    this.writes = new WriteQueue({ db, shared: this.shared, writeSlots: deps.config.storage.writeConcurrency, bus: deps.bus, metrics: deps.metrics, audit: this.audit, now });
     this.refusals = new Refusals({ mutate: (fn) => this.writes.mutate(fn), metrics: deps.metrics, now });
-    // A bastion streams grant ends from whichever instance it is connected to: ends committed by other instances
-    // reach this instance's listeners through the bus.
-    if (this.shared && hasRemoteEvents(deps.bus)) {
-      deps.bus.onRemote((events) => {
-        const ended = events.flatMap((e) => (e.event.type === 'grant.updated' && e.event.grant.endedAt && ENDED_STATES.has(e.event.grant.state) ? [e.event.grant.id] : []));
-        if (ended.length > 0) void this.track(this.announceRemoteEnds(ended)).catch((error) => this.deps.log.error({ err: error }, 'could not announce grant ends from another instance'));
-      }, () => this.wantsEnds());
-    }
-  }
-
-  private async announceRemoteEnds(ids: string[]): Promise<void> {
-    // Later updates of an ended grant (its revocation finishing) carry endedAt too: announce each end once.
-    const fresh = ids.filter((id) => !this.remoteEnds.has(id));
-    for (const id of fresh) {
-      this.remoteEnds.add(id);
-      if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
-    }
-    if (!this.wantsEnds() || fresh.length === 0) return;
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
-    for (const row of rows) {
-      const ended: GrantEndedForBastion = { grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
-      for (const { listener } of this.endedListeners) {
-        try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
-      }
-    }
+    const refuse: Refuse = (user, action, error, refs) => this.refusals.refuse(user, action, error, refs);
+    this.timers = new Timers({ clock: deps.clock, log: deps.log });
+    this.views = new Views({ db, reads: this.reads, now, refuse, policies: this });
+    this.revocation = new Revocation({
+      db, shared: this.shared, now, credentials: deps.credentials, metrics: deps.metrics, log: deps.log, sweepEveryMs: deps.sweepEveryMs, writes: this.writes, timers: this.timers,
+    });
+    this.bastion = new BastionQueries({ db, reads: this.reads, shared: this.shared, bus: deps.bus, now, log: deps.log, timers: this.timers });
+    this.deadlines = new DeadlineSweep({
+      db, clock: deps.clock, log: deps.log, timers: this.timers,
+      work: {
+        expireRequest: (id) => this.expireRequest(id),
+        endGrant: (id, event, actor, reason) => this.endGrant(id, event, actor, reason),
+        endAtDeadline: (id) => this.endAtDeadline(id),
+        revokeCredentials: (id) => this.revocation.revokeCredentials(id),
+        isRevoking: (id) => this.revocation.isRevoking(id),
+      },
+    });
   }
 
   private now(): number {
@@ -168,84 +129,19 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** Process every deadline that passed while we were down, resume revocations, arm timers for the rest. */
   async start(): Promise<void> {
-    await this.sweep(true);
-    const every = this.deps.sweepEveryMs ?? 5_000;
-    this.sweepTimer = setInterval(() => { void this.track(this.sweep(false)).catch((error) => this.deps.log.error({ err: error }, 'sweep failed')); }, every);
-    this.sweepTimer.unref();
+    await this.deadlines.start(this.deps.sweepEveryMs ?? 5_000);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    for (const cancel of this.timers.values()) cancel();
-    this.timers.clear();
-    await Promise.allSettled([...this.inflight]);
+    this.deadlines.stop();
+    await this.timers.stop();
     // Let queued changes commit before storage closes.
     await this.writes.drain();
   }
 
-  private track<T>(promise: Promise<T>): Promise<T> {
-    this.inflight.add(promise);
-    void promise.finally(() => this.inflight.delete(promise)).catch(() => {});
-    return promise;
-  }
-
   /** Expire requests and end grants whose instant has passed; arm timers for the future ones when `arm`. */
-  async sweep(arm: boolean): Promise<void> {
-    const now = this.now();
-    if (now - this.lastPrune > PRUNE_EVERY_MS) {
-      // Idempotency answers are kept a day; events a week (a client offline longer reloads its lists instead).
-      this.lastPrune = now;
-      await this.db.deleteFrom('idempotency').where('created_at', '<', now - 24 * 3600_000).execute();
-      await this.db.deleteFrom('events').where('at', '<', now - EVENT_RETENTION_MS).execute();
-    }
-    const deadlineStates: RequestState[] = ['pending_stepup', 'pending_approval', 'approved'];
-    const requests = await this.db.selectFrom('requests').select(['id', 'expires_at']).where('state', 'in', deadlineStates).where('grant_id', 'is', null)
-      .$if(!arm, (q) => q.where('expires_at', '<=', now)).execute();
-    // Due transitions are started together so the write queue batches them (a thousand deadlines in the same
-    // second cost a few commits, not a thousand).
-    const due: Promise<unknown>[] = [];
-    for (const r of requests) {
-      if (Number(r.expires_at) <= now) due.push(this.expireRequest(r.id));
-      else this.schedule(`req:${r.id}`, Number(r.expires_at), () => this.expireRequest(r.id));
-    }
-    const grants = await this.db.selectFrom('grants').select(['id', 'ends_at', 'db_username', 'starts_at']).where('state', '=', sql.lit('active'))
-      .$if(!arm, (q) => q.where((eb) => eb.or([eb('ends_at', '<=', now), eb('db_username', 'is', null)]))).execute();
-    for (const g of grants) {
-      if (g.db_username === null && Number(g.starts_at) + ISSUE_STALE_MS <= now && !this.timers.has(`issuing:${g.id}`)) {
-        due.push(this.endGrant(g.id, 'failed', SYSTEM, 'activation did not complete (server restarted while issuing credentials)'));
-      } else if (Number(g.ends_at) <= now) {
-        due.push(this.endAtDeadline(g.id));
-      } else if (arm) {
-        this.schedule(`grant:${g.id}`, Number(g.ends_at), () => this.endAtDeadline(g.id));
-      }
-    }
-    const settled = await Promise.allSettled(due);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const revocations = await this.db.selectFrom('grants').select(['id', 'next_revoke_at']).where('revocation', 'in', REVOKING).execute();
-    for (const g of revocations) {
-      if (this.revoking.has(g.id) || (!arm && this.timers.has(`revoke:${g.id}`))) continue;
-      const at = Number(g.next_revoke_at ?? now);
-      if (at <= now) void this.track(this.revokeCredentials(g.id));
-      else this.schedule(`revoke:${g.id}`, at, () => this.revokeCredentials(g.id));
-    }
-  }
-
-  private schedule(key: string, at: number, fn: () => Promise<unknown>): void {
-    if (this.stopped) return;
-    this.timers.get(key)?.();
-    const cancel = this.deps.clock.setTimeout(() => {
-      this.timers.delete(key);
-      if (this.stopped) return;
-      void this.track(fn()).catch((error) => this.deps.log.error({ err: error, key }, 'timed transition failed'));
-    }, Math.max(0, at - this.now()));
-    this.timers.set(key, cancel);
-  }
-
-  private unschedule(key: string): void {
-    this.timers.get(key)?.();
-    this.timers.delete(key);
+  sweep(arm: boolean): Promise<void> {
+    return this.deadlines.sweep(arm);
   }
 
   // ---------------------------------------------------------------- transactions, audit, events
@@ -276,105 +172,39 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return this.refusals.refuse<T>(user, action, error, refs);
   }
 
-  // ---------------------------------------------------------------- mapping
-
-  private async toRequests(rows: RequestRow[]): Promise<AccessRequest[]> {
-    if (rows.length === 0) return [];
-    const approvals = await this.db.selectFrom('approvals').selectAll().where('request_id', 'in', rows.map((r) => r.id)).orderBy('at').execute();
-    const byRequest = new Map<string, typeof approvals>();
-    for (const a of approvals) {
-      const list = byRequest.get(a.request_id) ?? [];
-      list.push(a);
-      byRequest.set(a.request_id, list);
-    }
-    return rows.map((row) => this.toRequest(row, byRequest.get(row.id) ?? []));
-  }
-
-  private toRequest(row: RequestRow, approvals: { approver: string; approver_name: string | null; groups: string; at: number }[]): AccessRequest {
-    const rules = parseJson<ApprovalRule[]>(row.approval_rules);
-    const people = approvals.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
-    const match = matchApprovals(rules, people);
-    return {
-      id: row.id,
-      requester: row.requester,
-      ...(row.requester_name ? { requesterName: row.requester_name } : {}),
-      resourceId: row.resource_id,
-      level: row.level,
-      durationSeconds: row.duration_seconds,
-      reason: row.reason,
-      ...(row.ticket ? { ticket: row.ticket } : {}),
-      breakGlass: row.break_glass === 1,
-      state: row.state as RequestState,
-      policyVersion: row.policy_version,
-      risk: { score: row.risk_score, reasons: parseJson<string[]>(row.risk_reasons) },
-      approvals: approvals.map((a) => ({ approver: a.approver, ...(a.approver_name ? { approverName: a.approver_name } : {}), group: match.assignment.get(a.approver) ?? parseJson<string[]>(a.groups)[0] ?? '', at: iso(a.at)! })),
-      approvalsNeeded: rules.map((r, i) => ({ group: r.group, count: r.count, have: match.have[i] ?? 0 })),
-      stepUpRequired: row.step_up_required === 1,
-      stepUpMethods: parseJson<StepUpMethod[]>(row.step_up_methods),
-      createdAt: iso(row.created_at)!,
-      expiresAt: iso(row.expires_at)!,
-      ...(row.decided_at !== null ? { decidedAt: iso(row.decided_at) } : {}),
-      ...(row.decision_reason ? { decisionReason: row.decision_reason } : {}),
-      ...(row.grant_id ? { grantId: row.grant_id } : {}),
-      ...(row.extends_grant_id ? { extendsGrantId: row.extends_grant_id } : {}),
-    };
-  }
-
-  private toGrant(row: GrantRow): Grant {
-    return {
-      id: row.id,
-      requestId: row.request_id,
-      owner: row.owner,
-      resourceId: row.resource_id,
-      level: row.level,
-      state: row.state as GrantState,
-      startsAt: iso(row.starts_at)!,
-      endsAt: iso(row.ends_at)!,
-      ...(row.ended_at !== null ? { endedAt: iso(row.ended_at) } : {}),
-      ...(row.end_reason ? { endReason: row.end_reason } : {}),
-      extendedSeconds: row.extended_seconds,
-      revocation: row.revocation as Grant['revocation'],
-      breakGlass: row.break_glass === 1,
-    };
-  }
-
-  async requestById(id: string): Promise<AccessRequest | undefined> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? (await this.toRequests([row]))[0] : undefined;
-  }
-
-  async grantById(id: string): Promise<Grant | undefined> {
-    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? this.toGrant(row) : undefined;
-  }
-
-  /** Events for a request change: the requester always; approvers while (or when leaving) pending approval. */
-  private async emitRequest(ctx: TxContext, row: RequestRow, before: RequestState | undefined): Promise<AccessRequest> {
-    // Requests without approval rules (auto-approve, break-glass) never have approval rows.
-    const approvals = row.approval_rules === '[]' ? [] : await ctx.trx.selectFrom('approvals').selectAll().where('request_id', '=', row.id).orderBy('at').execute();
-    const request = this.toRequest(row, approvals);
-    const groups = parseJson<ApprovalRule[]>(row.approval_rules).map((r) => r.group);
-    const involvesApprovers = row.state === 'pending_approval' || before === 'pending_approval';
-    await ctx.emit({ type: 'request.updated', request }, { users: [row.requester], groups: involvesApprovers ? groups : [], exclude: [] });
-    if (row.state === 'pending_approval' && before !== 'pending_approval') {
-      await ctx.emit({ type: 'approval.asked', request }, { users: [], groups, exclude: [row.requester] });
-    }
-    if (before === 'pending_approval' && row.state !== 'pending_approval') {
-      await ctx.emit({ type: 'approval.withdrawn', requestId: row.id }, { users: [], groups, exclude: [row.requester] });
-    }
-    return request;
-  }
-
-  private async emitGrant(ctx: TxContext, row: GrantRow): Promise<Grant> {
-    const grant = this.toGrant(row);
-    await ctx.emit({ type: 'grant.updated', grant }, { users: [row.owner], groups: [], exclude: [] });
-    return grant;
-  }
-
-  // ---------------------------------------------------------------- identity-level views
+  // ---------------------------------------------------------------- views
 
   me(user: AuthUser): Me {
-    return { sub: user.sub, email: user.email, name: user.name, groups: user.groups, admin: user.admin, approver: this.catalog.isApprover(user), serverTime: new Date(this.now()).toISOString() };
+    return this.views.me(user);
+  }
+
+  requestById(id: string): Promise<AccessRequest | undefined> {
+    return this.views.requestById(id);
+  }
+
+  grantById(id: string): Promise<Grant | undefined> {
+    return this.views.grantById(id);
+  }
+
+  listRequests(user: AuthUser, role: 'mine' | 'approver', state?: RequestState, limit = 100): Promise<AccessRequest[]> {
+    return this.views.listRequests(user, role, state, limit);
+  }
+
+  getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
+    return this.views.getRequest(user, id);
+  }
+
+  listGrants(user: AuthUser, all: boolean, state?: GrantState, limit = 100): Promise<Outcome<Grant[]>> {
+    return this.views.listGrants(user, all, state, limit);
+  }
+
+  getGrant(user: AuthUser, id: string): Promise<Outcome<Grant>> {
+    return this.views.getGrant(user, id);
+  }
+
+  /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
+  auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
+    return this.views.auditEntries(user, query);
   }
 
   // ---------------------------------------------------------------- create
@@ -459,14 +289,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
       await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
       if (state === 'approved') await ctx.audit({ ...base, actor: SYSTEM, action: 'request.approved', reason: auto.why });
-      const mapped = await this.emitRequest(ctx, row, undefined);
+      const mapped = await emitRequest(ctx, row, undefined);
       if (state === 'approved' && body.breakGlass) await this.breakGlassUsed(ctx, entry, row, mapped);
       return mapped;
     }, { key: `request:${row.id}` });
     // Once committed (a change that is retried or fails must not leave facts of a request that does not exist).
     this.rememberFacts(row);
     this.deps.metrics.transitions.inc({ kind: 'request', to: state });
-    this.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    this.timers.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
     return ok({ request });
   }
 
@@ -597,7 +427,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
       const updated = { ...row, ...changes } as RequestRow;
       await ctx.audit({ at: this.now(), actor, subject: row.requester, action: `request.${event}`, requestId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, risk: row.risk_score, detail });
-      const request = await this.emitRequest(ctx, updated, row.state as RequestState);
+      const request = await emitRequest(ctx, updated, row.state as RequestState);
       if (event === 'auto_approved' && row.break_glass === 1) {
         const entry = this.catalog.entry(row.resource_id);
         if (entry) await this.breakGlassUsed(ctx, entry, updated, request);
@@ -607,8 +437,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     if (!result.ok) return result;
     const { row, request } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'request', to: row.state });
-    if (['pending_stepup', 'pending_approval', 'approved'].includes(row.state) && !row.grant_id) this.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
-    else this.unschedule(`req:${id}`);
+    if (['pending_stepup', 'pending_approval', 'approved'].includes(row.state) && !row.grant_id) this.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+    else this.timers.unschedule(`req:${id}`);
     return ok(request);
   }
 
@@ -616,7 +446,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const row = await this.reads.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
     if (!row || row.grant_id || Number(row.expires_at) > this.now()) {
       if (row && !row.grant_id && Number(row.expires_at) > this.now() && ['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) {
-        this.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+        this.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
       }
       return;
     }
@@ -624,7 +454,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const why = row.state === 'approved' ? 'not activated within the activation window' : 'request TTL passed';
     // Claimed: if another instance (or change) holds the row, it is acting on it; look again shortly.
     const outcome = await this.transitionRequest(id, 'expired', SYSTEM, undefined, () => ({}), why, { claim: true });
-    if (!outcome.ok && outcome.error.code === 'busy') this.schedule(`req:${id}`, this.now() + CLAIM_RETRY_MS, () => this.expireRequest(id));
+    if (!outcome.ok && outcome.error.code === 'busy') this.timers.schedule(`req:${id}`, this.now() + CLAIM_RETRY_MS, () => this.expireRequest(id));
   }
 
   /** Common checks for an approver acting on a request (approve, and the step-up challenge for approving). */
@@ -687,7 +517,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         await ctx.audit({ ...base, action: 'request.approved', detail: { approvers: people.map((p) => p.sub) } });
         await this.remember(ctx.trx, current.requester, current.device_id ?? undefined, current.source_ip ?? undefined, now);
       }
-      const request = await this.emitRequest(ctx, updated, 'pending_approval');
+      const request = await emitRequest(ctx, updated, 'pending_approval');
       return ok({ request, row: updated });
     });
     if (!result.ok) return this.refuse(user, 'request.approve', result.error, refs);
@@ -695,11 +525,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     if (updated.state === 'approved') {
       this.deps.metrics.transitions.inc({ kind: 'request', to: 'approved' });
       if (updated.extends_grant_id) {
-        this.unschedule(`req:${id}`);
+        this.timers.unschedule(`req:${id}`);
         await this.applyApprovedExtension(updated);
-        return ok({ request: (await this.requestById(id))! });
+        return ok({ request: (await this.views.requestById(id))! });
       }
-      this.schedule(`req:${id}`, Number(updated.expires_at), () => this.expireRequest(id));
+      this.timers.schedule(`req:${id}`, Number(updated.expires_at), () => this.expireRequest(id));
     }
     return ok({ request: result.value.request });
   }
@@ -797,7 +627,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
       }
       await ctx.audit({ at: now, actor: user.sub, subject: claimed.requester, action: 'request.activated', requestId: id, grantId: grant.id, resourceId: claimed.resource_id, policyVersion: claimed.policy_version, detail: { keyType, keySha256: sha256(keyBase64) } });
-      await this.emitRequest(ctx, claimed, claimed.state as RequestState);
+      await emitRequest(ctx, claimed, claimed.state as RequestState);
       return ok(grant);
     }, { key: `request:${id}` });
     if (!started.ok) {
@@ -811,21 +641,21 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     }
     this.requestFacts.delete(id);
     const grant = started.value;
-    this.unschedule(`req:${id}`);
+    this.timers.unschedule(`req:${id}`);
     // Mark the issue as in flight so the sweep does not mistake it for one abandoned by a crash.
-    this.timers.set(`issuing:${grant.id}`, () => {});
+    this.timers.hold(`issuing:${grant.id}`);
     let issued: { username: string; password: string };
     try {
       issued = await credentials.issue({ grantId: grant.id, resourceId: grant.resource_id, level: grant.level, endsAt: new Date(grant.ends_at) });
     } catch (error) {
-      this.timers.delete(`issuing:${grant.id}`);
+      this.timers.letGo(`issuing:${grant.id}`);
       this.deps.metrics.issueFailures.inc({ resource: grant.resource_id });
       const message = safeMessage(error);
       this.deps.log.warn({ grantId: grant.id, resourceId: grant.resource_id, code: (error as { code?: string }).code, message }, 'credential issue failed');
       await this.endGrant(grant.id, 'failed', SYSTEM, `credentials could not be issued: ${message}`);
       return fail(503, 'credentials_failed', `the database access could not be created: ${message}`, { extra: { grantId: grant.id } });
     }
-    this.timers.delete(`issuing:${grant.id}`);
+    this.timers.letGo(`issuing:${grant.id}`);
     const stored = await this.mutate(async (ctx) => {
       // One statement: the update locks the row and only applies while the grant is still active.
       const updated = await ctx.trx.updateTable('grants').set({ db_username: issued.username }).where('id', '=', grant.id).where('state', '=', 'active').returningAll().executeTakeFirst();
@@ -835,14 +665,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         return undefined;
       }
       await ctx.audit({ at: this.now(), actor: SYSTEM, subject: updated.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: updated.resource_id, policyVersion: updated.policy_version, detail: { dbUser: issued.username, endsAt: iso(updated.ends_at), breakGlass: updated.break_glass === 1 } });
-      return this.emitGrant(ctx, updated);
+      return emitGrant(ctx, updated);
     }, { key: `grant:${grant.id}` });
     if (!stored) {
-      void this.track(this.revokeCredentials(grant.id));
+      void this.timers.track(this.revocation.revokeCredentials(grant.id));
       return fail(409, 'grant_ended', 'the grant ended while it was being activated', { extra: { grantId: grant.id } });
     }
     this.deps.metrics.transitions.inc({ kind: 'grant', to: 'active' });
-    this.schedule(`grant:${grant.id}`, grant.ends_at, () => this.endAtDeadline(grant.id));
+    this.timers.schedule(`grant:${grant.id}`, grant.ends_at, () => this.endAtDeadline(grant.id));
     return ok({
       grant: stored,
       connection: {
@@ -863,17 +693,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       if (!ended.ok) return ended;
       const { updated, now } = ended.value;
       await ctx.audit({ at: now, actor, subject: updated.owner, action: `grant.${event}`, requestId: updated.request_id, grantId: id, resourceId: updated.resource_id, reason, policyVersion: updated.policy_version, detail: updated.break_glass ? { breakGlass: true } : undefined });
-      return ok({ grant: await this.emitGrant(ctx, updated), row: updated });
+      return ok({ grant: await emitGrant(ctx, updated), row: updated });
     }, { key: `grant:${id}` });
     if (!result.ok) return result;
     const { row, grant } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
-    if (!options.due) this.unschedule(`grant:${id}`);
-    const ended: GrantEndedForBastion = { grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) };
-    for (const { listener } of this.endedListeners) {
-      try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
-    }
-    if (row.revocation === 'pending') void this.track(this.revokeJustEnded(row));
+    if (!options.due) this.timers.unschedule(`grant:${id}`);
+    this.bastion.announce({ grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) });
+    if (row.revocation === 'pending') void this.timers.track(this.revocation.revokeJustEnded(row));
     return ok(grant);
   }
 
@@ -886,7 +713,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const now = this.now();
     // A deadline timer armed before an extension (perhaps by another instance) must not end the grant early.
     if (Number(row.ends_at) > now) return fail(409, 'not_due', `grant ${id} now ends at ${iso(row.ends_at)}`, { audit: false, extra: { endsAt: Number(row.ends_at) } });
-    const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? this.othersRevokeFrom(now) : null };
+    const changes: Partial<GrantRow> = { state: step.to, ended_at: now, end_reason: reason, revocation: row.db_username ? 'pending' : 'done', next_revoke_at: row.db_username ? this.revocation.othersRevokeFrom(now) : null };
     await trx.updateTable('grants').set(changes).where('id', '=', id).execute();
     return ok({ updated: { ...row, ...changes } as GrantRow, now });
   }
@@ -905,7 +732,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       .set({
         state: step.to, ended_at: now, end_reason: reason,
         revocation: sql<string>`case when db_username is null then 'done' else 'pending' end`,
-        next_revoke_at: sql<number | null>`case when db_username is null then null else cast(${this.othersRevokeFrom(now)} as bigint) end`,
+        next_revoke_at: sql<number | null>`case when db_username is null then null else cast(${this.revocation.othersRevokeFrom(now)} as bigint) end`,
       })
       .where('id', '=', id).where('state', '=', 'active')
       .$if(owner !== undefined, (q) => q.where('owner', '=', owner!))
@@ -921,217 +748,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private async endAtDeadline(id: string): Promise<void> {
     const outcome = await this.endGrant(id, 'ended', SYSTEM, 'deadline reached', { due: true });
     if (outcome.ok) return;
-    if (outcome.error.code === 'busy') this.schedule(`grant:${id}`, this.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
-    else if (outcome.error.code === 'not_due') this.schedule(`grant:${id}`, Number(outcome.error.extra?.endsAt), () => this.endAtDeadline(id));
-  }
-
-  /**
-   * When other instances may take over the revocation of a grant ended at `now`: not before the instance that ended
-   * it has had its go (see revokeJustEnded). One sweep interval: should that instance die at once, another instance's
-   * sweep in the meantime has armed a timer for this instant, so the takeover comes no later than a sweep would.
-   */
-  private othersRevokeFrom(now: number): number {
-    return this.shared ? now + (this.deps.sweepEveryMs ?? 5_000) : now;
-  }
-
-  /**
-   * The first attempt at revoking a grant's credentials, by the instance whose change just ended it: nobody else can
-   * be at it yet (the row says to leave it until othersRevokeFrom), so there is nothing to claim. The provider is
-   * called at once and the outcome is recorded through the write queue, several grants in one change (a write batch
-   * that ended grants is followed by their records in the next batch, not by a transaction of their own). The
-   * record is conditional: should another instance have revoked the grant meanwhile (this one stalled past the
-   * hand-off), the grant is recorded once. Retries and takeovers are claimed (revokeCredentials).
-   */
-  private async revokeJustEnded(row: GrantRow): Promise<void> {
-    const credentials = this.deps.credentials;
-    if (!credentials || !row.db_username || this.revoking.has(row.id) || this.stopped) return this.revokeCredentials(row.id);
-    this.revoking.add(row.id);
-    this.unschedule(`revoke:${row.id}`);
-    try {
-      let failed: { error: unknown } | undefined;
-      const done = await this.firstAttemptTurn();
-      try {
-        await credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username });
-      } catch (error) {
-        failed = { error };
-      } finally {
-        done();
-      }
-      if (failed) {
-        const retryAt = await this.mutate((ctx) => this.recordRevokeFailure(ctx, row, failed.error), { key: `grant:${row.id}` });
-        if (retryAt !== undefined) this.schedule(`revoke:${row.id}`, retryAt, () => this.revokeCredentials(row.id));
-        return;
-      }
-      // Should the record fail (database unreachable), the grant still waits for revoking: a sweep revokes it again
-      // (the provider's revoke is idempotent) and records it then.
-      await this.recordRevokedSoon(row).catch((error: unknown) => this.deps.log.warn({ grantId: row.id, message: safeMessage(error) }, 'credentials revoked but not yet recorded; a sweep will record it'));
-    } finally {
-      this.revoking.delete(row.id);
-    }
-  }
-
-  /** Wait until fewer than FIRST_ATTEMPTS_AT_ONCE first attempts call the provider; returns the call to make when done. */
-  private async firstAttemptTurn(): Promise<() => void> {
-    // A finished attempt hands its turn straight to the next waiting one, so the count never overshoots.
-    if (this.firstAttemptsRunning < FIRST_ATTEMPTS_AT_ONCE) this.firstAttemptsRunning += 1;
-    else await new Promise<void>((resolve) => this.firstAttemptsWaiting.push(resolve));
-    return () => {
-      const next = this.firstAttemptsWaiting.shift();
-      if (next) next();
-      else this.firstAttemptsRunning -= 1;
-    };
-  }
-
-  /** Record a revoked grant, together with the others revoked in this turn of the event loop: one change for all. */
-  private recordRevokedSoon(row: GrantRow): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.revokedToRecord.push({ row, resolve, reject });
-      if (this.revokedToRecord.length > 1) return;
-      setImmediate(() => {
-        const waiting = this.revokedToRecord.splice(0);
-        const rows = waiting.map((w) => w.row);
-        this.mutate((ctx) => this.recordRevokedTogether(ctx, rows), { key: rows.map((r) => `grant:${r.id}`) })
-          .then(() => { for (const w of waiting) w.resolve(); }, (error: unknown) => { for (const w of waiting) w.reject(error); });
-      });
-    });
-  }
-
-  /** Mark these grants' credentials revoked, those still waiting for it (one statement), and audit each. */
-  private async recordRevokedTogether(ctx: TxContext, rows: GrantRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const ids = rows.map((r) => r.id);
-    const updated = await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null })
-      .where(this.shared ? idIn(ids) : (eb) => eb('id', 'in', ids)).where('revocation', 'in', REVOKING).returningAll().execute();
-    const byId = new Map(updated.map((r) => [r.id, r]));
-    // In the order they were revoked (the update returns rows in no particular order).
-    for (const id of ids) {
-      const row = byId.get(id);
-      if (!row) continue;
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
-      await this.emitGrant(ctx, row);
-    }
-  }
-
-  /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
-  async revokeCredentials(id: string): Promise<void> {
-    if (this.revoking.has(id) || this.stopped) return;
-    const credentials = this.deps.credentials;
-    if (!credentials) {
-      const row = await this.db.selectFrom('grants').select(['revocation', 'db_username']).where('id', '=', id).executeTakeFirst();
-      if (row && ['pending', 'retrying'].includes(row.revocation) && row.db_username) this.deps.log.error({ grantId: id }, 'a grant needs revoking but no credential provider is configured');
-      return;
-    }
-    this.revoking.add(id);
-    this.unschedule(`revoke:${id}`);
-    try {
-      const retryAt = this.shared ? await this.revokeInBatch(id, credentials) : await this.revokeAlone(id, credentials);
-      if (retryAt !== undefined) this.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
-    } finally {
-      this.revoking.delete(id);
-    }
-  }
-
-  /** One writer (SQLite): read the row, call the provider, record the outcome. Returns when to retry, if it failed. */
-  private async revokeAlone(id: string, credentials: CredentialProvider): Promise<number | undefined> {
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || !['pending', 'retrying'].includes(row.revocation) || !row.db_username) return undefined;
-    try {
-      await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
-    } catch (error) {
-      return this.mutate((ctx) => this.recordRevokeFailure(ctx, row, error));
-    }
-    await this.mutate((ctx) => this.recordRevokedTogether(ctx, [row]));
-    return undefined;
-  }
-
-  /** PostgreSQL: queue a revocation for the next claimed batch; resolves with when to retry, if it failed. */
-  private revokeInBatch(id: string, credentials: CredentialProvider): Promise<number | undefined> {
-    return new Promise((resolve, reject) => {
-      this.revokeWaiting.set(id, { resolve, reject });
-      // Ends committed in one batch ask in the same turn: gather them into one revocation batch.
-      if (!this.revokePumpScheduled) {
-        this.revokePumpScheduled = true;
-        setImmediate(() => {
-          this.revokePumpScheduled = false;
-          this.pumpRevocations(credentials);
-        });
-      }
-    });
-  }
-
-  private pumpRevocations(credentials: CredentialProvider): void {
-    while (this.revokeBatchesRunning < REVOKE_CONCURRENCY && this.revokeWaiting.size > 0) {
-      const batch = [...this.revokeWaiting].slice(0, REVOKE_BATCH);
-      for (const [id] of batch) this.revokeWaiting.delete(id);
-      this.revokeBatchesRunning += 1;
-      void this.revokeClaimed(batch.map(([id]) => id), credentials)
-        .then((retryAt) => { for (const [id, waiter] of batch) waiter.resolve(retryAt.get(id)); }, (error: unknown) => { for (const [, waiter] of batch) waiter.reject(error); })
-        .finally(() => {
-          this.revokeBatchesRunning -= 1;
-          this.pumpRevocations(credentials);
-        });
-    }
-  }
-
-  /**
-   * Several instances (PostgreSQL): revocations are claimed with FOR UPDATE SKIP LOCKED and the row locks are held,
-   * in one transaction per batch, across the provider calls. Exactly one instance revokes a grant at a time;
-   * another skips a grant being revoked; and if the claiming instance dies, its connection closes, the locks go with
-   * it, and the next sweep of any other instance takes the revocations over (dropping a role twice is harmless; it
-   * is recorded once, by the transaction that commits). Returns when to retry the ones that failed.
-   */
-  private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
-    return this.writes.transactNow(async (ctx) => {
-      const now = this.now();
-      // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection. With
-      // lagging statistics a generic plan may take `id = any(…)` for most of the table; the partial index on
-      // revoking grants (the literal REVOKING predicate, here and in the update below) keeps it to those rows.
-      const rows = await ctx.trx.selectFrom('grants').selectAll().where(idIn(ids)).where('revocation', 'in', REVOKING).where('db_username', 'is not', null)
-        .where((eb) => eb.or([eb('next_revoke_at', 'is', null), eb('next_revoke_at', '<=', now)])).forNoKeyUpdate().skipLocked().execute();
-      const outcomes = await Promise.allSettled(rows.map((row) => credentials.revoke({ grantId: row.id, resourceId: row.resource_id, username: row.db_username! })));
-      const retryAt = new Map<string, number>();
-      await this.recordRevokedTogether(ctx, rows.filter((_, i) => outcomes[i]!.status === 'fulfilled'));
-      for (const [i, row] of rows.entries()) {
-        const outcome = outcomes[i]!;
-        if (outcome.status === 'fulfilled') continue;
-        const next = await this.recordRevokeFailure(ctx, row, outcome.reason);
-        if (next !== undefined) retryAt.set(row.id, next);
-      }
-      return retryAt;
-    });
-  }
-
-  /**
-   * Record a failed attempt and return when the next one is due; nothing (and no retry) if the grant no longer waits
-   * for revoking: another instance revoked it meanwhile (see revokeJustEnded).
-   */
-  private async recordRevokeFailure(ctx: TxContext, row: GrantRow, error: unknown): Promise<number | undefined> {
-    const attempts = row.revoke_attempts + 1;
-    const next = this.now() + REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
-    const message = safeMessage(error);
-    const updated = await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message })
-      .where('id', '=', row.id).where('revocation', 'in', REVOKING).executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 0) return undefined;
-    this.deps.metrics.revocationFailures.inc({ resource: row.resource_id });
-    this.deps.log.warn({ grantId: row.id, attempts, message }, 'credential revocation failed; will retry');
-    // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
-    if (attempts <= 5 || attempts % 10 === 0) {
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
-    }
-    if (row.revocation !== 'retrying') await this.emitGrant(ctx, { ...row, revocation: 'retrying' });
-    return next;
-  }
-
-  /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
-  async pendingRevocations(): Promise<number> {
-    const n = await this.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', REVOKING).executeTakeFirst();
-    return Number(n?.n ?? 0);
-  }
-
-  private async ownGrant(user: AuthUser, id: string, action: string, allowAdmin = false): Promise<Outcome<GrantRow>> {
-    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || (row.owner !== user.sub && !(allowAdmin && user.admin))) return this.refuse(user, action, { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
-    return ok(row);
+    if (outcome.error.code === 'busy') this.timers.schedule(`grant:${id}`, this.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
+    else if (outcome.error.code === 'not_due') this.timers.schedule(`grant:${id}`, Number(outcome.error.extra?.endsAt), () => this.endAtDeadline(id));
   }
 
   async release(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
@@ -1152,7 +770,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   async extend(user: AuthUser, id: string, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
-    const own = await this.ownGrant(user, id, 'grant.extend');
+    const own = await this.views.ownGrant(user, id, 'grant.extend');
     if (!own.ok) return own;
     const row = own.value;
     const refs = { grantId: id, subject: row.owner, resourceId: row.resource_id, policyVersion: row.policy_version };
@@ -1190,9 +808,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
       const changes = { ends_at: Number(current.ends_at) + seconds * 1000, extended_seconds: current.extended_seconds + seconds };
       await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
       await ctx.audit({ at: this.now(), actor, subject: current.owner, action: 'grant.extended', grantId: id, requestId: current.request_id, resourceId: current.resource_id, reason, policyVersion: current.policy_version, detail: { seconds, endsAt: iso(changes.ends_at) } });
-      return ok(await this.emitGrant(ctx, { ...current, ...changes }));
+      return ok(await emitGrant(ctx, { ...current, ...changes }));
     });
-    if (result.ok) this.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endAtDeadline(id));
+    if (result.ok) this.timers.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endAtDeadline(id));
     return result;
   }
 
@@ -1221,10 +839,10 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const request = await this.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
       await ctx.audit({ at: now, actor: user.sub, subject: user.sub, action: 'request.created', requestId: row.id, grantId: grant.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { extension: true, seconds: body.durationSeconds } });
-      return this.emitRequest(ctx, row, undefined);
+      return emitRequest(ctx, row, undefined);
     });
-    this.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
-    return ok({ grant: this.toGrant(grant), request });
+    this.timers.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    return ok({ grant: toGrant(grant), request });
   }
 
   private async applyApprovedExtension(request: RequestRow): Promise<void> {
@@ -1233,38 +851,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     await this.mutate(async (ctx) => {
       await ctx.trx.updateTable('requests').set({ grant_id: grantId, decision_reason: applied.ok ? 'extension applied' : `extension not applied: ${applied.error.message}` }).where('id', '=', request.id).execute();
       const row = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', request.id).executeTakeFirstOrThrow();
-      await this.emitRequest(ctx, row, 'approved');
+      await emitRequest(ctx, row, 'approved');
     });
-  }
-
-  // ---------------------------------------------------------------- listing
-
-  async listRequests(user: AuthUser, role: 'mine' | 'approver', state?: RequestState, limit = 100): Promise<AccessRequest[]> {
-    if (role === 'mine') {
-      const rows = await this.db.selectFrom('requests').selectAll().where('requester', '=', user.sub).$if(!!state, (q) => q.where('state', '=', state!))
-        .orderBy('created_at', 'desc').limit(limit).execute();
-      return this.toRequests(rows);
-    }
-    const rows = await this.db.selectFrom('requests').selectAll().where('state', '=', state ?? 'pending_approval').where('requester', '!=', user.sub)
-      .orderBy('created_at', 'desc').limit(1000).execute();
-    const mine = rows.filter((r) => parseJson<ApprovalRule[]>(r.approval_rules).some((rule) => user.groups.includes(rule.group))).slice(0, limit);
-    return this.toRequests(mine);
-  }
-
-  async getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    const visible = row && (row.requester === user.sub || user.admin || parseJson<ApprovalRule[]>(row.approval_rules).some((r) => user.groups.includes(r.group)));
-    if (!row || !visible) return this.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
-    const [request] = await this.toRequests([row]);
-    const grant = row.grant_id && row.requester === user.sub ? await this.grantById(row.grant_id) : undefined;
-    return ok({ request: request!, ...(grant ? { grant } : {}) });
-  }
-
-  async listGrants(user: AuthUser, all: boolean, state?: GrantState, limit = 100): Promise<Outcome<Grant[]>> {
-    if (all && !user.admin) return this.refuse(user, 'grant.list_all', { status: 403, code: 'admin_only', message: 'only administrators may list all grants' });
-    const rows = await this.db.selectFrom('grants').selectAll().$if(!all, (q) => q.where('owner', '=', user.sub)).$if(!!state, (q) => q.where('state', '=', state!))
-      .orderBy('starts_at', 'desc').limit(limit).execute();
-    return ok(rows.map((r) => this.toGrant(r)));
   }
 
   /**
@@ -1273,55 +861,38 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
    * record, not a read.
    */
   async recordPasswordReveal(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
-    const own = await this.ownGrant(user, id, 'grant.reveal_password');
+    const own = await this.views.ownGrant(user, id, 'grant.reveal_password');
     if (!own.ok) return own;
     const row = own.value;
     if (row.state !== 'active') return this.refuse(user, 'grant.reveal_password', { status: 409, code: 'illegal_transition', message: `the grant is ${row.state}: its password no longer works` }, { grantId: id, subject: user.sub });
     await this.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, subject: user.sub, action: 'grant.password_revealed', grantId: id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version }));
-    return ok({ grant: this.toGrant(row) });
+    return ok({ grant: toGrant(row) });
   }
 
-  async getGrant(user: AuthUser, id: string): Promise<Outcome<Grant>> {
-    const own = await this.ownGrant(user, id, 'grant.read', true);
-    return own.ok ? ok(this.toGrant(own.value)) : own;
+  // ---------------------------------------------------------------- revocation
+
+  /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
+  revokeCredentials(id: string): Promise<void> {
+    return this.revocation.revokeCredentials(id);
   }
 
-  /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
-  async auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
-    return this.db.selectFrom('audit').selectAll().where('seq', '>', query.after)
-      .$if(!user.admin, (q) => q.where((eb) => eb.or([eb('actor', '=', user.sub), eb('subject', '=', user.sub)])))
-      .$if(!!query.requestId, (q) => q.where('request_id', '=', query.requestId!))
-      .$if(!!query.grantId, (q) => q.where('grant_id', '=', query.grantId!))
-      .$if(!!query.action, (q) => q.where('action', '=', query.action!))
-      .orderBy('seq').limit(query.limit).execute();
+  /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
+  pendingRevocations(): Promise<number> {
+    return this.revocation.pendingRevocations();
   }
 
   // ---------------------------------------------------------------- bastion lookup
 
-  async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
-    // The state is a literal: only then may a prepared statement's generic plan use grants_active_key, the one
-    // index over keys (partial: active grants), instead of reading the whole table on every SSH connection.
-    const row = await this.reads.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
-      .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', sql.lit('active')).where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
-    return row ? { grantId: row.id, owner: row.owner, endsAt: new Date(Number(row.ends_at)), target: { host: row.target_host, port: row.target_port } } : undefined;
+  findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
+    return this.bastion.findActiveGrantByKey(bastionId, keyType, keyBase64);
   }
 
-  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('bastion_id', '=', bastionId)
-      .where('ended_at', '>', since.getTime()).orderBy('ended_at').limit(10_000).execute();
-    return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: new Date(Number(r.ended_at)) }));
+  endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+    return this.bastion.endedSince(bastionId, since);
   }
 
   onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted: () => boolean = () => true): () => void {
-    const entry = { listener, wanted };
-    this.endedListeners.add(entry);
-    return () => this.endedListeners.delete(entry);
-  }
-
-  /** Whether any grant-end listener here wants ends now (else other instances' ends are not even looked up). */
-  private wantsEnds(): boolean {
-    for (const { wanted } of this.endedListeners) if (wanted()) return true;
-    return false;
+    return this.bastion.onGrantEnded(listener, wanted);
   }
 }
 
@@ -1330,7 +901,3 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
 const MAX_REMEMBERED_REQUESTS = 10_000;
 
-/** PostgreSQL: `id = any($1)`, the same statement text for any number of ids (an IN list is a new one per length). */
-function idIn(ids: string[]): RawBuilder<SqlBool> {
-  return sql<SqlBool>`id = any(${ids}::text[])`;
-}
