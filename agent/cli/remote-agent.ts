@@ -7,7 +7,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { agentApi, AgentState, type AgentApiHandlers, type AgentEvent, type AgentMethod } from '../../shared/contract/agent';
 import { ServerMessage } from '../../shared/contract/wire';
-import { AgentError, type AgentErrorCode } from '../core/errors';
+import { AgentError } from '../core/errors';
 import type { AgentCore } from '../core/agent-core';
 
 /** What the CLI needs of an agent: the AgentApi, its events and latest state. */
@@ -104,9 +104,8 @@ class RemoteAgent implements CliAgent {
           if (output.success) waiting.resolve(output.data);
           else waiting.reject(new AgentError('malformed_response', 'The Stint agent answered in a form this stint does not understand (different versions?).'));
         } else {
-          const { code, message: text, server } = message.error;
           // The same error the agent raised in its own process: code, words, and what the server said.
-          waiting.reject(new AgentError(code as AgentErrorCode, text, undefined, server ? { status: server.status, problem: server } : undefined));
+          waiting.reject(AgentError.fromProblem(message.error));
         }
       }
     }

@@ -3,6 +3,7 @@
 // that accepts only passkeys) is sent to the Stint app in words.
 import type { CliAgent } from './remote-agent';
 import { toAgentProblem } from '../core/agent-core';
+import { isAgentError } from '../core/errors';
 import type { StepUpProof } from '../../shared/contract/http';
 import type { StepUpActionRef, StepUpChallenge } from '../../shared/contract/stepup';
 import { CliError, explain } from './explain';
@@ -20,10 +21,6 @@ export interface StepUpOptions {
   doing: string;
 }
 
-/** The server's problem code of a failed agent call (e.g. `stepup_required`), if the server said one. */
-export function serverCode(error: unknown): string | undefined {
-  return toAgentProblem(error).server?.code;
-}
 
 async function challengeFor(agent: CliAgent, action: StepUpActionRef, o: StepUpOptions): Promise<StepUpChallenge> {
   const challenge = await agent.api.stepUpChallenge({ action });
@@ -64,8 +61,8 @@ export async function proveWithCode<T>(agent: CliAgent, action: StepUpActionRef,
       return await submit({ method: 'totp', challengeId: challenge.challengeId, code });
     } catch (error) {
       const problem = toAgentProblem(error);
-      const c = problem.server?.code;
-      const retry = !o.code && !!o.io.ask && ((c === 'stepup_invalid' && (problem.server?.attemptsLeft ?? 0) > 0) || c === 'stepup_replayed' || c === 'stepup_expired');
+      const c = problem.code;
+      const retry = !o.code && !!o.io.ask && ((c === 'stepup_invalid' && (problem.attemptsLeft ?? 0) > 0) || c === 'stepup_replayed' || c === 'stepup_expired');
       if (!retry) throw error;
       const words = explain(problem, { profile: o.profile });
       o.io.err(`${words.message}${words.next ? ` ${words.next}` : ''}`);
@@ -79,7 +76,7 @@ export async function withStepUp<T>(agent: CliAgent, action: StepUpActionRef, ac
   try {
     return await act();
   } catch (error) {
-    if (serverCode(error) !== 'stepup_required') throw error;
+    if (!isAgentError(error, 'stepup_required')) throw error;
   }
   return proveWithCode(agent, action, act, o);
 }

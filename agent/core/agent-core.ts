@@ -1,6 +1,7 @@
 // What every shell (Electron IPC, the web host's WebSocket, the CLI) drives: the AgentApi handlers and a stream
 // of events (state snapshots, notifications, background problems). The core implements it once.
-import { agentApi, ServerProblemInfo, type AgentApiHandlers, type AgentEvent, type AgentMethod, type AgentProblem } from '../../shared/contract/agent';
+import { agentApi, type AgentApiHandlers, type AgentEvent, type AgentMethod, type AgentProblem } from '../../shared/contract/agent';
+import { localProblem } from '../../shared/contract/problem';
 import type { ServerMessage } from '../../shared/contract/wire';
 import { AgentError } from './errors';
 
@@ -12,13 +13,13 @@ export interface AgentCore {
   dispose(): Promise<void>;
 }
 
-/** Errors crossing to a shell carry only `{code, message}`: never a stack, never a cause that may hold secrets. */
+/**
+ * Errors crossing to a shell are the one problem shape: an AgentError's code, words and members (what the server
+ * said, unchanged) — never a stack, never a cause that may hold secrets. Anything else is a bug: `internal`.
+ */
 export function toAgentProblem(error: unknown): AgentProblem {
-  if (error instanceof AgentError) {
-    const server = ServerProblemInfo.safeParse(error.detail?.problem ? { ...(error.detail.problem as object), status: error.detail.status } : undefined);
-    return { code: error.code, message: error.message, ...(server.success ? { server: server.data } : {}) };
-  }
-  return { code: 'internal', message: 'Something went wrong inside Stint. Details are in the agent log.' };
+  if (error instanceof AgentError) return error.toProblem();
+  return localProblem('internal', 'Something went wrong inside Stint. Details are in the agent log.');
 }
 
 /**
@@ -28,10 +29,10 @@ export function toAgentProblem(error: unknown): AgentProblem {
 export async function answerCall(agent: AgentCore, call: { id: number; method: string; input: unknown }): Promise<ServerMessage> {
   const method = call.method as AgentMethod;
   const contract = Object.hasOwn(agentApi, method) ? agentApi[method] : undefined;
-  if (!contract) return { type: 'result', id: call.id, ok: false, error: { code: 'unknown_method', message: `No such agent method: ${call.method}` } };
+  if (!contract) return { type: 'result', id: call.id, ok: false, error: localProblem('unknown_method', `No such agent method: ${call.method}`) };
   const input = contract.input.safeParse(call.input ?? {});
   if (!input.success) {
-    return { type: 'result', id: call.id, ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } };
+    return { type: 'result', id: call.id, ok: false, error: localProblem('invalid_input', input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ')) };
   }
   try {
     const output = await (agent.api[method] as (input: unknown) => Promise<unknown>)(input.data);

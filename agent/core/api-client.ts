@@ -31,6 +31,22 @@ export interface ApiClientOptions {
 
 export type RequestRole = 'mine' | 'approver';
 
+/**
+ * The server's refusal as the agent's failure. A problem with a code of the one union passes through unchanged: its
+ * code IS the server's code (stepup_required, self_approval, grant_not_found…) with every member the server sent.
+ * A 401 is the session's business (it already tried a fresh token): session_expired, with the server's words.
+ * Anything else — a code this agent does not know (a newer server), a body that is no problem (a proxy's error
+ * page) — is server_error with the status and whatever words came.
+ */
+function refusal(status: number, json: unknown): AgentError {
+  const problem = Problem.safeParse(json);
+  const words = z.object({ detail: z.string().optional(), title: z.string().optional() }).safeParse(json);
+  const said = words.success ? (words.data.detail ?? words.data.title) : undefined;
+  if (status === 401) return new AgentError('session_expired', said ?? 'Your sign-in has expired.', undefined, { status });
+  if (problem.success) return AgentError.fromProblem(problem.data);
+  return new AgentError('server_error', said ?? `The server answered HTTP ${status}.`, undefined, { status });
+}
+
 export class ApiClient {
   private readonly options: ApiClientOptions;
   private readonly doFetch: typeof fetch;
@@ -99,15 +115,11 @@ export class ApiClient {
       try {
         json = text ? JSON.parse(text) : undefined;
       } catch (cause) {
+        // A refusal that is not JSON (a proxy's error page) is still a refusal: server_error with its status.
+        if (!response.ok) throw refusal(response.status, undefined);
         throw new AgentError('malformed_response', `The server sent something that is not JSON (${method} ${path}, HTTP ${response.status}).`, cause);
       }
-      if (!response.ok) {
-        // Loose: step-up problems carry attemptsLeft, retryAfter, reason… that the UI needs to explain a refusal.
-        const problem = Problem.loose().safeParse(json);
-        const detail = { status: response.status, ...(problem.success ? { problem: problem.data } : {}) };
-        const message = problem.success ? (problem.data.detail ?? problem.data.title) : `The server answered HTTP ${response.status}.`;
-        throw new AgentError(response.status === 401 ? 'session_expired' : 'server_error', message, undefined, detail);
-      }
+      if (!response.ok) throw refusal(response.status, json);
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');

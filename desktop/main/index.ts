@@ -63,7 +63,7 @@ if (!app.requestSingleInstanceLock()) {
   app.on('window-all-closed', () => {});
 
   void app.whenReady().then(start).catch((error: unknown) => {
-    console.error('Stint could not start:', toAgentProblem(error).message);
+    console.error('Stint could not start:', toAgentProblem(error).detail);
     app.exit(1);
   });
 }
@@ -116,7 +116,7 @@ async function start(): Promise<void> {
   const open = (view: OpenView, params: Record<string, string> = {}) => { windows.open(view, params); };
   const call = (method: keyof AgentApiHandlers, input: Record<string, string>) => (agent.api[method] as (i: unknown) => Promise<unknown>)(input);
   const notifyProblem = (error: unknown) => {
-    if (Notification.isSupported()) new Notification({ title: 'Stint', body: toAgentProblem(error).message }).show();
+    if (Notification.isSupported()) new Notification({ title: 'Stint', body: toAgentProblem(error).detail }).show();
   };
 
   const unregisterIpc = registerAgentIpc(ipcMain, agent, trustedOrigins({ rendererDir, stepUpOrigin: currentOrigin, windowIds: () => windows.ids() }));

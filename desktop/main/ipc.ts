@@ -1,12 +1,13 @@
 // One ipcMain.handle per AgentApi method, registered from the contract. Each call is checked before it reaches the
 // core: it must come from one of our windows' main frame at our own origin, and its payload must parse with the
-// method's input schema. Errors cross as `{code, message}` only (no stacks, no causes).
+// method's input schema. Errors cross as the one problem shape (shared/contract/problem.ts; no stacks, no causes).
 // Only types come from 'electron' here, so this logic runs and is tested under plain Node.
 import { pathToFileURL } from 'node:url';
 import type { IpcMainInvokeEvent } from 'electron';
 import { agentApi, type AgentMethod, type AgentResult } from '../../shared/contract/agent';
 import type { AgentCore } from '../../agent/core/agent-core';
 import { toAgentProblem } from '../../agent/core/agent-core';
+import { localProblem } from '../../shared/contract/problem';
 
 export const IPC_PREFIX = 'stint:';
 export const channelFor = (method: AgentMethod) => `${IPC_PREFIX}${method}`;
@@ -43,10 +44,10 @@ export function registerAgentIpc(ipcMain: IpcMainLike, agent: AgentCore, trusted
     const contract = agentApi[method];
     ipcMain.handle(channelFor(method), async (event, payload): Promise<AgentResult<unknown>> => {
       const refused = senderProblem(event, trusted);
-      if (refused) return { ok: false, error: { code: 'forbidden_sender', message: `Refused: ${refused}.` } };
+      if (refused) return { ok: false, error: localProblem('forbidden_sender', `Refused: ${refused}.`) };
       const input = contract.input.safeParse(payload ?? {});
       if (!input.success) {
-        return { ok: false, error: { code: 'invalid_input', message: input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') } };
+        return { ok: false, error: localProblem('invalid_input', input.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ')) };
       }
       try {
         const handler = agent.api[method] as (input: unknown) => Promise<unknown>;

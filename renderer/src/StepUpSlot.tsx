@@ -4,7 +4,8 @@
 import { useMemo, useRef, useState } from 'react';
 import type { AgentMethod } from '../../shared/contract/agent';
 import type { StepUpProof } from '../../shared/contract/http';
-import { StepUpChallenge, type StepUpActionRef, type StepUpProblem } from '../../shared/contract/stepup';
+import { localProblem, type AgentProblem } from '../../shared/contract/problem';
+import { StepUpChallenge, type StepUpActionRef } from '../../shared/contract/stepup';
 import { AgentCallError, type AgentClient } from './agent/client';
 import type { StepUpClient } from './stepup/client';
 import { StepUpView, type ActionSummary } from './stepup/StepUpView';
@@ -13,18 +14,10 @@ import { Dialog } from './ui/Dialog';
 /** The agent method that hands out a challenge bound to one action. */
 const CHALLENGE_METHOD = 'stepUpChallenge';
 
-function problemOf(error: unknown): StepUpProblem {
-  if (error instanceof AgentCallError) {
-    if (error.code === 'unknown_method') {
-      return { type: 'about:blank', title: 'Not available', status: 501, code: 'unavailable', detail: 'This version of the Stint agent can’t ask for verification yet, so nothing was sent.' };
-    }
-    if (error.server) {
-      // The server's own words and numbers: the view explains wrong codes with attempts left, lockouts, expiry.
-      return { type: 'about:blank', title: 'Not accepted', detail: error.message, ...error.server };
-    }
-    return { type: 'about:blank', title: 'Not accepted', status: 400, code: error.code, detail: error.message };
-  }
-  return { type: 'about:blank', title: 'Cannot reach Stint', status: 0, code: 'agent_unreachable', detail: 'Lost the connection to the Stint agent.' };
+/** A failed call as the step-up view explains it: the agent's problem (the server's own, attempts left and all). */
+function problemOf(error: unknown): AgentProblem {
+  if (error instanceof AgentCallError) return error.problem;
+  return localProblem('agent_unreachable', 'Lost the connection to the Stint agent.');
 }
 
 /** A StepUpClient over the AgentApi: the challenge from the agent, the proof submitted by `submit`. */

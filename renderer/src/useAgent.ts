@@ -4,7 +4,9 @@
 // host, agent notifications also reach the OS while the page is hidden, once the user has allowed it.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { AgentNotification, AgentState } from '../../shared/contract/agent';
+import type { ProblemCode } from '../../shared/contract/problem';
 import { AgentCallError, connectAgent, type AgentClient } from './agent/client';
+import { problemWords } from './problem-words';
 import {
   desktopContext, holdToasts, msUntilReview, reviewToasts, shouldNotifyDesktop, shouldOfferDesktop, toastOwner,
 } from './notifications';
@@ -33,20 +35,15 @@ function declinedDesktop(): boolean {
   }
 }
 
-/** Plain words for a failed call: the agent's own messages already are; a few transport codes need saying. */
+/** Plain words for a failed call: what the UI says for its problem code (problem-words.ts). */
 export function errorMessage(error: unknown): string {
-  if (error instanceof AgentCallError) {
-    if (error.code === 'unknown_method') return 'This version of the Stint agent can’t do that yet.';
-    if (error.code === 'invalid_input') return `Stint couldn’t use what was entered: ${error.message}`;
-    return error.message;
-  }
+  if (error instanceof AgentCallError) return problemWords(error.problem);
   return 'Something went wrong talking to the Stint agent. Try again; details are in the agent log.';
 }
 
-/** The most specific code: what the server said (e.g. stepup_required) when the agent only knows it refused. */
-export function errorCode(error: unknown): string | undefined {
-  if (!(error instanceof AgentCallError)) return undefined;
-  return error.code === 'server_error' && error.server?.code ? error.server.code : error.code;
+/** The failed call's problem code: the grant server's own (e.g. stepup_required) when it refused. */
+export function errorCode(error: unknown): ProblemCode | undefined {
+  return error instanceof AgentCallError ? error.code : undefined;
 }
 
 /** Keep the newer snapshot: `version` only ever increases in the agent. */
@@ -166,7 +163,7 @@ export function useAgent() {
     let timer: ReturnType<typeof setTimeout> | undefined;
     // A bridge that never answers would otherwise leave "Connecting…" on screen for ever.
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AgentCallError('agent_unreachable', 'The Stint agent isn’t answering. Quit Stint and start it again.')), CONNECT_TIMEOUT_MS);
+      timer = setTimeout(() => reject(AgentCallError.local('agent_unreachable', 'The Stint agent isn’t answering. Quit Stint and start it again.')), CONNECT_TIMEOUT_MS);
     });
     Promise.race([connectAgent(), timeout])
       .then(async (raw) => {
@@ -175,7 +172,7 @@ export function useAgent() {
         unsubscribe = client.subscribe((event) => {
           if (event.type === 'state') applyState(event.state);
           else if (event.type === 'notification') notified(event.notification);
-          else alert(event.problem.message);
+          else alert(problemWords(event.problem));
         });
         const initial = await Promise.race([client.call('getState', {}), timeout]);
         clearTimeout(timer);

@@ -8,8 +8,9 @@ import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, StepUpChallenge,
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
 } from './stepup';
+import { AgentProblem } from './problem';
 import {
-  AuditList, StepUpMethod,
+  AuditList,
   AccessRequest, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
 } from './http';
 
@@ -105,20 +106,11 @@ export const AgentNotification = z.object({
 });
 export type AgentNotification = z.infer<typeof AgentNotification>;
 
-/** What the server said when a call failed because of it: enough for the step-up view to explain a refusal. */
-export const ServerProblemInfo = z.object({
-  status: z.number().int(),
-  code: z.string(),
-  reason: z.string().optional(),
-  attemptsLeft: z.number().int().optional(),
-  retryAfter: Instant.optional(),
-  methods: z.array(StepUpMethod).optional(),
-});
-export const AgentProblem = z.object({ code: z.string(), message: z.string(), server: ServerProblemInfo.optional() });
-export type AgentProblem = z.infer<typeof AgentProblem>;
+/** A failed call or a background failure, as a shell gets it: the one problem shape (problem.ts). */
+export { AgentProblem };
 /**
  * A call's outcome as it crosses Electron IPC and the contextBridge: a plain union, which structured clone carries
- * whole (an Error's `code` and `server` would be dropped on the way).
+ * whole (an Error's `code` and the server's problem members would be dropped on the way).
  */
 export type AgentResult<T> = { ok: true; value: T } | { ok: false; error: AgentProblem };
 

@@ -3,33 +3,21 @@
 // types are inferred from here, never written twice. Request bodies are strict (unknown fields are an error),
 // responses are not, so a newer server can add fields without breaking an older agent.
 import { z } from 'zod';
+import { Instant, StepUpMethod } from './primitives';
 
-export const Instant = z.iso.datetime({ offset: true }).describe('An absolute instant (RFC 3339), decided by the server clock');
+export { Instant, StepUpMethod } from './primitives';
+/** The one problem shape of every answer that is not a success: see problem.ts. */
+export { Problem } from './problem';
+
 export const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
 export const DurationSeconds = z.number().int().positive().max(31 * 24 * 3600);
 
-export const StepUpMethod = z.enum(['webauthn', 'totp']);
-export type StepUpMethod = z.infer<typeof StepUpMethod>;
 export const StepUpMode = z.enum(['always', 'on-risk', 'never']);
 
 export const RequestState = z.enum(['pending_stepup', 'pending_approval', 'approved', 'denied', 'expired', 'cancelled']);
 export type RequestState = z.infer<typeof RequestState>;
 export const GrantState = z.enum(['active', 'ended', 'released', 'revoked', 'failed']);
 export type GrantState = z.infer<typeof GrantState>;
-
-export const Problem = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().optional(),
-  code: z.string(),
-  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  /** With code `stepup_required`: what to step up for and how. */
-  stepUp: z.object({ methods: z.array(StepUpMethod), action: z.object({ kind: z.enum(['request', 'approve']), requestId: z.string() }) }).optional(),
-  /** With a failed activation: the grant that was created and failed. */
-  grantId: z.string().optional(),
-});
-export type Problem = z.infer<typeof Problem>;
 
 export const Me = z.object({
   sub: z.string(),

@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ApiClient } from '../../agent/core/api-client';
+import { AgentError } from '../../agent/core/errors';
 import { EventStream, type StreamStatus } from '../../agent/core/event-stream';
 import { systemClock } from '../../agent/core/clock';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
@@ -76,10 +77,22 @@ describe('grant client', () => {
     expect(refreshed).toBe(1);
   });
 
-  it('turns a problem answer into a typed error with the server\'s words', async () => {
-    handler = (req, res) => json(res, 409, { type: 'about:blank', title: 'Conflict', status: 409, code: 'grant_not_active', detail: 'This grant has already ended.' }, 'application/problem+json');
+  it('passes the server\'s problem through: its code is the server\'s code, with every member it sent (#20)', async () => {
+    const problem = { type: 'https://stint.dev/problems/stepup_invalid', title: 'Step-up proof refused', status: 403, code: 'stepup_invalid', detail: 'That code is not right. 2 attempts left.', reason: 'wrong_code', attemptsLeft: 2 };
+    handler = (req, res) => json(res, 403, problem, 'application/problem+json');
     const { api } = client();
-    await expect(api.release('g1')).rejects.toMatchObject({ code: 'server_error', message: 'This grant has already ended.', detail: { status: 409, problem: { code: 'grant_not_active' } } });
+    const error = await api.release('g1').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AgentError);
+    expect(error).toMatchObject({ code: 'stepup_invalid', message: 'That code is not right. 2 attempts left.', status: 403 });
+    expect((error as AgentError).toProblem()).toEqual(problem);
+  });
+
+  it('a code this agent does not know, or a refusal that is no problem, is server_error with the status and the words', async () => {
+    handler = (req, res) => json(res, 409, { type: 'about:blank', title: 'Conflict', status: 409, code: 'from_a_newer_server', detail: 'This grant has already ended.' }, 'application/problem+json');
+    const { api } = client();
+    await expect(api.release('g1')).rejects.toMatchObject({ code: 'server_error', message: 'This grant has already ended.', status: 409 });
+    handler = (req, res) => json(res, 502, '<html>bad gateway</html>', 'text/html');
+    await expect(api.release('g1')).rejects.toMatchObject({ code: 'server_error', message: 'The server answered HTTP 502.', status: 502 });
   });
 
   it('reports malformed answers (not JSON, wrong shape) as malformed_response instead of crashing', async () => {

@@ -1,5 +1,6 @@
 // The renderer against the real web host and a scripted agent: what the user sees and what the UI asks the agent
 // to do. (The full-stack journey with the real agent core, server and WebAuthn is a separate spec.)
+import { localProblem } from '../../shared/contract/problem';
 import { ALICE, BOB, ScriptedAgent, resource, sampleResources } from './fixtures/scripted-agent';
 import { activeId, expect, tabTo, test } from './fixtures/ui';
 
@@ -286,7 +287,7 @@ test('notifications become toasts with their actions, problems become dismissibl
   await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.psql);
   await expect(toast).toHaveCount(0);
 
-  agent.emit({ type: 'problem', problem: { code: 'server_unreachable', message: 'The server can’t be reached — your active access still ends on time.' } });
+  agent.emit({ type: 'problem', problem: localProblem('server_unreachable', 'The server can’t be reached — your active access still ends on time.') });
   const alert = page.getByRole('alert').filter({ hasText: 'The server can’t be reached' });
   await expect(alert).toBeVisible();
   await alert.getByRole('button', { name: /Dismiss/ }).click();

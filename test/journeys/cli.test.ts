@@ -299,7 +299,7 @@ describe('stint profiles, approvals and step-up', () => {
     expect(wrong.err.join('\n')).toMatch(/^That code is not right: 4 attempts left\.\nUse the newest code/);
     const wrongJson = io();
     expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrong(), '--json'), wrongJson.io)).toBe(1);
-    expect(JSON.parse(wrongJson.err[0]!).error).toMatchObject({ server: { code: 'stepup_invalid', attemptsLeft: 3 }, message: 'That code is not right: 3 attempts left.' });
+    expect(JSON.parse(wrongJson.err[0]!).error).toMatchObject({ code: 'stepup_invalid', status: 403, attemptsLeft: 3, message: 'That code is not right: 3 attempts left.' });
 
     const ok = io();
     expect(await runCli(as('bob-t', 'approve', id, '--comment', 'looked at the plan', '--code', await authenticators.bob!.next()), ok.io), ok.err.join('\n')).toBe(0);

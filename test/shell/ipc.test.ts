@@ -5,10 +5,17 @@ import { agentApi, type AgentMethod } from '../../shared/contract/agent';
 import { channelFor, registerAgentIpc, type IpcMainLike, type TrustedOrigins } from '../../desktop/main/ipc';
 import type { AgentCore } from '../../agent/core/agent-core';
 import { AgentError } from '../../agent/core/errors';
+import { localProblem } from '../../shared/contract/problem';
 import { AgentCallError, unwrapBridgeResult } from '../../renderer/src/agent/client';
 import { errorCode } from '../../renderer/src/useAgent';
 
 type Handler = (event: any, ...args: unknown[]) => unknown;
+
+/** What the grant server answers an approval that needs a fresh step-up (server/lifecycle), as the agent got it. */
+const STEP_UP_REQUIRED = {
+  type: 'https://stint.dev/problems/stepup_required', title: 'Step-up required', status: 403, code: 'stepup_required' as const,
+  detail: 'approving this request needs a fresh step-up', stepUp: { methods: ['totp' as const], action: { kind: 'approve' as const, requestId: 'req_1' } },
+};
 
 function setup() {
   const handlers = new Map<string, Handler>();
@@ -18,7 +25,7 @@ function setup() {
     received.push({ method, input });
     if (method === 'connect') throw new AgentError('port_unavailable', 'Port 15432 is in use by another program.', new Error('EADDRINUSE secret-detail'));
     if (method === 'release') throw new Error('internal failure with /home/alice/.secret path');
-    if (method === 'approve') throw new AgentError('server_error', 'The server refused: approving this request needs a fresh step-up.', undefined, { status: 403, problem: { code: 'stepup_required', methods: ['totp'] } });
+    if (method === 'approve') throw AgentError.fromProblem(STEP_UP_REQUIRED);
     return { ok: true };
   }])) as unknown as AgentCore['api'];
   const agent: AgentCore = { api, subscribe: () => () => {}, dispose: async () => {} };
@@ -56,7 +63,7 @@ describe('Electron IPC registration', () => {
     const result = await invoke('signOut', {}, event(overrides));
     expect(result.ok).toBe(false);
     expect(result.error.code).toBe('forbidden_sender');
-    expect(result.error.message).toMatch(message);
+    expect(result.error.detail).toMatch(message);
     expect(received).toEqual([]);
   });
 
@@ -72,15 +79,15 @@ describe('Electron IPC registration', () => {
     expect(received).toEqual([]);
   });
 
-  it('returns agent errors as {code, message} and hides unexpected ones', async () => {
+  it('returns agent errors as the one problem shape and hides unexpected ones', async () => {
     const { invoke } = setup();
-    expect(await invoke('connect', { grantId: 'g1' })).toEqual({ ok: false, error: { code: 'port_unavailable', message: 'Port 15432 is in use by another program.' } });
+    expect(await invoke('connect', { grantId: 'g1' })).toEqual({ ok: false, error: localProblem('port_unavailable', 'Port 15432 is in use by another program.') });
     const hidden = await invoke('release', { grantId: 'g1' });
     expect(hidden.error.code).toBe('internal');
     expect(JSON.stringify(hidden)).not.toContain('.secret');
   });
 
-  it('an error code and the server\'s problem survive the bridge to the page (structured clone, as contextBridge does)', async () => {
+  it('the server\'s problem survives the bridge to the page unchanged (structured clone, as contextBridge does)', async () => {
     const { invoke } = setup();
     const answered = await invoke('approve', { requestId: 'req_1' });
     // What the page receives is a structured clone of what the preload resolves with.
@@ -88,8 +95,9 @@ describe('Electron IPC registration', () => {
     let thrown: unknown;
     try { unwrapBridgeResult(received); } catch (error) { thrown = error; }
     expect(thrown).toBeInstanceOf(AgentCallError);
-    expect(thrown).toMatchObject({ code: 'server_error', server: { status: 403, code: 'stepup_required', methods: ['totp'] } });
-    // …so the approval dialog knows to ask for a step-up (it used to see `internal`).
+    // The page's code IS the server's code, with every member it sent (#20)…
+    expect((thrown as AgentCallError).problem).toEqual(STEP_UP_REQUIRED);
+    // …so the approval dialog knows to ask for a step-up (it used to see `internal`, then `server_error`).
     expect(errorCode(thrown)).toBe('stepup_required');
     // Why the union and not a thrown Error: a clone of an Error keeps its message and drops every other property.
     expect((structuredClone(Object.assign(new Error('refused'), { code: 'stepup_required' })) as { code?: string }).code).toBeUndefined();

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { pathToFileURL } from 'node:url';
 import { FakeClock } from '../../dev/fake-clock';
 import type { AgentNotification } from '../../shared/contract/agent';
+import { localProblem } from '../../shared/contract/problem';
 import {
   WindowManager, isEscape, pageUrl, popoverPosition, windowFor, type UiLocation, type WindowFactory, type WindowKind, type WindowLike,
 } from '../../desktop/main/windows';
@@ -196,7 +197,7 @@ describe('notifications', () => {
   it('shows nothing where notifications are unsupported, and ignores other events', () => {
     const { created, controller } = setup('linux', false);
     controller.show(asked);
-    controller.handle({ type: 'problem', problem: { code: 'x', message: 'y' } });
+    controller.handle({ type: 'problem', problem: localProblem('server_unreachable', 'y') });
     expect(created).toEqual([]);
     expect(nativeOptions(asked, 'darwin').urgency).toBe('critical');
   });

@@ -7,7 +7,8 @@ import type { AuthUser } from '../../server/identity/user';
 import { createStepUp, stepUpProblem, type StepUpAuditEntry } from '../../server/stepup';
 import type { StepUpActionResolver } from '../../server/stepup/seam';
 import type { StepUpProof } from '../../shared/contract/http';
-import { StepUpChallenge, StepUpProblem, TotpEnrollResult } from '../../shared/contract/stepup';
+import { Problem } from '../../shared/contract/problem';
+import { StepUpChallenge, TotpEnrollResult } from '../../shared/contract/stepup';
 import { memoryDb, testConfig, TestClock } from '../../dev/stepup';
 
 const resolver: StepUpActionResolver = {
@@ -30,7 +31,8 @@ beforeAll(async () => {
   app = Fastify();
   await app.register(async (scope) => {
     scope.decorateRequest('user', null as unknown as AuthUser);
-    scope.addHook('preHandler', async (request) => {
+    // onRequest, before the routes' own check (they refuse a request no host hook authenticated).
+    scope.addHook('onRequest', async (request) => {
       request.user = { sub: String(request.headers['x-test-user'] ?? 'alice'), groups: [], admin: false };
     });
     await scope.register(stepUp.routes({ resolver, audit: async (e) => { audit.push(e); } }), { prefix: '/v1/stepup' });
@@ -54,7 +56,7 @@ describe('step-up routes', () => {
     const r = await post('/v1/stepup/challenges', { action: { kind: 'request' }, extra: 1 });
     expect(r.statusCode).toBe(400);
     expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
-    const p = StepUpProblem.parse(r.json());
+    const p = Problem.parse(r.json());
     expect(p.code).toBe('validation_failed');
     expect(p.errors?.map((e) => e.path)).toEqual(expect.arrayContaining(['action.requestId']));
   });

@@ -1,6 +1,7 @@
 // How the UI reaches the agent: through `window.stint` (the Electron preload: one function per AgentApi method) or,
 // in the web host, through its WebSocket with the per-launch token from the URL fragment. Both give an AgentClient.
 import type { AgentEvent, AgentInput, AgentMethod, AgentOutput, AgentProblem, AgentResult } from '../../../shared/contract/agent';
+import { localProblem, type ProblemCode } from '../../../shared/contract/problem';
 import { ServerMessage, type ClientMessage } from '../../../shared/contract/wire';
 
 export interface AgentClient {
@@ -8,20 +9,25 @@ export interface AgentClient {
   subscribe(listener: (event: AgentEvent) => void): () => void;
 }
 
+/** A failed call as the UI gets it: the agent's problem (for a refusal, the grant server's own code and members). */
 export class AgentCallError extends Error {
-  /** What the grant server said, when it refused the call (step-up views explain attempts left, lockouts…). */
-  readonly server?: AgentProblem['server'];
+  readonly code: ProblemCode;
 
-  constructor(readonly code: string, message: string, server?: AgentProblem['server']) {
-    super(message);
-    this.server = server;
+  constructor(readonly problem: AgentProblem) {
+    super(problem.detail);
+    this.code = problem.code;
+  }
+
+  /** A failure of the UI's own (the agent out of reach, a page without its token). */
+  static local(code: ProblemCode, detail: string): AgentCallError {
+    return new AgentCallError(localProblem(code, detail));
   }
 }
 
 /** A result from the Electron bridge as the page gets it: the value, or the agent's problem as an AgentCallError. */
 export function unwrapBridgeResult<T>(result: AgentResult<T>): T {
   if (result.ok) return result.value;
-  throw new AgentCallError(result.error.code, result.error.message, result.error.server);
+  throw new AgentCallError(result.error);
 }
 
 type ElectronBridge = { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentResult<AgentOutput<M>>> } & {
@@ -38,7 +44,7 @@ export function electronClient(): AgentClient | undefined {
         result = await (bridge[method] as (i: unknown) => Promise<AgentResult<never>>)(input);
       } catch (error) {
         // The bridge itself failed (no handler, a cloning error): nothing the agent said.
-        throw new AgentCallError('internal', error instanceof Error ? error.message : String(error));
+        throw AgentCallError.local('internal', error instanceof Error ? error.message : String(error));
       }
       return unwrapBridgeResult(result);
     },
@@ -48,7 +54,7 @@ export function electronClient(): AgentClient | undefined {
 
 export function webHostClient(): Promise<AgentClient> {
   const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
-  if (!token) return Promise.reject(new AgentCallError('no_token', 'This page was opened without its access token. Open the link that `npm start` printed.'));
+  if (!token) return Promise.reject(AgentCallError.local('no_token', 'This page was opened without its access token. Open the link that `npm start` printed.'));
   const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}/agent`;
   const socket = new WebSocket(url);
   const listeners = new Set<(event: AgentEvent) => void>();
@@ -58,11 +64,11 @@ export function webHostClient(): Promise<AgentClient> {
   return new Promise((resolve, reject) => {
     socket.onopen = () => send({ type: 'hello', token });
     socket.onclose = (event) => {
-      const error = new AgentCallError('agent_unreachable', event.code === 4401 ? 'The agent refused this page’s token. Open the link that `npm start` printed.' : 'Lost the connection to the Stint agent.');
+      const error = AgentCallError.local('agent_unreachable', event.code === 4401 ? 'The agent refused this page’s token. Open the link that `npm start` printed.' : 'Lost the connection to the Stint agent.');
       for (const { reject: fail } of pending.values()) fail(error);
       pending.clear();
       // Tell the UI, which otherwise would only notice at its next call.
-      for (const listener of listeners) listener({ type: 'problem', problem: { code: error.code, message: error.message } });
+      for (const listener of listeners) listener({ type: 'problem', problem: error.problem });
       reject(error);
     };
     socket.onmessage = (raw) => {
@@ -88,7 +94,7 @@ export function webHostClient(): Promise<AgentClient> {
         pending.delete(message.id);
         if (!waiter) return;
         if (message.ok) waiter.resolve(message.output as never);
-        else waiter.reject(new AgentCallError(message.error.code, message.error.message, message.error.server));
+        else waiter.reject(new AgentCallError(message.error));
       }
     };
   });

@@ -1,14 +1,12 @@
 // The enrollment views' EnrollClient over the AgentApi: the agent calls the server's /v1/stepup routes with its
 // session, so the renderer never holds a token. Failures become problems the views explain in plain words.
-import type { StepUpProblem } from '../../../shared/contract/stepup';
+import { localProblem, type AgentProblem } from '../../../shared/contract/problem';
 import type { EnrollClient, Outcome } from '../stepup/client';
 import { AgentCallError, type AgentClient } from './client';
 
-function problemOf(error: unknown): StepUpProblem {
-  if (error instanceof AgentCallError) {
-    return { type: 'about:blank', title: 'Not accepted', detail: error.message, ...(error.server ?? { status: 400, code: error.code }) };
-  }
-  return { type: 'about:blank', title: 'Cannot reach Stint', status: 0, code: 'agent_unreachable', detail: 'Lost the connection to the Stint agent.' };
+function problemOf(error: unknown): AgentProblem {
+  if (error instanceof AgentCallError) return error.problem;
+  return localProblem('agent_unreachable', 'Lost the connection to the Stint agent.');
 }
 
 async function outcome<T>(call: () => Promise<T>): Promise<Outcome<T>> {

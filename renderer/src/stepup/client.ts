@@ -2,13 +2,15 @@
 // (window.stint); in the web host and tests, `createHttpStepUpClient` calls the grant server's /v1/stepup routes
 // directly. Every response is parsed with the shared contract; every failure arrives as a problem, never a throw.
 import type { StepUpProof } from '../../../shared/contract/http';
+import { localProblem, Problem, type AgentProblem } from '../../../shared/contract/problem';
 import {
-  CredentialInfo, RegisterOptionsResult, StepUpChallenge, StepUpProblem, StepUpStatus, TotpEnrollResult,
+  CredentialInfo, RegisterOptionsResult, StepUpChallenge, StepUpStatus, TotpEnrollResult,
   type StepUpActionRef,
 } from '../../../shared/contract/stepup';
 import { z } from 'zod';
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; problem: StepUpProblem };
+/** A failure is the one problem shape, as the agent would have passed it on (see problem.ts). */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; problem: AgentProblem };
 
 export interface StepUpClient {
   /** A challenge bound to this action (request or approval). */
@@ -39,8 +41,8 @@ export interface HttpClientOptions {
   submitProof?: (proof: StepUpProof) => Promise<Outcome<unknown>>;
 }
 
-function networkProblem(error: unknown): StepUpProblem {
-  return { type: 'about:blank', title: 'Network error', status: 0, code: 'network_error', detail: error instanceof Error ? error.message : String(error) };
+function networkProblem(error: unknown): AgentProblem {
+  return localProblem('network_error', error instanceof Error ? error.message : String(error));
 }
 
 async function call<T>(opts: HttpClientOptions, method: string, path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> {
@@ -51,8 +53,8 @@ async function call<T>(opts: HttpClientOptions, method: string, path: string, bo
     const text = await res.text();
     const json: unknown = text ? JSON.parse(text) : undefined;
     if (!res.ok) {
-      const p = StepUpProblem.safeParse(json);
-      return { ok: false, problem: p.success ? p.data : { type: 'about:blank', title: res.statusText, status: res.status, code: 'http_error', detail: text.slice(0, 200) } };
+      const p = Problem.safeParse(json);
+      return { ok: false, problem: p.success ? { ...p.data, detail: p.data.detail ?? p.data.title } : localProblem('server_error', text.slice(0, 200) || res.statusText, { status: res.status }) };
     }
     return { ok: true, value: schema ? schema.parse(json) : (undefined as T) };
   } catch (error) {
@@ -63,7 +65,7 @@ async function call<T>(opts: HttpClientOptions, method: string, path: string, bo
 export function createHttpStepUpClient(opts: HttpClientOptions): StepUpClient & EnrollClient {
   return {
     getChallenge: (action) => call(opts, 'POST', '/challenges', { action }, StepUpChallenge),
-    submitProof: (proof) => (opts.submitProof ? opts.submitProof(proof) : Promise.resolve({ ok: false, problem: { type: 'about:blank', title: 'Not configured', status: 0, code: 'no_submit', detail: 'No endpoint to submit the proof to.' } })),
+    submitProof: (proof) => (opts.submitProof ? opts.submitProof(proof) : Promise.resolve({ ok: false, problem: localProblem('internal', 'No endpoint to submit the proof to.') })),
     status: () => call(opts, 'GET', '/status', undefined, StepUpStatus),
     listCredentials: async () => {
       const r = await call(opts, 'GET', '/credentials', undefined, z.object({ credentials: z.array(CredentialInfo) }));

@@ -1,7 +1,7 @@
 // Plain-words explanations of every way a step-up can fail: the browser's WebAuthn errors (which overload
 // NotAllowedError for "cancelled", "timed out" and "no matching authenticator") and the server's problems.
 // Pure functions, so the words are tested without a DOM.
-import type { StepUpProblem } from '../../../shared/contract/stepup';
+import { problemWords, type ProblemFacts } from '../problem-words';
 
 export type Explanation = {
   kind: 'cancelled' | 'timed_out' | 'no_authenticator' | 'not_supported' | 'wrong_site' | 'already_registered' | 'wrong_code'
@@ -67,8 +67,11 @@ export function explainNoWebAuthn(codeAllowed: boolean): Explanation {
     : { kind: 'no_authenticator', title: 'No passkey on this device', message: 'This action needs a passkey or security key, and this device offers none. Plug in your security key, or add a passkey under “Security keys and codes” on a device that has one.', next: 'enroll' };
 }
 
-/** A problem+json from the server (step-up routes, or the action's own endpoint refusing the proof). */
-export function explainProblem(p: Pick<StepUpProblem, 'code' | 'detail' | 'reason' | 'attemptsLeft' | 'retryAfter' | 'methods' | 'status'>, locale?: string): Explanation {
+/**
+ * A problem from the server (step-up routes, or the action's own endpoint refusing the proof) as the agent passed it
+ * on, or one of the UI's own. Step-up codes get their own words and next step; any other code the UI's words.
+ */
+export function explainProblem(p: ProblemFacts, locale?: string): Explanation {
   switch (p.code) {
     case 'stepup_locked':
       return { kind: 'locked', title: 'Too many wrong codes', message: `Codes are locked${p.retryAfter ? ` until ${clockTime(p.retryAfter, locale)}` : ' for a few minutes'}. You can still use a passkey if you have one.`, next: 'wait' };
@@ -103,7 +106,13 @@ export function explainProblem(p: Pick<StepUpProblem, 'code' | 'detail' | 'reaso
       return { kind: 'needs_stepup', title: 'Confirm it is you first', message: 'You already have a way to confirm. Confirm with it before adding another.' };
     case 'totp_wrong_code':
       return { kind: 'wrong_code', title: 'Wrong code', message: 'That code does not match. Check that your phone’s clock is correct and type the current code.', next: 'retry' };
+    case 'unknown_method':
+      return { kind: 'other', title: 'Not available', message: problemWords(p) };
+    case 'network_error':
+    case 'agent_unreachable':
+    case 'server_unreachable':
+      return { kind: 'network', title: 'Cannot reach Stint', message: problemWords(p), next: 'retry' };
     default:
-      return { kind: p.status === 0 ? 'network' : 'other', title: p.status === 0 ? 'Cannot reach Stint' : 'Not accepted', message: p.detail ?? 'The request failed.', next: 'retry' };
+      return { kind: 'other', title: 'Not accepted', message: problemWords(p), next: 'retry' };
   }
 }
