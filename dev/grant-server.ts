@@ -1,4 +1,4 @@
-// The grant server for tests: in-process on a free port (startGrantServer), or as a child process running the real
+// The grant server for tests and benchmarks: in-process on a free port (startGrantServer), or as a child process running the real
 // CLI (spawnGrantServer) for restart tests. Storage is a SQLite file in a service dir the run sweeps, or, with
 // STINT_TEST_STORAGE=postgres and STINT_TEST_PG_URL (an admin URL, see test/scaleout/pg-env.ts), a PostgreSQL
 // database of its own per data dir (so a restart on the same dir finds its data again).
@@ -108,6 +108,8 @@ export interface StartOptions {
   sweepEveryMs?: number;
   /** Replace the server's event bus (buildServer's `bus`). */
   bus?: BuildServerOptions['bus'];
+  /** Listen here (default: a free port), e.g. because a `config` given whole names its own URL. */
+  port?: number;
 }
 
 export interface RunningGrantServer {
@@ -147,7 +149,7 @@ async function resolveConfig(options: StartOptions, dataDir: string, port: numbe
 
 export async function startGrantServer(options: StartOptions): Promise<RunningGrantServer> {
   const dataDir = options.dataDir ?? serviceDir('grant-server');
-  const port = await freePort();
+  const port = options.port ?? await freePort();
   const config = await resolveConfig(options, dataDir, port);
   const server = await buildServer({
     config, credentials: options.credentials, stepUp: options.stepUp, clock: options.clock, sweepEveryMs: options.sweepEveryMs, bus: options.bus,
@@ -166,7 +168,7 @@ export interface SpawnedGrantServer {
 }
 
 /** Run `stint-server serve` in a child process (tsx), on a fixed port so a restart keeps its URL. */
-export async function spawnGrantServer(options: StartOptions & { port?: number }): Promise<SpawnedGrantServer> {
+export async function spawnGrantServer(options: StartOptions): Promise<SpawnedGrantServer> {
   const dataDir = options.dataDir ?? serviceDir('grant-server');
   const port = options.port ?? await freePort();
   const input = options.configYaml ? undefined : merge(options.config ?? testConfig(options.idp, await defaultStorageUrl(dataDir), port), options.overrides);

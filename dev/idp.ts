@@ -1,5 +1,5 @@
-// The harness IdP: the dev OpenID provider (server/dev-idp) on a free loopback port, plus a scripted
-// authorization-code + PKCE login that drives its HTML pages over HTTP (no browser), for tests that need tokens.
+// The dev OpenID provider (server/dev-idp) on a free loopback port for tests and benchmarks, plus a scripted
+// authorization-code + PKCE login that drives its HTML pages over HTTP (no browser): real tokens without a person.
 import * as oidc from 'openid-client';
 import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../server/dev-idp/index';
 import { freePort } from './ports';
@@ -39,6 +39,17 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number } = {})
     return oidc.authorizationCodeGrant(cfg, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
   };
   return { ...idp, audience: API_AUDIENCE, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig };
+}
+
+/**
+ * The user's browser for an agent's real OIDC session (agent/core/session.ts `openUrl`): signs in as `user` on the dev
+ * IdP's pages and follows the redirect to the session's loopback callback, as a person in a browser would.
+ */
+export function devBrowser(user: string, issuer: string): (url: string) => Promise<void> {
+  return async (url) => {
+    const callback = await driveDevInteractions(url, user, issuer);
+    await fetch(callback);
+  };
 }
 
 /** The client's loopback callback, whatever its port (RFC 8252: native clients pick an ephemeral port). */

@@ -1,4 +1,4 @@
-// Shared fixtures for step-up tests: an in-memory SQLite kysely db migrated with stepUpMigrations, a settable clock,
+// Shared by the step-up tests and benchmark: an in-memory SQLite kysely db migrated with stepUpMigrations, a settable clock,
 // and a service built the way the server builds it.
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';

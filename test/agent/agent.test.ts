@@ -1,68 +1,93 @@
-// The Agent end to end below the shells: a contract-speaking stand-in for the grant server, with real PostgreSQL,
-// real OpenSSH bastion, real gnome-keyring; time from a FakeClock so deadlines, suspend and clock jumps are instant.
+// The Agent end to end below the shells, against the real grant server (in-process, its own catalog, SQLite in
+// memory, a PostgreSQL role per grant), the real OpenSSH bastion with Stint's key command, real PostgreSQL and the
+// real gnome-keyring; the agent signs in with its real OIDC session on the dev IdP. The agent's time comes from a
+// FakeClock, so deadlines, suspend and clock jumps are instant; what the server does on cue (approve, die) is done
+// to the real server: a DBA approves over its API, the server is stopped.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { startSshd, type SshdInstance } from '../../dev/sshd';
-import { startKeyring, type KeyringInstance } from '../../dev/keyring';
+import { startAgentBackend, type AgentBackend, type BackendServer, type Catalog } from '../../dev/agent-backend';
 import { freePort } from '../../dev/ports';
 import { run } from '../../dev/process';
+import { FakeClock } from '../../dev/fake-clock';
 import { Agent } from '../../agent/core/agent';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
+import type { SecretStore } from '../../agent/core/secrets/secret-store';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
-import type { AgentEvent, AgentNotification } from '../../shared/contract/agent';
-import { FakeClock } from '../../dev/fake-clock';
-import { startFakeGrantServer, type FakeGrantServer } from './fake-grant-server';
-import { FakeSession } from './fake-session';
-import { MemorySecretStore } from './memory-secrets';
 import { AgentError } from '../../agent/core/errors';
+import type { AgentEvent, AgentNotification } from '../../shared/contract/agent';
+import { MemorySecretStore } from './memory-secrets';
 
-let db: PostgresInstance;
-let sshd: SshdInstance;
-let keyring: KeyringInstance;
+let backend: AgentBackend;
 const cleanup: Array<() => Promise<unknown>> = [];
 
-beforeAll(async () => {
-  [db, keyring] = await Promise.all([startPostgres(), startKeyring()]);
-  Object.assign(process.env, keyring.env);
-  sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-});
+beforeAll(async () => { backend = await startAgentBackend(); });
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
 });
-afterAll(async () => {
-  await sshd?.stop();
-  await db?.stop();
-  await keyring?.stop();
-});
+afterAll(async () => { await backend?.stop(); });
 
 const MIN = 60_000;
 
-async function setup(options: { service?: string; server?: FakeGrantServer } = {}) {
-  const server = options.server ?? await startFakeGrantServer(db, sshd);
+/** prod-orders: approved at once for engineers, extended without re-approval; prod-billing: a DBA approves. */
+const CATALOG: Catalog = {
+  resources: [{ id: 'prod-orders', policy: 'self-service' }, { id: 'prod-billing', policy: 'dba-approves' }],
+  policies: {
+    'self-service': {
+      requesters: ['engineers'], duration: { default: '1h', max: '4h' },
+      autoApprove: { when: { groups: ['engineers'] } }, extend: { maxTotal: '8h', reapproval: false },
+    },
+    'dba-approves': { requesters: ['engineers'], duration: { default: '1h', max: '4h' }, approvals: [{ from: 'dba', count: 1 }] },
+  },
+};
+
+async function startServer(): Promise<BackendServer> {
+  const server = await backend.startServer(CATALOG);
+  cleanup.push(() => server.kill());
+  return server;
+}
+
+/** A signed-in agent (alice) on `server`; `service` is its keychain namespace (a second agent on the same one is a restart). */
+async function setup(options: { server?: BackendServer; service?: string; secrets?: SecretStore } = {}) {
+  const server = options.server ?? await startServer();
   const service = options.service ?? `stint-agent-${randomUUID()}`;
-  const secrets = new KeytarSecretStore(service);
+  const secrets = options.secrets ?? new KeytarSecretStore(service);
   const clock = new FakeClock();
   const clipboard = new MemoryClipboard();
   const ports = { 'prod-orders': await freePort(), 'prod-billing': await freePort() };
+  const session = backend.session('alice', { secrets, clock });
   const agent = new Agent({
     settings: new MemorySettingsStore({ serverUrl: server.url, ports }), secrets, clock, clipboard,
-    session: new FakeSession(), eventStream: { initialBackoffMs: 10, maxBackoffMs: 50 },
+    session, eventStream: { initialBackoffMs: 10, maxBackoffMs: 50 },
   });
   const events: AgentEvent[] = [];
   agent.subscribe((e) => events.push(e));
-  cleanup.push(() => agent.dispose(), () => server.kill());
+  cleanup.push(() => agent.dispose());
   await agent.start();
+  // A restart finds the session in the keychain; a first start signs in through the IdP's pages.
+  if (agent.state().session.status !== 'signed_in') await agent.api.signIn({});
   const notifications = () => events.filter((e): e is Extract<AgentEvent, { type: 'notification' }> => e.type === 'notification').map((e) => e.notification);
   const keychainHas = async (grantId: string) => {
-    const r = await run('secret-tool', ['lookup', 'service', service, 'account', `grant:${grantId}`], { env: { ...process.env, ...keyring.env } });
+    const r = await run('secret-tool', ['lookup', 'service', service, 'account', `grant:${grantId}`], { env: { ...process.env, ...backend.keyring.env } });
     return r.code === 0 && r.stdout.length > 0;
   };
   const grantView = (grantId: string) => agent.state().grants.find((g) => g.grant.id === grantId);
-  return { agent, server, clock, clipboard, secrets, service, ports, events, notifications, keychainHas, grantView };
+  /** The grant as the server has it, asked with the agent's own token. */
+  const serverGrant = async (grantId: string) => {
+    const response = await fetch(`${server.url}/v1/grants/${grantId}`, { headers: { authorization: `Bearer ${await session.accessToken()}` } });
+    return (await response.json()).grant as { state: string };
+  };
+  return { agent, server, clock, clipboard, secrets, service, ports, events, notifications, keychainHas, grantView, serverGrant };
+}
+
+/** A DBA (bob, a real IdP login) approves the request through the server's API. */
+async function approveAsDba(server: BackendServer, requestId: string) {
+  const response = await fetch(`${server.url}/v1/requests/${requestId}/approve`, {
+    method: 'POST', headers: { authorization: `Bearer ${await backend.idp.tokenFor('bob')}`, 'content-type': 'application/json' }, body: '{}',
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
 }
 
 async function pgClient(agent: Agent, grantId: string) {
@@ -84,7 +109,7 @@ describe('Agent', () => {
     const out = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'write', durationSeconds: 15 * 60, reason: 'INC-1' });
     expect(out.request.state).toBe('approved');
     const conn = out.connection!;
-    expect(conn).toMatchObject({ host: '127.0.0.1', port: t.ports['prod-orders'], database: db.database });
+    expect(conn).toMatchObject({ host: '127.0.0.1', port: t.ports['prod-orders'], database: backend.pg.database });
     const client = await pgClient(t.agent, conn.grantId);
     expect((await client.query('select current_user as u')).rows[0].u).toBe(conn.user);
     const view = t.grantView(conn.grantId)!;
@@ -144,7 +169,7 @@ describe('Agent', () => {
     expect(request.state).toBe('pending_approval');
     expect(t.agent.state().requests.map((r) => r.state)).toEqual(['pending_approval']);
     await expect.poll(() => t.agent.state().server.status).toBe('online');
-    t.server.approve(request.id);
+    await approveAsDba(t.server, request.id);
     await expect.poll(() => t.agent.state().grants[0]?.tunnel?.status, { timeout: 5000 }).toBe('open');
     const approved = t.notifications().find((n) => n.kind === 'approved');
     expect(approved?.body).toBe(`prod-billing is ready — 127.0.0.1:${t.ports['prod-billing']}, 1h`);
@@ -158,7 +183,7 @@ describe('Agent', () => {
     const { connection } = await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
     const { grant } = await t.agent.api.release({ grantId: connection!.grantId });
     expect(grant.state).toBe('released');
-    expect(t.server.calls).toContain(`POST /v1/grants/${connection!.grantId}/release`);
+    expect((await t.serverGrant(connection!.grantId)).state).toBe('released');
     expect(await refused(connection!.port)).toBe('ECONNREFUSED');
     expect(await t.keychainHas(connection!.grantId)).toBe(false);
     expect(kinds(t.notifications())).toEqual([]);
@@ -178,8 +203,9 @@ describe('Agent', () => {
     const first = await setup();
     const { connection } = await first.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
     expect(await first.keychainHas(connection!.grantId)).toBe(true);
-    // The first process "crashes" (never disposes); a new one starts over the same keychain.
-    const second = await setup({ service: first.service });
+    // The first process "crashes" (never disposes); a new one starts over the same keychain, and the server still
+    // lists the grant as active.
+    const second = await setup({ server: first.server, service: first.service });
     expect(await second.keychainHas(connection!.grantId)).toBe(false);
     expect(second.agent.state().grants.find((g) => g.grant.id === connection!.grantId)?.tunnel).toBeUndefined();
   });
@@ -196,16 +222,13 @@ describe('Agent', () => {
   });
 
   it('a locked keychain at activation: a clear error, and no access is left open (no fallback to memory or files)', async () => {
-    const server = await startFakeGrantServer(db, sshd);
-    const locked = new MemorySecretStore();
-    locked.set = async () => { throw new AgentError('keychain_locked', 'The system keychain is locked — unlock it and try again.'); };
-    const port = await freePort();
-    const agent = new Agent({ settings: new MemorySettingsStore({ serverUrl: server.url, ports: { 'prod-orders': port } }), secrets: locked, clock: new FakeClock(), session: new FakeSession() });
-    cleanup.push(() => agent.dispose(), () => server.kill());
-    await agent.start();
-    await expect(agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'keychain_locked' });
-    expect(await refused(port)).toBe('ECONNREFUSED');
-    expect(agent.state().grants.map((g) => g.localState)).toEqual(['ended']);
+    const keychain = new MemorySecretStore();
+    const t = await setup({ secrets: keychain });
+    // Signed in while it was open; locked by the time a grant's secrets are to be stored.
+    keychain.set = async () => { throw new AgentError('keychain_locked', 'The system keychain is locked — unlock it and try again.'); };
+    await expect(t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'keychain_locked' });
+    expect(await refused(t.ports['prod-orders'])).toBe('ECONNREFUSED');
+    expect(t.agent.state().grants.map((g) => g.localState)).toEqual(['ended']);
   });
 
   it('rejects invalid input with a typed error', async () => {

@@ -18,8 +18,9 @@ import { createDbSessionStore } from '../../server/bastion/sessions';
 import { openStore, type Store } from '../../server/storage/db';
 import { startCompanion, type Companion, type EndedEvent } from '../../server/bastion/companion';
 import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/credentials/postgres';
+import { MemoryLookup } from '../../dev/memory-lookup';
 import {
-  MemoryLookup, installKeysCommand, newClientKey, sshConnect, forwardOut, localTunnel, sshExec,
+  installKeysCommand, newClientKey, sshConnect, forwardOut, localTunnel, sshExec,
   type InstalledKeysCommand, type ClientKey,
 } from './helpers';
 

@@ -1,56 +1,8 @@
-// Test helpers for the credentials/bastion tests: a grant lookup whose state the test controls (until the real
-// lifecycle exists), the key program installed where sshd accepts it, and an ssh2 tunnel like the agent's.
-import { EventEmitter } from 'node:events';
+// Test helpers for the credentials/bastion tests: the key program installed where sshd accepts it, and an ssh2 tunnel
+// like the agent's. The grant lookup the tests control is dev/memory-lookup.ts (the revocation benchmark uses it too).
 import { createServer, type Server, type AddressInfo } from 'node:net';
 import ssh2, { type Client, type ClientChannel } from 'ssh2';
 import { generateGrantKey } from '../../agent/core/vault';
-
-import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../../server/bastion/seam';
-
-export interface TestGrant extends BastionGrant {
-  bastionId: string;
-  keyBase64: string;
-  endedAt?: Date;
-}
-
-export class MemoryLookup implements BastionGrantLookup {
-  readonly grants = new Map<string, TestGrant>();
-  private readonly events = new EventEmitter();
-
-  add(grant: TestGrant): void {
-    this.grants.set(grant.grantId, grant);
-  }
-
-  end(grantId: string, at = new Date()): void {
-    const grant = this.grants.get(grantId);
-    if (!grant || grant.endedAt) return;
-    grant.endedAt = at;
-    const event: GrantEndedForBastion = { grantId, bastionId: grant.bastionId, keyBase64: grant.keyBase64, at };
-    this.events.emit('ended', event);
-  }
-
-  async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
-    if (keyType !== 'ssh-ed25519') return undefined;
-    for (const grant of this.grants.values()) {
-      if (grant.bastionId === bastionId && grant.keyBase64 === keyBase64 && !grant.endedAt && grant.endsAt.getTime() > Date.now()) {
-        return { grantId: grant.grantId, owner: grant.owner, endsAt: grant.endsAt, target: grant.target };
-      }
-    }
-    return undefined;
-  }
-
-  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
-    return [...this.grants.values()]
-      .filter((g) => g.bastionId === bastionId && g.endedAt && g.endedAt.getTime() > since.getTime())
-      .sort((a, b) => a.endedAt!.getTime() - b.endedAt!.getTime())
-      .map((g) => ({ grantId: g.grantId, bastionId: g.bastionId, keyBase64: g.keyBase64, at: g.endedAt! }));
-  }
-
-  onGrantEnded(listener: (event: GrantEndedForBastion) => void): () => void {
-    this.events.on('ended', listener);
-    return () => this.events.off('ended', listener);
-  }
-}
 
 export interface ClientKey {
   privateKey: string;

@@ -7,7 +7,8 @@ import { authorizedKeyLine, bastionRoutes, sshExpiryTime, type BastionEndedEvent
 import { startCompanion, type ProcessTable } from '../../server/bastion/companion';
 import { createDbSessionStore } from '../../server/bastion/sessions';
 import { openStore, type Store } from '../../server/storage/db';
-import { MemoryLookup, newClientKey } from './helpers';
+import { MemoryLookup } from '../../dev/memory-lookup';
+import { newClientKey } from './helpers';
 
 const TOKENS = { east: 'token-east-aaaaaaaaaaaaaaaa', west: 'token-west-bbbbbbbbbbbbbbbb' };
 const apps: FastifyInstance[] = [];
