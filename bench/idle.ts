@@ -1,7 +1,11 @@
 // Benchmark: CPU the agent uses while nothing happens, with 3 active grants (3 tunnels, their deadline timers, the
-// event stream), measured in a process of its own (harness services and the stand-in server stay here). Real clock.
+// event stream), measured in a process of its own (the harness services and the real grant server stay here). Real
+// clock. The agent signs in here first (the refresh token goes to the keychain); the measured process restores that
+// session at its start, as a restarted agent does.
 //   idle_cpu_pct (target < 0.5)
+import { randomUUID } from 'node:crypto';
 import { startAgentBackend } from './support/agent-backend';
+import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -15,12 +19,14 @@ export default async function idleBench(opts: { quick: boolean }): Promise<Recor
   const root = runDir();
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const { server } = await startAgentBackend(stops);
+    const { backend, server } = await startAgentBackend(stops);
+    const service = `stint-bench-${randomUUID()}`;
+    await backend.session('alice', { secrets: new KeytarSecretStore(service) }).signIn();
     // Plain node on a bundle, as the agent ships: a TypeScript loader (tsx) alone costs ~0.7 % CPU at idle on Node 20.
     const bundle = join(fileURLToPath(new URL('../node_modules/.cache/stint-bench/', import.meta.url)), 'idle-agent.mjs');
     await build({ entryPoints: [fileURLToPath(new URL('./support/idle-agent.ts', import.meta.url))], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'error' });
     const child = spawn(process.execPath, [bundle,
-      JSON.stringify({ serverUrl: server.url, port: await freePort(), seconds })], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+      JSON.stringify({ serverUrl: server.url, port: await freePort(), seconds, service, issuer: backend.idp.issuer, clientId: backend.idp.clientId, audience: backend.idp.audience })], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
     stops.push(async () => void child.kill());
     let out = '';
     child.stdout.on('data', (d) => (out += d));

@@ -17,7 +17,8 @@ import { createPostgresProvider, type PostgresCredentialProvider } from '../serv
 import { bastionRoutes } from '../server/bastion/routes';
 import { createDbSessionStore } from '../server/bastion/sessions';
 import { openStore } from '../server/storage/db';
-import { MemoryLookup, newClientKey } from '../test/credentials/helpers';
+import { MemoryLookup } from '../dev/memory-lookup';
+import { generateGrantKey } from '../agent/core/vault';
 
 interface Live {
   grantId: string;
@@ -72,7 +73,8 @@ async function verifyGone(db: PostgresInstance, live: Live[]): Promise<void> {
 
 async function keyCommandLatency(runs: number): Promise<{ p50: number; p99: number }> {
   const lookup = new MemoryLookup();
-  const key = newClientKey();
+  // The agent's own key generator, as for a real grant.
+  const key = { keyBase64: generateGrantKey('stint-bench').publicKey.split(' ')[1]! };
   lookup.add({ grantId: 'bench', bastionId: 'b', owner: 'alice', keyBase64: key.keyBase64, endsAt: new Date(Date.now() + 3_600_000), target: { host: '127.0.0.1', port: 5432 } });
   const sessionDb = openStore('sqlite::memory:');
   await sessionDb.migrate();

@@ -1,17 +1,14 @@
-// Benchmark: deadline → local access gone. For each grant (real tunnel through the harness sshd, a live psql-protocol
-// connection through it, DB credentials in the real gnome-keyring), the clock reaches the deadline and we time until
-// the listener refuses connections, the live socket is closed, and the keychain item is deleted.
+// Benchmark: deadline → local access gone. For each grant (activated by the real grant server in-process, a real
+// PostgreSQL role, a real tunnel through the OpenSSH bastion with Stint's key command, a live psql-protocol connection
+// through it, DB credentials in the real gnome-keyring), the agent's clock reaches the deadline and we time until the
+// listener refuses connections, the live socket is closed, and the keychain item is deleted. The agent's clock is a
+// FakeClock so the deadline is an instant we choose, not a wait; the server keeps real time.
 //   wipe_p99_ms (target ≤ 50), wipe_p50_ms, wipe_max_ms
-import { startAgentBackend } from './support/agent-backend';
+import { startAgentBackend, signedInAgent } from './support/agent-backend';
 import { connect, type Socket } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, runDir, sweep } from '../dev/run-dir';
-import { FakeSession } from '../test/agent/fake-session';
 import { FakeClock } from '../dev/fake-clock';
-import { Agent } from '../agent/core/agent';
-import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
-import { MemorySettingsStore } from '../agent/core/settings';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -44,18 +41,13 @@ export default async function wipeBench(opts: { quick: boolean }): Promise<Recor
   const root = runDir();
   const stops: Array<() => Promise<unknown>> = [];
   try {
-    const { server } = await startAgentBackend(stops);
-    const service = `stint-bench-${randomUUID()}`;
-    const secrets = new KeytarSecretStore(service);
+    const { backend, server } = await startAgentBackend(stops);
     const clock = new FakeClock();
     let onEnded: (grantId: string) => void = () => {};
-    const agent = new Agent({
-      settings: new MemorySettingsStore({ serverUrl: server.url, ports: { 'prod-orders': await freePort() } }),
-      secrets, clock, session: new FakeSession(),
+    const { agent, secrets } = await signedInAgent(backend, server, stops, {
+      ports: { 'prod-orders': await freePort() }, clock,
       onEnded: ({ grantId, wipe }) => { if (!wipe.keychain) throw new Error(`no keychain item was deleted for ${grantId}`); onEnded(grantId); },
     });
-    stops.push(() => agent.dispose());
-    await agent.start();
     const samples: number[] = [];
     for (let i = 0; i < grants; i++) {
       const { connection } = await agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 600, reason: 'bench' });
