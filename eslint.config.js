@@ -51,12 +51,10 @@ export default tseslint.config(
           zone('cli', ['server', 'web', 'main', 'preload', 'renderer'], 'agent/cli may import only agent/core and shared/ (layering rule).'),
           zone('main', ['server', 'web', 'cli', 'preload', 'renderer'], 'desktop/main may import only agent/core and shared/ (layering rule).'),
           zone('preload', ['server', 'core', 'web', 'cli', 'main', 'renderer'], 'desktop/preload may import only shared/ (layering rule).'),
-          // The product and its demo never depend on the tests: the demo's real services live in dev/, which the
-          // test harness imports, never the other way round.
-          // (bench/ still drives stand-ins from test/ — the fake grant server, the scripted agent — until issue #20
-          // moves the benches onto the real server; it is the one exemption.)
-          ...[...product, 'dev', 'scripts', 'build'].map((target) =>
-            zone(target, ['test'], 'Only test/ may import from test/; shared helpers for the demo and the tests go in dev/ (layering rule).')),
+          // The product, its demo and the benchmarks never depend on the tests: the real services they share live in
+          // dev/, which the test harness imports, never the other way round.
+          ...[...product, 'dev', 'scripts', 'bench', 'build'].map((target) =>
+            zone(target, ['test'], 'Only test/ may import from test/; shared helpers for the demo, the benchmarks and the tests go in dev/ (layering rule).')),
           // dev/ is development tooling (services for the demo, benches and tests): the product never imports it.
           ...product.map((target) =>
             zone(target, ['dev', 'scripts'], 'The product may not import dev/ or scripts/: they are development tooling (layering rule).')),

@@ -59,6 +59,12 @@ describe('layering rules', () => {
     expect(fromDev.join('\n')).toMatch(/Only test\/ may import from test\//);
   });
 
+  it('benchmarks may not import from test/: they measure the real server and agent, never a test stand-in', async () => {
+    const errors = await lint('bench/__violation.ts', "import { MemorySecretStore } from '../test/agent/memory-secrets';\nexport const x = MemorySecretStore;\n");
+    expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*Only test\/ may import from test\//);
+    expect(await lint('bench/__ok.ts', "import { startAgentBackend } from '../dev/agent-backend';\nexport const x = startAgentBackend;\n")).toEqual([]);
+  });
+
   it('the product may not import dev/ tooling', async () => {
     const errors = await lint('server/__violation.ts', "import { startPostgres } from '../dev/postgres';\nexport const x = startPostgres;\n");
     expect(errors.join('\n')).toMatch(/import-x\/no-restricted-paths: .*The product may not import dev\//);
