@@ -7,13 +7,12 @@ import { loadConfig, ConfigError, requireSecret, resolveSecret, secretRefs, type
 import { buildServer, type BuildServerOptions, type StepUpWiring } from './app';
 import { openStore } from './storage/db';
 import { verifyAudit, toAuditEntry } from './lifecycle/audit';
-import { apiRoutes } from './http/routes';
 import { openApiDocument } from './http/openapi';
+import { documentedRoutes } from './http/table';
 import { createPostgresProvider } from './credentials/postgres';
 import { StepUpService } from './stepup/service';
 import { KyselyStepUpStore } from './stepup/store';
-import { stepUpRoutes } from './stepup/routes';
-import type { Lifecycle } from './lifecycle/service';
+import { declareStepUpRoutes } from './stepup/routes';
 
 export interface Io {
   out: (line: string) => void;
@@ -53,7 +52,7 @@ export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv):
     const stepup = config.stepup;
     stepUp = ({ db, clock }): StepUpWiring => {
       const service = new StepUpService({ store: new KyselyStepUpStore(db), config: { rpId: webauthn.rpId, rpName: webauthn.rpName, origins: webauthn.origins, totpKey, challengeTtlSeconds: stepup.challengeTtl, maxAttempts: stepup.maxAttempts, lockoutSeconds: stepup.lockout }, now: () => clock.now() });
-      return { gate: service, routes: (deps) => stepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit }) };
+      return { gate: service, routes: (deps) => declareStepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit }) };
     };
   }
   return { credentials, stepUp };
@@ -66,7 +65,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return command ? 0 : 2;
   }
   if (command === 'openapi') {
-    const doc = `${JSON.stringify(openApiDocument(apiRoutes(null as unknown as Lifecycle)), null, 2)}\n`;
+    // Every route the server can serve, step-up and bastion routes included.
+    const doc = `${JSON.stringify(openApiDocument(documentedRoutes()), null, 2)}\n`;
     const out = flag(argv, '--out');
     if (out) writeFileSync(out, doc);
     else io.out(doc.trimEnd());

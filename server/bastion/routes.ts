@@ -5,10 +5,13 @@
 //   GET /events                                  — the same ends, live, as server-sent events.
 //   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
 //                                                to the `pid` query parameter, for key programs that report later).
-// Register at prefix /v1/bastion: `app.register(bastionRoutes({ lookup, bastions, sessions }), { prefix: '/v1/bastion' })`.
+// They are declared for the router (server/http/router.ts) as 'bastion' routes: the router puts bastionTokenGuard in
+// front of each, so no handler runs for a caller without a bastion's token. The grant server serves the declarations
+// in its one route list; `bastionRoutes` serves them as a plugin (tests, benches) at the root or under /v1/bastion.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { serveRoutes, type Guard, type Route } from '../http/router';
 import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from './seam';
 import type { BastionSessionStore } from './sessions';
 
@@ -81,24 +84,63 @@ const KeysQuery = z.object({
 });
 const EndedQuery = z.object({ since: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'an ISO instant') });
 const SessionBody = z.strictObject({ grantId: z.string().min(1).max(200), pid: z.number().int().min(2).max(2 ** 31) });
+const BastionEnded = z.object({ grantId: z.string(), keyBase64: z.string(), at: z.string(), pids: z.array(z.number().int()) });
+const BastionError = z.object({ code: z.string(), message: z.string() });
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
-  return async (app) => {
-    const sessions = opts.sessions;
-    const heartbeatMs = opts.heartbeatMs ?? 15_000;
+/** Which bastion a request came from (set by bastionTokenGuard, which the router runs before every bastion route). */
+const callers = new WeakMap<FastifyRequest, { id: string; users?: string[] }>();
+
+function callerOf(request: FastifyRequest): { id: string; users?: string[] } {
+  const caller = callers.get(request);
+  // Unreachable through the router; a handler reached some other way must not serve keys to nobody in particular.
+  if (!caller) throw new Error('no bastion token was checked for this request');
+  return caller;
+}
+
+/** The router's bastion check: the bearer token of one configured bastion, or 401 with an empty body. */
+export function bastionTokenGuard(bastions: BastionRoutesOptions['bastions']): Guard {
+  const credentials = Object.entries(bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users }));
+  return async (request, reply) => {
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
+    let found: { id: string; users?: string[] } | undefined;
+    if (match?.[1]) {
+      const presented = digest(match[1]);
+      // Compare against every bastion, in constant time each, without stopping at the first match.
+      for (const credential of credentials) {
+        if (timingSafeEqual(presented, credential.digest) && found === undefined) found = { id: credential.id, users: credential.users };
+      }
+    }
+    if (found === undefined) {
+      return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain; charset=utf-8').send('');
+    }
+    callers.set(request, found);
+  };
+}
+
+export interface BastionRouteSet {
+  routes: Route[];
+  /** Start what the handlers share on this app (grant-end subscription, session pruning) and stop it when it closes. */
+  start(app: FastifyInstance): void;
+}
+
+/**
+ * The bastion routes as declarations for the router. Nothing of `opts` is touched until `start` or a handler runs,
+ * so the list can also be built just to document it.
+ */
+export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'>): BastionRouteSet {
+  const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
+
+  /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
+  const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
+    const pids = await opts.sessions.pidsFor(bastionId, ended.map((e) => e.grantId));
+    return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: e.at.toISOString(), pids: pids.get(e.grantId) ?? [] }));
+  };
+
+  const start = (app: FastifyInstance) => {
     const retentionMs = opts.sessionRetentionMs ?? 3_600_000;
-    const credentials = Object.entries(opts.bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users }));
-    const bastionOf = new WeakMap<FastifyRequest, string>();
-    const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
-
-    /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
-    const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
-      const pids = await sessions.pidsFor(bastionId, ended.map((e) => e.grantId));
-      return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: e.at.toISOString(), pids: pids.get(e.grantId) ?? [] }));
-    };
-
     // Ends are sent in the order they happened (the companion catches up from the last instant it saw), so reading
     // their pids is serialised: one query per bastion for all the ends that arrived meanwhile (a burst of deadlines
     // costs a few round trips, not one each).
@@ -149,7 +191,7 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
     // Every instance prunes; the delete is idempotent.
     let pruning: Promise<unknown> = Promise.resolve();
     const pruneTimer = setInterval(() => {
-      pruning = sessions.prune(retentionMs).catch((error: unknown) => app.log.warn({ err: error }, 'could not prune bastion sessions'));
+      pruning = opts.sessions.prune(retentionMs).catch((error: unknown) => app.log.warn({ err: error }, 'could not prune bastion sessions'));
     }, opts.sessionPruneEveryMs ?? Math.min(retentionMs, 600_000));
     pruneTimer.unref();
 
@@ -163,123 +205,147 @@ export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
       clearInterval(pruneTimer);
       await pruning;
     });
+  };
 
-    /**
-     * Record the connection's pid before sshd gets the key line. False when the grant ended meanwhile: its end may
-     * have read the pids before this one was written, so the login is refused instead of becoming a connection
-     * nobody ends. A storage error is logged and the login allowed (the key line still stops at the grant's end,
-     * and the role is dropped then; only this connection would outlive it, until the idle backstops).
-     */
-    const recordSession = async (request: FastifyRequest, bastionId: string, grantId: string, pid: number, key: string): Promise<boolean> => {
-      try {
-        await sessions.record(bastionId, grantId, pid);
-      } catch (error) {
-        request.log.error({ err: error, grantId }, 'could not record the bastion session: the grant\'s end will not close this connection');
-        return true;
-      }
-      try {
-        const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
-        return still?.grantId === grantId;
-      } catch (error) {
-        request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
-        return true;
-      }
-    };
+  /**
+   * Record the connection's pid before sshd gets the key line. False when the grant ended meanwhile: its end may
+   * have read the pids before this one was written, so the login is refused instead of becoming a connection
+   * nobody ends. A storage error is logged and the login allowed (the key line still stops at the grant's end,
+   * and the role is dropped then; only this connection would outlive it, until the idle backstops).
+   */
+  const recordSession = async (request: FastifyRequest, bastionId: string, grantId: string, pid: number, key: string): Promise<boolean> => {
+    try {
+      await opts.sessions.record(bastionId, grantId, pid);
+    } catch (error) {
+      request.log.error({ err: error, grantId }, 'could not record the bastion session: the grant\'s end will not close this connection');
+      return true;
+    }
+    try {
+      const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
+      return still?.grantId === grantId;
+    } catch (error) {
+      request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
+      return true;
+    }
+  };
 
-    app.addHook('onRequest', async (request, reply) => {
-      const header = request.headers.authorization;
-      const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
-      let found: string | undefined;
-      if (match?.[1]) {
-        const presented = digest(match[1]);
-        // Compare against every bastion, in constant time each, without stopping at the first match.
-        for (const credential of credentials) {
-          if (timingSafeEqual(presented, credential.digest) && found === undefined) found = credential.id;
+  const tags = ['bastion'];
+  const unavailable = { description: 'Storage is unavailable; try again', type: 'application/json', schema: BastionError };
+  const routes: Route[] = [
+    {
+      method: 'GET', url: '/v1/bastion/authorized-keys', access: 'bastion',
+      doc: {
+        operationId: 'bastionAuthorizedKeys', summary: "sshd's AuthorizedKeysCommand: the restricted key line of the active grant owning this key, or nothing", tags, query: KeysQuery,
+        response: { description: 'One authorized_keys line, or an empty body (sshd then refuses the key)', type: 'text/plain' },
+        answers: { 503: { description: 'The grant lookup failed (empty body; sshd refuses the key)' } },
+      },
+      handler: async (request, reply) => {
+        reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
+        const { id: bastionId, users: allowedUsers } = callerOf(request);
+        const parsed = KeysQuery.safeParse(request.query);
+        if (!parsed.success || parsed.data.type !== 'ssh-ed25519' || !isEd25519KeyBody(parsed.data.key)) return '';
+        const { user, key, pid } = parsed.data;
+        if (allowedUsers && (!user || !allowedUsers.includes(user))) return '';
+        let grant: BastionGrant | undefined;
+        try {
+          grant = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
+        } catch (error) {
+          request.log.error({ err: error }, 'bastion key lookup failed');
+          return reply.code(503).send('');
         }
-      }
-      if (found === undefined) {
-        return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain; charset=utf-8').send('');
-      }
-      bastionOf.set(request, found);
-    });
+        if (!grant) return '';
+        const line = authorizedKeyLine(grant, key);
+        if (!line) {
+          request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
+          return '';
+        }
+        if (pid !== undefined && !(await recordSession(request, bastionId, grant.grantId, pid, key))) return '';
+        return `${line}\n`;
+      },
+    },
+    {
+      method: 'POST', url: '/v1/bastion/sessions', access: 'bastion',
+      doc: {
+        operationId: 'recordBastionSession', summary: 'Record an sshd connection process serving a grant (its end kills it)', tags, body: SessionBody,
+        response: { description: 'Recorded' }, status: 204,
+        answers: { 400: { description: 'Malformed body', type: 'application/json', schema: BastionError }, 503: unavailable },
+      },
+      handler: async (request, reply) => {
+        const bastionId = callerOf(request).id;
+        const parsed = SessionBody.safeParse(request.body);
+        if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
+        try {
+          await opts.sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
+        } catch (error) {
+          request.log.error({ err: error, grantId: parsed.data.grantId }, 'could not record a bastion session');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be recorded; try again' });
+        }
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: 'GET', url: '/v1/bastion/ended', access: 'bastion',
+      doc: {
+        operationId: 'listEndedGrantsForBastion', summary: 'Grant ends behind this bastion since an instant, with their processes (catch-up)', tags, query: EndedQuery,
+        response: z.object({ events: z.array(BastionEnded) }),
+        answers: { 400: { description: 'since is not an ISO instant', type: 'application/json', schema: BastionError }, 503: unavailable },
+      },
+      handler: async (request, reply) => {
+        const bastionId = callerOf(request).id;
+        const parsed = EndedQuery.safeParse(request.query);
+        if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
+        try {
+          const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
+          return { events: await toEvents(bastionId, ended) };
+        } catch (error) {
+          request.log.error({ err: error }, 'could not list ended grants for a bastion');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'ended grants could not be read; try again' });
+        }
+      },
+    },
+    {
+      method: 'GET', url: '/v1/bastion/events', access: 'bastion',
+      doc: {
+        operationId: 'streamBastionEvents', summary: 'The same grant ends, live, as Server-Sent Events (`event: ended`)', tags,
+        response: { description: 'An event stream; each `data:` line is one ended grant', type: 'text/event-stream', schema: BastionEnded },
+      },
+      handler: (request, reply) => {
+        const bastionId = callerOf(request).id;
+        reply.hijack();
+        const raw = reply.raw;
+        raw.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        raw.write('retry: 2000\n: connected\n\n');
+        const heartbeat = setInterval(() => raw.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
+        const stream = {
+          bastionId,
+          send: (event: BastionEndedEvent) => raw.write(`event: ended\nid: ${event.at}\ndata: ${JSON.stringify(event)}\n\n`),
+          end: () => {
+            cleanup();
+            raw.end();
+          },
+        };
+        const cleanup = () => {
+          clearInterval(heartbeat);
+          streams.delete(stream);
+        };
+        streams.add(stream);
+        request.raw.on('close', cleanup);
+      },
+    },
+  ];
+  return { routes, start };
+}
 
-    app.get('/authorized-keys', async (request, reply) => {
-      reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
-      const bastionId = bastionOf.get(request)!;
-      const parsed = KeysQuery.safeParse(request.query);
-      if (!parsed.success || parsed.data.type !== 'ssh-ed25519' || !isEd25519KeyBody(parsed.data.key)) return '';
-      const { user, key, pid } = parsed.data;
-      const allowedUsers = credentials.find((c) => c.id === bastionId)?.users;
-      if (allowedUsers && (!user || !allowedUsers.includes(user))) return '';
-      let grant: BastionGrant | undefined;
-      try {
-        grant = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
-      } catch (error) {
-        request.log.error({ err: error }, 'bastion key lookup failed');
-        return reply.code(503).send('');
-      }
-      if (!grant) return '';
-      const line = authorizedKeyLine(grant, key);
-      if (!line) {
-        request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
-        return '';
-      }
-      if (pid !== undefined && !(await recordSession(request, bastionId, grant.grantId, pid, key))) return '';
-      return `${line}\n`;
-    });
-
-    app.post('/sessions', async (request, reply) => {
-      const bastionId = bastionOf.get(request)!;
-      const parsed = SessionBody.safeParse(request.body);
-      if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
-      try {
-        await sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
-      } catch (error) {
-        request.log.error({ err: error, grantId: parsed.data.grantId }, 'could not record a bastion session');
-        return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be recorded; try again' });
-      }
-      return reply.code(204).send();
-    });
-
-    app.get('/ended', async (request, reply) => {
-      const bastionId = bastionOf.get(request)!;
-      const parsed = EndedQuery.safeParse(request.query);
-      if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
-      try {
-        const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
-        return { events: await toEvents(bastionId, ended) };
-      } catch (error) {
-        request.log.error({ err: error }, 'could not list ended grants for a bastion');
-        return reply.code(503).send({ code: 'storage_unavailable', message: 'ended grants could not be read; try again' });
-      }
-    });
-
-    app.get('/events', (request, reply) => {
-      const bastionId = bastionOf.get(request)!;
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      raw.write('retry: 2000\n: connected\n\n');
-      const heartbeat = setInterval(() => raw.write(': ping\n\n'), heartbeatMs);
-      const stream = {
-        bastionId,
-        send: (event: BastionEndedEvent) => raw.write(`event: ended\nid: ${event.at}\ndata: ${JSON.stringify(event)}\n\n`),
-        end: () => {
-          cleanup();
-          raw.end();
-        },
-      };
-      const cleanup = () => {
-        clearInterval(heartbeat);
-        streams.delete(stream);
-      };
-      streams.add(stream);
-      request.raw.on('close', cleanup);
-    });
+/** The bastion routes as a plugin (tests, benches): served through the router with the bastions' token check. */
+export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
+  return async (app) => {
+    const set = declareBastionRoutes(opts);
+    set.start(app);
+    serveRoutes(app, set.routes, { bastion: bastionTokenGuard(opts.bastions) });
   };
 }

@@ -1,9 +1,10 @@
-// OpenAPI 3.1, generated from the same zod schemas that parse requests (z.toJSONSchema, JSON Schema 2020-12).
-// Served at /v1/openapi.json and committed as docs/openapi.json (`stint-server openapi --out docs/openapi.json`).
+// OpenAPI 3.1, generated from the route list (http/table.ts) — the same declarations the router serves — and from the
+// zod schemas that parse requests (z.toJSONSchema, JSON Schema 2020-12). Each route's security follows from its
+// declared access. Served at /v1/openapi.json and committed as docs/openapi.json (`stint-server openapi --out
+// docs/openapi.json`).
 import { z } from 'zod';
 import { Problem } from '../../shared/contract/http';
-import { ServerEventEnvelope } from '../../shared/contract/events';
-import type { RouteSpec } from './routes';
+import type { Answer, Route } from './router';
 
 const schemaOf = (schema: z.ZodType, io: 'input' | 'output') => {
   const json = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
@@ -16,58 +17,67 @@ const problemResponse = (description: string) => ({
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 });
 
+const answer = (a: Answer) => ({
+  description: a.description,
+  ...(a.type ? { content: { [a.type]: a.schema ? { schema: schemaOf(a.schema, 'output') } : {} } } : {}),
+});
+
 const STATUS_TEXT: Record<number, string> = {
   400: 'Malformed input (bad JSON, wrong types, unknown fields)', 401: 'Missing, expired, forged or wrong-audience token',
   403: 'Not allowed for the caller', 404: 'No such thing for the caller', 409: 'Not possible in the current state',
   410: 'Gone (expired)', 413: 'Body too large', 415: 'Not JSON', 422: 'Breaks a policy rule', 429: 'Too many attempts', 503: 'A dependency is unavailable',
 };
 
-export function openApiDocument(routes: RouteSpec[], options: { serverUrl?: string; version?: string } = {}): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const spec of routes) {
-    const path = spec.url.replace(/:([A-Za-z]+)/g, '{$1}');
-    const parameters: unknown[] = [];
-    if (spec.url.includes(':id')) parameters.push({ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]+$', maxLength: 128 } });
-    if (spec.query) {
-      const q = schemaOf(spec.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
-      for (const [name, schema] of Object.entries(q.properties ?? {})) parameters.push({ name, in: 'query', required: (q.required ?? []).includes(name) && !(schema as { default?: unknown }).default, schema });
-    }
-    if (spec.method === 'POST') parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Replays the first answer for the same key and body; a different body with the same key is a 422.', schema: { type: 'string', maxLength: 200 } });
-    const responses: Record<string, unknown> = {
-      [String(spec.status ?? 200)]: { description: 'OK', content: { 'application/json': { schema: schemaOf(spec.response, 'output') } } },
-      400: problemResponse(STATUS_TEXT[400]!),
-      401: problemResponse(STATUS_TEXT[401]!),
-    };
-    for (const status of spec.problems ?? []) responses[status] = problemResponse(STATUS_TEXT[status] ?? 'Problem');
-    if (spec.method === 'POST') responses[413] = problemResponse(STATUS_TEXT[413]!);
-    paths[path] ??= {};
-    paths[path]![spec.method.toLowerCase()] = {
-      operationId: spec.operationId,
-      summary: spec.summary,
-      tags: spec.tags,
-      security: [{ bearer: [] }],
-      ...(parameters.length ? { parameters } : {}),
-      ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(spec.body, 'input') } } } } : {}),
-      responses,
-    };
+const ID_SCHEMA = { type: 'string', pattern: '^[A-Za-z0-9_.:-]+$', maxLength: 128 };
+
+function operation(route: Route): Record<string, unknown> {
+  const doc = route.doc;
+  const parameters: unknown[] = [];
+  for (const [, name] of route.url.matchAll(/:([A-Za-z]+)/g)) {
+    const schema = doc.params?.[name!];
+    parameters.push({ name, in: 'path', required: true, schema: schema ? schemaOf(schema, 'input') : ID_SCHEMA });
   }
-  paths['/v1/events'] = {
-    get: {
-      operationId: 'streamEvents',
-      summary: 'Server-Sent Events for the caller: their requests and grants, approval asks for approvers. Resume with Last-Event-ID.',
-      tags: ['events'],
-      security: [{ bearer: [] }],
-      parameters: [{ name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^[0-9]+$' } }],
-      responses: {
-        200: { description: 'An event stream; each `data:` line is one envelope', content: { 'text/event-stream': { schema: schemaOf(ServerEventEnvelope, 'output') } } },
-        401: problemResponse(STATUS_TEXT[401]!),
-      },
-    },
+  if (doc.query) {
+    const q = schemaOf(doc.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+    for (const [name, schema] of Object.entries(q.properties ?? {})) parameters.push({ name, in: 'query', required: (q.required ?? []).includes(name) && !(schema as { default?: unknown }).default, schema });
+  }
+  for (const header of doc.headers ?? []) parameters.push({ name: header.name, in: 'header', required: false, schema: header.schema });
+  if (doc.idempotent) parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Replays the first answer for the same key and body; a different body with the same key is a 422.', schema: { type: 'string', maxLength: 200 } });
+
+  const responses: Record<string, unknown> = {
+    [String(doc.status ?? 200)]: doc.response instanceof z.ZodType
+      ? { description: 'OK', content: { 'application/json': { schema: schemaOf(doc.response, 'output') } } }
+      : answer(doc.response),
   };
-  for (const [path, summary] of [['/healthz', 'Liveness'], ['/readyz', 'Readiness (storage reachable)']] as const) {
-    paths[path] = { get: { operationId: path.slice(1), summary, tags: ['ops'], responses: { 200: { description: 'OK' }, 503: problemResponse('Not ready') } } };
+  for (const problem of doc.problems ?? []) {
+    const [status, description] = typeof problem === 'number' ? [problem, STATUS_TEXT[problem] ?? 'Problem'] : problem;
+    responses[status] = problemResponse(description);
   }
-  paths['/metrics'] = { get: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['ops'], responses: { 200: { description: 'text/plain exposition format' } } } };
+  // What the router's checks answer, from the declared access.
+  if (route.access === 'user' || route.access === 'admin') responses[401] = problemResponse(STATUS_TEXT[401]!);
+  if (route.access === 'admin') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
+  if (route.access === 'bastion') responses[401] = { description: 'Missing or unknown bastion token (empty body)' };
+  for (const [status, other] of Object.entries(doc.answers ?? {})) responses[status] = answer(other);
+
+  const security = route.access === 'anonymous' ? undefined : [{ [route.access === 'bastion' ? 'bastion' : 'bearer']: [] }];
+  return {
+    operationId: doc.operationId,
+    summary: doc.summary,
+    tags: doc.tags,
+    ...(security ? { security } : {}),
+    ...(parameters.length ? { parameters } : {}),
+    ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(doc.body, 'input') } } } } : {}),
+    responses,
+  };
+}
+
+export function openApiDocument(routes: readonly Route[], options: { serverUrl?: string; version?: string } = {}): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of routes) {
+    const path = route.url.replace(/:([A-Za-z]+)/g, '{$1}');
+    paths[path] ??= {};
+    paths[path]![route.method.toLowerCase()] = operation(route);
+  }
   return {
     openapi: '3.1.0',
     info: { title: 'Stint grant server', version: options.version ?? '1', description: 'Just-in-time privileged database access: requests, approvals, grants, audit and live events.' },
@@ -75,7 +85,10 @@ export function openApiDocument(routes: RouteSpec[], options: { serverUrl?: stri
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from the configured IdP for the configured audience' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from the configured IdP for the configured audience' },
+        ...(routes.some((r) => r.access === 'bastion') ? { bastion: { type: 'http', scheme: 'bearer', description: "A bastion's own token (bastions.<id>.token in the server config)" } } : {}),
+      },
       schemas: { Problem: schemaOf(Problem, 'output') },
     },
   };

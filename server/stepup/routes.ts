@@ -1,16 +1,20 @@
-// HTTP routes for step-up, registered by the server inside its authenticated scope (request.user is set) at
-// prefix /v1/stepup. Bodies are parsed with shared/contract/stepup; failures are RFC 9457 problem+json with a `code`.
+// HTTP routes for step-up at /v1/stepup, declared for the router (server/http/router.ts) as 'user' routes: the router
+// verifies the caller's token (request.user) before any handler runs. Bodies are parsed with shared/contract/stepup;
+// failures are RFC 9457 problem+json with a `code`.
 // Changing factors is itself a step-up action (`{kind:'enroll'}`): adding one when the user already has one, and
 // removing any. Otherwise a stolen bearer token could delete the victim's factors and enroll the thief's own, and
 // pass every later step-up. (Removal used to be a plain DELETE that needed nothing but the token.)
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
 import {
-  ChallengeBody, RegisterOptionsBody, RegisterVerifyBody, RemoveFactorBody, TotpConfirmBody, TotpEnrollBody,
-  type StepUpChallenge, type StepUpFailureCode, type StepUpProblem,
+  ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, RemoveFactorBody,
+  StepUpChallenge, StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
+  type StepUpFailureCode, type StepUpProblem,
 } from '../../shared/contract/stepup';
 import type { AuthUser } from '../identity/user';
+import { hostAuthenticatedUser } from '../http/access';
+import { serveRoutes, type Guard, type Route } from '../http/router';
 import type { StepUpActionResolver, StepUpResult } from './seam';
 import { enrollActionHash, type StepUpService } from './service';
 
@@ -88,8 +92,14 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value
   };
 }
 
-export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
-  const { service, resolver } = opts;
+const enrollProof = '(after the first factor) a proof for the enroll action with a factor the user has';
+const CredentialId = z.string().min(1).max(200).describe('a credential id from GET /v1/stepup/credentials');
+
+/**
+ * The step-up routes as declarations for the router. Nothing of `opts` is touched until a handler runs, so the list
+ * can also be built just to document it.
+ */
+export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
   const audit = async (entry: StepUpAuditEntry) => { if (opts.audit) await opts.audit(entry); };
 
   /**
@@ -98,118 +108,160 @@ export function stepUpRoutes(opts: StepUpRoutesOptions): FastifyPluginAsync {
    */
   async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined, doing: 'add' | 'remove' = 'add'): Promise<StepUpProblem | undefined> {
     const sub = request.user.sub;
-    const enrolled = await service.enrolledMethods(sub);
+    const enrolled = await opts.service.enrolledMethods(sub);
     if (enrolled.length === 0) return undefined;
     if (!proof) {
       const why = doing === 'add' ? 'You already have a sign-in factor: confirm with it before adding another.' : 'Confirm with one of your sign-in factors before removing one.';
       return problem(403, 'stepup_required', why, { methods: enrolled });
     }
-    const result = await service.verifyForHash({ userId: sub, actionHash: enrollActionHash(sub), methods: enrolled, userVerification: true, proof });
+    const result = await opts.service.verifyForHash({ userId: sub, actionHash: enrollActionHash(sub), methods: enrolled, userVerification: true, proof });
     if (result.ok) return undefined;
     await audit({ actor: sub, action: 'stepup.enroll.refused', detail: { code: result.code, reason: result.reason, method: proof.method, change: doing } });
     return stepUpProblem(result);
   }
 
+  const tags = ['stepup'];
+  return [
+    {
+      method: 'POST', url: '/v1/stepup/challenges', access: 'user',
+      doc: { operationId: 'createStepUpChallenge', summary: 'A challenge bound to one action (a request, an approval, or changing factors)', tags, body: ChallengeBody, response: StepUpChallenge, status: 201, problems: [400, 403, 404, 409] },
+      handler: async (request, reply) => {
+        const body = parse(ChallengeBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const user: AuthUser = request.user;
+        const action = body.value.action;
+        let target: { actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string };
+        if (action.kind === 'enroll') {
+          const enrolled = await opts.service.enrolledMethods(user.sub);
+          if (enrolled.length === 0) return send(reply, problem(409, 'stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
+          target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Change the sign-in factors of your account' };
+        } else {
+          const resolved = await opts.resolver.resolve({ sub: user.sub, groups: user.groups }, action);
+          if (!resolved.ok) return send(reply, problem(resolved.status, resolved.code, resolved.message));
+          target = resolved;
+        }
+        const issued = await opts.service.issueChallenge({ userId: user.sub, actionHash: target.actionHash, methods: target.methods, userVerification: target.userVerification });
+        if (!issued.ok) return send(reply, problem(409, issued.code, issued.message, { methods: issued.policyMethods }));
+        const c = issued.challenge;
+        await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
+        const out: StepUpChallenge = {
+          challengeId: c.challengeId,
+          expiresAt: c.expiresAt.toISOString(),
+          summary: target.summary,
+          methods: c.methods,
+          policyMethods: c.policyMethods,
+          userVerification: c.userVerification,
+          ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
+          ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil ? { lockedUntil: c.totp.lockedUntil.toISOString() } : {}) } } : {}),
+        };
+        return reply.code(201).send(out);
+      },
+    },
+    {
+      method: 'GET', url: '/v1/stepup/status', access: 'user',
+      doc: { operationId: 'getStepUpStatus', summary: 'Which factors I have, and whether one-time codes are locked', tags, response: StepUpStatus },
+      handler: async (request) => opts.service.status(request.user.sub),
+    },
+    {
+      method: 'GET', url: '/v1/stepup/credentials', access: 'user',
+      doc: { operationId: 'listStepUpCredentials', summary: 'My passkeys', tags, response: CredentialList },
+      handler: async (request) => ({ credentials: await opts.service.listCredentials(request.user.sub) }),
+    },
+    {
+      method: 'POST', url: '/v1/stepup/credentials/:id/remove', access: 'user', stepUp: 'an enroll proof with a factor the user has',
+      doc: { operationId: 'removeStepUpCredential', summary: `Remove one of my passkeys; needs ${enrollProof}`, tags, params: { id: CredentialId }, body: RemoveFactorBody, response: { description: 'Removed' }, status: 204, problems: [400, 403, 404, 409, 410, 429] },
+      handler: async (request, reply) => {
+        const body = parse(RemoveFactorBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        // Before any lookup: without a proof, a token alone cannot even learn which credential ids exist.
+        const refused = await enrollGate(request, body.value.stepUp, 'remove');
+        if (refused) return send(reply, refused, opts.service.now());
+        const id = (request.params as { id: string }).id;
+        const removed = await opts.service.removeCredential(request.user.sub, id);
+        if (!removed) return send(reply, problem(404, 'credential_not_found', 'You have no credential with this id.'));
+        await audit({ actor: request.user.sub, action: 'stepup.credential.removed', detail: { credentialId: id } });
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: 'POST', url: '/v1/stepup/webauthn/register/options', access: 'user', stepUp: 'an enroll proof, unless it is the first factor',
+      doc: { operationId: 'startPasskeyRegistration', summary: `Options for registering a passkey; needs ${enrollProof}`, tags, body: RegisterOptionsBody, response: RegisterOptionsResult, problems: [400, 403, 409, 410, 429] },
+      handler: async (request, reply) => {
+        const body = parse(RegisterOptionsBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const refused = await enrollGate(request, body.value.stepUp);
+        if (refused) return send(reply, refused, opts.service.now());
+        const { challengeId, options } = await opts.service.registrationOptions(request.user);
+        return { challengeId, options };
+      },
+    },
+    {
+      method: 'POST', url: '/v1/stepup/webauthn/register/verify', access: 'user',
+      doc: { operationId: 'finishPasskeyRegistration', summary: 'Register the passkey the authenticator created for those options', tags, body: RegisterVerifyBody, response: CredentialInfo, status: 201, problems: [400, 403, 409, 410] },
+      handler: async (request, reply) => {
+        const body = parse(RegisterVerifyBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const result = await opts.service.verifyRegistration(request.user.sub, body.value);
+        if (!result.ok) {
+          await audit({ actor: request.user.sub, action: 'stepup.credential.refused', detail: { code: result.code, reason: result.reason } });
+          return send(reply, problem(result.code === 'stepup_duplicate' ? 409 : stepUpFailureStatus(result.code), result.code, result.message, result.reason ? { reason: result.reason } : {}));
+        }
+        await audit({ actor: request.user.sub, action: 'stepup.credential.added', detail: { credentialId: result.credential.id, label: result.credential.label } });
+        return reply.code(201).send(result.credential);
+      },
+    },
+    {
+      method: 'POST', url: '/v1/stepup/totp/enroll', access: 'user', stepUp: 'an enroll proof, unless it is the first factor',
+      doc: { operationId: 'enrollTotp', summary: `Start setting up an authenticator app (its secret is shown once); needs ${enrollProof}`, tags, body: TotpEnrollBody, response: TotpEnrollResult, problems: [400, 403, 409, 410, 429] },
+      handler: async (request, reply) => {
+        const body = parse(TotpEnrollBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const refused = await enrollGate(request, body.value.stepUp);
+        if (refused) return send(reply, refused, opts.service.now());
+        const enrolled = await opts.service.enrollTotp(request.user);
+        await audit({ actor: request.user.sub, action: 'stepup.totp.enrolling' });
+        // The secret leaves the server once, here; never cache this response.
+        void reply.header('cache-control', 'no-store');
+        return enrolled;
+      },
+    },
+    {
+      method: 'POST', url: '/v1/stepup/totp/confirm', access: 'user',
+      doc: { operationId: 'confirmTotp', summary: 'Finish setting up the authenticator app with a code from it', tags, body: TotpConfirmBody, response: TotpConfirmResult, problems: [400, 409] },
+      handler: async (request, reply) => {
+        const body = parse(TotpConfirmBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const result = await opts.service.confirmTotp(request.user.sub, body.value.code);
+        if (!result.ok) return send(reply, problem(result.code === 'totp_wrong_code' ? 400 : 409, result.code, result.message));
+        await audit({ actor: request.user.sub, action: 'stepup.totp.confirmed' });
+        return { confirmed: true as const };
+      },
+    },
+    {
+      method: 'POST', url: '/v1/stepup/totp/remove', access: 'user', stepUp: 'an enroll proof with a factor the user has',
+      doc: { operationId: 'removeTotp', summary: `Remove my authenticator app; needs ${enrollProof}`, tags, body: RemoveFactorBody, response: { description: 'Removed' }, status: 204, problems: [400, 403, 404, 409, 410, 429] },
+      handler: async (request, reply) => {
+        const body = parse(RemoveFactorBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const refused = await enrollGate(request, body.value.stepUp, 'remove');
+        if (refused) return send(reply, refused, opts.service.now());
+        const removed = await opts.service.removeTotp(request.user.sub);
+        if (!removed) return send(reply, problem(404, 'totp_not_enrolled', 'You have no authenticator app set up.'));
+        await audit({ actor: request.user.sub, action: 'stepup.totp.removed' });
+        return reply.code(204).send();
+      },
+    },
+  ];
+}
+
+/**
+ * The step-up routes as a plugin, for hosts other than the grant server (which serves the declarations in its one
+ * route list). They go through the router all the same: `authenticate` is the user check (by default, an earlier
+ * onRequest hook of the host must have set request.user, or the routes answer 401). Register at the root, or under
+ * the prefix /v1/stepup.
+ */
+export function stepUpRoutes(opts: StepUpRoutesOptions & { authenticate?: Guard }): FastifyPluginAsync {
   return async (app) => {
-    app.post('/challenges', async (request, reply) => {
-      const body = parse(ChallengeBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const user: AuthUser = request.user;
-      const action = body.value.action;
-      let target: { actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string };
-      if (action.kind === 'enroll') {
-        const enrolled = await service.enrolledMethods(user.sub);
-        if (enrolled.length === 0) return send(reply, problem(409, 'stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
-        target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Change the sign-in factors of your account' };
-      } else {
-        const resolved = await resolver.resolve({ sub: user.sub, groups: user.groups }, action);
-        if (!resolved.ok) return send(reply, problem(resolved.status, resolved.code, resolved.message));
-        target = resolved;
-      }
-      const issued = await service.issueChallenge({ userId: user.sub, actionHash: target.actionHash, methods: target.methods, userVerification: target.userVerification });
-      if (!issued.ok) return send(reply, problem(409, issued.code, issued.message, { methods: issued.policyMethods }));
-      const c = issued.challenge;
-      await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
-      const out: StepUpChallenge = {
-        challengeId: c.challengeId,
-        expiresAt: c.expiresAt.toISOString(),
-        summary: target.summary,
-        methods: c.methods,
-        policyMethods: c.policyMethods,
-        userVerification: c.userVerification,
-        ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
-        ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil ? { lockedUntil: c.totp.lockedUntil.toISOString() } : {}) } } : {}),
-      };
-      return reply.code(201).send(out);
-    });
-
-    app.get('/status', async (request) => service.status(request.user.sub));
-
-    app.get('/credentials', async (request) => ({ credentials: await service.listCredentials(request.user.sub) }));
-
-    app.post<{ Params: { id: string } }>('/credentials/:id/remove', async (request, reply) => {
-      const body = parse(RemoveFactorBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      // Before any lookup: without a proof, a token alone cannot even learn which credential ids exist.
-      const refused = await enrollGate(request, body.value.stepUp, 'remove');
-      if (refused) return send(reply, refused, service.now());
-      const removed = await service.removeCredential(request.user.sub, request.params.id);
-      if (!removed) return send(reply, problem(404, 'credential_not_found', 'You have no credential with this id.'));
-      await audit({ actor: request.user.sub, action: 'stepup.credential.removed', detail: { credentialId: request.params.id } });
-      return reply.code(204).send();
-    });
-
-    app.post('/webauthn/register/options', async (request, reply) => {
-      const body = parse(RegisterOptionsBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const refused = await enrollGate(request, body.value.stepUp);
-      if (refused) return send(reply, refused, service.now());
-      const { challengeId, options } = await service.registrationOptions(request.user);
-      return { challengeId, options };
-    });
-
-    app.post('/webauthn/register/verify', async (request, reply) => {
-      const body = parse(RegisterVerifyBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const result = await service.verifyRegistration(request.user.sub, body.value);
-      if (!result.ok) {
-        await audit({ actor: request.user.sub, action: 'stepup.credential.refused', detail: { code: result.code, reason: result.reason } });
-        return send(reply, problem(result.code === 'stepup_duplicate' ? 409 : stepUpFailureStatus(result.code), result.code, result.message, result.reason ? { reason: result.reason } : {}));
-      }
-      await audit({ actor: request.user.sub, action: 'stepup.credential.added', detail: { credentialId: result.credential.id, label: result.credential.label } });
-      return reply.code(201).send(result.credential);
-    });
-
-    app.post('/totp/enroll', async (request, reply) => {
-      const body = parse(TotpEnrollBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const refused = await enrollGate(request, body.value.stepUp);
-      if (refused) return send(reply, refused, service.now());
-      const enrolled = await service.enrollTotp(request.user);
-      await audit({ actor: request.user.sub, action: 'stepup.totp.enrolling' });
-      // The secret leaves the server once, here; never cache this response.
-      void reply.header('cache-control', 'no-store');
-      return enrolled;
-    });
-
-    app.post('/totp/confirm', async (request, reply) => {
-      const body = parse(TotpConfirmBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const result = await service.confirmTotp(request.user.sub, body.value.code);
-      if (!result.ok) return send(reply, problem(result.code === 'totp_wrong_code' ? 400 : 409, result.code, result.message));
-      await audit({ actor: request.user.sub, action: 'stepup.totp.confirmed' });
-      return { confirmed: true as const };
-    });
-
-    app.post('/totp/remove', async (request, reply) => {
-      const body = parse(RemoveFactorBody, request.body);
-      if (!body.ok) return send(reply, body.problem);
-      const refused = await enrollGate(request, body.value.stepUp, 'remove');
-      if (refused) return send(reply, refused, service.now());
-      const removed = await service.removeTotp(request.user.sub);
-      if (!removed) return send(reply, problem(404, 'totp_not_enrolled', 'You have no authenticator app set up.'));
-      await audit({ actor: request.user.sub, action: 'stepup.totp.removed' });
-      return reply.code(204).send();
-    });
+    serveRoutes(app, declareStepUpRoutes(opts), { user: opts.authenticate ?? hostAuthenticatedUser });
   };
 }

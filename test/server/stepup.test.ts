@@ -4,11 +4,12 @@
 // is refused outright (never silently skipped).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
 import { generate, generateSecret, verify } from 'otplib';
 import { AuditList, CreateRequestResult, RequestList } from '../../shared/contract/http';
 import type { StepUpGate, StepUpResult, StepUpAction } from '../../server/stepup/seam';
 import type { StepUpRouteDeps } from '../../server/app';
+import type { Route } from '../../server/http/router';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { clientFor, Tokens } from './helpers';
@@ -28,8 +29,11 @@ class TotpGate implements StepUpGate {
     return generate({ secret: this.secretFor(user) });
   }
 
-  routes = (deps: StepUpRouteDeps): FastifyPluginAsync => async (app) => {
-    app.post('/challenges', async (request, reply) => {
+  // Declared like the real step-up routes: the server's router checks the caller's token before the handler.
+  routes = (deps: StepUpRouteDeps): Route[] => [{
+    method: 'POST', url: '/v1/stepup/challenges', access: 'user',
+    doc: { operationId: 'createStepUpChallenge', summary: 'A TOTP challenge for one action', tags: ['stepup'], response: z.object({ challengeId: z.string() }) },
+    handler: async (request, reply) => {
       const action = (request.body as { action: StepUpAction }).action;
       const resolved = await deps.resolver.resolve(request.user, action);
       if (!resolved.ok) return reply.code(resolved.status).type('application/problem+json').send({ status: resolved.status, code: resolved.code, title: 'refused', type: 'about:blank', detail: resolved.message });
@@ -37,8 +41,8 @@ class TotpGate implements StepUpGate {
       this.challenges.set(challengeId, { userId: request.user.sub, actionHash: resolved.actionHash, used: false });
       await deps.audit({ actor: request.user.sub, action: 'stepup.challenge.issued', detail: { kind: action.kind } });
       return { challengeId, methods: resolved.methods, summary: resolved.summary };
-    });
-  };
+    },
+  }];
 
   async verify(input: Parameters<StepUpGate['verify']>[0]): Promise<StepUpResult> {
     const challenge = this.challenges.get(input.proof.challengeId);

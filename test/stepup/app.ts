@@ -31,7 +31,8 @@ export async function buildTestApp(service: StepUpService, audit: StepUpAuditEnt
   pages(app);
   await app.register(async (scope) => {
     scope.decorateRequest('user', null as unknown as AuthUser);
-    scope.addHook('preHandler', async (request) => {
+    // onRequest, before the step-up routes' own check (they refuse a request no host hook authenticated).
+    scope.addHook('onRequest', async (request) => {
       const sub = String(request.headers['x-test-user'] ?? 'alice');
       request.user = { sub, groups: ['engineers'], admin: false, name: sub, email: `${sub}@example.com` };
     });

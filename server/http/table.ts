@@ -1,0 +1,116 @@
+// The one list of every route the grant server serves: operations endpoints, the /v1 API, the user event stream, the
+// step-up routes and the bastion routes, each declared with who may call it. buildServer serves exactly this list
+// through the router (http/router.ts), which refuses any other route at startup; the OpenAPI document
+// (served at /v1/openapi.json, committed as docs/openapi.json) is generated from it.
+import { sql } from 'kysely';
+import type { Clock } from '../clock';
+import type { ServerConfig } from '../config';
+import type { Lifecycle } from '../lifecycle/service';
+import type { EventBus } from '../lifecycle/events';
+import type { Metrics } from '../metrics';
+import type { Store } from '../storage/db';
+import { ServerEventEnvelope } from '../../shared/contract/events';
+import { declareBastionRoutes } from '../bastion/routes';
+import { declareStepUpRoutes } from '../stepup/routes';
+import { apiRoute } from './api';
+import { sendProblem } from './problem';
+import type { Route } from './router';
+import { apiRoutes, type RouteSpec } from './routes';
+import type { SseHub } from './sse';
+
+export interface RouteTableDeps {
+  config: ServerConfig;
+  /** The /v1 API specs (http/routes.ts). */
+  api: RouteSpec[];
+  lifecycle: Lifecycle;
+  store: Store;
+  clock: Clock;
+  metrics: Metrics;
+  bus: EventBus;
+  sse: SseHub;
+  /** The OpenAPI document of this very list (made once the list exists). */
+  openapi: () => unknown;
+  /** Declared step-up routes, when the server has step-up. */
+  stepUp?: Route[];
+  /** Declared bastion routes. */
+  bastion: Route[];
+}
+
+/**
+ * Every route of the server, in the order the OpenAPI document lists them. Handlers read `deps` only when they run,
+ * so documentedRoutes() builds the same list without a server.
+ */
+export function routeTable(deps: RouteTableDeps): Route[] {
+  return [
+    ...deps.api.map((spec) => apiRoute(spec, deps)),
+    {
+      method: 'GET', url: '/v1/events', access: 'user',
+      doc: {
+        operationId: 'streamEvents', summary: 'Server-Sent Events for the caller: their requests and grants, approval asks for approvers. Resume with Last-Event-ID.', tags: ['events'],
+        headers: [{ name: 'Last-Event-ID', schema: { type: 'string', pattern: '^[0-9]+$' } }],
+        response: { description: 'An event stream; each `data:` line is one envelope', type: 'text/event-stream', schema: ServerEventEnvelope },
+      },
+      handler: (request, reply) => deps.sse.open(request, reply),
+    },
+    ...opsRoutes(deps),
+    ...(deps.stepUp ?? []),
+    ...deps.bastion,
+  ];
+}
+
+/** Health, readiness, metrics and public metadata: anonymous, and never more than a probe needs to know. */
+function opsRoutes(deps: RouteTableDeps): Route[] {
+  const ops = ['ops'];
+  return [
+    {
+      method: 'GET', url: '/healthz', access: 'anonymous',
+      doc: { operationId: 'healthz', summary: 'Liveness', tags: ops, response: { description: 'OK' }, problems: [[503, 'Not ready']] },
+      handler: async () => ({ status: 'ok' }),
+    },
+    {
+      method: 'GET', url: '/readyz', access: 'anonymous',
+      doc: { operationId: 'readyz', summary: 'Readiness (storage reachable)', tags: ops, response: { description: 'OK' }, problems: [[503, 'Not ready']] },
+      handler: async (request, reply) => {
+        try {
+          await sql`select 1`.execute(deps.store.db);
+          return { status: 'ready' };
+        } catch (error) {
+          // The why goes to the log; a public probe learns only that storage is down (no host names, no driver text).
+          request.log.warn({ err: error }, 'readiness: storage is not reachable');
+          return sendProblem(reply, { status: 503, code: 'storage_unavailable', message: 'storage is not reachable' });
+        }
+      },
+    },
+    {
+      method: 'GET', url: '/metrics', access: 'anonymous',
+      doc: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ops, response: { description: 'text/plain exposition format' } },
+      handler: async (_request, reply) => {
+        deps.metrics.sseClients.set(deps.bus.size);
+        deps.metrics.revocationsPending.set(await deps.lifecycle.pendingRevocations());
+        return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+      },
+    },
+    {
+      method: 'GET', url: '/v1/openapi.json', access: 'anonymous',
+      doc: { operationId: 'getOpenApi', summary: 'This document', tags: ops, response: { description: 'OpenAPI 3.1', type: 'application/json' } },
+      handler: async () => deps.openapi(),
+    },
+    {
+      // OAuth 2.0 Protected Resource Metadata (RFC 9728): which issuer and audience this server accepts tokens from
+      // and for — public facts an agent checks its Settings against before it saves them.
+      method: 'GET', url: '/.well-known/oauth-protected-resource', access: 'anonymous',
+      doc: { operationId: 'getProtectedResourceMetadata', summary: 'Which issuer and audience tokens must come from and be for (RFC 9728)', tags: ops, response: { description: 'Protected resource metadata', type: 'application/json' } },
+      handler: async () => ({ resource: deps.config.identity.audience, authorization_servers: [deps.config.identity.issuer], bearer_methods_supported: ['header'], resource_name: 'Stint' }),
+    },
+  ];
+}
+
+/** The full list with step-up, built without a server: what `stint-server openapi` documents. */
+export function documentedRoutes(): Route[] {
+  const none = null as never;
+  return routeTable({
+    config: none, api: apiRoutes(none), lifecycle: none, store: none, clock: none, metrics: none, bus: none, sse: none, openapi: none,
+    stepUp: declareStepUpRoutes(none),
+    bastion: declareBastionRoutes(none).routes,
+  });
+}
