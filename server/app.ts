@@ -14,7 +14,7 @@ import type { AuthUser } from './identity/user';
 import { createTokenVerifier } from './identity/verify';
 import { openStore, type Store } from './storage/db';
 import { Metrics } from './metrics';
-import type { DomainError } from './errors';
+import { problemBody, type DomainError } from './errors';
 import { Lifecycle, type Logger } from './lifecycle/service';
 import { PgEventBus } from './lifecycle/pg-bus';
 import { InProcessEventBus, type EventBus } from './lifecycle/events';
@@ -124,7 +124,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     }
     request.log.error({ err: error }, 'unhandled error');
     // Never a stack trace or an internal message to the client: the log has it, the answer names the request.
-    return reply.code(500).type('application/problem+json').send({ type: 'https://stint.dev/problems/internal', title: 'Internal server error', status: 500, code: 'internal', detail: `internal error (request ${request.id}); see the server log` });
+    return reply.code(500).type('application/problem+json').send(problemBody({ status: 500, code: 'internal', message: `internal error (request ${request.id}); see the server log` }));
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, { status: 404, code: 'route_not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
   app.addHook('onResponse', async (request, reply) => {

@@ -22,7 +22,7 @@ export const ok = <T>(value: T): Outcome<T> => ({ ok: true, value });
 export const fail = <T = never>(status: DomainError['status'], code: ProblemCode, message: string, more: Partial<DomainError> = {}): Outcome<T> =>
   ({ ok: false, error: { status, code, message, ...more } });
 
-export function problemBody(error: Pick<DomainError, 'status' | 'code' | 'message' | 'errors' | 'extra'>): Problem & Record<string, unknown> {
+export function problemBody(error: Pick<DomainError, 'code' | 'message' | 'errors' | 'extra'> & { status: DomainError['status'] | 500 }): Problem & Record<string, unknown> {
   return {
     type: problemType(error.code),
     title: PROBLEMS[error.code].title,

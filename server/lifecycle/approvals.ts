@@ -78,7 +78,7 @@ export class Approvals implements StepUpActionResolver {
   }
 
   /** StepUpActionResolver: what a challenge for this action must be bound to, if the caller may take it. */
-  async resolve(user: { sub: string; groups: string[] }, action: StepUpAction) {
+  async resolve(user: { sub: string; groups: string[] }, action: StepUpAction): ReturnType<StepUpActionResolver['resolve']> {
     const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
     if (!row) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
     const entry = this.catalog.entry(row.resource_id);

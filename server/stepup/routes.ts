@@ -10,8 +10,10 @@ import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
 import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, RemoveFactorBody,
   StepUpChallenge, StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
-  type StepUpFailureCode, type StepUpProblem,
+  type StepUpFailureCode,
 } from '../../shared/contract/stepup';
+import { problemStatus, type Problem, type ProblemCode } from '../../shared/contract/problem';
+import { problemBody, type DomainError } from '../errors';
 import type { AuthUser } from '../identity/user';
 import { hostAuthenticatedUser } from '../http/access';
 import { serveRoutes, type Guard, type Route } from '../http/router';
@@ -31,45 +33,21 @@ export interface StepUpRoutesOptions {
   audit?: (entry: StepUpAuditEntry) => Promise<void>;
 }
 
-/** HTTP status for a step-up failure code; the lifecycle uses the same mapping when a proof is refused. */
-export function stepUpFailureStatus(code: StepUpFailureCode | string): number {
-  switch (code) {
-    case 'stepup_locked': return 429;
-    case 'stepup_expired': return 410;
-    case 'stepup_replayed': return 409;
-    case 'stepup_not_enrolled': return 409;
-    default: return 403;
-  }
+/** HTTP status for a step-up failure code: the one problem table's (the lifecycle answers a refused proof with it too). */
+export function stepUpFailureStatus(code: StepUpFailureCode): number {
+  return problemStatus(code) ?? 403;
 }
 
-const TITLES: Record<string, string> = {
-  stepup_invalid: 'Step-up proof refused',
-  stepup_expired: 'Step-up challenge expired',
-  stepup_replayed: 'Step-up proof already used',
-  stepup_wrong_action: 'Step-up proof is for another action',
-  stepup_locked: 'One-time codes locked',
-  stepup_method_not_allowed: 'Step-up method not allowed here',
-  stepup_no_credential: 'Credential not registered to you',
-  stepup_not_enrolled: 'No step-up method set up',
-  stepup_required: 'Step-up required',
-  validation_failed: 'Invalid request body',
-};
-
 /** problem+json body for a failed StepUpResult (for the lifecycle's routes too). */
-export function stepUpProblem(result: Extract<StepUpResult, { ok: false }>): StepUpProblem {
-  return {
-    type: `urn:stint:problem:${result.code}`,
-    title: TITLES[result.code] ?? 'Step-up failed',
-    status: stepUpFailureStatus(result.code),
-    detail: result.message,
-    code: result.code,
+export function stepUpProblem(result: Extract<StepUpResult, { ok: false }>): Problem {
+  return problem(result.code, result.message, {
     ...(result.reason ? { reason: result.reason } : {}),
     ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}),
     ...(result.retryAfter ? { retryAfter: result.retryAfter.toISOString() } : {}),
-  };
+  });
 }
 
-function send(reply: FastifyReply, problem: StepUpProblem, now: Date = new Date()): FastifyReply {
+function send(reply: FastifyReply, problem: Problem, now: Date = new Date()): FastifyReply {
   if (problem.retryAfter) {
     const seconds = Math.max(1, Math.ceil((Date.parse(problem.retryAfter) - now.getTime()) / 1000));
     void reply.header('retry-after', String(seconds));
@@ -77,16 +55,17 @@ function send(reply: FastifyReply, problem: StepUpProblem, now: Date = new Date(
   return reply.code(problem.status).type('application/problem+json').send(problem);
 }
 
-function problem(status: number, code: string, detail: string, extra: Partial<StepUpProblem> = {}): StepUpProblem {
-  return { type: `urn:stint:problem:${code}`, title: TITLES[code] ?? 'Request refused', status, code, detail, ...extra };
+/** A refusal in the one problem shape; its status is the code's, from the table, unless a resolver said otherwise. */
+function problem(code: ProblemCode, detail: string, extra: Partial<Problem> = {}, status = problemStatus(code) ?? 403): Problem {
+  return { ...problemBody({ status: status as DomainError['status'], code, message: detail }), ...extra };
 }
 
-function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.output<S> } | { ok: false; problem: StepUpProblem } {
+function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.output<S> } | { ok: false; problem: Problem } {
   const r = schema.safeParse(body ?? {});
   if (r.success) return { ok: true, value: r.data };
   return {
     ok: false,
-    problem: problem(400, 'validation_failed', 'The request body is not valid.', {
+    problem: problem('validation_failed', 'The request body is not valid.', {
       errors: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
     }),
   };
@@ -106,13 +85,13 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
    * When the user already has a factor, changing factors (adding another, removing one) needs a proof for the
    * `enroll` action with one they have.
    */
-  async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined, doing: 'add' | 'remove' = 'add'): Promise<StepUpProblem | undefined> {
+  async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined, doing: 'add' | 'remove' = 'add'): Promise<Problem | undefined> {
     const sub = request.user.sub;
     const enrolled = await opts.service.enrolledMethods(sub);
     if (enrolled.length === 0) return undefined;
     if (!proof) {
       const why = doing === 'add' ? 'You already have a sign-in factor: confirm with it before adding another.' : 'Confirm with one of your sign-in factors before removing one.';
-      return problem(403, 'stepup_required', why, { methods: enrolled });
+      return problem('stepup_required', why, { methods: enrolled });
     }
     const result = await opts.service.verifyForHash({ userId: sub, actionHash: enrollActionHash(sub), methods: enrolled, userVerification: true, proof });
     if (result.ok) return undefined;
@@ -133,15 +112,15 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         let target: { actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string };
         if (action.kind === 'enroll') {
           const enrolled = await opts.service.enrolledMethods(user.sub);
-          if (enrolled.length === 0) return send(reply, problem(409, 'stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
+          if (enrolled.length === 0) return send(reply, problem('stepup_not_enrolled', 'You have no factor yet; adding the first one needs no step-up.'));
           target = { actionHash: enrollActionHash(user.sub), methods: enrolled, userVerification: true, summary: 'Change the sign-in factors of your account' };
         } else {
           const resolved = await opts.resolver.resolve({ sub: user.sub, groups: user.groups }, action);
-          if (!resolved.ok) return send(reply, problem(resolved.status, resolved.code, resolved.message));
+          if (!resolved.ok) return send(reply, problem(resolved.code, resolved.message, {}, resolved.status));
           target = resolved;
         }
         const issued = await opts.service.issueChallenge({ userId: user.sub, actionHash: target.actionHash, methods: target.methods, userVerification: target.userVerification });
-        if (!issued.ok) return send(reply, problem(409, issued.code, issued.message, { methods: issued.policyMethods }));
+        if (!issued.ok) return send(reply, problem(issued.code, issued.message, { methods: issued.policyMethods }));
         const c = issued.challenge;
         await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
         const out: StepUpChallenge = {
@@ -178,7 +157,7 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         if (refused) return send(reply, refused, opts.service.now());
         const id = (request.params as { id: string }).id;
         const removed = await opts.service.removeCredential(request.user.sub, id);
-        if (!removed) return send(reply, problem(404, 'credential_not_found', 'You have no credential with this id.'));
+        if (!removed) return send(reply, problem('credential_not_found', 'You have no credential with this id.'));
         await audit({ actor: request.user.sub, action: 'stepup.credential.removed', detail: { credentialId: id } });
         return reply.code(204).send();
       },
@@ -204,7 +183,7 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         const result = await opts.service.verifyRegistration(request.user.sub, body.value);
         if (!result.ok) {
           await audit({ actor: request.user.sub, action: 'stepup.credential.refused', detail: { code: result.code, reason: result.reason } });
-          return send(reply, problem(result.code === 'stepup_duplicate' ? 409 : stepUpFailureStatus(result.code), result.code, result.message, result.reason ? { reason: result.reason } : {}));
+          return send(reply, problem(result.code, result.message, result.reason ? { reason: result.reason } : {}));
         }
         await audit({ actor: request.user.sub, action: 'stepup.credential.added', detail: { credentialId: result.credential.id, label: result.credential.label } });
         return reply.code(201).send(result.credential);
@@ -227,12 +206,12 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
     },
     {
       method: 'POST', url: '/v1/stepup/totp/confirm', access: 'user',
-      doc: { operationId: 'confirmTotp', summary: 'Finish setting up the authenticator app with a code from it', tags, body: TotpConfirmBody, response: TotpConfirmResult, problems: [400, 409] },
+      doc: { operationId: 'confirmTotp', summary: 'Finish setting up the authenticator app with a code from it', tags, body: TotpConfirmBody, response: TotpConfirmResult, problems: [400, 404, 409] },
       handler: async (request, reply) => {
         const body = parse(TotpConfirmBody, request.body);
         if (!body.ok) return send(reply, body.problem);
         const result = await opts.service.confirmTotp(request.user.sub, body.value.code);
-        if (!result.ok) return send(reply, problem(result.code === 'totp_wrong_code' ? 400 : 409, result.code, result.message));
+        if (!result.ok) return send(reply, problem(result.code, result.message));
         await audit({ actor: request.user.sub, action: 'stepup.totp.confirmed' });
         return { confirmed: true as const };
       },
@@ -246,7 +225,7 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         const refused = await enrollGate(request, body.value.stepUp, 'remove');
         if (refused) return send(reply, refused, opts.service.now());
         const removed = await opts.service.removeTotp(request.user.sub);
-        if (!removed) return send(reply, problem(404, 'totp_not_enrolled', 'You have no authenticator app set up.'));
+        if (!removed) return send(reply, problem('totp_not_enrolled', 'You have no authenticator app set up.'));
         await audit({ actor: request.user.sub, action: 'stepup.totp.removed' });
         return reply.code(204).send();
       },

@@ -1,6 +1,7 @@
 // The seam between the lifecycle and step-up (WebAuthn / TOTP). The lifecycle decides *whether* a step-up is needed
 // and for which action; server/stepup proves it. A proof is bound to one action by its hash, single-use, short-lived.
 import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
+import type { ProblemCode } from '../../shared/contract/problem';
 
 export type StepUpAction =
   | { kind: 'request'; requestId: string }
@@ -28,6 +29,6 @@ export interface StepUpGate {
 export interface StepUpActionResolver {
   resolve(user: { sub: string; groups: string[] }, action: StepUpAction): Promise<
     | { ok: true; actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string }
-    | { ok: false; status: 403 | 404 | 409; code: string; message: string }
+    | { ok: false; status: 403 | 404 | 409; code: ProblemCode; message: string }
   >;
 }

@@ -7,6 +7,7 @@
 // - TOTP: ±1 time step, each step usable once per user (`afterTimeStep`), wrong codes counted; after `maxAttempts`
 //   wrong codes TOTP is locked for `lockoutSeconds`. WebAuthn failures are not counted: an assertion cannot be guessed.
 // - Every failure is a typed StepUpResult; the caller audits it and leaves the action where it was.
+import type { ProblemCode } from '../../shared/contract/problem';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   generateAuthenticationOptions,
@@ -39,7 +40,7 @@ export interface IssuedChallenge {
   totp?: { attemptsLeft: number; lockedUntil?: Date };
 }
 
-export type EnrollmentError = { ok: false; code: string; message: string; reason?: string };
+export type EnrollmentError = { ok: false; code: ProblemCode; message: string; reason?: string };
 
 const TOTP_PERIOD = 30;
 

@@ -2,7 +2,7 @@
 // to one action, and the failures a client must explain. Request bodies are strict; responses are not.
 import { z } from 'zod';
 import { Id, Instant, StepUpMethod, StepUpProof } from './http';
-import { ProblemCode, type Problem } from './problem';
+import { ProblemCode } from './problem';
 
 /** The action a challenge is for. `enroll` is step-up's own action: adding a factor when one already exists. */
 export const StepUpActionRef = z.discriminatedUnion('kind', [
@@ -80,10 +80,3 @@ export const StepUpStatus = z.object({
   lockedUntil: Instant.optional(),
 });
 export type StepUpStatus = z.infer<typeof StepUpStatus>;
-
-/**
- * @deprecated Step-up failures are the one Problem (problem.ts). Kept, with its code untyped, only while
- * server/stepup/routes.ts (owned by the routing rework) still builds problems from plain strings and its own type
- * URI; it goes once that file builds them with problemBody()/problemType().
- */
-export type StepUpProblem = Omit<Problem, 'code'> & { code: string };

@@ -14,7 +14,7 @@ import { memoryDb, testConfig, TestClock } from '../../dev/stepup';
 const resolver: StepUpActionResolver = {
   async resolve(user, action) {
     if (action.requestId === 'missing') return { ok: false, status: 404, code: 'request_not_found', message: 'No such request.' };
-    if (action.requestId === 'not-yours') return { ok: false, status: 403, code: 'not_requester', message: 'Only the requester can step up for this request.' };
+    if (action.requestId === 'not-yours') return { ok: false, status: 403, code: 'not_an_approver', message: 'You cannot approve this request.' };
     return { ok: true, actionHash: `${action.kind}:${action.requestId}:${user.sub}`, methods: ['webauthn', 'totp'], userVerification: true, summary: `Request ${action.requestId}` };
   },
 };
@@ -65,7 +65,7 @@ describe('step-up routes', () => {
     expect(await post('/v1/stepup/challenges', { action: { kind: 'request', requestId: 'missing' } })).toMatchObject({ statusCode: 404 });
     const r = await post('/v1/stepup/challenges', { action: { kind: 'approve', requestId: 'not-yours' } });
     expect(r.statusCode).toBe(403);
-    expect(r.json()).toMatchObject({ code: 'not_requester' });
+    expect(r.json()).toMatchObject({ code: 'not_an_approver', type: 'https://stint.dev/problems/not_an_approver', title: 'Not an approver' });
   });
 
   it('tells a user with nothing enrolled which methods would do', async () => {
