@@ -38,7 +38,8 @@ export type RequestRole = 'mine' | 'approver';
  * Anything else — a code this agent does not know (a newer server), a body that is no problem (a proxy's error
  * page) — is server_error with the status and whatever words came.
  */
-function refusal(status: number, json: unknown): AgentError {
+/** A server's refusal as the agent reports it: the server's own problem, passed through unchanged when it is one. */
+export function refusal(status: number, json: unknown): AgentError {
   const problem = Problem.safeParse(json);
   const words = z.object({ detail: z.string().optional(), title: z.string().optional() }).safeParse(json);
   const said = words.success ? (words.data.detail ?? words.data.title) : undefined;

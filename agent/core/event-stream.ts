@@ -5,6 +5,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ServerEventEnvelope } from '../../shared/contract/events';
 import type { Clock, TimerHandle } from './clock';
 import { AgentError } from './errors';
+import { refusal } from './api-client';
 
 export type StreamStatus = 'connecting' | 'online' | 'offline';
 
@@ -116,8 +117,9 @@ export class EventStream {
         throw new AgentError('session_expired', 'The event stream needed a fresh sign-in token.');
       }
       if (!response.ok || !response.body) {
-        await response.body?.cancel();
-        throw new AgentError('server_error', `The server's event stream answered HTTP ${response.status}.`);
+        // The server's own problem (e.g. storage_unavailable) says more than the status.
+        const json: unknown = await response.json().catch(() => undefined);
+        throw refusal(response.status, json ?? { detail: `The server's event stream answered HTTP ${response.status}.` });
       }
       this.failures = 0;
       this.setStatus('online');

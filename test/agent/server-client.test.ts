@@ -179,6 +179,18 @@ describe('event stream', () => {
     expect(statuses).toContain('online');
   });
 
+  it('a refused stream reports the server\'s own problem, not a bare status', async () => {
+    handler = (_req, res) => json(res, 503, { type: 'https://stint.dev/problems/storage_unavailable', title: 'Storage unavailable', status: 503, code: 'storage_unavailable', detail: 'the database is not answering' });
+    const errors: string[] = [];
+    const stream = new EventStream({
+      url: `http://127.0.0.1:${port}/v1/events`, headers: async () => ({}), clock: systemClock,
+      onEvent: () => {}, onStatus: (_s, e) => { if (e) errors.push(`${e.code}: ${e.message}`); }, initialBackoffMs: 20,
+    });
+    stream.start();
+    await expect.poll(() => errors[0], { timeout: 3000 }).toBe('storage_unavailable: the database is not answering');
+    stream.stop();
+  });
+
   it('goes offline when the server is down, backs off, and comes back online by itself', async () => {
     await closeServer();
     const statuses: StreamStatus[] = [];
