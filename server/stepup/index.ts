@@ -1,6 +1,6 @@
 // The server's entry to step-up: build once from the shared kysely db and the step-up config, then
-// include `stepUpMigrations` in the migrator, pass `gate` to the lifecycle, and register `routes(...)` in the
-// authenticated scope at prefix /v1/stepup.
+// include `stepUpMigrations` in the migrator, pass `gate` to the lifecycle, and serve `declareStepUpRoutes(...)`
+// through the router (server/http/router.ts), which checks the caller's token on each of them.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { StepUpConfig } from './config';
