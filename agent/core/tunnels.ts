@@ -3,9 +3,10 @@
 // derived from the resource id) so saved client configs keep working; when it is busy we take the next free one
 // and say so. close() stops listening, destroys live sockets and ends the SSH connection — access ends now, not
 // when the client feels like disconnecting.
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { AgentError } from './errors';
+import { connectBastion, LOCAL_HIGH_WATER_MARK, type BastionSocket } from './tunnel-io';
 
 export interface BastionEndpoint {
   host: string;
@@ -94,7 +95,7 @@ function keyBlob(line: string): Buffer | undefined {
   return base64 ? Buffer.from(base64, 'base64') : undefined;
 }
 
-function connectSsh(options: TunnelOptions): Promise<Client> {
+function connectSsh(options: TunnelOptions): Promise<{ client: Client; io: BastionSocket }> {
   const { bastion } = options;
   return new Promise((resolve, reject) => {
     const client = new Client();
@@ -112,9 +113,9 @@ function connectSsh(options: TunnelOptions): Promise<Client> {
       fail(new AgentError('bastion_host_key_mismatch', `The server gave no host key for the bastion ${bastion.host}, so Stint cannot tell it from an impostor — not connecting. Ask your Stint administrator to set its hostKeys.`));
       return;
     }
-    // Our own socket, so Nagle is off on the SSH connection too (small request/response packets dominate psql).
-    const sock: Socket = tcpConnect({ host: bastion.host, port: bastion.port });
-    sock.setNoDelay(true);
+    // Our own socket: Nagle off (small request/response packets dominate psql), large reads, batched writes (tunnel-io.ts).
+    const io = connectBastion(bastion.host, bastion.port);
+    const sock = io.socket;
     sock.once('error', (cause: NodeJS.ErrnoException) => fail(new AgentError('bastion_unreachable', `The bastion ${bastion.host}:${bastion.port} cannot be reached (${cause.code ?? cause.message}).`, cause)));
     const config: ConnectConfig = {
       sock,
@@ -129,7 +130,7 @@ function connectSsh(options: TunnelOptions): Promise<Client> {
     client.once('ready', () => {
       if (settled) return;
       settled = true;
-      resolve(client);
+      resolve({ client, io });
     });
     client.once('error', (cause: Error & { level?: string }) => {
       if (hostKeyRejected) return fail(new AgentError('bastion_host_key_mismatch', `The bastion ${bastion.host} presented a host key Stint does not expect — not connecting.`, cause));
@@ -145,15 +146,15 @@ export async function openTunnel(options: TunnelOptions): Promise<Tunnel> {
   const emit = options.onEvent ?? (() => {});
   const sockets = new Set<Socket>();
   const channels = new Set<ClientChannel>();
-  const server = createServer({ noDelay: true });
+  const server = createServer({ noDelay: true, highWaterMark: LOCAL_HIGH_WATER_MARK });
   // Connect and bind at the same time: setup time is dominated by the SSH handshake.
   const [ssh, bound] = await Promise.allSettled([connectSsh(options), listenStable(server, options.preferredPort, options.fallbackPorts ?? 20)]);
   if (ssh.status === 'rejected' || bound.status === 'rejected') {
-    if (ssh.status === 'fulfilled') ssh.value.end();
+    if (ssh.status === 'fulfilled') ssh.value.client.end();
     if (server.listening) server.close();
     throw ssh.status === 'rejected' ? ssh.reason : (bound as PromiseRejectedResult).reason;
   }
-  const client = ssh.value;
+  const { client, io } = ssh.value;
   const { port, message } = bound.value;
   let isClosed = false;
   let resolveClosed!: (info: { unexpected: boolean; message?: string }) => void;
@@ -199,6 +200,10 @@ export async function openTunnel(options: TunnelOptions): Promise<Tunnel> {
       });
       channel.on('error', () => socket.destroy());
       socket.once('close', () => channel.destroy());
+      // Before pipe's own 'data' handlers: the packets of one bastion read reach the client in one writev, and the
+      // packets of one event-loop turn reach the bastion in one.
+      channel.prependListener('data', () => io.batchLocal(socket));
+      socket.prependListener('data', () => io.batchOut());
       socket.pipe(channel).pipe(socket);
     });
   });

@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';
@@ -9,18 +10,57 @@ import { generateGrantKey } from '../../agent/core/vault';
 
 let db: PostgresInstance;
 let sshd: SshdInstance;
+// A raw TCP target for the byte path: sends BLOB, then echoes whatever it gets.
+const BLOB = randomBytes(24 * 1024 * 1024);
+let blobServer: Server;
+let blobPort: number;
 const key = generateGrantKey();
 const otherKey = generateGrantKey();
 
 beforeAll(async () => {
   db = await startPostgres();
-  sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`] });
-  sshd.setAuthorizedKeys([`restrict,port-forwarding,permitopen="127.0.0.1:${db.port}",command="/usr/sbin/nologin" ${key.publicKey}`]);
+  blobServer = createServer((s) => {
+    s.on('error', () => {});
+    s.write(BLOB);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => blobServer.listen(0, '127.0.0.1', () => r()));
+  blobPort = (blobServer.address() as { port: number }).port;
+  sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`, `127.0.0.1:${blobPort}`] });
+  sshd.setAuthorizedKeys([`restrict,port-forwarding,permitopen="127.0.0.1:${db.port}",permitopen="127.0.0.1:${blobPort}",command="/usr/sbin/nologin" ${key.publicKey}`]);
 });
 afterAll(async () => {
   await sshd?.stop();
   await db?.stop();
+  blobServer?.close();
 });
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Connect through the tunnel, send `up`, and collect BLOB.length + up.length bytes; `stall` pauses reading a while. */
+function roundTrip(port: number, up: Buffer, stall = false): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let got = 0;
+    let stalled = false;
+    socket.on('connect', () => socket.write(up));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (stall && !stalled && got > BLOB.length / 3) {
+        stalled = true;
+        socket.pause();
+        setTimeout(() => socket.resume(), 300);
+      }
+      if (got >= BLOB.length + up.length) {
+        socket.destroy();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    socket.on('error', reject);
+  });
+}
 
 const bastion = () => ({ host: sshd.host, port: sshd.port, user: sshd.user, hostKeys: [sshd.hostKeyLine] });
 const target = () => ({ host: '127.0.0.1', port: db.port });
@@ -63,6 +103,21 @@ describe('tunnels through a real OpenSSH bastion to real PostgreSQL', () => {
     expect(await tunnel.closed).toEqual({ unexpected: false });
     expect(events.at(-1)).toEqual({ type: 'closed', unexpected: false });
   });
+
+  it('relays bulk bytes intact and in order, on several connections at once, a slow reader included', async () => {
+    const tunnel = await openTunnel({ bastion: bastion(), target: { host: '127.0.0.1', port: blobPort }, privateKey: key.privateKey, preferredPort: await freePort() });
+    try {
+      const ups = [randomBytes(3 * 1024 * 1024), randomBytes(1000), randomBytes(5 * 1024 * 1024)];
+      const results = await Promise.all(ups.map((up, i) => roundTrip(tunnel.port, up, i === 2)));
+      results.forEach((got, i) => {
+        expect(got.length).toBe(BLOB.length + ups[i]!.length);
+        expect(sha(got.subarray(0, BLOB.length))).toBe(sha(BLOB));
+        expect(sha(got.subarray(BLOB.length))).toBe(sha(ups[i]!));
+      });
+    } finally {
+      await tunnel.close();
+    }
+  }, 60_000);
 
   it('when the resource port is busy, uses the next free one and says so', async () => {
     const preferred = await freePort();
