@@ -3,10 +3,13 @@
 // source and sink), so this process does only what the agent does: run the tunnel.
 //   copy_ratio_vs_openssh  psql `COPY … TO STDOUT` MB/s through ours ÷ through OpenSSH   (target ≥ 1.0)
 //   raw_ratio_vs_openssh   raw TCP MB/s through ours ÷ through OpenSSH                   (target ≥ 1.0)
+//   pgbench_tps_ratio_vs_openssh   `pgbench -S`, 8 clients: tps through ours ÷ through OpenSSH   (target ≥ 1.0)
 //   setup_ms / openssh_setup_ms   start → first PostgreSQL byte (answer to an SSLRequest), median
+// The direct_* figures are the same measurements with no tunnel at all: the ceiling. Rounds are interleaved (ours,
+// OpenSSH, direct) so drift in machine load affects every side alike; medians over the rounds.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPostgres, PG_BIN } from '../dev/postgres';
 import { startSshd } from '../dev/sshd';
@@ -81,11 +84,20 @@ async function rawMbps(port: number, expectBytes: number): Promise<number> {
   return bytes / MB / (ms / 1000);
 }
 
+/** `pgbench -S` (select-only), 8 clients on 2 threads, for `seconds`: tps without the initial connection time. */
+async function pgbenchTps(port: number, db: { adminUser: string; adminPassword: string; database: string }, seconds: number): Promise<number> {
+  const out = await runChild(join(PG_BIN, 'pgbench'), ['-h', '127.0.0.1', '-p', String(port), '-U', db.adminUser, '-S', '-n', '-c', '8', '-j', '2', '-T', String(seconds), db.database], { ...process.env, PGPASSWORD: db.adminPassword });
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout);
+  if (out.code !== 0 || !tps) throw new Error(`pgbench failed: ${out.stderr || out.stdout}`);
+  return Number(tps[1]);
+}
+
 export default async function tunnelBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const copyMb = 200;
   const rawMb = opts.quick ? 200 : 400;
-  const rounds = opts.quick ? 2 : 4;
+  const rounds = opts.quick ? 3 : 4;
   const setupRounds = opts.quick ? 5 : 11;
+  const pgbenchSeconds = opts.quick ? 5 : 20;
   const ownRoot = !process.env[RUN_DIR_ENV];
   const root = runDir();
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -119,6 +131,12 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ExitOnForwardFailure=yes',
       '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', '-F', '/dev/null', `${sshd.user}@${sshd.host}`,
     ];
+    const directSetup: number[] = [];
+    for (let i = 0; i < setupRounds; i++) {
+      const t0 = performance.now();
+      await untilFirstPgByte(db.port);
+      directSetup.push(performance.now() - t0);
+    }
     const openssh: number[] = [];
     for (let i = 0; i < setupRounds; i++) {
       const port = await freePort();
@@ -150,29 +168,46 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       if (out.code !== 0) throw new Error(`psql failed: ${out.stderr}`);
       return copyMb / ((performance.now() - t0) / 1000);
     };
-    const copy = { ours: [] as number[], openssh: [] as number[], direct: [] as number[] };
-    const raw = { ours: [] as number[], openssh: [] as number[] };
-    // Interleaved, so drift in machine load affects both sides alike.
+    const init = await runChild(join(PG_BIN, 'pgbench'), ['-h', '127.0.0.1', '-p', String(db.port), '-U', db.adminUser, '-i', '-q', '-s', '1', db.database], { ...process.env, PGPASSWORD: db.adminPassword });
+    if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+
+    const sides = () => ({ ours: [] as number[], openssh: [] as number[], direct: [] as number[] });
+    const copy = sides();
+    const raw = sides();
+    const tps = sides();
     for (let i = 0; i < rounds; i++) {
       copy.ours.push(await copyMbps(ourPg.port));
       copy.openssh.push(await copyMbps(sshPgPort));
+      copy.direct.push(await copyMbps(db.port));
       raw.ours.push(await rawMbps(ourRaw.port, rawMb * MB));
       raw.openssh.push(await rawMbps(sshRawPort, rawMb * MB));
+      raw.direct.push(await rawMbps(sourcePort, rawMb * MB));
+      tps.ours.push(await pgbenchTps(ourPg.port, db, pgbenchSeconds));
+      tps.openssh.push(await pgbenchTps(sshPgPort, db, pgbenchSeconds));
+      tps.direct.push(await pgbenchTps(db.port, db, pgbenchSeconds));
     }
-    copy.direct.push(await copyMbps(db.port));
     const round2 = (n: number) => Math.round(n * 100) / 100;
     return {
       copy_ratio_vs_openssh: round2(median(copy.ours) / median(copy.openssh)),
       raw_ratio_vs_openssh: round2(median(raw.ours) / median(raw.openssh)),
+      pgbench_tps_ratio_vs_openssh: round2(median(tps.ours) / median(tps.openssh)),
       setup_ms: Math.round(median(ours)),
       openssh_setup_ms: Math.round(median(openssh)),
+      direct_setup_ms: round2(median(directSetup)),
       copy_mbps: Math.round(median(copy.ours)),
       openssh_copy_mbps: Math.round(median(copy.openssh)),
       direct_copy_mbps: Math.round(median(copy.direct)),
       raw_mbps: Math.round(median(raw.ours)),
       openssh_raw_mbps: Math.round(median(raw.openssh)),
+      direct_raw_mbps: Math.round(median(raw.direct)),
+      pgbench_tps: Math.round(median(tps.ours)),
+      openssh_pgbench_tps: Math.round(median(tps.openssh)),
+      direct_pgbench_tps: Math.round(median(tps.direct)),
       copy_mb: copyMb,
       raw_mb: rawMb,
+      pgbench_s: pgbenchSeconds,
+      rounds,
+      loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('/'),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) {
