@@ -22,7 +22,9 @@ export const BASTION_TOKEN = 'test-bastion-token-0123456789abcdef';
 /** A catalog that exercises every policy feature with the dev IdP's demo users. */
 export function testConfig(idp: { issuer: string; audience: string }, storageUrl: string, port = 0): ServerConfigInput {
   return {
-    server: { url: `http://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port }, heartbeatSeconds: 15 },
+    // Rate limits off: these servers take load generators and burst tests from a handful of users. The limits
+    // themselves are tested in test/security/rate-limits.test.ts; the demo (and the journeys on it) keeps the defaults.
+    server: { url: `http://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port }, heartbeatSeconds: 15, rateLimits: { read: 0, write: 0, proof: 0, public: 0 } },
     identity: { issuer: idp.issuer, audience: idp.audience, groupsClaim: 'groups', adminGroups: ['admins'], dev: true },
     storage: { url: storageUrl },
     bastions: { main: { host: '127.0.0.1', port: 22, user: 'stintbastion', token: BASTION_TOKEN, hostKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyForTestsOnly host'] } },

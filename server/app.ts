@@ -23,6 +23,7 @@ import { openApiDocument } from './http/openapi';
 import { userTokenGuard } from './http/access';
 import { sendProblem } from './http/problem';
 import { routerFor, type Route, type ServedRoute } from './http/router';
+import { rateLimitGuards } from './http/rate-limits';
 import { SseHub } from './http/sse';
 import { routeTable } from './http/table';
 
@@ -159,8 +160,10 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     stepUp: stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit }), bastion: bastion.routes,
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });
+  const limit = await rateLimitGuards(app, config.server.rateLimits);
   const served = router.serve(declared, {
     user: userTokenGuard(verifier, metrics),
+    limit,
     bastion: bastionTokenGuard(bastionTokens),
     // A non-admin calling an admin route is refused by the router, and audited the way the lifecycle audits it.
     refused: async (request, route, refusal) => {

@@ -139,6 +139,19 @@ export const BastionConfig = z.strictObject({
 });
 export type BastionConfig = z.output<typeof BastionConfig>;
 
+/** Calls per minute per caller, by class (0 turns a class off); see server/http/rate-limits.ts. */
+export const RateLimits = z.strictObject({
+  /** GETs of a signed-in user (the tray polls little: it follows the event stream). */
+  read: z.number().int().min(0).default(600),
+  /** Changes by a signed-in user: requests, approvals, ends, extensions. */
+  write: z.number().int().min(0).default(120),
+  /** Anything that checks or changes a proof or factor, or reveals a secret: step-up, factors, password reveal. */
+  proof: z.number().int().min(0).default(30),
+  /** Anonymous routes, per client IP: health, metrics, public metadata. */
+  public: z.number().int().min(0).default(300),
+});
+export type RateLimits = z.output<typeof RateLimits>;
+
 export const ServerConfig = z.strictObject({
   server: z.strictObject({
     url: z.url(),
@@ -148,6 +161,7 @@ export const ServerConfig = z.strictObject({
     trustedProxies: z.array(z.string()).default([]),
     bodyLimitBytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
     heartbeatSeconds: z.number().positive().default(15),
+    rateLimits: RateLimits.default(RateLimits.parse({})),
   }),
   identity: z.strictObject({
     issuer: z.url(),

@@ -101,6 +101,7 @@ const WORDS: Record<ProblemCode, Words> = {
   stepup_expired: is('The verification took too long and expired.', 'Run the command again.'),
   stepup_replayed: is('That code was already used.', 'Wait for the next code in your authenticator app (at most 30 seconds) and try again.'),
   stepup_wrong_action: is('That verification was for something else.', 'Run the command again.'),
+  rate_limited: (p) => ({ message: sentence(p.detail), next: 'Wait a minute, then try again.' }),
   stepup_locked: (p) => ({ message: `Too many wrong codes: one-time codes are locked${p.retryAfter ? ` until ${clock(p.retryAfter)}` : ''}.`, next: 'Wait until then, or verify with a passkey in the Stint app.' }),
   stepup_method_not_allowed: said('Use the Stint app (tray or web UI), which can use a passkey.'),
   stepup_no_credential: needsFactor,

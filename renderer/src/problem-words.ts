@@ -64,6 +64,7 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   stepup_expired: is('The confirmation took too long. Start again.'),
   stepup_replayed: is('That code was already used. Wait for your app’s next code.'),
   stepup_wrong_action: is('That confirmation was made for something else. Start again.'),
+  rate_limited: () => 'Too many tries in a short time. Wait a minute, then try again.',
   stepup_locked: (p) => `Too many wrong codes: codes are locked${p.retryAfter ? ` until ${formatWhen(p.retryAfter)}` : ' for a few minutes'}. You can still use a passkey if you have one.`,
   stepup_method_not_allowed: is('That way of confirming isn’t allowed for this action.'),
   stepup_no_credential: NEEDS_FACTOR,

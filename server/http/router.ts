@@ -11,8 +11,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { sendProblem } from './problem';
+import type { RateClass } from './rate-limits';
 
 export type Access = 'anonymous' | 'user' | 'admin' | 'bastion';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The declaration a route was served from: how the router recognises its own routes. */
+    declared?: Route;
+  }
+}
 
 /** An answer that is not a JSON body described by a schema (plain text, an event stream, an empty 204). */
 export interface Answer { description: string; type?: string; schema?: z.ZodType }
@@ -49,6 +57,8 @@ export interface Route {
   access: Access;
   /** What fresh proof the handler demands on top of the access (documentation; the handler checks it). */
   stepUp?: string;
+  /** The rate-limit class, when not the one its access and method imply (http/rate-limits.ts). */
+  rate?: RateClass;
   /** Admin routes: what the 403 says, and the action its audit row names (`refused.<action>`). */
   refusal?: { action: string; message: string; id?: 'grantId' | 'requestId' };
   doc: RouteDoc;
@@ -63,6 +73,8 @@ export interface Guards {
   user?: Guard;
   /** Verifies a bastion's token. */
   bastion?: Guard;
+  /** The rate-limit check for a route, if its class is limited (run after the caller is known). */
+  limit?: (route: Route) => Guard | undefined;
   /** Records a non-admin's call of an admin route before the router answers `refusal` (the audit row and metric). */
   refused?: (request: FastifyRequest, route: Route, refusal: AdminRefusal) => Promise<void>;
 }
@@ -86,7 +98,7 @@ export function routerFor(app: FastifyInstance): Router {
   const declared = new Set<Route>();
   const served: ServedRoute[] = [];
   app.addHook('onRoute', (options) => {
-    const route = (options.config as { declared?: Route } | undefined)?.declared;
+    const route = options.config?.declared;
     for (const method of [options.method].flat()) {
       const key = `${method} ${options.url}`;
       // HEAD routes are made by Fastify from their GET route, with its options and hooks.
@@ -123,7 +135,15 @@ export function serveRoutes(app: FastifyInstance, routes: readonly Route[], guar
 }
 
 /** The hooks a route's access asks for. A missing guard is a startup error, never a route served without a check. */
-function checksFor(route: Route, guards: Guards): { onRequest?: Guard; preHandler?: Guard } {
+function checksFor(route: Route, guards: Guards): { onRequest?: Guard; preHandler?: Guard[] } {
+  const access = accessChecks(route, guards);
+  // After the access check, so a signed-in caller is counted as themself and an anonymous one by address.
+  const limit = guards.limit?.(route);
+  const preHandler = [...(limit ? [limit] : []), ...(access.preHandler ? [access.preHandler] : [])];
+  return { ...(access.onRequest ? { onRequest: access.onRequest } : {}), ...(preHandler.length ? { preHandler } : {}) };
+}
+
+function accessChecks(route: Route, guards: Guards): { onRequest?: Guard; preHandler?: Guard } {
   const need = (guard: Guard | undefined, what: string): Guard => {
     if (!guard) throw new Error(`${route.method} ${route.url} is declared '${route.access}' but the router was given no ${what} check`);
     return guard;

@@ -33,6 +33,7 @@ export const PROBLEMS = {
   invalid_last_event_id: { status: 400, title: 'Invalid Last-Event-ID', userCanAct: false },
   route_not_found: { status: 404, title: 'No such route', userCanAct: false },
   internal: { status: 500, title: 'Internal error', userCanAct: false },
+  rate_limited: { status: 429, title: 'Too many calls', userCanAct: true },
   storage_unavailable: { status: 503, title: 'Storage unavailable', userCanAct: true },
   // ---- the grant server: who is asking (server/identity)
   token_missing: { status: 401, title: 'Sign-in required', userCanAct: true },
