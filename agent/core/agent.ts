@@ -3,30 +3,29 @@
 // change calls for. Local access ends at the deadline whatever the server does: the scheduler fires, the tunnel
 // closes, the secrets are wiped — the server is told afterwards if it can be reached.
 import { waitsForApprover } from '../../shared/domain/approvals';
-import type {
-  AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState, ConnectResult, LocalGrant, TunnelView,
-} from '../../shared/contract/agent';
+import type { AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState } from '../../shared/contract/agent';
 import { agentApi } from '../../shared/contract/agent';
-import type { AccessRequest, Connection, Grant, Resource } from '../../shared/contract/http';
+import type { AccessRequest, Resource } from '../../shared/contract/http';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import type { AgentCore } from './agent-core';
 import { toAgentProblem } from './agent-core';
 import { ApiClient } from './api-client';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
-import { psqlCommand, type ClientFiles } from './client-files';
+import type { ClientFiles } from './client-files';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
-import { DeadlineScheduler, type DeadlineEvent } from './deadlines';
+import { DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
 import { EventStream, type StreamStatus } from './event-stream';
+import { LocalAccess } from './local-access';
 import { notificationsFor } from './models';
 import type { SecretStore } from './secrets/secret-store';
 import type { SessionStatus, SessionUser } from './session';
 import type { SettingsStore } from './settings';
 import { checkSignInSettings } from './settings-check';
-import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
-import { Vault, generateGrantKey, type WipeReport } from './vault';
+import type { Tunnel, TunnelOptions } from './tunnels';
+import { Vault, type WipeReport } from './vault';
 
 /** What the agent needs from the OIDC session (agent/core/session.ts implements it). */
 export interface SessionLike {
@@ -63,20 +62,6 @@ export interface AgentOptions {
   onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
 }
 
-interface GrantRecord {
-  grant: Grant;
-  localState: 'active' | 'ended';
-  localEndsAt?: number;
-  warnedMinutes?: number;
-  tunnel?: Tunnel;
-  tunnelView?: TunnelView;
-  /** Where to connect (no password: that is in the vault). */
-  route?: { bastion: Connection['bastion']; target: Connection['target']; dbUser: string };
-  ending?: Promise<void>;
-}
-
-const KEEP_ENDED = 20;
-
 /** Requests only move forward (step-up → approval → approved → activated, or an end): the further one is newer. */
 function requestProgress(r: AccessRequest): number {
   if (r.state === 'pending_stepup') return 0;
@@ -92,10 +77,9 @@ export class Agent implements AgentCore {
   private readonly vault: Vault;
   private readonly scheduler: DeadlineScheduler;
   private readonly listeners = new Set<(event: AgentEvent) => void>();
-  private readonly grants = new Map<string, GrantRecord>();
+  private readonly access: LocalAccess;
   /** Requests made from this device that should connect as soon as they are approved. */
   private readonly autoConnect = new Set<string>();
-  private readonly activating = new Map<string, Promise<ConnectResult>>();
   /** Updates to my requests that arrived while their activation (tunnel) was still in progress: applied after it. */
   private readonly heldWhileActivating = new Map<string, AccessRequest>();
   private client?: ApiClient;
@@ -117,7 +101,14 @@ export class Agent implements AgentCore {
     this.options = options;
     this.clock = options.clock ?? systemClock;
     this.vault = new Vault({ secrets: options.secrets, clipboard: options.clipboard ?? noClipboard });
-    this.scheduler = new DeadlineScheduler({ clock: this.clock, onEvent: (e) => this.onDeadline(e) });
+    this.scheduler = new DeadlineScheduler({ clock: this.clock, onEvent: (e) => this.access.onDeadline(e) });
+    this.access = new LocalAccess({
+      clock: this.clock, vault: this.vault, scheduler: this.scheduler, settings: options.settings, server: () => this.api_(),
+      ...(options.clientFiles ? { clientFiles: options.clientFiles } : {}),
+      ...(options.openTunnel ? { openTunnel: options.openTunnel } : {}),
+      ...(options.onEnded ? { onEnded: options.onEnded } : {}),
+      publish: () => this.publish(), problem: (error) => this.problem(error),
+    });
     this.api = this.handlers();
   }
 
@@ -157,7 +148,7 @@ export class Agent implements AgentCore {
     this.disposed = true;
     this.stream?.stop();
     this.scheduler.stop();
-    await Promise.all([...this.grants.keys()].map((id) => this.endLocal(id, 'quit')));
+    await this.access.endAll('quit');
     this.listeners.clear();
   }
 
@@ -172,18 +163,7 @@ export class Agent implements AgentCore {
   private build(): AgentState {
     const s = this.options.session.status;
     const settings = this.options.settings.get();
-    const grants: LocalGrant[] = [...this.grants.values()].map((r) => {
-      const resource = this.resources.find((x) => x.id === r.grant.resourceId);
-      const localEndsAt = r.localState === 'active' ? (this.scheduler.localEndsAt(r.grant.id) ?? r.localEndsAt ?? this.clock.now()) : (r.localEndsAt ?? this.clock.now());
-      return {
-        grant: r.grant,
-        ...(resource ? { resourceName: resource.name, environment: resource.environment } : {}),
-        localEndsAt: new Date(localEndsAt).toISOString(),
-        localState: r.localState,
-        ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}),
-        ...(r.tunnelView ? { tunnel: r.tunnelView } : {}),
-      };
-    });
+    const grants = this.access.views(this.resources);
     return {
       version: this.version,
       session: s.status === 'signed_in'
@@ -280,15 +260,15 @@ export class Agent implements AgentCore {
       me.approver ? api.requests('approver') : Promise.resolve([] as AccessRequest[]),
     ]);
     this.resources = resources;
-    const kept = new Map([...this.requests].filter(([id, r]) => this.activating.has(id) || before.get(id) !== r));
+    const kept = new Map([...this.requests].filter(([id, r]) => this.access.isActivating(id) || before.get(id) !== r));
     this.requests = new Map(kept);
     for (const request of mine) {
       const local = kept.get(request.id);
-      if (local && (this.activating.has(request.id) || requestProgress(local) >= requestProgress(request))) continue;
+      if (local && (this.access.isActivating(request.id) || requestProgress(local) >= requestProgress(request))) continue;
       this.applyRequest(request);
     }
     this.approvals = new Map(asked.filter((r) => this.waitsForMe(r)).map((r) => [r.id, r]));
-    for (const grant of grants) this.applyGrant(grant, false);
+    for (const grant of grants) this.access.applyGrant(grant, false);
     if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';
     this.publish();
   }
@@ -328,7 +308,7 @@ export class Agent implements AgentCore {
         this.approvals.delete(event.requestId);
         break;
       case 'grant.updated':
-        this.applyGrant(event.grant, true);
+        this.access.applyGrant(event.grant, true);
         break;
       case 'breakglass.used':
         break;
@@ -374,7 +354,7 @@ export class Agent implements AgentCore {
         this.heldWhileActivating.delete(request.id);
         return held;
       };
-      void this.activate(request.id).then(
+      void this.access.activate(request.id).then(
         (connection) => { this.requests.set(request.id, { ...latest(), grantId: connection.grantId }); this.publish(); },
         (error) => { this.requests.set(request.id, latest()); this.publish(); this.problem(error); },
       );
@@ -382,179 +362,11 @@ export class Agent implements AgentCore {
     }
     // The server's own "activated" update can arrive before our tunnel is open; showing it now would announce
     // "approved" without the address. Hold it until the activation above finishes.
-    if (request.state === 'approved' && this.activating.has(request.id) && this.requests.get(request.id)?.state !== 'approved') {
+    if (request.state === 'approved' && this.access.isActivating(request.id) && this.requests.get(request.id)?.state !== 'approved') {
       this.heldWhileActivating.set(request.id, request);
       return;
     }
     this.requests.set(request.id, request);
-  }
-
-  private applyGrant(grant: Grant, fromEvent: boolean): void {
-    const record = this.grants.get(grant.id);
-    if (grant.state !== 'active') {
-      if (record) {
-        record.grant = grant;
-        if (record.localState === 'active') void this.endLocal(grant.id, grant.state);
-      } else if (fromEvent) {
-        this.grants.set(grant.id, { grant, localState: 'ended', localEndsAt: this.clock.now() });
-      }
-      return;
-    }
-    if (record?.localState === 'ended') return; // ended locally: a late or stale "active" never reopens it
-    if (record) record.grant = grant;
-    else this.grants.set(grant.id, { grant, localState: 'active' });
-    this.scheduler.track(grant.id, Date.parse(grant.endsAt), { startsAtMs: Date.parse(grant.startsAt) });
-  }
-
-  // ---------- deadlines and ending ----------
-
-  private onDeadline(event: DeadlineEvent): void {
-    const record = this.grants.get(event.id);
-    if (!record) return;
-    if (event.type === 'warning') {
-      record.warnedMinutes = Math.round(event.thresholdMs / 60_000);
-      this.publish();
-      return;
-    }
-    void this.endLocal(event.id, 'deadline');
-  }
-
-  /** End local access now: stop listening, destroy sockets, end SSH, wipe secrets. Idempotent. */
-  private endLocal(grantId: string, reason: string): Promise<void> {
-    const record = this.grants.get(grantId);
-    if (!record) return Promise.resolve();
-    if (record.ending) return record.ending;
-    const endsAt = this.scheduler.localEndsAt(grantId);
-    this.scheduler.untrack(grantId);
-    record.localState = 'ended';
-    record.localEndsAt = Math.min(endsAt ?? this.clock.now(), this.clock.now());
-    const tunnel = record.tunnel;
-    record.tunnel = undefined;
-    if (record.tunnelView) record.tunnelView = { ...record.tunnelView, status: 'closed', connections: 0 };
-    record.ending = (async () => {
-      // close() stops listening and destroys live sockets synchronously; ending the SSH connection politely may
-      // take a round trip more, which access does not wait for.
-      const sshEnded = tunnel?.close();
-      const [wipe] = await Promise.all([this.vault.wipe(grantId), this.options.clientFiles?.wipe(grantId).catch((error) => this.problem(error))]);
-      void sshEnded?.catch(() => {});
-      this.pruneEnded();
-      this.publish();
-      this.options.onEnded?.({ grantId, reason, wipe });
-    })();
-    return record.ending;
-  }
-
-  private pruneEnded(): void {
-    const ended = [...this.grants.values()].filter((r) => r.localState === 'ended');
-    for (const r of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.grants.delete(r.grant.id);
-  }
-
-  // ---------- activation and tunnels ----------
-
-  private activate(requestId: string): Promise<ConnectResult> {
-    const running = this.activating.get(requestId);
-    if (running) return running;
-    const work = (async () => {
-      const key = generateGrantKey();
-      let result;
-      try {
-        result = await this.api_().activate(requestId, key.publicKey);
-      } catch (error) {
-        key.privateKey.fill(0);
-        throw error;
-      }
-      const { grant, connection } = result;
-      // The keychain write and the SSH handshake overlap: both must succeed before the user gets the connection.
-      const stored = this.vault.put(grant.id, { dbUser: connection.dbUser, dbPassword: connection.dbPassword, privateKey: key.privateKey, publicKey: key.publicKey });
-      stored.catch(() => {});
-      this.applyGrant(grant, false);
-      const record = this.grants.get(grant.id)!;
-      record.route = { bastion: connection.bastion, target: connection.target, dbUser: connection.dbUser };
-      let opened: ConnectResult;
-      try {
-        opened = await this.openFor(grant.id);
-      } catch (error) {
-        await stored.catch(() => {});
-        throw error; // the grant stays active with its secrets: "Connect" can try again
-      }
-      try {
-        await stored;
-      } catch (error) {
-        await this.endLocal(grant.id, 'keychain');
-        throw error;
-      }
-      return opened;
-    })().finally(() => this.activating.delete(requestId));
-    this.activating.set(requestId, work);
-    return work;
-  }
-
-  private async openFor(grantId: string): Promise<ConnectResult> {
-    const record = this.grants.get(grantId);
-    if (!record || record.localState !== 'active') throw new AgentError('not_found', 'This access has ended.');
-    const secrets = this.vault.get(grantId);
-    if (!secrets || !record.route) {
-      throw new AgentError('not_found', 'The keys for this access are gone (Stint restarted since it was activated). End it and request access again.');
-    }
-    const route = record.route;
-    const result = (tunnel: Tunnel): ConnectResult => ({
-      grantId, host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser,
-      ...(tunnel.message ? { message: tunnel.message } : {}),
-    });
-    if (record.tunnel && !record.tunnel.isClosed) return result(record.tunnel);
-    const preferredPort = portFor(record.grant.resourceId, this.options.settings.get().ports);
-    record.tunnelView = { status: 'opening', host: '127.0.0.1', preferredPort, connections: 0 };
-    this.publish();
-    let tunnel: Tunnel;
-    try {
-      tunnel = await (this.options.openTunnel ?? openTunnel)({
-        bastion: route.bastion,
-        target: { host: route.target.host, port: route.target.port },
-        privateKey: secrets.privateKey,
-        preferredPort,
-        onEvent: (event) => {
-          if (!record.tunnelView || record.tunnel !== tunnel) return;
-          if (event.type === 'connections') record.tunnelView = { ...record.tunnelView, connections: event.count };
-          else if (event.type === 'forward_failed') this.problem(new AgentError('tunnel_failed', event.message));
-          else if (event.type === 'closed' && event.unexpected) {
-            record.tunnel = undefined;
-            record.tunnelView = { ...record.tunnelView, status: 'failed', connections: 0, ...(event.message ? { message: event.message } : {}) };
-          }
-          this.publish();
-        },
-      });
-    } catch (error) {
-      record.tunnelView = { status: 'failed', host: '127.0.0.1', preferredPort, connections: 0, message: isAgentError(error) ? error.message : 'The tunnel could not be opened.' };
-      this.publish();
-      throw error;
-    }
-    if (record.localState !== 'active') {
-      // The deadline passed while we were connecting.
-      await tunnel.close();
-      throw new AgentError('not_found', 'This access has ended.');
-    }
-    const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
-    let psql: string | undefined;
-    try {
-      const passfile = await this.options.clientFiles?.writePgpass(grantId, { ...target, password: secrets.dbPassword });
-      if (passfile) psql = psqlCommand(target, passfile);
-    } catch (error) {
-      this.problem(new AgentError('launcher_failed', `The psql password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
-    }
-    if (record.localState !== 'active') {
-      // The access ended while the file was written: its wipe may have run before the write.
-      await tunnel.close();
-      await this.options.clientFiles?.wipe(grantId);
-      throw new AgentError('not_found', 'This access has ended.');
-    }
-    record.tunnel = tunnel;
-    record.tunnelView = {
-      status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
-      ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),
-    };
-    this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
-    this.publish();
-    return result(tunnel);
   }
 
   private signedIn(): void {
@@ -592,10 +404,10 @@ export class Agent implements AgentCore {
       signOut: async () => {
         this.stream?.stop();
         this.stream = undefined;
-        await Promise.all([...this.grants.keys()].map((id) => this.endLocal(id, 'sign-out')));
+        await this.access.endAll('sign-out');
         await this.vault.wipeAll();
         await this.options.session.signOut();
-        this.grants.clear();
+        this.access.clear();
         this.requests.clear();
         this.approvals.clear();
         this.resources = [];
@@ -614,10 +426,10 @@ export class Agent implements AgentCore {
         const { connect, ...body } = parse('createRequest', input);
         const { request, grant } = await this.api_().createRequest(body);
         this.requests.set(request.id, request);
-        if (grant) this.applyGrant(grant, false);
+        if (grant) this.access.applyGrant(grant, false);
         this.publish();
         if (request.state === 'approved' && connect && !grant) {
-          const connection = await this.activate(request.id);
+          const connection = await this.access.activate(request.id);
           const activated = { ...request, grantId: connection.grantId };
           this.requests.set(request.id, activated);
           this.publish();
@@ -671,7 +483,7 @@ export class Agent implements AgentCore {
       },
       connect: async (input) => {
         const { grantId } = parse('connect', input);
-        return this.openFor(grantId);
+        return this.access.openFor(grantId);
       },
       connectionUri: async (input) => {
         const { grantId } = parse('connectionUri', input);
@@ -681,12 +493,11 @@ export class Agent implements AgentCore {
       },
       revealPassword: async (input) => {
         const { grantId } = parse('revealPassword', input);
-        const record = this.grants.get(grantId);
         const secrets = this.vault.get(grantId);
-        if (!record || record.localState !== 'active' || !secrets) throw new AgentError('not_found', 'This access has ended: its password no longer works.');
+        if (!this.access.isActive(grantId) || !secrets) throw new AgentError('not_found', 'This access has ended: its password no longer works.');
         // Audited before it is shown: with no server to record it, the password stays hidden (psql needs no password).
         await this.api_().recordPasswordReveal(grantId);
-        return { password: secrets.dbPassword, user: secrets.dbUser, endsAt: new Date(this.scheduler.localEndsAt(grantId) ?? record.localEndsAt ?? this.clock.now()).toISOString() };
+        return { password: secrets.dbPassword, user: secrets.dbUser, endsAt: new Date(this.access.localEndsAt(grantId)).toISOString() };
       },
       copyConnectionUri: async (input) => {
         const { grantId } = parse('copyConnectionUri', input);
@@ -695,11 +506,11 @@ export class Agent implements AgentCore {
       },
       openPsql: async (input) => {
         const { grantId } = parse('openPsql', input);
-        const connection = await this.openFor(grantId);
+        const connection = await this.access.openFor(grantId);
         const secrets = this.vault.get(grantId);
         if (!secrets?.uri) throw new AgentError('not_found', 'There is no open connection for this access.');
         // Where no terminal can be opened, say exactly what to run instead.
-        const instead = this.grants.get(grantId)?.tunnelView?.psql;
+        const instead = this.access.psql(grantId);
         const insteadText = instead ? ` Run this in a terminal instead: ${instead}` : ' Copy the connection URI instead.';
         if (!this.options.launcher) throw new AgentError('launcher_failed', `This Stint host cannot open a terminal.${insteadText}`);
         try {
@@ -713,21 +524,16 @@ export class Agent implements AgentCore {
       extend: async (input) => {
         const { grantId, durationSeconds, reason } = parse('extend', input);
         const out = await this.api_().extend(grantId, { durationSeconds, ...(reason ? { reason } : {}) });
-        this.applyGrant(out.grant, false);
+        this.access.applyGrant(out.grant, false);
         if (out.request) this.requests.set(out.request.id, out.request);
         this.publish();
         return { grant: out.grant, ...(out.request ? { request: out.request } : {}) };
       },
       release: async (input) => {
         const { grantId } = parse('release', input);
-        // Local access ends first, whether or not the server can be told. Marked released so that ending it
-        // yourself does not notify you that it ended.
-        const local = this.grants.get(grantId);
-        if (local?.localState === 'active') local.grant = { ...local.grant, state: 'released' };
-        await this.endLocal(grantId, 'released');
+        await this.access.release(grantId);
         const grant = await this.api_().release(grantId);
-        const record = this.grants.get(grantId);
-        if (record) record.grant = grant;
+        this.access.serverSaid(grant);
         this.publish();
         return { grant };
       },

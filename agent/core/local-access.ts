@@ -1,0 +1,288 @@
+// Local access to grants: what this computer holds for each grant (its deadline, tunnel, where to connect) and the
+// acts on it — activation, opening the tunnel, ending it. Local access ends at the deadline whatever the server
+// does: the scheduler fires, the tunnel closes, the secrets are wiped — the server is told afterwards if it can be
+// reached.
+import type { ConnectResult, LocalGrant, TunnelView } from '../../shared/contract/agent';
+import type { Connection, Grant, Resource } from '../../shared/contract/http';
+import type { ApiClient } from './api-client';
+import { psqlCommand, type ClientFiles } from './client-files';
+import type { Clock } from './clock';
+import type { DeadlineEvent, DeadlineScheduler } from './deadlines';
+import { AgentError, isAgentError } from './errors';
+import type { SettingsStore } from './settings';
+import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
+import { generateGrantKey, type Vault, type WipeReport } from './vault';
+
+interface GrantRecord {
+  grant: Grant;
+  localState: 'active' | 'ended';
+  localEndsAt?: number;
+  warnedMinutes?: number;
+  tunnel?: Tunnel;
+  tunnelView?: TunnelView;
+  /** Where to connect (no password: that is in the vault). */
+  route?: { bastion: Connection['bastion']; target: Connection['target']; dbUser: string };
+  ending?: Promise<void>;
+}
+
+const KEEP_ENDED = 20;
+
+export interface LocalAccessOptions {
+  clock: Clock;
+  vault: Vault;
+  scheduler: DeadlineScheduler;
+  settings: SettingsStore;
+  /** The grant server, for activation. */
+  server: () => Pick<ApiClient, 'activate'>;
+  clientFiles?: ClientFiles;
+  openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
+  onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
+  /** Something the published state shows has changed. */
+  publish: () => void;
+  /** A failure in the background, for the shells to show. */
+  problem: (error: unknown) => void;
+}
+
+export class LocalAccess {
+  private readonly options: LocalAccessOptions;
+  private readonly clock: Clock;
+  private readonly vault: Vault;
+  private readonly scheduler: DeadlineScheduler;
+  private readonly grants = new Map<string, GrantRecord>();
+  private readonly activating = new Map<string, Promise<ConnectResult>>();
+
+  constructor(options: LocalAccessOptions) {
+    this.options = options;
+    this.clock = options.clock;
+    this.vault = options.vault;
+    this.scheduler = options.scheduler;
+  }
+
+  /** The grants as the published state shows them. */
+  views(resources: Resource[]): LocalGrant[] {
+    return [...this.grants.values()].map((r) => {
+      const resource = resources.find((x) => x.id === r.grant.resourceId);
+      const localEndsAt = r.localState === 'active' ? (this.scheduler.localEndsAt(r.grant.id) ?? r.localEndsAt ?? this.clock.now()) : (r.localEndsAt ?? this.clock.now());
+      return {
+        grant: r.grant,
+        ...(resource ? { resourceName: resource.name, environment: resource.environment } : {}),
+        localEndsAt: new Date(localEndsAt).toISOString(),
+        localState: r.localState,
+        ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}),
+        ...(r.tunnelView ? { tunnel: r.tunnelView } : {}),
+      };
+    });
+  }
+
+  /** An activation of this request is still running (its tunnel is not open yet). */
+  isActivating(requestId: string): boolean {
+    return this.activating.has(requestId);
+  }
+
+  /** Local access to this grant has not ended. */
+  isActive(grantId: string): boolean {
+    return this.grants.get(grantId)?.localState === 'active';
+  }
+
+  /** When local access to this grant ends, on this computer's wall clock (ms). */
+  localEndsAt(grantId: string): number {
+    return this.scheduler.localEndsAt(grantId) ?? this.grants.get(grantId)?.localEndsAt ?? this.clock.now();
+  }
+
+  /** The psql command for this grant's open tunnel, if any. */
+  psql(grantId: string): string | undefined {
+    return this.grants.get(grantId)?.tunnelView?.psql;
+  }
+
+  applyGrant(grant: Grant, fromEvent: boolean): void {
+    const record = this.grants.get(grant.id);
+    if (grant.state !== 'active') {
+      if (record) {
+        record.grant = grant;
+        if (record.localState === 'active') void this.endLocal(grant.id, grant.state);
+      } else if (fromEvent) {
+        this.grants.set(grant.id, { grant, localState: 'ended', localEndsAt: this.clock.now() });
+      }
+      return;
+    }
+    if (record?.localState === 'ended') return; // ended locally: a late or stale "active" never reopens it
+    if (record) record.grant = grant;
+    else this.grants.set(grant.id, { grant, localState: 'active' });
+    this.scheduler.track(grant.id, Date.parse(grant.endsAt), { startsAtMs: Date.parse(grant.startsAt) });
+  }
+
+  /** End it yourself: local access ends first, whether or not the server can be told. */
+  async release(grantId: string): Promise<void> {
+    // Marked released so that ending it yourself does not notify you that it ended.
+    const local = this.grants.get(grantId);
+    if (local?.localState === 'active') local.grant = { ...local.grant, state: 'released' };
+    await this.endLocal(grantId, 'released');
+  }
+
+  /** What the server says of a grant that has ended here (the answer to a release). */
+  serverSaid(grant: Grant): void {
+    const record = this.grants.get(grant.id);
+    if (record) record.grant = grant;
+  }
+
+  // ---------- deadlines and ending ----------
+
+  onDeadline(event: DeadlineEvent): void {
+    const record = this.grants.get(event.id);
+    if (!record) return;
+    if (event.type === 'warning') {
+      record.warnedMinutes = Math.round(event.thresholdMs / 60_000);
+      this.options.publish();
+      return;
+    }
+    void this.endLocal(event.id, 'deadline');
+  }
+
+  /** End every local access (quit, sign-out). */
+  async endAll(reason: string): Promise<void> {
+    await Promise.all([...this.grants.keys()].map((id) => this.endLocal(id, reason)));
+  }
+
+  /** Forget every grant (after endAll, at sign-out). */
+  clear(): void {
+    this.grants.clear();
+  }
+
+  /** End local access now: stop listening, destroy sockets, end SSH, wipe secrets. Idempotent. */
+  endLocal(grantId: string, reason: string): Promise<void> {
+    const record = this.grants.get(grantId);
+    if (!record) return Promise.resolve();
+    if (record.ending) return record.ending;
+    const endsAt = this.scheduler.localEndsAt(grantId);
+    this.scheduler.untrack(grantId);
+    record.localState = 'ended';
+    record.localEndsAt = Math.min(endsAt ?? this.clock.now(), this.clock.now());
+    const tunnel = record.tunnel;
+    record.tunnel = undefined;
+    if (record.tunnelView) record.tunnelView = { ...record.tunnelView, status: 'closed', connections: 0 };
+    record.ending = (async () => {
+      // close() stops listening and destroys live sockets synchronously; ending the SSH connection politely may
+      // take a round trip more, which access does not wait for.
+      const sshEnded = tunnel?.close();
+      const [wipe] = await Promise.all([this.vault.wipe(grantId), this.options.clientFiles?.wipe(grantId).catch((error) => this.options.problem(error))]);
+      void sshEnded?.catch(() => {});
+      this.pruneEnded();
+      this.options.publish();
+      this.options.onEnded?.({ grantId, reason, wipe });
+    })();
+    return record.ending;
+  }
+
+  private pruneEnded(): void {
+    const ended = [...this.grants.values()].filter((r) => r.localState === 'ended');
+    for (const r of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.grants.delete(r.grant.id);
+  }
+
+  // ---------- activation and tunnels ----------
+
+  activate(requestId: string): Promise<ConnectResult> {
+    const running = this.activating.get(requestId);
+    if (running) return running;
+    const work = (async () => {
+      const key = generateGrantKey();
+      let result;
+      try {
+        result = await this.options.server().activate(requestId, key.publicKey);
+      } catch (error) {
+        key.privateKey.fill(0);
+        throw error;
+      }
+      const { grant, connection } = result;
+      // The keychain write and the SSH handshake overlap: both must succeed before the user gets the connection.
+      const stored = this.vault.put(grant.id, { dbUser: connection.dbUser, dbPassword: connection.dbPassword, privateKey: key.privateKey, publicKey: key.publicKey });
+      stored.catch(() => {});
+      this.applyGrant(grant, false);
+      const record = this.grants.get(grant.id)!;
+      record.route = { bastion: connection.bastion, target: connection.target, dbUser: connection.dbUser };
+      let opened: ConnectResult;
+      try {
+        opened = await this.openFor(grant.id);
+      } catch (error) {
+        await stored.catch(() => {});
+        throw error; // the grant stays active with its secrets: "Connect" can try again
+      }
+      try {
+        await stored;
+      } catch (error) {
+        await this.endLocal(grant.id, 'keychain');
+        throw error;
+      }
+      return opened;
+    })().finally(() => this.activating.delete(requestId));
+    this.activating.set(requestId, work);
+    return work;
+  }
+
+  async openFor(grantId: string): Promise<ConnectResult> {
+    const record = this.grants.get(grantId);
+    if (!record || record.localState !== 'active') throw new AgentError('not_found', 'This access has ended.');
+    const secrets = this.vault.get(grantId);
+    if (!secrets || !record.route) {
+      throw new AgentError('not_found', 'The keys for this access are gone (Stint restarted since it was activated). End it and request access again.');
+    }
+    const route = record.route;
+    const result = (tunnel: Tunnel): ConnectResult => ({
+      grantId, host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser,
+      ...(tunnel.message ? { message: tunnel.message } : {}),
+    });
+    if (record.tunnel && !record.tunnel.isClosed) return result(record.tunnel);
+    const preferredPort = portFor(record.grant.resourceId, this.options.settings.get().ports);
+    record.tunnelView = { status: 'opening', host: '127.0.0.1', preferredPort, connections: 0 };
+    this.options.publish();
+    let tunnel: Tunnel;
+    try {
+      tunnel = await (this.options.openTunnel ?? openTunnel)({
+        bastion: route.bastion,
+        target: { host: route.target.host, port: route.target.port },
+        privateKey: secrets.privateKey,
+        preferredPort,
+        onEvent: (event) => {
+          if (!record.tunnelView || record.tunnel !== tunnel) return;
+          if (event.type === 'connections') record.tunnelView = { ...record.tunnelView, connections: event.count };
+          else if (event.type === 'forward_failed') this.options.problem(new AgentError('tunnel_failed', event.message));
+          else if (event.type === 'closed' && event.unexpected) {
+            record.tunnel = undefined;
+            record.tunnelView = { ...record.tunnelView, status: 'failed', connections: 0, ...(event.message ? { message: event.message } : {}) };
+          }
+          this.options.publish();
+        },
+      });
+    } catch (error) {
+      record.tunnelView = { status: 'failed', host: '127.0.0.1', preferredPort, connections: 0, message: isAgentError(error) ? error.message : 'The tunnel could not be opened.' };
+      this.options.publish();
+      throw error;
+    }
+    if (record.localState !== 'active') {
+      // The deadline passed while we were connecting.
+      await tunnel.close();
+      throw new AgentError('not_found', 'This access has ended.');
+    }
+    const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
+    let psql: string | undefined;
+    try {
+      const passfile = await this.options.clientFiles?.writePgpass(grantId, { ...target, password: secrets.dbPassword });
+      if (passfile) psql = psqlCommand(target, passfile);
+    } catch (error) {
+      this.options.problem(new AgentError('launcher_failed', `The psql password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
+    }
+    if (record.localState !== 'active') {
+      // The access ended while the file was written: its wipe may have run before the write.
+      await tunnel.close();
+      await this.options.clientFiles?.wipe(grantId);
+      throw new AgentError('not_found', 'This access has ended.');
+    }
+    record.tunnel = tunnel;
+    record.tunnelView = {
+      status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
+      ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),
+    };
+    this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
+    this.options.publish();
+    return result(tunnel);
+  }
+}
