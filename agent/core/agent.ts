@@ -2,7 +2,6 @@
 // One observable snapshot (AgentState) is rebuilt on every change and published with the notifications that the
 // change calls for. Local access ends at the deadline whatever the server does: the scheduler fires, the tunnel
 // closes, the secrets are wiped — the server is told afterwards if it can be reached.
-import { waitsForApprover } from '../../shared/domain/approvals';
 import type { AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState } from '../../shared/contract/agent';
 import { agentApi } from '../../shared/contract/agent';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
@@ -19,6 +18,7 @@ import { DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
 import { EventStream, type StreamStatus } from './event-stream';
 import { LocalAccess } from './local-access';
+import { Requests } from './requests';
 import { notificationsFor } from './models';
 import type { SecretStore } from './secrets/secret-store';
 import type { SessionStatus, SessionUser } from './session';
@@ -62,14 +62,6 @@ export interface AgentOptions {
   onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
 }
 
-/** Requests only move forward (step-up → approval → approved → activated, or an end): the further one is newer. */
-function requestProgress(r: AccessRequest): number {
-  if (r.state === 'pending_stepup') return 0;
-  if (r.state === 'pending_approval') return 1;
-  if (r.state === 'approved') return r.grantId ? 3 : 2;
-  return 4;
-}
-
 export class Agent implements AgentCore {
   readonly api: AgentApiHandlers;
   private readonly options: AgentOptions;
@@ -78,21 +70,14 @@ export class Agent implements AgentCore {
   private readonly scheduler: DeadlineScheduler;
   private readonly listeners = new Set<(event: AgentEvent) => void>();
   private readonly access: LocalAccess;
-  /** Requests made from this device that should connect as soon as they are approved. */
-  private readonly autoConnect = new Set<string>();
-  /** Updates to my requests that arrived while their activation (tunnel) was still in progress: applied after it. */
-  private readonly heldWhileActivating = new Map<string, AccessRequest>();
+  private readonly requests: Requests;
   private client?: ApiClient;
   private stream?: EventStream;
   private version = 0;
   private snapshot?: AgentState;
   private resources: Resource[] = [];
-  private requests = new Map<string, AccessRequest>();
-  private approvals = new Map<string, AccessRequest>();
   private approver = false;
   private admin = false;
-  /** My groups as the server sees them (from /v1/me): which approval slots I can still fill. */
-  private myGroups: string[] | undefined;
   private serverStatus: StreamStatus = 'offline';
   private serverMessage?: string;
   private disposed = false;
@@ -108,6 +93,9 @@ export class Agent implements AgentCore {
       ...(options.openTunnel ? { openTunnel: options.openTunnel } : {}),
       ...(options.onEnded ? { onEnded: options.onEnded } : {}),
       publish: () => this.publish(), problem: (error) => this.problem(error),
+    });
+    this.requests = new Requests({
+      session: options.session, activation: this.access, publish: () => this.publish(), problem: (error) => this.problem(error),
     });
     this.api = this.handlers();
   }
@@ -176,8 +164,8 @@ export class Agent implements AgentCore {
         clockOffsetMs: this.scheduler.clockOffsetMs,
       },
       resources: this.resources,
-      requests: [...this.requests.values()],
-      approvals: [...this.approvals.values()],
+      requests: this.requests.mine(),
+      approvals: this.requests.waitingForMe(),
       grants,
     };
   }
@@ -246,13 +234,11 @@ export class Agent implements AgentCore {
 
   private async reload(): Promise<void> {
     const api = this.api_();
-    // What was known before the fetch: anything set while it runs (a request just created, an event) is at least as
-    // fresh as the lists fetched, which must not erase it.
-    const before = new Map(this.requests);
+    const takeIn = this.requests.reloading();
     const me = await api.me();
     this.approver = me.approver;
     this.admin = me.admin;
-    this.myGroups = me.groups;
+    this.requests.setGroups(me.groups);
     const [resources, mine, grants, asked] = await Promise.all([
       api.resources(),
       api.requests('mine'),
@@ -260,14 +246,7 @@ export class Agent implements AgentCore {
       me.approver ? api.requests('approver') : Promise.resolve([] as AccessRequest[]),
     ]);
     this.resources = resources;
-    const kept = new Map([...this.requests].filter(([id, r]) => this.access.isActivating(id) || before.get(id) !== r));
-    this.requests = new Map(kept);
-    for (const request of mine) {
-      const local = kept.get(request.id);
-      if (local && (this.access.isActivating(request.id) || requestProgress(local) >= requestProgress(request))) continue;
-      this.applyRequest(request);
-    }
-    this.approvals = new Map(asked.filter((r) => this.waitsForMe(r)).map((r) => [r.id, r]));
+    takeIn(mine, asked);
     for (const grant of grants) this.access.applyGrant(grant, false);
     if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';
     this.publish();
@@ -299,13 +278,13 @@ export class Agent implements AgentCore {
     const event = envelope.event;
     switch (event.type) {
       case 'request.updated':
-        this.applyRequest(event.request);
+        this.requests.applyRequest(event.request);
         break;
       case 'approval.asked':
-        if (this.waitsForMe(event.request)) this.approvals.set(event.request.id, event.request);
+        this.requests.approvalAsked(event.request);
         break;
       case 'approval.withdrawn':
-        this.approvals.delete(event.requestId);
+        this.requests.approvalGone(event.requestId);
         break;
       case 'grant.updated':
         this.access.applyGrant(event.grant, true);
@@ -325,48 +304,6 @@ export class Agent implements AgentCore {
       }
     }
     this.publish();
-  }
-
-  /**
-   * "Needs you": still pending approval, not mine, not already approved by me, and a slot of one of my groups is
-   * still open (once bob fills the only dba slot, the request no longer waits for carol, also in dba).
-   */
-  private waitsForMe(request: AccessRequest): boolean {
-    const me = this.options.session.status;
-    return waitsForApprover(request, { ...(me.status === 'signed_in' ? { sub: me.user.sub } : {}), ...(this.myGroups ? { groups: this.myGroups } : {}) });
-  }
-
-  private applyRequest(request: AccessRequest): void {
-    const me = this.options.session.status;
-    const mine = me.status === 'signed_in' && request.requester === me.user.sub;
-    if (!mine) {
-      if (this.approvals.has(request.id)) {
-        if (this.waitsForMe(request)) this.approvals.set(request.id, request);
-        else this.approvals.delete(request.id);
-      }
-      return;
-    }
-    if (request.state === 'approved' && this.autoConnect.has(request.id) && !request.grantId) {
-      this.autoConnect.delete(request.id);
-      // The snapshot shows "approved" only once the tunnel is open, so the notification can say where.
-      const latest = () => {
-        const held = this.heldWhileActivating.get(request.id) ?? request;
-        this.heldWhileActivating.delete(request.id);
-        return held;
-      };
-      void this.access.activate(request.id).then(
-        (connection) => { this.requests.set(request.id, { ...latest(), grantId: connection.grantId }); this.publish(); },
-        (error) => { this.requests.set(request.id, latest()); this.publish(); this.problem(error); },
-      );
-      return;
-    }
-    // The server's own "activated" update can arrive before our tunnel is open; showing it now would announce
-    // "approved" without the address. Hold it until the activation above finishes.
-    if (request.state === 'approved' && this.access.isActivating(request.id) && this.requests.get(request.id)?.state !== 'approved') {
-      this.heldWhileActivating.set(request.id, request);
-      return;
-    }
-    this.requests.set(request.id, request);
   }
 
   private signedIn(): void {
@@ -409,7 +346,6 @@ export class Agent implements AgentCore {
         await this.options.session.signOut();
         this.access.clear();
         this.requests.clear();
-        this.approvals.clear();
         this.resources = [];
         this.client = undefined;
         this.serverStatus = 'offline';
@@ -425,39 +361,38 @@ export class Agent implements AgentCore {
         this.signedIn();
         const { connect, ...body } = parse('createRequest', input);
         const { request, grant } = await this.api_().createRequest(body);
-        this.requests.set(request.id, request);
+        this.requests.put(request);
         if (grant) this.access.applyGrant(grant, false);
         this.publish();
         if (request.state === 'approved' && connect && !grant) {
           const connection = await this.access.activate(request.id);
           const activated = { ...request, grantId: connection.grantId };
-          this.requests.set(request.id, activated);
+          this.requests.put(activated);
           this.publish();
           return { request: activated, connection };
         }
-        if (connect && (request.state === 'pending_approval' || request.state === 'pending_stepup')) this.autoConnect.add(request.id);
+        if (connect && (request.state === 'pending_approval' || request.state === 'pending_stepup')) this.requests.connectWhenApproved(request.id);
         return { request, ...(grant ? { grant } : {}) };
       },
       cancelRequest: async (input) => {
         const { requestId } = parse('cancelRequest', input);
         const { request } = await this.api_().cancel(requestId);
-        this.autoConnect.delete(requestId);
-        this.requests.set(request.id, request);
+        this.requests.cancelled(requestId);
+        this.requests.put(request);
         this.publish();
         return { request };
       },
       submitStepUp: async (input) => {
         const { requestId, proof } = parse('submitStepUp', input);
         const { request } = await this.api_().stepUp(requestId, proof);
-        this.applyRequest(request);
+        this.requests.applyRequest(request);
         this.publish();
         return { request };
       },
       approve: async (input) => {
         const { requestId, comment, stepUp } = parse('approve', input);
         const { request } = await this.api_().approve(requestId, { ...(comment ? { comment } : {}), ...(stepUp ? { stepUp } : {}) });
-        if (this.waitsForMe(request)) this.approvals.set(request.id, request);
-        else this.approvals.delete(request.id);
+        this.requests.approvedByMe(request);
         this.publish();
         return { request };
       },
@@ -477,7 +412,7 @@ export class Agent implements AgentCore {
       deny: async (input) => {
         const { requestId, reason } = parse('deny', input);
         const { request } = await this.api_().deny(requestId, reason);
-        this.approvals.delete(request.id);
+        this.requests.approvalGone(request.id);
         this.publish();
         return { request };
       },
@@ -525,7 +460,7 @@ export class Agent implements AgentCore {
         const { grantId, durationSeconds, reason } = parse('extend', input);
         const out = await this.api_().extend(grantId, { durationSeconds, ...(reason ? { reason } : {}) });
         this.access.applyGrant(out.grant, false);
-        if (out.request) this.requests.set(out.request.id, out.request);
+        if (out.request) this.requests.put(out.request);
         this.publish();
         return { grant: out.grant, ...(out.request ? { request: out.request } : {}) };
       },
