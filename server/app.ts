@@ -24,6 +24,7 @@ import { userTokenGuard } from './http/access';
 import { sendProblem } from './http/problem';
 import { routerFor, type Route, type ServedRoute } from './http/router';
 import { rateLimitGuards } from './http/rate-limits';
+import { checkpointKey, startCheckpoints } from './lifecycle/audit-checkpoints';
 import { SseHub } from './http/sse';
 import { routeTable } from './http/table';
 
@@ -176,6 +177,12 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   app.addHook('preClose', async () => sse.closeAll());
 
   await lifecycle.start();
+  const checkpoints = config.audit.checkpoints;
+  const stopCheckpoints = checkpoints ? startCheckpoints({
+    db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, clock,
+    privateKey: checkpointKey(requireSecret(checkpoints.key, 'audit.checkpoints.key', opts.env)).privateKey,
+    onError: (error) => app.log.error({ err: error }, 'audit checkpoint not written'),
+  }) : undefined;
   // Said once at start, loudly, with the fix: the server still starts (a database may be fixed while it runs).
   void opts.credentials?.isolationProblems?.().then((problems) => {
     for (const problem of problems) app.log.warn({ check: 'isolation' }, problem);
@@ -187,6 +194,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       if (closed) return;
       closed = true;
       sse.closeAll();
+      stopCheckpoints?.();
       await app.close();
       await lifecycle.stop();
       await pgBus?.close();

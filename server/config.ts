@@ -212,6 +212,19 @@ export const ServerConfig = z.strictObject({
     maxAttempts: z.number().int().min(1).max(20).default(5),
     lockout: Duration.default(300),
   }).optional(),
+  audit: z.strictObject({
+    /**
+     * Signed checkpoints of the audit chain's head, written outside the database (lifecycle/audit-checkpoints.ts):
+     * `audit verify` then also finds a truncated tail or a re-hashed chain.
+     */
+    checkpoints: z.strictObject({
+      /** An Ed25519 private key, PEM (openssl genpkey -algorithm ed25519). */
+      key: SecretRef,
+      /** Where they are appended, one JSON line each; ideally on another disk, shipped to a log store. */
+      file: z.string().min(1),
+      every: Duration.default(300),
+    }).optional(),
+  }).default({}),
   bastions: z.record(IdString, BastionConfig).default({}),
   resources: z.array(ResourceConfig).default([]),
   policies: z.record(IdString, PolicyConfig).default({}),
@@ -287,6 +300,7 @@ export function loadConfig(path: string): ServerConfig {
 export function secretRefs(config: ServerConfig): { where: string; ref: SecretRef }[] {
   const refs: { where: string; ref: SecretRef }[] = [];
   if (config.stepup) refs.push({ where: 'stepup.totpKey', ref: config.stepup.totpKey });
+  if (config.audit.checkpoints) refs.push({ where: 'audit.checkpoints.key', ref: config.audit.checkpoints.key });
   for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });
   config.resources.forEach((r, i) => refs.push({ where: `resources[${i}].admin.url`, ref: r.admin.url }));
   return refs;

@@ -1,12 +1,14 @@
 // `stint-server`: serve | migrate | check-config | audit verify | audit export | openapi.
 // The composition for production lives here: the PostgreSQL credential provider and WebAuthn/TOTP step-up are built
 // from the config; tests build the server with buildServer and their own effects instead.
-import { writeFileSync, createWriteStream } from 'node:fs';
+import { writeFileSync, createWriteStream, readFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError, requireSecret, resolveSecret, secretRefs, type ServerConfig } from './config';
 import { buildServer, type BuildServerOptions, type StepUpWiring } from './app';
 import { openStore } from './storage/db';
 import { verifyAudit, toAuditEntry } from './lifecycle/audit';
+import { checkpointKey, readCheckpoints, verifyAgainstCheckpoints, writeCheckpoint } from './lifecycle/audit-checkpoints';
 import { openApiDocument } from './http/openapi';
 import { documentedRoutes } from './http/table';
 import { createPostgresProvider } from './credentials/postgres';
@@ -26,7 +28,8 @@ const USAGE = `usage: stint-server <command> [--config <file>]
   serve          run the grant server
   migrate        apply pending storage migrations
   check-config   validate the config and its secret references
-  audit verify   check the audit hash chain; reports the first broken link
+  audit verify   check the audit hash chain (and the signed checkpoints, when configured); reports the first broken link
+  audit checkpoint  sign the chain's head now and append it to audit.checkpoints.file
   audit export   write the audit log as JSON lines (--out <file>, default stdout)
   openapi        write the OpenAPI document (--out <file>, default stdout)
 The config file may also be given as STINT_CONFIG.`;
@@ -106,13 +109,38 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const store = openStore(config.storage.url);
       try {
         if (sub === 'verify') {
-          const result = await verifyAudit(store.db);
+          const signed = config.audit.checkpoints;
+          if (!signed) {
+            const result = await verifyAudit(store.db);
+            if (result.ok) {
+              io.out(`ok: ${result.count} entries, chain intact (last hash ${result.lastHash}); no checkpoints configured, so a cut-off tail or a re-hashed chain would not show (audit.checkpoints)`);
+              return 0;
+            }
+            io.err(`broken: first bad link at seq ${result.seq}: ${result.reason} (${result.count} entries verified before it)`);
+            return 1;
+          }
+          // An auditor verifies with the public key alone (--public-key FILE); the server's own key works too.
+          const publicPem = flag(argv, '--public-key');
+          const publicKey = publicPem ? createPublicKey(readFileSync(publicPem, 'utf8')) : checkpointKey(requireSecret(signed.key, 'audit.checkpoints.key', io.env)).publicKey;
+          const { checkpoints, unreadable } = readCheckpoints(flag(argv, '--checkpoints') ?? signed.file);
+          if (unreadable.length) io.err(`warning: lines ${unreadable.join(', ')} of the checkpoint file are not checkpoints`);
+          const result = await verifyAgainstCheckpoints(store.db, checkpoints, publicKey);
           if (result.ok) {
-            io.out(`ok: ${result.count} entries, chain intact (last hash ${result.lastHash})`);
+            io.out(`ok: ${result.count} entries, chain intact (last hash ${result.lastHash}), matches ${result.checkpoints} signed checkpoint${result.checkpoints === 1 ? '' : 's'}`);
             return 0;
           }
-          io.err(`broken: first bad link at seq ${result.seq}: ${result.reason} (${result.count} entries verified before it)`);
+          io.err(`broken (${result.kind}): at seq ${result.seq}: ${result.reason} (${result.count} entries in the chain)`);
           return 1;
+        }
+        if (sub === 'checkpoint') {
+          const signed = config.audit.checkpoints;
+          if (!signed) {
+            io.err('no audit.checkpoints in the config: add a key (env:NAME holding an Ed25519 PEM) and a file');
+            return 2;
+          }
+          const written = await writeCheckpoint(store.db, checkpointKey(requireSecret(signed.key, 'audit.checkpoints.key', io.env)).privateKey, signed.file, Date.now());
+          io.out(written ? `checkpoint: seq ${written.seq} ${written.hash} → ${signed.file}` : 'checkpoint: the last one already names the chain\'s head');
+          return 0;
         }
         if (sub === 'export') {
           const out = flag(argv, '--out');
@@ -131,7 +159,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           if (stream) await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
           return 0;
         }
-        io.err('usage: stint-server audit verify|export --config <file>');
+        io.err('usage: stint-server audit verify|checkpoint|export --config <file>');
         return 2;
       } finally {
         await store.close();

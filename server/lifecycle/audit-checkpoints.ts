@@ -1,0 +1,107 @@
+// Signed audit checkpoints: the chain's head (seq, hash), signed with an Ed25519 key the database never sees, and
+// written outside the database (a file that can live on another disk, be shipped to a log store or a WORM bucket).
+// The hash chain alone shows an edited or a deleted row, but not a tail cut off, nor a chain recomputed from some row
+// on: whoever can write the database can re-hash it. A checkpoint pins what the chain was: a later chain that ends
+// before a checkpoint was truncated, one whose row at a checkpoint has another hash was re-hashed, and a checkpoint
+// whose signature fails was forged. Verifying needs only the public key, so an auditor can check without the secret.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import type { Db } from '../storage/db';
+import type { Clock } from '../clock';
+import { verifyAudit, type AuditVerification } from './audit';
+
+const CONTEXT = 'stint-audit-checkpoint/1';
+
+export const Checkpoint = z.strictObject({ seq: z.number().int().positive(), hash: z.string().regex(/^[0-9a-f]{64}$/), at: z.iso.datetime(), sig: z.string().min(1) });
+export type Checkpoint = z.infer<typeof Checkpoint>;
+
+const signedBytes = (c: Omit<Checkpoint, 'sig'>) => Buffer.from(`${CONTEXT}\n${c.seq}\n${c.hash}\n${c.at}`);
+
+/** The signing key from its PEM (an Ed25519 private key: `openssl genpkey -algorithm ed25519`). */
+export function checkpointKey(pem: string): { privateKey: KeyObject; publicKey: KeyObject } {
+  const privateKey = createPrivateKey(pem);
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`audit.checkpoints.key must be an Ed25519 private key, got ${privateKey.asymmetricKeyType ?? 'another kind'} (openssl genpkey -algorithm ed25519)`);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+}
+
+export function signCheckpoint(privateKey: KeyObject, head: { seq: number; hash: string }, atMs: number): Checkpoint {
+  const unsigned = { seq: head.seq, hash: head.hash, at: new Date(atMs).toISOString() };
+  return { ...unsigned, sig: sign(null, signedBytes(unsigned), privateKey).toString('base64') };
+}
+
+export function checkpointValid(publicKey: KeyObject, checkpoint: Checkpoint): boolean {
+  return verify(null, signedBytes(checkpoint), publicKey, Buffer.from(checkpoint.sig, 'base64'));
+}
+
+/** The checkpoints of a file, oldest first; a line that is not one is reported, not skipped. */
+export function readCheckpoints(file: string): { checkpoints: Checkpoint[]; unreadable: number[] } {
+  const checkpoints: Checkpoint[] = [];
+  const unreadable: number[] = [];
+  if (!existsSync(file)) return { checkpoints, unreadable };
+  readFileSync(file, 'utf8').split('\n').forEach((line, index) => {
+    if (!line.trim()) return;
+    try {
+      checkpoints.push(Checkpoint.parse(JSON.parse(line)));
+    } catch {
+      unreadable.push(index + 1);
+    }
+  });
+  return { checkpoints, unreadable };
+}
+
+/**
+ * Sign the chain's current head and append it to `file`, unless the file's last checkpoint is already there. Any
+ * instance may write one: they all sign the same chain.
+ */
+export async function writeCheckpoint(db: Db, privateKey: KeyObject, file: string, nowMs: number): Promise<Checkpoint | undefined> {
+  const head = await db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  if (!head) return undefined;
+  const last = readCheckpoints(file).checkpoints.at(-1);
+  if (last && last.seq === Number(head.seq) && last.hash === head.hash) return undefined;
+  const checkpoint = signCheckpoint(privateKey, { seq: Number(head.seq), hash: head.hash }, nowMs);
+  mkdirSync(dirname(file), { recursive: true });
+  appendFileSync(file, `${JSON.stringify(checkpoint)}\n`, { mode: 0o644 });
+  return checkpoint;
+}
+
+export type TamperKind = 'edited' | 'deleted' | 'truncated' | 'rehashed' | 'forged_checkpoint';
+export type CheckedAudit =
+  | { ok: true; count: number; lastHash: string; checkpoints: number }
+  | { ok: false; kind: TamperKind; seq: number; reason: string; count: number };
+
+/** The chain's own check, then every checkpoint against it. */
+export async function verifyAgainstCheckpoints(db: Db, checkpoints: readonly Checkpoint[], publicKey: KeyObject): Promise<CheckedAudit> {
+  const chain: AuditVerification = await verifyAudit(db);
+  if (!chain.ok) return { ok: false, kind: chain.reason.includes('missing') ? 'deleted' : 'edited', seq: chain.seq, reason: chain.reason, count: chain.count };
+  for (const checkpoint of checkpoints) {
+    if (!checkpointValid(publicKey, checkpoint)) {
+      return { ok: false, kind: 'forged_checkpoint', seq: checkpoint.seq, count: chain.count, reason: `the checkpoint of ${checkpoint.at} (seq ${checkpoint.seq}) is not signed by this key` };
+    }
+    if (checkpoint.seq > chain.count) {
+      return { ok: false, kind: 'truncated', seq: chain.count + 1, count: chain.count, reason: `the chain ends at seq ${chain.count}, but a checkpoint signed at ${checkpoint.at} saw seq ${checkpoint.seq}: rows were cut off its end` };
+    }
+    const row = await db.selectFrom('audit').select('hash').where('seq', '=', checkpoint.seq).executeTakeFirst();
+    if (row?.hash !== checkpoint.hash) {
+      return { ok: false, kind: 'rehashed', seq: checkpoint.seq, count: chain.count, reason: `row ${checkpoint.seq} is not the row a checkpoint signed at ${checkpoint.at} saw: the chain was recomputed from that row or before` };
+    }
+  }
+  return { ok: true, count: chain.count, lastHash: chain.lastHash, checkpoints: checkpoints.length };
+}
+
+/** Write a checkpoint every `everyMs` while the server runs (and one at start); returns the stop function. */
+export function startCheckpoints(options: { db: Db; privateKey: KeyObject; file: string; everyMs: number; clock: Clock; onError: (error: unknown) => void }): () => void {
+  let cancel: (() => void) | undefined;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      await writeCheckpoint(options.db, options.privateKey, options.file, options.clock.now().getTime());
+    } catch (error) {
+      options.onError(error);
+    }
+    if (!stopped) cancel = options.clock.setTimeout(() => void tick(), options.everyMs);
+  };
+  void tick();
+  return () => { stopped = true; cancel?.(); };
+}
