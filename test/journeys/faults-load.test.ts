@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
 import { generateGrantKey } from '../../agent/core/vault';
 import { verifyAudit } from '../../server/lifecycle/audit';
-import { alwaysAutoApprove, api, until } from './faults-support';
+import { alwaysAutoApprove, api, noRateLimits, until } from './faults-support';
 
 let stack: Stack;
 // Bursts of requests raise the risk score (and the demo auto-approves staging only below 30): here every request
 // is auto-approved so that the test measures the server's handling of concurrency, not the risk policy.
-beforeAll(async () => { stack = await startStack({ editConfig: alwaysAutoApprove }); }, 120_000);
+// The load is 200 clients of two users, far over one user's rate limit: limits are off here (tested on their own).
+beforeAll(async () => { stack = await startStack({ editConfig: (yaml) => noRateLimits(alwaysAutoApprove(yaml)) }); }, 120_000);
 afterAll(async () => { await stack?.stop(); });
 
 const CLIENTS = 200;
