@@ -4,11 +4,8 @@
 // closes, the secrets are wiped — the server is told afterwards if it can be reached.
 import type { AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState } from '../../shared/contract/agent';
 import { agentApi } from '../../shared/contract/agent';
-import type { AccessRequest, Resource } from '../../shared/contract/http';
-import type { ServerEventEnvelope } from '../../shared/contract/events';
 import type { AgentCore } from './agent-core';
 import { toAgentProblem } from './agent-core';
-import { ApiClient } from './api-client';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
 import type { ClientFiles } from './client-files';
@@ -16,9 +13,9 @@ import type { Clock } from './clock';
 import { systemClock } from './clock';
 import { DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
-import { EventStream, type StreamStatus } from './event-stream';
 import { LocalAccess } from './local-access';
 import { Requests } from './requests';
+import { ServerLink } from './server-link';
 import { notificationsFor } from './models';
 import type { SecretStore } from './secrets/secret-store';
 import type { SessionStatus, SessionUser } from './session';
@@ -71,16 +68,9 @@ export class Agent implements AgentCore {
   private readonly listeners = new Set<(event: AgentEvent) => void>();
   private readonly access: LocalAccess;
   private readonly requests: Requests;
-  private client?: ApiClient;
-  private stream?: EventStream;
+  private readonly link: ServerLink;
   private version = 0;
   private snapshot?: AgentState;
-  private resources: Resource[] = [];
-  private approver = false;
-  private admin = false;
-  private serverStatus: StreamStatus = 'offline';
-  private serverMessage?: string;
-  private disposed = false;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -88,7 +78,7 @@ export class Agent implements AgentCore {
     this.vault = new Vault({ secrets: options.secrets, clipboard: options.clipboard ?? noClipboard });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, onEvent: (e) => this.access.onDeadline(e) });
     this.access = new LocalAccess({
-      clock: this.clock, vault: this.vault, scheduler: this.scheduler, settings: options.settings, server: () => this.api_(),
+      clock: this.clock, vault: this.vault, scheduler: this.scheduler, settings: options.settings, server: () => this.link.api(),
       ...(options.clientFiles ? { clientFiles: options.clientFiles } : {}),
       ...(options.openTunnel ? { openTunnel: options.openTunnel } : {}),
       ...(options.onEnded ? { onEnded: options.onEnded } : {}),
@@ -96,6 +86,14 @@ export class Agent implements AgentCore {
     });
     this.requests = new Requests({
       session: options.session, activation: this.access, publish: () => this.publish(), problem: (error) => this.problem(error),
+    });
+    this.link = new ServerLink({
+      settings: options.settings, session: options.session, clock: this.clock,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.eventStream ? { eventStream: options.eventStream } : {}),
+      serverTime: this.scheduler, requests: this.requests, grants: this.access,
+      publish: () => this.publish(), problem: (error) => this.problem(error),
+      announce: (notification) => { for (const listener of this.listeners) listener({ type: 'notification', notification }); },
     });
     this.api = this.handlers();
   }
@@ -107,7 +105,7 @@ export class Agent implements AgentCore {
     await this.vault.wipeLeftovers();
     await this.options.clientFiles?.wipeAll();
     try {
-      if (await this.options.session.restore()) await this.online();
+      if (await this.options.session.restore()) await this.link.online();
     } catch (error) {
       this.problem(error);
     }
@@ -117,7 +115,7 @@ export class Agent implements AgentCore {
   /** The machine woke up: deadlines first (access may have to end now), then catch up with the server. */
   resume(): void {
     this.scheduler.resume();
-    this.stream?.reconnectNow();
+    this.link.reconnectNow();
   }
 
   clockChanged(): void {
@@ -133,8 +131,7 @@ export class Agent implements AgentCore {
   }
 
   async dispose(): Promise<void> {
-    this.disposed = true;
-    this.stream?.stop();
+    this.link.dispose();
     this.scheduler.stop();
     await this.access.endAll('quit');
     this.listeners.clear();
@@ -151,19 +148,19 @@ export class Agent implements AgentCore {
   private build(): AgentState {
     const s = this.options.session.status;
     const settings = this.options.settings.get();
-    const grants = this.access.views(this.resources);
+    const grants = this.access.views(this.link.resources);
     return {
       version: this.version,
       session: s.status === 'signed_in'
-        ? { status: 'signed_in', user: { ...s.user, admin: this.admin, approver: this.approver } }
+        ? { status: 'signed_in', user: { ...s.user, admin: this.link.me.admin, approver: this.link.me.approver } }
         : s.status === 'signing_in' ? { status: 'signing_in', ...(s.authorizationUrl ? { authorizationUrl: s.authorizationUrl } : {}) } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}), ...(s.endSessionUrl ? { endSessionUrl: s.endSessionUrl } : {}) },
       server: {
         url: settings.serverUrl ?? '',
-        status: this.serverStatus,
-        ...(this.serverMessage ? { message: this.serverMessage } : {}),
+        status: this.link.status,
+        ...(this.link.message ? { message: this.link.message } : {}),
         clockOffsetMs: this.scheduler.clockOffsetMs,
       },
-      resources: this.resources,
+      resources: this.link.resources,
       requests: this.requests.mine(),
       approvals: this.requests.waitingForMe(),
       grants,
@@ -192,120 +189,6 @@ export class Agent implements AgentCore {
     for (const listener of [...this.listeners]) listener({ type: 'problem', problem });
   }
 
-  // ---------- server ----------
-
-  private api_(): ApiClient {
-    if (this.client) return this.client;
-    const settings = this.options.settings.get();
-    if (!settings.serverUrl) throw new AgentError('invalid_input', 'Set the Stint server address in Settings first.');
-    this.client = new ApiClient({
-      baseUrl: settings.serverUrl,
-      deviceId: settings.deviceId,
-      accessToken: () => this.options.session.accessToken(),
-      refreshAccessToken: () => this.options.session.refresh(),
-      ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
-      now: () => this.clock.now(),
-      onServerTime: (serverMs, receivedAt, uncertainty) => this.scheduler.observeServerTime(serverMs, receivedAt, uncertainty),
-      onReachable: (reachable, error) => {
-        if (!reachable && this.serverStatus !== 'offline') this.setServer('offline', error?.message);
-        else if (reachable && this.serverStatus === 'offline') {
-          // A failed call said "offline"; while the event stream stayed up nothing else would say "online" again.
-          if (this.stream?.status === 'online') this.setServer('online');
-          // The server answers again: the event stream need not wait out its backoff (up to 30 s) to catch up.
-          else this.stream?.wake();
-        }
-      },
-    });
-    return this.client;
-  }
-
-  private setServer(status: StreamStatus, message?: string): void {
-    if (status === this.serverStatus && message === this.serverMessage) return;
-    this.serverStatus = status;
-    this.serverMessage = status === 'online' ? undefined : message;
-    this.publish();
-  }
-
-  /** Signed in: load everything and open the event stream. */
-  private async online(): Promise<void> {
-    await this.reload();
-    this.startStream();
-  }
-
-  private async reload(): Promise<void> {
-    const api = this.api_();
-    const takeIn = this.requests.reloading();
-    const me = await api.me();
-    this.approver = me.approver;
-    this.admin = me.admin;
-    this.requests.setGroups(me.groups);
-    const [resources, mine, grants, asked] = await Promise.all([
-      api.resources(),
-      api.requests('mine'),
-      api.grants(),
-      me.approver ? api.requests('approver') : Promise.resolve([] as AccessRequest[]),
-    ]);
-    this.resources = resources;
-    takeIn(mine, asked);
-    for (const grant of grants) this.access.applyGrant(grant, false);
-    if (this.serverStatus !== 'online' && !this.stream) this.serverStatus = 'online';
-    this.publish();
-  }
-
-  private startStream(): void {
-    if (this.stream || this.disposed) return;
-    const api = this.api_();
-    this.stream = new EventStream({
-      url: api.url('v1/events'),
-      headers: () => api.headers(),
-      refreshAccessToken: () => this.options.session.refresh(),
-      clock: this.clock,
-      ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
-      ...this.options.eventStream,
-      onEvent: (envelope) => this.onServerEvent(envelope),
-      onProblem: (error) => this.problem(error),
-      onStatus: (status, error) => {
-        const wasOnline = this.serverStatus === 'online';
-        this.setServer(status, error?.message);
-        // Back online after a gap: catch up on anything the event replay cannot tell (e.g. the catalog).
-        if (status === 'online' && !wasOnline) void this.reload().catch((e) => this.problem(e));
-      },
-    });
-    this.stream.start();
-  }
-
-  private onServerEvent(envelope: ServerEventEnvelope): void {
-    const event = envelope.event;
-    switch (event.type) {
-      case 'request.updated':
-        this.requests.applyRequest(event.request);
-        break;
-      case 'approval.asked':
-        this.requests.approvalAsked(event.request);
-        break;
-      case 'approval.withdrawn':
-        this.requests.approvalGone(event.requestId);
-        break;
-      case 'grant.updated':
-        this.access.applyGrant(event.grant, true);
-        break;
-      case 'breakglass.used':
-        break;
-      case 'factor.changed': {
-        // Not derived from state: said once, as it happened (a thief's change must show on the owner's devices).
-        const what = `${event.factor === 'passkey' ? 'A passkey' : 'An authenticator app'}${event.label ? ` (“${event.label}”)` : ''}`;
-        const notification = {
-          id: `factor:${envelope.id}`, kind: 'security' as const, title: 'Your sign-in factors changed',
-          body: `${what} was ${event.change} ${event.change === 'added' ? 'to' : 'from'} your account. If this wasn’t you, check Settings and tell your security team.`,
-          actions: ['open' as const],
-        };
-        for (const listener of this.listeners) listener({ type: 'notification', notification });
-        break;
-      }
-    }
-    this.publish();
-  }
-
   private signedIn(): void {
     if (this.options.session.status.status !== 'signed_in') throw new AgentError('not_signed_in', 'Sign in to Stint first.');
   }
@@ -329,7 +212,7 @@ export class Agent implements AgentCore {
         } finally {
           this.publish();
         }
-        await this.online();
+        await this.link.online();
         const s = this.state().session;
         if (s.status !== 'signed_in') throw new AgentError('login_failed', 'Sign-in did not complete.');
         return { user: s.user };
@@ -339,28 +222,25 @@ export class Agent implements AgentCore {
         return ok;
       },
       signOut: async () => {
-        this.stream?.stop();
-        this.stream = undefined;
+        this.link.stopStream();
         await this.access.endAll('sign-out');
         await this.vault.wipeAll();
         await this.options.session.signOut();
         this.access.clear();
         this.requests.clear();
-        this.resources = [];
-        this.client = undefined;
-        this.serverStatus = 'offline';
+        this.link.signedOut();
         this.publish();
         return ok;
       },
       refresh: async () => {
         this.signedIn();
-        await this.reload();
+        await this.link.reload();
         return this.state();
       },
       createRequest: async (input) => {
         this.signedIn();
         const { connect, ...body } = parse('createRequest', input);
-        const { request, grant } = await this.api_().createRequest(body);
+        const { request, grant } = await this.link.api().createRequest(body);
         this.requests.put(request);
         if (grant) this.access.applyGrant(grant, false);
         this.publish();
@@ -376,7 +256,7 @@ export class Agent implements AgentCore {
       },
       cancelRequest: async (input) => {
         const { requestId } = parse('cancelRequest', input);
-        const { request } = await this.api_().cancel(requestId);
+        const { request } = await this.link.api().cancel(requestId);
         this.requests.cancelled(requestId);
         this.requests.put(request);
         this.publish();
@@ -384,34 +264,34 @@ export class Agent implements AgentCore {
       },
       submitStepUp: async (input) => {
         const { requestId, proof } = parse('submitStepUp', input);
-        const { request } = await this.api_().stepUp(requestId, proof);
+        const { request } = await this.link.api().stepUp(requestId, proof);
         this.requests.applyRequest(request);
         this.publish();
         return { request };
       },
       approve: async (input) => {
         const { requestId, comment, stepUp } = parse('approve', input);
-        const { request } = await this.api_().approve(requestId, { ...(comment ? { comment } : {}), ...(stepUp ? { stepUp } : {}) });
+        const { request } = await this.link.api().approve(requestId, { ...(comment ? { comment } : {}), ...(stepUp ? { stepUp } : {}) });
         this.requests.approvedByMe(request);
         this.publish();
         return { request };
       },
-      history: async (input) => this.api_().audit(parse('history', input)),
-      stepUpChallenge: async (input) => this.api_().stepUpChallenge(parse('stepUpChallenge', input)),
-      stepUpStatus: async () => this.api_().stepUpStatus(),
-      listCredentials: async () => this.api_().listCredentials(),
+      history: async (input) => this.link.api().audit(parse('history', input)),
+      stepUpChallenge: async (input) => this.link.api().stepUpChallenge(parse('stepUpChallenge', input)),
+      stepUpStatus: async () => this.link.api().stepUpStatus(),
+      listCredentials: async () => this.link.api().listCredentials(),
       removeCredential: async (input) => {
         const { id, stepUp } = parse('removeCredential', input);
-        await this.api_().removeCredential(id, stepUp);
+        await this.link.api().removeCredential(id, stepUp);
         return { ok: true as const };
       },
-      registerPasskeyOptions: async (input) => this.api_().registerPasskeyOptions(parse('registerPasskeyOptions', input)),
-      registerPasskeyVerify: async (input) => this.api_().registerPasskeyVerify(parse('registerPasskeyVerify', input)),
-      enrollTotp: async (input) => this.api_().enrollTotp(parse('enrollTotp', input)),
-      confirmTotp: async (input) => this.api_().confirmTotp(parse('confirmTotp', input)),
+      registerPasskeyOptions: async (input) => this.link.api().registerPasskeyOptions(parse('registerPasskeyOptions', input)),
+      registerPasskeyVerify: async (input) => this.link.api().registerPasskeyVerify(parse('registerPasskeyVerify', input)),
+      enrollTotp: async (input) => this.link.api().enrollTotp(parse('enrollTotp', input)),
+      confirmTotp: async (input) => this.link.api().confirmTotp(parse('confirmTotp', input)),
       deny: async (input) => {
         const { requestId, reason } = parse('deny', input);
-        const { request } = await this.api_().deny(requestId, reason);
+        const { request } = await this.link.api().deny(requestId, reason);
         this.requests.approvalGone(request.id);
         this.publish();
         return { request };
@@ -431,7 +311,7 @@ export class Agent implements AgentCore {
         const secrets = this.vault.get(grantId);
         if (!this.access.isActive(grantId) || !secrets) throw new AgentError('not_found', 'This access has ended: its password no longer works.');
         // Audited before it is shown: with no server to record it, the password stays hidden (psql needs no password).
-        await this.api_().recordPasswordReveal(grantId);
+        await this.link.api().recordPasswordReveal(grantId);
         return { password: secrets.dbPassword, user: secrets.dbUser, endsAt: new Date(this.access.localEndsAt(grantId)).toISOString() };
       },
       copyConnectionUri: async (input) => {
@@ -458,7 +338,7 @@ export class Agent implements AgentCore {
       },
       extend: async (input) => {
         const { grantId, durationSeconds, reason } = parse('extend', input);
-        const out = await this.api_().extend(grantId, { durationSeconds, ...(reason ? { reason } : {}) });
+        const out = await this.link.api().extend(grantId, { durationSeconds, ...(reason ? { reason } : {}) });
         this.access.applyGrant(out.grant, false);
         if (out.request) this.requests.put(out.request);
         this.publish();
@@ -467,7 +347,7 @@ export class Agent implements AgentCore {
       release: async (input) => {
         const { grantId } = parse('release', input);
         await this.access.release(grantId);
-        const grant = await this.api_().release(grantId);
+        const grant = await this.link.api().release(grantId);
         this.access.serverSaid(grant);
         this.publish();
         return { grant };
@@ -481,9 +361,7 @@ export class Agent implements AgentCore {
         await checkSignInSettings(before, patch, this.options.fetch ? { fetch: this.options.fetch } : {});
         const after = this.options.settings.update(patch);
         if (after.serverUrl !== before.serverUrl) {
-          this.stream?.stop();
-          this.stream = undefined;
-          this.client = undefined;
+          this.link.serverChanged();
         }
         return after;
       },
