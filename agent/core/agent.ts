@@ -5,7 +5,6 @@
 import type { AgentApiHandlers, AgentEvent, AgentInput, AgentOutput, AgentState } from '../../shared/contract/agent';
 import { agentApi } from '../../shared/contract/agent';
 import type { AgentCore } from './agent-core';
-import { toAgentProblem } from './agent-core';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
 import type { ClientFiles } from './client-files';
@@ -16,7 +15,7 @@ import { AgentError, isAgentError } from './errors';
 import { LocalAccess } from './local-access';
 import { Requests } from './requests';
 import { ServerLink } from './server-link';
-import { notificationsFor } from './models';
+import { Publisher } from './published-state';
 import type { SecretStore } from './secrets/secret-store';
 import type { SessionStatus, SessionUser } from './session';
 import type { SettingsStore } from './settings';
@@ -65,12 +64,10 @@ export class Agent implements AgentCore {
   private readonly clock: Clock;
   private readonly vault: Vault;
   private readonly scheduler: DeadlineScheduler;
-  private readonly listeners = new Set<(event: AgentEvent) => void>();
   private readonly access: LocalAccess;
   private readonly requests: Requests;
   private readonly link: ServerLink;
-  private version = 0;
-  private snapshot?: AgentState;
+  private readonly published: Publisher;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -93,8 +90,11 @@ export class Agent implements AgentCore {
       ...(options.eventStream ? { eventStream: options.eventStream } : {}),
       serverTime: this.scheduler, requests: this.requests, grants: this.access,
       publish: () => this.publish(), problem: (error) => this.problem(error),
-      announce: (notification) => { for (const listener of this.listeners) listener({ type: 'notification', notification }); },
+      announce: (notification) => this.published.announce(notification),
     });
+    this.published = new Publisher({
+      session: options.session, settings: options.settings, link: this.link, scheduler: this.scheduler, requests: this.requests, grants: this.access,
+    }, this.clock);
     this.api = this.handlers();
   }
 
@@ -125,46 +125,19 @@ export class Agent implements AgentCore {
   }
 
   subscribe(listener: (event: AgentEvent) => void): () => void {
-    this.listeners.add(listener);
-    listener({ type: 'state', state: this.state() });
-    return () => this.listeners.delete(listener);
+    return this.published.subscribe(listener);
   }
 
   async dispose(): Promise<void> {
     this.link.dispose();
     this.scheduler.stop();
     await this.access.endAll('quit');
-    this.listeners.clear();
+    this.published.clear();
   }
 
   /** For hosts and tests: the current snapshot. */
   state(): AgentState {
-    this.snapshot ??= this.build();
-    return this.snapshot;
-  }
-
-  // ---------- state ----------
-
-  private build(): AgentState {
-    const s = this.options.session.status;
-    const settings = this.options.settings.get();
-    const grants = this.access.views(this.link.resources);
-    return {
-      version: this.version,
-      session: s.status === 'signed_in'
-        ? { status: 'signed_in', user: { ...s.user, admin: this.link.me.admin, approver: this.link.me.approver } }
-        : s.status === 'signing_in' ? { status: 'signing_in', ...(s.authorizationUrl ? { authorizationUrl: s.authorizationUrl } : {}) } : { status: 'signed_out', ...(s.message ? { message: s.message } : {}), ...(s.endSessionUrl ? { endSessionUrl: s.endSessionUrl } : {}) },
-      server: {
-        url: settings.serverUrl ?? '',
-        status: this.link.status,
-        ...(this.link.message ? { message: this.link.message } : {}),
-        clockOffsetMs: this.scheduler.clockOffsetMs,
-      },
-      resources: this.link.resources,
-      requests: this.requests.mine(),
-      approvals: this.requests.waitingForMe(),
-      grants,
-    };
+    return this.published.state();
   }
 
   /** The session changed on its own (sign-in page opened, token refresh failed…): show it. */
@@ -173,20 +146,11 @@ export class Agent implements AgentCore {
   }
 
   private publish(): void {
-    const prev = this.snapshot;
-    this.version++;
-    this.snapshot = undefined;
-    const next = this.state();
-    const notifications = notificationsFor(prev, next, this.clock.now());
-    for (const listener of [...this.listeners]) {
-      for (const notification of notifications) listener({ type: 'notification', notification });
-      listener({ type: 'state', state: next });
-    }
+    this.published.publish();
   }
 
   private problem(error: unknown): void {
-    const problem = toAgentProblem(error);
-    for (const listener of [...this.listeners]) listener({ type: 'problem', problem });
+    this.published.problem(error);
   }
 
   private signedIn(): void {
