@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs @doyensec/electronegativity over electron/ and fails on any HIGH or MEDIUM finding that docs/security.md does
+// Runs @doyensec/electronegativity over desktop/ (the Electron shell) and fails on any HIGH or MEDIUM finding that docs/security.md does
 // not justify. A justification is a line in that file's "Electronegativity findings" list naming the check id and
 // the file, e.g. "- `PRELOAD_JS_CHECK` in `main/window.ts`: …". Its online release check finds no network here and is skipped by the tool itself.
 import { spawnSync } from 'node:child_process';
@@ -26,7 +26,7 @@ function parseCsv(text) {
 }
 
 function check(out) {
-  const run = spawnSync('npx', ['electronegativity', '-i', 'electron', '-e', '45.0.0', '-r', '-o', out], { encoding: 'utf8' });
+  const run = spawnSync('npx', ['electronegativity', '-i', 'desktop', '-e', '45.0.0', '-r', '-o', out], { encoding: 'utf8' });
   if (run.status !== 0) {
     console.error(run.stdout, run.stderr);
     return 1;
