@@ -10,15 +10,21 @@ import type { CliContext } from './context';
 import { CliError } from './explain';
 import { proveWithCode } from './stepup';
 
+/** Live access as the agent published it (its phase: the CLI decides nothing about time). */
+function liveGrants(state: AgentState): LocalGrant[] {
+  return state.grants.filter((g) => g.phase !== 'ended');
+}
+
 function findGrant(state: AgentState, ref: string): LocalGrant {
-  const live = state.grants.filter((g) => g.localState === 'active');
+  const live = liveGrants(state);
   const match = live.find((g) => g.grant.id === ref) ?? live.find((g) => g.grant.resourceId === ref);
   if (!match) throw new CliError(`No active access matches "${ref}".`, 1, 'See `stint grants`.');
   return match;
 }
 
 function timeLeft(g: LocalGrant, now = Date.now()): string {
-  return formatCountdown(Math.max(0, Date.parse(g.localEndsAt) - now));
+  const text = formatCountdown(Math.max(0, Date.parse(g.localEndsAt) - now));
+  return g.phase === 'ending_soon' ? `${text} left, ending soon` : `${text} left`;
 }
 
 /** Resolve when `until` holds for the agent's state (checked on every state event), or reject on SIGINT. */
@@ -60,7 +66,7 @@ async function hold(ctx: CliContext, connection: ConnectResult, psql: boolean): 
     if (psql && command) await runPsql(command).exited;
     return;
   }
-  const ended = waitForState(agent, (state) => !state.grants.some((g) => g.grant.id === connection.grantId && g.localState === 'active'));
+  const ended = waitForState(agent, (state) => !liveGrants(state).some((g) => g.grant.id === connection.grantId));
   if (psql && command) {
     const child = runPsql(command);
     await Promise.race([child.exited, ended.then(() => child.stop())]);
@@ -94,10 +100,10 @@ export async function listResources(ctx: CliContext): Promise<number> {
 
 export async function listGrants(ctx: CliContext): Promise<number> {
   const state = await ctx.agent.api.refresh({});
-  const live = state.grants.filter((g) => g.localState === 'active');
+  const live = liveGrants(state);
   if (ctx.json) ctx.io.out(JSON.stringify(live));
   else if (!live.length) ctx.io.out('No active access.');
-  else for (const g of live) ctx.io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)} left  (${g.grant.id})`);
+  else for (const g of live) ctx.io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)}  (${g.grant.id})`);
   return 0;
 }
 

@@ -32,6 +32,8 @@ interface Entry {
   endsAt: number;
   monoDeadline: number;
   warned: Set<number>;
+  /** The warnings actually given (`warned` also holds the ones skipped as longer than the grant). */
+  given: Set<number>;
   timer?: TimerHandle;
 }
 
@@ -97,14 +99,17 @@ export class DeadlineScheduler {
     } else {
       monoDeadline = Math.min(fromServer, fromWall);
     }
-    const entry: Entry = { id, endsAt: endsAtMs, monoDeadline, warned: new Set(), timer: existing?.timer };
+    const entry: Entry = { id, endsAt: endsAtMs, monoDeadline, warned: new Set(), given: new Set(), timer: existing?.timer };
     const remaining = monoDeadline - monoNow;
     const total = options.startsAtMs !== undefined ? endsAtMs - options.startsAtMs : Number.POSITIVE_INFINITY;
     for (const threshold of this.warnings) {
       // A 3-minute grant needs no "5 minutes left" warning; after an extension, warnings already given are
       // kept only for thresholds we are still past.
       if (threshold >= total) entry.warned.add(threshold);
-      else if (existing?.warned.has(threshold) && remaining <= threshold) entry.warned.add(threshold);
+      else if (existing?.warned.has(threshold) && remaining <= threshold) {
+        entry.warned.add(threshold);
+        if (existing.given.has(threshold)) entry.given.add(threshold);
+      }
     }
     this.entries.set(id, entry);
     this.evaluate(entry);
@@ -114,6 +119,15 @@ export class DeadlineScheduler {
     const entry = this.entries.get(id);
     entry?.timer?.cancel();
     this.entries.delete(id);
+  }
+
+  /**
+   * The most urgent warning given for this deadline that still stands (its threshold, ms): undefined when none was
+   * given, or an extension took the end past every one given (they are given again as the new end nears).
+   */
+  warningGivenMs(id: string): number | undefined {
+    const given = this.entries.get(id)?.given;
+    return given?.size ? Math.min(...given) : undefined;
   }
 
   /** Effective time left, ms (≤ 0 means access has ended), or undefined when not tracked. */
@@ -176,7 +190,10 @@ export class DeadlineScheduler {
     }
     const crossed = this.warnings.filter((t) => remaining <= t && !entry.warned.has(t));
     if (crossed.length) {
-      for (const t of crossed) entry.warned.add(t);
+      for (const t of crossed) {
+        entry.warned.add(t);
+        entry.given.add(t);
+      }
       // Only the most urgent one: after a suspend past T-5 and T-1, "1 minute left" is the useful message.
       this.onEvent({ type: 'warning', id: entry.id, thresholdMs: Math.min(...crossed), remainingMs: remaining });
       if (this.entries.get(entry.id) !== entry) return; // the handler may have untracked it

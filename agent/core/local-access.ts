@@ -9,6 +9,7 @@ import { psqlCommand, type ClientFiles } from './client-files';
 import type { Clock } from './clock';
 import type { DeadlineEvent, DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
+import { grantPhase } from './grant-phase';
 import type { SettingsStore } from './settings';
 import { openTunnel, portFor, type Tunnel, type TunnelOptions } from './tunnels';
 import { generateGrantKey, type Vault, type WipeReport } from './vault';
@@ -58,20 +59,29 @@ export class LocalAccess {
     this.scheduler = options.scheduler;
   }
 
-  /** The grants as the published state shows them. */
+  /**
+   * The grants as the published state shows them, in the order hosts list them: live access soonest end first, then
+   * what has ended. Times stay epoch ms up to here; the ISO instant is for the contract.
+   */
   views(resources: Resource[]): LocalGrant[] {
-    return [...this.grants.values()].map((r) => {
+    const views = [...this.grants.values()].map((r) => {
       const resource = resources.find((x) => x.id === r.grant.resourceId);
       const localEndsAt = r.localState === 'active' ? (this.scheduler.localEndsAt(r.grant.id) ?? r.localEndsAt ?? this.clock.now()) : (r.localEndsAt ?? this.clock.now());
-      return {
+      const phase = grantPhase({ localState: r.localState, grantState: r.grant.state, ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}) });
+      const view: LocalGrant = {
         grant: r.grant,
         ...(resource ? { resourceName: resource.name, environment: resource.environment } : {}),
         localEndsAt: new Date(localEndsAt).toISOString(),
         localState: r.localState,
         ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}),
+        phase,
         ...(r.tunnelView ? { tunnel: r.tunnelView } : {}),
       };
+      return { view, live: phase !== 'ended', localEndsAt };
     });
+    // A stable sort: ended ones keep their order (oldest first, as pruneEnded drops them).
+    views.sort((a, b) => (a.live && b.live ? a.localEndsAt - b.localEndsAt : Number(b.live) - Number(a.live)));
+    return views.map((v) => v.view);
   }
 
   /** An activation of this request is still running (its tunnel is not open yet). */
@@ -109,6 +119,12 @@ export class LocalAccess {
     if (record) record.grant = grant;
     else this.grants.set(grant.id, { grant, localState: 'active' });
     this.scheduler.track(grant.id, Date.parse(grant.endsAt), { startsAtMs: Date.parse(grant.startsAt) });
+    // After an extension a warning stands only while the time left is still within it (the scheduler gives it again
+    // as the new end nears): the grant is no longer "ending soon".
+    if (record?.localState === 'active' && record.warnedMinutes !== undefined) {
+      const standing = this.scheduler.warningGivenMs(grant.id);
+      record.warnedMinutes = standing === undefined ? undefined : Math.round(standing / 60_000);
+    }
   }
 
   /** End it yourself: local access ends first, whether or not the server can be told. */

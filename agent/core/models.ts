@@ -38,12 +38,16 @@ function resourceName(state: AgentState, id: string, fallback?: string): string 
   return state.resources.find((r) => r.id === id)?.name ?? fallback ?? id;
 }
 
+/** Time left for the countdown text: the one place the published instant is read back (for drawing only). */
+function msLeft(local: LocalGrant, now: number): number {
+  return Date.parse(local.localEndsAt) - now;
+}
+
+/** The grants still live, as the agent published them (its phase, its order: soonest end first), with time left. */
 export function activeGrants(state: AgentState, now: number): Array<{ local: LocalGrant; msLeft: number }> {
   return state.grants
-    .filter((g) => g.localState === 'active' && g.grant.state === 'active')
-    .map((local) => ({ local, msLeft: Date.parse(local.localEndsAt) - now }))
-    .filter((g) => g.msLeft > 0)
-    .sort((a, b) => a.msLeft - b.msLeft);
+    .filter((g) => g.phase !== 'ended')
+    .map((local) => ({ local, msLeft: msLeft(local, now) }));
 }
 
 function pendingMine(state: AgentState): AccessRequest[] {
@@ -269,9 +273,8 @@ export function notificationsFor(prev: AgentState | undefined, next: AgentState,
       });
       continue;
     }
-    if (g.localState === 'active' && g.warnedMinutes !== undefined && g.warnedMinutes !== before?.warnedMinutes) {
-      const msLeft = Date.parse(g.localEndsAt) - now;
-      const minutes = Math.max(1, Math.ceil(msLeft / 60_000));
+    if (g.phase === 'ending_soon' && g.warnedMinutes !== before?.warnedMinutes) {
+      const minutes = Math.max(1, Math.ceil(msLeft(g, now) / 60_000));
       out.push({
         id: `expiring:${g.grant.id}`,
         kind: 'expiring',

@@ -56,9 +56,12 @@ export function trayIconPath(icon: TrayIcon, platform: NodeJS.Platform, iconDir:
   return join(iconDir, `${ICON_FILES[icon]}${platform === 'darwin' ? 'Template' : ''}.png`);
 }
 
-/** When the minute-granularity text (menu, tooltip) next changes: the next minute boundary of any grant. */
+/**
+ * When the minute-granularity text (menu, tooltip) next changes: the next minute boundary of any grant. A grant at
+ * 0:00 changes only when the agent publishes that it ended, which re-renders anyway.
+ */
 export function minuteRefreshMs(state: AgentState, now: number): number | undefined {
-  const waits = activeGrants(state, now).map((g) => (g.msLeft > 60_000 ? countdownChangesInMs(g.msLeft) : g.msLeft));
+  const waits = activeGrants(state, now).filter((g) => g.msLeft > 0).map((g) => (g.msLeft > 60_000 ? countdownChangesInMs(g.msLeft) : g.msLeft));
   return waits.length ? Math.max(1, Math.min(...waits)) : undefined;
 }
 

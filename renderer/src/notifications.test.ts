@@ -32,7 +32,7 @@ function grant(id: string, endsInMs: number, patch: Partial<LocalGrant> = {}, gr
       id, requestId: `req-of-${id}`, owner: 'alice', resourceId: 'prod-orders', level: 'read', state: 'active', startsAt: iso(T0),
       endsAt: iso(T0 + endsInMs), extendedSeconds: 0, revocation: 'none', breakGlass: false, ...grantPatch,
     },
-    localEndsAt: iso(T0 + endsInMs), localState: 'active', ...patch,
+    localEndsAt: iso(T0 + endsInMs), localState: 'active', phase: 'active', ...patch,
   };
 }
 
@@ -68,29 +68,28 @@ describe('toastRelevant', () => {
     const live = state({ grants: [grant('g1', 3600_000)] });
     expect(toastRelevant(t, live, T0 + 1000)).toBe(true);
     expect(toastRelevant(t, live, T0 + APPROVED_TOAST_MS)).toBe(false);
-    expect(toastRelevant(t, state({ grants: [grant('g1', 3600_000, { localState: 'ended' })] }), T0 + 1000)).toBe(false);
-    expect(toastRelevant(t, state({ grants: [grant('g1', 3600_000, {}, { state: 'released' })] }), T0 + 1000)).toBe(false);
-    // A short grant that runs out by the clock, before the agent says so.
-    expect(toastRelevant(t, state({ grants: [grant('g1', 10_000)] }), T0 + 10_000)).toBe(false);
+    expect(toastRelevant(t, state({ grants: [grant('g1', 3600_000, { localState: 'ended', phase: 'ended' })] }), T0 + 1000)).toBe(false);
+    expect(toastRelevant(t, state({ grants: [grant('g1', 3600_000, { phase: 'ended' }, { state: 'released' })] }), T0 + 1000)).toBe(false);
+    // Past its end by this clock, the grant lasts until the agent publishes that it ended: the agent decides.
+    expect(toastRelevant(t, state({ grants: [grant('g1', 10_000)] }), T0 + 10_000)).toBe(true);
     // Matched by request when the notification came without the grant id.
     const byRequest = shown(note('approved', { requestId: 'req-of-g1' }));
-    expect(toastRelevant(byRequest, state({ grants: [grant('g1', 3600_000, { localState: 'ended' })] }), T0 + 1000)).toBe(false);
+    expect(toastRelevant(byRequest, state({ grants: [grant('g1', 3600_000, { localState: 'ended', phase: 'ended' })] }), T0 + 1000)).toBe(false);
     // The grant not in the state yet (still being set up): only the time limit ends it.
     expect(toastRelevant(t, state({ version: 9 }), T0 + 1000)).toBe(true);
   });
 
-  it('expiring goes when the grant ends or was extended past the warning', () => {
+  it('expiring stays while the agent says the grant is ending soon, and goes once it ended or was extended', () => {
     const t = shown(note('expiring', { grantId: 'g1' }));
-    const warned = (endsInMs: number, patch: Partial<LocalGrant> = {}) => state({ version: 6, grants: [grant('g1', endsInMs, { warnedMinutes: 5, ...patch })] });
+    const warned = (endsInMs: number, patch: Partial<LocalGrant> = {}) => state({ version: 6, grants: [grant('g1', endsInMs, { warnedMinutes: 5, phase: 'ending_soon', ...patch })] });
     expect(toastRelevant(t, warned(5 * 60_000), T0 + 1000)).toBe(true);
     expect(toastRelevant(t, warned(5 * 60_000), T0 + 4 * 60_000)).toBe(true); // no time limit while it is true
-    expect(toastRelevant(t, warned(5 * 60_000), T0 + 5 * 60_000)).toBe(false); // ended by the clock
-    expect(toastRelevant(t, warned(5 * 60_000, { localState: 'ended' }), T0 + 1000)).toBe(false);
-    expect(toastRelevant(t, warned(65 * 60_000), T0 + 1000)).toBe(false); // extended by 1h
-    expect(toastRelevant(t, warned(5 * 60_000 + 2000), T0 + 1000)).toBe(true); // the clock correction is not an extension
+    expect(toastRelevant(t, warned(5 * 60_000), T0 + 5 * 60_000)).toBe(true); // at 0:00 until the agent says it ended
+    expect(toastRelevant(t, warned(5 * 60_000, { localState: 'ended', phase: 'ended' }), T0 + 1000)).toBe(false);
+    expect(toastRelevant(t, warned(65 * 60_000, { warnedMinutes: undefined, phase: 'active' }), T0 + 1000)).toBe(false); // extended by 1h
     expect(toastRelevant(t, state({ version: 6 }), T0 + 1000)).toBe(false); // the grant is gone
     expect(toastRelevant(t, state({ version: 5 }), T0 + 1000)).toBe(true); // …or not in the state yet
-    // No warning recorded (an agent that does not say): only the end of the grant ends it.
+    // A snapshot no newer than the warning may not say "ending soon" yet: kept.
     expect(toastRelevant(t, state({ grants: [grant('g1', 3600_000)] }), T0 + 1000)).toBe(true);
   });
 
@@ -110,12 +109,11 @@ describe('reviewing the toasts', () => {
     expect(reviewToasts(list, state(), T0 + PLAIN_TOAST_MS)).toEqual([list[1]]);
   });
 
-  it('says when to look again: the next time limit or grant end', () => {
-    expect(msUntilReview([], state(), T0)).toBeUndefined();
-    expect(msUntilReview([shown(note('approval_asked', { requestId: 'r1' }))], state(), T0)).toBeUndefined();
-    expect(msUntilReview([shown(), shown(note('denied', { requestId: 'r1' }))], state(), T0 + 1000)).toBe(PLAIN_TOAST_MS - 1000);
-    const s = state({ grants: [grant('g1', 90_000, { warnedMinutes: 5 })] });
-    expect(msUntilReview([shown(note('expiring', { grantId: 'g1' }))], s, T0 + 1000)).toBe(89_000);
+  it('says when to look again: the next time limit (a grant ending or extended comes as a new state)', () => {
+    expect(msUntilReview([], T0)).toBeUndefined();
+    expect(msUntilReview([shown(note('approval_asked', { requestId: 'r1' }))], T0)).toBeUndefined();
+    expect(msUntilReview([shown(), shown(note('denied', { requestId: 'r1' }))], T0 + 1000)).toBe(PLAIN_TOAST_MS - 1000);
+    expect(msUntilReview([shown(note('expiring', { grantId: 'g1' }))], T0 + 1000)).toBeUndefined();
   });
 
   it('gives time-limited toasts a little more while the user points at or is in them', () => {

@@ -1,7 +1,7 @@
 // When a toast has had its say. A toast announces something — an approval asked of me, access that is ready or about to
-// end, a decision — and goes when that is over (the request was decided, the grant ended or was extended) or, for what
-// is only news, after a while. Pure rules over the toast, the agent's state and the time; useAgent applies them. Also
-// the decisions about the browser's own (OS) notifications in the web host.
+// end, a decision — and goes when that is over (the request was decided, the grant ended or was extended: the phase
+// the agent publishes says so) or, for what is only news, after a while. Pure rules over the toast, the agent's state
+// and the time; useAgent applies them. Also the decisions about the browser's own (OS) notifications in the web host.
 import type { AgentNotification, AgentState, LocalGrant } from '../../shared/contract/agent';
 import { isLive } from './policy';
 
@@ -13,11 +13,6 @@ export const OUTCOME_TOAST_MS = 15_000;
 export const APPROVED_TOAST_MS = 60_000;
 /** Pointer over a toast or focus in one: time-limited toasts keep at least this long once it leaves. */
 export const HOLD_GRACE_MS = 4_000;
-/**
- * "Extended past the warning": more time left than the warning said. The local end can move a little as the clock
- * offset is corrected, so a small change is not an extension.
- */
-const EXTENDED_SLACK_MS = 30_000;
 
 export interface ToastTiming {
   notification?: AgentNotification;
@@ -45,10 +40,6 @@ function grantFor(state: AgentState, n: AgentNotification): LocalGrant | undefin
   return state.grants.find((g) => (n.grantId !== undefined && g.grant.id === n.grantId) || (n.requestId !== undefined && g.grant.requestId === n.requestId));
 }
 
-function grantOver(g: LocalGrant, now: number): boolean {
-  return !isLive(g) || Date.parse(g.localEndsAt) <= now;
-}
-
 /** Is this toast still worth showing, given the agent's state and the time? */
 export function toastRelevant(toast: ToastTiming, state: AgentState, now: number): boolean {
   const n = toast.notification;
@@ -63,15 +54,16 @@ export function toastRelevant(toast: ToastTiming, state: AgentState, now: number
     case 'approved': {
       // The grant may not be in the state yet (activation still running): then only the lifetime ends it.
       const g = grantFor(state, n);
-      return !g || !grantOver(g, now);
+      return !g || isLive(g);
     }
     case 'expiring': {
       if (!n.grantId) return true;
       const g = grantFor(state, n);
       if (!g) return !newer;
-      if (grantOver(g, now)) return false;
-      // warnedMinutes is the last warning given (5 or 1): more time left than that means it was extended.
-      return g.warnedMinutes === undefined || Date.parse(g.localEndsAt) - now <= g.warnedMinutes * 60_000 + EXTENDED_SLACK_MS;
+      if (!isLive(g)) return false;
+      // No longer ending soon (extended): over. Until a snapshot newer than the warning arrives, the state may not
+      // say "ending soon" yet.
+      return g.phase === 'ending_soon' || !newer;
     }
     default:
       return true;
@@ -96,17 +88,15 @@ export function holdToasts<T extends ToastTiming>(toasts: T[], now: number): T[]
   return changed ? held : toasts;
 }
 
-/** When to look again (ms from now): the next lifetime to run out or grant to end; undefined: only on a new state. */
-export function msUntilReview(toasts: ToastTiming[], state: AgentState, now: number): number | undefined {
+/**
+ * When to look again (ms from now): the next lifetime to run out; undefined: only on a new state (a grant's end or
+ * extension comes as one, with its phase).
+ */
+export function msUntilReview(toasts: ToastTiming[], now: number): number | undefined {
   let next = Infinity;
   for (const t of toasts) {
     const lifetime = toastLifetime(t.notification);
     if (lifetime !== undefined) next = Math.min(next, t.shownAt + lifetime - now);
-    const n = t.notification;
-    if (n && (n.kind === 'approved' || n.kind === 'expiring')) {
-      const g = grantFor(state, n);
-      if (g && !grantOver(g, now)) next = Math.min(next, Date.parse(g.localEndsAt) - now);
-    }
   }
   return Number.isFinite(next) ? Math.max(0, next) : undefined;
 }

@@ -1,5 +1,6 @@
 // What a resource's policy means for the person asking, in the words the UI shows. Pure, so the request form,
 // the resource list and the tests read policies the same way.
+import type { LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest, PolicySummary, Resource } from '../../shared/contract/http';
 import { formatDuration } from './format';
 
@@ -88,7 +89,7 @@ export function resourceLabel(resources: Resource[], resourceId: string, fallbac
   return resources.find((r) => r.id === resourceId)?.name ?? fallback ?? resourceId;
 }
 
-/** Access is live only while both the server and this computer say so (the agent ends it locally on time). */
-export function isLive(local: { localState: 'active' | 'ended'; grant: { state: string } }): boolean {
-  return local.localState === 'active' && local.grant.state === 'active';
+/** Access is live until the agent publishes that it ended (the agent decides; the UI only shows it). */
+export function isLive(local: Pick<LocalGrant, 'phase'>): boolean {
+  return local.phase !== 'ended';
 }

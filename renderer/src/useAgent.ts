@@ -141,7 +141,7 @@ export function useAgent() {
       setToasts((current) => reviewToasts(held ? holdToasts(current, now) : current, state, now));
       return;
     }
-    const wait = msUntilReview(toasts, state, now);
+    const wait = msUntilReview(toasts, now);
     if (wait === undefined) return;
     const timer = setTimeout(() => setReviews((n) => n + 1), Math.min(wait + 10, MAX_REVIEW_MS));
     return () => clearTimeout(timer);

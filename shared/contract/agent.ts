@@ -58,6 +58,15 @@ export const TunnelView = z.object({
 });
 export type TunnelView = z.infer<typeof TunnelView>;
 
+/**
+ * Where a grant's access is, decided once by the agent core (agent/core/grant-phase.ts) and republished whenever it
+ * changes: `active`; `ending_soon` once an expiry warning was given (until an extension takes the end past it);
+ * `ended` once local access ended or the server ended the grant. Every host shows this and never works it out from
+ * the times; only the countdown text is drawn from `localEndsAt` (it changes every second, the phase does not).
+ */
+export const GrantPhase = z.enum(['active', 'ending_soon', 'ended']);
+export type GrantPhase = z.infer<typeof GrantPhase>;
+
 export const LocalGrant = z.object({
   grant: Grant,
   resourceName: z.string().optional(),
@@ -69,8 +78,9 @@ export const LocalGrant = z.object({
   localEndsAt: Instant,
   /** 'ended' once the agent has ended local access (deadline, release, revoke), whether or not the server knows. */
   localState: z.enum(['active', 'ended']),
-  /** The last expiry warning given: 5 or 1 (minutes left). */
+  /** The last expiry warning given that still stands: 5 or 1 (minutes left). */
   warnedMinutes: z.number().int().positive().optional(),
+  phase: GrantPhase,
   tunnel: TunnelView.optional(),
 });
 export type LocalGrant = z.infer<typeof LocalGrant>;
@@ -85,7 +95,7 @@ export const AgentState = z.object({
   requests: z.array(AccessRequest),
   /** Requests waiting for my approval. */
   approvals: z.array(AccessRequest),
-  /** My grants: active ones, and recently ended ones until they are dismissed. */
+  /** My grants: active ones (soonest end first), then recently ended ones until they are dismissed. */
   grants: z.array(LocalGrant),
 });
 export type AgentState = z.infer<typeof AgentState>;

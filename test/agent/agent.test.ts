@@ -199,6 +199,50 @@ describe('Agent', () => {
     await expect.poll(() => t.grantView(connection!.grantId)?.localState).toBe('ended');
   });
 
+  it('publishes each grant\'s phase the moment it changes: ending soon at the warning, active again once extended, ended at the deadline', async () => {
+    const t = await setup();
+    const later = (await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 30 * 60, reason: 'x' })).connection!;
+    const { grantId } = (await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 10 * 60, reason: 'x' })).connection!;
+    // Published in the order hosts list them: soonest end first.
+    expect(t.agent.state().grants.map((g) => g.grant.id)).toEqual([grantId, later.grantId]);
+    /** The phase in the last snapshot published (what every host shows), not one built on request. */
+    const published = (id = grantId) => {
+      const last = t.events.filter((e): e is Extract<AgentEvent, { type: 'state' }> => e.type === 'state').at(-1)!;
+      return last.state.grants.find((g) => g.grant.id === id)?.phase;
+    };
+    expect(published()).toBe('active');
+    t.clock.advance(5 * MIN - 1_000);
+    expect(published()).toBe('active');
+    t.clock.advance(1_000);
+    // Published by the warning itself, with its notification: nothing else happened in between.
+    expect(published()).toBe('ending_soon');
+    expect(t.grantView(grantId)).toMatchObject({ phase: 'ending_soon', warnedMinutes: 5 });
+    expect(kinds(t.notifications())).toEqual(['expiring']);
+
+    // Extended past the warning: no longer ending soon, and warned again as the new end nears.
+    await t.agent.api.extend({ grantId, durationSeconds: 10 * 60 });
+    expect(published()).toBe('active');
+    expect(t.grantView(grantId)!.warnedMinutes).toBeUndefined();
+    t.clock.advance(10 * MIN);
+    expect(published()).toBe('ending_soon');
+    expect(kinds(t.notifications())).toEqual(['expiring', 'expiring']);
+
+    // The 1-minute warning (still ending soon), then the deadline: ended, published once the tunnel is closed and the
+    // secrets are wiped.
+    t.clock.advance(4 * MIN);
+    expect(t.grantView(grantId)).toMatchObject({ phase: 'ending_soon', warnedMinutes: 1 });
+    t.clock.advance(MIN);
+    await expect.poll(() => published()).toBe('ended');
+    expect(kinds(t.notifications())).toEqual(['expiring', 'expiring', 'expiring', 'ended']);
+    // The other grant goes on, now first in the list.
+    expect(t.agent.state().grants.map((g) => [g.grant.id, g.phase])).toEqual([[later.grantId, 'active'], [grantId, 'ended']]);
+
+    // The wall clock moved far past the other one's end: clockChanged() publishes it ended at once.
+    t.clock.jumpWall(2 * 3600_000);
+    t.agent.clockChanged();
+    expect(published(later.grantId)).toBe('ended');
+  });
+
   it('restart after a crash: the new process wipes the grant secrets the old one left in the keychain', async () => {
     const first = await setup();
     const { connection } = await first.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });

@@ -1,6 +1,7 @@
 // Valid contract objects for model tests, parsed with the contract so a contract change breaks them loudly.
 import { AccessRequest, Grant, Resource } from '../../shared/contract/http';
 import { AgentState, LocalGrant } from '../../shared/contract/agent';
+import { grantPhase } from '../../agent/core/grant-phase';
 
 export const T0 = Date.parse('2026-03-02T10:00:00.000Z');
 export const iso = (ms: number) => new Date(ms).toISOString();
@@ -32,8 +33,11 @@ export function grant(id: string, endsAt: number, patch: Partial<Grant> = {}): G
   });
 }
 
+/** A published grant; its phase is the core's (grant-phase.ts) for the fields given, unless the patch sets one. */
 export function local(g: Grant, patch: Partial<LocalGrant> = {}): LocalGrant {
-  return LocalGrant.parse({ grant: g, localEndsAt: g.endsAt, localState: 'active', ...patch });
+  const fields = { grant: g, localEndsAt: g.endsAt, localState: 'active' as const, ...patch };
+  const phase = grantPhase({ localState: fields.localState, grantState: g.state, ...(fields.warnedMinutes !== undefined ? { warnedMinutes: fields.warnedMinutes } : {}) });
+  return LocalGrant.parse({ phase, ...fields });
 }
 
 export function state(patch: Partial<AgentState> = {}): AgentState {

@@ -148,8 +148,30 @@ describe('deadline scheduler', () => {
   it('a grant shorter than a warning threshold gets no warning for it', () => {
     const { clock, scheduler, serverNow, warnings } = setup();
     scheduler.track('g1', serverNow() + 3 * MIN, { serverNowMs: serverNow(), startsAtMs: serverNow() });
+    expect(scheduler.warningGivenMs('g1')).toBeUndefined(); // skipped, not given
     clock.advance(3 * MIN);
     expect(warnings()).toEqual([MIN]);
+  });
+
+  it('says which warning given still stands: none once an extension takes the end past it, the earlier one when it is still past', () => {
+    const { clock, scheduler, serverNow } = setup();
+    const endsAt = serverNow() + 10 * MIN;
+    scheduler.track('g1', endsAt, { serverNowMs: serverNow() });
+    expect(scheduler.warningGivenMs('g1')).toBeUndefined();
+    clock.advance(5 * MIN);
+    expect(scheduler.warningGivenMs('g1')).toBe(5 * MIN);
+    clock.advance(4 * MIN);
+    expect(scheduler.warningGivenMs('g1')).toBe(MIN);
+    // 1 minute left, extended by 3: the 1-minute warning no longer holds, the 5-minute one still does.
+    scheduler.track('g1', endsAt + 3 * MIN);
+    expect(scheduler.warningGivenMs('g1')).toBe(5 * MIN);
+    // Extended by an hour more: no warning stands until the new end nears.
+    scheduler.track('g1', endsAt + 63 * MIN);
+    expect(scheduler.warningGivenMs('g1')).toBeUndefined();
+    clock.advance(59 * MIN);
+    expect(scheduler.warningGivenMs('g1')).toBe(5 * MIN);
+    scheduler.untrack('g1');
+    expect(scheduler.warningGivenMs('g1')).toBeUndefined();
   });
 
   it('an HTTP Date header (1 s resolution) can only make access end earlier, never later', () => {

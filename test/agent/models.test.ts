@@ -65,9 +65,10 @@ describe('trayModel', () => {
   it('active grants: filled icon, soonest countdown as title, tooltip lists each, actions per grant', () => {
     const s = state({
       resources,
+      // In the order the agent publishes them: soonest end first.
       grants: [
-        local(grant('g2', T0 + 3 * 3600_000 + 10 * MIN, { resourceId: 'staging-users', level: 'read' })),
         local(grant('g1', T0 + 42 * MIN), { tunnel: { status: 'open', host: '127.0.0.1', port: 15433, preferredPort: 15432, message: 'Port 15432 is in use by another program — using 15433 for this grant.', connections: 0 } }),
+        local(grant('g2', T0 + 3 * 3600_000 + 10 * MIN, { resourceId: 'staging-users', level: 'read' })),
       ],
     });
     const model = trayModel(s, T0);
@@ -83,8 +84,13 @@ describe('trayModel', () => {
     const late = trayModel(s, T0 + 41 * MIN + 1_000);
     expect(late.title).toBe('0:59');
     expect(late.refreshAfterMs).toBe(1_000);
-    // Once past the local deadline it is gone from the menu, even before the server says so.
-    expect(trayModel(s, T0 + 43 * MIN).tooltip).toBe('Stint — staging-users (read) 2h 27m left');
+    // Past the local deadline by this clock it reads 0:00 and asks for no redraw: the agent publishes the end.
+    const over = trayModel(s, T0 + 43 * MIN);
+    expect(over.title).toBe('0:00');
+    expect(over.refreshAfterMs).toBe(MIN);
+    // Once the agent says it ended (its phase), it is gone from the menu, even before the server says so.
+    const ended = state({ resources, grants: [s.grants[1]!, { ...s.grants[0]!, localState: 'ended', phase: 'ended' }] });
+    expect(trayModel(ended, T0 + 43 * MIN).tooltip).toBe('Stint — staging-users (read) 2h 27m left');
   });
 
   it('waiting for approval and approvals asked of me: clock icon, then the "needs you" dot', () => {

@@ -335,8 +335,9 @@ test('toasts: dismissed by hand; an approval asked goes once decided; a plain to
   await page.clock.fastForward(4_000);
   await expect(toasts).toHaveText([/Access ending soon/]);
 
-  // Extended by an hour: no longer ending soon.
-  const extended = { ...agent.current.grants[0]!, localEndsAt: new Date(t0 + 65 * 60_000).toISOString() };
+  // Extended by an hour: the agent publishes it as no longer ending soon (the warning no longer stands).
+  const { warnedMinutes: _warned, ...stillLive } = agent.current.grants[0]!;
+  const extended = { ...stillLive, localEndsAt: new Date(t0 + 65 * 60_000).toISOString() };
   agent.setState({ grants: [extended] });
   await expect(toasts).toHaveCount(0);
 });

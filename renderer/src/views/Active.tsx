@@ -30,8 +30,8 @@ function tunnelText(local: LocalGrant): string {
 
 export function Active() {
   const { state, run, open } = useApp();
-  const active = state.grants.filter((g) => isLive(g))
-    .sort((a, b) => Date.parse(a.localEndsAt) - Date.parse(b.localEndsAt));
+  // In the agent's order: soonest end first.
+  const active = state.grants.filter((g) => isLive(g));
   const ended = state.grants.filter((g) => !isLive(g));
   return (
     <section className="view" aria-labelledby="view-title">
@@ -43,7 +43,7 @@ export function Active() {
           const name = local.resourceName ?? g.resourceId;
           const open_ = local.tunnel?.status === 'open';
           return (
-            <li key={g.id} className="card grant" aria-labelledby={`grant-${g.id}`}>
+            <li key={g.id} className={`card grant${local.phase === 'ending_soon' ? ' ending-soon' : ''}`} aria-labelledby={`grant-${g.id}`}>
               <div className="grant-head">
                 <h3 id={`grant-${g.id}`} className="card-title">{name} · {g.level}{g.breakGlass ? ' · break glass' : ''}</h3>
                 <p className="time-left"><Countdown endsAt={local.localEndsAt} /> left</p>
