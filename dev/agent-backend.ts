@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import type { ServerConfigInput } from '../server/config';
 import { createPostgresProvider } from '../server/credentials/postgres';
-import type { Clock } from '../agent/core/clock';
+import type { Clock } from '../shared/domain/clock';
 import type { SecretStore } from '../agent/core/secrets/secret-store';
 import { Session } from '../agent/core/session';
 import { startPostgres, type PostgresInstance } from './postgres';

@@ -1,6 +1,6 @@
 // A controllable Clock: wall and monotonic time move independently, and timers fire only when monotonic time
 // passes them during advance() — like setTimeout, which is late after a suspend or a blocked event loop.
-import type { Clock, TimerHandle } from '../agent/core/clock';
+import type { Clock, TimerHandle } from '../shared/domain/clock';
 
 interface FakeTimer { at: number; seq: number; fn: () => void; cancelled: boolean }
 

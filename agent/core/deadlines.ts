@@ -10,7 +10,7 @@
 // One timer per deadline (no polling): it is set for the next warning or the end. Evaluation also happens on
 // resume(), clockChanged() and evaluateAll() at start; and whenever any evaluation notices that wall time and
 // monotonic time drifted apart (a jump or a suspend), all deadlines are re-evaluated.
-import type { Clock, TimerHandle } from './clock';
+import type { Clock, TimerHandle } from '../../shared/domain/clock';
 
 export const DEFAULT_WARNINGS_MS = [5 * 60_000, 60_000];
 /** Drift between wall and monotonic time beyond which we assume a clock jump or suspend happened. */

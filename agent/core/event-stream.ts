@@ -3,7 +3,7 @@
 // shows ("offline"). Malformed events are reported and skipped; the stream goes on.
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ServerEventEnvelope } from '../../shared/contract/events';
-import type { Clock, TimerHandle } from './clock';
+import type { Clock, TimerHandle } from '../../shared/domain/clock';
 import { AgentError } from './errors';
 import { refusal } from './api-client';
 

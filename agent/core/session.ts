@@ -6,8 +6,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { SecretStore } from './secrets/secret-store';
-import type { Clock } from './clock';
-import { systemClock } from './clock';
+import type { Clock } from '../../shared/domain/clock';
+import { systemClock } from '../../shared/domain/clock';
 import { AgentError, isAgentError } from './errors';
 import { DEFAULT_SCOPES } from '../../shared/contract/agent';
 

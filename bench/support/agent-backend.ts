@@ -7,7 +7,7 @@ import { startAgentBackend as startBackend, type AgentBackend, type BackendServe
 import { Agent, type AgentOptions } from '../../agent/core/agent';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { MemorySettingsStore } from '../../agent/core/settings';
-import type { Clock } from '../../agent/core/clock';
+import type { Clock } from '../../shared/domain/clock';
 
 export const BENCH_CATALOG: Catalog = {
   resources: [{ id: 'prod-orders', policy: 'engineers-at-once' }],

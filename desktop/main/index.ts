@@ -8,7 +8,7 @@ import {
 import { join, resolve } from 'node:path';
 import { createAgent } from '../../agent/core/compose';
 import type { Clipboard } from '../../agent/core/clipboard';
-import { systemClock } from '../../agent/core/clock';
+import { systemClock } from '../../shared/domain/clock';
 import { toAgentProblem } from '../../agent/core/agent-core';
 import type { AgentApiHandlers } from '../../shared/contract/agent';
 import { createSecureWindow } from './window';

@@ -1,7 +1,7 @@
 // Sleep, wake, lock and wall-clock changes → the agent. Deadlines are kept on both clocks (agent/core/deadlines):
 // after a wake-up or a wall-clock jump the scheduler must look again at once, since timers were paused or the
 // instant they aimed for moved. Electron's powerMonitor and the clock are injected.
-import type { Clock, TimerHandle } from '../../agent/core/clock';
+import type { Clock, TimerHandle } from '../../shared/domain/clock';
 
 export interface PowerMonitorLike {
   on(event: 'suspend' | 'resume' | 'lock-screen' | 'unlock-screen', listener: () => void): unknown;

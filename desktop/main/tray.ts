@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { MenuItemConstructorOptions } from 'electron';
 import type { AgentState } from '../../shared/contract/agent';
-import type { Clock, TimerHandle } from '../../agent/core/clock';
+import type { Clock, TimerHandle } from '../../shared/domain/clock';
 import { countdownChangesInMs } from '../../shared/domain/countdown';
 import { activeGrants, trayModel, type TrayAction, type TrayIcon, type TrayMenuItem } from '../../agent/core/models';
 

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ApiClient } from '../../agent/core/api-client';
 import { AgentError } from '../../agent/core/errors';
 import { EventStream, type StreamStatus } from '../../agent/core/event-stream';
-import { systemClock } from '../../agent/core/clock';
+import { systemClock } from '../../shared/domain/clock';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import { freePort } from '../../dev/ports';
 import { request, grant, T0, iso } from './builders';

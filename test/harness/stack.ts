@@ -10,7 +10,7 @@ import type { Clock as ServerClock } from '../../server/clock';
 import { startCompanion, type Companion } from '../../server/bastion/companion';
 import { createAgent } from '../../agent/core/compose';
 import type { Agent } from '../../agent/core/agent';
-import type { Clock as AgentClock } from '../../agent/core/clock';
+import type { Clock as AgentClock } from '../../shared/domain/clock';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import { startWebHost, type WebHost } from '../../agent/web/host';

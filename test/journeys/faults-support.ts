@@ -4,8 +4,8 @@
 import { connect } from 'node:net';
 import keytar from 'keytar';
 import pg from 'pg';
-import type { Clock } from '../../agent/core/clock';
-import { systemClock } from '../../agent/core/clock';
+import type { Clock } from '../../shared/domain/clock';
+import { systemClock } from '../../shared/domain/clock';
 import { editConfigText, type Stack } from '../harness/stack';
 
 /**
