@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildServer, type BuildServerOptions, type GrantServer } from '../server/app';
 import { parseConfig, validateConfig, type ServerConfig, type ServerConfigInput } from '../server/config';
 import type { Lifecycle } from '../server/lifecycle/service';
-import type { Clock } from '../server/clock';
+import type { Clock } from '../shared/domain/clock';
 import type { CredentialProvider } from '../server/credentials/provider';
 import { freePort } from './ports';
 import { serviceDir, waitFor } from './run-dir';

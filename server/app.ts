@@ -5,7 +5,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { Kysely } from 'kysely';
 import type { ServerConfig } from './config';
 import { requireSecret } from './config';
-import { systemClock, type Clock } from './clock';
+import { createSystemClock, type Clock } from '../shared/domain/clock';
 import type { CredentialProvider } from './credentials/provider';
 import type { StepUpActionResolver, StepUpGate } from './stepup/seam';
 import { bastionTokenGuard, declareBastionRoutes } from './bastion/routes';
@@ -82,7 +82,8 @@ const FACTOR_CHANGES: Record<string, { change: 'added' | 'removed'; factor: 'pas
 
 export async function buildServer(opts: BuildServerOptions): Promise<GrantServer> {
   const { config } = opts;
-  const clock = opts.clock ?? systemClock;
+  // The server's timers (deadlines, retries) never keep the process alive: the listening socket does.
+  const clock = opts.clock ?? createSystemClock({ unref: true });
   const store = openStore(config.storage.url, { pool: config.storage.pool, preparedStatements: config.storage.preparedStatements });
   if (config.storage.autoMigrate) await store.migrate();
   const metrics = new Metrics({ defaults: true });
@@ -138,7 +139,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // ---- step-up (when configured) writes its audit rows into the server's hash-chained log
   const stepUpAudit: StepUpRouteDeps['audit'] = async (entry) => {
     await lifecycle.mutate(async (tx) => {
-      await tx.audit({ at: clock.now().getTime(), actor: entry.actor, subject: entry.actor, action: entry.action, detail: entry.detail });
+      await tx.audit({ at: clock.now(), actor: entry.actor, subject: entry.actor, action: entry.action, detail: entry.detail });
       // Every factor change is told to the user's agents, in the same transaction as its audit row.
       const change = FACTOR_CHANGES[entry.action];
       const label = typeof entry.detail?.label === 'string' ? entry.detail.label : undefined;

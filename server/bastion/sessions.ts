@@ -3,6 +3,7 @@
 // Kept in the server's database: with several instances behind a load balancer the key command may reach one
 // instance while the companion streams ends from another, and a restart must not forget the connections made before
 // it. The end is only sent after it committed, so a pid recorded (committed) before it is always included.
+import type { Clock } from '../../shared/domain/clock';
 import type { Db } from '../storage/db';
 
 export interface BastionSessionStore {
@@ -20,8 +21,8 @@ export interface BastionSessionStore {
 /** Large enough for one round trip per burst of ends, small enough for any dialect's bound-parameter limit. */
 const CHUNK = 500;
 
-export function createDbSessionStore(db: Db, options: { clock?: { now(): Date } } = {}): BastionSessionStore {
-  const now = () => (options.clock?.now() ?? new Date()).getTime();
+export function createDbSessionStore(db: Db, options: { clock?: Pick<Clock, 'now'> } = {}): BastionSessionStore {
+  const now = () => options.clock?.now() ?? Date.now();
   return {
     async record(bastionId, grantId, pid) {
       // A pid is one live process at a time: if it was recorded for another grant, that process has exited and the

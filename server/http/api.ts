@@ -2,7 +2,7 @@
 // contracts (400 problems naming each bad field), runs the spec's Outcome handler, and honours Idempotency-Key on
 // POST. Access is not checked here: the router has done it before this handler runs.
 import { createHash } from 'node:crypto';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import { canonicalJson } from '../config';
 import { problemBody } from '../errors';
 import type { Store } from '../storage/db';

@@ -6,7 +6,7 @@
 // Idempotency-Key, and only a hash of that key is stored — so a copy of the database (or its backups) holds no
 // database password from an activation, while the client that sent the key can still get its answer again.
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { Db } from '../storage/db';
 
 export type IdempotencyClaim =
@@ -70,9 +70,9 @@ export class IdempotencyStore {
   async claim(sub: string, clientKey: string, fingerprint: string): Promise<IdempotencyClaim> {
     const { ttlMs, abandonAfterMs, waitMs, pollMs } = this.options;
     const key = keyHash(clientKey);
-    const waitUntil = this.clock.now().getTime() + waitMs;
+    const waitUntil = this.clock.now() + waitMs;
     for (;;) {
-      const now = this.clock.now().getTime();
+      const now = this.clock.now();
       // Insert the claim, or take over a row that expired or was abandoned mid-run; otherwise leave the row alone.
       const taken = await this.db.insertInto('idempotency').values({ user_sub: sub, key, fingerprint, status: RUNNING, body: '', created_at: now })
         .onConflict((oc) => oc.columns(['user_sub', 'key']).doUpdateSet({ fingerprint, status: RUNNING, body: '', created_at: now })
@@ -89,7 +89,7 @@ export class IdempotencyStore {
         return { kind: 'replay', status: row.status, body: JSON.parse(body) as unknown };
       }
       if (now >= waitUntil) return { kind: 'busy' };
-      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, pollMs));
+      await new Promise<void>((resolve) => this.clock.setTimer(resolve, pollMs));
     }
   }
 

@@ -1,7 +1,7 @@
 // The user event stream (GET /v1/events): Server-Sent Events per connection, replayed from the events table on
 // Last-Event-ID, with heartbeats; a stream ends when the token that opened it expires.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { Metrics } from '../metrics';
 import type { Store } from '../storage/db';
 import { isFor, sseFrame, type EventBus, type Subscriber } from '../lifecycle/events';
@@ -55,8 +55,8 @@ export class SseHub {
     this.ensureTimer();
     // The stream lives no longer than the token that opened it: a disabled user stops hearing events when their
     // token expires; the agent reconnects with a fresh token and Last-Event-ID.
-    const cancelExpiry = user.tokenExpiresAt !== undefined ? this.clock.setTimeout(() => res.end(), user.tokenExpiresAt - this.clock.now().getTime()) : undefined;
-    res.on('close', () => { unsubscribe(); this.open_.delete(entry); cancelExpiry?.(); });
+    const cancelExpiry = user.tokenExpiresAt !== undefined ? this.clock.setTimer(() => res.end(), user.tokenExpiresAt - this.clock.now()) : undefined;
+    res.on('close', () => { unsubscribe(); this.open_.delete(entry); cancelExpiry?.cancel(); });
     if (lastId !== undefined) {
       // Subscribed first, then replay: nothing published meanwhile is lost, nothing is sent twice.
       for (;;) {

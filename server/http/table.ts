@@ -3,7 +3,7 @@
 // through the router (http/router.ts), which refuses any other route at startup; the OpenAPI document
 // (served at /v1/openapi.json, committed as docs/openapi.json) is generated from it.
 import { sql } from 'kysely';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { ServerConfig } from '../config';
 import type { Lifecycle } from '../lifecycle/service';
 import type { EventBus } from '../lifecycle/events';

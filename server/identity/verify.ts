@@ -4,7 +4,7 @@
 // per call; the cache key is the whole token, so a forged token never hits it.
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { ServerConfig } from '../config';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { AuthUser } from './user';
 import { readClaim } from './claim-path';
 
@@ -65,7 +65,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization.trim());
       if (!match) return { ok: false, code: 'token_invalid', message: 'the Authorization header must be "Bearer <token>"' };
       const token = match[1]!;
-      const nowMs = clock.now().getTime();
+      const nowMs = clock.now();
       const cached = cache.get(token);
       if (cached) {
         if (cached.exp > nowMs) return { ok: true, user: cached.user, expiresAt: cached.exp };
@@ -82,7 +82,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         const { payload, protectedHeader } = await jwtVerify(token, jwks, {
           issuer: identity.issuer,
           audience: identity.audience,
-          currentDate: clock.now(),
+          currentDate: new Date(clock.now()),
           requiredClaims: ['exp', 'sub'],
           ...(identity.requireAtJwt ? { typ: 'at+jwt' } : {}),
         });

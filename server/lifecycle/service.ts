@@ -23,7 +23,7 @@ import type { GrantEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
 import type { ServerConfig } from '../config';
 import { policyHash } from '../config';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { Store } from '../storage/db';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
@@ -109,7 +109,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   private now(): number {
-    return this.deps.clock.now().getTime();
+    return this.deps.clock.now();
   }
 
   // ---------------------------------------------------------------- start / stop

@@ -3,7 +3,7 @@
 // ends that passed while the server was down, or whose timer was lost, happen.
 import { sql } from 'kysely';
 import type { RequestState } from '../../shared/contract/http';
-import type { Clock } from '../clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { Db } from '../storage/db';
 import { REVOKING } from './revocation';
 import { SYSTEM, type Logger } from './support';
@@ -22,7 +22,7 @@ export class Timers {
   constructor(private readonly deps: { clock: Clock; log: Logger }) {}
 
   private now(): number {
-    return this.deps.clock.now().getTime();
+    return this.deps.clock.now();
   }
 
   /** Whether stop was called: nothing new is armed or started after it. */
@@ -33,12 +33,12 @@ export class Timers {
   schedule(key: string, at: number, fn: () => Promise<unknown>): void {
     if (this.stopped) return;
     this.timers.get(key)?.();
-    const cancel = this.deps.clock.setTimeout(() => {
+    const timer = this.deps.clock.setTimer(() => {
       this.timers.delete(key);
       if (this.stopped) return;
       void this.track(fn()).catch((error) => this.deps.log.error({ err: error, key }, 'timed transition failed'));
     }, Math.max(0, at - this.now()));
-    this.timers.set(key, cancel);
+    this.timers.set(key, () => timer.cancel());
   }
 
   unschedule(key: string): void {
@@ -93,7 +93,7 @@ export class DeadlineSweep {
   constructor(private readonly deps: { db: Db; clock: Clock; log: Logger; timers: Timers; work: DeadlineWork }) {}
 
   private now(): number {
-    return this.deps.clock.now().getTime();
+    return this.deps.clock.now();
   }
 
   /** Process every deadline that passed while we were down, resume revocations, arm timers for the rest. */

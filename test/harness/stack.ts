@@ -6,11 +6,10 @@ import { resolve } from 'node:path';
 import { buildServer, type GrantServer } from '../../server/app';
 import { parseConfig, type ServerConfig } from '../../server/config';
 import { productionEffects } from '../../server/main';
-import type { Clock as ServerClock } from '../../server/clock';
 import { startCompanion, type Companion } from '../../server/bastion/companion';
 import { createAgent } from '../../agent/core/compose';
 import type { Agent } from '../../agent/core/agent';
-import type { Clock as AgentClock } from '../../shared/domain/clock';
+import type { Clock } from '../../shared/domain/clock';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import { startWebHost, type WebHost } from '../../agent/web/host';
@@ -44,13 +43,13 @@ export interface Stack {
   stopServer: () => Promise<void>;
   startServer: () => Promise<void>;
   /** dataDir: the agent's own folder (per-grant psql passfiles; its local socket when a test listens on it). */
-  agent: (user: string, options?: { clock?: AgentClock; fetch?: typeof fetch; dataDir?: string }) => StackAgent;
+  agent: (user: string, options?: { clock?: Clock; fetch?: typeof fetch; dataDir?: string }) => StackAgent;
   webHost: (agent: Agent) => Promise<WebHost>;
   stop: () => Promise<void>;
 }
 
 export interface StackOptions {
-  serverClock?: ServerClock;
+  serverClock?: Clock;
   /** Change the demo config before the server starts (e.g. shorter durations). */
   editConfig?: (yaml: string) => string;
 }

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
 import { createTokenVerifier } from '../../server/identity/verify';
+import { systemClock } from '../../shared/domain/clock';
 
 const issuer = 'https://login.example.com';
 const audience = 'https://stint.example.com/api';
@@ -15,7 +16,7 @@ async function verify(header: Record<string, unknown>, claims: Record<string, un
     .setSubject('alice').setIssuedAt().setExpirationTime('5m').sign(privateKey);
   const verifier = createTokenVerifier({
     identity: { issuer, audience, groupsClaim: 'groups', adminGroups: [], requireAtJwt: false, dev: false, ...(clientIds ? { clientIds } : {}) },
-    clock: { now: () => new Date() } as never,
+    clock: systemClock,
     jwks: createLocalJWKSet({ keys: [jwk] }),
   });
   return verifier.verify(`Bearer ${token}`);

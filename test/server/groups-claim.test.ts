@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
 import { createTokenVerifier } from '../../server/identity/verify';
+import { systemClock } from '../../shared/domain/clock';
 import { claimPathKeys, readClaim } from '../../server/identity/claim-path';
 import { parseConfig } from '../../server/config';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ async function verifyWith(groupsClaim: string, claims: Record<string, unknown>) 
     .setSubject('alice').setIssuedAt().setExpirationTime('5m').sign(privateKey);
   const verifier = createTokenVerifier({
     identity: { issuer, audience, groupsClaim, adminGroups: ['admins'], requireAtJwt: false, dev: false },
-    clock: { now: () => new Date() } as never,
+    clock: systemClock,
     jwks: createLocalJWKSet({ keys: [jwk] }),
   });
   return verifier.verify(`Bearer ${token}`);
@@ -43,7 +44,7 @@ describe('groups claim paths', () => {
       .setSubject('alice').setIssuedAt().setExpirationTime('5m').sign(privateKey);
     const verifier = createTokenVerifier({
       identity: { issuer, audience, groupsClaim: 'groups', adminGroups: [], requireAtJwt: false, dev: false },
-      clock: { now: () => new Date() } as never,
+      clock: systemClock,
       jwks: createLocalJWKSet({ keys: [jwk] }),
     });
     expect(await verifier.verify(`Bearer ${token}`)).toEqual({ ok: false, code: 'token_wrong_audience', message: `the access token is for another audience: this server expects "${audience}", the token has "api://other"` });

@@ -5,8 +5,7 @@ import { Me, Problem, ResourceList } from '../../shared/contract/http';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { call, Tokens } from './helpers';
-import type { Clock } from '../../server/clock';
-import { systemClock } from '../../server/clock';
+import { createSystemClock, type Clock } from '../../shared/domain/clock';
 
 describe('identity and catalog', () => {
   let idp: IdpInstance;
@@ -75,7 +74,7 @@ describe('identity and catalog', () => {
   });
 
   it('refuses an expired token and one for another audience', async () => {
-    const later: Clock = { ...systemClock, now: () => new Date(Date.now() + 3 * 3600_000) };
+    const later: Clock = { ...createSystemClock({ unref: true }), now: () => Date.now() + 3 * 3600_000 };
     const future = await startGrantServer({ idp, clock: later, overrides: { storage: { url: 'sqlite::memory:' } } });
     const other = await startGrantServer({ idp, overrides: { storage: { url: 'sqlite::memory:' }, identity: { audience: 'https://other.example/api' } } });
     try {
