@@ -117,7 +117,7 @@ export class Approvals implements StepUpActionResolver {
   private async stepUpFailed<T>(user: AuthUser, row: RequestRow, kind: 'request' | 'approve', result: Extract<Awaited<ReturnType<StepUpGate['verify']>>, { ok: false }>): Promise<Outcome<T>> {
     await this.writes.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, subject: row.requester, action: 'stepup.failed', requestId: row.id, resourceId: row.resource_id, reason: result.message, policyVersion: row.policy_version, detail: { code: result.code, kind } }));
     const status = stepUpFailureStatus(result.code) as DomainError['status'];
-    return fail(status, result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter ? { retryAfter: result.retryAfter.toISOString() } : {}) } });
+    return fail(status, result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter !== undefined ? { retryAfter: new Date(result.retryAfter).toISOString() } : {}) } });
   }
 
   /** Common checks for an approver acting on a request (approve, and the step-up challenge for approving). */

@@ -21,7 +21,7 @@ export interface StepUp {
   routes(opts: { resolver: StepUpActionResolver; audit?: (entry: StepUpAuditEntry) => Promise<void> }): FastifyPluginAsync;
 }
 
-export function createStepUp(opts: { db: Kysely<any>; config: StepUpConfig; now?: () => Date }): StepUp {
+export function createStepUp(opts: { db: Kysely<any>; config: StepUpConfig; now?: () => number }): StepUp {
   const service = new StepUpService({ store: new KyselyStepUpStore(opts.db), config: opts.config, now: opts.now });
   return { service, gate: service, routes: (r) => stepUpRoutes({ service, resolver: r.resolver, audit: r.audit }) };
 }

@@ -43,13 +43,13 @@ export function stepUpProblem(result: Extract<StepUpResult, { ok: false }>): Pro
   return problem(result.code, result.message, {
     ...(result.reason ? { reason: result.reason } : {}),
     ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}),
-    ...(result.retryAfter ? { retryAfter: result.retryAfter.toISOString() } : {}),
+    ...(result.retryAfter !== undefined ? { retryAfter: new Date(result.retryAfter).toISOString() } : {}),
   });
 }
 
-function send(reply: FastifyReply, problem: Problem, now: Date = new Date()): FastifyReply {
+function send(reply: FastifyReply, problem: Problem, now: number = Date.now()): FastifyReply {
   if (problem.retryAfter) {
-    const seconds = Math.max(1, Math.ceil((Date.parse(problem.retryAfter) - now.getTime()) / 1000));
+    const seconds = Math.max(1, Math.ceil((Date.parse(problem.retryAfter) - now) / 1000));
     void reply.header('retry-after', String(seconds));
   }
   return reply.code(problem.status).type('application/problem+json').send(problem);
@@ -125,13 +125,13 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
         const out: StepUpChallenge = {
           challengeId: c.challengeId,
-          expiresAt: c.expiresAt.toISOString(),
+          expiresAt: new Date(c.expiresAt).toISOString(),
           summary: target.summary,
           methods: c.methods,
           policyMethods: c.policyMethods,
           userVerification: c.userVerification,
           ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
-          ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil ? { lockedUntil: c.totp.lockedUntil.toISOString() } : {}) } } : {}),
+          ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil !== undefined ? { lockedUntil: new Date(c.totp.lockedUntil).toISOString() } : {}) } } : {}),
         };
         return reply.code(201).send(out);
       },

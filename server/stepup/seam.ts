@@ -9,7 +9,7 @@ export type StepUpAction =
 
 export type StepUpResult =
   | { ok: true; method: StepUpMethod; credentialId?: string }
-  | { ok: false; code: 'stepup_invalid' | 'stepup_expired' | 'stepup_replayed' | 'stepup_wrong_action' | 'stepup_locked' | 'stepup_method_not_allowed' | 'stepup_no_credential'; message: string; retryAfter?: Date; attemptsLeft?: number; reason?: StepUpFailureReason };
+  | { ok: false; code: 'stepup_invalid' | 'stepup_expired' | 'stepup_replayed' | 'stepup_wrong_action' | 'stepup_locked' | 'stepup_method_not_allowed' | 'stepup_no_credential'; message: string; /** Epoch ms. */ retryAfter?: number; attemptsLeft?: number; reason?: StepUpFailureReason };
 
 /** Finer cause of a failure, for the audit entry and the client's explanation (added by server/stepup). */
 export type StepUpFailureReason =

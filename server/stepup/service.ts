@@ -32,12 +32,13 @@ export type StepUpFailure = Extract<StepUpResult, { ok: false }>;
 
 export interface IssuedChallenge {
   challengeId: string;
-  expiresAt: Date;
+  /** Epoch ms. */
+  expiresAt: number;
   methods: StepUpMethod[];
   policyMethods: StepUpMethod[];
   userVerification: boolean;
   webauthn?: PublicKeyCredentialRequestOptionsJSON;
-  totp?: { attemptsLeft: number; lockedUntil?: Date };
+  totp?: { attemptsLeft: number; lockedUntil?: number };
 }
 
 export type EnrollmentError = { ok: false; code: ProblemCode; message: string; reason?: string };
@@ -67,21 +68,21 @@ function classifyWebAuthnError(error: unknown): { reason: StepUpFailureReason; m
 export interface StepUpServiceOptions {
   store: StepUpStore;
   config: StepUpConfig;
-  /** The server clock; injected so tests control time. */
-  now?: () => Date;
+  /** The server clock (epoch ms); injected so tests control time. */
+  now?: () => number;
 }
 
 export class StepUpService implements StepUpGate {
   private readonly store: StepUpStore;
   private readonly config: StepUpConfig;
-  /** The server clock (also used by the routes for Retry-After). */
-  readonly now: () => Date;
+  /** The server clock, epoch ms (also used by the routes for Retry-After). */
+  readonly now: () => number;
   private readonly box: SecretBox;
 
   constructor(opts: StepUpServiceOptions) {
     this.store = opts.store;
     this.config = opts.config;
-    this.now = opts.now ?? (() => new Date());
+    this.now = opts.now ?? (() => Date.now());
     this.box = SecretBox.fromString(opts.config.totpKey);
   }
 
@@ -105,7 +106,7 @@ export class StepUpService implements StepUpGate {
     const challengeId = randomBytes(16).toString('base64url');
     await this.store.addChallenge({
       id: challengeId, userId: user.sub, kind: 'register', webauthnChallenge: options.challenge,
-      expiresAt: new Date(now.getTime() + this.config.challengeTtlSeconds * 1000), createdAt: now,
+      expiresAt: now + this.config.challengeTtlSeconds * 1000, createdAt: now,
     });
     return { challengeId, options };
   }
@@ -116,7 +117,7 @@ export class StepUpService implements StepUpGate {
     if (!challenge || challenge.userId !== userId || challenge.kind !== 'register' || !challenge.webauthnChallenge) {
       return { ok: false, code: 'stepup_invalid', reason: 'unknown_challenge', message: 'This registration was not started by you, or is unknown.' };
     }
-    if (challenge.usedAt) return { ok: false, code: 'stepup_replayed', reason: 'challenge', message: 'This registration was already completed.' };
+    if (challenge.usedAt !== undefined) return { ok: false, code: 'stepup_replayed', reason: 'challenge', message: 'This registration was already completed.' };
     if (challenge.expiresAt <= now) return { ok: false, code: 'stepup_expired', message: 'The registration took too long; start again.' };
     let info;
     try {
@@ -196,7 +197,7 @@ export class StepUpService implements StepUpGate {
       webauthnCredentials: creds.length,
       totp: !totp ? 'none' : totp.confirmed ? 'confirmed' : 'pending',
       attemptsLeft: attempts.attemptsLeft,
-      ...(attempts.lockedUntil ? { lockedUntil: attempts.lockedUntil.toISOString() } : {}),
+      ...(attempts.lockedUntil !== undefined ? { lockedUntil: new Date(attempts.lockedUntil).toISOString() } : {}),
     };
   }
 
@@ -215,7 +216,7 @@ export class StepUpService implements StepUpGate {
       const words = input.methods.map((m) => (m === 'webauthn' ? 'a passkey or security key' : 'an authenticator app code')).join(' or ');
       return { ok: false, code: 'stepup_not_enrolled', message: `This action needs ${words}, and you have not set one up yet.`, policyMethods: input.methods };
     }
-    const expiresAt = new Date(now.getTime() + this.config.challengeTtlSeconds * 1000);
+    const expiresAt = now + this.config.challengeTtlSeconds * 1000;
     const challengeId = randomBytes(16).toString('base64url');
     let webauthn: PublicKeyCredentialRequestOptionsJSON | undefined;
     let webauthnChallenge: string | undefined;
@@ -233,11 +234,11 @@ export class StepUpService implements StepUpGate {
     }
     await this.store.addChallenge({ id: challengeId, userId: input.userId, kind: 'action', actionHash: input.actionHash, webauthnChallenge, expiresAt, createdAt: now });
     // Housekeeping: challenges are worthless an hour after expiry.
-    await this.store.purgeChallenges(new Date(now.getTime() - 3600_000));
+    await this.store.purgeChallenges(now - 3600_000);
     const challenge: IssuedChallenge = { challengeId, expiresAt, methods, policyMethods: input.methods, userVerification: input.userVerification, webauthn };
     if (methods.includes('totp')) {
       const a = await this.attemptState(input.userId);
-      challenge.totp = { attemptsLeft: a.attemptsLeft, ...(a.lockedUntil ? { lockedUntil: a.lockedUntil } : {}) };
+      challenge.totp = { attemptsLeft: a.attemptsLeft, ...(a.lockedUntil !== undefined ? { lockedUntil: a.lockedUntil } : {}) };
     }
     return { ok: true, challenge };
   }
@@ -263,14 +264,14 @@ export class StepUpService implements StepUpGate {
     if (challenge.actionHash !== input.actionHash) {
       return fail('stepup_wrong_action', 'This proof was made for a different action; it cannot be used here.', { reason: 'challenge' });
     }
-    if (challenge.usedAt) return fail('stepup_replayed', 'This proof was already used; each proof works once.', { reason: 'challenge' });
+    if (challenge.usedAt !== undefined) return fail('stepup_replayed', 'This proof was already used; each proof works once.', { reason: 'challenge' });
     if (challenge.expiresAt <= now) return fail('stepup_expired', 'The step-up took too long and expired; try again.', { reason: 'challenge' });
     return proof.method === 'webauthn'
       ? this.verifyWebAuthn(input.userId, challenge, proof.response, input.userVerification, now)
       : this.verifyTotp(input.userId, challenge, proof.code, now);
   }
 
-  private async verifyWebAuthn(userId: string, challenge: StoredChallenge, response: Record<string, unknown>, userVerification: boolean, now: Date): Promise<StepUpResult> {
+  private async verifyWebAuthn(userId: string, challenge: StoredChallenge, response: Record<string, unknown>, userVerification: boolean, now: number): Promise<StepUpResult> {
     if (!challenge.webauthnChallenge) return fail('stepup_method_not_allowed', 'This challenge was issued without a passkey option.');
     const credentialId = typeof response.id === 'string' ? response.id : undefined;
     if (!credentialId) return fail('stepup_invalid', 'The passkey response is malformed.', { reason: 'malformed' });
@@ -299,13 +300,13 @@ export class StepUpService implements StepUpGate {
     return { ok: true, method: 'webauthn', credentialId: credential.id };
   }
 
-  private async verifyTotp(userId: string, challenge: StoredChallenge, code: string, now: Date): Promise<StepUpResult> {
+  private async verifyTotp(userId: string, challenge: StoredChallenge, code: string, now: number): Promise<StepUpResult> {
     // The attempt is taken before the code is checked, atomically: parallel guesses cannot outrun the lock.
     const attempt = await this.store.takeAttempt(userId, this.config.maxAttempts, now);
     if (!attempt.taken) {
       // Locked, or every attempt left is being checked right now (then the lock is a moment away).
-      const until = attempt.lockedUntil ?? new Date(now.getTime() + this.config.lockoutSeconds * 1000);
-      return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${until.toISOString()}.`, { retryAfter: until, attemptsLeft: 0 });
+      const until = attempt.lockedUntil ?? now + this.config.lockoutSeconds * 1000;
+      return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${new Date(until).toISOString()}.`, { retryAfter: until, attemptsLeft: 0 });
     }
     const totp = await this.store.getTotp(userId);
     if (!totp?.confirmed) {
@@ -320,9 +321,9 @@ export class StepUpService implements StepUpGate {
         return fail('stepup_replayed', 'That code was already used. Wait for the next code and try again.', { reason: 'replayed_code' });
       }
       if (attempt.failedCount >= this.config.maxAttempts) {
-        const lockUntil = new Date(now.getTime() + this.config.lockoutSeconds * 1000);
+        const lockUntil = now + this.config.lockoutSeconds * 1000;
         await this.store.lock(userId, lockUntil);
-        return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${lockUntil.toISOString()}.`, { retryAfter: lockUntil, attemptsLeft: 0, reason: 'wrong_code' });
+        return fail('stepup_locked', `Too many wrong codes. One-time codes are locked until ${new Date(lockUntil).toISOString()}.`, { retryAfter: lockUntil, attemptsLeft: 0, reason: 'wrong_code' });
       }
       const left = Math.max(0, this.config.maxAttempts - attempt.failedCount);
       return fail('stepup_invalid', `That code is not right. ${left} attempt${left === 1 ? '' : 's'} left.`, { attemptsLeft: left, reason: 'wrong_code' });
@@ -339,7 +340,7 @@ export class StepUpService implements StepUpGate {
     const r = await verifyOtp({
       secret,
       token: code,
-      epoch: Math.floor(this.now().getTime() / 1000),
+      epoch: Math.floor(this.now() / 1000),
       period: TOTP_PERIOD,
       epochTolerance: TOTP_PERIOD, // ±1 step
       ...(afterTimeStep !== undefined ? { afterTimeStep } : {}),
@@ -347,17 +348,17 @@ export class StepUpService implements StepUpGate {
     return r.valid && 'timeStep' in r ? { valid: true, timeStep: r.timeStep } : { valid: false };
   }
 
-  private async attemptState(userId: string): Promise<{ attemptsLeft: number; lockedUntil?: Date }> {
+  private async attemptState(userId: string): Promise<{ attemptsLeft: number; lockedUntil?: number }> {
     const a = await this.store.getAttempts(userId);
     const now = this.now();
-    if (a.lockedUntil && a.lockedUntil > now) return { attemptsLeft: 0, lockedUntil: a.lockedUntil };
+    if (a.lockedUntil !== undefined && a.lockedUntil > now) return { attemptsLeft: 0, lockedUntil: a.lockedUntil };
     return { attemptsLeft: Math.max(0, this.config.maxAttempts - a.failedCount) };
   }
 }
 
 function toInfo(c: StoredCredential): CredentialInfo {
   return {
-    id: c.id, label: c.label, transports: c.transports, createdAt: c.createdAt.toISOString(),
-    ...(c.lastUsedAt ? { lastUsedAt: c.lastUsedAt.toISOString() } : {}),
+    id: c.id, label: c.label, transports: c.transports, createdAt: new Date(c.createdAt).toISOString(),
+    ...(c.lastUsedAt !== undefined ? { lastUsedAt: new Date(c.lastUsedAt).toISOString() } : {}),
   };
 }

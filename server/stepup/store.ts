@@ -1,6 +1,7 @@
 // Persistence for step-up: WebAuthn credentials, TOTP enrollments, challenges and failed-attempt counters.
 // One kysely implementation serves SQLite (better-sqlite3) and PostgreSQL. Instants are stored as ISO-8601 UTC
 // strings from Date.toISOString(): one fixed format, so string comparison is time comparison on both databases.
+// In memory an instant is epoch ms; the conversion happens here, at the storage seam, and nowhere else.
 // Every "use once" rule (challenge, TOTP time step, WebAuthn counter) is a conditional UPDATE whose row count
 // decides, inside one transaction, so two concurrent proofs can never both succeed.
 import { sql, type Kysely, type Migration, type Transaction } from 'kysely';
@@ -14,8 +15,8 @@ export interface StoredCredential {
   counter: number;
   transports: string[];
   label: string;
-  createdAt: Date;
-  lastUsedAt?: Date;
+  createdAt: number;
+  lastUsedAt?: number;
 }
 
 export interface StoredTotp {
@@ -23,7 +24,7 @@ export interface StoredTotp {
   secretEnc: string;
   confirmed: boolean;
   lastTimeStep?: number;
-  createdAt: Date;
+  createdAt: number;
 }
 
 export interface StoredChallenge {
@@ -32,14 +33,14 @@ export interface StoredChallenge {
   kind: ChallengeKind;
   actionHash?: string;
   webauthnChallenge?: string;
-  expiresAt: Date;
-  usedAt?: Date;
-  createdAt: Date;
+  expiresAt: number;
+  usedAt?: number;
+  createdAt: number;
 }
 
 export interface AttemptState {
   failedCount: number;
-  lockedUntil?: Date;
+  lockedUntil?: number;
 }
 
 /** Outcome of the atomic "finish a proof" writes. */
@@ -53,7 +54,7 @@ export interface StepUpStore {
   removeCredential(userId: string, id: string): Promise<boolean>;
 
   /** Creates or replaces the user's enrollment, unconfirmed (the service decides whether replacing is allowed). */
-  putTotp(t: { userId: string; secretEnc: string; createdAt: Date }): Promise<void>;
+  putTotp(t: { userId: string; secretEnc: string; createdAt: number }): Promise<void>;
   getTotp(userId: string): Promise<StoredTotp | undefined>;
   /** Marks confirmed and records the time step of the confirming code (so that code is spent). */
   confirmTotp(userId: string, timeStep: number): Promise<boolean>;
@@ -62,24 +63,24 @@ export interface StepUpStore {
   addChallenge(c: StoredChallenge): Promise<void>;
   getChallenge(id: string): Promise<StoredChallenge | undefined>;
   /** Consumes a registration challenge (single use); false when already used or expired. */
-  consumeChallenge(id: string, now: Date): Promise<boolean>;
+  consumeChallenge(id: string, now: number): Promise<boolean>;
   /** Consumes the challenge and spends the TOTP time step, both or neither. */
-  completeTotp(input: { challengeId: string; userId: string; timeStep: number; now: Date }): Promise<CompleteResult>;
+  completeTotp(input: { challengeId: string; userId: string; timeStep: number; now: number }): Promise<CompleteResult>;
   /** Consumes the challenge and moves the credential counter from `oldCounter` to `newCounter`, both or neither. */
-  completeWebAuthn(input: { challengeId: string; credentialId: string; oldCounter: number; newCounter: number; now: Date }): Promise<CompleteResult>;
-  /** Deletes challenges that expired before `before`; returns how many. */
-  purgeChallenges(before: Date): Promise<number>;
+  completeWebAuthn(input: { challengeId: string; credentialId: string; oldCounter: number; newCounter: number; now: number }): Promise<CompleteResult>;
+  /** Deletes challenges that expired before `before` (epoch ms); returns how many. */
+  purgeChallenges(before: number): Promise<number>;
 
   getAttempts(userId: string): Promise<AttemptState>;
   /**
    * Takes one attempt before a code is checked, in one conditional statement: none while locked, nor once `max` are
    * spent or in flight — so parallel guesses cannot all be checked before the lock lands.
    */
-  takeAttempt(userId: string, max: number, now: Date): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: Date }>;
+  takeAttempt(userId: string, max: number, now: number): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: number }>;
   /** The attempt taken was not a guess after all (a replayed code, no app set up): give it back. */
   refundAttempt(userId: string): Promise<void>;
   /** Lock until `lockUntil` and count again from zero (the attempts ran out). */
-  lock(userId: string, lockUntil: Date): Promise<void>;
+  lock(userId: string, lockUntil: number): Promise<void>;
   resetAttempts(userId: string): Promise<void>;
 }
 
@@ -167,8 +168,9 @@ export const stepUpMigrations: Record<string, Migration> = {
 
 // ---- kysely implementation ----
 
-const iso = (d: Date) => d.toISOString();
-const date = (s: string | null | undefined) => (s ? new Date(s) : undefined);
+const iso = (ms: number) => new Date(ms).toISOString();
+const fromIso = (s: string) => Date.parse(s);
+const fromIsoOrUndefined = (s: string | null | undefined) => (s ? Date.parse(s) : undefined);
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 const fromB64u = (s: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(s, 'base64url'));
 
@@ -180,8 +182,8 @@ function toCredential(r: StepUpTables['stepup_credentials']): StoredCredential {
     counter: Number(r.counter),
     transports: JSON.parse(r.transports) as string[],
     label: r.label,
-    createdAt: new Date(r.created_at),
-    lastUsedAt: date(r.last_used_at),
+    createdAt: fromIso(r.created_at),
+    lastUsedAt: fromIsoOrUndefined(r.last_used_at),
   };
 }
 
@@ -198,7 +200,7 @@ export class KyselyStepUpStore implements StepUpStore {
   async addCredential(c: StoredCredential): Promise<void> {
     await this.k.insertInto('stepup_credentials').values({
       id: c.id, user_id: c.userId, public_key: b64u(c.publicKey), counter: c.counter, transports: JSON.stringify(c.transports),
-      label: c.label, created_at: iso(c.createdAt), last_used_at: c.lastUsedAt ? iso(c.lastUsedAt) : null,
+      label: c.label, created_at: iso(c.createdAt), last_used_at: c.lastUsedAt !== undefined ? iso(c.lastUsedAt) : null,
     }).execute();
   }
 
@@ -217,7 +219,7 @@ export class KyselyStepUpStore implements StepUpStore {
     return Number(r.numDeletedRows) === 1;
   }
 
-  async putTotp(t: { userId: string; secretEnc: string; createdAt: Date }): Promise<void> {
+  async putTotp(t: { userId: string; secretEnc: string; createdAt: number }): Promise<void> {
     await this.k.insertInto('stepup_totp')
       .values({ user_id: t.userId, secret_enc: t.secretEnc, confirmed: 0, last_time_step: null, created_at: iso(t.createdAt) })
       .onConflict((oc) => oc.column('user_id').doUpdateSet({ secret_enc: t.secretEnc, confirmed: 0, last_time_step: null, created_at: iso(t.createdAt) }))
@@ -229,7 +231,7 @@ export class KyselyStepUpStore implements StepUpStore {
     if (!r) return undefined;
     return {
       userId: r.user_id, secretEnc: r.secret_enc, confirmed: Number(r.confirmed) === 1,
-      lastTimeStep: r.last_time_step === null ? undefined : Number(r.last_time_step), createdAt: new Date(r.created_at),
+      lastTimeStep: r.last_time_step === null ? undefined : Number(r.last_time_step), createdAt: fromIso(r.created_at),
     };
   }
 
@@ -247,7 +249,7 @@ export class KyselyStepUpStore implements StepUpStore {
   async addChallenge(c: StoredChallenge): Promise<void> {
     await this.k.insertInto('stepup_challenges').values({
       id: c.id, user_id: c.userId, kind: c.kind, action_hash: c.actionHash ?? null, webauthn_challenge: c.webauthnChallenge ?? null,
-      expires_at: iso(c.expiresAt), used_at: c.usedAt ? iso(c.usedAt) : null, created_at: iso(c.createdAt),
+      expires_at: iso(c.expiresAt), used_at: c.usedAt !== undefined ? iso(c.usedAt) : null, created_at: iso(c.createdAt),
     }).execute();
   }
 
@@ -256,17 +258,17 @@ export class KyselyStepUpStore implements StepUpStore {
     if (!r) return undefined;
     return {
       id: r.id, userId: r.user_id, kind: r.kind as ChallengeKind, actionHash: r.action_hash ?? undefined,
-      webauthnChallenge: r.webauthn_challenge ?? undefined, expiresAt: new Date(r.expires_at), usedAt: date(r.used_at), createdAt: new Date(r.created_at),
+      webauthnChallenge: r.webauthn_challenge ?? undefined, expiresAt: fromIso(r.expires_at), usedAt: fromIsoOrUndefined(r.used_at), createdAt: fromIso(r.created_at),
     };
   }
 
-  private async consumeIn(db: Kysely<StepUpTables> | Transaction<StepUpTables>, id: string, now: Date): Promise<boolean> {
+  private async consumeIn(db: Kysely<StepUpTables> | Transaction<StepUpTables>, id: string, now: number): Promise<boolean> {
     const r = await db.updateTable('stepup_challenges').set({ used_at: iso(now) })
       .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', iso(now)).executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   }
 
-  consumeChallenge(id: string, now: Date): Promise<boolean> {
+  consumeChallenge(id: string, now: number): Promise<boolean> {
     return this.consumeIn(this.k, id, now);
   }
 
@@ -280,7 +282,7 @@ export class KyselyStepUpStore implements StepUpStore {
     }
   }
 
-  completeTotp(input: { challengeId: string; userId: string; timeStep: number; now: Date }): Promise<CompleteResult> {
+  completeTotp(input: { challengeId: string; userId: string; timeStep: number; now: number }): Promise<CompleteResult> {
     return this.atomically(async (trx) => {
       if (!(await this.consumeIn(trx, input.challengeId, input.now))) throw new Abort('challenge_used');
       const r = await trx.updateTable('stepup_totp').set({ last_time_step: input.timeStep })
@@ -291,7 +293,7 @@ export class KyselyStepUpStore implements StepUpStore {
     });
   }
 
-  completeWebAuthn(input: { challengeId: string; credentialId: string; oldCounter: number; newCounter: number; now: Date }): Promise<CompleteResult> {
+  completeWebAuthn(input: { challengeId: string; credentialId: string; oldCounter: number; newCounter: number; now: number }): Promise<CompleteResult> {
     return this.atomically(async (trx) => {
       if (!(await this.consumeIn(trx, input.challengeId, input.now))) throw new Abort('challenge_used');
       const r = await trx.updateTable('stepup_credentials').set({ counter: input.newCounter, last_used_at: iso(input.now) })
@@ -300,17 +302,17 @@ export class KyselyStepUpStore implements StepUpStore {
     });
   }
 
-  async purgeChallenges(before: Date): Promise<number> {
+  async purgeChallenges(before: number): Promise<number> {
     const r = await this.k.deleteFrom('stepup_challenges').where('expires_at', '<', iso(before)).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 
   async getAttempts(userId: string): Promise<AttemptState> {
     const r = await this.k.selectFrom('stepup_attempts').selectAll().where('user_id', '=', userId).executeTakeFirst();
-    return { failedCount: r ? Number(r.failed_count) : 0, lockedUntil: date(r?.locked_until) };
+    return { failedCount: r ? Number(r.failed_count) : 0, lockedUntil: fromIsoOrUndefined(r?.locked_until) };
   }
 
-  async takeAttempt(userId: string, max: number, now: Date): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: Date }> {
+  async takeAttempt(userId: string, max: number, now: number): Promise<{ taken: true; failedCount: number } | { taken: false; lockedUntil?: number }> {
     await this.k.insertInto('stepup_attempts').values({ user_id: userId, failed_count: 0, locked_until: null })
       .onConflict((oc) => oc.column('user_id').doNothing()).execute();
     // One statement: the row lock (PostgreSQL) or the single writer (SQLite) makes each taker see the count before it.
@@ -320,14 +322,14 @@ export class KyselyStepUpStore implements StepUpStore {
       .returning('failed_count').executeTakeFirst();
     if (taken) return { taken: true, failedCount: Number(taken.failed_count) };
     const r = await this.getAttempts(userId);
-    return { taken: false, ...(r.lockedUntil && r.lockedUntil > now ? { lockedUntil: r.lockedUntil } : {}) };
+    return { taken: false, ...(r.lockedUntil !== undefined && r.lockedUntil > now ? { lockedUntil: r.lockedUntil } : {}) };
   }
 
   async refundAttempt(userId: string): Promise<void> {
     await this.k.updateTable('stepup_attempts').set({ failed_count: sql`case when failed_count > 0 then failed_count - 1 else 0 end` }).where('user_id', '=', userId).execute();
   }
 
-  async lock(userId: string, lockUntil: Date): Promise<void> {
+  async lock(userId: string, lockUntil: number): Promise<void> {
     await this.k.updateTable('stepup_attempts').set({ failed_count: 0, locked_until: iso(lockUntil) }).where('user_id', '=', userId).execute();
   }
 

@@ -21,7 +21,7 @@ async function attack(url: string) {
   try {
     await store.migrate();
     const config = StepUpConfig.parse({ rpId: 'localhost', origins: ['http://localhost:3000'], totpKey: randomBytes(32).toString('base64url'), maxAttempts: 5, lockoutSeconds: 300 });
-    const service = new StepUpService({ store: new KyselyStepUpStore(store.db as never), config, now: () => new Date() });
+    const service = new StepUpService({ store: new KyselyStepUpStore(store.db as never), config, now: () => Date.now() });
     const user = { sub: 'victim', groups: [], admin: false };
     const { secret } = await service.enrollTotp(user);
     const { generate } = await import('otplib');

@@ -41,7 +41,7 @@ beforeAll(async () => {
       const result = await service.verify({ userId: request.user.sub, action: { kind: 'request', requestId: id }, actionHash: `request:${id}:${request.user.sub}`, methods: ['webauthn', 'totp'], userVerification: true, proof: request.body.proof });
       if (result.ok) return result;
       const p = stepUpProblem(result);
-      if (result.retryAfter) void reply.header('retry-after', String(Math.ceil((result.retryAfter.getTime() - clock.t) / 1000)));
+      if (result.retryAfter !== undefined) void reply.header('retry-after', String(Math.ceil((result.retryAfter - clock.t) / 1000)));
       return reply.code(p.status).type('application/problem+json').send(p);
     });
   });

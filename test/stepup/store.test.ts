@@ -7,8 +7,8 @@ import { KyselyStepUpStore, stepUpMigrations, type StepUpStore } from '../../ser
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { memoryDb } from '../../dev/stepup';
 
-const T0 = new Date('2030-01-01T00:00:00.000Z');
-const at = (s: number) => new Date(T0.getTime() + s * 1000);
+const T0 = Date.parse('2030-01-01T00:00:00.000Z');
+const at = (s: number) => T0 + s * 1000;
 
 function storeContract(name: string, open: () => Promise<{ store: StepUpStore; close: () => Promise<void> }>) {
   describe(`step-up store on ${name}`, () => {
@@ -102,4 +102,20 @@ storeContract('PostgreSQL 15', async () => {
   const { error } = await new Migrator({ db, provider: { getMigrations: async (): Promise<Record<string, Migration>> => stepUpMigrations } }).migrateToLatest();
   if (error) throw error;
   return { store: new KyselyStepUpStore(db), close: async () => { await db.destroy(); await postgres?.stop(); } };
+});
+
+describe('the stored format', () => {
+  it('instants are epoch ms in memory and ISO-8601 UTC strings in the columns, as they always were', async () => {
+    const db = await memoryDb();
+    const store = new KyselyStepUpStore(db);
+    await store.addChallenge({ id: 'c', userId: 'alice', kind: 'action', actionHash: 'h', expiresAt: at(120), createdAt: at(0) });
+    expect(await store.consumeChallenge('c', at(10))).toBe(true);
+    await store.takeAttempt('alice', 3, at(0));
+    await store.lock('alice', at(300));
+    expect(await db.selectFrom('stepup_challenges').select(['expires_at', 'used_at', 'created_at']).executeTakeFirst())
+      .toEqual({ expires_at: '2030-01-01T00:02:00.000Z', used_at: '2030-01-01T00:00:10.000Z', created_at: '2030-01-01T00:00:00.000Z' });
+    expect(await db.selectFrom('stepup_attempts').select('locked_until').executeTakeFirst()).toEqual({ locked_until: '2030-01-01T00:05:00.000Z' });
+    expect(await store.getChallenge('c')).toMatchObject({ expiresAt: at(120), usedAt: at(10), createdAt: at(0) });
+    await db.destroy();
+  });
 });
