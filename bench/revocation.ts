@@ -37,7 +37,7 @@ async function openGrants(db: PostgresInstance, provider: PostgresCredentialProv
   const live: Live[] = [];
   for (let i = 0; i < count; i += 1) {
     const grantId = `${prefix}-${i}`;
-    const cred = await provider.issue({ grantId, resourceId: 'bench', level: 'read', endsAt: new Date(Date.now() + 3_600_000) });
+    const cred = await provider.issue({ grantId, resourceId: 'bench', level: 'read', endsAt: Date.now() + 3_600_000 });
     const clients: pg.Client[] = [];
     for (let j = 0; j < 2; j += 1) {
       const client = new pg.Client({ host: db.host, port: db.port, database: db.database, user: cred.username, password: cred.password });

@@ -5,6 +5,7 @@ import { randomBytes, randomInt, pbkdf2, createHash, createHmac } from 'node:cry
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { CredentialProvider, IssueInput, IssuedCredential } from './provider';
+import { systemClock, type Clock } from '../../shared/domain/clock';
 import { CredentialError, fromPgError } from './errors';
 
 const pbkdf2Async = promisify(pbkdf2);
@@ -31,7 +32,8 @@ export interface CredentialLogger {
 
 export interface PostgresProviderOptions {
   resources: Record<string, PostgresResourceConfig>;
-  clock?: () => Date;
+  /** The server clock; issue refuses a grant that has already ended by it. */
+  clock?: Pick<Clock, 'now'>;
   logger?: CredentialLogger;
   /** How long revoke keeps terminating a role's backends before it gives up with a retryable error. Default 10 s. */
   terminateBudgetMs?: number;
@@ -100,7 +102,7 @@ function pgCode(error: unknown): string | undefined {
 }
 
 export function createPostgresProvider(options: PostgresProviderOptions): PostgresCredentialProvider {
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? systemClock;
   const logger = options.logger;
   const terminateBudgetMs = options.terminateBudgetMs ?? 10_000;
   const pools = new Map<string, pg.Pool>();
@@ -208,7 +210,7 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
       const config = resource(input.resourceId);
       const templates = Object.hasOwn(config.levels, input.level) ? config.levels[input.level] : undefined;
       if (!templates) throw new CredentialError('unknown_level', `resource "${input.resourceId}" has no access level "${input.level}"`);
-      if (!(input.endsAt.getTime() > clock().getTime())) throw new CredentialError('invalid_input', 'the grant has already ended');
+      if (!(input.endsAt > clock.now())) throw new CredentialError('invalid_input', 'the grant has already ended');
       const username = randomRoleName();
       const password = randomPassword();
       const verifier = await scramVerifier(password);
@@ -217,7 +219,7 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
       // One transaction: a failing template leaves no half-privileged role behind.
       const statements = [
         `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS `
-          + `PASSWORD ${literal(verifier)} VALID UNTIL ${literal(input.endsAt.toISOString())} CONNECTION LIMIT ${limit}`,
+          + `PASSWORD ${literal(verifier)} VALID UNTIL ${literal(new Date(input.endsAt).toISOString())} CONNECTION LIMIT ${limit}`,
         // The grant id on the role lets an operator (or an orphan sweep) tie a stray role back to its grant.
         `COMMENT ON ROLE ${role} IS ${literal(`stint grant ${input.grantId}`)}`,
         ...templates.map((template) => renderTemplate(template, { role: username, database: config.database })),
@@ -229,7 +231,7 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
           throw fromPgError(error, 'create role');
         }
       });
-      logger?.info({ grantId: input.grantId, resourceId: input.resourceId, level: input.level, role: username, endsAt: input.endsAt.toISOString() }, 'database role created');
+      logger?.info({ grantId: input.grantId, resourceId: input.resourceId, level: input.level, role: username, endsAt: new Date(input.endsAt).toISOString() }, 'database role created');
       return { username, password };
     },
 
@@ -238,13 +240,13 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
       checkRoleName(input.username);
       await withClient(config, config.database, 'extend role', async (client) => {
         try {
-          await client.query(`ALTER ROLE ${ident(input.username)} VALID UNTIL ${literal(input.endsAt.toISOString())}`);
+          await client.query(`ALTER ROLE ${ident(input.username)} VALID UNTIL ${literal(new Date(input.endsAt).toISOString())}`);
         } catch (error) {
           if (pgCode(error) === UNDEFINED_OBJECT) throw new CredentialError('not_found', 'the grant\'s role no longer exists', error);
           throw fromPgError(error, 'extend role');
         }
       });
-      logger?.info({ grantId: input.grantId, role: input.username, endsAt: input.endsAt.toISOString() }, 'database role extended');
+      logger?.info({ grantId: input.grantId, role: input.username, endsAt: new Date(input.endsAt).toISOString() }, 'database role extended');
     },
 
     async revoke(input): Promise<void> {

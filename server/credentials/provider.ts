@@ -7,8 +7,8 @@ export interface IssueInput {
   /** Resource id from config; the provider looks up target and admin connection itself. */
   resourceId: string;
   level: string;
-  /** Absolute end of the grant (server clock). */
-  endsAt: Date;
+  /** Absolute end of the grant, epoch ms (server clock). */
+  endsAt: number;
 }
 
 export interface IssuedCredential {
@@ -21,7 +21,7 @@ export interface IssuedCredential {
 export interface CredentialProvider {
   readonly kind: string;
   issue(input: IssueInput): Promise<IssuedCredential>;
-  extend(input: { grantId: string; resourceId: string; username: string; endsAt: Date }): Promise<void>;
+  extend(input: { grantId: string; resourceId: string; username: string; /** Epoch ms. */ endsAt: number }): Promise<void>;
   /** NOLOGIN → terminate live sessions → reassign/drop owned → drop role. Succeeds when already gone. */
   revoke(input: { grantId: string; resourceId: string; username: string }): Promise<void>;
   /**

@@ -172,7 +172,7 @@ export class Activation {
     this.timers.hold(`issuing:${grant.id}`);
     let issued: { username: string; password: string };
     try {
-      issued = await credentials.issue({ grantId: grant.id, resourceId: grant.resource_id, level: grant.level, endsAt: new Date(grant.ends_at) });
+      issued = await credentials.issue({ grantId: grant.id, resourceId: grant.resource_id, level: grant.level, endsAt: grant.ends_at });
     } catch (error) {
       this.timers.letGo(`issuing:${grant.id}`);
       this.deps.metrics.issueFailures.inc({ resource: grant.resource_id });

@@ -190,7 +190,7 @@ export class GrantRules {
     const endsAt = Number(row.ends_at) + seconds * 1000;
     if (row.db_username && this.deps.credentials) {
       try {
-        await this.deps.credentials.extend({ grantId: id, resourceId: row.resource_id, username: row.db_username, endsAt: new Date(endsAt) });
+        await this.deps.credentials.extend({ grantId: id, resourceId: row.resource_id, username: row.db_username, endsAt });
       } catch (error) {
         return fail(503, 'credentials_failed', `the database access could not be extended: ${safeMessage(error)}`);
       }

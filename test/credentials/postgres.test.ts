@@ -16,7 +16,7 @@ const logger = {
   error: (obj: object, msg?: string) => logLines.push(JSON.stringify({ obj, msg })),
 };
 
-const inOneHour = () => new Date(Date.now() + 3_600_000);
+const inOneHour = () => Date.now() + 3_600_000;
 
 async function login(username: string, password: string): Promise<pg.Client> {
   const client = new pg.Client({ host: db.host, port: db.port, database: db.database, user: username, password });
@@ -80,18 +80,17 @@ describe('PostgreSQL credential provider', () => {
 
   it('extends VALID UNTIL to the new end', async () => {
     const cred = await provider.issue({ grantId: 'g-ext', resourceId: 'orders', level: 'read', endsAt: inOneHour() });
-    const later = new Date(Date.now() + 7_200_000);
-    later.setMilliseconds(0);
+    const later = Math.floor((Date.now() + 7_200_000) / 1000) * 1000;
     await provider.extend({ grantId: 'g-ext', resourceId: 'orders', username: cred.username, endsAt: later });
     const [role] = await db.query('select rolvaliduntil from pg_roles where rolname = $1', [cred.username]);
-    expect((role.rolvaliduntil as Date).toISOString()).toBe(later.toISOString());
+    expect((role.rolvaliduntil as Date).toISOString()).toBe(new Date(later).toISOString());
     await provider.revoke({ grantId: 'g-ext', resourceId: 'orders', username: cred.username });
     await expect(provider.extend({ grantId: 'g-ext', resourceId: 'orders', username: cred.username, endsAt: later }))
       .rejects.toMatchObject({ code: 'not_found', retryable: false });
   });
 
   it('refuses a role whose VALID UNTIL has passed', async () => {
-    const cred = await provider.issue({ grantId: 'g-short', resourceId: 'orders', level: 'read', endsAt: new Date(Date.now() + 1_500) });
+    const cred = await provider.issue({ grantId: 'g-short', resourceId: 'orders', level: 'read', endsAt: Date.now() + 1_500 });
     const client = await login(cred.username, cred.password);
     await client.end();
     await new Promise((r) => setTimeout(r, 1_700));
@@ -151,6 +150,18 @@ describe('PostgreSQL credential provider', () => {
     await expect(provider.issue({ grantId: 'x', resourceId: 'orders', level: 'admin', endsAt: inOneHour() })).rejects.toMatchObject({ code: 'unknown_level' });
     await expect(provider.revoke({ grantId: 'x', resourceId: 'orders', username: db.adminUser })).rejects.toMatchObject({ code: 'invalid_input' });
     expect((await db.query('select 1 from pg_roles where rolname = $1', [db.adminUser])).length).toBe(1);
+  });
+
+  it('issues nothing for a grant that has already ended by the server clock', async () => {
+    const before = await db.query("select count(*)::int as n from pg_roles where rolname like 'stint_g_%'");
+    await expect(provider.issue({ grantId: 'g-past', resourceId: 'orders', level: 'read', endsAt: Date.now() - 1 })).rejects.toMatchObject({ code: 'invalid_input' });
+    const late = createPostgresProvider({ resources: { orders: { adminUrl: db.adminUrl('postgres'), database: db.database, levels: { read: [] } } }, clock: { now: () => Date.now() + 2 * 3_600_000 } });
+    try {
+      await expect(late.issue({ grantId: 'g-late', resourceId: 'orders', level: 'read', endsAt: inOneHour() })).rejects.toMatchObject({ code: 'invalid_input' });
+    } finally {
+      await late.close();
+    }
+    expect((await db.query("select count(*)::int as n from pg_roles where rolname like 'stint_g_%'"))[0].n).toBe(before[0].n);
   });
 
   it('with the database down, revoke fails with a retryable error and succeeds once it is back', async () => {

@@ -62,7 +62,7 @@ function u32(n: number): Buffer {
 export class RecordingProvider implements CredentialProvider {
   readonly kind = 'recording';
   issued: IssueInput[] = [];
-  extended: { grantId: string; endsAt: Date }[] = [];
+  extended: { grantId: string; endsAt: number }[] = [];
   /** Successful revokes, with when each was made (epoch ms). */
   revoked: { grantId: string; username: string; at: number }[] = [];
   revokeAttempts = 0;
@@ -81,7 +81,7 @@ export class RecordingProvider implements CredentialProvider {
     this.n += 1;
     return { username: `stint_g_test${String(this.n).padStart(4, '0')}`, password: `pw-${this.n}-secret` };
   }
-  async extend(input: { grantId: string; resourceId: string; username: string; endsAt: Date }) {
+  async extend(input: { grantId: string; resourceId: string; username: string; endsAt: number }) {
     this.extended.push({ grantId: input.grantId, endsAt: input.endsAt });
   }
   async revoke(input: { grantId: string; resourceId: string; username: string }) {

@@ -52,7 +52,7 @@ describe('request and grant lifecycle', () => {
     expect(grant).toMatchObject({ state: 'active', owner: 'alice', resourceId: 'staging-users', level: 'read', revocation: 'none' });
     expect(Date.parse(grant.endsAt) - Date.parse(grant.startsAt)).toBe(7200_000);
     expect(connection).toMatchObject({ bastion: { host: '127.0.0.1', port: 22, user: 'stintbastion' }, target: { host: '127.0.0.1', port: 5432, database: 'users' }, dbUser: expect.stringMatching(/^stint_g_/) });
-    expect(provider.issued.at(-1)).toMatchObject({ grantId: grant.id, resourceId: 'staging-users', level: 'read', endsAt: new Date(grant.endsAt) });
+    expect(provider.issued.at(-1)).toMatchObject({ grantId: grant.id, resourceId: 'staging-users', level: 'read', endsAt: Date.parse(grant.endsAt) });
 
     // Activating again is refused; the password is never shown again.
     const again = await alice.post(`/v1/requests/${request.id}/activate`, { publicKey: ed25519PublicKeyLine() });
@@ -197,7 +197,7 @@ describe('request and grant lifecycle', () => {
     const extended = ExtendResult.parse(ok.body).grant;
     expect(Date.parse(extended.endsAt) - Date.parse(grant.endsAt)).toBe(3600_000);
     expect(extended.extendedSeconds).toBe(3600);
-    expect(provider.extended.at(-1)).toEqual({ grantId: grant.id, endsAt: new Date(extended.endsAt) });
+    expect(provider.extended.at(-1)).toEqual({ grantId: grant.id, endsAt: Date.parse(extended.endsAt) });
     const over = await alice.post(`/v1/grants/${grant.id}/extend`, { durationSeconds: 11 * 3600 });
     expect(over.status).toBe(409);
     expect(over.body.code).toBe('extension_over_limit');
