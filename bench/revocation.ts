@@ -75,7 +75,7 @@ async function keyCommandLatency(runs: number): Promise<{ p50: number; p99: numb
   const lookup = new MemoryLookup();
   // The agent's own key generator, as for a real grant.
   const key = { keyBase64: generateGrantKey('stint-bench').publicKey.split(' ')[1]! };
-  lookup.add({ grantId: 'bench', bastionId: 'b', owner: 'alice', keyBase64: key.keyBase64, endsAt: new Date(Date.now() + 3_600_000), target: { host: '127.0.0.1', port: 5432 } });
+  lookup.add({ grantId: 'bench', bastionId: 'b', owner: 'alice', keyBase64: key.keyBase64, endsAt: Date.now() + 3_600_000, target: { host: '127.0.0.1', port: 5432 } });
   const sessionDb = openStore('sqlite::memory:');
   await sessionDb.migrate();
   const app = Fastify();

@@ -6,7 +6,8 @@ import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../
 export interface LookupGrant extends BastionGrant {
   bastionId: string;
   keyBase64: string;
-  endedAt?: Date;
+  /** Epoch ms. */
+  endedAt?: number;
 }
 
 export class MemoryLookup implements BastionGrantLookup {
@@ -17,9 +18,9 @@ export class MemoryLookup implements BastionGrantLookup {
     this.grants.set(grant.grantId, grant);
   }
 
-  end(grantId: string, at = new Date()): void {
+  end(grantId: string, at = Date.now()): void {
     const grant = this.grants.get(grantId);
-    if (!grant || grant.endedAt) return;
+    if (!grant || grant.endedAt !== undefined) return;
     grant.endedAt = at;
     const event: GrantEndedForBastion = { grantId, bastionId: grant.bastionId, keyBase64: grant.keyBase64, at };
     this.events.emit('ended', event);
@@ -28,17 +29,17 @@ export class MemoryLookup implements BastionGrantLookup {
   async findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined> {
     if (keyType !== 'ssh-ed25519') return undefined;
     for (const grant of this.grants.values()) {
-      if (grant.bastionId === bastionId && grant.keyBase64 === keyBase64 && !grant.endedAt && grant.endsAt.getTime() > Date.now()) {
+      if (grant.bastionId === bastionId && grant.keyBase64 === keyBase64 && grant.endedAt === undefined && grant.endsAt > Date.now()) {
         return { grantId: grant.grantId, owner: grant.owner, endsAt: grant.endsAt, target: grant.target };
       }
     }
     return undefined;
   }
 
-  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+  async endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]> {
     return [...this.grants.values()]
-      .filter((g) => g.bastionId === bastionId && g.endedAt && g.endedAt.getTime() > since.getTime())
-      .sort((a, b) => a.endedAt!.getTime() - b.endedAt!.getTime())
+      .filter((g) => g.bastionId === bastionId && g.endedAt !== undefined && g.endedAt > since)
+      .sort((a, b) => a.endedAt! - b.endedAt!)
       .map((g) => ({ grantId: g.grantId, bastionId: g.bastionId, keyBase64: g.keyBase64, at: g.endedAt! }));
   }
 

@@ -10,6 +10,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createParser } from 'eventsource-parser';
+import { systemClock, type Clock } from '../../shared/domain/clock';
 
 export interface EndedEvent {
   grantId: string;
@@ -42,7 +43,8 @@ export interface CompanionOptions {
   fetch?: typeof fetch;
   kill?: (pid: number, signal: NodeJS.Signals) => void;
   processes?: ProcessTable;
-  clock?: () => Date;
+  /** The wall clock the first catch-up looks back from. */
+  clock?: Pick<Clock, 'now'>;
   logger?: CompanionLogger;
   /** At start, act on ends this far back (connections made before a companion restart). Default 10 min. */
   lookbackMs?: number;
@@ -135,7 +137,7 @@ export function startCompanion(options: CompanionOptions): Companion {
   const doFetch = options.fetch ?? fetch;
   const kill = options.kill ?? ((pid: number, signal: NodeJS.Signals) => process.kill(pid, signal));
   const processes = options.processes ?? procfs;
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? systemClock;
   const logger = options.logger;
   const lookbackMs = options.lookbackMs ?? 600_000;
   const killGraceMs = options.killGraceMs ?? 2_000;
@@ -147,7 +149,8 @@ export function startCompanion(options: CompanionOptions): Companion {
   const stopping = new AbortController();
   /** grantId → pids already handled (a later event for the same grant may carry new pids). */
   const handled = new Map<string, { at: number; pids: Set<number> }>();
-  let since = new Date(clock().getTime() - lookbackMs);
+  /** The latest end seen, epoch ms: where the next catch-up starts. */
+  let since = clock.now() - lookbackMs;
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const pending = new Set<Promise<void>>();
@@ -181,7 +184,7 @@ export function startCompanion(options: CompanionOptions): Companion {
 
   function handle(event: EndedEvent): void {
     const at = Date.parse(event.at);
-    if (!Number.isNaN(at) && at > since.getTime()) since = new Date(at);
+    if (!Number.isNaN(at) && at > since) since = at;
     const seen = handled.get(event.grantId) ?? { at: Date.now(), pids: new Set<number>() };
     handled.set(event.grantId, seen);
     const fresh = event.pids.filter((pid) => !seen.pids.has(pid));
@@ -200,8 +203,8 @@ export function startCompanion(options: CompanionOptions): Companion {
 
   async function catchUp(signal: AbortSignal): Promise<void> {
     // Overlap by a few seconds: ends are de-duplicated, and clocks or commit order may differ slightly.
-    const from = new Date(since.getTime() - 5_000);
-    const response = await doFetch(`${base}/ended?since=${encodeURIComponent(from.toISOString())}`, { headers, signal });
+    const from = new Date(since - 5_000).toISOString();
+    const response = await doFetch(`${base}/ended?since=${encodeURIComponent(from)}`, { headers, signal });
     if (!response.ok) throw new Error(`ended?since answered ${response.status}`);
     const body = (await response.json()) as { events?: unknown[] };
     for (const event of body.events ?? []) if (isEndedEvent(event)) handle(event);

@@ -45,7 +45,8 @@ const HOSTNAME = /^[A-Za-z0-9._-]+$/;
 const IPV6 = /^[0-9A-Fa-f:.]+$/;
 
 /** `YYYYMMDDHHMMSSZ` in UTC, the form sshd's expiry-time accepts (with Z, or sshd reads local time). */
-export function sshExpiryTime(at: Date): string {
+export function sshExpiryTime(atMs: number): string {
+  const at = new Date(atMs);
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${pad(at.getUTCFullYear(), 4)}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`
     + `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}Z`;
@@ -70,7 +71,7 @@ export function authorizedKeyLine(grant: BastionGrant, keyBase64: string): strin
   if (HOSTNAME.test(host)) hostPart = host;
   else if (IPV6.test(host) && host.includes(':')) hostPart = `[${host}]`;
   else return undefined;
-  if (!isEd25519KeyBody(keyBase64) || Number.isNaN(grant.endsAt.getTime())) return undefined;
+  if (!isEd25519KeyBody(keyBase64) || Number.isNaN(new Date(grant.endsAt).getTime())) return undefined;
   const comment = `grant:${grant.grantId.replace(/[^A-Za-z0-9_.:-]/g, '_')}`;
   return `restrict,port-forwarding,permitopen="${hostPart}:${port}",expiry-time="${sshExpiryTime(grant.endsAt)}",`
     + `command="/usr/sbin/nologin" ssh-ed25519 ${keyBase64} ${comment}`;
@@ -136,7 +137,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
   /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
   const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
     const pids = await opts.sessions.pidsFor(bastionId, ended.map((e) => e.grantId));
-    return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: e.at.toISOString(), pids: pids.get(e.grantId) ?? [] }));
+    return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: new Date(e.at).toISOString(), pids: pids.get(e.grantId) ?? [] }));
   };
 
   const start = (app: FastifyInstance) => {
@@ -295,7 +296,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         const parsed = EndedQuery.safeParse(request.query);
         if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
         try {
-          const ended = await opts.lookup.endedSince(bastionId, new Date(parsed.data.since));
+          const ended = await opts.lookup.endedSince(bastionId, Date.parse(parsed.data.since));
           return { events: await toEvents(bastionId, ended) };
         } catch (error) {
           request.log.error({ err: error }, 'could not list ended grants for a bastion');

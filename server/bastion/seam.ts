@@ -3,7 +3,8 @@
 export interface BastionGrant {
   grantId: string;
   owner: string;
-  endsAt: Date;
+  /** Epoch ms. */
+  endsAt: number;
   /** The one host:port this grant may forward to (the resource's target). */
   target: { host: string; port: number };
 }
@@ -13,14 +14,15 @@ export interface GrantEndedForBastion {
   bastionId: string;
   /** base64 body of the grant's ssh-ed25519 public key (what sshd passes as %k). */
   keyBase64: string;
-  at: Date;
+  /** When the grant ended, epoch ms. */
+  at: number;
 }
 
 export interface BastionGrantLookup {
   /** The active grant (if any) whose activation public key is exactly this key, on a resource behind this bastion. */
   findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined>;
-  /** Grants behind this bastion that ended (ended, released, revoked, failed) after `since`, oldest first. */
-  endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]>;
+  /** Grants behind this bastion that ended (ended, released, revoked, failed) after `since` (epoch ms), oldest first. */
+  endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]>;
   /** Live notification of grant ends; returns an unsubscribe function. */
   /**
    * `wanted`: whether the listener wants ends right now (e.g. a bastion stream is open here); while no listener does,

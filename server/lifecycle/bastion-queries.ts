@@ -50,13 +50,13 @@ export class BastionQueries implements BastionGrantLookup {
     // index over keys (partial: active grants), instead of reading the whole table on every SSH connection.
     const row = await this.reads.selectFrom('grants').select(['id', 'owner', 'ends_at', 'target_host', 'target_port']).where('key_base64', '=', keyBase64)
       .where('key_type', '=', keyType).where('bastion_id', '=', bastionId).where('state', '=', sql.lit('active')).where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
-    return row ? { grantId: row.id, owner: row.owner, endsAt: new Date(Number(row.ends_at)), target: { host: row.target_host, port: row.target_port } } : undefined;
+    return row ? { grantId: row.id, owner: row.owner, endsAt: Number(row.ends_at), target: { host: row.target_host, port: row.target_port } } : undefined;
   }
 
-  async endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+  async endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]> {
     const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('bastion_id', '=', bastionId)
-      .where('ended_at', '>', since.getTime()).orderBy('ended_at').limit(10_000).execute();
-    return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: new Date(Number(r.ended_at)) }));
+      .where('ended_at', '>', since).orderBy('ended_at').limit(10_000).execute();
+    return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: Number(r.ended_at) }));
   }
 
   onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted: () => boolean = () => true): () => void {
@@ -80,7 +80,7 @@ export class BastionQueries implements BastionGrantLookup {
     }
     if (!this.wantsEnds() || fresh.length === 0) return;
     const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
-    for (const row of rows) this.announce({ grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) });
+    for (const row of rows) this.announce({ grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: Number(row.ended_at) });
   }
 
   /** Tell this instance's grant-end listeners (bastion streams) that a grant ended. */

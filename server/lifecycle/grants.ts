@@ -78,7 +78,7 @@ export class GrantRules {
     const { row, grant } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
     if (!options.due) this.timers.unschedule(`grant:${id}`);
-    this.bastion.announce({ grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: new Date(Number(row.ended_at)) });
+    this.bastion.announce({ grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: Number(row.ended_at) });
     if (row.revocation === 'pending') void this.timers.track(this.revocation.revokeJustEnded(row));
     return ok(grant);
   }

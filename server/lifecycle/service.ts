@@ -276,7 +276,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     return this.bastion.findActiveGrantByKey(bastionId, keyType, keyBase64);
   }
 
-  endedSince(bastionId: string, since: Date): Promise<GrantEndedForBastion[]> {
+  endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]> {
     return this.bastion.endedSince(bastionId, since);
   }
 

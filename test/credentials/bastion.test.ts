@@ -92,7 +92,7 @@ async function activate(grantId: string): Promise<{ key: ClientKey; username: st
   const key = newClientKey();
   const endsAt = Date.now() + 600_000;
   const cred = await provider.issue({ grantId, resourceId: 'orders', level: 'read', endsAt });
-  lookup.add({ grantId, bastionId: 'main', owner: 'alice', keyBase64: key.keyBase64, endsAt: new Date(endsAt), target: { host: '127.0.0.1', port: db.port } });
+  lookup.add({ grantId, bastionId: 'main', owner: 'alice', keyBase64: key.keyBase64, endsAt, target: { host: '127.0.0.1', port: db.port } });
   return { key, ...cred };
 }
 

@@ -38,7 +38,7 @@ afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
 });
 
-const endsAt = new Date('2031-02-03T04:05:06.789Z');
+const endsAt = Date.parse('2031-02-03T04:05:06.789Z');
 
 function grantOn(lookup: MemoryLookup, grantId: string, bastionId = 'east') {
   const key = newClientKey();
@@ -192,7 +192,8 @@ describe('bastion routes', () => {
     expect(authorizedKeyLine({ ...grant, target: { host: 'db.internal', port: 0 } }, key)).toBeUndefined();
     expect(authorizedKeyLine({ ...grant, target: { host: '::1', port: 5432 } }, key)).toContain('permitopen="[::1]:5432"');
     expect(authorizedKeyLine({ ...grant, target: { host: 'db.internal', port: 5432 } }, `${key}\nssh-ed25519 AAAA`)).toBeUndefined();
-    expect(sshExpiryTime(new Date('2030-12-31T23:59:59.999Z'))).toBe('20301231235959Z');
+    expect(authorizedKeyLine({ ...grant, target: { host: 'db.internal', port: 5432 }, endsAt: Number.NaN }, key)).toBeUndefined();
+    expect(sshExpiryTime(Date.parse('2030-12-31T23:59:59.999Z'))).toBe('20301231235959Z');
   });
 });
 
