@@ -45,7 +45,7 @@ function wholeDay(window: string): boolean {
   let whole = wholeDays.get(window);
   if (whole === undefined) {
     whole = true;
-    for (let minute = 0; minute < 24 * 60 && whole; minute++) whole = inHours(window, new Date(Date.UTC(2000, 0, 1, 0, minute)));
+    for (let minute = 0; minute < 24 * 60 && whole; minute++) whole = inHours(window, minute * 60_000);
     wholeDays.set(window, whole);
   }
   return whole;

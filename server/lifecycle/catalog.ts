@@ -92,7 +92,7 @@ export class Catalog {
   }
 
   /** All auto-approve conditions that are set must hold. */
-  autoApproves(caller: Caller, entry: CatalogEntry, risk: number, now: Date): { ok: boolean; why: string } {
+  autoApproves(caller: Caller, entry: CatalogEntry, risk: number, now: number): { ok: boolean; why: string } {
     const when = entry.policy.autoApprove?.when;
     if (!when) return { ok: false, why: 'policy needs approvals' };
     if (when.groups && !inAny(caller.groups, when.groups)) return { ok: false, why: 'not in an auto-approved group' };
@@ -108,10 +108,18 @@ export class Catalog {
   }
 }
 
-/** "09:00-18:00" in UTC; a window that wraps midnight ("22:00-06:00") works too. */
-export function inHours(window: string, now: Date): boolean {
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+
+/** The minute of the UTC day (0–1439) an instant (epoch ms) falls in: a UTC day is exactly 86,400,000 ms in JS time. */
+export function utcMinuteOfDay(ms: number): number {
+  return Math.floor((((ms % DAY_MS) + DAY_MS) % DAY_MS) / MINUTE_MS);
+}
+
+/** "09:00-18:00" in UTC; a window that wraps midnight ("22:00-06:00") works too. `now` is epoch ms. */
+export function inHours(window: string, now: number): boolean {
   const [from, to] = window.split('-').map((t) => { const [h, m] = t.split(':').map(Number); return h! * 60 + m!; }) as [number, number];
-  const minute = now.getUTCHours() * 60 + now.getUTCMinutes();
+  const minute = utcMinuteOfDay(now);
   return from <= to ? minute >= from && minute < to : minute >= from || minute < to;
 }
 

@@ -9,7 +9,7 @@ import type { StepUpGate } from '../stepup/seam';
 import type { AuthUser } from '../identity/user';
 import { fail, ok, type Outcome } from '../errors';
 import type { Metrics } from '../metrics';
-import type { ApprovalRule, CatalogEntry } from './catalog';
+import { utcMinuteOfDay, type ApprovalRule, type CatalogEntry } from './catalog';
 import type { AuditInput } from './audit';
 import { ADD_APPROVALS, unapprovable } from './approvability';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
@@ -95,7 +95,7 @@ export class RequestRules {
     if (stepUp && !this.deps.gate) {
       return this.refuse(user, 'request.create', { status: 409, code: 'stepup_unavailable', message: 'this request needs a step-up but the server has no step-up configured; ask an administrator' }, { ...refsV });
     }
-    const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, new Date(now));
+    const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, now);
     const state: RequestState = stepUp ? 'pending_stepup' : auto.ok ? 'approved' : 'pending_approval';
     const rules = body.breakGlass ? [] : this.catalog.rules(entry);
     // Never leave a request waiting for nobody: the config load refuses such a policy, this holds if one got past it.
@@ -181,8 +181,8 @@ export class RequestRules {
       deviceSeen,
       ip,
       ipSeen,
-      usualHours: history.map((h) => new Date(Number(h.created_at)).getUTCHours()),
-      hourNow: new Date(now).getUTCHours(),
+      usualHours: history.map((h) => Math.floor(utcMinuteOfDay(Number(h.created_at)) / 60)),
+      hourNow: Math.floor(utcMinuteOfDay(now) / 60),
       recentRequests: history.filter((h) => Number(h.created_at) > now - BURST_WINDOW_MS).length,
       recentFailedStepUps: failures.n,
     });

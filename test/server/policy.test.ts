@@ -2,7 +2,8 @@
 // from configured proxies, a changed policy getting a new version (requests keep the one they were decided under),
 // and an admin who requests is still refused approving their own request.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { matchApprovals, inHours } from '../../server/lifecycle/catalog';
+import fc from 'fast-check';
+import { matchApprovals, inHours, utcMinuteOfDay } from '../../server/lifecycle/catalog';
 import { assessRisk } from '../../server/lifecycle/risk';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer } from '../../dev/grant-server';
@@ -27,10 +28,17 @@ describe('approval matching', () => {
     expect(matchApprovals(two, [{ sub: 'a', groups: ['dba'] }, { sub: 'b', groups: ['dba'] }]).complete).toBe(true);
   });
   it('hours windows, including across midnight', () => {
-    expect(inHours('09:00-18:00', new Date('2026-01-01T12:00:00Z'))).toBe(true);
-    expect(inHours('09:00-18:00', new Date('2026-01-01T18:00:00Z'))).toBe(false);
-    expect(inHours('22:00-06:00', new Date('2026-01-01T23:30:00Z'))).toBe(true);
-    expect(inHours('22:00-06:00', new Date('2026-01-01T12:00:00Z'))).toBe(false);
+    expect(inHours('09:00-18:00', Date.parse('2026-01-01T12:00:00Z'))).toBe(true);
+    expect(inHours('09:00-18:00', Date.parse('2026-01-01T18:00:00Z'))).toBe(false);
+    expect(inHours('22:00-06:00', Date.parse('2026-01-01T23:30:00Z'))).toBe(true);
+    expect(inHours('22:00-06:00', Date.parse('2026-01-01T12:00:00Z'))).toBe(false);
+  });
+  it('the minute of the UTC day from epoch ms is the one Date reads, before 1970 too', () => {
+    fc.assert(fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (ms) => {
+      const d = new Date(ms);
+      expect(utcMinuteOfDay(ms)).toBe(d.getUTCHours() * 60 + d.getUTCMinutes());
+    }), { numRuns: 2000 });
+    expect(utcMinuteOfDay(Number.NaN)).toBeNaN();
   });
 });
 
