@@ -195,7 +195,7 @@ export class GrantRules {
         return fail(503, 'credentials_failed', `the database access could not be extended: ${safeMessage(error)}`);
       }
     }
-    const result = await this.writes.mutate(async (ctx): Promise<Outcome<Grant>> => {
+    const result = await this.writes.mutate(async (ctx): Promise<Outcome<{ grant: Grant; endsAt: number }>> => {
       const current = await this.lockGrantForChange(ctx.trx, id);
       if (!current) return fail(404, 'grant_not_found', `no grant ${id}`);
       const step = grantTransition(current.state as GrantState, 'extended');
@@ -203,10 +203,11 @@ export class GrantRules {
       const changes = { ends_at: Number(current.ends_at) + seconds * 1000, extended_seconds: current.extended_seconds + seconds };
       await ctx.trx.updateTable('grants').set(changes).where('id', '=', id).execute();
       await ctx.audit({ at: this.now(), actor, subject: current.owner, action: 'grant.extended', grantId: id, requestId: current.request_id, resourceId: current.resource_id, reason, policyVersion: current.policy_version, detail: { seconds, endsAt: iso(changes.ends_at) } });
-      return ok(await emitGrant(ctx, { ...current, ...changes }));
+      return ok({ grant: await emitGrant(ctx, { ...current, ...changes }), endsAt: changes.ends_at });
     });
-    if (result.ok) this.timers.schedule(`grant:${id}`, Date.parse(result.value.endsAt), () => this.endAtDeadline(id));
-    return result;
+    if (!result.ok) return result;
+    this.timers.schedule(`grant:${id}`, result.value.endsAt, () => this.endAtDeadline(id));
+    return ok(result.value.grant);
   }
 
   private async requestExtension(user: AuthUser, grant: GrantRow, entry: CatalogEntry, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
