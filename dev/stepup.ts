@@ -5,6 +5,7 @@ import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider
 import { randomBytes } from 'node:crypto';
 import { StepUpConfig, type StepUpConfigInput } from '../server/stepup/config';
 import { StepUpService } from '../server/stepup/service';
+import type { Clock } from '../shared/domain/clock';
 import { KyselyStepUpStore, stepUpMigrations } from '../server/stepup/store';
 
 export async function memoryDb(): Promise<Kysely<any>> {
@@ -15,7 +16,8 @@ export async function memoryDb(): Promise<Kysely<any>> {
   return db;
 }
 
-export class TestClock {
+/** The wall clock of the one Clock interface, set by hand: `t` is epoch ms (step-up needs no monotonic time or timers). */
+export class TestClock implements Pick<Clock, 'now'> {
   constructor(public t: number) {}
   now = (): number => this.t;
   advance(ms: number): void { this.t += ms; }
