@@ -6,7 +6,7 @@ import type { ConnectResult, LocalGrant, TunnelView } from '../../shared/contrac
 import type { Connection, Grant, Resource } from '../../shared/contract/http';
 import type { ApiClient } from './api-client';
 import { psqlCommand, type ClientFiles } from './client-files';
-import type { Clock } from './clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { DeadlineEvent, DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
 import { grantPhase } from './grant-phase';

@@ -2,7 +2,7 @@
 // published with the notifications that the change calls for. Every shell renders what is published here.
 import type { AgentEvent, AgentNotification, AgentState } from '../../shared/contract/agent';
 import { toAgentProblem } from './agent-core';
-import type { Clock } from './clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { DeadlineScheduler } from './deadlines';
 import type { LocalAccess } from './local-access';
 import { notificationsFor } from './models';

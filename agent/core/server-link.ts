@@ -5,7 +5,7 @@ import type { AgentNotification } from '../../shared/contract/agent';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { ApiClient } from './api-client';
-import type { Clock } from './clock';
+import type { Clock } from '../../shared/domain/clock';
 import type { DeadlineScheduler } from './deadlines';
 import { AgentError } from './errors';
 import { EventStream, type StreamStatus } from './event-stream';

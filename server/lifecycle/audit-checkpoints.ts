@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../storage/db';
-import type { Clock } from '../clock';
+import type { Clock, TimerHandle } from '../../shared/domain/clock';
 import { verifyAudit, type AuditVerification } from './audit';
 
 const CONTEXT = 'stint-audit-checkpoint/1';
@@ -92,16 +92,16 @@ export async function verifyAgainstCheckpoints(db: Db, checkpoints: readonly Che
 
 /** Write a checkpoint every `everyMs` while the server runs (and one at start); returns the stop function. */
 export function startCheckpoints(options: { db: Db; privateKey: KeyObject; file: string; everyMs: number; clock: Clock; onError: (error: unknown) => void }): () => void {
-  let cancel: (() => void) | undefined;
+  let timer: TimerHandle | undefined;
   let stopped = false;
   const tick = async () => {
     try {
-      await writeCheckpoint(options.db, options.privateKey, options.file, options.clock.now().getTime());
+      await writeCheckpoint(options.db, options.privateKey, options.file, options.clock.now());
     } catch (error) {
       options.onError(error);
     }
-    if (!stopped) cancel = options.clock.setTimeout(() => void tick(), options.everyMs);
+    if (!stopped) timer = options.clock.setTimer(() => void tick(), options.everyMs);
   };
   void tick();
-  return () => { stopped = true; cancel?.(); };
+  return () => { stopped = true; timer?.cancel(); };
 }

@@ -56,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => { await idp?.close(); });
 
 /** Run `audit verify` against a copy of the database with `tamper` applied to it. */
-async function verifyAfter(tamper: (run: (query: ReturnType<typeof sql>) => Promise<unknown>) => Promise<void>): Promise<{ code: number; out: string }> {
+async function verifyAfter(tamper: (run: (query: ReturnType<typeof sql>) => Promise<unknown>) => Promise<unknown>): Promise<{ code: number; out: string }> {
   const copy = join(dir, `tampered-${Math.random().toString(36).slice(2)}.db`);
   copyFileSync(join(dir, 'stint.db'), copy);
   const store = openStore(`sqlite:${copy}`);
