@@ -67,27 +67,8 @@ export interface ActivationDeps {
 }
 
 export class Activation {
-  private readonly reads: Db;
-  private readonly now: () => number;
-  private readonly refuse: Refuse;
-  private readonly writes: ActivationDeps['writes'];
-  private readonly timers: ActivationDeps['timers'];
-  private readonly facts: RememberedFacts;
-  private readonly requests: ActivationDeps['requests'];
-  private readonly grants: ActivationDeps['grants'];
-  private readonly revocation: ActivationDeps['revocation'];
 
-  constructor(private readonly deps: ActivationDeps) {
-    this.reads = deps.reads;
-    this.now = deps.now;
-    this.refuse = deps.refuse;
-    this.writes = deps.writes;
-    this.timers = deps.timers;
-    this.facts = deps.facts;
-    this.requests = deps.requests;
-    this.grants = deps.grants;
-    this.revocation = deps.revocation;
-  }
+  constructor(private readonly deps: ActivationDeps) {}
 
   private get catalog() {
     return this.deps.policies.catalog;
@@ -95,21 +76,21 @@ export class Activation {
 
   /** Why this request cannot be activated now (expiring it if its window has passed), or undefined if it can. */
   private async activationRefusal(user: AuthUser, id: string, row: RequestRow | undefined): Promise<Outcome<never> | undefined> {
-    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.activate', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
+    if (!row || row.requester !== user.sub) return this.deps.refuse(user, 'request.activate', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
-    if (row.state === 'approved' && !row.grant_id && Number(row.expires_at) <= this.now()) {
-      await this.requests.expireRequest(id);
-      return this.refuse(user, 'request.activate', { status: 409, code: 'request_expired', message: 'the activation window has passed' }, refs);
+    if (row.state === 'approved' && !row.grant_id && Number(row.expires_at) <= this.deps.now()) {
+      await this.deps.requests.expireRequest(id);
+      return this.deps.refuse(user, 'request.activate', { status: 409, code: 'request_expired', message: 'the activation window has passed' }, refs);
     }
     if (row.state !== 'approved' || row.grant_id || row.extends_grant_id) {
-      return this.refuse(user, 'request.activate', { status: 409, code: 'illegal_transition', message: row.grant_id ? 'the request was already activated' : `the request is ${row.state.replace('_', ' ')}; only an approved request can be activated` }, refs);
+      return this.deps.refuse(user, 'request.activate', { status: 409, code: 'illegal_transition', message: row.grant_id ? 'the request was already activated' : `the request is ${row.state.replace('_', ' ')}; only an approved request can be activated` }, refs);
     }
     return undefined;
   }
 
   async activate(user: AuthUser, id: string, body: z.output<typeof ActivateBody>): Promise<Outcome<{ grant: Grant; connection: Connection }>> {
-    const readRow = () => this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    let row: RequestFacts | undefined = this.facts.get(id);
+    const readRow = () => this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    let row: RequestFacts | undefined = this.deps.facts.get(id);
     if (!row || row.requester !== user.sub) {
       const stored = await readRow();
       const refused = await this.activationRefusal(user, id, stored);
@@ -124,8 +105,8 @@ export class Activation {
     const [keyType, keyBase64] = body.publicKey.split(' ') as [string, string];
     const bastion = this.deps.config.bastions[entry.resource.bastion]!;
 
-    const started = await this.writes.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
-      const now = this.now();
+    const started = await this.deps.writes.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
+      const now = this.deps.now();
       // Built from the request read above: the fields copied are fixed when a request is created.
       const grant: GrantRow = {
         id: newId('gr'), request_id: id, owner: row.requester, resource_id: row.resource_id, level: row.level, state: 'active',
@@ -157,32 +138,32 @@ export class Activation {
       return ok(grant);
     }, { key: `request:${id}` });
     if (!started.ok) {
-      this.facts.delete(id);
+      this.deps.facts.delete(id);
       // Refused by the claim: the row says why (expired, decided otherwise, already activated).
       if (started.error.code === 'illegal_transition') {
         const refused = await this.activationRefusal(user, id, await readRow());
         if (refused) return refused;
       }
-      return this.refuse(user, 'request.activate', started.error, refs);
+      return this.deps.refuse(user, 'request.activate', started.error, refs);
     }
-    this.facts.delete(id);
+    this.deps.facts.delete(id);
     const grant = started.value;
-    this.timers.unschedule(`req:${id}`);
+    this.deps.timers.unschedule(`req:${id}`);
     // Mark the issue as in flight so the sweep does not mistake it for one abandoned by a crash.
-    this.timers.hold(`issuing:${grant.id}`);
+    this.deps.timers.hold(`issuing:${grant.id}`);
     let issued: { username: string; password: string };
     try {
       issued = await credentials.issue({ grantId: grant.id, resourceId: grant.resource_id, level: grant.level, endsAt: grant.ends_at });
     } catch (error) {
-      this.timers.letGo(`issuing:${grant.id}`);
+      this.deps.timers.letGo(`issuing:${grant.id}`);
       this.deps.metrics.issueFailures.inc({ resource: grant.resource_id });
       const message = safeMessage(error);
       this.deps.log.warn({ grantId: grant.id, resourceId: grant.resource_id, code: (error as { code?: string }).code, message }, 'credential issue failed');
-      await this.grants.endGrant(grant.id, 'failed', SYSTEM, `credentials could not be issued: ${message}`);
+      await this.deps.grants.endGrant(grant.id, 'failed', SYSTEM, `credentials could not be issued: ${message}`);
       return fail(503, 'credentials_failed', `the database access could not be created: ${message}`, { extra: { grantId: grant.id } });
     }
-    this.timers.letGo(`issuing:${grant.id}`);
-    const stored = await this.writes.mutate(async (ctx) => {
+    this.deps.timers.letGo(`issuing:${grant.id}`);
+    const stored = await this.deps.writes.mutate(async (ctx) => {
       // One statement: the update locks the row and only applies while the grant is still active.
       const updated = await ctx.trx.updateTable('grants').set({ db_username: issued.username }).where('id', '=', grant.id).where('state', '=', 'active').returningAll().executeTakeFirst();
       if (!updated) {
@@ -190,15 +171,15 @@ export class Activation {
         await ctx.trx.updateTable('grants').set({ db_username: issued.username, revocation: 'pending' }).where('id', '=', grant.id).execute();
         return undefined;
       }
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: updated.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: updated.resource_id, policyVersion: updated.policy_version, detail: { dbUser: issued.username, endsAt: iso(updated.ends_at), breakGlass: updated.break_glass === 1 } });
+      await ctx.audit({ at: this.deps.now(), actor: SYSTEM, subject: updated.owner, action: 'grant.activated', requestId: id, grantId: grant.id, resourceId: updated.resource_id, policyVersion: updated.policy_version, detail: { dbUser: issued.username, endsAt: iso(updated.ends_at), breakGlass: updated.break_glass === 1 } });
       return emitGrant(ctx, updated);
     }, { key: `grant:${grant.id}` });
     if (!stored) {
-      void this.timers.track(this.revocation.revokeCredentials(grant.id));
+      void this.deps.timers.track(this.deps.revocation.revokeCredentials(grant.id));
       return fail(409, 'grant_ended', 'the grant ended while it was being activated', { extra: { grantId: grant.id } });
     }
     this.deps.metrics.transitions.inc({ kind: 'grant', to: 'active' });
-    this.timers.schedule(`grant:${grant.id}`, grant.ends_at, () => this.grants.endAtDeadline(grant.id));
+    this.deps.timers.schedule(`grant:${grant.id}`, grant.ends_at, () => this.deps.grants.endAtDeadline(grant.id));
     return ok({
       grant: stored,
       connection: {

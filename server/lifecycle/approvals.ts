@@ -4,31 +4,19 @@ import type { AccessRequest, ApproveBody, StepUpMethod, StepUpProof } from '../.
 import { requestTransition, type RequestEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
 import { canonicalJson } from '../config';
-import type { Db } from '../storage/db';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
 import { stepUpFailureStatus } from '../stepup/routes';
 import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
-import type { Metrics } from '../metrics';
 import { matchApprovals, type ApprovalRule } from './catalog';
 import type { GrantRules } from './grants';
 import type { RequestRules } from './requests';
 import type { Timers } from './timers';
 import { emitRequest, type Views } from './views';
-import type { WriteQueue } from './write-queue';
-import { lockRow, parseJson, sha256, type CatalogSource, type Refuse, type RequestRow } from './support';
+import { lockRow, parseJson, sha256, type RulesDeps, type RequestRow } from './support';
 
-export interface ApprovalsDeps {
-  /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
-  reads: Db;
-  /** True when other server instances may write the same database (PostgreSQL). */
-  shared: boolean;
-  now: () => number;
-  metrics: Pick<Metrics, 'transitions'>;
+export interface ApprovalsDeps extends RulesDeps {
   gate?: StepUpGate;
-  refuse: Refuse;
-  policies: CatalogSource;
-  writes: Pick<WriteQueue, 'mutate'>;
   timers: Pick<Timers, 'schedule' | 'unschedule'>;
   requests: Pick<RequestRules, 'expireRequest' | 'transitionRequest' | 'remember'>;
   grants: Pick<GrantRules, 'applyApprovedExtension'>;
@@ -36,27 +24,8 @@ export interface ApprovalsDeps {
 }
 
 export class Approvals implements StepUpActionResolver {
-  private readonly reads: Db;
-  private readonly shared: boolean;
-  private readonly now: () => number;
-  private readonly refuse: Refuse;
-  private readonly writes: ApprovalsDeps['writes'];
-  private readonly timers: ApprovalsDeps['timers'];
-  private readonly requests: ApprovalsDeps['requests'];
-  private readonly grants: ApprovalsDeps['grants'];
-  private readonly views: ApprovalsDeps['views'];
 
-  constructor(private readonly deps: ApprovalsDeps) {
-    this.reads = deps.reads;
-    this.shared = deps.shared;
-    this.now = deps.now;
-    this.refuse = deps.refuse;
-    this.writes = deps.writes;
-    this.timers = deps.timers;
-    this.requests = deps.requests;
-    this.grants = deps.grants;
-    this.views = deps.views;
-  }
+  constructor(private readonly deps: ApprovalsDeps) {}
 
   private get catalog() {
     return this.deps.policies.catalog;
@@ -79,7 +48,7 @@ export class Approvals implements StepUpActionResolver {
 
   /** StepUpActionResolver: what a challenge for this action must be bound to, if the caller may take it. */
   async resolve(user: { sub: string; groups: string[] }, action: StepUpAction): ReturnType<StepUpActionResolver['resolve']> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
     if (!row) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
     const entry = this.catalog.entry(row.resource_id);
     if (action.kind === 'request') {
@@ -95,19 +64,19 @@ export class Approvals implements StepUpActionResolver {
   }
 
   async completeStepUp(user: AuthUser, id: string, proof: StepUpProof): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.stepup', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
-    if (row.state !== 'pending_stepup') return this.refuse(user, 'request.stepup', { status: 409, code: 'illegal_transition', message: `the request is ${row.state}, not waiting for a step-up` }, { requestId: id, subject: row.requester });
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.requester !== user.sub) return this.deps.refuse(user, 'request.stepup', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    if (row.state !== 'pending_stepup') return this.deps.refuse(user, 'request.stepup', { status: 409, code: 'illegal_transition', message: `the request is ${row.state}, not waiting for a step-up` }, { requestId: id, subject: row.requester });
     if (!this.deps.gate) return fail(409, 'stepup_unavailable', 'the server has no step-up configured');
     const methods = parseJson<StepUpMethod[]>(row.step_up_methods);
     const policy = this.catalog.entry(row.resource_id)?.policy;
     const result = await this.deps.gate.verify({ userId: user.sub, action: { kind: 'request', requestId: id }, actionHash: this.requestActionHash(row), methods, userVerification: policy?.stepUp.userVerification ?? true, proof });
     if (!result.ok) return this.stepUpFailed(user, row, 'request', result);
     const event: RequestEvent = row.auto_approve === 1 ? 'auto_approved' : 'stepup_passed';
-    const outcome = await this.requests.transitionRequest(id, event, user.sub, { method: result.method }, (r) => {
+    const outcome = await this.deps.requests.transitionRequest(id, event, user.sub, { method: result.method }, (r) => {
       const p = this.catalog.entry(r.resource_id)?.policy;
       return event === 'auto_approved'
-        ? { expires_at: this.now() + (p?.activationWindow ?? 900) * 1000, decided_at: this.now(), decision_reason: r.break_glass ? 'break-glass' : 'auto-approved by policy' }
+        ? { expires_at: this.deps.now() + (p?.activationWindow ?? 900) * 1000, decided_at: this.deps.now(), decision_reason: r.break_glass ? 'break-glass' : 'auto-approved by policy' }
         : {};
     });
     if (!outcome.ok) return outcome;
@@ -115,7 +84,7 @@ export class Approvals implements StepUpActionResolver {
   }
 
   private async stepUpFailed<T>(user: AuthUser, row: RequestRow, kind: 'request' | 'approve', result: Extract<Awaited<ReturnType<StepUpGate['verify']>>, { ok: false }>): Promise<Outcome<T>> {
-    await this.writes.mutate(({ audit }) => audit({ at: this.now(), actor: user.sub, subject: row.requester, action: 'stepup.failed', requestId: row.id, resourceId: row.resource_id, reason: result.message, policyVersion: row.policy_version, detail: { code: result.code, kind } }));
+    await this.deps.writes.mutate(({ audit }) => audit({ at: this.deps.now(), actor: user.sub, subject: row.requester, action: 'stepup.failed', requestId: row.id, resourceId: row.resource_id, reason: result.message, policyVersion: row.policy_version, detail: { code: result.code, kind } }));
     const status = stepUpFailureStatus(result.code) as DomainError['status'];
     return fail(status, result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter !== undefined ? { retryAfter: new Date(result.retryAfter).toISOString() } : {}) } });
   }
@@ -124,11 +93,11 @@ export class Approvals implements StepUpActionResolver {
   private async approverCheck(user: { sub: string; groups: string[] }, row: RequestRow): Promise<Outcome<{ rules: ApprovalRule[] }>> {
     if (row.requester === user.sub) return fail(403, 'self_approval', 'you cannot approve your own request', { audit: true });
     if (row.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${row.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
-    if (Number(row.expires_at) <= this.now()) return fail(409, 'request_expired', 'the request has expired', { audit: true });
+    if (Number(row.expires_at) <= this.deps.now()) return fail(409, 'request_expired', 'the request has expired', { audit: true });
     const rules = parseJson<ApprovalRule[]>(row.approval_rules);
     const mine = rules.map((r) => r.group).filter((g) => user.groups.includes(g));
     if (mine.length === 0) return fail(403, 'not_an_approver', `you are not in an approval group of this request (${rules.map((r) => r.group).join(', ')})`, { audit: true });
-    const existing = await this.reads.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
+    const existing = await this.deps.reads.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
     if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request; one person fills one slot', { audit: true });
     const people = existing.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
     const before = matchApprovals(rules, people);
@@ -139,16 +108,16 @@ export class Approvals implements StepUpActionResolver {
   }
 
   async approve(user: AuthUser, id: string, body: z.output<typeof ApproveBody>): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) return this.refuse(user, 'request.approve', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return this.deps.refuse(user, 'request.approve', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
-    if (row.state === 'pending_approval' && Number(row.expires_at) <= this.now()) await this.requests.expireRequest(id);
+    if (row.state === 'pending_approval' && Number(row.expires_at) <= this.deps.now()) await this.deps.requests.expireRequest(id);
     const check = await this.approverCheck(user, row);
-    if (!check.ok) return this.refuse(user, 'request.approve', check.error, refs);
+    if (!check.ok) return this.deps.refuse(user, 'request.approve', check.error, refs);
     const need = this.approveNeedsStepUp(row);
     let method: StepUpMethod | undefined;
     if (need.needed) {
-      if (!this.deps.gate) return this.refuse(user, 'request.approve', { status: 409, code: 'stepup_unavailable', message: 'approving needs a step-up but the server has no step-up configured' }, refs);
+      if (!this.deps.gate) return this.deps.refuse(user, 'request.approve', { status: 409, code: 'stepup_unavailable', message: 'approving needs a step-up but the server has no step-up configured' }, refs);
       if (!body.stepUp) {
         return fail(403, 'stepup_required', 'approving this request needs a fresh step-up: get a challenge for {kind: "approve"} and send its proof as stepUp', { extra: { stepUp: { methods: need.methods, action: { kind: 'approve', requestId: id } } } });
       }
@@ -157,13 +126,13 @@ export class Approvals implements StepUpActionResolver {
       method = result.method;
     }
     const mine = check.value.rules.map((r) => r.group).filter((g) => user.groups.includes(g));
-    const result = await this.writes.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
+    const result = await this.deps.writes.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
       // Re-check inside the transaction: another approver or a timer may have moved the request meanwhile.
-      const current = await lockRow(this.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
+      const current = await lockRow(this.deps.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();
       if (current.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${current.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
       const existing = await ctx.trx.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', id).execute();
       if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request', { audit: true });
-      const now = this.now();
+      const now = this.deps.now();
       await ctx.trx.insertInto('approvals').values({ request_id: id, approver: user.sub, approver_name: user.name ?? null, groups: JSON.stringify(mine), comment: body.comment ?? null, at: now }).execute();
       const people = [...existing.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) })), { sub: user.sub, groups: mine }];
       const match = matchApprovals(check.value.rules, people);
@@ -178,21 +147,21 @@ export class Approvals implements StepUpActionResolver {
         await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
         updated = { ...current, ...changes };
         await ctx.audit({ ...base, action: 'request.approved', detail: { approvers: people.map((p) => p.sub) } });
-        await this.requests.remember(ctx.trx, current.requester, current.device_id ?? undefined, current.source_ip ?? undefined, now);
+        await this.deps.requests.remember(ctx.trx, current.requester, current.device_id ?? undefined, current.source_ip ?? undefined, now);
       }
       const request = await emitRequest(ctx, updated, 'pending_approval');
       return ok({ request, row: updated });
     });
-    if (!result.ok) return this.refuse(user, 'request.approve', result.error, refs);
+    if (!result.ok) return this.deps.refuse(user, 'request.approve', result.error, refs);
     const updated = result.value.row;
     if (updated.state === 'approved') {
       this.deps.metrics.transitions.inc({ kind: 'request', to: 'approved' });
       if (updated.extends_grant_id) {
-        this.timers.unschedule(`req:${id}`);
-        await this.grants.applyApprovedExtension(updated);
-        return ok({ request: (await this.views.requestById(id))! });
+        this.deps.timers.unschedule(`req:${id}`);
+        await this.deps.grants.applyApprovedExtension(updated);
+        return ok({ request: (await this.deps.views.requestById(id))! });
       }
-      this.timers.schedule(`req:${id}`, Number(updated.expires_at), () => this.requests.expireRequest(id));
+      this.deps.timers.schedule(`req:${id}`, Number(updated.expires_at), () => this.deps.requests.expireRequest(id));
     }
     return ok({ request: result.value.request });
   }

@@ -4,11 +4,9 @@ import { sql } from 'kysely';
 import type { AccessRequest, CreateRequestBody, RequestState } from '../../shared/contract/http';
 import { requestTransition, type RequestEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
-import type { Db } from '../storage/db';
 import type { StepUpGate } from '../stepup/seam';
 import type { AuthUser } from '../identity/user';
 import { fail, ok, type Outcome } from '../errors';
-import type { Metrics } from '../metrics';
 import { utcMinuteOfDay, type ApprovalRule, type CatalogEntry } from './catalog';
 import type { AuditInput } from './audit';
 import { ADD_APPROVALS, unapprovable } from './approvability';
@@ -16,44 +14,20 @@ import { assessRisk, BURST_WINDOW_MS } from './risk';
 import type { RememberedFacts } from './activation';
 import type { Timers } from './timers';
 import { emitRequest } from './views';
-import type { TxContext, WriteQueue } from './write-queue';
-import { CLAIM_RETRY_MS, lockRow, newId, parseJson, SYSTEM, type CatalogSource, type Refuse, type RequestRow, type Tx } from './support';
+import type { TxContext } from './write-queue';
+import { CLAIM_RETRY_MS, lockRow, newId, parseJson, SYSTEM, type RulesDeps, type RequestRow, type Tx } from './support';
 
 export interface RequestContext { ip?: string }
 
-export interface RequestRulesDeps {
-  /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
-  reads: Db;
-  /** True when other server instances may write the same database (PostgreSQL). */
-  shared: boolean;
-  now: () => number;
-  metrics: Pick<Metrics, 'transitions'>;
+export interface RequestRulesDeps extends RulesDeps {
   gate?: StepUpGate;
-  refuse: Refuse;
-  policies: CatalogSource;
-  writes: Pick<WriteQueue, 'mutate'>;
   timers: Pick<Timers, 'schedule' | 'unschedule'>;
   facts: Pick<RememberedFacts, 'rememberFacts'>;
 }
 
 export class RequestRules {
-  private readonly reads: Db;
-  private readonly shared: boolean;
-  private readonly now: () => number;
-  private readonly refuse: Refuse;
-  private readonly writes: RequestRulesDeps['writes'];
-  private readonly timers: RequestRulesDeps['timers'];
-  private readonly facts: RequestRulesDeps['facts'];
 
-  constructor(private readonly deps: RequestRulesDeps) {
-    this.reads = deps.reads;
-    this.shared = deps.shared;
-    this.now = deps.now;
-    this.refuse = deps.refuse;
-    this.writes = deps.writes;
-    this.timers = deps.timers;
-    this.facts = deps.facts;
-  }
+  constructor(private readonly deps: RequestRulesDeps) {}
 
   private get catalog() {
     return this.deps.policies.catalog;
@@ -63,16 +37,16 @@ export class RequestRules {
     const entry = this.catalog.entry(body.resourceId);
     const refs = { resourceId: body.resourceId, subject: user.sub };
     if (!entry || !this.catalog.canRequest(user, entry)) {
-      return this.refuse(user, 'request.create', { status: 404, code: 'resource_not_found', message: `no resource ${body.resourceId} that you may request` }, refs);
+      return this.deps.refuse(user, 'request.create', { status: 404, code: 'resource_not_found', message: `no resource ${body.resourceId} that you may request` }, refs);
     }
     const { policy, resource } = entry;
     const policyVersion = this.catalog.policyVersion(entry.policyId);
     const refsV = { ...refs, policyVersion };
     if (body.breakGlass) {
-      if (!this.catalog.canBreakGlass(user, entry)) return this.refuse(user, 'request.create', { status: 403, code: 'breakglass_not_allowed', message: 'you may not use break-glass on this resource' }, refsV);
+      if (!this.catalog.canBreakGlass(user, entry)) return this.deps.refuse(user, 'request.create', { status: 403, code: 'breakglass_not_allowed', message: 'you may not use break-glass on this resource' }, refsV);
       if (!body.reason.trim()) return fail(422, 'reason_required', 'break-glass needs a reason', { errors: [{ path: 'reason', message: 'required for break-glass' }] });
     } else if (!user.groups.some((g) => policy.requesters.includes(g))) {
-      return this.refuse(user, 'request.create', { status: 403, code: 'not_a_requester', message: 'you may request this resource only with break-glass' }, refsV);
+      return this.deps.refuse(user, 'request.create', { status: 403, code: 'not_a_requester', message: 'you may request this resource only with break-glass' }, refsV);
     }
     if (!Object.hasOwn(resource.levels, body.level)) {
       return fail(422, 'unknown_level', `level ${body.level} does not exist on ${resource.id} (levels: ${Object.keys(resource.levels).join(', ')})`, { errors: [{ path: 'level', message: 'unknown access level' }] });
@@ -89,11 +63,11 @@ export class RequestRules {
       if (policy.ticket.required && !body.ticket) return fail(422, 'ticket_required', 'this policy needs a ticket', { errors: [{ path: 'ticket', message: 'required' }] });
     }
 
-    const now = this.now();
+    const now = this.deps.now();
     const risk = await this.assess(user, resource.sensitivity, body.deviceId, context.ip, now);
     const stepUp = this.catalog.stepUpNeeded(policy.stepUp.request, policy, risk.score);
     if (stepUp && !this.deps.gate) {
-      return this.refuse(user, 'request.create', { status: 409, code: 'stepup_unavailable', message: 'this request needs a step-up but the server has no step-up configured; ask an administrator' }, { ...refsV });
+      return this.deps.refuse(user, 'request.create', { status: 409, code: 'stepup_unavailable', message: 'this request needs a step-up but the server has no step-up configured; ask an administrator' }, { ...refsV });
     }
     const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, now);
     const state: RequestState = stepUp ? 'pending_stepup' : auto.ok ? 'approved' : 'pending_approval';
@@ -101,7 +75,7 @@ export class RequestRules {
     // Never leave a request waiting for nobody: the config load refuses such a policy, this holds if one got past it.
     if (!auto.ok && rules.length === 0) {
       const fix = unapprovable(resource, entry.policyId, policy)?.fix ?? ADD_APPROVALS;
-      return this.refuse(user, 'request.create', { status: 409, code: 'no_approval_route', message: `nobody could approve this request on ${resource.id}: policy ${entry.policyId} has no approvals rule and does not auto-approve it (${auto.why}); ask an administrator to ${fix}` }, refsV);
+      return this.deps.refuse(user, 'request.create', { status: 409, code: 'no_approval_route', message: `nobody could approve this request on ${resource.id}: policy ${entry.policyId} has no approvals rule and does not auto-approve it (${auto.why}); ask an administrator to ${fix}` }, refsV);
     }
     const row: RequestRow = {
       id: newId('req'),
@@ -131,7 +105,7 @@ export class RequestRules {
       extends_grant_id: null,
       auto_approve: auto.ok ? 1 : 0,
     };
-    const request = await this.writes.mutate(async (ctx) => {
+    const request = await this.deps.writes.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
       // A device or address is learnt only with a request that was granted (here: at once); a denied or abandoned
       // request must not make the next one from the same place look familiar.
@@ -144,29 +118,29 @@ export class RequestRules {
       return mapped;
     }, { key: `request:${row.id}` });
     // Once committed (a change that is retried or fails must not leave facts of a request that does not exist).
-    this.facts.rememberFacts(row);
+    this.deps.facts.rememberFacts(row);
     this.deps.metrics.transitions.inc({ kind: 'request', to: state });
-    this.timers.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    this.deps.timers.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
     return ok({ request });
   }
 
   private async breakGlassUsed(ctx: TxContext, entry: CatalogEntry, row: RequestRow, request: AccessRequest): Promise<void> {
-    await ctx.audit({ at: this.now(), actor: row.requester, subject: row.requester, action: 'breakglass.used', requestId: row.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { review: true } });
+    await ctx.audit({ at: this.deps.now(), actor: row.requester, subject: row.requester, action: 'breakglass.used', requestId: row.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { review: true } });
     await ctx.emit({ type: 'breakglass.used', request }, { users: [], groups: this.catalog.breakGlassAudience(entry), exclude: [row.requester] });
   }
 
   private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {
     // One round trip (each costs a syscall each way on a busy server): the scalar signals, joined to the recent history
     // (one row per past request, the signals repeated; a user with no history still gets the one row of signals).
-    const seenValue = (kind: 'device' | 'ip', value: string) => this.reads.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
-    const signalsQuery = this.reads.selectNoFrom((eb) => [
+    const seenValue = (kind: 'device' | 'ip', value: string) => this.deps.reads.selectFrom('seen').select('value').where('user_sub', '=', user.sub).where('kind', '=', kind).where('value', '=', value);
+    const signalsQuery = this.deps.reads.selectNoFrom((eb) => [
       eb.exists(seenValue('device', deviceId ?? '')).as('device_seen'),
       eb.exists(seenValue('ip', ip ?? '')).as('ip_seen'),
       eb.selectFrom('audit').select((f) => f.fn.countAll<number>().as('n')).where('actor', '=', user.sub).where('action', '=', sql.lit('stepup.failed')).where('at', '>', now - 3600_000).as('failures'),
     ]).as('signals');
-    const historyQuery = this.reads.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
+    const historyQuery = this.deps.reads.selectFrom('requests').select('created_at').where('requester', '=', user.sub).where('created_at', '>', now - 30 * 86400_000)
       .orderBy('created_at', 'desc').limit(50).as('history');
-    const rows = await this.reads.selectFrom(signalsQuery).leftJoin(historyQuery, (join) => join.onTrue())
+    const rows = await this.deps.reads.selectFrom(signalsQuery).leftJoin(historyQuery, (join) => join.onTrue())
       .select(['signals.device_seen', 'signals.ip_seen', 'signals.failures', 'history.created_at'])
       .execute();
     const signals = rows[0]!;
@@ -203,18 +177,18 @@ export class RequestRules {
    * `patch` adds columns to change (deadline, decision…).
    */
   async transitionRequest(id: string, event: RequestEvent, actor: string, detail: Record<string, unknown> | undefined, patch: (row: RequestRow) => Partial<RequestRow>, reason?: string, options: { claim?: boolean } = {}): Promise<Outcome<AccessRequest>> {
-    const result = await this.writes.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
-      const row = await lockRow(this.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id), options.claim).executeTakeFirst();
+    const result = await this.deps.writes.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
+      const row = await lockRow(this.deps.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id), options.claim).executeTakeFirst();
       if (!row && options.claim) return fail(409, 'busy', `request ${id} is being changed by another transaction`, { audit: false });
       if (!row) return fail(404, 'request_not_found', `no request ${id}`);
       const step = requestTransition(row.state as RequestState, event);
       if (!step.ok) return fail(409, step.code, step.message, { audit: true });
       if ((event === 'cancelled' || event === 'expired') && row.grant_id) return fail(409, 'illegal_transition', 'the request was already activated', { audit: true });
       const changes: Partial<RequestRow> = { state: step.to, ...patch(row) };
-      if (['denied', 'cancelled', 'expired'].includes(step.to)) { changes.decided_at ??= this.now(); changes.decision_reason ??= reason ?? null; }
+      if (['denied', 'cancelled', 'expired'].includes(step.to)) { changes.decided_at ??= this.deps.now(); changes.decision_reason ??= reason ?? null; }
       await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
       const updated = { ...row, ...changes } as RequestRow;
-      await ctx.audit({ at: this.now(), actor, subject: row.requester, action: `request.${event}`, requestId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, risk: row.risk_score, detail });
+      await ctx.audit({ at: this.deps.now(), actor, subject: row.requester, action: `request.${event}`, requestId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, risk: row.risk_score, detail });
       const request = await emitRequest(ctx, updated, row.state as RequestState);
       if (event === 'auto_approved' && row.break_glass === 1) {
         const entry = this.catalog.entry(row.resource_id);
@@ -225,16 +199,16 @@ export class RequestRules {
     if (!result.ok) return result;
     const { row, request } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'request', to: row.state });
-    if (['pending_stepup', 'pending_approval', 'approved'].includes(row.state) && !row.grant_id) this.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
-    else this.timers.unschedule(`req:${id}`);
+    if (['pending_stepup', 'pending_approval', 'approved'].includes(row.state) && !row.grant_id) this.deps.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+    else this.deps.timers.unschedule(`req:${id}`);
     return ok(request);
   }
 
   async expireRequest(id: string): Promise<void> {
-    const row = await this.reads.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
-    if (!row || row.grant_id || Number(row.expires_at) > this.now()) {
-      if (row && !row.grant_id && Number(row.expires_at) > this.now() && ['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) {
-        this.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
+    const row = await this.deps.reads.selectFrom('requests').select(['state', 'expires_at', 'grant_id']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.grant_id || Number(row.expires_at) > this.deps.now()) {
+      if (row && !row.grant_id && Number(row.expires_at) > this.deps.now() && ['pending_stepup', 'pending_approval', 'approved'].includes(row.state)) {
+        this.deps.timers.schedule(`req:${id}`, Number(row.expires_at), () => this.expireRequest(id));
       }
       return;
     }
@@ -242,26 +216,26 @@ export class RequestRules {
     const why = row.state === 'approved' ? 'not activated within the activation window' : 'request TTL passed';
     // Claimed: if another instance (or change) holds the row, it is acting on it; look again shortly.
     const outcome = await this.transitionRequest(id, 'expired', SYSTEM, undefined, () => ({}), why, { claim: true });
-    if (!outcome.ok && outcome.error.code === 'busy') this.timers.schedule(`req:${id}`, this.now() + CLAIM_RETRY_MS, () => this.expireRequest(id));
+    if (!outcome.ok && outcome.error.code === 'busy') this.deps.timers.schedule(`req:${id}`, this.deps.now() + CLAIM_RETRY_MS, () => this.expireRequest(id));
   }
 
   async deny(user: AuthUser, id: string, reason: string): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) return this.refuse(user, 'request.deny', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return this.deps.refuse(user, 'request.deny', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
-    if (row.requester === user.sub) return this.refuse(user, 'request.deny', { status: 403, code: 'self_approval', message: 'you cannot decide your own request (cancel it instead)' }, refs);
+    if (row.requester === user.sub) return this.deps.refuse(user, 'request.deny', { status: 403, code: 'self_approval', message: 'you cannot decide your own request (cancel it instead)' }, refs);
     const rules = parseJson<ApprovalRule[]>(row.approval_rules);
-    if (!user.admin && !rules.some((r) => user.groups.includes(r.group))) return this.refuse(user, 'request.deny', { status: 403, code: 'not_an_approver', message: 'you are not an approver of this request' }, refs);
+    if (!user.admin && !rules.some((r) => user.groups.includes(r.group))) return this.deps.refuse(user, 'request.deny', { status: 403, code: 'not_an_approver', message: 'you are not an approver of this request' }, refs);
     const outcome = await this.transitionRequest(id, 'denied', user.sub, undefined, () => ({ decision_reason: reason }), reason);
-    if (!outcome.ok) return this.refuse(user, 'request.deny', outcome.error, refs);
+    if (!outcome.ok) return this.deps.refuse(user, 'request.deny', outcome.error, refs);
     return ok({ request: outcome.value });
   }
 
   async cancel(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || row.requester !== user.sub) return this.refuse(user, 'request.cancel', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.requester !== user.sub) return this.deps.refuse(user, 'request.cancel', { status: 404, code: 'request_not_found', message: `no request ${id} of yours` }, { requestId: id });
     const outcome = await this.transitionRequest(id, 'cancelled', user.sub, undefined, () => ({ decision_reason: 'cancelled by the requester' }), 'cancelled by the requester');
-    if (!outcome.ok) return this.refuse(user, 'request.cancel', outcome.error, { requestId: id, subject: row.requester });
+    if (!outcome.ok) return this.deps.refuse(user, 'request.cancel', outcome.error, { requestId: id, subject: row.requester });
     return ok({ request: outcome.value });
   }
 }

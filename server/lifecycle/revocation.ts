@@ -40,11 +40,6 @@ export interface RevocationDeps {
 }
 
 export class Revocation {
-  private readonly db: Db;
-  private readonly shared: boolean;
-  private readonly now: () => number;
-  private readonly writes: RevocationDeps['writes'];
-  private readonly timers: RevocationDeps['timers'];
   private readonly revoking = new Set<string>();
   /** First revocation attempts calling the provider, and those waiting for their turn (see firstAttemptTurn). */
   private firstAttemptsRunning = 0;
@@ -56,13 +51,7 @@ export class Revocation {
   private revokePumpScheduled = false;
   private revokeBatchesRunning = 0;
 
-  constructor(private readonly deps: RevocationDeps) {
-    this.db = deps.db;
-    this.shared = deps.shared;
-    this.now = deps.now;
-    this.writes = deps.writes;
-    this.timers = deps.timers;
-  }
+  constructor(private readonly deps: RevocationDeps) {}
 
   /** Whether this instance is revoking the grant's credentials right now (the sweep leaves it alone). */
   isRevoking(id: string): boolean {
@@ -75,7 +64,7 @@ export class Revocation {
    * sweep in the meantime has armed a timer for this instant, so the takeover comes no later than a sweep would.
    */
   othersRevokeFrom(now: number): number {
-    return this.shared ? now + (this.deps.sweepEveryMs ?? 5_000) : now;
+    return this.deps.shared ? now + (this.deps.sweepEveryMs ?? 5_000) : now;
   }
 
   /**
@@ -88,9 +77,9 @@ export class Revocation {
    */
   async revokeJustEnded(row: GrantRow): Promise<void> {
     const credentials = this.deps.credentials;
-    if (!credentials || !row.db_username || this.revoking.has(row.id) || this.timers.stopped) return this.revokeCredentials(row.id);
+    if (!credentials || !row.db_username || this.revoking.has(row.id) || this.deps.timers.stopped) return this.revokeCredentials(row.id);
     this.revoking.add(row.id);
-    this.timers.unschedule(`revoke:${row.id}`);
+    this.deps.timers.unschedule(`revoke:${row.id}`);
     try {
       let failed: { error: unknown } | undefined;
       const done = await this.firstAttemptTurn();
@@ -102,8 +91,8 @@ export class Revocation {
         done();
       }
       if (failed) {
-        const retryAt = await this.writes.mutate((ctx) => this.recordRevokeFailure(ctx, row, failed.error), { key: `grant:${row.id}` });
-        if (retryAt !== undefined) this.timers.schedule(`revoke:${row.id}`, retryAt, () => this.revokeCredentials(row.id));
+        const retryAt = await this.deps.writes.mutate((ctx) => this.recordRevokeFailure(ctx, row, failed.error), { key: `grant:${row.id}` });
+        if (retryAt !== undefined) this.deps.timers.schedule(`revoke:${row.id}`, retryAt, () => this.revokeCredentials(row.id));
         return;
       }
       // Should the record fail (database unreachable), the grant still waits for revoking: a sweep revokes it again
@@ -134,7 +123,7 @@ export class Revocation {
       setImmediate(() => {
         const waiting = this.revokedToRecord.splice(0);
         const rows = waiting.map((w) => w.row);
-        this.writes.mutate((ctx) => this.recordRevokedTogether(ctx, rows), { key: rows.map((r) => `grant:${r.id}`) })
+        this.deps.writes.mutate((ctx) => this.recordRevokedTogether(ctx, rows), { key: rows.map((r) => `grant:${r.id}`) })
           .then(() => { for (const w of waiting) w.resolve(); }, (error: unknown) => { for (const w of waiting) w.reject(error); });
       });
     });
@@ -145,31 +134,31 @@ export class Revocation {
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.id);
     const updated = await ctx.trx.updateTable('grants').set({ revocation: 'done', next_revoke_at: null, last_revoke_error: null })
-      .where(this.shared ? idIn(ids) : (eb) => eb('id', 'in', ids)).where('revocation', 'in', REVOKING).returningAll().execute();
+      .where(this.deps.shared ? idIn(ids) : (eb) => eb('id', 'in', ids)).where('revocation', 'in', REVOKING).returningAll().execute();
     const byId = new Map(updated.map((r) => [r.id, r]));
     // In the order they were revoked (the update returns rows in no particular order).
     for (const id of ids) {
       const row = byId.get(id);
       if (!row) continue;
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
+      await ctx.audit({ at: this.deps.now(), actor: SYSTEM, subject: row.owner, action: 'grant.credentials_revoked', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, policyVersion: row.policy_version, detail: { attempts: row.revoke_attempts + 1 } });
       await emitGrant(ctx, row);
     }
   }
 
   /** Remove the grant's database role; on failure retry with backoff (durably: the sweep resumes after restart). */
   async revokeCredentials(id: string): Promise<void> {
-    if (this.revoking.has(id) || this.timers.stopped) return;
+    if (this.revoking.has(id) || this.deps.timers.stopped) return;
     const credentials = this.deps.credentials;
     if (!credentials) {
-      const row = await this.db.selectFrom('grants').select(['revocation', 'db_username']).where('id', '=', id).executeTakeFirst();
+      const row = await this.deps.db.selectFrom('grants').select(['revocation', 'db_username']).where('id', '=', id).executeTakeFirst();
       if (row && ['pending', 'retrying'].includes(row.revocation) && row.db_username) this.deps.log.error({ grantId: id }, 'a grant needs revoking but no credential provider is configured');
       return;
     }
     this.revoking.add(id);
-    this.timers.unschedule(`revoke:${id}`);
+    this.deps.timers.unschedule(`revoke:${id}`);
     try {
-      const retryAt = this.shared ? await this.revokeInBatch(id, credentials) : await this.revokeAlone(id, credentials);
-      if (retryAt !== undefined) this.timers.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
+      const retryAt = this.deps.shared ? await this.revokeInBatch(id, credentials) : await this.revokeAlone(id, credentials);
+      if (retryAt !== undefined) this.deps.timers.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
     } finally {
       this.revoking.delete(id);
     }
@@ -177,14 +166,14 @@ export class Revocation {
 
   /** One writer (SQLite): read the row, call the provider, record the outcome. Returns when to retry, if it failed. */
   private async revokeAlone(id: string, credentials: CredentialProvider): Promise<number | undefined> {
-    const row = await this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || !['pending', 'retrying'].includes(row.revocation) || !row.db_username) return undefined;
     try {
       await credentials.revoke({ grantId: id, resourceId: row.resource_id, username: row.db_username });
     } catch (error) {
-      return this.writes.mutate((ctx) => this.recordRevokeFailure(ctx, row, error));
+      return this.deps.writes.mutate((ctx) => this.recordRevokeFailure(ctx, row, error));
     }
-    await this.writes.mutate((ctx) => this.recordRevokedTogether(ctx, [row]));
+    await this.deps.writes.mutate((ctx) => this.recordRevokedTogether(ctx, [row]));
     return undefined;
   }
 
@@ -225,8 +214,8 @@ export class Revocation {
    * is recorded once, by the transaction that commits). Returns when to retry the ones that failed.
    */
   private async revokeClaimed(ids: string[], credentials: CredentialProvider): Promise<Map<string, number>> {
-    return this.writes.transactNow(async (ctx) => {
-      const now = this.now();
+    return this.deps.writes.transactNow(async (ctx) => {
+      const now = this.deps.now();
       // `= any(array)`, not an IN list: one statement text for any batch size, prepared once per connection. With
       // lagging statistics a generic plan may take `id = any(…)` for most of the table; the partial index on
       // revoking grants (the literal REVOKING predicate, here and in the update below) keeps it to those rows.
@@ -251,7 +240,7 @@ export class Revocation {
    */
   private async recordRevokeFailure(ctx: TxContext, row: GrantRow, error: unknown): Promise<number | undefined> {
     const attempts = row.revoke_attempts + 1;
-    const next = this.now() + REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
+    const next = this.deps.now() + REVOKE_BACKOFF_MS[Math.min(attempts - 1, REVOKE_BACKOFF_MS.length - 1)]!;
     const message = safeMessage(error);
     const updated = await ctx.trx.updateTable('grants').set({ revocation: 'retrying', revoke_attempts: attempts, next_revoke_at: next, last_revoke_error: message })
       .where('id', '=', row.id).where('revocation', 'in', REVOKING).executeTakeFirst();
@@ -260,7 +249,7 @@ export class Revocation {
     this.deps.log.warn({ grantId: row.id, attempts, message }, 'credential revocation failed; will retry');
     // Every failure up to the fifth is audited, then every tenth, so a long outage does not flood the log.
     if (attempts <= 5 || attempts % 10 === 0) {
-      await ctx.audit({ at: this.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
+      await ctx.audit({ at: this.deps.now(), actor: SYSTEM, subject: row.owner, action: 'grant.revoke_failed', grantId: row.id, requestId: row.request_id, resourceId: row.resource_id, reason: message, detail: { attempts, retryAt: iso(next) } });
     }
     if (row.revocation !== 'retrying') await emitGrant(ctx, { ...row, revocation: 'retrying' });
     return next;
@@ -268,7 +257,7 @@ export class Revocation {
 
   /** For the metrics scrape: how many grants still wait for their credentials to be revoked. */
   async pendingRevocations(): Promise<number> {
-    const n = await this.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', REVOKING).executeTakeFirst();
+    const n = await this.deps.db.selectFrom('grants').select((eb) => eb.fn.countAll<number>().as('n')).where('revocation', 'in', REVOKING).executeTakeFirst();
     return Number(n?.n ?? 0);
   }
 }

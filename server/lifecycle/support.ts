@@ -5,7 +5,8 @@ import type { Database, GrantsTable, RequestsTable } from '../storage/schema';
 import type { DomainError, Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import type { Catalog } from './catalog';
-import type { TxContext } from './write-queue';
+import type { TxContext, WriteQueue } from './write-queue';
+import type { Db } from '../storage/db';
 
 export type Tx = Transaction<Database>;
 export type RequestRow = Selectable<RequestsTable>;
@@ -67,4 +68,17 @@ export class Refusals {
     }
     return { ok: false, error };
   }
+}
+
+/** What every rules unit (requests, approvals, grants) is handed: reads, the clock, refusals, the catalog, writes. */
+export interface RulesDeps {
+  /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
+  reads: Db;
+  /** True when other server instances may write the same database (PostgreSQL). */
+  shared: boolean;
+  now: () => number;
+  metrics: Pick<Metrics, 'transitions'>;
+  refuse: Refuse;
+  policies: CatalogSource;
+  writes: Pick<WriteQueue, 'mutate'>;
 }

@@ -18,50 +18,41 @@ export interface ViewsDeps {
 }
 
 export class Views {
-  private readonly db: Db;
-  private readonly reads: Db;
-  private readonly now: () => number;
-  private readonly refuse: Refuse;
 
-  constructor(private readonly deps: ViewsDeps) {
-    this.db = deps.db;
-    this.reads = deps.reads;
-    this.now = deps.now;
-    this.refuse = deps.refuse;
-  }
+  constructor(private readonly deps: ViewsDeps) {}
 
   private get catalog() {
     return this.deps.policies.catalog;
   }
 
   me(user: AuthUser): Me {
-    return { sub: user.sub, email: user.email, name: user.name, groups: user.groups, admin: user.admin, approver: this.catalog.isApprover(user), serverTime: new Date(this.now()).toISOString() };
+    return { sub: user.sub, email: user.email, name: user.name, groups: user.groups, admin: user.admin, approver: this.catalog.isApprover(user), serverTime: new Date(this.deps.now()).toISOString() };
   }
 
   async listRequests(user: AuthUser, role: 'mine' | 'approver', state?: RequestState, limit = 100): Promise<AccessRequest[]> {
     if (role === 'mine') {
-      const rows = await this.db.selectFrom('requests').selectAll().where('requester', '=', user.sub).$if(!!state, (q) => q.where('state', '=', state!))
+      const rows = await this.deps.db.selectFrom('requests').selectAll().where('requester', '=', user.sub).$if(!!state, (q) => q.where('state', '=', state!))
         .orderBy('created_at', 'desc').limit(limit).execute();
       return this.toRequests(rows);
     }
-    const rows = await this.db.selectFrom('requests').selectAll().where('state', '=', state ?? 'pending_approval').where('requester', '!=', user.sub)
+    const rows = await this.deps.db.selectFrom('requests').selectAll().where('state', '=', state ?? 'pending_approval').where('requester', '!=', user.sub)
       .orderBy('created_at', 'desc').limit(1000).execute();
     const mine = rows.filter((r) => parseJson<ApprovalRule[]>(r.approval_rules).some((rule) => user.groups.includes(rule.group))).slice(0, limit);
     return this.toRequests(mine);
   }
 
   async getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     const visible = row && (row.requester === user.sub || user.admin || parseJson<ApprovalRule[]>(row.approval_rules).some((r) => user.groups.includes(r.group)));
-    if (!row || !visible) return this.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
+    if (!row || !visible) return this.deps.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const [request] = await this.toRequests([row]);
     const grant = row.grant_id && row.requester === user.sub ? await this.grantById(row.grant_id) : undefined;
     return ok({ request: request!, ...(grant ? { grant } : {}) });
   }
 
   async listGrants(user: AuthUser, all: boolean, state?: GrantState, limit = 100): Promise<Outcome<Grant[]>> {
-    if (all && !user.admin) return this.refuse(user, 'grant.list_all', { status: 403, code: 'admin_only', message: 'only administrators may list all grants' });
-    const rows = await this.db.selectFrom('grants').selectAll().$if(!all, (q) => q.where('owner', '=', user.sub)).$if(!!state, (q) => q.where('state', '=', state!))
+    if (all && !user.admin) return this.deps.refuse(user, 'grant.list_all', { status: 403, code: 'admin_only', message: 'only administrators may list all grants' });
+    const rows = await this.deps.db.selectFrom('grants').selectAll().$if(!all, (q) => q.where('owner', '=', user.sub)).$if(!!state, (q) => q.where('state', '=', state!))
       .orderBy('starts_at', 'desc').limit(limit).execute();
     return ok(rows.map((r) => toGrant(r)));
   }
@@ -73,14 +64,14 @@ export class Views {
 
   /** The caller's own grant (any grant for an admin, where allowed); another user's id answers 404 like an unknown one. */
   async ownGrant(user: AuthUser, id: string, action: string, allowAdmin = false): Promise<Outcome<GrantRow>> {
-    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || (row.owner !== user.sub && !(allowAdmin && user.admin))) return this.refuse(user, action, { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
+    const row = await this.deps.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || (row.owner !== user.sub && !(allowAdmin && user.admin))) return this.deps.refuse(user, action, { status: 404, code: 'grant_not_found', message: `no grant ${id} of yours` }, { grantId: id });
     return ok(row);
   }
 
   /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
   async auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
-    return this.db.selectFrom('audit').selectAll().where('seq', '>', query.after)
+    return this.deps.db.selectFrom('audit').selectAll().where('seq', '>', query.after)
       .$if(!user.admin, (q) => q.where((eb) => eb.or([eb('actor', '=', user.sub), eb('subject', '=', user.sub)])))
       .$if(!!query.requestId, (q) => q.where('request_id', '=', query.requestId!))
       .$if(!!query.grantId, (q) => q.where('grant_id', '=', query.grantId!))
@@ -89,18 +80,18 @@ export class Views {
   }
 
   async requestById(id: string): Promise<AccessRequest | undefined> {
-    const row = await this.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? (await this.toRequests([row]))[0] : undefined;
   }
 
   async grantById(id: string): Promise<Grant | undefined> {
-    const row = await this.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.reads.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toGrant(row) : undefined;
   }
 
   private async toRequests(rows: RequestRow[]): Promise<AccessRequest[]> {
     if (rows.length === 0) return [];
-    const approvals = await this.db.selectFrom('approvals').selectAll().where('request_id', 'in', rows.map((r) => r.id)).orderBy('at').execute();
+    const approvals = await this.deps.db.selectFrom('approvals').selectAll().where('request_id', 'in', rows.map((r) => r.id)).orderBy('at').execute();
     const byRequest = new Map<string, typeof approvals>();
     for (const a of approvals) {
       const list = byRequest.get(a.request_id) ?? [];

@@ -38,11 +38,6 @@ export interface WriteQueueDeps {
 }
 
 export class WriteQueue {
-  private readonly db: Db;
-  private readonly shared: boolean;
-  private readonly writeSlots: number;
-  private readonly audit: AuditChain;
-  private readonly now: () => number;
   private readonly writeQueue: QueuedWrite[] = [];
   private pumpScheduled = false;
   private runningBatches = 0;
@@ -51,13 +46,7 @@ export class WriteQueue {
   /** Settles when the last append of this instance has been committed or rolled back (see flush). */
   private appendTail: Promise<void> = Promise.resolve();
 
-  constructor(private readonly deps: WriteQueueDeps) {
-    this.db = deps.db;
-    this.shared = deps.shared;
-    this.writeSlots = deps.writeSlots;
-    this.audit = deps.audit;
-    this.now = deps.now;
-  }
+  constructor(private readonly deps: WriteQueueDeps) {}
 
   /** Resolves once nothing is queued or running: queued changes commit before storage closes. */
   async drain(): Promise<void> {
@@ -93,7 +82,7 @@ export class WriteQueue {
    * commits, and CPU, not waiting, is the limit.
    */
   private pump(): void {
-    const slots = this.shared ? this.writeSlots : 1;
+    const slots = this.deps.shared ? this.deps.writeSlots : 1;
     while (this.runningBatches < slots && this.writeQueue.length > 0) {
       const batch = this.writeQueue.splice(0, MAX_BATCH);
       this.runningBatches += 1;
@@ -116,17 +105,17 @@ export class WriteQueue {
     const done: { item: QueuedWrite; ok: boolean; value?: unknown; error?: unknown; records: ChangeRecords }[] = [];
     let turn: PublishTurn | undefined;
     try {
-      await this.db.transaction().execute(async (trx) => {
+      await this.deps.db.transaction().execute(async (trx) => {
         let head: Promise<{ seq: number; hash: string }> | undefined;
-        if (this.shared && batch.some((item) => item.exclusive)) head = Promise.resolve(await lockAuditHead(trx));
-        if (this.shared && sideBySide(batch)) {
+        if (this.deps.shared && batch.some((item) => item.exclusive)) head = Promise.resolve(await lockAuditHead(trx));
+        if (this.deps.shared && sideBySide(batch)) {
           await this.runSideBySide(trx, batch, done);
           turn = await this.flush(trx, done.map((d) => d.records), head);
           return;
         }
         for (const item of batch) {
           const records: ChangeRecords = { audits: [], events: [] };
-          if (this.shared) {
+          if (this.deps.shared) {
             // No savepoints on PostgreSQL (two round trips per change): a change that throws aborts the
             // transaction, and the batch is sorted out below.
             try {
@@ -154,7 +143,7 @@ export class WriteQueue {
     } catch (error) {
       turn?.appendSettled();
       turn?.release();
-      this.audit.invalidate();
+      this.deps.audit.invalidate();
       // The append rides with COMMIT unawaited; when it fails, COMMIT rolls back and its error is the one that counts.
       const appendError = await turn?.appended.then(() => undefined, (e: unknown) => e);
       const cause = error instanceof ChangeFailed ? error.cause : appendError ?? error;
@@ -225,7 +214,7 @@ export class WriteQueue {
     }
     // One statement unless the batch is unusual: events without audit rows, very large (bound-parameter limits), or a
     // bus that does not tell other instances.
-    const bus = this.shared && hasTxNotify(this.deps.bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4 ? this.deps.bus : undefined;
+    const bus = this.deps.shared && hasTxNotify(this.deps.bus) && audits.length > 0 && audits.length + events.length <= INSERT_CHUNK * 4 ? this.deps.bus : undefined;
     // This instance's appends go out one at a time, each after the previous one's COMMIT was answered: they commit
     // in the order they are published in (the database's lock orders them too, but only once they reach it).
     const previousAppend = this.appendTail;
@@ -236,7 +225,7 @@ export class WriteQueue {
     try {
       // (A batch holding the head lock already, from its start, goes first: the others' appends wait for it anyway.)
       if (!locked) await previousAppend;
-      const head = this.shared && !bus ? await (locked ?? lockAuditHead(trx)) : undefined;
+      const head = this.deps.shared && !bus ? await (locked ?? lockAuditHead(trx)) : undefined;
       previous = this.publishTail;
       this.publishTail = new Promise<void>((resolve) => { release = resolve; });
       const eventRows = events.map((e) => ({
@@ -277,7 +266,7 @@ export class WriteQueue {
   }
 
   private async appendAlone(trx: Tx, audits: AuditInput[], eventRows: Insertable<EventsTable>[]): Promise<number[]> {
-    await this.audit.appendMany(trx, audits);
+    await this.deps.audit.appendMany(trx, audits);
     const ids: number[] = [];
     for (let start = 0; start < eventRows.length; start += INSERT_CHUNK) {
       const rows = await trx.insertInto('events').values(eventRows.slice(start, start + INSERT_CHUNK)).returning('id').execute();
@@ -325,7 +314,7 @@ export class WriteQueue {
     return {
       trx,
       audit: async (input) => { records.audits.push(input); },
-      emit: async (event, audience) => { records.events.push({ at: this.now(), event, audience }); },
+      emit: async (event, audience) => { records.events.push({ at: this.deps.now(), event, audience }); },
     };
   }
 }
