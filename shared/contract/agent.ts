@@ -11,7 +11,7 @@ import {
 import { AgentProblem } from './problem';
 import {
   AuditList,
-  AccessRequest, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
+  AccessRequest, CreateRequestBody, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
 } from './http';
 
 // ---- observable state ----
@@ -182,13 +182,8 @@ const Ok = z.object({ ok: z.literal(true) });
 const RequestRef = z.strictObject({ requestId: Id });
 const GrantRef = z.strictObject({ grantId: Id });
 
-export const CreateRequestInput = z.strictObject({
-  resourceId: Id,
-  level: z.string().min(1).max(64),
-  durationSeconds: DurationSeconds.optional(),
-  reason: z.string().max(2000).default(''),
-  ticket: z.string().max(128).optional(),
-  breakGlass: z.boolean().default(false),
+/** What the UI asks the agent for: the server's CreateRequestBody without the device id (the agent adds its own). */
+export const CreateRequestInput = CreateRequestBody.omit({ deviceId: true }).extend({
   /** Open the tunnel at once when the request is approved immediately (one click to a psql prompt). */
   connect: z.boolean().default(true),
 });
