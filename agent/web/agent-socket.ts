@@ -9,6 +9,7 @@ import type { AgentEvent } from '../../shared/contract/agent';
 import { ClientMessage, type ServerMessage } from '../../shared/contract/wire';
 import type { AgentCore } from '../core/agent-core';
 import { answerCall } from '../core/agent-core';
+import { meetsAccess, webRouteFor } from './routes';
 
 const HELLO_TIMEOUT_MS = 5_000;
 
@@ -21,11 +22,8 @@ function sameSecret(a: string, b: string): boolean {
 export function attachAgentSocket(server: Server, options: { agent: AgentCore; token: string; allowedHosts: () => Set<string> }): { close: () => void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const hosts = options.allowedHosts();
-    const host = req.headers.host ?? '';
-    const origin = req.headers.origin ?? '';
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/agent' || !hosts.has(host) || ![...hosts].some((h) => origin === `http://${h}`)) {
+    const found = webRouteFor('websocket', req.method ?? '', (req.url ?? '/').split('?')[0]!);
+    if ('refused' in found || !meetsAccess(found.route.access, req.headers, options.allowedHosts())) {
       socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }

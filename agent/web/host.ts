@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { allowedHosts, serveStatic } from './static';
 import { attachAgentSocket } from './agent-socket';
+import { meetsAccess, webRouteFor } from './routes';
 import type { AgentCore } from '../core/agent-core';
 
 export interface WebHostOptions {
@@ -31,12 +32,14 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   const staticDir = resolve(options.staticDir);
   let hosts = new Set<string>();
   const server = createServer((req, res) => {
-    if (!hosts.has(req.headers.host ?? '')) {
+    const pathname = (req.url ?? '/').split('?')[0]!;
+    const found = webRouteFor('http', req.method ?? '', pathname);
+    if (!meetsAccess('loopback-page', req.headers, hosts)) {
       res.writeHead(403, { 'content-type': 'text/plain' }).end('Forbidden: this Stint web host answers only on its own loopback address.');
       return;
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    if ('refused' in found) {
+      res.writeHead(found.refused, found.allow ? { allow: found.allow } : {}).end();
       return;
     }
     serveStatic(staticDir, req, res);

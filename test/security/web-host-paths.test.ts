@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import fc from 'fast-check';
+import WebSocket from 'ws';
 import { startWebHost, type WebHost } from '../../agent/web/host';
+import { WEB_HOST_ROUTES } from '../../agent/web/routes';
 import { ScriptedAgent } from '../e2e/fixtures/scripted-agent';
 
 let host: WebHost;
@@ -39,5 +41,53 @@ describe('web host paths', () => {
       expect(status, path).toBeLessThan(500);
     }), { numRuns: 300 });
     expect(await get('/')).toBe(200);
+  });
+});
+
+/** Open a WebSocket to `path` with these headers; resolve with how it went: refused at the upgrade, or closed/welcomed. */
+function socket(path: string, headers: Record<string, string>, hello?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${host.port}${path}`, { headers });
+    ws.on('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
+    ws.on('error', () => resolve('error'));
+    ws.on('open', () => { if (hello !== undefined) ws.send(JSON.stringify({ type: 'hello', token: hello })); });
+    ws.on('message', (data) => { resolve(String((JSON.parse(data.toString()) as { type: string }).type)); ws.close(); });
+    ws.on('close', (code) => resolve(`closed ${code}`));
+  });
+}
+
+describe('the web host\'s route table (every route declares who may use it; nothing else is answered)', () => {
+  const own = () => ({ host: `localhost:${host.port}`, origin: `http://localhost:${host.port}` });
+
+  it('declares exactly the UI files and the AgentApi socket', () => {
+    expect(WEB_HOST_ROUTES.map((r) => `${r.kind} ${r.methods.join('/')} ${r.path} ${r.access}`)).toEqual([
+      'websocket GET /agent page-with-token',
+      'http GET/HEAD * loopback-page',
+    ]);
+  });
+
+  it('each route refuses a caller without its requirement', async () => {
+    // loopback-page: another Host (a DNS-rebinding page) is refused.
+    const rebinding = await new Promise<number>((resolve) => {
+      request({ host: '127.0.0.1', port: host.port, path: '/', headers: { host: 'evil.example' } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).end();
+    });
+    expect(rebinding).toBe(403);
+    // page-with-token: another Origin is refused at the upgrade; our Origin without the token is closed; with it, welcome.
+    expect(await socket('/agent', { ...own(), origin: 'http://evil.example' })).toBe('refused 403');
+    const wrong = (host.token[0] === 'A' ? 'B' : 'A') + host.token.slice(1);
+    expect(await socket('/agent', own(), wrong)).toBe('closed 4401');
+    expect(await socket('/agent', own(), host.token)).toBe('welcome');
+  });
+
+  it('what is not declared is refused: other methods, upgrades elsewhere', async () => {
+    const post = await new Promise<{ status: number; allow?: string }>((resolve) => {
+      request({ host: '127.0.0.1', port: host.port, path: '/', method: 'POST', headers: { host: `localhost:${host.port}` } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, allow: res.headers.allow });
+      }).end();
+    });
+    expect(post).toEqual({ status: 405, allow: 'GET, HEAD' });
+    expect(await socket('/agent/../admin', own(), host.token)).toBe('refused 403');
+    expect(await socket('/', own(), host.token)).toBe('refused 403');
   });
 });
