@@ -180,7 +180,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   await lifecycle.start();
   const checkpoints = config.audit.checkpoints;
   const stopCheckpoints = checkpoints ? startCheckpoints({
-    db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, clock,
+    db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, afterEntries: checkpoints.afterEntries, clock,
     privateKey: checkpointKey(requireSecret(checkpoints.key, 'audit.checkpoints.key', opts.env)).privateKey,
     onError: (error) => app.log.error({ err: error }, 'audit checkpoint not written'),
   }) : undefined;

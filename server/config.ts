@@ -223,6 +223,8 @@ export const ServerConfig = z.strictObject({
       /** Where they are appended, one JSON line each; ideally on another disk, shipped to a log store. */
       file: z.string().min(1),
       every: Duration.default(300),
+      /** …and as soon as this many entries were appended since the last checkpoint. */
+      afterEntries: z.number().int().positive().default(1000),
     }).optional(),
   }).default({}),
   bastions: z.record(IdString, BastionConfig).default({}),

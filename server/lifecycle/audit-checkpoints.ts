@@ -90,17 +90,34 @@ export async function verifyAgainstCheckpoints(db: Db, checkpoints: readonly Che
   return { ok: true, count: chain.count, lastHash: chain.lastHash, checkpoints: checkpoints.length };
 }
 
-/** Write a checkpoint every `everyMs` while the server runs (and one at start); returns the stop function. */
-export function startCheckpoints(options: { db: Db; privateKey: KeyObject; file: string; everyMs: number; clock: Clock; onError: (error: unknown) => void }): () => void {
+/**
+ * While the server runs: a checkpoint at start, then whenever `afterEntries` rows were appended since the last one or
+ * `everyMs` passed with any new row — whichever comes first. The head is looked at every `pollMs` (one indexed read).
+ */
+export function startCheckpoints(options: {
+  db: Db; privateKey: KeyObject; file: string; everyMs: number; afterEntries: number; clock: Clock; onError: (error: unknown) => void; pollMs?: number;
+}): () => void {
+  const pollMs = Math.min(options.pollMs ?? 5_000, options.everyMs);
   let timer: TimerHandle | undefined;
   let stopped = false;
+  let last: { seq: number; atMs: number } | undefined;
+  const due = async (): Promise<boolean> => {
+    if (!last) return true;
+    const head = await options.db.selectFrom('audit').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const appended = Number(head?.seq ?? 0) - last.seq;
+    return appended >= options.afterEntries || (appended > 0 && options.clock.now() - last.atMs >= options.everyMs);
+  };
   const tick = async () => {
     try {
-      await writeCheckpoint(options.db, options.privateKey, options.file, options.clock.now());
+      if (await due()) {
+        const now = options.clock.now();
+        const written = await writeCheckpoint(options.db, options.privateKey, options.file, now);
+        last = written ? { seq: written.seq, atMs: now } : last ?? { seq: readCheckpoints(options.file).checkpoints.at(-1)?.seq ?? 0, atMs: now };
+      }
     } catch (error) {
       options.onError(error);
     }
-    if (!stopped) timer = options.clock.setTimer(() => void tick(), options.everyMs);
+    if (!stopped) timer = options.clock.setTimer(() => void tick(), pollMs);
   };
   void tick();
   return () => { stopped = true; timer?.cancel(); };

@@ -14,6 +14,9 @@ import { openStore } from '../../server/storage/db';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, testConfig } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
+import { FakeClock } from '../../dev/fake-clock';
+import { chainRows } from '../../server/lifecycle/audit';
+import { readCheckpoints, startCheckpoints } from '../../server/lifecycle/audit-checkpoints';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const env = { STINT_AUDIT_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders' };
@@ -134,3 +137,42 @@ async function openRows(run: (query: ReturnType<typeof sql>) => Promise<unknown>
   const result = await run(sql`select * from audit order by seq`) as { rows: { seq: number; at: number; actor: string; action: string }[] };
   return result.rows;
 }
+
+describe('when checkpoints are written', () => {
+  it('after N new entries, or after the interval when anything new was appended — never for an unchanged head', async () => {
+    const store = openStore('sqlite::memory:');
+    await store.migrate();
+    const file = join(serviceDir('audit-checkpoints-timing'), 'audit.jsonl');
+    const clock = new FakeClock();
+    let head: { seq: number; hash: string } | undefined;
+    const append = async (n: number) => {
+      const { rows, head: next } = chainRows(Array.from({ length: n }, () => ({ at: clock.now(), actor: 'alice', action: 'request.created' })), head);
+      await store.db.insertInto('audit').values(rows).execute();
+      head = next;
+    };
+    const settle = async (ms: number) => { clock.advance(ms); for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r)); };
+    const signed = () => readCheckpoints(file).checkpoints.map((c) => c.seq);
+    await append(2);
+    const stop = startCheckpoints({ db: store.db, privateKey, file, everyMs: 60_000, afterEntries: 5, pollMs: 1_000, clock, onError: (e) => { throw e; } });
+    try {
+      await settle(0);
+      expect(signed()).toEqual([2]); // at start: what is there
+      await append(3);
+      await settle(1_000);
+      expect(signed()).toEqual([2]); // 3 new entries: below 5, and the minute has not passed
+      await append(2);
+      await settle(1_000);
+      expect(signed()).toEqual([2, 7]); // 5 new entries
+      await append(1);
+      await settle(30_000);
+      expect(signed()).toEqual([2, 7]);
+      await settle(30_000);
+      expect(signed()).toEqual([2, 7, 8]); // a minute with something new
+      await settle(120_000);
+      expect(signed()).toEqual([2, 7, 8]); // nothing new: nothing signed
+    } finally {
+      stop();
+      await store.close();
+    }
+  });
+});
