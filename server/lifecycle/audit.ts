@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AuditEntry } from '../../shared/contract/http';
+import type { ServerEvent } from '../../shared/contract/events';
 import { canonicalJson } from '../config';
 import type { Db } from '../storage/db';
 import type { AuditTable, Database } from '../storage/schema';
@@ -21,6 +22,15 @@ export interface AuditInput {
   policyVersion?: number;
   risk?: number;
   detail?: Record<string, unknown>;
+}
+
+/**
+ * An audit row reported by a part of the server outside the lifecycle's rules — a bastion's SSH sessions, an admin's
+ * reset of a user's factors — with the events it tells users (`tell`). The lifecycle stamps it with its clock and
+ * appends it through its write path (Lifecycle.auditReported), so it is in the hash chain like any other row.
+ */
+export interface ReportedAudit extends Omit<AuditInput, 'at'> {
+  tell?: { event: ServerEvent; users: string[] }[];
 }
 
 type Row = Omit<AuditTable, 'seq'> & { seq: number };
