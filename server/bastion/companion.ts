@@ -7,6 +7,9 @@
 // It reads STINT_SERVER_URL and STINT_BASTION_TOKEN from the same file as the key command. The live feed is SSE
 // (GET /v1/bastion/events); on every (re)connect it first catches up with GET /v1/bastion/ended?since=, so an end
 // that happened while it was disconnected is still acted on.
+// After each end it tells the server what became of the grant's sessions (POST /v1/bastion/sessions/ended): those it
+// found open and killed, and those that had closed already. The server puts both in the audit log. A report the
+// server did not take is kept and sent again after the next (re)connect.
 import { readFileSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createParser } from 'eventsource-parser';
@@ -57,7 +60,21 @@ export interface CompanionOptions {
   maxBackoffMs?: number;
   /** Called after an ended grant's processes were handled (for tests and metrics). */
   onHandled?: (event: EndedEvent, killed: number[]) => void;
+  /** Called after the server took the report of an ended grant's sessions (for tests). */
+  onReported?: (report: SessionsEndedReport) => void;
 }
+
+/** What became of an ended grant's recorded sessions, as the companion tells the server. */
+export interface SessionsEndedReport {
+  grantId: string;
+  /** Recorded sshd pids whose connection was still open: the companion ended it. */
+  killed: number[];
+  /** Recorded sshd pids whose connection had already closed. */
+  closed: number[];
+}
+
+/** Reports kept for a server that did not take them, at most (the oldest go first). */
+const MAX_UNSENT_REPORTS = 1_000;
 
 export interface Companion {
   /** Resolves once the first catch-up after connecting has been processed. */
@@ -165,8 +182,10 @@ export function startCompanion(options: CompanionOptions): Companion {
     return tree;
   }
 
-  async function terminate(pids: number[]): Promise<number[]> {
-    const targets = [...new Set(pids.flatMap(connectionTree))];
+  /** End the connections of these recorded pids: which were open (and are now ended), which were gone, what was signalled. */
+  async function terminate(pids: number[]): Promise<{ open: number[]; gone: number[]; signalled: number[] }> {
+    const trees = pids.map((pid) => ({ pid, tree: connectionTree(pid) }));
+    const targets = [...new Set(trees.flatMap((t) => t.tree))];
     for (const pid of targets) {
       try { kill(pid, 'SIGTERM'); } catch { /* already gone */ }
     }
@@ -179,7 +198,39 @@ export function startCompanion(options: CompanionOptions): Companion {
     for (const pid of alive) {
       try { kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
-    return targets;
+    return { open: trees.filter((t) => t.tree.length > 0).map((t) => t.pid), gone: trees.filter((t) => t.tree.length === 0).map((t) => t.pid), signalled: targets };
+  }
+
+  const unsent: SessionsEndedReport[] = [];
+  let reporting: Promise<void> = Promise.resolve();
+
+  /** Send the reports not yet taken, oldest first; stop at the first the server does not take (kept for later). */
+  function sendReports(): Promise<void> {
+    reporting = reporting.then(async () => {
+      while (unsent.length > 0 && !stopping.signal.aborted) {
+        const report = unsent[0]!;
+        try {
+          const response = await doFetch(`${base}/sessions/ended`, {
+            method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(report), signal: AbortSignal.timeout(10_000),
+          });
+          // 4xx other than 429: the server will never take this one (unknown grant, malformed): do not hold the rest.
+          if (!response.ok && (response.status >= 500 || response.status === 429)) throw new Error(`sessions/ended answered ${response.status}`);
+          if (!response.ok) logger?.warn({ grantId: report.grantId, status: response.status }, 'the server refused the report of ended ssh sessions');
+          else options.onReported?.(report);
+          unsent.shift();
+        } catch (error) {
+          logger?.warn({ grantId: report.grantId, err: String(error) }, 'could not report ended ssh sessions; will retry after reconnecting');
+          return;
+        }
+      }
+    });
+    return reporting;
+  }
+
+  function report(entry: SessionsEndedReport): void {
+    unsent.push(entry);
+    if (unsent.length > MAX_UNSENT_REPORTS) unsent.shift();
+    void sendReports();
   }
 
   function handle(event: EndedEvent): void {
@@ -190,9 +241,10 @@ export function startCompanion(options: CompanionOptions): Companion {
     const fresh = event.pids.filter((pid) => !seen.pids.has(pid));
     fresh.forEach((pid) => seen.pids.add(pid));
     const work = (async () => {
-      const killed = fresh.length ? await terminate(fresh) : [];
-      if (killed.length) logger?.info({ grantId: event.grantId, pids: killed }, 'ended grant: closed its ssh connections');
-      options.onHandled?.(event, killed);
+      const ended = fresh.length ? await terminate(fresh) : { open: [], gone: [], signalled: [] };
+      if (ended.signalled.length) logger?.info({ grantId: event.grantId, pids: ended.signalled }, 'ended grant: closed its ssh connections');
+      options.onHandled?.(event, ended.signalled);
+      if (fresh.length) report({ grantId: event.grantId, killed: ended.open, closed: ended.gone });
     })().catch((error: unknown) => logger?.error({ grantId: event.grantId, err: String(error) }, 'could not end ssh connections'));
     pending.add(work);
     void work.finally(() => pending.delete(work));
@@ -228,6 +280,7 @@ export function startCompanion(options: CompanionOptions): Companion {
         // Subscribed first, then catch up: nothing can fall between the two.
         await catchUp(attempt.signal);
         markReady();
+        void sendReports();
         backoff = minBackoffMs;
         for await (const message of readSse(response.body, touch)) {
           if (message.event !== 'ended') continue;
@@ -256,6 +309,7 @@ export function startCompanion(options: CompanionOptions): Companion {
       stopping.abort();
       await loop;
       await Promise.all([...pending]);
+      await reporting;
     },
   };
 }

@@ -5,13 +5,21 @@
 //   GET /events                                  — the same ends, live, as server-sent events.
 //   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
 //                                                to the `pid` query parameter, for key programs that report later).
+//   POST /sessions/ended {grantId, killed, closed} — the companion's account of a grant's end: which recorded
+//                                                sessions it killed, which had closed already.
+// Every session is in the audit log (the lifecycle's hash chain, through lookup.auditReported): `bastion.session.opened`
+// when a connection's pid is first recorded for a grant, and `bastion.session.killed` or `bastion.session.closed` when
+// the companion reports the grant's end. sshd tells neither the key command nor the companion how many bytes a
+// connection carried, nor (OpenSSH 9.2) the client's address: rows have them only when a key program sends `from`.
 // They are declared for the router (server/http/router.ts) as 'bastion' routes: the router puts bastionTokenGuard in
 // front of each, so no handler runs for a caller without a bastion's token. The grant server serves the declarations
 // in its one route list; `bastionRoutes` serves them as a plugin (tests, benches) at the root or under /v1/bastion.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { serveRoutes, type Guard, type Route } from '../http/router';
+import type { ReportedAudit } from '../lifecycle/audit';
 import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from './seam';
 import type { BastionSessionStore } from './sessions';
 
@@ -77,14 +85,29 @@ export function authorizedKeyLine(grant: BastionGrant, keyBase64: string): strin
     + `command="/usr/sbin/nologin" ssh-ed25519 ${keyBase64} ${comment}`;
 }
 
+const Pid = z.number().int().min(2).max(2 ** 31);
+const ClientAddress = z.string().max(64).refine((a) => isIP(a) !== 0, 'an IP address').describe("the SSH client's address, when the key program knows it");
 const KeysQuery = z.object({
   user: z.string().max(256).optional(),
   type: z.string().max(64),
   key: z.string().max(4096),
   pid: z.coerce.number().int().min(2).max(2 ** 31).optional(),
+  from: ClientAddress.optional(),
 });
 const EndedQuery = z.object({ since: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'an ISO instant') });
-const SessionBody = z.strictObject({ grantId: z.string().min(1).max(200), pid: z.number().int().min(2).max(2 ** 31) });
+const SessionBody = z.strictObject({
+  grantId: z.string().min(1).max(200), pid: Pid,
+  user: z.string().max(256).optional().describe('the login user sshd asked about'), from: ClientAddress.optional(),
+});
+const SessionsEndedBody = z.strictObject({
+  grantId: z.string().min(1).max(200),
+  killed: z.array(Pid).max(10_000).default([]).describe('recorded sessions the companion found open and ended'),
+  closed: z.array(Pid).max(10_000).default([]).describe('recorded sessions that had closed before the grant ended'),
+});
+const SessionsEnded = z.object({
+  audited: z.number().int().describe('sessions whose end is now in the audit log'),
+  ignored: z.array(z.number().int()).describe('pids not on record for this grant on this bastion (nothing audited)'),
+});
 const BastionEnded = z.object({ grantId: z.string(), keyBase64: z.string(), at: z.string(), pids: z.array(z.number().int()) });
 const BastionError = z.object({ code: z.string(), message: z.string() });
 
@@ -209,25 +232,49 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
   };
 
   /**
-   * Record the connection's pid before sshd gets the key line. False when the grant ended meanwhile: its end may
-   * have read the pids before this one was written, so the login is refused instead of becoming a connection
-   * nobody ends. A storage error is logged and the login allowed (the key line still stops at the grant's end,
+   * `bastion.session.opened` in the audit log. False when the row could not be written: the session is then not
+   * allowed (no SSH use the audit log does not know of), and its pid is forgotten so that a later report of the
+   * same connection (sshd runs the key command twice) is new again and tries the audit once more.
+   */
+  const auditOpened = async (request: FastifyRequest, session: { bastionId: string; grantId: string; pid: number; owner?: string; user?: string; from?: string; via: 'key-lookup' | 'report' }): Promise<boolean> => {
+    const { bastionId, grantId, pid, owner, user, from, via } = session;
+    if (!opts.lookup.auditReported) return true;
+    try {
+      await opts.lookup.auditReported([{
+        actor: `bastion:${bastionId}`, action: 'bastion.session.opened', grantId, ...(owner ? { subject: owner } : {}),
+        detail: { bastionId, pid, via, ...(user ? { user } : {}), ...(from ? { from } : {}) },
+      }]);
+      return true;
+    } catch (error) {
+      request.log.error({ err: error, grantId }, 'could not audit the bastion session: it is refused');
+      await opts.sessions.forget(bastionId, grantId, [pid]).catch(() => undefined);
+      return false;
+    }
+  };
+
+  /**
+   * Record the connection's pid before sshd gets the key line, and audit the session when the pid is new for the
+   * grant. False when the grant ended meanwhile: its end may have read the pids before this one was written, so the
+   * login is refused instead of becoming a connection nobody ends; false too when the audit row cannot be written.
+   * A storage error while recording is logged and the login allowed (the key line still stops at the grant's end,
    * and the role is dropped then; only this connection would outlive it, until the idle backstops).
    */
-  const recordSession = async (request: FastifyRequest, bastionId: string, grantId: string, pid: number, key: string): Promise<boolean> => {
+  const recordSession = async (request: FastifyRequest, bastionId: string, grant: BastionGrant, session: { pid: number; key: string; user?: string; from?: string }): Promise<boolean> => {
+    const { grantId } = grant;
+    let fresh = true;
     try {
-      await opts.sessions.record(bastionId, grantId, pid);
+      fresh = await opts.sessions.record(bastionId, grantId, session.pid);
     } catch (error) {
       request.log.error({ err: error, grantId }, 'could not record the bastion session: the grant\'s end will not close this connection');
-      return true;
     }
     try {
-      const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
-      return still?.grantId === grantId;
+      const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', session.key);
+      if (still?.grantId !== grantId) return false;
     } catch (error) {
       request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
-      return true;
     }
+    if (!fresh) return true;
+    return auditOpened(request, { bastionId, grantId, pid: session.pid, owner: grant.owner, user: session.user, from: session.from, via: 'key-lookup' });
   };
 
   const tags = ['bastion'];
@@ -245,7 +292,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         const { id: bastionId, users: allowedUsers } = callerOf(request);
         const parsed = KeysQuery.safeParse(request.query);
         if (!parsed.success || parsed.data.type !== 'ssh-ed25519' || !isEd25519KeyBody(parsed.data.key)) return '';
-        const { user, key, pid } = parsed.data;
+        const { user, key, pid, from } = parsed.data;
         if (allowedUsers && (!user || !allowedUsers.includes(user))) return '';
         let grant: BastionGrant | undefined;
         try {
@@ -260,14 +307,14 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
           request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
           return '';
         }
-        if (pid !== undefined && !(await recordSession(request, bastionId, grant.grantId, pid, key))) return '';
+        if (pid !== undefined && !(await recordSession(request, bastionId, grant, { pid, key, user, from }))) return '';
         return `${line}\n`;
       },
     },
     {
       method: 'POST', url: '/v1/bastion/sessions', access: 'bastion',
       doc: {
-        operationId: 'recordBastionSession', summary: 'Record an sshd connection process serving a grant (its end kills it)', tags, body: SessionBody,
+        operationId: 'recordBastionSession', summary: 'Record an sshd connection process serving a grant (its end kills it); a new one is audited as bastion.session.opened', tags, body: SessionBody,
         response: { description: 'Recorded' }, status: 204,
         answers: { 400: { description: 'Malformed body', type: 'application/json', schema: BastionError }, 503: unavailable },
       },
@@ -275,13 +322,80 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         const bastionId = callerOf(request).id;
         const parsed = SessionBody.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
+        const { grantId, pid, user, from } = parsed.data;
+        let fresh: boolean;
+        let owner: string | undefined;
         try {
-          await opts.sessions.record(bastionId, parsed.data.grantId, parsed.data.pid);
+          fresh = await opts.sessions.record(bastionId, grantId, pid);
+          if (fresh) owner = (await opts.lookup.grantById?.(grantId))?.owner;
         } catch (error) {
-          request.log.error({ err: error, grantId: parsed.data.grantId }, 'could not record a bastion session');
+          request.log.error({ err: error, grantId }, 'could not record a bastion session');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be recorded; try again' });
         }
+        if (fresh && !(await auditOpened(request, { bastionId, grantId, pid, owner, user, from, via: 'report' }))) {
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be audited; try again' });
+        }
         return reply.code(204).send();
+      },
+    },
+    {
+      method: 'POST', url: '/v1/bastion/sessions/ended', access: 'bastion',
+      doc: {
+        operationId: 'reportBastionSessionsEnded',
+        summary: "The companion's account of a grant's end: the recorded sessions it killed and those already closed, audited as bastion.session.killed / bastion.session.closed",
+        tags, body: SessionsEndedBody, response: SessionsEnded,
+        answers: {
+          400: { description: 'Malformed body', type: 'application/json', schema: BastionError },
+          404: { description: 'No such grant', type: 'application/json', schema: BastionError },
+          409: { description: 'The grant has not ended: its sessions are not over', type: 'application/json', schema: BastionError },
+          503: unavailable,
+        },
+      },
+      handler: async (request, reply) => {
+        const bastionId = callerOf(request).id;
+        const parsed = SessionsEndedBody.safeParse(request.body);
+        if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
+        const { grantId } = parsed.data;
+        const killed = new Set(parsed.data.killed);
+        const closed = new Set(parsed.data.closed.filter((pid) => !killed.has(pid)));
+        let grant: Awaited<ReturnType<NonNullable<BastionGrantLookup['grantById']>>>;
+        let recorded: Set<number>;
+        try {
+          grant = await opts.lookup.grantById?.(grantId);
+          recorded = new Set((await opts.sessions.pidsFor(bastionId, [grantId])).get(grantId) ?? []);
+        } catch (error) {
+          request.log.error({ err: error, grantId }, 'could not read a grant\'s sessions for their end');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions could not be read; try again' });
+        }
+        if (opts.lookup.grantById && !grant) return reply.code(404).send({ code: 'grant_not_found', message: 'no such grant' });
+        if (grant && !grant.endedAt) return reply.code(409).send({ code: 'grant_active', message: 'the grant has not ended' });
+        // Only sessions this bastion recorded for this grant: a report cannot write rows about anything else, and a
+        // session whose end is already on record (a companion restarting catches up on recent ends) is not recorded twice.
+        const rows: ReportedAudit[] = [];
+        const ended: number[] = [];
+        const how = grant ? (grant.endReason ?? grant.state) : undefined;
+        for (const [pids, action, reason] of [
+          [killed, 'bastion.session.killed', `the grant ended${how ? ` (${how})` : ''}: the companion closed the connection`],
+          [closed, 'bastion.session.closed', 'the connection had closed before the grant ended'],
+        ] as const) {
+          for (const pid of pids) {
+            if (!recorded.has(pid)) continue;
+            ended.push(pid);
+            rows.push({
+              actor: `bastion:${bastionId}`, action, grantId, reason,
+              ...(grant ? { subject: grant.owner, resourceId: grant.resourceId } : {}),
+              detail: { bastionId, pid, ...(grant?.endedAt ? { grantEndedAt: grant.endedAt } : {}) },
+            });
+          }
+        }
+        try {
+          if (rows.length > 0) await opts.lookup.auditReported?.(rows);
+          await opts.sessions.forget(bastionId, grantId, ended);
+        } catch (error) {
+          request.log.error({ err: error, grantId }, 'could not audit the end of a grant\'s sessions');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions\' end could not be recorded; try again' });
+        }
+        return { audited: ended.length, ignored: [...killed, ...closed].filter((pid) => !recorded.has(pid)) };
       },
     },
     {

@@ -1,5 +1,8 @@
 // What the bastion routes need from the grant lifecycle. The lifecycle (server/) implements it over its store and
 // event bus; server/bastion/routes.ts serves the sshd AuthorizedKeysCommand and the kill companion from it.
+import type { Grant } from '../../shared/contract/http';
+import type { ReportedAudit } from '../lifecycle/audit';
+
 export interface BastionGrant {
   grantId: string;
   owner: string;
@@ -29,4 +32,11 @@ export interface BastionGrantLookup {
    * ends committed by other instances are not looked up at all.
    */
   onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted?: () => boolean): () => void;
+  /**
+   * Append rows to the audit log (the lifecycle's hash chain): SSH sessions opened through the bastion, and closed or
+   * killed at a grant's end. A lookup without it (tests of the routes alone) audits nothing.
+   */
+  auditReported?(rows: readonly ReportedAudit[]): Promise<void>;
+  /** A grant as the API shows it (whose it is, its resource, whether and why it ended), to describe a session's end. */
+  grantById?(id: string): Promise<Pick<Grant, 'owner' | 'resourceId' | 'state' | 'endedAt' | 'endReason'> | undefined>;
 }

@@ -3,12 +3,19 @@
 // Kept in the server's database: with several instances behind a load balancer the key command may reach one
 // instance while the companion streams ends from another, and a restart must not forget the connections made before
 // it. The end is only sent after it committed, so a pid recorded (committed) before it is always included.
+// A row leaves when the companion reports what became of its session at the grant's end (POST /sessions/ended, which
+// audits it), or at the latest when it is pruned, past the retention.
 import type { Clock } from '../../shared/domain/clock';
 import type { Db } from '../storage/db';
 
 export interface BastionSessionStore {
-  /** Record that this sshd process on this bastion serves this grant (replaces what the pid served before). */
-  record(bastionId: string, grantId: string, pid: number): Promise<void>;
+  /**
+   * Record that this sshd process on this bastion serves this grant (replaces what the pid served before). True when
+   * it is new: sshd runs the key command twice per login, and only the first report opens a session in the audit log.
+   */
+  record(bastionId: string, grantId: string, pid: number): Promise<boolean>;
+  /** Drop these pids of this grant on this bastion (their sessions' end is on record); returns how many went. */
+  forget(bastionId: string, grantId: string, pids: readonly number[]): Promise<number>;
   /** The recorded pids of each of these grants on this bastion (a grant without any is absent from the map). */
   pidsFor(bastionId: string, grantIds: readonly string[]): Promise<Map<string, number[]>>;
   /**
@@ -27,11 +34,25 @@ export function createDbSessionStore(db: Db, options: { clock?: Pick<Clock, 'now
     async record(bastionId, grantId, pid) {
       // A pid is one live process at a time: if it was recorded for another grant, that process has exited and the
       // pid was reused, so it must no longer be killed when the other grant ends. The primary key (bastion, pid)
-      // makes that one upsert, atomic on both dialects however many instances record at once.
-      await db.insertInto('bastion_sessions')
+      // makes that one upsert, atomic on both dialects however many instances record at once. The same pid reported
+      // again for the same grant (sshd's second run of the key command) changes nothing and is not new.
+      const result = await db.insertInto('bastion_sessions')
         .values({ bastion_id: bastionId, pid, grant_id: grantId, recorded_at: now() })
-        .onConflict((oc) => oc.columns(['bastion_id', 'pid']).doUpdateSet((eb) => ({ grant_id: eb.ref('excluded.grant_id'), recorded_at: eb.ref('excluded.recorded_at') })))
-        .execute();
+        .onConflict((oc) => oc.columns(['bastion_id', 'pid'])
+          .doUpdateSet((eb) => ({ grant_id: eb.ref('excluded.grant_id'), recorded_at: eb.ref('excluded.recorded_at') }))
+          .where((eb) => eb('bastion_sessions.grant_id', '<>', eb.ref('excluded.grant_id'))))
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    },
+    async forget(bastionId, grantId, pids) {
+      if (pids.length === 0) return 0;
+      let removed = 0;
+      for (let start = 0; start < pids.length; start += CHUNK) {
+        const result = await db.deleteFrom('bastion_sessions').where('bastion_id', '=', bastionId).where('grant_id', '=', grantId)
+          .where('pid', 'in', pids.slice(start, start + CHUNK)).executeTakeFirst();
+        removed += Number(result.numDeletedRows);
+      }
+      return removed;
     },
     async pidsFor(bastionId, grantIds) {
       const found = new Map<string, number[]>();

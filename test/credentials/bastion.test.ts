@@ -16,7 +16,7 @@ import { freePort } from '../../dev/ports';
 import { bastionRoutes } from '../../server/bastion/routes';
 import { createDbSessionStore } from '../../server/bastion/sessions';
 import { openStore, type Store } from '../../server/storage/db';
-import { startCompanion, type Companion, type EndedEvent } from '../../server/bastion/companion';
+import { startCompanion, type Companion, type EndedEvent, type SessionsEndedReport } from '../../server/bastion/companion';
 import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/credentials/postgres';
 import { MemoryLookup } from '../../dev/memory-lookup';
 import {
@@ -39,6 +39,7 @@ let other: Server;
 let otherPort: number;
 const lookup = new MemoryLookup();
 const handled: Array<{ event: EndedEvent; killed: number[] }> = [];
+const reported: SessionsEndedReport[] = [];
 
 beforeAll(async () => {
   db = await startPostgres();
@@ -73,7 +74,7 @@ beforeAll(async () => {
     extraConfig: ['AuthenticationMethods publickey', 'AllowStreamLocalForwarding no', 'PermitUserRC no', 'LoginGraceTime 20',
       'ChannelTimeout session=1m direct-tcpip=1h', 'UnusedConnectionTimeout 5m'],
   });
-  companion = startCompanion({ serverUrl, token: TOKEN, killGraceMs: 1_000, onHandled: (event, killed) => handled.push({ event, killed }) });
+  companion = startCompanion({ serverUrl, token: TOKEN, killGraceMs: 1_000, onHandled: (event, killed) => handled.push({ event, killed }), onReported: (report) => reported.push(report) });
   await companion.ready;
 });
 
@@ -172,6 +173,10 @@ describe('bastion access per grant (OpenSSH + key command + companion)', () => {
     expect(Date.now() - deadline).toBeLessThan(5_000);
     // It was the companion that closed it (sshd never ends a live connection when a key goes away).
     await expect.poll(() => handled.find((h) => h.event.grantId === 'g-end')?.killed.length ?? 0, { timeout: 3_000 }).toBeGreaterThan(0);
+    // …and told the server so (which audits it): the connection's recorded sshd process, found open and ended.
+    const ended = handled.find((h) => h.event.grantId === 'g-end')!.event;
+    await expect.poll(() => reported.find((r) => r.grantId === 'g-end'), { timeout: 3_000 }).toEqual({ grantId: 'g-end', killed: ended.pids, closed: [] });
+    expect((await sessionDb.db.selectFrom('bastion_sessions').select('pid').where('grant_id', '=', 'g-end').execute())).toEqual([]);
 
     expect(await provider.roleExists({ resourceId: 'orders', username: grant.username })).toBe(false);
     const direct = new pg.Client({ host: db.host, port: db.port, database: db.database, user: grant.username, password: grant.password });

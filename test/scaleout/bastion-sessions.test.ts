@@ -115,6 +115,27 @@ describe('bastion sessions on one PostgreSQL shared by two instances', () => {
       // The other grant lost pid 5151 to the reuse: its end (released on A, streamed by A) names no process.
       await release(a.url, alice, other.grantId);
       expect((await endEventFor(stream, other.grantId)).pids).toEqual([]);
+
+      // Each session is opened in the audit log once, whichever instance heard of it and however often.
+      const opened = await a.server.store.db.selectFrom('audit').select(['detail']).where('grant_id', '=', grantId)
+        .where('action', '=', 'bastion.session.opened').orderBy('seq').execute();
+      expect(opened.map((row) => (JSON.parse(row.detail!) as { pid: number }).pid).sort()).toEqual([4242, 4343, 5151]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('audits a session once when both instances hear of it at the same moment', async () => {
+    const alice = await tokens.for('alice');
+    const { grantId, key } = await activeGrant(a.url, alice, 'race');
+    const lookups = await Promise.all([a.url, b.url, a.url, b.url].map((url) => keyLookup(url, key, 6161)));
+    for (const line of lookups) expect(line).toContain(`grant:${grantId}`);
+    const opened = await b.server.store.db.selectFrom('audit').select(['seq']).where('grant_id', '=', grantId).where('action', '=', 'bastion.session.opened').execute();
+    expect(opened).toHaveLength(1);
+    const stream = await bastionStream(b.url);
+    try {
+      await release(a.url, alice, grantId);
+      expect((await endEventFor(stream, grantId)).pids).toEqual([6161]);
     } finally {
       stream.close();
     }
