@@ -26,6 +26,7 @@ export const noop: CredentialProvider = {
   kind: 'noop',
   issue: async (input) => ({ username: `stint_g_${input.grantId.slice(-20).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`, password: 'bench' }),
   extend: async () => {},
+  rotate: async () => ({ password: 'bench' }),
   revoke: async () => {},
   close: async () => {},
 };

@@ -178,6 +178,38 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
     }
   }
 
+  /** One statement (or several, in one string) on an admin connection held only for it. */
+  async function adminQuery(config: PostgresResourceConfig, statement: string, what: string): Promise<pg.QueryResult | pg.QueryResult[]> {
+    if (closed) throw new CredentialError('unavailable', 'the credential provider is closed');
+    try {
+      return await pool(config.adminUrl, config.database).query(statement) as pg.QueryResult | pg.QueryResult[];
+    } catch (error) {
+      throw fromPgError(error, what);
+    }
+  }
+
+  /** The statement that sends every backend of the role a termination signal, one row per backend. */
+  const sessionsOf = (username: string) => `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${literal(username)}`;
+
+  /**
+   * Watch until the role's backends have exited, terminating again on each pass (a login that passed authentication
+   * just before the change that stopped logins may only now show up). Each pass takes an admin connection only for
+   * its statement, so many waits at once (a burst of deadlines) do not hold the small pool between polls.
+   * (pg_terminate_backend(pid, timeout) would wait too, but it sleeps in 100 ms steps per backend.)
+   */
+  async function waitForSessionsToEnd(config: PostgresResourceConfig, username: string, live: number, what: string): Promise<void> {
+    const deadline = Date.now() + terminateBudgetMs;
+    let pause = 2;
+    while (live > 0) {
+      await sleep(pause);
+      pause = Math.min(10, pause * 2);
+      live = ((await adminQuery(config, sessionsOf(username), what)) as pg.QueryResult).rowCount ?? 0;
+      if (live > 0 && Date.now() > deadline) {
+        throw new CredentialError('sessions_remain', `${live} session(s) of the role did not end`);
+      }
+    }
+  }
+
   function checkRoleName(username: string): void {
     // Revoke and extend act only on roles this provider created: a corrupted store must not drop a real role.
     if (!ROLE_NAME.test(username)) throw new CredentialError('invalid_input', 'not a role name created by Stint');
@@ -249,29 +281,38 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
       logger?.info({ grantId: input.grantId, role: input.username, endsAt: new Date(input.endsAt).toISOString() }, 'database role extended');
     },
 
+    async rotate(input): Promise<{ password: string }> {
+      const config = resource(input.resourceId);
+      checkRoleName(input.username);
+      const password = randomPassword();
+      const verifier = await scramVerifier(password);
+      // The new verifier and a termination signal to every live session, in one round trip: from the commit on, the
+      // old password logs in nowhere, and the sessions it opened end below. A login with the old password that
+      // passed authentication just before the commit shows up on a later pass of the wait.
+      let live: number;
+      try {
+        const results = (await adminQuery(config, `ALTER ROLE ${ident(input.username)} PASSWORD ${literal(verifier)}; ${sessionsOf(input.username)}`, 'rotate password')) as pg.QueryResult[];
+        live = results[1]?.rowCount ?? 0;
+      } catch (error) {
+        if (pgCode((error as CredentialError).cause) === UNDEFINED_OBJECT) throw new CredentialError('not_found', 'the grant\'s role no longer exists', error);
+        throw error;
+      }
+      await waitForSessionsToEnd(config, input.username, live, 'rotate password');
+      logger?.info({ grantId: input.grantId, role: input.username, ended: live }, 'database role password rotated');
+      return { password };
+    },
+
     async revoke(input): Promise<void> {
       const config = resource(input.resourceId);
       checkRoleName(input.username);
       const role = ident(input.username);
       const started = Date.now();
-      // Each step takes an admin connection only for its statement, so many revokes waiting for backends to
-      // exit (a burst of deadlines) do not hold the small pool between polls.
-      const admin = async (sql: string) => {
-        if (closed) throw new CredentialError('unavailable', 'the credential provider is closed');
-        try {
-          return await pool(config.adminUrl, config.database).query(sql);
-        } catch (error) {
-          throw fromPgError(error, 'revoke role');
-        }
-      };
       // 1. No new logins, and a termination signal to every live session, in one round trip (a burst of
       //    deadlines on a busy database is bound by round trips). The two statements commit together; a login
-      //    that slips in before the commit is caught by the next pass of the loop below.
-      const roleLiteral = literal(input.username);
-      const sessionsOf = `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${roleLiteral}`;
+      //    that slips in before the commit is caught by the next pass of the wait below.
       let live: number;
       try {
-        const results = (await admin(`ALTER ROLE ${role} NOLOGIN; ${sessionsOf}`)) as unknown as pg.QueryResult[];
+        const results = (await adminQuery(config, `ALTER ROLE ${role} NOLOGIN; ${sessionsOf(input.username)}`, 'revoke role')) as pg.QueryResult[];
         live = results[1]?.rowCount ?? 0;
       } catch (error) {
         if (pgCode((error as CredentialError).cause) === UNDEFINED_OBJECT) {
@@ -280,19 +321,8 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
         }
         throw error;
       }
-      // 2. Watch until the backends have exited, terminating again on each pass (a login that passed
-      //    authentication just before NOLOGIN may only now show up).
-      //    (pg_terminate_backend(pid, timeout) would wait too, but it sleeps in 100 ms steps per backend.)
-      const deadline = Date.now() + terminateBudgetMs;
-      let pause = 2;
-      while (live > 0) {
-        await sleep(pause);
-        pause = Math.min(10, pause * 2);
-        live = (await admin(sessionsOf)).rowCount ?? 0;
-        if (live > 0 && Date.now() > deadline) {
-          throw new CredentialError('sessions_remain', `${live} session(s) of the role did not end`);
-        }
-      }
+      // 2. Watch until the backends have exited.
+      await waitForSessionsToEnd(config, input.username, live, 'revoke role');
       // 3. Objects the role created are kept (handed to the admin) and its privileges go, in every database it may
       //    have touched (DROP OWNED also clears privileges on shared objects: databases, tablespaces); then
       //    4. the role itself, in the same transaction as the last database's cleanup.

@@ -22,6 +22,13 @@ export interface CredentialProvider {
   readonly kind: string;
   issue(input: IssueInput): Promise<IssuedCredential>;
   extend(input: { grantId: string; resourceId: string; username: string; /** Epoch ms. */ endsAt: number }): Promise<void>;
+  /**
+   * A new password for a grant's existing role, for a grant taken back after its agent lost the old one (rekey): the
+   * new password is set first, so the old one stops logging in, then every live session of the role is ended (none
+   * can have been opened with the new password: nobody has it yet). Privileges and VALID UNTIL are unchanged.
+   * Fails with `not_found` when the role is gone (the grant ended meanwhile).
+   */
+  rotate(input: { grantId: string; resourceId: string; username: string }): Promise<{ password: string }>;
   /** NOLOGIN → terminate live sessions → reassign/drop owned → drop role. Succeeds when already gone. */
   revoke(input: { grantId: string; resourceId: string; username: string }): Promise<void>;
   /**

@@ -13,7 +13,8 @@ import type { Guard, Route } from './router';
 export type RateClass = 'read' | 'write' | 'proof' | 'public' | 'none';
 
 
-const PROOF_PATHS = [/^\/v1\/stepup\//, /^\/v1\/requests\/:id\/stepup$/, /^\/v1\/grants\/:id\/reveal-password$/];
+// Proofs, and what hands out a secret: a rekey answers with a new database password (and may carry a step-up proof).
+const PROOF_PATHS = [/^\/v1\/stepup\//, /^\/v1\/requests\/:id\/stepup$/, /^\/v1\/grants\/:id\/reveal-password$/, /^\/v1\/grants\/:id\/rekey$/];
 
 export function rateClassOf(route: Pick<Route, 'method' | 'url' | 'access' | 'rate'>): RateClass {
   if (route.rate) return route.rate;

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   AccessRequest, ActivateBody, ActivateResult, ApproveBody, AuditList, AuditQuery, CancelBody, CreateRequestBody, CreateRequestResult,
-  DenyBody, ExtendBody, ExtendResult, GrantList, GrantResult, Id, ListGrantsQuery, ListRequestsQuery, Me, ReleaseBody, RequestList,
+  DenyBody, ExtendBody, ExtendResult, GrantList, GrantResult, Id, ListGrantsQuery, ListRequestsQuery, Me, RekeyBody, RekeyResult, ReleaseBody, RequestList,
   RequestResult, ResourceList, RevealPasswordBody, RevokeBody, StepUpProof,
 } from '../../shared/contract/http';
 import type { AuthUser } from '../identity/user';
@@ -122,6 +122,15 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       method: 'POST', url: '/v1/grants/:id/release', access: 'user', operationId: 'releaseGrant', summary: 'End my grant now', tags: ['grants'],
       body: ReleaseBody, response: GrantResult, problems: [404, 409],
       handler: async ({ user, id }) => lifecycle.release(user, id),
+    }),
+    route({
+      method: 'POST', url: '/v1/grants/:id/rekey', access: 'user',
+      stepUp: 'a proof for taking this grant back, when its request needed one (a challenge for {kind: "request"} of its request)',
+      operationId: 'rekeyGrant',
+      summary: "Take my active grant back after my agent lost its keys: this device's new key and a new database password for the same grant and deadline; the old key and password stop working first; returns the connection once",
+      tags: ['grants'],
+      body: RekeyBody, response: RekeyResult, problems: [403, 404, 409, 410, 429, 503],
+      handler: async ({ user, id, body }) => lifecycle.rekey(user, id, body),
     }),
     route({
       method: 'POST', url: '/v1/grants/:id/reveal-password', access: 'user', operationId: 'recordPasswordReveal', summary: "Put on the audit record that the owner is shown the grant's database password (the agent shows it only after this)", tags: ['grants'],

@@ -21,7 +21,7 @@ import { iso, newId, safeMessage, sha256, SYSTEM, type CatalogSource, type Grant
 const ACTIVATABLE = REQUEST_STATES.filter((state) => requestTransition(state, 'activated').ok);
 
 /** The fields of a request that never change after it is created: enough to activate it. */
-type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version'>;
+type RequestFacts = Pick<RequestRow, 'id' | 'requester' | 'resource_id' | 'level' | 'duration_seconds' | 'break_glass' | 'policy_version' | 'device_id'>;
 const MAX_REMEMBERED_REQUESTS = 10_000;
 
 /** Approved requests this instance created, by id: their fixed fields (see rememberFacts). */
@@ -35,7 +35,7 @@ export class RememberedFacts {
    */
   rememberFacts(row: RequestRow): void {
     if (row.state !== 'approved' || row.extends_grant_id) return;
-    this.facts.set(row.id, { id: row.id, requester: row.requester, resource_id: row.resource_id, level: row.level, duration_seconds: row.duration_seconds, break_glass: row.break_glass, policy_version: row.policy_version });
+    this.facts.set(row.id, { id: row.id, requester: row.requester, resource_id: row.resource_id, level: row.level, duration_seconds: row.duration_seconds, break_glass: row.break_glass, policy_version: row.policy_version, device_id: row.device_id });
     if (this.facts.size > MAX_REMEMBERED_REQUESTS) this.facts.delete(this.facts.keys().next().value!);
   }
 
@@ -112,7 +112,7 @@ export class Activation {
         id: newId('gr'), request_id: id, owner: row.requester, resource_id: row.resource_id, level: row.level, state: 'active',
         starts_at: now, ends_at: now + row.duration_seconds * 1000, ended_at: null, end_reason: null, extended_seconds: 0,
         revocation: 'none', revoke_attempts: 0, next_revoke_at: null, last_revoke_error: null, db_username: null,
-        key_type: keyType, key_base64: keyBase64, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
+        key_type: keyType, key_base64: keyBase64, device_id: body.deviceId ?? row.device_id ?? null, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
         target_port: entry.resource.target.port, break_glass: row.break_glass, policy_version: row.policy_version,
       };
       // Two statements, each its own check: the insert meets the unique index on active grants' keys (migration

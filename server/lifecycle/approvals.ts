@@ -10,6 +10,7 @@ import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import { matchApprovals, type ApprovalRule } from './catalog';
 import type { GrantRules } from './grants';
+import type { Rekeying } from './rekey';
 import type { RequestRules } from './requests';
 import type { Timers } from './timers';
 import { emitRequest, type Views } from './views';
@@ -21,6 +22,8 @@ export interface ApprovalsDeps extends RulesDeps {
   requests: Pick<RequestRules, 'expireRequest' | 'transitionRequest' | 'remember'>;
   grants: Pick<GrantRules, 'applyApprovedExtension'>;
   views: Pick<Views, 'requestById'>;
+  /** A challenge for a request that became the caller's active grant is one for taking that grant back. */
+  rekey: Pick<Rekeying, 'stepUpTarget'>;
 }
 
 export class Approvals implements StepUpActionResolver {
@@ -53,6 +56,7 @@ export class Approvals implements StepUpActionResolver {
     const entry = this.catalog.entry(row.resource_id);
     if (action.kind === 'request') {
       if (row.requester !== user.sub) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
+      if (row.state === 'approved' && row.grant_id) return this.deps.rekey.stepUpTarget(user, row);
       if (row.state !== 'pending_stepup') return { ok: false as const, status: 409 as const, code: 'stepup_not_pending', message: `the request is ${row.state}, not waiting for a step-up` };
       const policy = entry?.policy;
       return { ok: true as const, actionHash: this.requestActionHash(row), methods: parseJson<StepUpMethod[]>(row.step_up_methods), userVerification: policy?.stepUp.userVerification ?? true, summary: `Request ${row.level} on ${row.resource_id} for ${Math.round(row.duration_seconds / 60)} min` };

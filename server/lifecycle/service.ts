@@ -13,11 +13,12 @@
 //   approvals.ts        approver checks, N-of-M approval, step-up proofs (StepUpActionResolver)
 //   activation.ts       an approved request becomes a grant and gets its credentials
 //   grants.ts           ends (deadline, release, revoke), extensions, password reveal
+//   rekey.ts            taking an active grant back with new credentials after its agent lost its keys
 //   revocation.ts       removing an ended grant's credentials, with backoff, batched, across instances
 //   bastion-queries.ts  what the bastion asks (BastionGrantLookup)
 //   support.ts          row types, ids and times, row locks, the audit of refusals
 import type {
-  AccessRequest, ActivateBody, ApproveBody, CreateRequestBody, ExtendBody, Grant, GrantState, Me, RequestState, RevokeBody, StepUpProof,
+  AccessRequest, ActivateBody, ApproveBody, Connection, CreateRequestBody, ExtendBody, Grant, GrantState, Me, RekeyBody, RequestState, RevokeBody, StepUpProof,
 } from '../../shared/contract/http';
 import type { GrantEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
@@ -41,6 +42,7 @@ import { RequestRules, type RequestContext } from './requests';
 import { Approvals } from './approvals';
 import { Activation, RememberedFacts } from './activation';
 import { GrantRules } from './grants';
+import { Rekeying } from './rekey';
 import { Revocation } from './revocation';
 import { BastionQueries } from './bastion-queries';
 import { Refusals, SYSTEM, type Logger, type RefusalRefs, type Refuse } from './support';
@@ -74,6 +76,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly approvals: Approvals;
   private readonly activation: Activation;
   private readonly grants: GrantRules;
+  private readonly rekeying: Rekeying;
   private readonly revocation: Revocation;
   private readonly bastion: BastionQueries;
 
@@ -94,7 +97,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const facts = new RememberedFacts();
     const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion });
-    this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views });
+    const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, config, credentials, gate, log, refuse, policies: this, writes, views });
+    this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
     this.activation = new Activation({ reads, now, config, credentials, metrics, log, refuse, policies: this, writes, timers, facts, requests, grants, revocation });
     this.deadlines = new DeadlineSweep({
       db, clock, log, timers,
@@ -264,6 +268,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   extend(user: AuthUser, id: string, body: z.output<typeof ExtendBody>): Promise<Outcome<{ grant: Grant; request?: AccessRequest }>> {
     return this.grants.extend(user, id, body);
+  }
+
+  /** Take an active grant back with new credentials (a new SSH key, a new password) after the agent lost its keys. */
+  rekey(user: AuthUser, id: string, body: z.output<typeof RekeyBody>): Promise<Outcome<{ grant: Grant; connection: Connection }>> {
+    return this.rekeying.rekey(user, id, body);
   }
 
   /** The owner asked to see the grant's database password: on the audit record first (see GrantRules). */

@@ -147,6 +147,7 @@ export function toGrant(row: GrantRow): Grant {
     extendedSeconds: row.extended_seconds,
     revocation: row.revocation as Grant['revocation'],
     breakGlass: row.break_glass === 1,
+    ...(row.device_id ? { deviceId: row.device_id } : {}),
   };
 }
 

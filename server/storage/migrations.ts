@@ -225,4 +225,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('grants_key').ifNotExists().on('grants').columns(['key_base64']).execute();
     },
   },
+  '0007_grants_device_id': {
+    // The device whose agent holds a grant's key (issue #21): an agent restarted after a crash offers to take back
+    // (rekey) only the grants of its own device. Active grants from before take their request's device.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('device_id', 'varchar(128)').execute();
+      await sql`update grants set device_id = (select device_id from requests where requests.id = grants.request_id) where state = 'active'`.execute(db);
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('grants').dropColumn('device_id').execute();
+    },
+  },
 };

@@ -62,6 +62,8 @@ export interface GrantsTable {
   db_username: string | null;
   key_type: string;
   key_base64: string;
+  /** The device whose agent holds the key (activation's or rekey's deviceId, else the request's). */
+  device_id: string | null;
   bastion_id: string;
   target_host: string;
   target_port: number;

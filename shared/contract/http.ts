@@ -112,6 +112,11 @@ export const Grant = z.object({
   extendedSeconds: z.number().int().nonnegative(),
   revocation: z.enum(['none', 'pending', 'done', 'retrying']),
   breakGlass: z.boolean(),
+  /**
+   * The device whose agent holds the grant's key (the `deviceId` sent at activation or rekey, else the request's),
+   * when known: an agent offers to resume only grants of its own device (another device's live grant is not its own).
+   */
+  deviceId: z.string().optional(),
 });
 export type Grant = z.infer<typeof Grant>;
 
@@ -146,8 +151,23 @@ export type StepUpProof = z.infer<typeof StepUpProof>;
 export const ApproveBody = z.strictObject({ comment: z.string().max(2000).optional(), stepUp: StepUpProof.optional() });
 export const DenyBody = z.strictObject({ reason: z.string().min(1, 'a reason is required to deny').max(2000) });
 export const CancelBody = z.strictObject({});
+const PublicKeyLine = z.string().regex(/^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH ssh-ed25519 public key line');
+const DeviceId = z.string().min(8).max(128);
 export const ActivateBody = z.strictObject({
-  publicKey: z.string().regex(/^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH ssh-ed25519 public key line'),
+  publicKey: PublicKeyLine,
+  /** The activating agent's device (see Grant.deviceId); the request's device when left out. */
+  deviceId: DeviceId.optional(),
+});
+/**
+ * Take an active grant back after the agent lost its keys (it crashed): a new per-grant SSH key, as at activation.
+ * The server makes the old key and the old database password useless before it answers with new ones.
+ */
+export const RekeyBody = z.strictObject({
+  publicKey: PublicKeyLine,
+  /** The device taking the grant back (see Grant.deviceId); unchanged when left out. */
+  deviceId: DeviceId.optional(),
+  /** A fresh proof for this grant's rekey, where the policy asks requests for a step-up (see the route). */
+  stepUp: StepUpProof.optional(),
 });
 export const ExtendBody = z.strictObject({ durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() });
 export const ReleaseBody = z.strictObject({});
@@ -156,6 +176,8 @@ export const RevokeBody = z.strictObject({ reason: z.string().min(1, 'a reason i
 
 export const CreateRequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });
 export const ActivateResult = z.object({ grant: Grant, connection: Connection });
+/** A rekey answers like an activation: the same grant (same deadline) and its new connection, once. */
+export const RekeyResult = ActivateResult;
 export const RequestResult = z.object({ request: AccessRequest, grant: Grant.optional() });
 export const RequestList = z.object({ requests: z.array(AccessRequest) });
 export const GrantResult = z.object({ grant: Grant });

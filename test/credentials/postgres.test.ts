@@ -122,6 +122,36 @@ describe('PostgreSQL credential provider', () => {
     await provider.revoke({ grantId: 'g-rev', resourceId: 'orders', username: cred.username });
   });
 
+  it('rotate gives the role a new password: the old one logs in nowhere, its sessions end, privileges and VALID UNTIL stay', async () => {
+    const endsAt = inOneHour();
+    const cred = await provider.issue({ grantId: 'g-rot', resourceId: 'orders', level: 'read', endsAt });
+    const old = await login(cred.username, cred.password);
+    const running = old.query('select pg_sleep(30)').then(() => 'finished', (error: Error) => error.message);
+    const idle = await login(cred.username, cred.password);
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    const { password } = await provider.rotate({ grantId: 'g-rot', resourceId: 'orders', username: cred.username });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(password).not.toBe(cred.password);
+    expect(await running).toMatch(/terminat/i);
+    await expect(idle.query('select 1')).rejects.toThrow();
+    expect(await db.query('select 1 from pg_stat_activity where usename = $1', [cred.username])).toHaveLength(0);
+    await expect(login(cred.username, cred.password)).rejects.toThrow(/password authentication failed/);
+    const fresh = await login(cred.username, password);
+    expect((await fresh.query('select count(*)::int as n from orders')).rows[0].n).toBe(2);
+    await expect(fresh.query("insert into orders values (9, 'no')")).rejects.toThrow(/permission denied/);
+    await fresh.end();
+    const [role] = await db.query('select rolvaliduntil, rolcanlogin from pg_roles where rolname = $1', [cred.username]);
+    expect(role.rolcanlogin).toBe(true);
+    expect(new Date(role.rolvaliduntil).getTime()).toBe(endsAt);
+    // Only the verifier reached the log; never a password.
+    expect(logLines.some((l) => l.includes(password) || l.includes(cred.password))).toBe(false);
+    // A role that is gone (the grant ended meanwhile) is `not_found`; a foreign role name is refused.
+    await provider.revoke({ grantId: 'g-rot', resourceId: 'orders', username: cred.username });
+    await expect(provider.rotate({ grantId: 'g-rot', resourceId: 'orders', username: cred.username })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(provider.rotate({ grantId: 'x', resourceId: 'orders', username: db.adminUser })).rejects.toMatchObject({ code: 'invalid_input' });
+  });
+
   it('overlapping grants of the same resource are independent', async () => {
     const a = await provider.issue({ grantId: 'g-a', resourceId: 'orders', level: 'read', endsAt: inOneHour() });
     const b = await provider.issue({ grantId: 'g-b', resourceId: 'orders', level: 'read', endsAt: inOneHour() });

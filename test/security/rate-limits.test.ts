@@ -57,6 +57,7 @@ describe('rate limits', () => {
     const classes = Object.fromEntries(server.server.served.map((r) => [`${r.method} ${r.url}`, rateClassOf({ ...r, method: r.method as 'GET' | 'POST' })]));
     expect(classes['GET /v1/bastion/authorized-keys']).toBe('none');
     expect(classes['POST /v1/grants/:id/reveal-password']).toBe('proof');
+    expect(classes['POST /v1/grants/:id/rekey']).toBe('proof');
     expect(rateClassOf({ method: 'POST', url: '/v1/stepup/totp/confirm', access: 'user' })).toBe('proof');
     expect(rateClassOf({ method: 'POST', url: '/v1/requests/:id/stepup', access: 'user' })).toBe('proof');
     expect(classes['POST /v1/requests']).toBe('write');

@@ -84,6 +84,12 @@ export class RecordingProvider implements CredentialProvider {
   async extend(input: { grantId: string; resourceId: string; username: string; endsAt: number }) {
     this.extended.push({ grantId: input.grantId, endsAt: input.endsAt });
   }
+  rotated: { grantId: string; username: string }[] = [];
+  async rotate(input: { grantId: string; resourceId: string; username: string }) {
+    this.rotated.push({ grantId: input.grantId, username: input.username });
+    this.n += 1;
+    return { password: `pw-${this.n}-rotated` };
+  }
   async revoke(input: { grantId: string; resourceId: string; username: string }) {
     this.revokeAttempts += 1;
     if (this.holdRevoke) await this.holdRevoke;

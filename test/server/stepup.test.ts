@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { generate, generateSecret, verify } from 'otplib';
-import { AuditList, CreateRequestResult, RequestList } from '../../shared/contract/http';
+import { ActivateResult, AuditList, CreateRequestResult, RequestList } from '../../shared/contract/http';
 import type { StepUpGate, StepUpResult, StepUpAction } from '../../server/stepup/seam';
 import type { StepUpRouteDeps } from '../../server/app';
 import type { Route } from '../../server/http/router';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
-import { clientFor, Tokens } from './helpers';
+import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens } from './helpers';
 import { openEvents } from './sse';
 
 class TotpGate implements StepUpGate {
@@ -67,12 +67,13 @@ describe('step-up in the lifecycle', () => {
   let server: RunningGrantServer;
   let bare: RunningGrantServer;
   const gate = new TotpGate();
+  const provider = new RecordingProvider();
 
   beforeAll(async () => {
     idp = await startIdp({ accessTokenTtlSeconds: 3600 });
     tokens = new Tokens(idp);
     [server, bare] = await Promise.all([
-      startGrantServer({ idp, overrides: stepUpEverywhere, stepUp: { gate, routes: gate.routes } }),
+      startGrantServer({ idp, overrides: stepUpEverywhere, stepUp: { gate, routes: gate.routes }, credentials: provider }),
       startGrantServer({ idp, overrides: { ...stepUpEverywhere, storage: { url: 'sqlite::memory:' } } }),
     ]);
   });
@@ -151,5 +152,49 @@ describe('step-up in the lifecycle', () => {
     const approved = await bob.post(`/v1/requests/${request.id}/approve`, { stepUp: { method: 'totp', challengeId: challenge.challengeId, code: await gate.code('bob') } });
     expect(approved.status).toBe(200);
     expect(approved.body.request.approvalsNeeded).toEqual([{ group: 'dba', count: 1, have: 1 }, { group: 'sre-leads', count: 1, have: 0 }]);
+  });
+
+  it('taking back a grant whose request needed a step-up needs a fresh proof bound to that grant', async () => {
+    const alice = clientFor(server.url, await tokens.for('alice'));
+    const bob = clientFor(server.url, await tokens.for('bob'));
+    const dave = clientFor(server.url, await tokens.for('dave'));
+    const stepUp = async (user: string, action: { kind: 'request' | 'approve'; requestId: string }) => {
+      const client = clientFor(server.url, await tokens.for(user));
+      const challenge = (await client.post('/v1/stepup/challenges', { action })).body;
+      return { method: 'totp', challengeId: challenge.challengeId as string, code: await gate.code(user) };
+    };
+    const request = CreateRequestResult.parse((await alice.post('/v1/requests', body)).body).request;
+    await alice.post(`/v1/requests/${request.id}/stepup`, await stepUp('alice', { kind: 'request', requestId: request.id }));
+    for (const [user, client] of [['bob', bob], ['dave', dave]] as const) {
+      const approved = await client.post(`/v1/requests/${request.id}/approve`, { stepUp: await stepUp(user, { kind: 'approve', requestId: request.id }) });
+      expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    }
+    const activated = await alice.post(`/v1/requests/${request.id}/activate`, { publicKey: ed25519PublicKeyLine() });
+    expect(activated.status, JSON.stringify(activated.body)).toBe(201);
+    const { grant } = ActivateResult.parse(activated.body);
+
+    const publicKey = ed25519PublicKeyLine();
+    const bare = await alice.post(`/v1/grants/${grant.id}/rekey`, { publicKey });
+    expect(bare.status).toBe(403);
+    expect(bare.body).toMatchObject({ code: 'stepup_required', stepUp: { methods: ['totp'], action: { kind: 'request', requestId: request.id } } });
+    // Nobody else gets a challenge for it; a proof for another action does not take it back.
+    expect((await bob.post('/v1/stepup/challenges', { action: { kind: 'request', requestId: request.id } })).status).toBe(404);
+    const pending = CreateRequestResult.parse((await alice.post('/v1/requests', body)).body).request;
+    const crossed = await alice.post(`/v1/grants/${grant.id}/rekey`, { publicKey, stepUp: await stepUp('alice', { kind: 'request', requestId: pending.id }) });
+    expect(crossed.body.code).toBe('stepup_wrong_action');
+    expect(provider.rotated).toEqual([]);
+
+    const challenge = (await alice.post('/v1/stepup/challenges', { action: { kind: 'request', requestId: request.id } })).body;
+    expect(challenge.summary).toMatch(/take back/i);
+    const proof = { method: 'totp', challengeId: challenge.challengeId, code: await gate.code('alice') };
+    const taken = await alice.post(`/v1/grants/${grant.id}/rekey`, { publicKey, stepUp: proof });
+    expect(taken.status, JSON.stringify(taken.body)).toBe(200);
+    expect(ActivateResult.parse(taken.body)).toMatchObject({ grant: { id: grant.id, endsAt: grant.endsAt }, connection: { dbPassword: expect.stringMatching(/rotated/) } });
+    expect(provider.rotated).toEqual([{ grantId: grant.id, username: taken.body.connection.dbUser }]);
+    // The proof worked once.
+    expect((await alice.post(`/v1/grants/${grant.id}/rekey`, { publicKey: ed25519PublicKeyLine(), stepUp: proof })).body.code).toBe('stepup_replayed');
+    const audit = AuditList.parse((await alice.get(`/v1/audit?grantId=${grant.id}`)).body).entries.map((e) => [e.action, (e.detail as { code?: string; stepUp?: string } | undefined)?.code ?? (e.detail as { stepUp?: string } | undefined)?.stepUp]);
+    expect(audit).toEqual(expect.arrayContaining([['stepup.failed', 'stepup_wrong_action'], ['grant.rekeyed', 'totp'], ['stepup.failed', 'stepup_replayed']]));
+    await alice.post(`/v1/grants/${grant.id}/release`, {});
   });
 });
