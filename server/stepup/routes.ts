@@ -4,9 +4,14 @@
 // Changing factors is itself a step-up action (`{kind:'enroll'}`): adding one when the user already has one, and
 // removing any. Otherwise a stolen bearer token could delete the victim's factors and enroll the thief's own, and
 // pass every later step-up. (Removal used to be a plain DELETE that needed nothing but the token.)
+// A user who lost every factor cannot step up and cannot add one; an administrator resets them (declared 'admin', so
+// the router refuses anyone else before the handler), with a reason and a fresh proof of the admin's OWN bound to
+// resetting that user (`resetActionHash(admin, subject)`, from the challenge route next to it). The reset is audited
+// (`stepup.factors.reset`, about the user), told to the user's agents (`factor.changed`), and leaves the user with no
+// factor: their next one is a first one, which needs no proof — as for any user who never had one.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
+import { StepUpProof as StepUpProofSchema, type StepUpMethod, type StepUpProof } from '../../shared/contract/http';
 import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, RemoveFactorBody,
   StepUpChallenge, StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
@@ -17,8 +22,9 @@ import { problemBody, type DomainError } from '../errors';
 import type { AuthUser } from '../identity/user';
 import { hostAuthenticatedUser } from '../http/access';
 import { serveRoutes, type Guard, type Route } from '../http/router';
+import type { ReportedAudit } from '../lifecycle/audit';
 import type { StepUpActionResolver, StepUpResult } from './seam';
-import { enrollActionHash, type StepUpService } from './service';
+import { enrollActionHash, resetActionHash, type IssuedChallenge, type StepUpService } from './service';
 
 export interface StepUpAuditEntry {
   actor: string;
@@ -73,6 +79,35 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value
 
 const enrollProof = '(after the first factor) a proof for the enroll action with a factor the user has';
 const CredentialId = z.string().min(1).max(200).describe('a credential id from GET /v1/stepup/credentials');
+// The admins' reset of a user's factors: its bodies live here, beside the routes (only admins' tools call them).
+const Subject = z.string().min(1).max(255).describe("the user's subject (`sub`), as the identity provider names them");
+const ResetChallengeBody = z.strictObject({});
+const ResetFactorsBody = z.strictObject({
+  reason: z.string().trim().min(3).max(500).describe('why (e.g. the ticket of the lost phone); on the audit record'),
+  stepUp: StepUpProofSchema.optional().describe("the admin's own proof, for a challenge from …/factors/reset/challenge"),
+});
+const ResetFactorsResult = z.object({
+  subject: z.string(),
+  removed: z.object({
+    passkeys: z.number().int(),
+    totp: z.enum(['none', 'pending', 'confirmed']).describe('the authenticator app that was removed, if any'),
+  }),
+});
+const resetProof = "a fresh proof of the admin's own, bound to resetting this user (…/factors/reset/challenge)";
+const resetRefusal = { action: 'stepup.factors.reset', message: "only administrators may reset a user's sign-in factors" };
+
+function challengeOut(c: IssuedChallenge, summary: string): StepUpChallenge {
+  return {
+    challengeId: c.challengeId,
+    expiresAt: new Date(c.expiresAt).toISOString(),
+    summary,
+    methods: c.methods,
+    policyMethods: c.policyMethods,
+    userVerification: c.userVerification,
+    ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
+    ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil !== undefined ? { lockedUntil: new Date(c.totp.lockedUntil).toISOString() } : {}) } } : {}),
+  };
+}
 
 /**
  * The step-up routes as declarations for the router. Nothing of `opts` is touched until a handler runs, so the list
@@ -123,17 +158,7 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         if (!issued.ok) return send(reply, problem(issued.code, issued.message, { methods: issued.policyMethods }));
         const c = issued.challenge;
         await audit({ actor: user.sub, action: 'stepup.challenge.issued', detail: { action, methods: c.methods, challengeId: c.challengeId } });
-        const out: StepUpChallenge = {
-          challengeId: c.challengeId,
-          expiresAt: new Date(c.expiresAt).toISOString(),
-          summary: target.summary,
-          methods: c.methods,
-          policyMethods: c.policyMethods,
-          userVerification: c.userVerification,
-          ...(c.webauthn ? { webauthn: c.webauthn as unknown as Record<string, unknown> } : {}),
-          ...(c.totp ? { totp: { attemptsLeft: c.totp.attemptsLeft, ...(c.totp.lockedUntil !== undefined ? { lockedUntil: new Date(c.totp.lockedUntil).toISOString() } : {}) } } : {}),
-        };
-        return reply.code(201).send(out);
+        return reply.code(201).send(challengeOut(c, target.summary));
       },
     },
     {
@@ -230,6 +255,73 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
         return reply.code(204).send();
       },
     },
+    {
+      method: 'POST', url: '/v1/admin/users/:sub/factors/reset/challenge', access: 'admin', rate: 'proof', refusal: resetRefusal,
+      doc: {
+        operationId: 'createFactorResetChallenge', summary: "A challenge for one of the admin's own factors, bound to resetting this user's factors", tags,
+        params: { sub: Subject }, body: ResetChallengeBody, response: StepUpChallenge, status: 201, problems: [400, 403, 409],
+      },
+      handler: async (request, reply) => {
+        const body = parse(ResetChallengeBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const subject = parse(Subject, (request.params as { sub?: string }).sub);
+        if (!subject.ok) return send(reply, subject.problem);
+        const admin = request.user.sub;
+        const enrolled = await opts.service.enrolledMethods(admin);
+        if (enrolled.length === 0) return send(reply, problem('stepup_not_enrolled', "Resetting a user's factors needs a sign-in factor of your own; set one up first."));
+        const issued = await opts.service.issueChallenge({ userId: admin, actionHash: resetActionHash(admin, subject.value), methods: enrolled, userVerification: true });
+        if (!issued.ok) return send(reply, problem(issued.code, issued.message, { methods: issued.policyMethods }));
+        const c = issued.challenge;
+        await audit({ actor: admin, action: 'stepup.challenge.issued', detail: { action: { kind: 'reset', subject: subject.value }, methods: c.methods, challengeId: c.challengeId } });
+        return reply.code(201).send(challengeOut(c, `Reset every sign-in factor of ${subject.value}`));
+      },
+    },
+    {
+      method: 'POST', url: '/v1/admin/users/:sub/factors/reset', access: 'admin', rate: 'proof', stepUp: resetProof, refusal: resetRefusal,
+      doc: {
+        operationId: 'resetUserFactors',
+        summary: `Remove every passkey and the authenticator app of a user who lost them (their next factor needs no proof); needs a reason and ${resetProof}`,
+        tags, params: { sub: Subject }, body: ResetFactorsBody, response: ResetFactorsResult, problems: [400, 403, 409, 410, 429],
+      },
+      handler: async (request, reply) => {
+        const body = parse(ResetFactorsBody, request.body);
+        if (!body.ok) return send(reply, body.problem);
+        const parsedSubject = parse(Subject, (request.params as { sub?: string }).sub);
+        if (!parsedSubject.ok) return send(reply, parsedSubject.problem);
+        const subject = parsedSubject.value;
+        const { reason, stepUp: proof } = body.value;
+        const admin = request.user.sub;
+        // About the user (their subject), through the lifecycle's chain when it is there; else the routes' own audit.
+        const auditAbout = async (row: ReportedAudit) => {
+          if (opts.resolver.auditReported) await opts.resolver.auditReported([row]);
+          else await audit({ actor: row.actor, action: row.action, detail: { ...row.detail, subject, ...(row.reason ? { reason: row.reason } : {}) } });
+        };
+
+        // The admin's own proof first, before anything of the user's is looked at.
+        const enrolled = await opts.service.enrolledMethods(admin);
+        if (enrolled.length === 0) return send(reply, problem('stepup_not_enrolled', "Resetting a user's factors needs a sign-in factor of your own; set one up first."));
+        if (!proof) return send(reply, problem('stepup_required', `Confirm with one of your own sign-in factors to reset ${subject}'s.`, { methods: enrolled }));
+        const proved = await opts.service.verifyForHash({ userId: admin, actionHash: resetActionHash(admin, subject), methods: enrolled, userVerification: true, proof });
+        if (!proved.ok) {
+          await auditAbout({ actor: admin, subject, action: 'stepup.factors.reset.refused', reason, detail: { code: proved.code, reason: proved.reason, method: proof.method } });
+          return send(reply, stepUpProblem(proved), opts.service.now());
+        }
+
+        // On the record, and told to the user's agents, before the factors go: a reset is never unaudited. Should the
+        // removal then fail, the admin gets an error and tries again; the record says what was to be removed.
+        const before = await opts.service.factorsOf(subject);
+        const removed = (factor: 'passkey' | 'authenticator app', label?: string) => ({
+          event: { type: 'factor.changed' as const, change: 'removed' as const, factor, ...(label ? { label } : {}) }, users: [subject],
+        });
+        await auditAbout({
+          actor: admin, subject, action: 'stepup.factors.reset', reason,
+          detail: { admin, subject, method: proved.method, passkeys: before.passkeys, totp: before.totp },
+          tell: [...before.passkeys.map((p) => removed('passkey', p.label)), ...(before.totp === 'confirmed' ? [removed('authenticator app')] : [])],
+        });
+        await opts.service.resetFactors(subject);
+        return { subject, removed: { passkeys: before.passkeys.length, totp: before.totp } };
+      },
+    },
   ];
 }
 
@@ -241,6 +333,8 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
  */
 export function stepUpRoutes(opts: StepUpRoutesOptions & { authenticate?: Guard }): FastifyPluginAsync {
   return async (app) => {
-    serveRoutes(app, declareStepUpRoutes(opts), { user: opts.authenticate ?? hostAuthenticatedUser });
+    // Under /v1/stepup only the user's own routes fit; the admins' reset (/v1/admin/…) is served when at the root.
+    const routes = declareStepUpRoutes(opts).filter((route) => route.url.startsWith(app.prefix));
+    serveRoutes(app, routes, { user: opts.authenticate ?? hostAuthenticatedUser });
   };
 }

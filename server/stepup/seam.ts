@@ -2,6 +2,7 @@
 // and for which action; server/stepup proves it. A proof is bound to one action by its hash, single-use, short-lived.
 import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
 import type { ProblemCode } from '../../shared/contract/problem';
+import type { ReportedAudit } from '../lifecycle/audit';
 
 export type StepUpAction =
   | { kind: 'request'; requestId: string }
@@ -31,4 +32,9 @@ export interface StepUpActionResolver {
     | { ok: true; actionHash: string; methods: StepUpMethod[]; userVerification: boolean; summary: string }
     | { ok: false; status: 403 | 404 | 409; code: ProblemCode; message: string }
   >;
+  /**
+   * Append rows to the server's audit log with the events they tell (the lifecycle's hash chain): an admin's reset of
+   * another user's factors is about that user, and tells that user's agents. Without it the routes' `audit` is used.
+   */
+  auditReported?(rows: readonly ReportedAudit[]): Promise<void>;
 }

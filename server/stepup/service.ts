@@ -50,6 +50,14 @@ export function enrollActionHash(userId: string): string {
   return createHash('sha256').update(JSON.stringify(['stint-stepup-enroll', userId])).digest('hex');
 }
 
+/**
+ * The action hash for an administrator resetting another user's factors: bound to both, so a proof for resetting one
+ * user's factors cannot reset another's, and only the admin who asked can use it.
+ */
+export function resetActionHash(adminId: string, subject: string): string {
+  return createHash('sha256').update(JSON.stringify(['stint-stepup-reset', adminId, subject])).digest('hex');
+}
+
 function fail(code: StepUpFailure['code'], message: string, extra: Partial<StepUpFailure> = {}): StepUpFailure {
   return { ok: false, code, message, ...extra };
 }
@@ -181,6 +189,17 @@ export class StepUpService implements StepUpGate {
 
   removeTotp(userId: string): Promise<boolean> {
     return this.store.removeTotp(userId);
+  }
+
+  /** What a reset would remove: the user's passkeys and the state of their authenticator app. */
+  async factorsOf(userId: string): Promise<{ passkeys: { id: string; label: string }[]; totp: StepUpStatus['totp'] }> {
+    const [creds, totp] = await Promise.all([this.store.listCredentials(userId), this.store.getTotp(userId)]);
+    return { passkeys: creds.map((c) => ({ id: c.id, label: c.label })), totp: !totp ? 'none' : totp.confirmed ? 'confirmed' : 'pending' };
+  }
+
+  /** An administrator's reset (the route checks who may, and audits it): the user's next factor is a first one again. */
+  resetFactors(userId: string): Promise<void> {
+    return this.store.removeAllFactors(userId);
   }
 
   async enrolledMethods(userId: string): Promise<StepUpMethod[]> {

@@ -59,6 +59,11 @@ export interface StepUpStore {
   /** Marks confirmed and records the time step of the confirming code (so that code is spent). */
   confirmTotp(userId: string, timeStep: number): Promise<boolean>;
   removeTotp(userId: string): Promise<boolean>;
+  /**
+   * An administrator's reset: every credential, the authenticator app (confirmed or pending), the code lockout and the
+   * open challenges of this user go, in one transaction. The user is then as one who never had a factor.
+   */
+  removeAllFactors(userId: string): Promise<void>;
 
   addChallenge(c: StoredChallenge): Promise<void>;
   getChallenge(id: string): Promise<StoredChallenge | undefined>;
@@ -244,6 +249,15 @@ export class KyselyStepUpStore implements StepUpStore {
   async removeTotp(userId: string): Promise<boolean> {
     const r = await this.k.deleteFrom('stepup_totp').where('user_id', '=', userId).executeTakeFirst();
     return Number(r.numDeletedRows) === 1;
+  }
+
+  async removeAllFactors(userId: string): Promise<void> {
+    await this.k.transaction().execute(async (trx) => {
+      await trx.deleteFrom('stepup_credentials').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('stepup_totp').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('stepup_attempts').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('stepup_challenges').where('user_id', '=', userId).where('used_at', 'is', null).execute();
+    });
   }
 
   async addChallenge(c: StoredChallenge): Promise<void> {

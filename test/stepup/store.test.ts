@@ -77,6 +77,27 @@ function storeContract(name: string, open: () => Promise<{ store: StepUpStore; c
       expect((await store.getAttempts('carol')).failedCount).toBe(0);
     });
 
+    it("an admin's reset removes every factor of one user, their lockout and open challenges, and nobody else's", async () => {
+      const key = new Uint8Array([9, 9]);
+      await store.addCredential({ id: 'cred-d1', userId: 'dave', publicKey: key, counter: 0, transports: [], label: 'Phone', createdAt: at(0) });
+      await store.addCredential({ id: 'cred-d2', userId: 'dave', publicKey: key, counter: 0, transports: [], label: 'Key', createdAt: at(1) });
+      await store.putTotp({ userId: 'dave', secretEnc: 'v1.sealed', createdAt: at(0) });
+      await store.confirmTotp('dave', 7);
+      await store.lock('dave', at(300));
+      await store.addChallenge({ id: 'ch-dave', userId: 'dave', kind: 'action', actionHash: 'h', expiresAt: at(120), createdAt: at(0) });
+      await store.addCredential({ id: 'cred-e', userId: 'erin', publicKey: key, counter: 0, transports: [], label: 'Erin', createdAt: at(0) });
+      await store.putTotp({ userId: 'erin', secretEnc: 'v1.sealed', createdAt: at(0) });
+
+      await store.removeAllFactors('dave');
+      expect(await store.listCredentials('dave')).toEqual([]);
+      expect(await store.getTotp('dave')).toBeUndefined();
+      expect(await store.getAttempts('dave')).toEqual({ failedCount: 0, lockedUntil: undefined });
+      expect(await store.getChallenge('ch-dave')).toBeUndefined();
+      expect((await store.listCredentials('erin')).map((c) => c.id)).toEqual(['cred-e']);
+      expect(await store.getTotp('erin')).toBeDefined();
+      await store.removeAllFactors('dave'); // nothing left: still fine
+    });
+
     it('purges long-expired challenges', async () => {
       await store.addChallenge({ id: 'old', userId: 'alice', kind: 'action', actionHash: 'h', expiresAt: at(-7200), createdAt: at(-7320) });
       expect(await store.purgeChallenges(at(-3600))).toBe(1);
