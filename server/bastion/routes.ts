@@ -10,7 +10,8 @@
 // Every session is in the audit log (the lifecycle's hash chain, through lookup.auditReported): `bastion.session.opened`
 // when a connection's pid is first recorded for a grant, and `bastion.session.killed` or `bastion.session.closed` when
 // the companion reports the grant's end. sshd tells neither the key command nor the companion how many bytes a
-// connection carried, nor (OpenSSH 9.2) the client's address: rows have them only when a key program sends `from`.
+// connection carried, nor (OpenSSH 9.2) the client's address: rows have it only when a key program sends `from`;
+// they carry the key's fingerprint, which sshd's own log line of the login names next to the client's address.
 // They are declared for the router (server/http/router.ts) as 'bastion' routes: the router puts bastionTokenGuard in
 // front of each, so no handler runs for a caller without a bastion's token. The grant server serves the declarations
 // in its one route list; `bastionRoutes` serves them as a plugin (tests, benches) at the root or under /v1/bastion.
@@ -58,6 +59,11 @@ export function sshExpiryTime(atMs: number): string {
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${pad(at.getUTCFullYear(), 4)}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`
     + `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}Z`;
+}
+
+/** The key's fingerprint as sshd logs it (`SHA256:` + unpadded base64 of the blob's SHA-256): ties a row to sshd's log. */
+export function sshFingerprint(keyBase64: string): string {
+  return `SHA256:${createHash('sha256').update(Buffer.from(keyBase64, 'base64')).digest('base64').replace(/=+$/, '')}`;
 }
 
 /** A plausible ssh-ed25519 public key body: base64 of a blob that starts with the key type. */
@@ -236,13 +242,13 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
    * allowed (no SSH use the audit log does not know of), and its pid is forgotten so that a later report of the
    * same connection (sshd runs the key command twice) is new again and tries the audit once more.
    */
-  const auditOpened = async (request: FastifyRequest, session: { bastionId: string; grantId: string; pid: number; owner?: string; user?: string; from?: string; via: 'key-lookup' | 'report' }): Promise<boolean> => {
-    const { bastionId, grantId, pid, owner, user, from, via } = session;
+  const auditOpened = async (request: FastifyRequest, session: { bastionId: string; grantId: string; pid: number; owner?: string; user?: string; from?: string; key?: string; via: 'key-lookup' | 'report' }): Promise<boolean> => {
+    const { bastionId, grantId, pid, owner, user, from, key, via } = session;
     if (!opts.lookup.auditReported) return true;
     try {
       await opts.lookup.auditReported([{
         actor: `bastion:${bastionId}`, action: 'bastion.session.opened', grantId, ...(owner ? { subject: owner } : {}),
-        detail: { bastionId, pid, via, ...(user ? { user } : {}), ...(from ? { from } : {}) },
+        detail: { bastionId, pid, via, ...(user ? { user } : {}), ...(from ? { from } : {}), ...(key ? { keyFingerprint: sshFingerprint(key) } : {}) },
       }]);
       return true;
     } catch (error) {
@@ -274,7 +280,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
       request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
     }
     if (!fresh) return true;
-    return auditOpened(request, { bastionId, grantId, pid: session.pid, owner: grant.owner, user: session.user, from: session.from, via: 'key-lookup' });
+    return auditOpened(request, { bastionId, grantId, pid: session.pid, owner: grant.owner, user: session.user, from: session.from, key: session.key, via: 'key-lookup' });
   };
 
   const tags = ['bastion'];

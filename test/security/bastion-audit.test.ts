@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../shared/contract/http';
 import { verifyAudit } from '../../server/lifecycle/audit';
+import { sshFingerprint } from '../../server/bastion/routes';
 import { startStack, type Stack } from '../harness/stack';
 import { call } from '../server/helpers';
 import { forwardOut, newClientKey, sshConnect, type ClientKey } from '../credentials/helpers';
@@ -56,9 +57,12 @@ describe('bastion sessions in the audit log', () => {
     for (const row of opened) {
       expect(row).toMatchObject({
         actor: 'bastion:main', subject: 'alice', grantId,
-        detail: { bastionId: 'main', user: stack.sshd.user, via: 'key-lookup', pid: expect.any(Number) },
+        detail: { bastionId: 'main', user: stack.sshd.user, via: 'key-lookup', pid: expect.any(Number), keyFingerprint: sshFingerprint(key.keyBase64) },
       });
     }
+    // The fingerprint is the one sshd logs for the login, next to the client's address (which sshd does not pass on).
+    expect(stack.sshd.output()).toContain(`Accepted publickey for ${stack.sshd.user} from 127.0.0.1 port`);
+    expect(stack.sshd.output()).toContain(sshFingerprint(key.keyBase64));
     // The owner sees the sessions of her grant too (she is their subject).
     expect(bastionRows(await auditOf(grantId, alice)).map((e) => e.action)).toEqual(['bastion.session.opened', 'bastion.session.opened']);
 
