@@ -20,7 +20,7 @@ export interface AgentApiUnits {
   launcher?: Launcher;
   link: Pick<ServerLink, 'api' | 'online' | 'reload' | 'stopStream' | 'signedOut' | 'serverChanged'>;
   requests: Pick<Requests, 'put' | 'connectWhenApproved' | 'cancelled' | 'applyRequest' | 'approvedByMe' | 'approvalGone' | 'clear'>;
-  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'openFor' | 'isActive' | 'localEndsAt' | 'psql' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
+  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'psql' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
   vault: Pick<Vault, 'get' | 'copyUri' | 'wipeAll'>;
   published: Pick<Publisher, 'state' | 'publish'>;
 }
@@ -184,6 +184,13 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
       u.access.serverSaid(grant);
       u.published.publish();
       return { grant };
+    },
+    resumeGrant: async (input) => {
+      const { grantId, stepUp } = parse('resumeGrant', input);
+      signedIn();
+      const connection = await u.access.resume(grantId, stepUp);
+      u.published.publish();
+      return connection;
     },
     getSettings: async () => u.settings.get(),
     updateSettings: async (input) => {

@@ -9,7 +9,7 @@ import {
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
 } from '../../shared/contract/stepup';
 import {
-  ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RequestList, RequestResult,
+  ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RekeyResult, RequestList, RequestResult,
   ResourceList, type CreateRequestBody, type StepUpProof,
 } from '../../shared/contract/http';
 import { AgentError } from './errors';
@@ -143,7 +143,11 @@ export class ApiClient {
   }
   deny(requestId: string, reason: string) { return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/deny`, RequestResult, { reason }); }
   activate(requestId: string, publicKey: string) {
-    return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/activate`, ActivateResult, { publicKey });
+    return this.call('POST', `v1/requests/${encodeURIComponent(requestId)}/activate`, ActivateResult, { publicKey, deviceId: this.options.deviceId });
+  }
+  /** Take an active grant back with this device's new key: the server answers with its new connection, once. */
+  rekey(grantId: string, publicKey: string, stepUp?: StepUpProof) {
+    return this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/rekey`, RekeyResult, { publicKey, deviceId: this.options.deviceId, ...(stepUp ? { stepUp } : {}) });
   }
   async grants() { return (await this.call('GET', 'v1/grants', GrantList)).grants; }
   extend(grantId: string, body: { durationSeconds: number; reason?: string }) {

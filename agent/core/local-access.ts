@@ -3,7 +3,7 @@
 // does: the scheduler fires, the tunnel closes, the secrets are wiped — the server is told afterwards if it can be
 // reached.
 import type { ConnectResult, LocalGrant, TunnelView } from '../../shared/contract/agent';
-import type { Connection, Grant, Resource } from '../../shared/contract/http';
+import type { Connection, Grant, Resource, StepUpProof } from '../../shared/contract/http';
 import type { ApiClient } from './api-client';
 import { psqlCommand, type ClientFiles } from './client-files';
 import type { Clock } from '../../shared/domain/clock';
@@ -33,8 +33,8 @@ export interface LocalAccessOptions {
   vault: Vault;
   scheduler: DeadlineScheduler;
   settings: SettingsStore;
-  /** The grant server, for activation. */
-  server: () => Pick<ApiClient, 'activate'>;
+  /** The grant server, for activation and for taking a grant back (rekey). */
+  server: () => Pick<ApiClient, 'activate' | 'rekey'>;
   clientFiles?: ClientFiles;
   openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
   onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
@@ -51,6 +51,8 @@ export class LocalAccess {
   private readonly scheduler: DeadlineScheduler;
   private readonly grants = new Map<string, GrantRecord>();
   private readonly activating = new Map<string, Promise<ConnectResult>>();
+  /** Grants being taken back (rekey), by grant id. */
+  private readonly resuming = new Map<string, Promise<ConnectResult>>();
 
   constructor(options: LocalAccessOptions) {
     this.options = options;
@@ -76,12 +78,24 @@ export class LocalAccess {
         ...(r.warnedMinutes !== undefined ? { warnedMinutes: r.warnedMinutes } : {}),
         phase,
         ...(r.tunnelView ? { tunnel: r.tunnelView } : {}),
+        ...(this.leftFromBefore(r) ? { leftFromBefore: true } : {}),
       };
       return { view, live: phase !== 'ended', localEndsAt };
     });
     // A stable sort: ended ones keep their order (oldest first, as pruneEnded drops them).
     views.sort((a, b) => (a.live && b.live ? a.localEndsAt - b.localEndsAt : Number(b.live) - Number(a.live)));
     return views.map((v) => v.view);
+  }
+
+  /**
+   * Active on the server for this very device, yet this agent holds none of its keys and is not getting them (no
+   * activation of its request, no rekey running): Stint stopped while the access was active. Another device's grant,
+   * or one whose device the server does not say, is never left from before — it is not this agent's to take back.
+   */
+  private leftFromBefore(r: GrantRecord): boolean {
+    return r.localState === 'active' && r.grant.state === 'active' && !r.route && !this.vault.has(r.grant.id)
+      && r.grant.deviceId !== undefined && r.grant.deviceId === this.options.settings.get().deviceId
+      && !this.activating.has(r.grant.requestId);
   }
 
   /** An activation of this request is still running (its tunnel is not open yet). */
@@ -208,30 +222,65 @@ export class LocalAccess {
         key.privateKey.fill(0);
         throw error;
       }
-      const { grant, connection } = result;
-      // The keychain write and the SSH handshake overlap: both must succeed before the user gets the connection.
-      const stored = this.vault.put(grant.id, { dbUser: connection.dbUser, dbPassword: connection.dbPassword, privateKey: key.privateKey, publicKey: key.publicKey });
-      stored.catch(() => {});
-      this.applyGrant(grant, false);
-      const record = this.grants.get(grant.id)!;
-      record.route = { bastion: connection.bastion, target: connection.target, dbUser: connection.dbUser };
-      let opened: ConnectResult;
-      try {
-        opened = await this.openFor(grant.id);
-      } catch (error) {
-        await stored.catch(() => {});
-        throw error; // the grant stays active with its secrets: "Connect" can try again
-      }
-      try {
-        await stored;
-      } catch (error) {
-        await this.endLocal(grant.id, 'keychain');
-        throw error;
-      }
-      return opened;
+      return this.hold(result.grant, result.connection, key);
     })().finally(() => this.activating.delete(requestId));
     this.activating.set(requestId, work);
     return work;
+  }
+
+  /**
+   * Take back a grant left from before (see leftFromBefore): a new key, the server's new credentials for the same
+   * grant (its old key and password stop working first), and the tunnel opened as at activation. A grant whose keys
+   * this agent holds is simply connected.
+   */
+  resume(grantId: string, stepUp?: StepUpProof): Promise<ConnectResult> {
+    const running = this.resuming.get(grantId);
+    if (running) return running;
+    const record = this.grants.get(grantId);
+    if (!record || record.localState !== 'active') return Promise.reject(new AgentError('not_found', 'This access has ended.'));
+    if (record.route && this.vault.has(grantId)) return this.openFor(grantId);
+    if (!this.leftFromBefore(record)) {
+      return Promise.reject(new AgentError('not_found', record.grant.deviceId && record.grant.deviceId !== this.options.settings.get().deviceId
+        ? 'This access was activated on another device: it can only be resumed there.'
+        : 'This access cannot be resumed from here.'));
+    }
+    const work = (async () => {
+      const key = generateGrantKey();
+      let result;
+      try {
+        result = await this.options.server().rekey(grantId, key.publicKey, stepUp);
+      } catch (error) {
+        key.privateKey.fill(0);
+        throw error;
+      }
+      return this.hold(result.grant, result.connection, key);
+    })().finally(() => this.resuming.delete(grantId));
+    this.resuming.set(grantId, work);
+    return work;
+  }
+
+  /** What the server handed out, once (activation or rekey): keep the secrets and open the tunnel. */
+  private async hold(grant: Grant, connection: Connection, key: { privateKey: Buffer; publicKey: string }): Promise<ConnectResult> {
+    // The keychain write and the SSH handshake overlap: both must succeed before the user gets the connection.
+    const stored = this.vault.put(grant.id, { dbUser: connection.dbUser, dbPassword: connection.dbPassword, privateKey: key.privateKey, publicKey: key.publicKey });
+    stored.catch(() => {});
+    this.applyGrant(grant, false);
+    const record = this.grants.get(grant.id)!;
+    record.route = { bastion: connection.bastion, target: connection.target, dbUser: connection.dbUser };
+    let opened: ConnectResult;
+    try {
+      opened = await this.openFor(grant.id);
+    } catch (error) {
+      await stored.catch(() => {});
+      throw error; // the grant stays active with its secrets: "Connect" can try again
+    }
+    try {
+      await stored;
+    } catch (error) {
+      await this.endLocal(grant.id, 'keychain');
+      throw error;
+    }
+    return opened;
   }
 
   async openFor(grantId: string): Promise<ConnectResult> {
@@ -239,6 +288,10 @@ export class LocalAccess {
     if (!record || record.localState !== 'active') throw new AgentError('not_found', 'This access has ended.');
     const secrets = this.vault.get(grantId);
     if (!secrets || !record.route) {
+      if (this.leftFromBefore(record)) throw new AgentError('not_found', 'Stint stopped while this access was active, and its keys were wiped. Resume it (new keys, same end) or end it.');
+      if (record.grant.deviceId && record.grant.deviceId !== this.options.settings.get().deviceId) {
+        throw new AgentError('not_found', 'This access was activated on another device: connect from there, or end it.');
+      }
       throw new AgentError('not_found', 'The keys for this access are gone (Stint restarted since it was activated). End it and request access again.');
     }
     const route = record.route;

@@ -28,6 +28,7 @@ const api = {
   openPsql: call('openPsql'),
   extend: call('extend'),
   release: call('release'),
+  resumeGrant: call('resumeGrant'),
   stepUpChallenge: call('stepUpChallenge'),
   stepUpStatus: call('stepUpStatus'),
   listCredentials: call('listCredentials'),

@@ -82,6 +82,13 @@ export const LocalGrant = z.object({
   warnedMinutes: z.number().int().positive().optional(),
   phase: GrantPhase,
   tunnel: TunnelView.optional(),
+  /**
+   * Left from before: the server lists this grant as active for THIS device, but this agent holds none of its keys —
+   * Stint stopped (crashed, was killed) while the access was active, and its keys were wiped at the next start. It
+   * cannot be used as it is: `resumeGrant` takes it back with new keys (same end; the old key and password stop
+   * working), `release` ends it. Never set for another device's grant.
+   */
+  leftFromBefore: z.boolean().optional(),
 });
 export type LocalGrant = z.infer<typeof LocalGrant>;
 
@@ -234,6 +241,11 @@ export const agentApi = {
     output: z.object({ grant: Grant, request: AccessRequest.optional() }),
   },
   release: { input: GrantRef, output: z.object({ grant: Grant }) },
+  /**
+   * Take back a grant left from before (LocalGrant.leftFromBefore): a new key, new credentials from the server for the
+   * same grant and end, and the tunnel opened as at activation. `stepUp`: a proof for it, after a stepup_required.
+   */
+  resumeGrant: { input: z.strictObject({ grantId: Id, stepUp: StepUpProof.optional() }), output: ConnectResult },
   // Step-up and enrollment: passed through to the server's /v1/stepup routes with the agent's session, so the
   // renderer never holds a token. The WebAuthn ceremony itself runs in the renderer (navigator.credentials).
   stepUpChallenge: { input: ChallengeBody, output: StepUpChallenge },

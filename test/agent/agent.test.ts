@@ -50,7 +50,7 @@ async function startServer(): Promise<BackendServer> {
 }
 
 /** A signed-in agent (alice) on `server`; `service` is its keychain namespace (a second agent on the same one is a restart). */
-async function setup(options: { server?: BackendServer; service?: string; secrets?: SecretStore } = {}) {
+async function setup(options: { server?: BackendServer; service?: string; secrets?: SecretStore; deviceId?: string } = {}) {
   const server = options.server ?? await startServer();
   const service = options.service ?? `stint-agent-${randomUUID()}`;
   const secrets = options.secrets ?? new KeytarSecretStore(service);
@@ -59,7 +59,7 @@ async function setup(options: { server?: BackendServer; service?: string; secret
   const ports = { 'prod-orders': await freePort(), 'prod-billing': await freePort() };
   const session = backend.session('alice', { secrets, clock });
   const agent = new Agent({
-    settings: new MemorySettingsStore({ serverUrl: server.url, ports }), secrets, clock, clipboard,
+    settings: new MemorySettingsStore({ serverUrl: server.url, ports, ...(options.deviceId ? { deviceId: options.deviceId } : {}) }), secrets, clock, clipboard,
     session, eventStream: { initialBackoffMs: 10, maxBackoffMs: 50 },
   });
   const events: AgentEvent[] = [];
@@ -252,6 +252,44 @@ describe('Agent', () => {
     const second = await setup({ server: first.server, service: first.service });
     expect(await second.keychainHas(connection!.grantId)).toBe(false);
     expect(second.agent.state().grants.find((g) => g.grant.id === connection!.grantId)?.tunnel).toBeUndefined();
+  });
+
+  it('restart after a crash: this device\'s grant is offered as left from before and Resume takes it back with new keys; another device\'s is not', async () => {
+    const first = await setup({ deviceId: 'device-laptop-1' });
+    const { connection } = await first.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' });
+    const grantId = connection!.grantId;
+    const oldUri = (await first.agent.api.connectionUri({ grantId })).uri;
+    const oldSession = await pgClient(first.agent, grantId);
+    oldSession.on('error', () => undefined);
+    const elsewhere = await setup({ server: first.server, deviceId: 'device-desktop-2' });
+    const otherId = (await elsewhere.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'y' })).connection!.grantId;
+
+    // The first process "crashes" (never disposes); the same device starts again over the same keychain.
+    const second = await setup({ server: first.server, service: first.service, deviceId: 'device-laptop-1' });
+    expect(second.grantView(grantId)).toMatchObject({ localState: 'active', phase: 'active', leftFromBefore: true, grant: { state: 'active', deviceId: 'device-laptop-1' } });
+    expect(second.grantView(grantId)?.tunnel).toBeUndefined();
+    expect(second.grantView(otherId)).toMatchObject({ localState: 'active', grant: { deviceId: 'device-desktop-2' } });
+    expect(second.grantView(otherId)?.leftFromBefore).toBeUndefined();
+    await expect(second.agent.api.connect({ grantId })).rejects.toMatchObject({ code: 'not_found', message: expect.stringMatching(/Stint stopped while this access was active/) });
+    await expect(second.agent.api.connect({ grantId: otherId })).rejects.toMatchObject({ code: 'not_found', message: expect.stringMatching(/another device/) });
+    // Another device's live grant is not this agent's to take back.
+    await expect(second.agent.api.resumeGrant({ grantId: otherId })).rejects.toMatchObject({ code: 'not_found' });
+    expect((await elsewhere.agent.api.connectionUri({ grantId: otherId })).uri).toBeTruthy();
+
+    const resumed = await second.agent.api.resumeGrant({ grantId });
+    expect(resumed).toMatchObject({ grantId, host: '127.0.0.1', port: second.ports['prod-orders'], user: connection!.user });
+    expect(second.grantView(grantId)).toMatchObject({ localState: 'active', tunnel: { status: 'open', port: resumed.port } });
+    expect(second.grantView(grantId)?.leftFromBefore).toBeUndefined();
+    expect(await second.keychainHas(grantId)).toBe(true);
+    const fresh = await pgClient(second.agent, grantId);
+    expect((await fresh.query('select current_user as u')).rows[0].u).toBe(connection!.user);
+    await fresh.end();
+    // The old credentials are dead: the session they opened was ended, and the old password logs in no more.
+    await expect(oldSession.query('select 1')).rejects.toThrow();
+    const again = new pg.Client({ connectionString: oldUri });
+    await expect(again.connect()).rejects.toThrow(/password authentication failed/);
+    expect((await second.serverGrant(grantId)).state).toBe('active');
+    await second.agent.api.release({ grantId });
   });
 
   it('sign-out ends every grant and wipes every local secret', async () => {

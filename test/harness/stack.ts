@@ -42,8 +42,11 @@ export interface Stack {
   /** Stop the grant server (the agent's network to it is gone); `startServer` brings it back on the same port and data. */
   stopServer: () => Promise<void>;
   startServer: () => Promise<void>;
-  /** dataDir: the agent's own folder (per-grant psql passfiles; its local socket when a test listens on it). */
-  agent: (user: string, options?: { clock?: Clock; fetch?: typeof fetch; dataDir?: string }) => StackAgent;
+  /**
+   * dataDir: the agent's own folder (per-grant psql passfiles; its local socket when a test listens on it). deviceId:
+   * the device it runs on (default: a new one), e.g. the same as an agent that crashed, for its restart.
+   */
+  agent: (user: string, options?: { clock?: Clock; fetch?: typeof fetch; dataDir?: string; deviceId?: string }) => StackAgent;
   webHost: (agent: Agent) => Promise<WebHost>;
   stop: () => Promise<void>;
 }
@@ -114,7 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       stopServer,
       startServer,
       agent: (user, agentOptions = {}) => {
-        const settings = new MemorySettingsStore({ serverUrl, issuer: idp.issuer, audience: idp.audience, ports: tunnelPorts });
+        const settings = new MemorySettingsStore({ serverUrl, issuer: idp.issuer, audience: idp.audience, ports: tunnelPorts, ...(agentOptions.deviceId ? { deviceId: agentOptions.deviceId } : {}) });
         const clipboard = new MemoryClipboard();
         let signingIn = false;
         const agent = createAgent({

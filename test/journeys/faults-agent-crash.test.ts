@@ -1,6 +1,7 @@
-// Fault: the agent is killed mid-grant (SIGKILL: no dispose, no wipe) and started again with the same keychain.
-// The new run must wipe what the crashed one left in the keychain, show the grant (it is still active on the
-// server), and say clearly that it cannot connect with it — its SSH key died with the crashed process.
+// Fault: the agent is killed mid-grant (SIGKILL: no dispose, no wipe) and started again on the same device with the
+// same keychain. The new run must wipe what the crashed one left in the keychain, offer the grant as left from before
+// (it is still active on the server, for this device), say clearly that it cannot connect with it as it is — its SSH
+// key died with the crashed process —, and End from the offer releases it. (Resume: crash-resume.test.ts.)
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
@@ -16,12 +17,12 @@ afterAll(async () => {
 });
 
 describe('faults: the agent crashes mid-grant', () => {
-  it('a restarted agent wipes the leftovers, shows the grant, and cannot connect with a clear message', async () => {
+  it('a restarted agent wipes the leftovers, offers the grant as left from before, cannot connect with it as it is, and End releases it', async () => {
     crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
       env: {
         ...process.env,
         FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,
-        FAULT_USER: 'alice', FAULT_DURATION_SECONDS: '60',
+        FAULT_USER: 'alice', FAULT_DURATION_SECONDS: '60', FAULT_DEVICE_ID: 'device-crash-end',
       },
     });
     await until(() => /^\{.*\}$/m.test(crashed!.output()) || crashed!.child.exitCode !== null, 30_000, 50).catch(() => undefined);
@@ -39,24 +40,26 @@ describe('faults: the agent crashes mid-grant', () => {
     expect(await keychainItemsFor(a.grantId)).toEqual([`grant:${a.grantId}`]); // …but the keychain item did not
 
     // Restart: same user, same keychain. Start-up wipes the leftover and signs in from the stored refresh token.
-    const b = stack.agent('alice');
+    const b = stack.agent('alice', { deviceId: 'device-crash-end' });
     await b.agent.start();
     expect(await keychainItemsFor(a.grantId)).toEqual([]);
     expect(b.agent.state().session).toMatchObject({ status: 'signed_in', user: { sub: 'alice' } });
 
-    // The grant is shown (still active on the server, the role still exists), but it cannot be used from here.
+    // The grant is offered as left from before (still active on the server, the role still exists), but it cannot be
+    // used as it is.
     const shown = b.agent.state().grants.find((g) => g.grant.id === a.grantId);
-    expect(shown).toMatchObject({ localState: 'active', grant: { state: 'active' } });
+    expect(shown).toMatchObject({ localState: 'active', leftFromBefore: true, grant: { state: 'active', deviceId: 'device-crash-end' } });
     expect(await roleExists(stack, a.role)).toBe(true);
     await expect(b.agent.api.connect({ grantId: a.grantId })).rejects.toMatchObject({
       code: 'not_found',
-      message: expect.stringMatching(/keys for this access are gone.*request access again/i),
+      message: expect.stringMatching(/Stint stopped while this access was active.*Resume it.*or end it/i),
     });
     await expect(b.agent.api.connectionUri({ grantId: a.grantId })).rejects.toMatchObject({ code: 'not_found' });
 
-    // What the message suggests works: end it, and the server drops the role.
+    // End from the offer: the server ends the grant and drops the role.
     await b.agent.api.release({ grantId: a.grantId });
     await until(async () => !(await roleExists(stack, a.role)), 5_000, 50);
     expect(b.agent.state().grants.find((g) => g.grant.id === a.grantId)).toMatchObject({ localState: 'ended', grant: { state: 'released' } });
+    expect(b.agent.state().grants.find((g) => g.grant.id === a.grantId)?.leftFromBefore).toBeUndefined();
   }, 50_000);
 });

@@ -16,9 +16,11 @@ const issuer = env('FAULT_ISSUER');
 const audience = env('FAULT_AUDIENCE');
 const user = env('FAULT_USER');
 const durationSeconds = Number(env('FAULT_DURATION_SECONDS'));
+/** The device it runs on: its restart (the same device) is given the same one. */
+const deviceId = process.env.FAULT_DEVICE_ID;
 
 const agent = createAgent({
-  settings: new MemorySettingsStore({ serverUrl, issuer, audience }),
+  settings: new MemorySettingsStore({ serverUrl, issuer, audience, ...(deviceId ? { deviceId } : {}) }),
   clipboard: new MemoryClipboard(),
   openUrl: async (url) => {
     await fetch(await driveDevInteractions(url, user, issuer));
