@@ -34,8 +34,13 @@ async function listen(token: string): Promise<{ events: () => Array<{ type: stri
   let text = '';
   void (async () => {
     const decoder = new TextDecoder();
+    const reader = response.body!.getReader();
     try {
-      for await (const chunk of response.body!) text += decoder.decode(chunk as Uint8Array, { stream: true });
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += decoder.decode(value, { stream: true });
+      }
     } catch { /* closed */ }
   })();
   return {
