@@ -8,7 +8,7 @@ import type { AccessRequest } from '../../shared/contract/http';
 import { formatCountdown } from '../../shared/domain/countdown';
 import type { CliContext } from './context';
 import { CliError } from './explain';
-import { proveWithCode } from './stepup';
+import { proveWithCode, withStepUp } from './stepup';
 
 /** Live access as the agent published it (its phase: the CLI decides nothing about time). */
 function liveGrants(state: AgentState): LocalGrant[] {
@@ -103,7 +103,13 @@ export async function listGrants(ctx: CliContext): Promise<number> {
   const live = liveGrants(state);
   if (ctx.json) ctx.io.out(JSON.stringify(live));
   else if (!live.length) ctx.io.out('No active access.');
-  else for (const g of live) ctx.io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)}  (${g.grant.id})`);
+  else {
+    for (const g of live) ctx.io.out(`${g.grant.resourceId} · ${g.grant.level} · ${timeLeft(g)}  (${g.grant.id})${g.leftFromBefore ? ' · left from before' : ''}`);
+    const left = live.filter((g) => g.leftFromBefore);
+    if (left.length) {
+      ctx.io.out(`Stint stopped while ${left.length === 1 ? 'this access was' : 'these were'} active (left from before): \`stint resume <grant>\` takes it back with new keys (same end), \`stint release <grant>\` ends it.`);
+    }
+  }
   return 0;
 }
 
@@ -164,6 +170,27 @@ export async function requestAccess(ctx: CliContext, resourceId: string, o: Requ
 export async function connect(ctx: CliContext, ref: string, psql: boolean): Promise<number> {
   const grant = findGrant(await ctx.agent.api.refresh({}), ref);
   await hold(ctx, await ctx.agent.api.connect({ grantId: grant.grant.id }), psql);
+  return 0;
+}
+
+/**
+ * Take back access left from before (Stint stopped while it was active): new keys from the server for the same grant
+ * and end, then hold the tunnel like `connect`. A one-time code when policy asked the request for a step-up.
+ */
+export async function resume(ctx: CliContext, ref: string, o: { code?: string; psql: boolean }): Promise<number> {
+  const { agent, io } = ctx;
+  const state = await agent.api.refresh({});
+  const live = liveGrants(state);
+  const grant = live.find((g) => g.grant.id === ref) ?? live.find((g) => g.leftFromBefore && g.grant.resourceId === ref) ?? findGrant(state, ref);
+  if (!grant.leftFromBefore) {
+    throw new CliError(`${grant.grant.resourceId} (${grant.grant.id}) was not left from before: there is nothing to resume.`, 1, 'To open its tunnel, use `stint connect`.');
+  }
+  const grantId = grant.grant.id;
+  const connection = await withStepUp(agent, { kind: 'request', requestId: grant.grant.requestId },
+    (stepUp) => agent.api.resumeGrant({ grantId, ...(stepUp ? { stepUp } : {}) }),
+    { io, profile: ctx.profile, doing: 'Resuming this access', ...(o.code ? { code: o.code } : {}) });
+  if (!ctx.json) io.out(`${grant.grant.resourceId}: resumed with new keys (the old ones no longer work), ${timeLeft(grant)}.`);
+  await hold(ctx, connection, o.psql);
   return 0;
 }
 

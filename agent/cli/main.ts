@@ -10,7 +10,7 @@ import { toAgentProblem } from '../core/agent-core';
 import { listenLocalSocket, socketPathFor } from '../core/local-socket';
 import type { AgentProblem } from '../../shared/contract/agent';
 import { parseDuration } from '../../shared/domain/duration';
-import { connect, listGrants, listResources, release, requestAccess } from './access';
+import { connect, listGrants, listResources, release, requestAccess, resume } from './access';
 import { approve, deny, listApprovals } from './approvals';
 import type { CliContext } from './context';
 import { CliError, explain, ReportedProblem } from './explain';
@@ -40,7 +40,7 @@ const OPTIONS = {
 
 /** Commands that work on something: what they need, checked before the agent starts. */
 const TARGETS: Record<string, string> = {
-  request: 'a resource id', connect: 'a resource or grant id', release: 'a resource or grant id', approve: 'a request id', deny: 'a request id',
+  request: 'a resource id', connect: 'a resource or grant id', resume: 'a grant (or resource) id', release: 'a resource or grant id', approve: 'a request id', deny: 'a request id',
 };
 
 function parse(argv: string[]) {
@@ -136,7 +136,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     await agent.start();
     unlisten();
     // While this run holds a tunnel, other `stint` runs of the profile reach it through its socket.
-    if (!remote && dataDir && (command === 'request' || command === 'connect')) socket = await listenLocalSocket({ agent, dataDir });
+    if (!remote && dataDir && (command === 'request' || command === 'connect' || command === 'resume')) socket = await listenLocalSocket({ agent, dataDir });
     if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
       if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
       throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
@@ -165,6 +165,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
         });
       }
       case 'connect': return await connect(ctx, target!, values.psql);
+      case 'resume': return await resume(ctx, target!, { psql: values.psql, ...(values.code ? { code: values.code } : {}) });
       case 'release': return await release(ctx, target!);
       case 'approve': return await approve(ctx, target!, { ...(values.comment ? { comment: values.comment } : {}), ...(values.code ? { code: values.code } : {}) });
       case 'deny': return await deny(ctx, target!, values.reason!.trim());

@@ -32,6 +32,15 @@ export const COMMANDS: readonly CommandHelp[] = [
       '--agent) and prints a psql command that needs no password; --psql runs it.',
     ],
   },
+  {
+    name: 'resume',
+    args: '<grant> [--code 123456] [--psql] [--json]',
+    summary: 'take back access left from before (Stint stopped while it was active)',
+    details: [
+      'New keys from the server for the same grant and end: the old key and password stop working. Then the tunnel',
+      'is held like `connect`. `stint grants` lists what was left from before; `stint release` ends it instead.',
+    ],
+  },
   { name: 'release', args: '<resource|grant> [--json]', summary: 'end access now' },
   {
     name: 'approvals',

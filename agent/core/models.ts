@@ -9,7 +9,7 @@ import { formatDuration } from '../../shared/domain/duration';
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 
 export type TrayAction =
-  | { type: 'call'; method: 'signIn' | 'signOut' | 'connect' | 'openPsql' | 'copyConnectionUri' | 'release' | 'cancelRequest'; input: Record<string, string> }
+  | { type: 'call'; method: 'signIn' | 'signOut' | 'connect' | 'openPsql' | 'copyConnectionUri' | 'release' | 'resumeGrant' | 'cancelRequest'; input: Record<string, string> }
   | { type: 'open'; view: 'request' | 'stepup' | 'approve' | 'deny' | 'extend' | 'main' | 'settings'; params?: Record<string, string> }
   | { type: 'quit' };
 
@@ -84,7 +84,9 @@ export function trayModel(state: AgentState, now: number): TrayModel {
   const active = signedIn ? activeGrants(state, now) : [];
   const waiting = signedIn ? pendingMine(state) : [];
   const approvals = signedIn ? pendingApprovals(state) : [];
-  const needsYou = approvals.length + waiting.filter((r) => r.state === 'pending_stepup').length;
+  // A grant left from before (Stint stopped while it was active) waits for the user too: resume it or end it.
+  const leftOver = active.filter((g) => g.local.leftFromBefore).length;
+  const needsYou = approvals.length + waiting.filter((r) => r.state === 'pending_stepup').length + leftOver;
 
   const icon: TrayIcon = !signedIn || offline ? 'offline' : needsYou ? 'needs_you' : active.length ? 'active' : waiting.length ? 'waiting' : 'idle';
   const grantText = (g: { local: LocalGrant; msLeft: number }) => ({
@@ -118,6 +120,18 @@ export function trayModel(state: AgentState, now: number): TrayModel {
     for (const g of active) {
       const t = grantText(g);
       const grantId = g.local.grant.id;
+      if (g.local.leftFromBefore) {
+        menu.push({
+          kind: 'item',
+          label: `${t.name} · ${g.local.grant.level} · ${t.left} left · stopped`,
+          submenu: [
+            { kind: 'label', label: 'Stint stopped while this access was active' },
+            { kind: 'item', label: 'Resume', action: { type: 'call', method: 'resumeGrant', input: { grantId } } },
+            { kind: 'item', label: 'End', action: { type: 'call', method: 'release', input: { grantId } } },
+          ],
+        });
+        continue;
+      }
       const open = g.local.tunnel?.status === 'open';
       const submenu: TrayMenuItem[] = open
         ? [

@@ -192,12 +192,18 @@ function DialogFor({ spec, ctx }: { spec: DialogSpec; ctx: AppContext }) {
       return spec.kind === 'approve' ? <ApproveDialog request={request} /> : <DenyDialog request={request} />;
     }
     case 'stepup': {
-      const submit = (proof: StepUpProof) => (spec.action === 'request'
-        ? client.call('submitStepUp', { requestId: spec.requestId, proof })
-        : client.call('approve', { requestId: spec.requestId, stepUp: proof, ...(spec.comment ? { comment: spec.comment } : {}) }));
+      const submit = (proof: StepUpProof) => (spec.action === 'resume'
+        ? client.call('resumeGrant', { grantId: spec.grantId ?? '', stepUp: proof })
+        : spec.action === 'request'
+          ? client.call('submitStepUp', { requestId: spec.requestId, proof })
+          : client.call('approve', { requestId: spec.requestId, stepUp: proof, ...(spec.comment ? { comment: spec.comment } : {}) }));
       const onDone = (result: unknown) => {
         close();
-        if (spec.action === 'request') {
+        if (spec.action === 'resume') {
+          const port = (result as { port?: number }).port;
+          toast({ title: 'Resumed', body: `New keys, same end${port ? ` — connected on 127.0.0.1:${port}` : ''}.`, tone: 'ok' });
+          go('active');
+        } else if (spec.action === 'request') {
           const approved = (result as { request?: { state?: string } }).request?.state === 'approved';
           toast({ title: 'Verified', body: approved ? 'Your access is being set up.' : 'Your request is now waiting for approval.', tone: 'ok' });
           go(approved ? 'active' : 'waiting');
@@ -206,7 +212,7 @@ function DialogFor({ spec, ctx }: { spec: DialogSpec; ctx: AppContext }) {
         }
       };
       return (
-        <StepUpSlot client={client} action={{ kind: spec.action, requestId: spec.requestId }}
+        <StepUpSlot client={client} action={{ kind: spec.action === 'resume' ? 'request' : spec.action, requestId: spec.requestId }}
           summary={{ title: spec.summary ?? describeRequest(state, spec.requestId) }} submit={submit} onDone={onDone} onCancel={close}
           onEnroll={() => { close(); go('settings'); }} />
       );

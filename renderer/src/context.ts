@@ -9,7 +9,8 @@ export type View = 'signin' | 'resources' | 'waiting' | 'active' | 'approvals' |
 
 export type DialogSpec =
   | { kind: 'request'; resourceId: string }
-  | { kind: 'stepup'; action: 'request' | 'approve'; requestId: string; summary?: string; comment?: string }
+  /** `resume`: taking back grant `grantId` left from before; its challenge is for the grant's request (`requestId`). */
+  | { kind: 'stepup'; action: 'request' | 'approve' | 'resume'; requestId: string; grantId?: string; summary?: string; comment?: string }
   | { kind: 'extend'; grantId: string }
   | { kind: 'release'; grantId: string }
   | { kind: 'approve'; requestId: string }

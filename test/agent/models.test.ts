@@ -93,6 +93,29 @@ describe('trayModel', () => {
     expect(trayModel(ended, T0 + 43 * MIN).tooltip).toBe('Stint — staging-users (read) 2h 27m left');
   });
 
+  it('a grant left from before (Stint stopped while it was active): the "needs you" dot, Resume and End', () => {
+    const s = state({
+      resources,
+      grants: [
+        local(grant('g1', T0 + 40 * MIN), { leftFromBefore: true }),
+        local(grant('g2', T0 + 3 * 3600_000, { resourceId: 'staging-users', level: 'read' })),
+      ],
+    });
+    const model = trayModel(s, T0);
+    expect(model.icon).toBe('needs_you');
+    expect(model.title).toBe('40m');
+    expect(labels(model.menu).slice(1, 5)).toEqual(['---', 'Active', 'prod-orders · write · 40m left · stopped', 'staging-users · read · 3h 00m left']);
+    expect(find(model.menu, 'prod-orders · write').submenu).toEqual([
+      { kind: 'label', label: 'Stint stopped while this access was active' },
+      { kind: 'item', label: 'Resume', action: { type: 'call', method: 'resumeGrant', input: { grantId: 'g1' } } },
+      { kind: 'item', label: 'End', action: { type: 'call', method: 'release', input: { grantId: 'g1' } } },
+    ]);
+    expect(labels(find(model.menu, 'staging-users · read').submenu!)).toEqual(['Connect', 'Extend…', 'End now']);
+    // Resumed: an ordinary active grant again.
+    const resumed = state({ resources, grants: [local(grant('g1', T0 + 40 * MIN))] });
+    expect(trayModel(resumed, T0).icon).toBe('active');
+  });
+
   it('waiting for approval and approvals asked of me: clock icon, then the "needs you" dot', () => {
     const waiting = state({ resources, requests: [request('r1')] });
     const model = trayModel(waiting, T0);

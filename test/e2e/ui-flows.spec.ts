@@ -199,6 +199,45 @@ test('active grant: copy the psql command, reveal the password, open psql, exten
   expect(agent.callsTo('release')).toEqual([{ grantId: local.grant.id }]);
 });
 
+test('a grant left from before (Stint stopped while it was active): Resume takes it back, with a step-up where policy asks; End asks first', async ({ page, openUi }) => {
+  const agent = signedIn();
+  const left = agent.leftOver({ resourceId: 'staging-users' }, 40 * 60_000);
+  const guarded = agent.leftOver({ resourceId: 'prod-billing' }, 50 * 60_000);
+  const ending = agent.leftOver({ resourceId: 'prod-orders' }, 55 * 60_000);
+  agent.setState({ grants: [left, guarded, ending] });
+  await openUi(agent, '?view=active');
+  const card = page.locator('li.card', { hasText: 'staging-users' });
+  await expect(card).toContainText('Stint stopped while this access was active.');
+  await expect(card.getByRole('timer')).toHaveText('40m');
+  await expect(card.getByRole('button', { name: 'Connect to staging-users' })).toHaveCount(0);
+  await expect(card.getByRole('button', { name: 'Extend staging-users' })).toHaveCount(0);
+
+  await card.getByRole('button', { name: 'Resume staging-users' }).click();
+  await expect(page.getByText('staging-users resumed')).toBeVisible();
+  await expect(card).not.toContainText('Stint stopped');
+  await expect(card.getByText('127.0.0.1:15432')).toBeVisible();
+  await expect(card.getByRole('button', { name: 'Open staging-users in psql' })).toBeVisible();
+  expect(agent.callsTo('resumeGrant')).toEqual([{ grantId: left.grant.id }]);
+
+  // The policy asked its request for a step-up: taking it back verifies first, bound to the grant's request.
+  await page.locator('li.card', { hasText: 'prod-billing' }).getByRole('button', { name: 'Resume prod-billing' }).click();
+  const stepUp = page.getByRole('dialog', { name: 'Confirm it is you' });
+  await expect(stepUp).toContainText('Resume your read access to prod-billing with new keys');
+  await expect.poll(() => agent.callsTo('stepUpChallenge').at(-1)).toEqual({ action: { kind: 'request', requestId: guarded.grant.requestId } });
+  await stepUp.getByLabel('Code from your authenticator app').fill('123456');
+  await stepUp.getByRole('button', { name: 'Confirm with code' }).click();
+  await expect(page.getByRole('dialog')).toHaveCount(0);
+  await expect(page.getByText('Resumed', { exact: true })).toBeVisible();
+  expect(agent.callsTo('resumeGrant').at(-1)).toMatchObject({ grantId: guarded.grant.id, stepUp: { method: 'totp', code: '123456' } });
+  await expect(page.locator('li.card', { hasText: 'prod-billing' })).not.toContainText('Stint stopped');
+
+  // End gives it up, after asking.
+  await page.getByRole('button', { name: 'End access to prod-orders now' }).click();
+  await page.getByRole('dialog', { name: 'End access to prod-orders now?' }).getByRole('button', { name: 'End now' }).click();
+  await expect(page.getByText('Ended by you')).toBeVisible();
+  expect(agent.callsTo('release')).toEqual([{ grantId: ending.grant.id }]);
+});
+
 test('approvals: see who, what, why and the risk; approve; deny needs a reason; step-up policy routes to verification', async ({ page, openUi }) => {
   const agent = new ScriptedAgent({ state: { session: { status: 'signed_in', user: BOB }, resources: sampleResources() } });
   const risky = agent.request({

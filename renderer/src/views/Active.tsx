@@ -3,6 +3,7 @@ import type { LocalGrant } from '../../../shared/contract/agent';
 import { useApp } from '../context';
 import { countdownChangesInMs, formatCountdown, formatWhen } from '../format';
 import { isLive } from '../policy';
+import { errorCode, errorMessage } from '../useAgent';
 import { ConnectionDetails } from './ConnectionDetails';
 
 /** Time left until `endsAt` (this computer's clock), redrawn only when the text changes. */
@@ -41,6 +42,7 @@ export function Active() {
         {active.map((local) => {
           const g = local.grant;
           const name = local.resourceName ?? g.resourceId;
+          if (local.leftFromBefore) return <LeftFromBefore key={g.id} local={local} name={name} />;
           const open_ = local.tunnel?.status === 'open';
           return (
             <li key={g.id} className={`card grant${local.phase === 'ending_soon' ? ' ending-soon' : ''}`} aria-labelledby={`grant-${g.id}`}>
@@ -84,6 +86,42 @@ export function Active() {
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * A grant of this device that Stint stopped holding (it crashed while the access was active): still running on the
+ * server, but without keys here. Resume takes it back with new keys for the time left; End gives it up.
+ */
+function LeftFromBefore({ local, name }: { local: LocalGrant; name: string }) {
+  const { client, alert, open, toast } = useApp();
+  const [busy, setBusy] = useState(false);
+  const g = local.grant;
+  const resume = async () => {
+    setBusy(true);
+    try {
+      const connection = await client.call('resumeGrant', { grantId: g.id });
+      toast({ title: `${name} resumed`, body: `New keys, same end — connected on ${connection.host}:${connection.port}.`, tone: 'ok' });
+    } catch (e) {
+      // Where the policy asked the request for a step-up, taking it back asks for a fresh one.
+      if (errorCode(e) === 'stepup_required') open({ kind: 'stepup', action: 'resume', requestId: g.requestId, grantId: g.id, summary: `Resume your ${g.level} access to ${name} with new keys` });
+      else alert(errorMessage(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <li className="card grant left-from-before" aria-labelledby={`grant-${g.id}`}>
+      <div className="grant-head">
+        <h3 id={`grant-${g.id}`} className="card-title">{name} · {g.level}{g.breakGlass ? ' · break glass' : ''}</h3>
+        <p className="time-left"><Countdown endsAt={local.localEndsAt} /> left</p>
+      </div>
+      <p className="notice">Stint stopped while this access was active.</p>
+      <div className="actions">
+        <button type="button" className="primary" aria-label={`Resume ${name}`} disabled={busy} onClick={() => void resume()}>{busy ? 'Resuming…' : 'Resume'}</button>
+        <button type="button" id={`release-${g.id}`} className="danger" aria-label={`End access to ${name} now`} onClick={() => open({ kind: 'release', grantId: g.id })}>End</button>
+      </div>
+    </li>
   );
 }
 
