@@ -87,6 +87,7 @@ const WORDS: Record<ProblemCode, Words> = {
   key_in_use: is('This key already belongs to another active grant.', 'Run the command again: stint makes a new key each time.'),
   resource_gone: is('This resource has been removed from Stint.', 'See `stint resources`.'),
   grant_ended: is('This access has already ended.', 'See `stint grants`.'),
+  grant_active: is('This access has not ended yet.', 'See `stint grants`.'),
   not_due: is('This access is not due to end yet.'),
   extension_not_allowed: is('This access cannot be extended.', 'Ask again when it ends.'),
   extension_over_limit: (p) => ({ message: `That is longer than this access may last: ${p.detail}.`, next: 'Extend by less, or ask again when it ends.' }),

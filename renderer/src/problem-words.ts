@@ -50,6 +50,7 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   key_in_use: is(`That key already belongs to other access. ${AGAIN}`),
   resource_gone: is('This resource has been removed from Stint.'),
   grant_ended: is('This access has already ended. Ask again if you still need it.'),
+  grant_active: is('This access has not ended yet.'),
   not_due: is('This access isn’t due to end yet.'),
   extension_not_allowed: is('This access can’t be extended. Ask again when it ends.'),
   extension_over_limit: is('That’s longer than this access may last in total. Extend by less, or ask again when it ends.'),

@@ -65,6 +65,7 @@ export const PROBLEMS = {
   key_in_use: { status: 409, title: 'Key already in use', userCanAct: true },
   resource_gone: { status: 409, title: 'Resource removed', userCanAct: false },
   grant_ended: { status: 409, title: 'Grant ended', userCanAct: true },
+  grant_active: { status: 409, title: 'Grant still active', userCanAct: false },
   not_due: { status: 409, title: 'Grant not due to end', userCanAct: false },
   extension_not_allowed: { status: 409, title: 'Extensions not allowed', userCanAct: false },
   extension_over_limit: { status: 409, title: 'Extension over the limit', userCanAct: true },
