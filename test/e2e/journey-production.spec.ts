@@ -143,7 +143,13 @@ test('production: request with passkey step-up → two approvals with codes → 
   const entries = (await auditAs(stack, 'carol')).filter((e) => e.requestId === requestId || e.grantId === grantId);
   const steps = entries.map((e) => `${e.actor}:${e.action}`);
   info.annotations.push({ type: 'audit', description: steps.join(' → ') });
-  expect(steps).toEqual([
+  // The SSH session through the bastion is on the record too: opened while the grant was active, and closed (or
+  // killed) once it ended — the companion's report races the revocation's record, so it is checked apart.
+  const session = steps.filter((s) => s.includes(':bastion.session.'));
+  expect(session).toEqual(['bastion:main:bastion.session.opened', expect.stringMatching(/^bastion:main:bastion\.session\.(closed|killed)$/)]);
+  expect(steps.indexOf(session[0]!)).toBeGreaterThan(steps.indexOf('system:grant.activated'));
+  expect(steps.indexOf(session[1]!)).toBeGreaterThan(steps.indexOf('alice:grant.released'));
+  expect(steps.filter((s) => !s.includes(':bastion.session.'))).toEqual([
     'alice:request.created',
     'alice:request.stepup_passed',
     'bob:request.approval_added',
