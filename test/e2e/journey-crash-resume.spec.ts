@@ -2,34 +2,21 @@
 // are gone with it; the server is not told), and starts again on the same device. The Active view offers the grant —
 // "Stint stopped while this access was active" — and Resume takes it back with new keys for the time left: a query
 // runs through the new tunnel, and the password of the run that stopped logs in nowhere.
-import { startStack, type Stack } from '../harness/stack';
-import { auditAs, expect, goTo, journey, psql, shot, test, type Journey } from './fixtures/stack';
+import { auditAs, expect, goTo, psql, realStackForFile, shot, test } from './fixtures/stack';
 
-let stack: Stack;
-let j: Journey;
-
-test.beforeAll(async ({ browser }) => {
-  test.setTimeout(120_000);
-  stack = await startStack();
-  j = journey(stack, browser);
-});
-
-test.afterAll(async () => {
-  await j?.close();
-  await stack?.stop();
-});
+const run = realStackForFile();
 
 test('Stint stopped mid-grant: on restart Active offers it, Resume takes it back, psql works and the old password does not', async () => {
   const info = test.info();
   const USERS = 'Users (staging)';
   const DEVICE = 'device-e2e-laptop';
-  const first = await j.open('alice', { signIn: 'direct', deviceId: DEVICE });
+  const first = await run.j.open('alice', { signIn: 'direct', deviceId: DEVICE });
   const created = await first.agent.api.createRequest({ resourceId: 'staging-users', level: 'read', durationSeconds: 3600, reason: 'before the crash', connect: true });
   const grantId = created.connection!.grantId;
   const oldUri = new URL((await first.agent.api.connectionUri({ grantId })).uri);
   expect(await psql(oldUri.href, 'select count(*) from users')).toBe('25');
   // Straight to PostgreSQL with the grant's role and password, as whoever copied them could.
-  const copied = `postgres://${oldUri.username}:${oldUri.password}@127.0.0.1:${stack.pg.port}/users`;
+  const copied = `postgres://${oldUri.username}:${oldUri.password}@127.0.0.1:${run.stack.pg.port}/users`;
   expect(await psql(copied, 'select 1')).toBe('1');
 
   // Stint stops: its tunnel and keys are gone, and nobody told the server.
@@ -37,7 +24,7 @@ test('Stint stopped mid-grant: on restart Active offers it, Resume takes it back
   await first.host.close();
   await first.agent.dispose();
 
-  const second = await j.open('alice', { signIn: 'direct', deviceId: DEVICE });
+  const second = await run.j.open('alice', { signIn: 'direct', deviceId: DEVICE });
   await goTo(second.page, 'Active');
   const card = second.page.locator('li.grant', { hasText: USERS });
   await expect(card).toContainText('Stint stopped while this access was active.');
@@ -53,7 +40,7 @@ test('Stint stopped mid-grant: on restart Active offers it, Resume takes it back
   const { uri } = await second.agent.api.connectionUri({ grantId });
   expect(await psql(uri, 'select count(*) from users')).toBe('25');
   await expect(psql(copied, 'select 1')).rejects.toThrow(/password authentication failed/);
-  expect((await auditAs(stack, 'carol', `&grantId=${grantId}`)).map((e) => `${e.actor}:${e.action}`)).toContain('alice:grant.rekeyed');
+  expect((await auditAs(run.stack, 'carol', `&grantId=${grantId}`)).map((e) => `${e.actor}:${e.action}`)).toContain('alice:grant.rekeyed');
 
   await card.getByRole('button', { name: `End access to ${USERS} now` }).click();
   await second.page.getByRole('dialog', { name: `End access to ${USERS} now?` }).getByRole('button', { name: 'End now' }).click();

@@ -7,22 +7,9 @@
 // test/shell/bridge.test.ts.
 import type { Page } from '@playwright/test';
 import type { Agent } from '../../agent/core/agent';
-import { startStack, type Stack } from '../harness/stack';
-import { expect, goTo, journey, test, totpCode, type Journey } from './fixtures/stack';
+import { expect, goTo, realStackForFile, test, totpCode } from './fixtures/stack';
 
-let stack: Stack;
-let j: Journey;
-
-test.beforeAll(async ({ browser }) => {
-  test.setTimeout(120_000);
-  stack = await startStack();
-  j = journey(stack, browser);
-});
-
-test.afterAll(async () => {
-  await j?.close();
-  await stack?.stop();
-});
+const run = realStackForFile();
 
 const ORDERS = 'Orders (production)';
 const USERS = 'Users (staging)';
@@ -74,9 +61,9 @@ async function productionRequest(agent: Agent): Promise<string> {
 
 test('each refusal reaches the user in words: server → agent → web host → renderer', async () => {
   test.setTimeout(180_000);
-  const alice = await j.open('alice', { signIn: 'direct' });
-  const bob = await j.open('bob', { signIn: 'direct' });
-  const dave = await j.open('dave', { signIn: 'direct' });
+  const alice = await run.j.open('alice', { signIn: 'direct' });
+  const bob = await run.j.open('bob', { signIn: 'direct' });
+  const dave = await run.j.open('dave', { signIn: 'direct' });
   const requestId = await productionRequest(alice.agent);
 
   await test.step('stepup_not_enrolled: an approver with no factor is told to set one up', async () => {
@@ -130,24 +117,24 @@ test('each refusal reaches the user in words: server → agent → web host → 
   };
 
   await test.step('credentials_failed: the database is down when access is set up', async () => {
-    await stack.pg.pause();
+    await run.stack.pg.pause();
     try {
       const form = await requestStaging();
       await expect(form.getByRole('alert')).toHaveText('The Stint server couldn’t set up your database access. Try again in a moment. If it keeps failing, tell your Stint administrator.', { timeout: 30_000 });
       await form.getByRole('button', { name: 'Cancel' }).click();
     } finally {
-      await stack.pg.resume();
+      await run.stack.pg.resume();
     }
   });
 
   await test.step('server_unreachable: the grant server is down', async () => {
-    await stack.stopServer();
+    await run.stack.stopServer();
     try {
       const form = await requestStaging();
       await expect(form.getByRole('alert')).toHaveText('The server can\'t be reached — your active access still ends on time.', { timeout: 30_000 });
       await form.getByRole('button', { name: 'Cancel' }).click();
     } finally {
-      await stack.startServer();
+      await run.stack.startServer();
     }
   });
 });

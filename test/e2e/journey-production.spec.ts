@@ -8,12 +8,7 @@ import keytar from 'keytar';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { startStack, type Stack } from '../harness/stack';
-import {
-  approveWithCode, auditAs, connect, psql, enrollPasskey, enrollTotp, goTo, journey, liveGrantId, shot, signInThroughUi,
-  verifyChain, virtualAuthenticator, type Journey,
-  test, expect,
-} from './fixtures/stack';
+import { approveWithCode, auditAs, connect, enrollPasskey, enrollTotp, expect, goTo, liveGrantId, psql, realStackForFile, shot, signInThroughUi, test, verifyChain, virtualAuthenticator } from './fixtures/stack';
 
 /** Run a command line as a user pastes it into a terminal (bash), with a timeout of its own. */
 async function shell(line: string): Promise<string> {
@@ -21,19 +16,7 @@ async function shell(line: string): Promise<string> {
   return stdout.trim();
 }
 
-let stack: Stack;
-let j: Journey;
-
-test.beforeAll(async ({ browser }) => {
-  test.setTimeout(120_000);
-  stack = await startStack();
-  j = journey(stack, browser);
-});
-
-test.afterAll(async () => {
-  await j?.close();
-  await stack?.stop();
-});
+const run = realStackForFile();
 
 test('production: request with passkey step-up → two approvals with codes → tunnel, countdown, URI, query → end now → audit chain valid', async () => {
   test.setTimeout(120_000);
@@ -41,7 +24,7 @@ test('production: request with passkey step-up → two approvals with codes → 
   const ORDERS = 'Orders (production)';
 
   // alice, on the web host whose origin the server accepts for passkeys.
-  const alice = await j.open('alice', { webauthnOrigin: true, signIn: 'ui' });
+  const alice = await run.j.open('alice', { webauthnOrigin: true, signIn: 'ui' });
   await virtualAuthenticator(alice.page);
   await shot(alice.page, '01-alice-signed-out', info);
   await signInThroughUi(alice);
@@ -52,7 +35,7 @@ test('production: request with passkey step-up → two approvals with codes → 
   await shot(alice.page, '03-alice-passkey-enrolled', info);
 
   // The approvers set up an authenticator app in Settings (their pages are on other origins: codes, not passkeys).
-  const [bob, dave] = [await j.open('bob', { signIn: 'direct' }), await j.open('dave', { signIn: 'direct' })];
+  const [bob, dave] = [await run.j.open('bob', { signIn: 'direct' }), await run.j.open('dave', { signIn: 'direct' })];
   const bobSecret = await enrollTotp(bob.page);
   const daveSecret = await enrollTotp(dave.page);
 
@@ -140,7 +123,7 @@ test('production: request with passkey step-up → two approvals with codes → 
 
   // The audit trail, as carol (admin): every step of this request and grant, in order; the chain is valid.
   const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;
-  const entries = (await auditAs(stack, 'carol')).filter((e) => e.requestId === requestId || e.grantId === grantId);
+  const entries = (await auditAs(run.stack, 'carol')).filter((e) => e.requestId === requestId || e.grantId === grantId);
   const steps = entries.map((e) => `${e.actor}:${e.action}`);
   info.annotations.push({ type: 'audit', description: steps.join(' → ') });
   // The SSH session through the bastion is on the record too: opened while the grant was active, and closed (or
@@ -166,7 +149,7 @@ test('production: request with passkey step-up → two approvals with codes → 
     expect.objectContaining({ group: 'dba', stepUp: 'totp' }), expect.objectContaining({ group: 'sre-leads', stepUp: 'totp' }),
   ]);
   expect(entries.find((e) => e.action === 'request.created')!.reason).toBe('INC-4512 fix stuck orders');
-  const verified = await verifyChain(stack);
+  const verified = await verifyChain(run.stack);
   expect(verified).toMatchObject({ ok: true });
   // alice's History shows her own trail.
   await goTo(alice.page, 'History');

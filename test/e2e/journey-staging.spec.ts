@@ -1,28 +1,15 @@
 // The staging journey on the real stack: low risk, read only, auto-approved with no step-up — one click on
 // "Connect now" and the tunnel is open; a query runs through it; the server's audit says it was approved by policy.
 import keytar from 'keytar';
-import { startStack, type Stack } from '../harness/stack';
 import { activeId, tabTo } from './fixtures/ui';
-import { auditAs, expect, goTo, journey, liveGrantId, psql, shot, test, verifyChain, type Journey } from './fixtures/stack';
+import { auditAs, expect, goTo, liveGrantId, psql, realStackForFile, shot, test, verifyChain } from './fixtures/stack';
 
-let stack: Stack;
-let j: Journey;
-
-test.beforeAll(async ({ browser }) => {
-  test.setTimeout(120_000);
-  stack = await startStack();
-  j = journey(stack, browser);
-});
-
-test.afterAll(async () => {
-  await j?.close();
-  await stack?.stop();
-});
+const run = realStackForFile();
 
 test('staging: read-only, auto-approved, no step-up → connected in one click → query through the tunnel', async () => {
   const info = test.info();
   const USERS = 'Users (staging)';
-  const alice = await j.open('alice', { signIn: 'direct' });
+  const alice = await run.j.open('alice', { signIn: 'direct' });
   await expect(alice.page.getByText('Signed in as alice@example.com')).toBeVisible();
   await goTo(alice.page, 'Request access');
   const row = alice.page.locator('li.resource', { hasText: USERS });
@@ -53,10 +40,10 @@ test('staging: read-only, auto-approved, no step-up → connected in one click �
   expect(await keytar.findCredentials(alice.keychain)).toContainEqual(expect.objectContaining({ account: expect.stringContaining(grantId) }));
 
   const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;
-  const steps = (await auditAs(stack, 'carol', `&requestId=${requestId}`)).map((e) => `${e.actor}:${e.action}`);
+  const steps = (await auditAs(run.stack, 'carol', `&requestId=${requestId}`)).map((e) => `${e.actor}:${e.action}`);
   expect(steps.slice(0, 2)).toEqual(['alice:request.created', expect.stringMatching(/request\.(auto_)?approved$/)]);
   expect(steps.some((s) => /stepup/.test(s))).toBe(false);
-  expect(await verifyChain(stack)).toMatchObject({ ok: true });
+  expect(await verifyChain(run.stack)).toMatchObject({ ok: true });
 
   // Early release from the UI: the tunnel closes, the keychain entry goes.
   await alice.page.getByRole('button', { name: `End access to ${USERS} now` }).click();
@@ -69,7 +56,7 @@ test('staging: read-only, auto-approved, no step-up → connected in one click �
 
 test('keyboard only on the real stack: find staging, fill the form, connect — then query', async () => {
   const info = test.info();
-  const alice = await j.open('alice', { signIn: 'direct' });
+  const alice = await run.j.open('alice', { signIn: 'direct' });
   await goTo(alice.page, 'Request access');
   await alice.page.locator('body').click({ position: { x: 1, y: 1 } }); // start from the top of the page
   await tabTo(alice.page, 'resource-search');
@@ -88,7 +75,7 @@ test('keyboard only on the real stack: find staging, fill the form, connect — 
   const { uri } = await alice.agent.api.connectionUri({ grantId });
   expect(await psql(uri, 'select count(*) from users')).toBe('25');
   const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;
-  const audit = await auditAs(stack, 'carol', `&requestId=${requestId}`);
+  const audit = await auditAs(run.stack, 'carol', `&requestId=${requestId}`);
   expect(audit.find((e) => e.action === 'request.created')).toMatchObject({ actor: 'alice', reason: 'check signups' });
   await shot(alice.page, '02-keyboard-connected', info);
   await alice.agent.api.release({ grantId });
