@@ -211,6 +211,11 @@ export const ServerConfig = z.strictObject({
     /** Wrong one-time codes before codes are locked, and for how long. */
     maxAttempts: z.number().int().min(1).max(20).default(5),
     lockout: Duration.default(300),
+    /**
+     * How soon after signing in a user may set up their FIRST factor (which needs no proof, there being none): a
+     * stolen access token hours old cannot. Checked when the IdP puts auth_time in access tokens (see docs/admin.md).
+     */
+    firstFactorWindow: Duration.default(600),
   }).optional(),
   audit: z.strictObject({
     /**

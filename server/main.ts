@@ -55,7 +55,7 @@ export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv):
     const stepup = config.stepup;
     stepUp = ({ db, clock }): StepUpWiring => {
       const service = new StepUpService({ store: new KyselyStepUpStore(db), config: { rpId: webauthn.rpId, rpName: webauthn.rpName, origins: webauthn.origins, totpKey, challengeTtlSeconds: stepup.challengeTtl, maxAttempts: stepup.maxAttempts, lockoutSeconds: stepup.lockout }, now: () => clock.now() });
-      return { gate: service, routes: (deps) => declareStepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit }) };
+      return { gate: service, routes: (deps) => declareStepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit, firstFactorWindowMs: stepup.firstFactorWindow * 1000, now: () => clock.now() }) };
     };
   }
   return { credentials, stepUp };

@@ -94,6 +94,7 @@ const WORDS: Record<ProblemCode, Words> = {
   credentials_failed: is('The server could not set up your database access.', `${RETRY} If it keeps failing, ${ADMIN.charAt(0).toLowerCase()}${ADMIN.slice(1)}`),
   credentials_unavailable: is('The server has no database access configured.', ADMIN),
   stepup_required: is('This needs you to verify it is you (a one-time code or a passkey).'),
+  fresh_signin_required: is('Setting up a first factor needs a recent sign-in.', 'Run `stint logout` and `stint login`, then set it up in the Stint app.'),
   stepup_unavailable: is('This needs a step-up, but the server has none configured.', ADMIN),
   stepup_not_pending: is('This request is not waiting for a verification.', 'See `stint grants`.'),
   stepup_invalid: (p) => (p.attemptsLeft !== undefined

@@ -57,6 +57,7 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   credentials_failed: is(`The Stint server couldn’t set up your database access. ${AGAIN} If it keeps failing, tell your Stint administrator.`),
   credentials_unavailable: is('The Stint server has no database access configured. Tell your Stint administrator.'),
   stepup_required: is('This needs you to confirm it is you first.'),
+  fresh_signin_required: is('Setting up your first sign-in factor needs a recent sign-in. Sign out, sign in again, then set it up.'),
   stepup_unavailable: is('This needs you to confirm it is you, but the server has no way set up. Tell your Stint administrator.'),
   stepup_not_pending: is('This request isn’t waiting for a confirmation.'),
   stepup_invalid: (p) => (p.attemptsLeft !== undefined

@@ -78,9 +78,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       if (!user) return undefined;
       return { accountId: id, claims: async () => ({ sub: id, email: user.email, name: user.name, groups: user.groups }) };
     },
-    async extraTokenClaims(_ctx: unknown, token: any) {
+    async extraTokenClaims(ctx: any, token: any) {
       const user = token.accountId ? byId.get(token.accountId) : undefined;
-      return user ? { groups: user.groups, email: user.email, name: user.name } : {};
+      // auth_time as Okta and Keycloak put it in access tokens: when the user signed in (kept across refreshes), so the
+      // server can ask for a recent sign-in (stepup.firstFactorWindow).
+      const authTime: unknown = ctx?.oidc?.entities?.AuthorizationCode?.authTime ?? ctx?.oidc?.entities?.RefreshToken?.authTime;
+      return user ? { groups: user.groups, email: user.email, name: user.name, ...(typeof authTime === 'number' ? { auth_time: authTime } : {}) } : {};
     },
     features: {
       devInteractions: { enabled: true },

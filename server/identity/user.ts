@@ -7,6 +7,8 @@ export interface AuthUser {
   name?: string;
   groups: string[];
   admin: boolean;
+  /** When the user last signed in at the IdP (the token's auth_time, epoch ms), if the IdP says. */
+  authTime?: number;
   /** When the bearer token expires (ms since epoch); long-lived streams end then, and the client reconnects. */
   tokenExpiresAt?: number;
 }

@@ -56,6 +56,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       name: typeof payload.name === 'string' ? payload.name : undefined,
       groups,
       admin: groups.some((g) => identity.adminGroups.includes(g)),
+      ...(typeof payload.auth_time === 'number' ? { authTime: payload.auth_time * 1000 } : {}),
     };
   };
 

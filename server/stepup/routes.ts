@@ -37,6 +37,9 @@ export interface StepUpRoutesOptions {
   service: StepUpService;
   resolver: StepUpActionResolver;
   audit?: (entry: StepUpAuditEntry) => Promise<void>;
+  /** How soon after sign-in (the token's auth_time) a first factor may be set up without a proof; unset: any time. */
+  firstFactorWindowMs?: number;
+  now?: () => number;
 }
 
 /** HTTP status for a step-up failure code: the one problem table's (the lifecycle answers a refused proof with it too). */
@@ -123,7 +126,17 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
   async function enrollGate(request: FastifyRequest, proof: StepUpProof | undefined, doing: 'add' | 'remove' = 'add'): Promise<Problem | undefined> {
     const sub = request.user.sub;
     const enrolled = await opts.service.enrolledMethods(sub);
-    if (enrolled.length === 0) return undefined;
+    if (enrolled.length === 0) {
+      // The first factor needs no proof — there is none to give — but only right after a sign-in, so an access token
+      // stolen hours ago cannot set up the thief's factor for a user who has none (e.g. after an admin reset).
+      const signedInAt = request.user.authTime;
+      const window = opts.firstFactorWindowMs;
+      if (window !== undefined && signedInAt !== undefined && (opts.now ?? Date.now)() - signedInAt > window) {
+        await audit({ actor: sub, action: 'stepup.enroll.refused', detail: { code: 'fresh_signin_required', change: doing } });
+        return problem('fresh_signin_required', `Setting up a first factor needs a sign-in from the last ${Math.round(window / 60_000)} minutes: sign out, sign in again, then set it up.`);
+      }
+      return undefined;
+    }
     if (!proof) {
       const why = doing === 'add' ? 'You already have a sign-in factor: confirm with it before adding another.' : 'Confirm with one of your sign-in factors before removing one.';
       return problem('stepup_required', why, { methods: enrolled });

@@ -73,6 +73,7 @@ export const PROBLEMS = {
   credentials_unavailable: { status: 503, title: 'No database access configured', userCanAct: false },
   // ---- the grant server: step-up (server/stepup; the lifecycle answers a refused proof with the same codes)
   stepup_required: { status: 403, title: 'Step-up required', userCanAct: true },
+  fresh_signin_required: { status: 403, title: 'Sign in again first', userCanAct: true },
   stepup_unavailable: { status: 409, title: 'Step-up not configured', userCanAct: false },
   stepup_not_pending: { status: 409, title: 'No step-up pending', userCanAct: false },
   stepup_invalid: { status: 403, title: 'Step-up proof refused', userCanAct: true },
