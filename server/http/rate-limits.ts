@@ -2,11 +2,15 @@
 // or grind through proofs (issue #19). Each route's class follows from its declaration (http/router.ts) unless it
 // names one: anonymous routes are limited per IP, everything else per signed-in user (after the router has checked
 // the token, so a caller cannot spend someone else's budget). Bastions are trusted infrastructure with their own token
-// and call once per SSH connection: not limited. Counters live in each instance's memory (@fastify/rate-limit's
+// and call once per SSH connection: not limited. Most counters live in each instance's memory (@fastify/rate-limit's
 // local store): with N instances behind a balancer a caller gets up to N times the limit, which still stops floods.
+// The `proof` class — guessing codes, revealing passwords, changing factors — is counted in the shared database when
+// there is one (PostgreSQL), so its budget is the same however many instances there are.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import { sql } from 'kysely';
 import type { RateLimits } from '../config';
+import type { Db } from '../storage/db';
 import { sendProblem } from './problem';
 import type { Guard, Route } from './router';
 
@@ -26,24 +30,63 @@ export function rateClassOf(route: Pick<Route, 'method' | 'url' | 'access' | 'ra
 
 const callerOf = (request: FastifyRequest): string => request.user?.sub ? `user:${request.user.sub}` : `ip:${request.ip}`;
 
+const WINDOW_MS = 60_000;
+/** The classes counted across instances, when the database is shared. */
+const SHARED: ReadonlySet<RateClass> = new Set(['proof']);
+
+/** One more call of `key` in its window, counted in the shared table; how many so far and when the window ends. */
+export async function countShared(db: Db, key: string, nowMs: number, windowMs = WINDOW_MS): Promise<{ count: number; resetInMs: number }> {
+  const stale = nowMs - windowMs;
+  // One upsert, atomic on both dialects: a new window starts when the row's has passed (SET reads the old row).
+  const row = await db.insertInto('rate_limits').values({ key, window_start: nowMs, count: 1 })
+    .onConflict((oc) => oc.column('key').doUpdateSet({
+      count: sql<number>`case when rate_limits.window_start <= ${stale} then 1 else rate_limits.count + 1 end`,
+      window_start: sql<number>`case when rate_limits.window_start <= ${stale} then ${nowMs} else rate_limits.window_start end`,
+    }))
+    .returning(['count', 'window_start'])
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), resetInMs: Number(row.window_start) + windowMs - nowMs };
+}
+
 /**
  * Registers the limiter on `app` and returns, for each route, the guard that enforces its class (or none). A caller
  * over the limit gets 429 `rate_limited` with Retry-After, in the one problem shape.
  */
-export async function rateLimitGuards(app: FastifyInstance, limits: RateLimits): Promise<(route: Route) => Guard | undefined> {
+export async function rateLimitGuards(app: FastifyInstance, limits: RateLimits, shared?: { db: Db; now: () => number }): Promise<(route: Route) => Guard | undefined> {
   await app.register(rateLimit, { global: false });
-  const checks = new Map<RateClass, ReturnType<FastifyInstance['createRateLimit']>>();
+  /** Whether this call is over the class's limit, and in how many seconds the caller may try again. */
+  type Check = (request: FastifyRequest) => Promise<{ over: boolean; retryInS: number }>;
+  const checks = new Map<RateClass, Check>();
+  let lastPrune = 0;
   for (const kind of ['read', 'write', 'proof', 'public'] as const) {
-    if (limits[kind] > 0) checks.set(kind, app.createRateLimit({ max: limits[kind], timeWindow: 60_000, keyGenerator: callerOf }));
+    const max = limits[kind];
+    if (max <= 0) continue;
+    if (shared && SHARED.has(kind)) {
+      checks.set(kind, async (request) => {
+        const now = shared.now();
+        if (now - lastPrune > 10 * WINDOW_MS) {
+          lastPrune = now;
+          void shared.db.deleteFrom('rate_limits').where('window_start', '<', now - 2 * WINDOW_MS).execute().catch(() => undefined);
+        }
+        const { count, resetInMs } = await countShared(shared.db, `${kind}:${callerOf(request)}`, now);
+        return { over: count > max, retryInS: Math.max(1, Math.ceil(resetInMs / 1000)) };
+      });
+    } else {
+      const local = app.createRateLimit({ max, timeWindow: WINDOW_MS, keyGenerator: callerOf });
+      checks.set(kind, async (request) => {
+        const result = await local(request);
+        return result.isAllowed ? { over: false, retryInS: 0 } : { over: result.isExceeded, retryInS: Math.max(1, result.ttlInSeconds) };
+      });
+    }
   }
   return (route) => {
     const check = checks.get(rateClassOf(route));
     if (!check) return undefined;
     return async (request, reply) => {
-      const result = await check(request);
-      if (result.isAllowed || !result.isExceeded) return;
-      void reply.header('retry-after', String(Math.max(1, result.ttlInSeconds)));
-      return sendProblem(reply, { status: 429, code: 'rate_limited', message: `too many calls; try again in ${Math.max(1, result.ttlInSeconds)} s` });
+      const { over, retryInS } = await check(request);
+      if (!over) return;
+      void reply.header('retry-after', String(retryInS));
+      return sendProblem(reply, { status: 429, code: 'rate_limited', message: `too many calls; try again in ${retryInS} s` });
     };
   };
 }

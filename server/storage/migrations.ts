@@ -236,4 +236,19 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').dropColumn('device_id').execute();
     },
   },
+  '0008_rate_limits': {
+    // Counters of the rate-limit classes that must hold across instances (issue #19: proofs and secrets), so N
+    // instances behind a balancer do not give a caller N times the budget. One row per caller and class, reset by
+    // the upsert when its window has passed; rows of past windows are pruned now and then.
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('rate_limits')
+        .addColumn('key', 'varchar(300)', (c) => c.primaryKey())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('rate_limits').ifExists().execute();
+    },
+  },
 };

@@ -134,6 +134,13 @@ export interface BastionSessionsTable {
   recorded_at: number;
 }
 
+/** A rate-limit counter shared by every instance: calls of one caller in one class since window_start (epoch ms). */
+export interface RateLimitsTable {
+  key: string;
+  window_start: number;
+  count: number;
+}
+
 /** PostgreSQL only: the audit chain's head, one row (id 1), locked by whoever appends (see lifecycle/audit.ts). */
 export interface AuditHeadTable {
   id: number;
@@ -152,4 +159,5 @@ export interface Database {
   policy_versions: PolicyVersionsTable;
   bastion_sessions: BastionSessionsTable;
   audit_head: AuditHeadTable;
+  rate_limits: RateLimitsTable;
 }

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
-import { rateClassOf } from '../../server/http/rate-limits';
+import { countShared, rateClassOf } from '../../server/http/rate-limits';
+import { openStore } from '../../server/storage/db';
 
 let idp: IdpInstance;
 let server: RunningGrantServer;
@@ -63,5 +64,22 @@ describe('rate limits', () => {
     expect(classes['POST /v1/requests']).toBe('write');
     expect(classes['GET /v1/requests']).toBe('read');
     expect(classes['GET /metrics']).toBe('public');
+  });
+});
+
+describe('the shared counter (proof class across instances, server/http/rate-limits.ts)', () => {
+  it('counts a caller\'s calls in the window and starts over once it has passed', async () => {
+    const store = openStore('sqlite::memory:');
+    await store.migrate();
+    try {
+      const t = Date.parse('2026-12-04T12:00:00Z');
+      const counts = [];
+      for (const at of [t, t + 1_000, t + 59_000]) counts.push(await countShared(store.db, 'proof:user:alice', at));
+      expect(counts).toEqual([{ count: 1, resetInMs: 60_000 }, { count: 2, resetInMs: 59_000 }, { count: 3, resetInMs: 1_000 }]);
+      expect(await countShared(store.db, 'proof:user:bob', t + 59_000)).toEqual({ count: 1, resetInMs: 60_000 });
+      expect(await countShared(store.db, 'proof:user:alice', t + 60_000)).toEqual({ count: 1, resetInMs: 60_000 });
+    } finally {
+      await store.close();
+    }
   });
 });

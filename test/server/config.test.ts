@@ -65,7 +65,7 @@ describe('config', () => {
 
   it('takes the step-up limits from the config (they were hard-coded in the server), with defaults', () => {
     const docs = readFileSync('docs/config.example.yaml', 'utf8');
-    expect(parseConfig(docs).stepup).toEqual({ totpKey: 'env:STINT_DEMO_TOTP_KEY', challengeTtl: 120, maxAttempts: 5, lockout: 300 });
+    expect(parseConfig(docs).stepup).toEqual({ totpKey: 'env:STINT_DEMO_TOTP_KEY', challengeTtl: 120, maxAttempts: 5, lockout: 300, firstFactorWindow: 600 });
     const tuned = parseConfig(docs.replace('  totpKey: env:STINT_DEMO_TOTP_KEY', '  totpKey: env:STINT_DEMO_TOTP_KEY\n  challengeTtl: 3m\n  maxAttempts: 3\n  lockout: 15m'));
     expect(tuned.stepup).toMatchObject({ challengeTtl: 180, maxAttempts: 3, lockout: 900 });
     expect(() => parseConfig(docs.replace('  totpKey: env:STINT_DEMO_TOTP_KEY', '  totpKey: env:STINT_DEMO_TOTP_KEY\n  challengeTtl: 1h'))).toThrow(/stepup\.challengeTtl.*between 10s and 10m/);
