@@ -162,7 +162,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     stepUp: stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit }), bastion: bastion.routes,
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });
-  // Proof-class counters go in the shared database when several instances may serve one caller.
+  // Proof and write counters go in the shared database when several instances may serve one caller.
   const limit = await rateLimitGuards(app, config.server.rateLimits, store.dialect === 'postgres' ? { db: store.db, now: () => clock.now() } : undefined);
   const served = router.serve(declared, {
     user: userTokenGuard(verifier, metrics),

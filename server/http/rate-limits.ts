@@ -4,8 +4,9 @@
 // the token, so a caller cannot spend someone else's budget). Bastions are trusted infrastructure with their own token
 // and call once per SSH connection: not limited. Most counters live in each instance's memory (@fastify/rate-limit's
 // local store): with N instances behind a balancer a caller gets up to N times the limit, which still stops floods.
-// The `proof` class — guessing codes, revealing passwords, changing factors — is counted in the shared database when
-// there is one (PostgreSQL), so its budget is the same however many instances there are.
+// The `proof` class (guessing codes, revealing passwords, changing factors) and the `write` class (requests,
+// approvals, ends) are counted in the shared database when there is one (PostgreSQL), so their budgets are the same
+// however many instances there are; reads and anonymous calls stay in memory (cheap, and floods are what they stop).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { sql } from 'kysely';
@@ -32,7 +33,7 @@ const callerOf = (request: FastifyRequest): string => request.user?.sub ? `user:
 
 const WINDOW_MS = 60_000;
 /** The classes counted across instances, when the database is shared. */
-const SHARED: ReadonlySet<RateClass> = new Set(['proof']);
+const SHARED: ReadonlySet<RateClass> = new Set(['proof', 'write']);
 
 /** One more call of `key` in its window, counted in the shared table; how many so far and when the window ends. */
 export async function countShared(db: Db, key: string, nowMs: number, windowMs = WINDOW_MS): Promise<{ count: number; resetInMs: number }> {

@@ -1,6 +1,6 @@
-// The proof class of the rate limits (step-up, factor changes, password reveals) holds across instances: counted in
-// the shared PostgreSQL, so a caller spreading guesses over two instances behind a balancer gets one budget, not two.
-// The other classes stay per instance (test/security/rate-limits.test.ts).
+// The proof and write classes of the rate limits (step-up, factor changes, password reveals; requests, approvals)
+// hold across instances: counted in the shared PostgreSQL, so a caller spreading calls over two instances behind a
+// balancer gets one budget, not two. Reads stay per instance (test/security/rate-limits.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
@@ -13,7 +13,7 @@ describe('rate limits across two instances on one PostgreSQL', () => {
   let a: RunningGrantServer;
   let b: RunningGrantServer;
   const dataDir = serviceDir('grant-server-rate-limits');
-  const limits = { server: { rateLimits: { read: 100, write: 100, proof: 3, public: 100 } } };
+  const limits = { server: { rateLimits: { read: 100, write: 2, proof: 3, public: 100 } } };
 
   beforeAll(async () => {
     idp = await startIdp();
@@ -36,5 +36,13 @@ describe('rate limits across two instances on one PostgreSQL', () => {
     expect(await reveal(b, await idp.tokenFor('bob'), 6)).toBe(404);
     // Reads are still counted per instance: not part of the shared budget.
     expect((await fetch(`${a.url}/v1/me`, { headers: { authorization: `Bearer ${alice}` } })).status).toBe(200);
+  });
+
+  it('so is the write budget: the third cancel in a minute is refused on the other instance', async () => {
+    const dave = await idp.tokenFor('dave');
+    const cancel = async (server: RunningGrantServer, n: number) => (await fetch(`${server.url}/v1/requests/missing-${n}/cancel`, {
+      method: 'POST', headers: { authorization: `Bearer ${dave}`, 'content-type': 'application/json' }, body: '{}',
+    })).status;
+    expect([await cancel(a, 1), await cancel(b, 2), await cancel(a, 3)]).toEqual([404, 404, 429]);
   });
 });
