@@ -4,11 +4,11 @@
 // running countdown; the psql command copied to the browser's clipboard runs a query as pasted, with no password
 // typed; a password reveal is on the audit record; "End now" closes the tunnel and wipes the credentials; the
 // audit trail (read as carol, an admin) shows every step and its hash chain is valid.
-import keytar from 'keytar';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { approveWithCode, auditAs, connect, enrollPasskey, enrollTotp, expect, goTo, liveGrantId, psql, realStackForFile, shot, signInThroughUi, test, verifyChain, virtualAuthenticator } from './fixtures/stack';
+import { approveWithCode, auditAs, connect, enrollPasskey, enrollTotp, expect, goTo, liveGrantId, psql, realStackForFile, shot, signInThroughUi, test, verifyChain, virtualAuthenticator, keychainSecretOf } from './fixtures/stack';
 
 /** Run a command line as a user pastes it into a terminal (bash), with a timeout of its own. */
 async function shell(line: string): Promise<string> {
@@ -96,7 +96,7 @@ test('production: request with passkey step-up → two approvals with codes → 
   const command = await alice.page.evaluate(() => navigator.clipboard.readText());
   const port = Number(/127\.0\.0\.1:(\d+)/.exec((await grantCard.textContent()) ?? '')![1]);
   expect(command).toMatch(new RegExp(`^psql 'host=127\\.0\\.0\\.1 port=${port} dbname=orders user=\\S+ passfile=\\S+'$`));
-  const { dbPassword } = JSON.parse((await keytar.findCredentials(alice.keychain)).find((c) => c.account.includes(grantId))!.password);
+  const { dbPassword } = JSON.parse((await keychainSecretOf(alice.keychain, grantId))!);
   expect(command).not.toContain(dbPassword);
   expect(await shell(`${command} -At -c "select count(*) from orders where status = 'stuck'"`)).toBe('7');
   // write means write.
@@ -106,7 +106,7 @@ test('production: request with passkey step-up → two approvals with codes → 
   await expect(alice.page.getByLabel(`Password for ${ORDERS}`)).toHaveText(dbPassword);
   const uri = `postgres://${encodeURIComponent(alice.agent.state().grants.find((g) => g.grant.id === grantId)!.tunnel!.user!)}:${encodeURIComponent(dbPassword)}@127.0.0.1:${port}/orders`;
   expect(await psql(uri, 'select 1')).toBe('1');
-  expect(await keytar.findCredentials(alice.keychain)).toContainEqual(expect.objectContaining({ account: expect.stringContaining(grantId) }));
+  expect(await new KeytarSecretStore(alice.keychain).list()).toContainEqual(expect.stringContaining(grantId));
   await shot(alice.page, '12-alice-uri-copied', info);
 
   // End now: the tunnel closes, the credentials are wiped.
@@ -119,7 +119,7 @@ test('production: request with passkey step-up → two approvals with codes → 
   // The same pasted command fails now: no tunnel, and the passfile is gone with the grant.
   await expect(shell(`${command} -At -c 'select 1'`)).rejects.toThrow();
   expect(existsSync(/passfile=(\S+)'/.exec(command)![1]!)).toBe(false);
-  expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
+  expect((await new KeytarSecretStore(alice.keychain).list()).filter((a) => a.includes(grantId))).toEqual([]);
 
   // The audit trail, as carol (admin): every step of this request and grant, in order; the chain is valid.
   const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;

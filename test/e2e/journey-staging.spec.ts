@@ -1,6 +1,6 @@
 // The staging journey on the real stack: low risk, read only, auto-approved with no step-up â€” one click on
 // "Connect now" and the tunnel is open; a query runs through it; the server's audit says it was approved by policy.
-import keytar from 'keytar';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { activeId, tabTo } from './fixtures/ui';
 import { auditAs, expect, goTo, liveGrantId, psql, realStackForFile, shot, test, verifyChain } from './fixtures/stack';
 
@@ -37,7 +37,7 @@ test('staging: read-only, auto-approved, no step-up â†’ connected in one click â
   expect(await psql(uri, 'select count(*) from users')).toBe('25');
   // read only: writing is refused by the database itself.
   await expect(psql(uri, "insert into users (email) values ('x@example.com')")).rejects.toThrow(/permission denied/);
-  expect(await keytar.findCredentials(alice.keychain)).toContainEqual(expect.objectContaining({ account: expect.stringContaining(grantId) }));
+  expect(await new KeytarSecretStore(alice.keychain).list()).toContainEqual(expect.stringContaining(grantId));
 
   const requestId = alice.agent.state().grants.find((g) => g.grant.id === grantId)!.grant.requestId;
   const steps = (await auditAs(run.stack, 'carol', `&requestId=${requestId}`)).map((e) => `${e.actor}:${e.action}`);
@@ -50,7 +50,7 @@ test('staging: read-only, auto-approved, no step-up â†’ connected in one click â
   await alice.page.getByRole('dialog', { name: `End access to ${USERS} now?` }).getByRole('button', { name: 'End now' }).click();
   await expect(alice.page.getByText(/Ended by you.*tunnel closed, credentials wiped/)).toBeVisible();
   await expect(psql(uri, 'select 1')).rejects.toThrow();
-  expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
+  expect((await new KeytarSecretStore(alice.keychain).list()).filter((a) => a.includes(grantId))).toEqual([]);
   await shot(alice.page, '04-released', info);
 });
 

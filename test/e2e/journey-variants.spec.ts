@@ -2,7 +2,7 @@
 // running query; denial with a reason; a pending request that expires; break-glass; the deadline ending access
 // (tunnel closed, running session killed, credentials wiped). Two extra demo resources make the timed cases quick:
 // `Quick (staging)` (10-second grants, instant) and `Reports (production)` (asks sre-leads; requests expire in 8s).
-import keytar from 'keytar';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import { startStack, type Stack } from '../harness/stack';
 import {
   auditAs, connect, enrollPasskey, enrollTotp, goTo, journey, liveGrantId, psql, serverPost, shot, totpCode, verifyChain,
@@ -136,7 +136,7 @@ test('admin revoke in the middle of a running query: the query is killed, the UI
     await expect(alice.page.getByText(/Users \(staging\) access was revoked: incident closed/)).toBeVisible();
     await shot(alice.page, '02-revoked', info);
     await expect(connect(uri)).rejects.toThrow(/ECONNREFUSED|terminat|closed|ECONNRESET|authentication/i);
-    expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
+    expect((await new KeytarSecretStore(alice.keychain).list()).filter((a) => a.includes(grantId))).toEqual([]);
     const audit = await auditAs(stack, 'carol', `&grantId=${grantId}`);
     expect(audit.find((e) => e.action === 'grant.revoked')).toMatchObject({ actor: 'carol', reason: 'incident closed' });
   } finally {
@@ -238,6 +238,6 @@ test('the deadline ends access: tunnel closed, the running session killed, crede
   await expect(alice.page.getByText(`${QUICK} access ended — tunnel closed, credentials wiped`)).toBeVisible();
   await shot(alice.page, '02-time-ran-out', info);
   await expect(connect(uri)).rejects.toThrow(/ECONNREFUSED|terminat|closed|ECONNRESET|authentication/i);
-  expect((await keytar.findCredentials(alice.keychain)).filter((c) => c.account.includes(grantId))).toEqual([]);
+  expect((await new KeytarSecretStore(alice.keychain).list()).filter((a) => a.includes(grantId))).toEqual([]);
   expect(await verifyChain(stack)).toMatchObject({ ok: true });
 });

@@ -2,7 +2,7 @@
 // between agent and server that can be cut, and probes for what a user (or an attacker with the laptop) could still
 // use after access should have ended: a listening port, a keychain item, a database role.
 import { connect } from 'node:net';
-import keytar from 'keytar';
+import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import pg from 'pg';
 import type { Clock } from '../../shared/domain/clock';
 import { systemClock } from '../../shared/domain/clock';
@@ -83,18 +83,12 @@ export function portRefuses(port: number): Promise<boolean> {
 }
 
 /**
- * Keychain accounts (service "stint") that mention this grant. gnome-keyring may list an item that is being deleted
- * at that moment and then fail to read it ("No such secret item"): that is a deletion in progress, so look again.
+ * Keychain accounts (service "stint") that mention this grant — listed through the agent's own store, whose calls
+ * run one at a time in this process: a raw keytar listing beside the agent's deletes crashed the test worker
+ * (libsecret's "secret_value_get_text: assertion 'value' failed", then keytar reads a NULL secret).
  */
 export async function keychainItemsFor(grantId: string): Promise<string[]> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return (await keytar.findCredentials('stint')).map((c) => c.account).filter((a) => a.includes(grantId));
-    } catch (error) {
-      if (attempt >= 5 || !/No such secret item/i.test(String((error as Error).message))) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  return (await new KeytarSecretStore('stint').list()).filter((a) => a.includes(grantId));
 }
 
 export async function roleExists(stack: Stack, role: string): Promise<boolean> {
