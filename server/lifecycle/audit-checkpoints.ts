@@ -52,13 +52,14 @@ export function readCheckpoints(file: string): { checkpoints: Checkpoint[]; unre
 }
 
 /**
- * Sign the chain's current head and append it to `file`, unless the file's last checkpoint is already there. Any
- * instance may write one: they all sign the same chain.
+ * Sign the chain's current head and append it to `file`, unless the last checkpoint already names it. Any instance
+ * may write one: they all sign the same chain. `last` is what the caller already knows was written (the server's
+ * writer keeps it), so the growing file is read only when it is not known.
  */
-export async function writeCheckpoint(db: Db, privateKey: KeyObject, file: string, nowMs: number): Promise<Checkpoint | undefined> {
+export async function writeCheckpoint(db: Db, privateKey: KeyObject, file: string, nowMs: number, last?: Pick<Checkpoint, 'seq' | 'hash'>): Promise<Checkpoint | undefined> {
   const head = await db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
   if (!head) return undefined;
-  const last = readCheckpoints(file).checkpoints.at(-1);
+  last ??= readCheckpoints(file).checkpoints.at(-1);
   if (last && last.seq === Number(head.seq) && last.hash === head.hash) return undefined;
   const checkpoint = signCheckpoint(privateKey, { seq: Number(head.seq), hash: head.hash }, nowMs);
   mkdirSync(dirname(file), { recursive: true });
@@ -100,7 +101,7 @@ export function startCheckpoints(options: {
   const pollMs = Math.min(options.pollMs ?? 5_000, options.everyMs);
   let timer: TimerHandle | undefined;
   let stopped = false;
-  let last: { seq: number; atMs: number } | undefined;
+  let last: { seq: number; hash: string; atMs: number } | undefined;
   const due = async (): Promise<boolean> => {
     if (!last) return true;
     const head = await options.db.selectFrom('audit').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -111,8 +112,13 @@ export function startCheckpoints(options: {
     try {
       if (await due()) {
         const now = options.clock.now();
-        const written = await writeCheckpoint(options.db, options.privateKey, options.file, now);
-        last = written ? { seq: written.seq, atMs: now } : last ?? { seq: readCheckpoints(options.file).checkpoints.at(-1)?.seq ?? 0, atMs: now };
+        const written = await writeCheckpoint(options.db, options.privateKey, options.file, now, last);
+        if (written) last = { seq: written.seq, hash: written.hash, atMs: now };
+        else if (!last) {
+          // Nothing new to sign at start: the file's last checkpoint (if any) is where counting resumes.
+          const known = readCheckpoints(options.file).checkpoints.at(-1);
+          last = { seq: known?.seq ?? 0, hash: known?.hash ?? '', atMs: now };
+        }
       }
     } catch (error) {
       options.onError(error);
