@@ -11,11 +11,11 @@
 // factor: their next one is a first one, which needs no proof — as for any user who never had one.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { StepUpProof as StepUpProofSchema, type StepUpMethod, type StepUpProof } from '../../shared/contract/http';
+import type { StepUpMethod, StepUpProof } from '../../shared/contract/http';
 import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, RemoveFactorBody,
-  StepUpChallenge, StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
-  type StepUpFailureCode,
+  ResetChallengeBody, ResetFactorsBody, ResetFactorsResult, ResetSubject, StepUpChallenge, StepUpStatus, TotpConfirmBody,
+  TotpConfirmResult, TotpEnrollBody, TotpEnrollResult, type StepUpFailureCode,
 } from '../../shared/contract/stepup';
 import { problemStatus, type Problem, type ProblemCode } from '../../shared/contract/problem';
 import { problemBody, type DomainError } from '../errors';
@@ -82,20 +82,6 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value
 
 const enrollProof = '(after the first factor) a proof for the enroll action with a factor the user has';
 const CredentialId = z.string().min(1).max(200).describe('a credential id from GET /v1/stepup/credentials');
-// The admins' reset of a user's factors: its bodies live here, beside the routes (only admins' tools call them).
-const Subject = z.string().min(1).max(255).describe("the user's subject (`sub`), as the identity provider names them");
-const ResetChallengeBody = z.strictObject({});
-const ResetFactorsBody = z.strictObject({
-  reason: z.string().trim().min(3).max(500).describe('why (e.g. the ticket of the lost phone); on the audit record'),
-  stepUp: StepUpProofSchema.optional().describe("the admin's own proof, for a challenge from …/factors/reset/challenge"),
-});
-const ResetFactorsResult = z.object({
-  subject: z.string(),
-  removed: z.object({
-    passkeys: z.number().int(),
-    totp: z.enum(['none', 'pending', 'confirmed']).describe('the authenticator app that was removed, if any'),
-  }),
-});
 const resetProof = "a fresh proof of the admin's own, bound to resetting this user (…/factors/reset/challenge)";
 const resetRefusal = { action: 'stepup.factors.reset', message: "only administrators may reset a user's sign-in factors" };
 
@@ -272,12 +258,12 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
       method: 'POST', url: '/v1/admin/users/:sub/factors/reset/challenge', access: 'admin', rate: 'proof', refusal: resetRefusal,
       doc: {
         operationId: 'createFactorResetChallenge', summary: "A challenge for one of the admin's own factors, bound to resetting this user's factors", tags,
-        params: { sub: Subject }, body: ResetChallengeBody, response: StepUpChallenge, status: 201, problems: [400, 403, 409],
+        params: { sub: ResetSubject }, body: ResetChallengeBody, response: StepUpChallenge, status: 201, problems: [400, 403, 409],
       },
       handler: async (request, reply) => {
         const body = parse(ResetChallengeBody, request.body);
         if (!body.ok) return send(reply, body.problem);
-        const subject = parse(Subject, (request.params as { sub?: string }).sub);
+        const subject = parse(ResetSubject, (request.params as { sub?: string }).sub);
         if (!subject.ok) return send(reply, subject.problem);
         const admin = request.user.sub;
         const enrolled = await opts.service.enrolledMethods(admin);
@@ -294,12 +280,12 @@ export function declareStepUpRoutes(opts: StepUpRoutesOptions): Route[] {
       doc: {
         operationId: 'resetUserFactors',
         summary: `Remove every passkey and the authenticator app of a user who lost them (their next factor needs no proof); needs a reason and ${resetProof}`,
-        tags, params: { sub: Subject }, body: ResetFactorsBody, response: ResetFactorsResult, problems: [400, 403, 409, 410, 429],
+        tags, params: { sub: ResetSubject }, body: ResetFactorsBody, response: ResetFactorsResult, problems: [400, 403, 409, 410, 429],
       },
       handler: async (request, reply) => {
         const body = parse(ResetFactorsBody, request.body);
         if (!body.ok) return send(reply, body.problem);
-        const parsedSubject = parse(Subject, (request.params as { sub?: string }).sub);
+        const parsedSubject = parse(ResetSubject, (request.params as { sub?: string }).sub);
         if (!parsedSubject.ok) return send(reply, parsedSubject.problem);
         const subject = parsedSubject.value;
         const { reason, stepUp: proof } = body.value;

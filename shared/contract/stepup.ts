@@ -80,3 +80,19 @@ export const StepUpStatus = z.object({
   lockedUntil: Instant.optional(),
 });
 export type StepUpStatus = z.infer<typeof StepUpStatus>;
+
+// ---- an admin's reset of a user's factors (POST /v1/admin/users/:sub/factors/reset[/challenge]) ----
+export const ResetSubject = z.string().min(1).max(255).describe("the user's subject (`sub`), as the identity provider names them");
+export const ResetChallengeBody = z.strictObject({});
+export const ResetFactorsBody = z.strictObject({
+  reason: z.string().trim().min(3).max(500).describe('why (e.g. the ticket of the lost phone); on the audit record'),
+  stepUp: StepUpProof.optional().describe("the admin's own proof, for a challenge from …/factors/reset/challenge"),
+});
+export const ResetFactorsResult = z.object({
+  subject: z.string(),
+  removed: z.object({
+    passkeys: z.number().int(),
+    totp: z.enum(['none', 'pending', 'confirmed']).describe('the authenticator app that was removed, if any'),
+  }),
+});
+export type ResetFactorsResult = z.infer<typeof ResetFactorsResult>;
