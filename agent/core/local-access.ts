@@ -213,17 +213,7 @@ export class LocalAccess {
   activate(requestId: string): Promise<ConnectResult> {
     const running = this.activating.get(requestId);
     if (running) return running;
-    const work = (async () => {
-      const key = generateGrantKey();
-      let result;
-      try {
-        result = await this.options.server().activate(requestId, key.publicKey);
-      } catch (error) {
-        key.privateKey.fill(0);
-        throw error;
-      }
-      return this.hold(result.grant, result.connection, key);
-    })().finally(() => this.activating.delete(requestId));
+    const work = this.withNewKey((publicKey) => this.options.server().activate(requestId, publicKey)).finally(() => this.activating.delete(requestId));
     this.activating.set(requestId, work);
     return work;
   }
@@ -244,19 +234,22 @@ export class LocalAccess {
         ? 'This access was activated on another device: it can only be resumed there.'
         : 'This access cannot be resumed from here.'));
     }
-    const work = (async () => {
-      const key = generateGrantKey();
-      let result;
-      try {
-        result = await this.options.server().rekey(grantId, key.publicKey, stepUp);
-      } catch (error) {
-        key.privateKey.fill(0);
-        throw error;
-      }
-      return this.hold(result.grant, result.connection, key);
-    })().finally(() => this.resuming.delete(grantId));
+    const work = this.withNewKey((publicKey) => this.options.server().rekey(grantId, publicKey, stepUp)).finally(() => this.resuming.delete(grantId));
     this.resuming.set(grantId, work);
     return work;
+  }
+
+  /** A new per-grant key for the server to issue credentials to; its private half is wiped if the server refuses. */
+  private async withNewKey(issue: (publicKey: string) => Promise<{ grant: Grant; connection: Connection }>): Promise<ConnectResult> {
+    const key = generateGrantKey();
+    let result;
+    try {
+      result = await issue(key.publicKey);
+    } catch (error) {
+      key.privateKey.fill(0);
+      throw error;
+    }
+    return this.hold(result.grant, result.connection, key);
   }
 
   /** What the server handed out, once (activation or rekey): keep the secrets and open the tunnel. */
