@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { startPostgres, type PostgresInstance } from '../dev/postgres';
 import { serviceDir } from '../dev/run-dir';
-import { createPostgresProvider, type PostgresCredentialProvider } from '../server/credentials/postgres';
+import { createPostgresProvider, type PostgresCredentialProvider } from '../server/targets/postgres/provider';
 import { bastionRoutes } from '../server/bastion/routes';
 import { createDbSessionStore } from '../server/bastion/sessions';
 import { openStore } from '../server/storage/db';

@@ -7,7 +7,7 @@
 // starts in milliseconds, so a test can have one of its own.
 import { resolve } from 'node:path';
 import type { ServerConfigInput } from '../server/config';
-import { createPostgresProvider } from '../server/credentials/postgres';
+import { createPostgresProvider } from '../server/targets/postgres/provider';
 import type { Clock } from '../shared/domain/clock';
 import type { SecretStore } from '../agent/core/secrets/secret-store';
 import { Session } from '../agent/core/session';

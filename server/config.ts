@@ -4,57 +4,15 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../shared/domain/duration';
 import { StepUpMethod, StepUpMode } from '../shared/contract/http';
 import { claimPathProblem } from './identity/claim-path';
 import { unapprovable } from './lifecycle/approvability';
+import { Duration, IdString, Port, SecretRef } from './config-base';
+import { KIND_NAMES, ResourceConfig, resourceSecretRefs } from './targets/registry';
 
-/** Durations accept "90s", "15m", "1h30m", "2d" or a number of seconds; parsed to seconds. */
-export const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseDuration(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: `expected ${parsed.message}, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return parsed.seconds;
-});
-
-/**
- * A secret reference: `env:NAME` (environment variable), `file:/path` (file contents, trimmed) or a literal value.
- * Config keeps the reference; `resolveSecret` reads it when needed so `check-config` can report missing ones.
- */
-export const SecretRef = z.string().min(1, 'a secret reference: env:NAME, file:/path or a literal value');
-export type SecretRef = z.infer<typeof SecretRef>;
-
-export type SecretResolution = { ok: true; value: string } | { ok: false; code: 'secret_missing'; message: string };
-
-export function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): SecretResolution {
-  if (ref.startsWith('env:')) {
-    const name = ref.slice(4);
-    const value = env[name];
-    return value ? { ok: true, value } : { ok: false, code: 'secret_missing', message: `environment variable ${name} is not set` };
-  }
-  if (ref.startsWith('file:')) {
-    const path = ref.slice(5);
-    try {
-      return { ok: true, value: readFileSync(path, 'utf8').trim() };
-    } catch (error) {
-      return { ok: false, code: 'secret_missing', message: `cannot read secret file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}` };
-    }
-  }
-  return { ok: true, value: ref };
-}
-
-/** Resolve or throw an Error naming where the reference came from (for start-up paths). */
-export function requireSecret(ref: SecretRef, where: string, env: NodeJS.ProcessEnv = process.env): string {
-  const resolved = resolveSecret(ref, env);
-  if (!resolved.ok) throw Object.assign(new Error(`${where}: ${resolved.message}`), { code: resolved.code });
-  return resolved.value;
-}
+export { Duration, SecretRef, resolveSecret, requireSecret, type SecretResolution } from './config-base';
 
 const GroupList = z.array(z.string().min(1)).min(1, 'at least one group');
-const Port = z.number().int().min(1).max(65535);
-const IdString = z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only').max(128);
 
 const HoursWindow = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$/, 'a UTC window like 09:00-18:00');
 
@@ -101,26 +59,7 @@ export const PolicyConfig = z.strictObject({
 });
 export type PolicyConfig = z.output<typeof PolicyConfig>;
 
-export const ResourceConfig = z.strictObject({
-  id: IdString,
-  name: z.string().min(1),
-  environment: z.string().min(1),
-  sensitivity: z.enum(['low', 'medium', 'high']),
-  kind: z.literal('postgres').default('postgres'),
-  bastion: z.string().min(1),
-  target: z.strictObject({ host: z.string().min(1), port: Port.default(5432), database: z.string().min(1) }),
-  /** The server's admin connection for creating roles: `{ url: <secret ref> }` (`secretRef` is accepted as an alias). */
-  admin: z.union([
-    z.strictObject({ url: SecretRef }),
-    z.strictObject({ secretRef: SecretRef }).transform((a) => ({ url: a.secretRef })),
-  ]),
-  levels: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a lower-case level name'), z.array(z.string().min(1)).min(1, 'at least one SQL statement'))
-    .refine((levels) => Object.keys(levels).length > 0, 'at least one access level'),
-  /** CONNECTION LIMIT for the ephemeral role. */
-  connectionLimit: z.number().int().min(1).max(1000).optional(),
-  policy: z.string().min(1),
-});
-export type ResourceConfig = z.output<typeof ResourceConfig>;
+export { ResourceConfig };
 
 const HOST_KEYS_NEEDED = 'the bastion\'s host keys (ssh-keyscan -t ed25519 <host> prints them): agents never trust a host key blind';
 
@@ -281,6 +220,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return issue.message.endsWith('received undefined') ? `required (expected ${issue.expected})` : `expected ${issue.expected}${issue.message.includes('received') ? `, ${issue.message.slice(issue.message.indexOf('received'))}` : ''}`;
   }
   if (issue.code === 'invalid_format' && issue.format === 'url') return 'expected a URL like https://host';
+  if (issue.code === 'invalid_union' && 'discriminator' in issue) return `expected one of the kinds: ${KIND_NAMES.join(', ')}`;
   if (issue.code === 'invalid_union') return 'expected one of the documented shapes (see config.example.yaml)';
   return issue.message;
 }
@@ -309,7 +249,7 @@ export function secretRefs(config: ServerConfig): { where: string; ref: SecretRe
   if (config.stepup) refs.push({ where: 'stepup.totpKey', ref: config.stepup.totpKey });
   if (config.audit.checkpoints) refs.push({ where: 'audit.checkpoints.key', ref: config.audit.checkpoints.key });
   for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });
-  config.resources.forEach((r, i) => refs.push({ where: `resources[${i}].admin.url`, ref: r.admin.url }));
+  config.resources.forEach((r, i) => refs.push(...resourceSecretRefs(r, `resources[${i}]`)));
   return refs;
 }
 

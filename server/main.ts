@@ -1,5 +1,5 @@
 // `stint-server`: serve | migrate | check-config | audit verify | audit export | openapi.
-// The composition for production lives here: the PostgreSQL credential provider and WebAuthn/TOTP step-up are built
+// The composition for production lives here: the credential providers of the resource kinds and WebAuthn/TOTP step-up are built
 // from the config; tests build the server with buildServer and their own effects instead.
 import { writeFileSync, createWriteStream, readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
@@ -11,7 +11,7 @@ import { verifyAudit, toAuditEntry } from './lifecycle/audit';
 import { checkpointKey, readCheckpoints, verifyAgainstCheckpoints, writeCheckpoint } from './lifecycle/audit-checkpoints';
 import { openApiDocument } from './http/openapi';
 import { documentedRoutes } from './http/table';
-import { createPostgresProvider } from './credentials/postgres';
+import { credentialProviders } from './targets/registry';
 import { StepUpService } from './stepup/service';
 import { KyselyStepUpStore } from './stepup/store';
 import { declareStepUpRoutes } from './stepup/routes';
@@ -41,13 +41,9 @@ function flag(argv: string[], name: string): string | undefined {
   return eq?.slice(name.length + 1);
 }
 
-/** Effects for production: PostgreSQL credentials and step-up (when webauthn + stepup.totpKey are configured). */
+/** Effects for production: credentials per resource kind (server/targets) and step-up (when webauthn + stepup.totpKey are configured). */
 export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv): Pick<BuildServerOptions, 'credentials' | 'stepUp'> {
-  const resources: Parameters<typeof createPostgresProvider>[0]['resources'] = {};
-  for (const [i, r] of config.resources.entries()) {
-    resources[r.id] = { adminUrl: requireSecret(r.admin.url, `resources[${i}].admin.url`, env), database: r.target.database, levels: r.levels, connectionLimit: r.connectionLimit };
-  }
-  const credentials = config.resources.length ? createPostgresProvider({ resources }) : undefined;
+  const credentials = credentialProviders(config.resources, env);
   let stepUp: BuildServerOptions['stepUp'];
   if (config.webauthn && config.stepup) {
     const totpKey = requireSecret(config.stepup.totpKey, 'stepup.totpKey', env);

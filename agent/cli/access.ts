@@ -6,6 +6,7 @@ import type { CliAgent } from './remote-agent';
 import type { AgentState, ConnectResult, LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest } from '../../shared/contract/http';
 import { formatCountdown } from '../../shared/domain/countdown';
+import { kindWords } from '../../shared/domain/kinds';
 import type { CliContext } from './context';
 import { CliError } from './explain';
 import { proveWithCode, withStepUp } from './stepup';
@@ -51,8 +52,10 @@ function runPsql(command: string): { exited: Promise<unknown>; stop: () => void 
 async function hold(ctx: CliContext, connection: ConnectResult, psql: boolean): Promise<void> {
   const { agent, io } = ctx;
   const { uri } = await agent.api.connectionUri({ grantId: connection.grantId });
-  const command = agent.state().grants.find((g) => g.grant.id === connection.grantId)?.tunnel?.psql;
-  if (ctx.json) io.out(JSON.stringify({ ...connection, uri, ...(command ? { psql: command } : {}) }));
+  const local = agent.state().grants.find((g) => g.grant.id === connection.grantId);
+  const command = local?.tunnel?.command;
+  // The JSON names the command after its client: `psql`, `mariadb`, …
+  if (ctx.json) io.out(JSON.stringify({ ...connection, uri, ...(command ? { [kindWords(local?.grant.kind).client]: command } : {}) }));
   else {
     if (connection.message) io.err(connection.message);
     io.out(`Connected: ${uri.replace(/:[^:@/]+@/, ':••••@')}`);

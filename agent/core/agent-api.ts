@@ -5,6 +5,7 @@ import { agentApi } from '../../shared/contract/agent';
 import type { Launcher, SessionLike } from './agent';
 import { AgentError, isAgentError } from './errors';
 import type { LocalAccess } from './local-access';
+import { clientKind } from './kinds';
 import type { Publisher } from './published-state';
 import type { Requests } from './requests';
 import type { ServerLink } from './server-link';
@@ -20,7 +21,7 @@ export interface AgentApiUnits {
   launcher?: Launcher;
   link: Pick<ServerLink, 'api' | 'online' | 'reload' | 'stopStream' | 'signedOut' | 'serverChanged'>;
   requests: Pick<Requests, 'put' | 'connectWhenApproved' | 'cancelled' | 'applyRequest' | 'approvedByMe' | 'approvalGone' | 'clear'>;
-  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'psql' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
+  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'command' | 'kind' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
   vault: Pick<Vault, 'get' | 'copyUri' | 'wipeAll'>;
   published: Pick<Publisher, 'state' | 'publish'>;
 }
@@ -158,11 +159,11 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
       const secrets = u.vault.get(grantId);
       if (!secrets?.uri) throw new AgentError('not_found', 'There is no open connection for this access.');
       // Where no terminal can be opened, say exactly what to run instead.
-      const instead = u.access.psql(grantId);
+      const instead = u.access.command(grantId);
       const insteadText = instead ? ` Run this in a terminal instead: ${instead}` : ' Copy the connection URI instead.';
       if (!u.launcher) throw new AgentError('launcher_failed', `This Stint host cannot open a terminal.${insteadText}`);
       try {
-        await u.launcher.openPsql({ host: connection.host, port: connection.port, user: connection.user, database: connection.database, password: secrets.dbPassword, uri: secrets.uri });
+        await clientKind(u.access.kind(grantId)).open(u.launcher, { host: connection.host, port: connection.port, user: connection.user, database: connection.database, password: secrets.dbPassword, uri: secrets.uri }, instead);
       } catch (error) {
         if (isAgentError(error) && error.code === 'launcher_failed' && instead) throw new AgentError('launcher_failed', `${error.message.replace(/ Copy the connection URI instead\.$/, '')}${insteadText}`, error);
         throw error;

@@ -3,9 +3,11 @@
 // does: the scheduler fires, the tunnel closes, the secrets are wiped — the server is told afterwards if it can be
 // reached.
 import type { ConnectResult, LocalGrant, TunnelView } from '../../shared/contract/agent';
-import type { Connection, Grant, Resource, StepUpProof } from '../../shared/contract/http';
+import type { Connection, Grant, Resource, ResourceKind, StepUpProof } from '../../shared/contract/http';
 import type { ApiClient } from './api-client';
-import { psqlCommand, type ClientFiles } from './client-files';
+import type { ClientFiles } from './client-files';
+import { clientKind } from './kinds';
+import { kindWords } from '../../shared/domain/kinds';
 import type { Clock } from '../../shared/domain/clock';
 import type { DeadlineEvent, DeadlineScheduler } from './deadlines';
 import { AgentError, isAgentError } from './errors';
@@ -113,9 +115,14 @@ export class LocalAccess {
     return this.scheduler.localEndsAt(grantId) ?? this.grants.get(grantId)?.localEndsAt ?? this.clock.now();
   }
 
-  /** The psql command for this grant's open tunnel, if any. */
-  psql(grantId: string): string | undefined {
-    return this.grants.get(grantId)?.tunnelView?.psql;
+  /** What kind of resource the grant is for (how to connect to it: agent/core/kinds). */
+  kind(grantId: string): ResourceKind {
+    return this.grants.get(grantId)?.grant.kind ?? 'postgres';
+  }
+
+  /** The client command (psql, …) for this grant's open tunnel, if any. */
+  command(grantId: string): string | undefined {
+    return this.grants.get(grantId)?.tunnelView?.command;
   }
 
   applyGrant(grant: Grant, fromEvent: boolean): void {
@@ -325,12 +332,13 @@ export class LocalAccess {
       throw new AgentError('not_found', 'This access has ended.');
     }
     const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
-    let psql: string | undefined;
+    const client = clientKind(record.grant.kind);
+    let command: string | undefined;
     try {
-      const passfile = await this.options.clientFiles?.writePgpass(grantId, { ...target, password: secrets.dbPassword });
-      if (passfile) psql = psqlCommand(target, passfile);
+      const files = this.options.clientFiles;
+      if (files) command = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword });
     } catch (error) {
-      this.options.problem(new AgentError('launcher_failed', `The psql password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
+      this.options.problem(new AgentError('launcher_failed', `The ${kindWords(record.grant.kind).client} password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
     }
     if (record.localState !== 'active') {
       // The access ended while the file was written: its wipe may have run before the write.
@@ -341,9 +349,9 @@ export class LocalAccess {
     record.tunnel = tunnel;
     record.tunnelView = {
       status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
-      ...(psql ? { psql } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),
+      ...(command ? { command } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),
     };
-    this.vault.setUri(grantId, `postgres://${encodeURIComponent(route.dbUser)}:${encodeURIComponent(secrets.dbPassword)}@127.0.0.1:${tunnel.port}/${encodeURIComponent(route.target.database)}`);
+    this.vault.setUri(grantId, client.uri({ ...target, password: secrets.dbPassword }));
     this.options.publish();
     return result(tunnel);
   }

@@ -5,6 +5,7 @@ import type { AgentNotification, AgentState, LocalGrant } from '../../shared/con
 import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { countdownChangesInMs, formatCountdown, formatCountdownMinutes } from '../../shared/domain/countdown';
 import { formatDuration } from '../../shared/domain/duration';
+import { kindWords } from '../../shared/domain/kinds';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 
@@ -135,7 +136,7 @@ export function trayModel(state: AgentState, now: number): TrayModel {
       const open = g.local.tunnel?.status === 'open';
       const submenu: TrayMenuItem[] = open
         ? [
-            { kind: 'item', label: 'Open in psql', action: { type: 'call', method: 'openPsql', input: { grantId } } },
+            { kind: 'item', label: `Open in ${kindWords(g.local.grant.kind).client}`, action: { type: 'call', method: 'openPsql', input: { grantId } } },
             { kind: 'item', label: 'Copy connection URI', action: { type: 'call', method: 'copyConnectionUri', input: { grantId } } },
           ]
         : [{ kind: 'item', label: g.local.tunnel?.status === 'opening' ? 'Connecting…' : 'Connect', enabled: g.local.tunnel?.status !== 'opening', action: { type: 'call', method: 'connect', input: { grantId } } }];

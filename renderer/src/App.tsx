@@ -3,6 +3,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import type { AgentInput, AgentMethod, AgentNotification, AgentSettings, AgentState, NotificationAction } from '../../shared/contract/agent';
 import type { StepUpProof } from '../../shared/contract/http';
+import { kindWords } from '../../shared/domain/kinds';
 import type { AgentClient } from './agent/client';
 import { AppContextValue, type AppContext, type DialogSpec, type View } from './context';
 import { routeFrom } from './route';
@@ -263,8 +264,9 @@ const ACTION_LABELS: Record<NotificationAction, string> = {
  * has; where there is none or the browser refuses, the Active card shows the command to copy by hand.
  */
 async function copyPsqlCommand(grantId: string, ctx: AppContext): Promise<void> {
-  const command = ctx.state.grants.find((g) => g.grant.id === grantId)?.tunnel?.psql;
-  if (command && (await copyText(command))) ctx.toast({ title: 'psql command copied', body: 'Paste it into a terminal on this computer. It holds no password.', tone: 'ok' });
+  const local = ctx.state.grants.find((g) => g.grant.id === grantId);
+  const command = local?.tunnel?.command;
+  if (local && command && (await copyText(command))) ctx.toast({ title: `${kindWords(local.grant.kind).client} command copied`, body: 'Paste it into a terminal on this computer. It holds no password.', tone: 'ok' });
   else ctx.go('active');
 }
 

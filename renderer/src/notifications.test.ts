@@ -29,7 +29,7 @@ function request(id: string, patch: Partial<AccessRequest> = {}): AccessRequest 
 function grant(id: string, endsInMs: number, patch: Partial<LocalGrant> = {}, grantPatch: Partial<LocalGrant['grant']> = {}): LocalGrant {
   return {
     grant: {
-      id, requestId: `req-of-${id}`, owner: 'alice', resourceId: 'prod-orders', level: 'read', state: 'active', startsAt: iso(T0),
+      id, requestId: `req-of-${id}`, owner: 'alice', resourceId: 'prod-orders', kind: 'postgres', level: 'read', state: 'active', startsAt: iso(T0),
       endsAt: iso(T0 + endsInMs), extendedSeconds: 0, revocation: 'none', breakGlass: false, ...grantPatch,
     },
     localEndsAt: iso(T0 + endsInMs), localState: 'active', phase: 'active', ...patch,

@@ -114,6 +114,7 @@ export class Activation {
         revocation: 'none', revoke_attempts: 0, next_revoke_at: null, last_revoke_error: null, db_username: null,
         key_type: keyType, key_base64: keyBase64, device_id: body.deviceId ?? row.device_id ?? null, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
         target_port: entry.resource.target.port, break_glass: row.break_glass, policy_version: row.policy_version,
+        kind: entry.resource.kind,
       };
       // Two statements, each its own check: the insert meets the unique index on active grants' keys (migration
       // 0004: also between instances), and the update takes the request only while it is approved without a grant.

@@ -1,6 +1,6 @@
 // Read views: requests and grants as the API shows them (toRequest, toGrant), the events a change emits about them,
 // and the reads behind the list and get routes. Nothing here changes a row but the audit of a refused read.
-import type { AccessRequest, Grant, GrantState, Me, RequestState, StepUpMethod } from '../../shared/contract/http';
+import type { AccessRequest, Grant, GrantState, Me, RequestState, ResourceKind, StepUpMethod } from '../../shared/contract/http';
 import type { Db } from '../storage/db';
 import type { AuthUser } from '../identity/user';
 import { ok, type Outcome } from '../errors';
@@ -138,6 +138,7 @@ export function toGrant(row: GrantRow): Grant {
     requestId: row.request_id,
     owner: row.owner,
     resourceId: row.resource_id,
+    kind: row.kind as ResourceKind,
     level: row.level,
     state: row.state as GrantState,
     startsAt: iso(row.starts_at)!,

@@ -251,4 +251,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('rate_limits').ifExists().execute();
     },
   },
+  '0009_grants_kind': {
+    // The kind of resource a grant is for (postgres, mariadb, …), kept on the grant as issued: the agent and the
+    // tray learn from it how to connect, and it still says what the grant was after the config changes. Grants from
+    // before kinds existed were all PostgreSQL.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('kind', 'varchar(32)', (c) => c.notNull().defaultTo('postgres')).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('grants').dropColumn('kind').execute();
+    },
+  },
 };

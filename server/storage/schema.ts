@@ -69,6 +69,8 @@ export interface GrantsTable {
   target_port: number;
   break_glass: number;
   policy_version: number;
+  /** The resource's kind when the grant was issued (shared/contract/kinds.ts). */
+  kind: string;
 }
 
 export interface AuditTable {

@@ -48,10 +48,11 @@ export const TunnelView = z.object({
   message: z.string().optional(),
   connections: z.number().int().nonnegative(),
   /**
-   * A psql command that connects through this tunnel with no password typed: libpq reads it from this grant's 0600
-   * passfile in the agent's data dir (wiped with the grant). Holds no secret; for the user to copy and run.
+   * The client command (psql, mariadb, … as the grant's kind has it) that connects through this tunnel with no
+   * password typed: the client reads it from this grant's 0600 file in the agent's data dir (wiped with the grant).
+   * Holds no secret; for the user to copy and run.
    */
-  psql: z.string().optional(),
+  command: z.string().optional(),
   /** What a GUI client needs besides host and port (the password only through revealPassword). */
   database: z.string().optional(),
   user: z.string().optional(),

@@ -4,8 +4,10 @@
 // responses are not, so a newer server can add fields without breaking an older agent.
 import { z } from 'zod';
 import { Instant, StepUpMethod } from './primitives';
+import { ResourceKind } from './kinds';
 
 export { Instant, StepUpMethod } from './primitives';
+export { ResourceKind } from './kinds';
 /** The one problem shape of every answer that is not a success: see problem.ts. */
 export { Problem } from './problem';
 
@@ -51,7 +53,7 @@ export const Resource = z.object({
   name: z.string(),
   environment: z.string(),
   sensitivity: z.enum(['low', 'medium', 'high']),
-  kind: z.literal('postgres'),
+  kind: ResourceKind,
   levels: z.array(z.string()).min(1),
   database: z.string(),
   policy: PolicySummary,
@@ -103,6 +105,8 @@ export const Grant = z.object({
   requestId: Id,
   owner: z.string(),
   resourceId: Id,
+  /** What the grant reaches, so the agent knows how to connect to it (older servers knew only PostgreSQL). */
+  kind: ResourceKind.default('postgres'),
   level: z.string(),
   state: GrantState,
   startsAt: Instant,

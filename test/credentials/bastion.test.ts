@@ -17,7 +17,7 @@ import { bastionRoutes } from '../../server/bastion/routes';
 import { createDbSessionStore } from '../../server/bastion/sessions';
 import { openStore, type Store } from '../../server/storage/db';
 import { startCompanion, type Companion, type EndedEvent, type SessionsEndedReport } from '../../server/bastion/companion';
-import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/credentials/postgres';
+import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
 import { MemoryLookup } from '../../dev/memory-lookup';
 import {
   installKeysCommand, newClientKey, sshConnect, forwardOut, localTunnel, sshExec,

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { createPostgresProvider, scramVerifier, type PostgresCredentialProvider } from '../../server/credentials/postgres';
+import { createPostgresProvider, scramVerifier, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
 import { CredentialError } from '../../server/credentials/errors';
 
 let db: PostgresInstance;

@@ -11,7 +11,7 @@ import { startPostgres, type PostgresInstance } from '../../dev/postgres';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { BASTION_TOKEN, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
 import { freePort } from '../../dev/ports';
-import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/credentials/postgres';
+import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
 import { clientFor, ed25519PublicKeyLine, Tokens } from '../server/helpers';
 
 const LEVELS = { read: ['GRANT CONNECT ON DATABASE {{database}} TO {{role}}', 'GRANT USAGE ON SCHEMA public TO {{role}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}'] };

@@ -168,7 +168,7 @@ test('active grant: copy the psql command, reveal the password, open psql, exten
   // The psql command goes to the browser's own clipboard (the web host has no other); it holds no password.
   await page.getByRole('button', { name: 'Copy psql command for prod-orders' }).click();
   await expect(page.getByText('psql command copied')).toBeVisible();
-  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.psql);
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.command);
   await expect(page.getByText('stint_alice', { exact: true })).toBeVisible();
   // The password only on an explicit reveal.
   await expect(page.getByText('scripted-password')).toHaveCount(0);
@@ -323,7 +323,7 @@ test('notifications become toasts with their actions, problems become dismissibl
   await expect(toast).toContainText('127.0.0.1:15432, 1h');
   await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
   await toast.getByRole('button', { name: 'Copy psql command' }).click();
-  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.psql);
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(local.tunnel!.command);
   await expect(toast).toHaveCount(0);
 
   agent.emit({ type: 'problem', problem: localProblem('server_unreachable', 'The server can’t be reached — your active access still ends on time.') });

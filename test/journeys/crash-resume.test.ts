@@ -82,8 +82,8 @@ describe('journey: take a grant back after a crash', () => {
     const shown = b.agent.state().grants.find((g) => g.grant.id === a.grantId)!;
     expect(shown.leftFromBefore).toBeUndefined();
     expect(shown.grant.endsAt).toBe(before.endsAt); // the same grant, the same end
-    expect(shown.tunnel).toMatchObject({ status: 'open', port: resumed.port, psql: expect.stringMatching(/^psql '/) });
-    expect(await sh(`${shown.tunnel!.psql!} -At -c 'select count(*) from users'`)).toBe('25');
+    expect(shown.tunnel).toMatchObject({ status: 'open', port: resumed.port, command: expect.stringMatching(/^psql '/) });
+    expect(await sh(`${shown.tunnel!.command!} -At -c 'select count(*) from users'`)).toBe('25');
     expect(await keychainItemsFor(a.grantId)).toEqual([`grant:${a.grantId}`]);
 
     // The crashed run's password is dead: the session it opened was ended, and it logs in no more.
@@ -94,7 +94,7 @@ describe('journey: take a grant back after a crash', () => {
     expect(audit[0]).toMatchObject({ actor: 'alice', detail: { deviceId: DEVICE, keyType: 'ssh-ed25519' } });
 
     await b.agent.api.release({ grantId: a.grantId });
-    await expect(sh(`${shown.tunnel!.psql!} -At -c 'select 1'`)).rejects.toThrow();
+    await expect(sh(`${shown.tunnel!.command!} -At -c 'select 1'`)).rejects.toThrow();
   }, 60_000);
 
   it('from a terminal: `stint grants` lists it as left from before, `stint resume` takes it back and holds the tunnel', async () => {

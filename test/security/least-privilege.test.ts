@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startStack, type Stack } from '../harness/stack';
-import { createPostgresProvider } from '../../server/credentials/postgres';
+import { createPostgresProvider } from '../../server/targets/postgres/provider';
 
 let stack: Stack;
 beforeAll(async () => { stack = await startStack(); }, 120_000);

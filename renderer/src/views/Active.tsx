@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import type { LocalGrant } from '../../../shared/contract/agent';
+import { kindWords } from '../../../shared/domain/kinds';
 import { useApp } from '../context';
 import { countdownChangesInMs, formatCountdown, formatWhen } from '../format';
 import { isLive } from '../policy';
@@ -56,8 +57,8 @@ export function Active() {
               <div className="actions">
                 {open_ ? (
                   <>
-                    <button type="button" aria-label={`Open ${name} in psql`}
-                      onClick={() => run('openPsql', { grantId: g.id })}>Open in psql</button>
+                    <button type="button" aria-label={`Open ${name} in ${kindWords(g.kind).client}`}
+                      onClick={() => run('openPsql', { grantId: g.id })}>Open in {kindWords(g.kind).client}</button>
                   </>
                 ) : (
                   <button type="button" className="primary" aria-label={`Connect to ${name}`}

@@ -1,9 +1,10 @@
-// How to use an open tunnel: the psql command to paste (it names the grant's passfile, so no password is typed and
+// How to use an open tunnel: the client command to paste (psql, … : it names the grant's client file, so no password is typed and
 // none is on the clipboard), what a GUI client needs, and the password itself only on an explicit, audited reveal
 // that hides again when the access ends. Copying goes through the browser's Clipboard API (the web host has no
 // other clipboard); where that is refused, the text is selected for the user to copy by hand.
 import { useEffect, useRef, useState } from 'react';
 import type { LocalGrant } from '../../../shared/contract/agent';
+import { kindWords } from '../../../shared/domain/kinds';
 import { useApp } from '../context';
 
 /** Copy `text`; false when the browser refused (permission, no secure context, no focus). */
@@ -28,6 +29,7 @@ function selectContents(element: HTMLElement | null): void {
 export function ConnectionDetails({ local, name }: { local: LocalGrant; name: string }) {
   const { run, toast } = useApp();
   const tunnel = local.tunnel;
+  const { client } = kindWords(local.grant.kind);
   const commandRef = useRef<HTMLElement>(null);
   const [copyRefused, setCopyRefused] = useState(false);
   const [password, setPassword] = useState<{ value: string; endsAt: number } | undefined>();
@@ -41,21 +43,21 @@ export function ConnectionDetails({ local, name }: { local: LocalGrant; name: st
 
   return (
     <div className="connection" aria-label={`How to connect to ${name}`}>
-      {tunnel.psql && (
+      {tunnel.command && (
         <>
           <p className="connection-label">Run in a terminal (no password to type):</p>
-          <pre className="command"><code ref={commandRef} aria-label={`psql command for ${name}`}>{tunnel.psql}</code></pre>
+          <pre className="command"><code ref={commandRef} aria-label={`${client} command for ${name}`}>{tunnel.command}</code></pre>
           <div className="actions">
-            <button type="button" className="primary" aria-label={`Copy psql command for ${name}`}
+            <button type="button" className="primary" aria-label={`Copy ${client} command for ${name}`}
               onClick={async () => {
-                if (await copyText(tunnel.psql!)) {
+                if (await copyText(tunnel.command!)) {
                   setCopyRefused(false);
-                  toast({ title: 'psql command copied', body: 'Paste it into a terminal on this computer. It holds no password.', tone: 'ok' });
+                  toast({ title: `${client} command copied`, body: 'Paste it into a terminal on this computer. It holds no password.', tone: 'ok' });
                 } else {
                   setCopyRefused(true);
                   selectContents(commandRef.current);
                 }
-              }}>Copy psql command</button>
+              }}>Copy {client} command</button>
           </div>
           {copyRefused && <p className="notice" role="status">This browser did not let Stint use the clipboard. The command above is selected: copy it with Ctrl+C (⌘C on a Mac).</p>}
         </>

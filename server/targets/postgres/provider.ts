@@ -4,9 +4,9 @@
 import { randomBytes, randomInt, pbkdf2, createHash, createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import type { CredentialProvider, IssueInput, IssuedCredential } from './provider';
-import { systemClock, type Clock } from '../../shared/domain/clock';
-import { CredentialError, fromPgError } from './errors';
+import type { CredentialProvider, IssueInput, IssuedCredential } from '../../credentials/provider';
+import { systemClock, type Clock } from '../../../shared/domain/clock';
+import { CredentialError, fromPgError } from '../../credentials/errors';
 
 const pbkdf2Async = promisify(pbkdf2);
 

@@ -1,0 +1,13 @@
+// The agent's module per resource kind (see kind.ts). Adding a kind: its module here and its words in
+// shared/domain/kinds.ts.
+import type { ResourceKind } from '../../../shared/contract/kinds';
+import type { ClientKind } from './kind';
+import { postgresClient } from './postgres';
+
+const CLIENTS: Record<ResourceKind, ClientKind> = {
+  postgres: postgresClient,
+};
+
+export function clientKind(kind: ResourceKind): ClientKind {
+  return CLIENTS[kind];
+}

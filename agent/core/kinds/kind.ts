@@ -1,0 +1,18 @@
+// What the agent knows about connecting to one kind of resource once its tunnel is open: which files the client
+// reads (written 0600 in the grant's folder of the agent's data dir, wiped with the grant), the command the user
+// copies (no secret in it), the URI for GUI clients, and how a terminal opens the client. One module per kind in
+// this folder, listed in index.ts; the tunnel and the grant's life are the same for every kind (local-access.ts).
+import type { Launcher, PsqlTarget } from '../agent';
+import type { ClientFiles } from '../client-files';
+
+/** Where the client connects: the tunnel's local end and the grant's user. */
+export interface ClientTarget { host: string; port: number; database: string; user: string }
+
+export interface ClientKind {
+  /** Write the grant's client files and return the command that connects with them, as the user would paste it. */
+  writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }): Promise<string>;
+  /** The connection URI for GUI clients; it holds the password (the vault keeps it). */
+  uri(target: ClientTarget & { password: string }): string;
+  /** Open the client in a terminal; `command` is what writeClientFiles returned, when the files could be written. */
+  open(launcher: Launcher, target: PsqlTarget, command: string | undefined): Promise<void>;
+}

@@ -1,0 +1,64 @@
+// The resource kinds the server knows, in one list: the config's resource schema is their union (on `kind`, which
+// defaults to postgres), and the credentials of a config are one provider that hands each call to the provider of
+// its resource's kind. Adding a kind: a folder under server/targets/, a line in each list here, and its name in
+// shared/contract/kinds.ts. Nothing in the lifecycle changes.
+import { z } from 'zod';
+import type { SecretRef } from '../config-base';
+import type { CredentialProvider } from '../credentials/provider';
+import { CredentialError } from '../credentials/errors';
+import type { TargetKind } from './kind';
+import { PostgresResource } from './postgres/config';
+import { postgresKind } from './postgres';
+
+export const ResourceConfig = z.discriminatedUnion('kind', [PostgresResource]);
+export type ResourceConfig = z.output<typeof ResourceConfig>;
+
+type KindOf<K extends ResourceConfig['kind']> = Extract<ResourceConfig, { kind: K }>;
+const KINDS: { [K in ResourceConfig['kind']]: TargetKind<KindOf<K>> } = {
+  postgres: postgresKind,
+};
+
+/** The kinds a resource may be, as the config's error messages list them. */
+export const KIND_NAMES = Object.keys(KINDS) as ResourceConfig['kind'][];
+
+function kindOf<R extends ResourceConfig>(resource: R): TargetKind<R> {
+  return KINDS[resource.kind] as unknown as TargetKind<R>;
+}
+
+export function resourceSecretRefs(resource: ResourceConfig, where: string): { where: string; ref: SecretRef }[] {
+  return kindOf(resource).secretRefs(resource, where);
+}
+
+/**
+ * One provider for every resource of the config: each call goes to the provider of its resource's kind (made once
+ * per kind that has resources); start-up checks and close cover them all. Undefined when there are no resources.
+ */
+export function credentialProviders(resources: ResourceConfig[], env: NodeJS.ProcessEnv): CredentialProvider | undefined {
+  if (resources.length === 0) return undefined;
+  const byKind = new Map<string, { resource: ResourceConfig; where: string }[]>();
+  resources.forEach((resource, i) => byKind.set(resource.kind, [...(byKind.get(resource.kind) ?? []), { resource, where: `resources[${i}]` }]));
+  const providers = new Map<string, CredentialProvider>();
+  for (const [kind, list] of byKind) providers.set(kind, kindOf(list[0]!.resource).provider(list as never, env));
+  const kindById = new Map(resources.map((r) => [r.id, r.kind]));
+  return routeByResource(providers, (resourceId) => kindById.get(resourceId));
+}
+
+/** A provider that passes each call to the provider of its resource's kind. */
+export function routeByResource(providers: ReadonlyMap<string, CredentialProvider>, kindOfResource: (resourceId: string) => string | undefined): CredentialProvider {
+  if (providers.size === 1) return [...providers.values()][0]!;
+  const pick = (resourceId: string): CredentialProvider => {
+    const provider = providers.get(kindOfResource(resourceId) ?? '');
+    if (!provider) throw new CredentialError('unknown_resource', `no resource "${resourceId}" is configured`);
+    return provider;
+  };
+  const all = [...providers.values()];
+  return {
+    kind: [...providers.keys()].join('+'),
+    issue: (input) => pick(input.resourceId).issue(input),
+    extend: (input) => pick(input.resourceId).extend(input),
+    rotate: (input) => pick(input.resourceId).rotate(input),
+    revoke: (input) => pick(input.resourceId).revoke(input),
+    isolationProblems: async () => (await Promise.all(all.map((p) => p.isolationProblems?.() ?? []))).flat(),
+    close: async () => { await Promise.all(all.map((p) => p.close())); },
+  };
+}

@@ -1,0 +1,19 @@
+// The words for each resource kind, the same in the tray, the windows and the CLI: what the thing is called and the
+// command-line client that opens it.
+import type { ResourceKind } from '../contract/kinds';
+
+export interface KindWords {
+  /** What it is, for people: "PostgreSQL". */
+  name: string;
+  /** The client its connect command runs: "psql". */
+  client: string;
+}
+
+export const KIND_WORDS: Record<ResourceKind, KindWords> = {
+  postgres: { name: 'PostgreSQL', client: 'psql' },
+};
+
+/** The words for a grant or resource of this kind (PostgreSQL's for an older server that did not say). */
+export function kindWords(kind: ResourceKind | undefined): KindWords {
+  return KIND_WORDS[kind ?? 'postgres'];
+}
