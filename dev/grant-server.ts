@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, type BuildServerOptions, type GrantServer } from '../server/app';
-import { parseConfig, validateConfig, type ServerConfig, type ServerConfigInput } from '../server/config';
+import { loadConfig, parseConfig, validateConfig, type ServerConfig, type ServerConfigInput } from '../server/config';
 import type { Lifecycle } from '../server/lifecycle/service';
 import type { Clock } from '../shared/domain/clock';
 import type { CredentialProvider } from '../server/credentials/provider';
@@ -112,6 +112,10 @@ export interface StartOptions {
   bus?: BuildServerOptions['bus'];
   /** Listen here (default: a free port), e.g. because a `config` given whole names its own URL. */
   port?: number;
+  /** Read the config from this file, which the server then reloads from (watched, SIGHUP, admin API). */
+  configPath?: string;
+  /** The reload's debounce, ms (buildServer's configDebounceMs). */
+  configDebounceMs?: number;
 }
 
 export interface RunningGrantServer {
@@ -144,6 +148,7 @@ export async function defaultStorageUrl(dataDir: string): Promise<string> {
 }
 
 async function resolveConfig(options: StartOptions, dataDir: string, port: number): Promise<ServerConfig> {
+  if (options.configPath) return loadConfig(options.configPath);
   if (options.configYaml) return parseConfig(options.configYaml, 'test config');
   const base = options.config ?? testConfig(options.idp, await defaultStorageUrl(dataDir), port);
   return validateConfig(merge(base, options.overrides), 'test config');
@@ -155,6 +160,7 @@ export async function startGrantServer(options: StartOptions): Promise<RunningGr
   const config = await resolveConfig(options, dataDir, port);
   const server = await buildServer({
     config, credentials: options.credentials, stepUp: options.stepUp, clock: options.clock, sweepEveryMs: options.sweepEveryMs, bus: options.bus,
+    configPath: options.configPath, configDebounceMs: options.configDebounceMs,
     env: { ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders', ...(options.env ?? {}) },
   });
   await server.app.listen({ host: '127.0.0.1', port });

@@ -27,6 +27,8 @@ import { rateLimitGuards } from './http/rate-limits';
 import { checkpointKey, startCheckpoints } from './lifecycle/audit-checkpoints';
 import { SseHub } from './http/sse';
 import { routeTable } from './http/table';
+import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/reload';
+import { policyRoutes } from './policy/routes';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -55,6 +57,15 @@ export interface BuildServerOptions {
   env?: NodeJS.ProcessEnv;
   /** Safety-net sweep interval in ms (default 5000). */
   sweepEveryMs?: number;
+  /**
+   * The file `config` was read from: the server reloads its policies, resources and bastions from it when it changes
+   * (watched), on `reload()` (SIGHUP in main.ts) and on the admin route (#25).
+   */
+  configPath?: string;
+  /** How long the file must be quiet before a change is reloaded, ms (default 300). */
+  configDebounceMs?: number;
+  /** Effects built from the reloadable sections, told of a reload once it is applied (e.g. the credential provider's resources). */
+  reconfigure?: (config: ServerConfig) => void;
 }
 
 export interface GrantServer {
@@ -69,6 +80,8 @@ export interface GrantServer {
   declared: Route[];
   /** Every route the router registered, with its declared access. */
   served: ServedRoute[];
+  /** Reload the config file now (the SIGHUP path and the admin route use it too). */
+  reload(trigger: ReloadTrigger, actor?: string): Promise<ReloadResult>;
   close(): Promise<void>;
 }
 
@@ -150,7 +163,24 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // ---- bastions authenticate themselves with their own tokens, outside user authentication
   const bastionTokens: Record<string, { token: string; users: string[] }> = {};
   // Each bastion serves keys only for its configured login user: a grant's key opens nothing as another account.
-  for (const [id, bastion] of Object.entries(config.bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
+  // Refilled in place on a reload: the guard holds this very object.
+  const setBastionTokens = (bastions: ServerConfig['bastions']) => {
+    for (const id of Object.keys(bastionTokens)) delete bastionTokens[id];
+    for (const [id, bastion] of Object.entries(bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
+  };
+  setBastionTokens(config.bastions);
+
+  // ---- policy as code: reload of the config file (#25)
+  const reloader = new ConfigReloader({
+    path: opts.configPath, env: opts.env, log, metrics,
+    running: () => lifecycle.catalog.config,
+    apply: (next, reload) => lifecycle.applyConfig(next, reload),
+    applied: (next) => {
+      setBastionTokens(next.bastions);
+      opts.reconfigure?.(next);
+    },
+    audit: (entry) => lifecycle.mutate(({ audit }) => audit({ ...entry, at: clock.now() })),
+  });
   const bastion = declareBastionRoutes({ lookup: lifecycle, sessions: createDbSessionStore(store.db, { clock }) });
   bastion.start(app);
 
@@ -160,6 +190,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   const declared = routeTable({
     config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi,
     stepUp: stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit }), bastion: bastion.routes,
+    policy: policyRoutes({ reloader, versions: lifecycle.policyVersions, catalog: () => lifecycle.catalog }),
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });
   // Proof and write counters go in the shared database when several instances may serve one caller.
@@ -179,6 +210,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   app.addHook('preClose', async () => sse.closeAll());
 
   await lifecycle.start();
+  const stopWatching = config.server.watchConfig ? reloader.watch(opts.configDebounceMs) : () => {};
   const checkpoints = config.audit.checkpoints;
   const stopCheckpoints = checkpoints ? startCheckpoints({
     db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, afterEntries: checkpoints.afterEntries, clock,
@@ -192,10 +224,12 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   let closed = false;
   return {
     app, lifecycle, store, metrics, bus, routes, declared, served,
+    reload: (trigger, actor) => reloader.reload(trigger, actor),
     close: async () => {
       if (closed) return;
       closed = true;
       sse.closeAll();
+      stopWatching();
       stopCheckpoints?.();
       await app.close();
       await lifecycle.stop();

@@ -101,6 +101,8 @@ export const ServerConfig = z.strictObject({
     bodyLimitBytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
     heartbeatSeconds: z.number().positive().default(15),
     rateLimits: RateLimits.default(RateLimits.parse({})),
+    /** Reload policies, resources and bastions when the config file changes (SIGHUP and the admin API always can). */
+    watchConfig: z.boolean().default(true),
   }),
   identity: z.strictObject({
     issuer: z.url(),

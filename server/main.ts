@@ -11,10 +11,11 @@ import { verifyAudit, toAuditEntry } from './lifecycle/audit';
 import { checkpointKey, readCheckpoints, verifyAgainstCheckpoints, writeCheckpoint } from './lifecycle/audit-checkpoints';
 import { openApiDocument } from './http/openapi';
 import { documentedRoutes } from './http/table';
-import { credentialProviders } from './targets/registry';
 import { StepUpService } from './stepup/service';
 import { KyselyStepUpStore } from './stepup/store';
 import { declareStepUpRoutes } from './stepup/routes';
+import { policyCheck, policyHistory } from './policy/cli';
+import { reloadableCredentials } from './policy/reloadable-credentials';
 
 export interface Io {
   out: (line: string) => void;
@@ -31,6 +32,8 @@ const USAGE = `usage: stint-server <command> [--config <file>]
   audit verify   check the audit hash chain (and the signed checkpoints, when configured); reports the first broken link
   audit checkpoint  sign the chain's head now and append it to audit.checkpoints.file
   audit export   write the audit log as JSON lines (--out <file>, default stdout)
+  policy check FILE [--config CURRENT]  validate FILE; with CURRENT, show what a reload to FILE would change
+  policy history [--policy ID] [--limit N]  the recorded policy versions, newest first, with diffs
   openapi        write the OpenAPI document (--out <file>, default stdout)
 The config file may also be given as STINT_CONFIG.`;
 
@@ -41,9 +44,9 @@ function flag(argv: string[], name: string): string | undefined {
   return eq?.slice(name.length + 1);
 }
 
-/** Effects for production: credentials per resource kind (server/targets) and step-up (when webauthn + stepup.totpKey are configured). */
-export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv): Pick<BuildServerOptions, 'credentials' | 'stepUp'> {
-  const credentials = credentialProviders(config.resources, env);
+/** Effects for production: credentials per resource kind (server/targets), following reloads, and step-up (when webauthn + stepup.totpKey are configured). */
+export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv): Pick<BuildServerOptions, 'credentials' | 'stepUp' | 'reconfigure'> {
+  const credentials = reloadableCredentials(config.resources, env);
   let stepUp: BuildServerOptions['stepUp'];
   if (config.webauthn && config.stepup) {
     const totpKey = requireSecret(config.stepup.totpKey, 'stepup.totpKey', env);
@@ -54,7 +57,7 @@ export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv):
       return { gate: service, routes: (deps) => declareStepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit, firstFactorWindowMs: stepup.firstFactorWindow * 1000, now: () => clock.now() }) };
     };
   }
-  return { credentials, stepUp };
+  return { credentials: credentials.provider, stepUp, reconfigure: (next) => credentials.reconfigure(next) };
 }
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
@@ -72,6 +75,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return 0;
   }
   const path = flag(argv, '--config') ?? io.env.STINT_CONFIG;
+  if (command === 'policy' && sub === 'check') {
+    const file = argv[2];
+    if (!file || file.startsWith('--')) {
+      io.err('usage: stint-server policy check FILE [--config CURRENT]');
+      return 2;
+    }
+    return policyCheck(file, path, io);
+  }
   if (!path) {
     io.err('stint-server: --config <file> (or STINT_CONFIG) is required');
     return 2;
@@ -161,18 +172,28 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         await store.close();
       }
     }
+    case 'policy': {
+      if (sub !== 'history') {
+        io.err('usage: stint-server policy check FILE [--config CURRENT] | policy history [--policy ID] [--limit N] --config FILE');
+        return 2;
+      }
+      return policyHistory(config, { policyId: flag(argv, '--policy'), limit: Number(flag(argv, '--limit') ?? 20) }, io);
+    }
     case 'serve': {
       let server: Awaited<ReturnType<typeof buildServer>>;
       try {
-        server = await buildServer({ config, ...productionEffects(config, io.env), logger: { level: io.env.STINT_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, env: io.env });
+        server = await buildServer({ config, configPath: path, ...productionEffects(config, io.env), logger: { level: io.env.STINT_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, env: io.env });
       } catch (error) {
         io.err(`stint-server: cannot start: ${(error as Error).message}`);
         return 1;
       }
       await server.app.listen({ host: config.server.listen.host, port: config.server.listen.port });
       io.out(`stint-server listening on ${config.server.listen.host}:${(server.app.server.address() as { port: number }).port}`);
+      // SIGHUP reloads policies, resources and bastions from the file (the reload logs what it did or refused).
+      const hup = () => { void server.reload('signal').catch((error: unknown) => io.err(`stint-server: reload failed: ${(error as Error).message}`)); };
+      process.on('SIGHUP', hup);
       await new Promise<void>((resolve) => {
-        const stop = () => { void server.close().finally(resolve); };
+        const stop = () => { process.off('SIGHUP', hup); void server.close().finally(resolve); };
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });

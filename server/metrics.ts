@@ -13,6 +13,15 @@ export class Metrics {
   readonly issueFailures = new Counter({ name: 'stint_credential_issue_failures_total', help: 'Failed credential issues at activation', labelNames: ['resource'], registers: [this.registry] });
   readonly writeBatch = new Histogram({ name: 'stint_write_batch_changes', help: 'Changes grouped into one storage commit', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [this.registry] });
   readonly sseClients = new Gauge({ name: 'stint_sse_clients', help: 'Connected event streams', registers: [this.registry] });
+  // ---- what admins watch (#25); the gauges are read from storage at each scrape (http/table.ts)
+  readonly requestsPending = new Gauge({ name: 'stint_requests_pending', help: 'Requests waiting, by state (pending_stepup, pending_approval)', labelNames: ['state'], registers: [this.registry] });
+  readonly grantsActive = new Gauge({ name: 'stint_grants_active', help: 'Active grants', registers: [this.registry] });
+  readonly revocationBacklogAge = new Gauge({ name: 'stint_revocation_backlog_age_seconds', help: 'How long the oldest ended grant has waited for its credentials to be revoked (0 when none waits)', registers: [this.registry] });
+  readonly stepUpFailures = new Counter({ name: 'stint_stepup_failures_total', help: 'Refused step-up proofs, by what they were for and why', labelNames: ['kind', 'code'], registers: [this.registry] });
+  readonly auditStreamed = new Counter({ name: 'stint_audit_stream_sent_total', help: 'Audit entries and checkpoints delivered to a stream sink', labelNames: ['sink'], registers: [this.registry] });
+  readonly auditStreamDropped = new Counter({ name: 'stint_audit_stream_dropped_total', help: 'Audit entries and checkpoints a stream sink lost (queue full or delivery failed); the database keeps them', labelNames: ['sink'], registers: [this.registry] });
+  readonly policyVersion = new Gauge({ name: 'stint_policy_version_info', help: 'The running version of each policy (value 1), with its content hash', labelNames: ['policy', 'version', 'hash'], registers: [this.registry] });
+  readonly configReloads = new Counter({ name: 'stint_config_reloads_total', help: 'Config reloads by trigger (file, signal, api) and outcome (applied, unchanged, refused)', labelNames: ['trigger', 'outcome'], registers: [this.registry] });
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

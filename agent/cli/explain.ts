@@ -66,6 +66,7 @@ const WORDS: Record<ProblemCode, Words> = {
   token_wrong_issuer: is('The server does not accept sign-ins from this sign-in service.', `${ADMIN} (identity.issuer and stint's --issuer disagree)`),
   idp_unavailable: is('The server cannot check your sign-in right now: the sign-in service does not answer it.', RETRY),
   admin_only: is('Only Stint administrators may do that.'),
+  config_reload_refused: is('The config file was not applied: it has errors (listed above); the running policies stay as they were.', 'Fix the file, check it with `stint-server policy check FILE --config CURRENT`, then reload again.'),
   resource_not_found: is('There is no such resource that you may request.', 'See `stint resources`.'),
   request_not_found: is('There is no such request that you can see.', 'Check the id with `stint approvals`.'),
   grant_not_found: is('There is no such access of yours.', 'Check with `stint grants`.'),

@@ -29,6 +29,7 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   token_wrong_issuer: is('The Stint server doesn’t accept sign-ins from this sign-in service. Tell your Stint administrator.'),
   idp_unavailable: is(`The Stint server can’t check your sign-in right now. ${AGAIN}`),
   admin_only: is('Only Stint administrators can do that.'),
+  config_reload_refused: is('The config file was not applied: it has errors. The running policies stay as they were.'),
   resource_not_found: is('That resource isn’t one you can request (any more).'),
   request_not_found: is('That request isn’t there any more, or isn’t one you can see.'),
   grant_not_found: is('That access isn’t one of yours, or isn’t there any more.'),

@@ -44,7 +44,7 @@ export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType 
   handler: (ctx: RouteContext<z.output<B>, z.output<Q>>) => Promise<Outcome<unknown>>;
 }
 
-function route<B extends z.ZodType, Q extends z.ZodType>(spec: RouteSpec<B, Q>): RouteSpec {
+export function route<B extends z.ZodType, Q extends z.ZodType>(spec: RouteSpec<B, Q>): RouteSpec {
   return spec as unknown as RouteSpec;
 }
 

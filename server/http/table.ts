@@ -17,6 +17,9 @@ import { sendProblem } from './problem';
 import type { Route } from './router';
 import { apiRoutes, type RouteSpec } from './routes';
 import type { SseHub } from './sse';
+import { policyHash } from '../config';
+import { readWatched } from '../lifecycle/watched';
+import { policyRoutes } from '../policy/routes';
 
 export interface RouteTableDeps {
   config: ServerConfig;
@@ -34,6 +37,8 @@ export interface RouteTableDeps {
   stepUp?: Route[];
   /** Declared bastion routes. */
   bastion: Route[];
+  /** Admin routes of policy as code: reload, version history (server/policy/routes.ts). */
+  policy: RouteSpec[];
 }
 
 /**
@@ -52,6 +57,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
       },
       handler: (request, reply) => deps.sse.open(request, reply),
     },
+    ...deps.policy.map((spec) => apiRoute(spec, deps)),
     ...opsRoutes(deps),
     ...(deps.stepUp ?? []),
     ...deps.bastion,
@@ -87,6 +93,7 @@ function opsRoutes(deps: RouteTableDeps): Route[] {
       handler: async (_request, reply) => {
         deps.metrics.sseClients.set(deps.bus.size);
         deps.metrics.revocationsPending.set(await deps.lifecycle.pendingRevocations());
+        await observeWatched(deps);
         return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
       },
     },
@@ -112,5 +119,18 @@ export function documentedRoutes(): Route[] {
     config: none, api: apiRoutes(none), lifecycle: none, store: none, clock: none, metrics: none, bus: none, sse: none, openapi: none,
     stepUp: declareStepUpRoutes(none),
     bastion: declareBastionRoutes(none).routes,
+    policy: policyRoutes(none),
   });
+}
+
+/** The gauges admins watch, read at scrape time (#25): waiting requests, active grants, revocation backlog, policy versions. */
+async function observeWatched(deps: RouteTableDeps): Promise<void> {
+  const { metrics } = deps;
+  const watched = await readWatched(deps.store.db);
+  for (const [state, n] of Object.entries(watched.pending)) metrics.requestsPending.set({ state }, n);
+  metrics.grantsActive.set(watched.activeGrants);
+  metrics.revocationBacklogAge.set(watched.oldestUnrevokedEnd === undefined ? 0 : Math.max(0, (deps.clock.now() - watched.oldestUnrevokedEnd) / 1000));
+  const { catalog } = deps.lifecycle;
+  metrics.policyVersion.reset();
+  for (const [id, policy] of Object.entries(catalog.config.policies)) metrics.policyVersion.set({ policy: id, version: String(catalog.policyVersion(id)), hash: policyHash(policy) }, 1);
 }

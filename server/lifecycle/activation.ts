@@ -3,7 +3,6 @@
 import type { ActivateBody, Connection, Grant, RequestState } from '../../shared/contract/http';
 import { requestTransition, REQUEST_STATES } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
-import type { ServerConfig } from '../config';
 import { together, type Db } from '../storage/db';
 import type { CredentialProvider } from '../credentials/provider';
 import type { AuthUser } from '../identity/user';
@@ -52,7 +51,6 @@ export interface ActivationDeps {
   /** Short reads by key (see Store.reads): on PostgreSQL, those issued together share one write. */
   reads: Db;
   now: () => number;
-  config: Pick<ServerConfig, 'bastions'>;
   credentials?: CredentialProvider;
   metrics: Pick<Metrics, 'transitions' | 'issueFailures'>;
   log: Logger;
@@ -103,7 +101,7 @@ export class Activation {
     const entry = this.catalog.entry(row.resource_id);
     if (!entry) return fail(409, 'resource_gone', `resource ${row.resource_id} is no longer in the catalog`);
     const [keyType, keyBase64] = body.publicKey.split(' ') as [string, string];
-    const bastion = this.deps.config.bastions[entry.resource.bastion]!;
+    const bastion = this.catalog.config.bastions[entry.resource.bastion]!;
 
     const started = await this.deps.writes.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
       const now = this.deps.now();

@@ -42,10 +42,10 @@ export class Approvals implements StepUpActionResolver {
     return sha256(canonicalJson({ kind: 'approve', approver, requestId: row.id, requester: row.requester, resourceId: row.resource_id, level: row.level, durationSeconds: row.duration_seconds, reason: row.reason, ticket: row.ticket, extendsGrantId: row.extends_grant_id }));
   }
 
-  private approveNeedsStepUp(row: RequestRow): { needed: boolean; methods: StepUpMethod[]; userVerification: boolean } {
-    const entry = this.catalog.entry(row.resource_id);
-    if (!entry) return { needed: false, methods: [], userVerification: true };
-    const policy = entry.policy;
+  /** Under the policy version the request was evaluated under, whatever was reloaded since (#25). */
+  private async approveNeedsStepUp(row: RequestRow): Promise<{ needed: boolean; methods: StepUpMethod[]; userVerification: boolean }> {
+    const policy = await this.deps.policies.recordedPolicy(row);
+    if (!policy) return { needed: false, methods: [], userVerification: true };
     return { needed: this.catalog.stepUpNeeded(policy.stepUp.approve, policy, row.risk_score), methods: policy.stepUp.methods as StepUpMethod[], userVerification: policy.stepUp.userVerification };
   }
 
@@ -53,17 +53,16 @@ export class Approvals implements StepUpActionResolver {
   async resolve(user: { sub: string; groups: string[] }, action: StepUpAction): ReturnType<StepUpActionResolver['resolve']> {
     const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', action.requestId).executeTakeFirst();
     if (!row) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
-    const entry = this.catalog.entry(row.resource_id);
+    const policy = await this.deps.policies.recordedPolicy(row);
     if (action.kind === 'request') {
       if (row.requester !== user.sub) return { ok: false as const, status: 404 as const, code: 'request_not_found', message: `no request ${action.requestId}` };
       if (row.state === 'approved' && row.grant_id) return this.deps.rekey.stepUpTarget(user, row);
       if (row.state !== 'pending_stepup') return { ok: false as const, status: 409 as const, code: 'stepup_not_pending', message: `the request is ${row.state}, not waiting for a step-up` };
-      const policy = entry?.policy;
       return { ok: true as const, actionHash: this.requestActionHash(row), methods: parseJson<StepUpMethod[]>(row.step_up_methods), userVerification: policy?.stepUp.userVerification ?? true, summary: `Request ${row.level} on ${row.resource_id} for ${Math.round(row.duration_seconds / 60)} min` };
     }
     const can = await this.approverCheck(user, row);
     if (!can.ok) return { ok: false as const, status: can.error.status === 404 ? 404 as const : can.error.status === 403 ? 403 as const : 409 as const, code: can.error.code, message: can.error.message };
-    const need = this.approveNeedsStepUp(row);
+    const need = await this.approveNeedsStepUp(row);
     return { ok: true as const, actionHash: this.approveActionHash(row, user.sub), methods: need.methods, userVerification: need.userVerification, summary: `Approve ${row.requester}'s ${row.level} access to ${row.resource_id}` };
   }
 
@@ -73,14 +72,13 @@ export class Approvals implements StepUpActionResolver {
     if (row.state !== 'pending_stepup') return this.deps.refuse(user, 'request.stepup', { status: 409, code: 'illegal_transition', message: `the request is ${row.state}, not waiting for a step-up` }, { requestId: id, subject: row.requester });
     if (!this.deps.gate) return fail(409, 'stepup_unavailable', 'the server has no step-up configured');
     const methods = parseJson<StepUpMethod[]>(row.step_up_methods);
-    const policy = this.catalog.entry(row.resource_id)?.policy;
+    const policy = await this.deps.policies.recordedPolicy(row);
     const result = await this.deps.gate.verify({ userId: user.sub, action: { kind: 'request', requestId: id }, actionHash: this.requestActionHash(row), methods, userVerification: policy?.stepUp.userVerification ?? true, proof });
     if (!result.ok) return this.stepUpFailed(user, row, 'request', result);
     const event: RequestEvent = row.auto_approve === 1 ? 'auto_approved' : 'stepup_passed';
     const outcome = await this.deps.requests.transitionRequest(id, event, user.sub, { method: result.method }, (r) => {
-      const p = this.catalog.entry(r.resource_id)?.policy;
       return event === 'auto_approved'
-        ? { expires_at: this.deps.now() + (p?.activationWindow ?? 900) * 1000, decided_at: this.deps.now(), decision_reason: r.break_glass ? 'break-glass' : 'auto-approved by policy' }
+        ? { expires_at: this.deps.now() + (policy?.activationWindow ?? 900) * 1000, decided_at: this.deps.now(), decision_reason: r.break_glass ? 'break-glass' : 'auto-approved by policy' }
         : {};
     });
     if (!outcome.ok) return outcome;
@@ -88,6 +86,7 @@ export class Approvals implements StepUpActionResolver {
   }
 
   private async stepUpFailed<T>(user: AuthUser, row: RequestRow, kind: 'request' | 'approve', result: Extract<Awaited<ReturnType<StepUpGate['verify']>>, { ok: false }>): Promise<Outcome<T>> {
+    this.deps.metrics.stepUpFailures.inc({ kind, code: result.code });
     await this.deps.writes.mutate(({ audit }) => audit({ at: this.deps.now(), actor: user.sub, subject: row.requester, action: 'stepup.failed', requestId: row.id, resourceId: row.resource_id, reason: result.message, policyVersion: row.policy_version, detail: { code: result.code, kind } }));
     const status = stepUpFailureStatus(result.code) as DomainError['status'];
     return fail(status, result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter !== undefined ? { retryAfter: new Date(result.retryAfter).toISOString() } : {}) } });
@@ -118,7 +117,7 @@ export class Approvals implements StepUpActionResolver {
     if (row.state === 'pending_approval' && Number(row.expires_at) <= this.deps.now()) await this.deps.requests.expireRequest(id);
     const check = await this.approverCheck(user, row);
     if (!check.ok) return this.deps.refuse(user, 'request.approve', check.error, refs);
-    const need = this.approveNeedsStepUp(row);
+    const need = await this.approveNeedsStepUp(row);
     let method: StepUpMethod | undefined;
     if (need.needed) {
       if (!this.deps.gate) return this.deps.refuse(user, 'request.approve', { status: 409, code: 'stepup_unavailable', message: 'approving needs a step-up but the server has no step-up configured' }, refs);
@@ -146,7 +145,7 @@ export class Approvals implements StepUpActionResolver {
       if (match.complete) {
         const step = requestTransition('pending_approval', 'approved');
         if (!step.ok) return fail(409, step.code, step.message);
-        const policy = this.catalog.entry(current.resource_id)?.policy;
+        const policy = await this.deps.policies.recordedPolicy(current);
         const changes: Partial<RequestRow> = { state: step.to, decided_at: now, decision_reason: 'approved', expires_at: now + (policy?.activationWindow ?? 900) * 1000 };
         await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
         updated = { ...current, ...changes };

@@ -6,7 +6,7 @@
 // new one yet). Where the policy asked the grant's request for a step-up, taking it back needs a fresh one too.
 import type { Connection, Grant, RekeyBody, StepUpMethod } from '../../shared/contract/http';
 import type { z } from 'zod';
-import { canonicalJson, type ServerConfig } from '../config';
+import { canonicalJson } from '../config';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpActionResolver, StepUpGate } from '../stepup/seam';
 import { stepUpFailureStatus } from '../stepup/routes';
@@ -17,7 +17,6 @@ import { emitGrant } from './views';
 import { iso, parseJson, safeMessage, sha256, type GrantRow, type Logger, type RequestRow, type RulesDeps } from './support';
 
 export interface RekeyDeps extends RulesDeps {
-  config: Pick<ServerConfig, 'bastions'>;
   credentials?: CredentialProvider;
   gate?: StepUpGate;
   log: Logger;
@@ -42,9 +41,9 @@ export class Rekeying {
   }
 
   /** The step-up a rekey of this grant needs: the one its request needed (policy `always`, or `on-risk` when risky). */
-  private stepUpNeed(request: Pick<RequestRow, 'step_up_required' | 'step_up_methods' | 'resource_id'> | undefined): { methods: StepUpMethod[]; userVerification: boolean } | undefined {
+  private async stepUpNeed(request: Pick<RequestRow, 'step_up_required' | 'step_up_methods' | 'policy_id' | 'policy_version'> | undefined): Promise<{ methods: StepUpMethod[]; userVerification: boolean } | undefined> {
     if (!request || request.step_up_required !== 1) return undefined;
-    const policy = this.catalog.entry(request.resource_id)?.policy;
+    const policy = await this.deps.policies.recordedPolicy(request);
     return { methods: parseJson<StepUpMethod[]>(request.step_up_methods), userVerification: policy?.stepUp.userVerification ?? true };
   }
 
@@ -55,7 +54,7 @@ export class Rekeying {
   async stepUpTarget(user: { sub: string }, request: RequestRow): Promise<StepUpTarget | { ok: false; status: 404 | 409; code: 'request_not_found' | 'stepup_not_pending'; message: string }> {
     const grant = request.grant_id ? await this.deps.reads.selectFrom('grants').selectAll().where('id', '=', request.grant_id).executeTakeFirst() : undefined;
     if (!grant || grant.owner !== user.sub) return { ok: false, status: 404, code: 'request_not_found', message: `no request ${request.id}` };
-    const need = this.stepUpNeed(request);
+    const need = await this.stepUpNeed(request);
     if (grant.state !== 'active' || !need) return { ok: false, status: 409, code: 'stepup_not_pending', message: grant.state !== 'active' ? `its grant is ${grant.state}` : 'taking this grant back needs no step-up' };
     return { ok: true, actionHash: this.actionHash(grant), ...need, summary: `Take back your ${grant.level} access to ${grant.resource_id} with new keys (same end)` };
   }
@@ -73,11 +72,11 @@ export class Rekeying {
     const credentials = this.deps.credentials;
     if (!credentials) return fail(503, 'credentials_unavailable', 'the server has no credential provider configured');
     const entry = this.catalog.entry(row.resource_id);
-    const bastion = this.deps.config.bastions[row.bastion_id];
+    const bastion = this.catalog.config.bastions[row.bastion_id];
     if (!entry || !bastion) return fail(409, 'resource_gone', `resource ${row.resource_id} (or its bastion) is no longer in the catalog`);
 
-    const request = await this.deps.reads.selectFrom('requests').select(['step_up_required', 'step_up_methods', 'resource_id']).where('id', '=', row.request_id).executeTakeFirst();
-    const need = this.stepUpNeed(request);
+    const request = await this.deps.reads.selectFrom('requests').select(['step_up_required', 'step_up_methods', 'policy_id', 'policy_version']).where('id', '=', row.request_id).executeTakeFirst();
+    const need = await this.stepUpNeed(request);
     let stepUpMethod: StepUpMethod | undefined;
     if (need) {
       if (!this.deps.gate) return refuse({ status: 409, code: 'stepup_unavailable', message: 'taking this grant back needs a step-up but the server has no step-up configured' });
@@ -86,6 +85,7 @@ export class Rekeying {
       }
       const result = await this.deps.gate.verify({ userId: user.sub, action: { kind: 'request', requestId: row.request_id }, actionHash: this.actionHash(row), methods: need.methods, userVerification: need.userVerification, proof: body.stepUp });
       if (!result.ok) {
+        this.deps.metrics.stepUpFailures.inc({ kind: 'rekey', code: result.code });
         await this.deps.writes.mutate(({ audit }) => audit({ at: this.deps.now(), actor: user.sub, action: 'stepup.failed', reason: result.message, ...refs, detail: { code: result.code, kind: 'rekey' } }));
         return fail(stepUpFailureStatus(result.code) as DomainError['status'], result.code, result.message, { extra: { ...(result.reason ? { reason: result.reason } : {}), ...(result.attemptsLeft !== undefined ? { attemptsLeft: result.attemptsLeft } : {}), ...(result.retryAfter !== undefined ? { retryAfter: new Date(result.retryAfter).toISOString() } : {}) } });
       }

@@ -22,8 +22,7 @@ import type {
 } from '../../shared/contract/http';
 import type { GrantEvent } from '../../shared/domain/lifecycle';
 import type { z } from 'zod';
-import type { ServerConfig } from '../config';
-import { policyHash } from '../config';
+import type { PolicyConfig, ServerConfig } from '../config';
 import type { Clock } from '../../shared/domain/clock';
 import type { Store } from '../storage/db';
 import type { CredentialProvider } from '../credentials/provider';
@@ -33,7 +32,8 @@ import type { AuthUser } from '../identity/user';
 import type { DomainError, Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import { Catalog } from './catalog';
-import { AuditChain, type ReportedAudit } from './audit';
+import { AuditChain, type AuditInput, type ReportedAudit } from './audit';
+import { PolicyVersions, type PolicyVersionRef } from '../policy/versions';
 import type { EventBus } from './events';
 import { WriteQueue, type TxContext } from './write-queue';
 import { DeadlineSweep, Timers } from './timers';
@@ -67,6 +67,7 @@ export interface LifecycleDeps {
 export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   catalog!: Catalog;
   readonly audit = new AuditChain();
+  readonly policyVersions: PolicyVersions;
   private readonly writes: WriteQueue;
   private readonly refusals: Refusals;
   private readonly timers: Timers;
@@ -82,6 +83,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   constructor(private readonly deps: LifecycleDeps) {
     const { db, reads } = deps.store;
+    this.policyVersions = new PolicyVersions(db);
     // True when other server instances may write the same database (PostgreSQL).
     const shared = deps.store.dialect === 'postgres';
     const { config, bus, clock, credentials, gate, log, metrics } = deps;
@@ -97,9 +99,9 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const facts = new RememberedFacts();
     const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion });
-    const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, config, credentials, gate, log, refuse, policies: this, writes, views });
+    const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views });
     this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
-    this.activation = new Activation({ reads, now, config, credentials, metrics, log, refuse, policies: this, writes, timers, facts, requests, grants, revocation });
+    this.activation = new Activation({ reads, now, credentials, metrics, log, refuse, policies: this, writes, timers, facts, requests, grants, revocation });
     this.deadlines = new DeadlineSweep({
       db, clock, log, timers,
       work: {
@@ -120,23 +122,35 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   /** Record policy versions (a changed policy gets the next version) and build the catalog. */
   async init(): Promise<void> {
-    const versions = new Map<string, number>();
+    this.catalog = await this.catalogFor(this.deps.config);
+  }
+
+  /**
+   * A live reload (#25): the config's policies, resources and bastions, checked by the caller, become the catalog
+   * every later decision reads. Their versions and the reload's audit row (`config.reloaded`) are recorded first, in
+   * one change. Requests already made keep the policy version they were evaluated under (recordedPolicy).
+   */
+  async applyConfig(config: ServerConfig, reload: Omit<AuditInput, 'at' | 'action'>): Promise<PolicyVersionRef[]> {
+    const created: PolicyVersionRef[] = [];
+    this.catalog = await this.catalogFor(config, reload, created);
+    return created;
+  }
+
+  private async catalogFor(config: ServerConfig, reload?: Omit<AuditInput, 'at' | 'action'>, created: PolicyVersionRef[] = []): Promise<Catalog> {
     // Exclusive: instances starting together must not both insert the same next version.
-    await this.mutate(async ({ trx, audit }) => {
-      for (const [policyId, policy] of Object.entries(this.deps.config.policies)) {
-        const hash = policyHash(policy);
-        const latest = await trx.selectFrom('policy_versions').selectAll().where('policy_id', '=', policyId).orderBy('version', 'desc').limit(1).executeTakeFirst();
-        if (latest && latest.hash === hash) {
-          versions.set(policyId, latest.version);
-          continue;
-        }
-        const version = (latest?.version ?? 0) + 1;
-        await trx.insertInto('policy_versions').values({ policy_id: policyId, version, hash, created_at: this.now() }).execute();
-        await audit({ at: this.now(), actor: SYSTEM, action: 'policy.version', reason: latest ? 'policy changed' : 'policy added', policyVersion: version, detail: { policyId, hash } });
-        versions.set(policyId, version);
-      }
+    const { current } = await this.mutate(async (tx) => {
+      const recorded = await this.policyVersions.record(tx, config.policies, this.now(), { actor: reload?.actor ?? SYSTEM });
+      created.push(...recorded.created);
+      if (reload) await tx.audit({ ...reload, at: this.now(), action: 'config.reloaded' });
+      return recorded;
     }, { exclusive: true });
-    this.catalog = new Catalog(this.deps.config, versions);
+    this.policyVersions.remember(config, current);
+    return new Catalog(config, new Map([...current].map(([id, ref]) => [id, ref.version])));
+  }
+
+  /** The policy a request was evaluated under (its recorded version); the running one if that was never kept. */
+  async recordedPolicy(row: { policy_id: string; policy_version: number }): Promise<PolicyConfig | undefined> {
+    return (await this.policyVersions.policyAt(row.policy_id, row.policy_version)) ?? this.catalog.config.policies[row.policy_id];
   }
 
   /** Process every deadline that passed while we were down, resume revocations, arm timers for the rest. */

@@ -5,6 +5,7 @@ import type { Database, GrantsTable, RequestsTable } from '../storage/schema';
 import type { DomainError, Outcome } from '../errors';
 import type { Metrics } from '../metrics';
 import type { Catalog } from './catalog';
+import type { PolicyConfig } from '../config';
 import type { TxContext, WriteQueue } from './write-queue';
 import type { Db } from '../storage/db';
 
@@ -18,9 +19,14 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** The catalog as built by Lifecycle.init: read at each use, since it is built after the units are. */
+/**
+ * The catalog as built by Lifecycle.init and replaced by a live reload: read at each use, since it is built after the
+ * units are and may change between two uses.
+ */
 export interface CatalogSource {
   readonly catalog: Catalog;
+  /** The policy a request was evaluated under (its recorded version): what decides on it after a reload. */
+  recordedPolicy(row: Pick<RequestRow, 'policy_id' | 'policy_version'>): Promise<PolicyConfig | undefined>;
 }
 
 export const SYSTEM = 'system';
@@ -77,7 +83,7 @@ export interface RulesDeps {
   /** True when other server instances may write the same database (PostgreSQL). */
   shared: boolean;
   now: () => number;
-  metrics: Pick<Metrics, 'transitions'>;
+  metrics: Pick<Metrics, 'transitions' | 'stepUpFailures'>;
   refuse: Refuse;
   policies: CatalogSource;
   writes: Pick<WriteQueue, 'mutate'>;

@@ -262,4 +262,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').dropColumn('kind').execute();
     },
   },
+  '0014_policy_versions_body': {
+    // Each policy version's content (canonical JSON), not only its hash (#25): a request recorded under a version is
+    // decided under that version after a live reload or a restart, on any instance. Versions recorded before this
+    // have no body; the lifecycle fills it in when the running policy still has that hash.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('policy_versions').addColumn('body', 'text').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('policy_versions').dropColumn('body').execute();
+    },
+  },
 };

@@ -126,6 +126,8 @@ export interface PolicyVersionsTable {
   version: number;
   hash: string;
   created_at: number;
+  /** The policy as canonical JSON (migration 0014); null for versions recorded before it. */
+  body: string | null;
 }
 
 /** An sshd connection process (pid on a bastion) serving a grant; see server/bastion/sessions.ts. */

@@ -43,6 +43,7 @@ export const PROBLEMS = {
   token_wrong_issuer: { status: 401, title: 'Access token from another issuer', userCanAct: false },
   idp_unavailable: { status: 503, title: 'Sign-in service unavailable', userCanAct: true },
   admin_only: { status: 403, title: 'Administrators only', userCanAct: false },
+  config_reload_refused: { status: 422, title: 'Config file not applied', userCanAct: false },
   // ---- the grant server: requests, approvals, grants (server/lifecycle)
   resource_not_found: { status: 404, title: 'No such resource', userCanAct: true },
   request_not_found: { status: 404, title: 'No such request', userCanAct: true },
