@@ -29,6 +29,7 @@ import { SseHub } from './http/sse';
 import { routeTable } from './http/table';
 import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/reload';
 import { policyRoutes } from './policy/routes';
+import { startAuditStream } from './audit/start';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -120,7 +121,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     error: (obj, msg) => app.log.error(obj, msg),
   };
   const stepUp = typeof opts.stepUp === 'function' ? await opts.stepUp({ db: store.db as unknown as Kysely<any>, clock }) : opts.stepUp;
-  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials: opts.credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs });
+  // Before the lifecycle: the entries it writes at start (policy versions) are streamed too.
+  const auditStream = config.audit.stream ? await startAuditStream(config.audit.stream, { db: store.db, metrics, log }) : undefined;
+  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials: opts.credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed() });
   await lifecycle.init();
   const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks });
 
@@ -216,6 +219,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, afterEntries: checkpoints.afterEntries, clock,
     privateKey: checkpointKey(requireSecret(checkpoints.key, 'audit.checkpoints.key', opts.env)).privateKey,
     onError: (error) => app.log.error({ err: error }, 'audit checkpoint not written'),
+    onWritten: (checkpoint) => auditStream?.checkpoint(checkpoint),
   }) : undefined;
   // Said once at start, loudly, with the fix: the server still starts (a database may be fixed while it runs).
   void opts.credentials?.isolationProblems?.().then((problems) => {
@@ -233,6 +237,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       stopCheckpoints?.();
       await app.close();
       await lifecycle.stop();
+      await auditStream?.close();
       await pgBus?.close();
       await opts.credentials?.close().catch(() => {});
       await store.close();

@@ -172,6 +172,27 @@ export const ServerConfig = z.strictObject({
       /** …and as soon as this many entries were appended since the last checkpoint. */
       afterEntries: z.number().int().positive().default(1000),
     }).optional(),
+    /**
+     * Every entry (and checkpoint) also goes to these, after its change committed, for a SIEM (server/audit/stream.ts):
+     * RFC 5424 syslog over UDP or TCP, and an append-only JSON Lines file rotated by size.
+     */
+    stream: z.strictObject({
+      syslog: z.array(z.strictObject({
+        host: z.string().min(1),
+        port: Port.default(514),
+        protocol: z.enum(['udp', 'tcp']).default('udp'),
+        /** Syslog facility number; 13 is "log audit". */
+        facility: z.number().int().min(0).max(23).default(13),
+      })).default([]),
+      file: z.strictObject({
+        path: z.string().min(1),
+        maxBytes: z.number().int().min(1024).default(10 * 1024 * 1024),
+        /** Rotated files kept besides the current one (path.1 newest … path.keep oldest). */
+        keep: z.number().int().min(1).max(1000).default(5),
+      }).optional(),
+      /** Records each sink may have waiting; beyond it they are dropped and counted (stint_audit_stream_dropped_total). */
+      queue: z.number().int().min(10).max(1_000_000).default(10_000),
+    }).optional(),
   }).default({}),
   bastions: z.record(IdString, BastionConfig).default({}),
   resources: z.array(ResourceConfig).default([]),

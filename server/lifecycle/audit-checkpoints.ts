@@ -97,6 +97,8 @@ export async function verifyAgainstCheckpoints(db: Db, checkpoints: readonly Che
  */
 export function startCheckpoints(options: {
   db: Db; privateKey: KeyObject; file: string; everyMs: number; afterEntries: number; clock: Clock; onError: (error: unknown) => void; pollMs?: number;
+  /** Each checkpoint once written, e.g. for the audit stream (#25). */
+  onWritten?: (checkpoint: Checkpoint) => void;
 }): () => void {
   const pollMs = Math.min(options.pollMs ?? 5_000, options.everyMs);
   let timer: TimerHandle | undefined;
@@ -113,8 +115,10 @@ export function startCheckpoints(options: {
       if (await due()) {
         const now = options.clock.now();
         const written = await writeCheckpoint(options.db, options.privateKey, options.file, now, last);
-        if (written) last = { seq: written.seq, hash: written.hash, atMs: now };
-        else if (!last) {
+        if (written) {
+          last = { seq: written.seq, hash: written.hash, atMs: now };
+          options.onWritten?.(written);
+        } else if (!last) {
           // Nothing new to sign at start: the file's last checkpoint (if any) is where counting resumes.
           const known = readCheckpoints(options.file).checkpoints.at(-1);
           last = { seq: known?.seq ?? 0, hash: known?.hash ?? '', atMs: now };

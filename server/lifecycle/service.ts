@@ -62,6 +62,8 @@ export interface LifecycleDeps {
   gate?: StepUpGate;
   /** How often the safety-net sweep runs (ms). */
   sweepEveryMs?: number;
+  /** Called after each commit that appended audit rows (the audit stream, #25). */
+  audited?: () => void;
 }
 
 export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
@@ -88,7 +90,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const shared = deps.store.dialect === 'postgres';
     const { config, bus, clock, credentials, gate, log, metrics } = deps;
     const now = () => this.now();
-    const writes = this.writes = new WriteQueue({ db, shared, writeSlots: config.storage.writeConcurrency, bus, metrics, audit: this.audit, now });
+    const writes = this.writes = new WriteQueue({ db, shared, writeSlots: config.storage.writeConcurrency, bus, metrics, audit: this.audit, now, audited: deps.audited });
     this.refusals = new Refusals({ mutate: (fn) => writes.mutate(fn), metrics, now });
     const refuse: Refuse = (user, action, error, refs) => this.refusals.refuse(user, action, error, refs);
     const timers = this.timers = new Timers({ clock, log });

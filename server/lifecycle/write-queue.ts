@@ -35,6 +35,8 @@ export interface WriteQueueDeps {
   metrics: Pick<Metrics, 'writeBatch'>;
   audit: AuditChain;
   now: () => number;
+  /** Called after a commit that appended audit rows (the audit stream reads them then). */
+  audited?: () => void;
 }
 
 export class WriteQueue {
@@ -163,6 +165,7 @@ export class WriteQueue {
       this.writeQueue.unshift(...again);
       return;
     }
+    if (done.some((d) => d.ok && d.records.audits.length > 0)) this.deps.audited?.();
     // Publish in commit order: a batch that committed after ours waits for our events to go out first.
     if (turn) await turn.previous;
     try {
