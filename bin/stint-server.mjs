@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `stint-server`: the grant server's CLI (serve, migrate, check-config, audit verify/export), run through tsx.
+// `stint-server`: the grant server's CLI (serve, migrate, check-config, audit verify/export, policy check/history), run through tsx.
 import { register } from 'tsx/esm/api';
 
 register();
