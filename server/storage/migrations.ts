@@ -262,14 +262,17 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').dropColumn('kind').execute();
     },
   },
-  '0014_policy_versions_body': {
+  '0014_policy_bodies_pending_requests': {
     // Each policy version's content (canonical JSON), not only its hash (#25): a request recorded under a version is
     // decided under that version after a live reload or a restart, on any instance. Versions recorded before this
     // have no body; the lifecycle fills it in when the running policy still has that hash.
+    // And the waiting requests by state, which /metrics counts at every scrape, without reading the whole table.
     async up(db: Kysely<any>) {
       await db.schema.alterTable('policy_versions').addColumn('body', 'text').execute();
+      await db.schema.createIndex('requests_pending_state').on('requests').column('state').where(sql.ref('state'), 'in', sql`('pending_stepup', 'pending_approval')`).execute();
     },
     async down(db: Kysely<any>) {
+      await db.schema.dropIndex('requests_pending_state').ifExists().execute();
       await db.schema.alterTable('policy_versions').dropColumn('body').execute();
     },
   },

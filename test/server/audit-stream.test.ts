@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startIdp, type IdpInstance } from '../../dev/idp';
-import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
+import { defaultStorageUrl, startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { freePort } from '../../dev/ports';
 import { serviceDir, waitFor } from '../../dev/run-dir';
 import { clientFor, Tokens } from './helpers';
@@ -80,7 +80,7 @@ describe('audit streaming', () => {
       server = await startGrantServer({
         idp,
         overrides: {
-          storage: { url: `sqlite:${join(dir, 'stint.db')}` },
+          storage: { url: await defaultStorageUrl(dir) },
           audit: {
             checkpoints: { key: 'env:STINT_TEST_CHECKPOINT_KEY', file: join(dir, 'checkpoints.jsonl'), every: 1, afterEntries: 10 },
             stream: {
@@ -152,7 +152,7 @@ describe('audit streaming', () => {
     const deadPort = await freePort();
     const server = await startGrantServer({
       idp,
-      overrides: { storage: { url: 'sqlite::memory:' }, audit: { stream: { syslog: [{ host: '127.0.0.1', port: deadPort, protocol: 'tcp' }], queue: 10 } } },
+      overrides: { audit: { stream: { syslog: [{ host: '127.0.0.1', port: deadPort, protocol: 'tcp' }], queue: 10 } } },
     });
     try {
       const alice = clientFor(server.url, await tokens.for('alice'));

@@ -4,9 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startIdp, type IdpInstance } from '../../dev/idp';
-import { merge, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
+import { defaultStorageUrl, merge, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
 import { freePort } from '../../dev/ports';
-import { waitFor } from '../../dev/run-dir';
+import { serviceDir, waitFor } from '../../dev/run-dir';
 import { validateConfig } from '../../server/config';
 import { productionEffects } from '../../server/main';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens } from './helpers';
@@ -28,7 +28,7 @@ describe('metrics admins watch', () => {
     tokens = new Tokens(idp);
     const port = await freePort();
     const env = { STINT_TEST_TOTP_KEY: randomBytes(32).toString('hex'), ORDERS_ADMIN_URL: 'postgres://admin:pw@10.1.2.3:5432/orders' };
-    const config = validateConfig(merge(testConfig(idp, 'sqlite::memory:', port), {
+    const config = validateConfig(merge(testConfig(idp, await defaultStorageUrl(serviceDir('grant-server-metrics')), port), {
       webauthn: { rpId: 'localhost', origins: ['http://localhost:5173'] },
       stepup: { totpKey: 'env:STINT_TEST_TOTP_KEY' },
       policies: { 'staging-self-service': { stepUp: { request: 'always', methods: ['totp'] } } },

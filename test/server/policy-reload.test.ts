@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startIdp, type IdpInstance } from '../../dev/idp';
-import { merge, spawnGrantServer, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
+import { defaultStorageUrl, merge, spawnGrantServer, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
 import { freePort } from '../../dev/ports';
 import { serviceDir, waitFor } from '../../dev/run-dir';
 import { main } from '../../server/main';
@@ -36,7 +36,7 @@ describe('policy reload', () => {
     tokens = new Tokens(idp);
     const dir = serviceDir('grant-server-reload');
     const port = await freePort();
-    base = testConfig(idp, `sqlite:${join(dir, 'stint.db')}`, port);
+    base = testConfig(idp, await defaultStorageUrl(dir), port);
     file = join(dir, 'stint-server.yaml');
     write(base);
     server = await startGrantServer({ idp, configPath: file, configDebounceMs: 100, port, dataDir: dir });
