@@ -5,6 +5,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
 import { canonicalJson, policyHash, type ServerConfig } from '../config';
+import { resourceSecretRefs } from '../targets/registry';
 
 /** The sections a running server takes from a changed file; everything else is read once, at start. */
 export const RELOADABLE = ['policies', 'resources', 'bastions'] as const;
@@ -27,11 +28,20 @@ export interface ConfigDelta {
 /** A literal secret never appears in a diff; a reference (env:NAME, file:/path) does: it is not the secret. */
 const redact = (ref: string) => (ref.startsWith('env:') || ref.startsWith('file:') ? ref : '<secret>');
 
+/** A copy of `value` with each of `secrets` (where it appears as a whole string) redacted. */
+function withoutSecrets(value: unknown, secrets: Set<string>): unknown {
+  if (typeof value === 'string') return secrets.has(value) ? redact(value) : value;
+  if (Array.isArray(value)) return value.map((v) => withoutSecrets(v, secrets));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutSecrets(v, secrets)]));
+  return value;
+}
+
 function shown(section: ReloadableSection, value: unknown): unknown {
   if (value === undefined) return undefined;
   if (section === 'resources') {
+    // Each kind names its own secrets (server/targets): whatever they are, they are not shown.
     const resource = value as ServerConfig['resources'][number];
-    return { ...resource, admin: { url: redact(resource.admin.url) } };
+    return withoutSecrets(resource, new Set(resourceSecretRefs(resource, '').map((s) => s.ref)));
   }
   if (section === 'bastions') {
     const bastion = value as ServerConfig['bastions'][string];
