@@ -148,6 +148,41 @@ describe('audit streaming', () => {
     }
   });
 
+  it('after a restart the file resumes after its last entry: no gap, no duplicate', async () => {
+    const dir = serviceDir('audit-stream-resume');
+    const path = join(dir, 'audit.jsonl');
+    const storage = { url: await defaultStorageUrl(dir) };
+    const streamed = { storage, audit: { stream: { file: { path, maxBytes: 1_000_000, keep: 2 } } } };
+    const entriesInFile = () => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+    const requestOn = async (server: RunningGrantServer, n: number) => {
+      const alice = clientFor(server.url, await tokens.for('alice'));
+      for (let i = 0; i < n; i++) expect((await alice.post('/v1/requests', { resourceId: 'prod-orders', level: 'read', reason: `INC-${i}` })).status).toBe(201);
+      return ((await clientFor(server.url, await tokens.for('carol')).get('/v1/audit?limit=1000')).body.entries as { seq: number }[]).map((e) => e.seq);
+    };
+    const first = await startGrantServer({ idp, overrides: streamed });
+    try {
+      const seqs = await requestOn(first, 3);
+      await waitFor('the first entries in the file', () => (entriesInFile().length === seqs.length ? true : undefined), 20_000, 100);
+    } finally {
+      await first.close();
+    }
+    // Entries the stream never saw: the server ran without it for a while.
+    const unstreamed = await startGrantServer({ idp, overrides: { storage } });
+    try {
+      await requestOn(unstreamed, 2);
+    } finally {
+      await unstreamed.close();
+    }
+    const again = await startGrantServer({ idp, overrides: streamed });
+    try {
+      const all = await requestOn(again, 1);
+      await waitFor('every entry in the file', () => (entriesInFile().length >= all.length ? true : undefined), 20_000, 100);
+      expect(entriesInFile()).toEqual(all);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('a sink that is down drops records (counted) and never holds up or fails a change', async () => {
     const deadPort = await freePort();
     const server = await startGrantServer({
