@@ -21,7 +21,7 @@ export class Metrics {
   readonly auditStreamed = new Counter({ name: 'stint_audit_stream_sent_total', help: 'Audit entries and checkpoints delivered to a stream sink', labelNames: ['sink'], registers: [this.registry] });
   readonly auditStreamDropped = new Counter({ name: 'stint_audit_stream_dropped_total', help: 'Audit entries and checkpoints a stream sink lost (queue full or delivery failed); the database keeps them', labelNames: ['sink'], registers: [this.registry] });
   readonly policyVersion = new Gauge({ name: 'stint_policy_version_info', help: 'The running version of each policy (value 1), with its content hash', labelNames: ['policy', 'version', 'hash'], registers: [this.registry] });
-  readonly configReloads = new Counter({ name: 'stint_config_reloads_total', help: 'Config reloads by trigger (file, signal, api) and outcome (applied, unchanged, refused)', labelNames: ['trigger', 'outcome'], registers: [this.registry] });
+  readonly configReloads = new Counter({ name: 'stint_config_reloads_total', help: 'Config reloads by trigger (file, signal, api) and outcome (applied, unchanged, refused: an invalid file; failed: storage failed, nothing applied)', labelNames: ['trigger', 'outcome'], registers: [this.registry] });
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

@@ -80,7 +80,14 @@ export class ConfigReloader {
     }
     const applied = withReloadable(running, next);
     const summary = changes.map((c) => `${c.section}/${c.id} ${c.change}`);
-    const versions = await this.deps.apply(applied, { actor, reason: `config reloaded (${trigger})`, detail: { trigger, file: path, changes: summary, restartRequired } });
+    let versions: PolicyVersionRef[];
+    try {
+      versions = await this.deps.apply(applied, { actor, reason: `config reloaded (${trigger})`, detail: { trigger, file: path, changes: summary, restartRequired } });
+    } catch (error) {
+      // Storage failed while recording the versions: nothing was swapped, the running config stays.
+      this.deps.metrics.configReloads.inc({ trigger, outcome: 'failed' });
+      throw error;
+    }
     this.deps.applied(applied);
     this.deps.metrics.configReloads.inc({ trigger, outcome: 'applied' });
     this.deps.log.info({ trigger, changes: summary, versions }, 'config reloaded');
