@@ -8,10 +8,14 @@ const cspMeta = {
   transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: contentSecurityPolicy('meta') }, injectTo: 'head-prepend' as const }],
 };
 
-// The renderer is built once and served by every shell: Electron loads the files, the web host serves them.
+// The renderer is built once and served by every shell: Electron loads the files, the web host serves them. The
+// approve page (approve.html) is a second entry, served by the grant server at /approve/<request> (server/web).
 export default defineConfig({
   root: 'renderer',
   base: './',
   plugins: [cspMeta, react()],
-  build: { outDir: '../dist/renderer', emptyOutDir: true, sourcemap: false, target: 'chrome130' },
+  build: {
+    outDir: '../dist/renderer', emptyOutDir: true, sourcemap: false, target: 'chrome130',
+    rollupOptions: { input: { index: 'renderer/index.html', approve: 'renderer/approve.html' } },
+  },
 });

@@ -7,8 +7,8 @@ import { parseDocument } from 'yaml';
 /** The example configuration admin.md points to; the demo loads it with each run's ports and paths. */
 export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta.url);
 
-// webauthnOrigins: where passkeys may be used — every web host the demo serves and, for the tray app, the grant
-// server's own origin (the desktop app runs its step-up page there); default: the one web port.
+// webauthnOrigins: where passkeys may be used — every web host the demo serves and the grant server's own origin (the
+// approve page, and the tray app's step-up page); default: the server and the one web port.
 // bastionHostKeys: the host key of the sshd the demo started (the example's placeholder when there is none).
 export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[] }): string {
   const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
@@ -26,7 +26,7 @@ export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: 
   set(['identity', 'issuer'], o.issuer);
   set(['identity', 'audience'], o.audience);
   set(['storage', 'url'], `sqlite:${o.dir}/stint.db`);
-  set(['webauthn', 'origins'], o.webauthnOrigins ?? [`http://localhost:${o.ports.web}`]);
+  set(['webauthn', 'origins'], o.webauthnOrigins ?? [`http://localhost:${o.ports.server}`, `http://localhost:${o.ports.web}`]);
   set(['bastions', 'main', 'port'], o.ports.sshd);
   if (o.bastionHostKeys) set(['bastions', 'main', 'hostKeys'], o.bastionHostKeys);
   const resources = doc.getIn(['resources']) as { items: unknown[] };

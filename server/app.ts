@@ -30,6 +30,10 @@ import { routeTable } from './http/table';
 import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/reload';
 import { policyRoutes } from './policy/routes';
 import { startAuditStream } from './audit/start';
+import { declareApprovePageRoutes, pageSessionGuard } from './web/routes';
+import { DEFAULT_PAGE_DIR } from './web/page-files';
+import { WebSessions } from './web/sessions';
+import { createWebSignIn } from './web/signin';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -67,6 +71,8 @@ export interface BuildServerOptions {
   configDebounceMs?: number;
   /** Effects built from the reloadable sections, told of a reload once it is applied (e.g. the credential provider's resources). */
   reconfigure?: (config: ServerConfig) => void;
+  /** Where the built approve page is (default dist/renderer of this checkout). */
+  approvePageDir?: string;
 }
 
 export interface GrantServer {
@@ -190,9 +196,16 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // ---- every route, from the one list; the router applies each one's declared access and refuses any other route
   const sse = new SseHub(bus, store, config.server.heartbeatSeconds * 1000, metrics, clock);
   const routes = apiRoutes(lifecycle);
+  const stepUpRoutes = stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit });
+  // The approve page (config `approvalPage`): its own sign-in and browser sessions, the same lifecycle and step-up.
+  const webSessions = config.approvalPage ? new WebSessions(store.db, () => clock.now()) : undefined;
+  const approvePage = webSessions ? declareApprovePageRoutes({
+    config, lifecycle, clock, sessions: webSessions, pageDir: opts.approvePageDir ?? DEFAULT_PAGE_DIR,
+    signIn: createWebSignIn({ config, verifier, env: opts.env }),
+  }, stepUpRoutes ?? []) : undefined;
   const declared = routeTable({
     config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi,
-    stepUp: stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit }), bastion: bastion.routes,
+    stepUp: stepUpRoutes, bastion: bastion.routes, approvePage,
     policy: policyRoutes({ reloader, versions: lifecycle.policyVersions, catalog: () => lifecycle.catalog }),
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });
@@ -202,6 +215,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     user: userTokenGuard(verifier, metrics),
     limit,
     bastion: bastionTokenGuard(bastionTokens),
+    ...(webSessions ? { session: pageSessionGuard({ config, sessions: webSessions }) } : {}),
     // A non-admin calling an admin route is refused by the router, and audited the way the lifecycle audits it.
     refused: async (request, route, refusal) => {
       // The path's id goes on the audit row only when it is one (the body and path are not parsed yet).

@@ -158,6 +158,21 @@ export const ServerConfig = z.strictObject({
      */
     firstFactorWindow: Duration.default(600),
   }).optional(),
+  /**
+   * The approve page (`<server.url>/approve/<request id>`, server/web): approvers sign in at the IdP with this OAuth
+   * client (authorization code + PKCE; redirect URI `<server.url>/approve/auth/callback`) and decide from any browser.
+   * The access token the client gets must be one this server accepts (issuer, audience, groups claim), as the agent's.
+   */
+  approvalPage: z.strictObject({
+    clientId: z.string().min(1),
+    /** A confidential client's secret (client_secret_basic); leave out for a public client. */
+    clientSecret: SecretRef.optional(),
+    scope: z.string().default('openid email profile'),
+    /** RFC 8707 resource indicator sent with the sign-in, for IdPs that pick the token's audience by it. */
+    resource: z.string().optional(),
+    /** How long a signed-in page stays signed in. */
+    sessionTtl: Duration.default(15 * 60).refine((s) => s >= 60 && s <= 12 * 3600, 'between 1m and 12h'),
+  }).optional(),
   audit: z.strictObject({
     /**
      * Signed checkpoints of the audit chain's head, written outside the database (lifecycle/audit-checkpoints.ts):
@@ -270,6 +285,7 @@ export function loadConfig(path: string): ServerConfig {
 export function secretRefs(config: ServerConfig): { where: string; ref: SecretRef }[] {
   const refs: { where: string; ref: SecretRef }[] = [];
   if (config.stepup) refs.push({ where: 'stepup.totpKey', ref: config.stepup.totpKey });
+  if (config.approvalPage?.clientSecret) refs.push({ where: 'approvalPage.clientSecret', ref: config.approvalPage.clientSecret });
   if (config.audit.checkpoints) refs.push({ where: 'audit.checkpoints.key', ref: config.audit.checkpoints.key });
   for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });
   config.resources.forEach((r, i) => refs.push(...resourceSecretRefs(r, `resources[${i}]`)));

@@ -67,6 +67,8 @@ const WORDS: Record<ProblemCode, Words> = {
   idp_unavailable: is('The server cannot check your sign-in right now: the sign-in service does not answer it.', RETRY),
   admin_only: is('Only Stint administrators may do that.'),
   config_reload_refused: is('The config file was not applied: it has errors (listed above); the running policies stay as they were.', 'Fix the file, check it with `stint-server policy check FILE --config CURRENT`, then reload again.'),
+  page_session_required: is('The approve page needs a sign-in in the browser.', 'Open the approve link again and sign in there.'),
+  csrf_refused: is('The approve page refused a call that did not come from the page itself.', 'Reload the approve page and try again.'),
   resource_not_found: is('There is no such resource that you may request.', 'See `stint resources`.'),
   request_not_found: is('There is no such request that you can see.', 'Check the id with `stint approvals`.'),
   grant_not_found: is('There is no such access of yours.', 'Check with `stint grants`.'),

@@ -30,6 +30,8 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   idp_unavailable: is(`The Stint server can’t check your sign-in right now. ${AGAIN}`),
   admin_only: is('Only Stint administrators can do that.'),
   config_reload_refused: is('The config file was not applied: it has errors. The running policies stay as they were.'),
+  page_session_required: is('Your sign-in on this page has ended. Reload the page to sign in again.'),
+  csrf_refused: is('This page’s sign-in could not be confirmed for that action. Reload the page and try again.'),
   resource_not_found: is('That resource isn’t one you can request (any more).'),
   request_not_found: is('That request isn’t there any more, or isn’t one you can see.'),
   grant_not_found: is('That access isn’t one of yours, or isn’t there any more.'),

@@ -23,6 +23,12 @@ export const DEMO_USERS: DevUser[] = [
 
 export const DEV_CLIENT_ID = 'stint-agent';
 export const DEV_REDIRECT_URI = 'http://127.0.0.1/callback';
+/**
+ * The grant server's approve page (config `approvalPage.clientId`): a public client with PKCE whose loopback redirect
+ * matches any port, so the demo's and the tests' servers sign in wherever they listen.
+ */
+export const DEV_APPROVE_CLIENT_ID = 'stint-approve';
+export const DEV_APPROVE_REDIRECT_URI = 'http://localhost/approve/auth/callback';
 
 export interface DevIdpOptions {
   port: number;
@@ -65,6 +71,14 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       token_endpoint_auth_method: 'none',
       redirect_uris: [DEV_REDIRECT_URI, ...(options.redirectUris ?? [])],
       grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+    }, {
+      client_id: DEV_APPROVE_CLIENT_ID,
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: [DEV_APPROVE_REDIRECT_URI],
+      grant_types: ['authorization_code'],
       response_types: ['code'],
       id_token_signed_response_alg: 'ES256',
     }],

@@ -57,9 +57,14 @@ function operation(route: Route): Record<string, unknown> {
   if (route.access === 'user' || route.access === 'admin') responses[401] = problemResponse(STATUS_TEXT[401]!);
   if (route.access === 'admin') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
   if (route.access === 'bastion') responses[401] = { description: 'Missing or unknown bastion token (empty body)' };
+  if (route.access === 'session') {
+    responses[401] = problemResponse('No approve-page session, or it expired: open the approve link to sign in');
+    if (route.method === 'POST') responses[403] ??= problemResponse('Not allowed for the caller, or the CSRF token is missing or wrong');
+  }
   for (const [status, other] of Object.entries(doc.answers ?? {})) responses[status] = answer(other);
 
-  const security = route.access === 'anonymous' ? undefined : [{ [route.access === 'bastion' ? 'bastion' : 'bearer']: [] }];
+  const scheme = route.access === 'bastion' ? 'bastion' : route.access === 'session' ? 'session' : 'bearer';
+  const security = route.access === 'anonymous' ? undefined : [{ [scheme]: [] }];
   return {
     operationId: doc.operationId,
     summary: doc.summary,
@@ -88,6 +93,7 @@ export function openApiDocument(routes: readonly Route[], options: { serverUrl?:
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from the configured IdP for the configured audience' },
         ...(routes.some((r) => r.access === 'bastion') ? { bastion: { type: 'http', scheme: 'bearer', description: "A bastion's own token (bastions.<id>.token in the server config)" } } : {}),
+        ...(routes.some((r) => r.access === 'session') ? { session: { type: 'apiKey', in: 'cookie', name: 'stint_approve_session', description: 'The approve page\'s session (after signing in at /approve/<id>); POSTs also send its CSRF token in x-stint-csrf' } } : {}),
       },
       schemas: { Problem: schemaOf(Problem, 'output') },
     },

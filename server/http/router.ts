@@ -7,13 +7,15 @@
 //   user       a valid access token (Guards.user sets request.user, or answers 401)
 //   admin      user, then the router refuses a non-admin with 403 admin_only before the handler runs
 //   bastion    a bastion's own token (Guards.bastion)
+//   session    the approve page's browser session (Guards.session: its cookie sets request.user; a POST must also
+//              carry the page's CSRF token), never a bearer token (server/web)
 // `stepUp` says what fresh proof the handler demands on top: it is bound to the action, so it lives in the handler.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { sendProblem } from './problem';
 import type { RateClass } from './rate-limits';
 
-export type Access = 'anonymous' | 'user' | 'admin' | 'bastion';
+export type Access = 'anonymous' | 'user' | 'admin' | 'bastion' | 'session';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -73,6 +75,8 @@ export interface Guards {
   user?: Guard;
   /** Verifies a bastion's token. */
   bastion?: Guard;
+  /** Finds the approve page's session from its cookie and sets request.user; checks a POST's CSRF token. */
+  session?: Guard;
   /** The rate-limit check for a route, if its class is limited (run after the caller is known). */
   limit?: (route: Route) => Guard | undefined;
   /** Records a non-admin's call of an admin route before the router answers `refusal` (the audit row and metric). */
@@ -103,7 +107,7 @@ export function routerFor(app: FastifyInstance): Router {
       const key = `${method} ${options.url}`;
       // HEAD routes are made by Fastify from their GET route, with its options and hooks.
       const sameRoute = route && declared.has(route) && route.url === options.url && (route.method === method || (method === 'HEAD' && route.method === 'GET'));
-      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, admin or bastion) in the route list of server/http/table.ts`);
+      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, admin, bastion or session) in the route list of server/http/table.ts`);
       if (method !== 'HEAD') served.push({ method, url: route.url, access: route.access, ...(route.stepUp ? { stepUp: route.stepUp } : {}) });
     }
   });
@@ -152,6 +156,7 @@ function accessChecks(route: Route, guards: Guards): { onRequest?: Guard; preHan
     case 'anonymous': return {};
     case 'user': return { onRequest: need(guards.user, 'user token') };
     case 'bastion': return { onRequest: need(guards.bastion, 'bastion token') };
+    case 'session': return { onRequest: need(guards.session, 'page session') };
     // preHandler, after the body is read: a non-admin's malformed JSON is still a 400, as it always was.
     case 'admin': return { onRequest: need(guards.user, 'user token'), preHandler: adminOnly(route, guards) };
     default: {

@@ -12,6 +12,7 @@ import type { Store } from '../storage/db';
 import { ServerEventEnvelope } from '../../shared/contract/events';
 import { declareBastionRoutes } from '../bastion/routes';
 import { declareStepUpRoutes } from '../stepup/routes';
+import { declareApprovePageRoutes } from '../web/routes';
 import { apiRoute } from './api';
 import { sendProblem } from './problem';
 import type { Route } from './router';
@@ -39,6 +40,8 @@ export interface RouteTableDeps {
   bastion: Route[];
   /** Admin routes of policy as code: reload, version history (server/policy/routes.ts). */
   policy: RouteSpec[];
+  /** The approve page's routes (server/web), when the server has one (config `approvalPage`). */
+  approvePage?: Route[];
 }
 
 /**
@@ -61,6 +64,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...opsRoutes(deps),
     ...(deps.stepUp ?? []),
     ...deps.bastion,
+    ...(deps.approvePage ?? []),
   ];
 }
 
@@ -115,11 +119,13 @@ function opsRoutes(deps: RouteTableDeps): Route[] {
 /** The full list with step-up, built without a server: what `stint-server openapi` documents. */
 export function documentedRoutes(): Route[] {
   const none = null as never;
+  const stepUp = declareStepUpRoutes(none);
   return routeTable({
     config: none, api: apiRoutes(none), lifecycle: none, store: none, clock: none, metrics: none, bus: none, sse: none, openapi: none,
-    stepUp: declareStepUpRoutes(none),
+    stepUp,
     bastion: declareBastionRoutes(none).routes,
     policy: policyRoutes(none),
+    approvePage: declareApprovePageRoutes(none, stepUp),
   });
 }
 

@@ -276,4 +276,33 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('policy_versions').dropColumn('body').execute();
     },
   },
+  '0012_web_sessions': {
+    // The approve page's browser sign-ins (issue #24): a sign-in under way (the hash of the PKCE verifier its cookie
+    // holds, the state it expects, where it returns) and signed-in sessions (the hash of the random id the session
+    // cookie holds, and who it is). Only hashes of what browsers hold are kept: a copy of the table opens no session.
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('web_logins')
+        .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('state', 'varchar(128)', (c) => c.notNull())
+        .addColumn('return_to', 'varchar(300)', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createTable('web_sessions')
+        .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('sub', 'varchar(256)', (c) => c.notNull())
+        .addColumn('name', 'varchar(256)')
+        .addColumn('email', 'varchar(256)')
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('admin', 'integer', (c) => c.notNull())
+        .addColumn('auth_time', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('web_sessions_expires').on('web_sessions').column('expires_at').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('web_sessions').ifExists().execute();
+      await db.schema.dropTable('web_logins').ifExists().execute();
+    },
+  },
 };

@@ -152,6 +152,28 @@ export interface AuditHeadTable {
   hash: string;
 }
 
+/** A browser sign-in to the approve page under way (server/web): single use, minutes long. */
+export interface WebLoginsTable {
+  id_hash: string;
+  state: string;
+  return_to: string;
+  expires_at: number;
+}
+
+/** A signed-in browser session of the approve page (server/web): who, until when (epoch ms). */
+export interface WebSessionsTable {
+  id_hash: string;
+  sub: string;
+  name: string | null;
+  email: string | null;
+  /** JSON array of group names. */
+  groups: string;
+  admin: number;
+  auth_time: number | null;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   requests: RequestsTable;
   approvals: ApprovalsTable;
@@ -164,4 +186,6 @@ export interface Database {
   bastion_sessions: BastionSessionsTable;
   audit_head: AuditHeadTable;
   rate_limits: RateLimitsTable;
+  web_logins: WebLoginsTable;
+  web_sessions: WebSessionsTable;
 }

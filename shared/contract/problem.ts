@@ -44,6 +44,8 @@ export const PROBLEMS = {
   idp_unavailable: { status: 503, title: 'Sign-in service unavailable', userCanAct: true },
   admin_only: { status: 403, title: 'Administrators only', userCanAct: false },
   config_reload_refused: { status: 422, title: 'Config file not applied', userCanAct: false },
+  page_session_required: { status: 401, title: 'Sign-in to the approve page required', userCanAct: true },
+  csrf_refused: { status: 403, title: 'Call not from the approve page', userCanAct: true },
   // ---- the grant server: requests, approvals, grants (server/lifecycle)
   resource_not_found: { status: 404, title: 'No such resource', userCanAct: true },
   request_not_found: { status: 404, title: 'No such request', userCanAct: true },
