@@ -59,8 +59,11 @@ function isCallback(location: string): boolean {
   return url.protocol === registered.protocol && url.hostname === registered.hostname && url.pathname === registered.pathname;
 }
 
-/** Follow redirects and submit the dev login and consent forms until the IdP redirects to the client's callback. */
-export async function driveDevInteractions(startUrl: string, user: string, issuer: string): Promise<string> {
+/**
+ * Follow redirects and submit the dev login and consent forms until the IdP redirects to the client's callback
+ * (`isDone`: another client's, e.g. the approve page's `<server>/approve/auth/callback`).
+ */
+export async function driveDevInteractions(startUrl: string, user: string, issuer: string, isDone: (location: string) => boolean = isCallback): Promise<string> {
   const jar = new Map<string, string>();
   const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
   const keep = (response: Response) => {
@@ -81,7 +84,7 @@ export async function driveDevInteractions(startUrl: string, user: string, issue
     keep(response);
     if (response.status >= 300 && response.status < 400) {
       const location = new URL(response.headers.get('location')!, next.url).href;
-      if (isCallback(location)) return location;
+      if (isDone(location)) return location;
       next = { url: location, method: 'GET' };
       continue;
     }

@@ -28,7 +28,7 @@ export const DEV_REDIRECT_URI = 'http://127.0.0.1/callback';
  * matches any port, so the demo's and the tests' servers sign in wherever they listen.
  */
 export const DEV_APPROVE_CLIENT_ID = 'stint-approve';
-export const DEV_APPROVE_REDIRECT_URI = 'http://localhost/approve/auth/callback';
+export const DEV_APPROVE_REDIRECT_URIS = ['http://localhost/approve/auth/callback', 'http://127.0.0.1/approve/auth/callback'];
 
 export interface DevIdpOptions {
   port: number;
@@ -77,7 +77,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       client_id: DEV_APPROVE_CLIENT_ID,
       application_type: 'native',
       token_endpoint_auth_method: 'none',
-      redirect_uris: [DEV_APPROVE_REDIRECT_URI],
+      redirect_uris: DEV_APPROVE_REDIRECT_URIS,
       grant_types: ['authorization_code'],
       response_types: ['code'],
       id_token_signed_response_alg: 'ES256',
