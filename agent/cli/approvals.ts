@@ -4,13 +4,14 @@ import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { formatCountdown } from '../../shared/domain/countdown';
 import { formatDuration } from '../../shared/domain/duration';
 import type { CliContext } from './context';
-import { withStepUp } from './stepup';
+import { approveInBrowser } from './approve-link';
+import { BrowserStepUpNeeded, withStepUp } from './stepup';
 
 /** Whether approving needs a step-up: from the resource's policy when I can see it (requesters' resources only). */
 export type ApproveStepUp = 'always' | 'on-risk' | 'never' | 'unknown';
 
 const STEP_UP_WORDS: Record<ApproveStepUp, string> = {
-  always: 'approving needs a one-time code (or a passkey in the Stint app)',
+  always: 'approving needs a one-time code (or a passkey, in the browser: stint prints the link)',
   'on-risk': 'approving needs a one-time code when the risk is high',
   never: 'approving needs no code',
   unknown: 'approving may ask for a one-time code',
@@ -68,12 +69,19 @@ export async function listApprovals(ctx: CliContext): Promise<number> {
 }
 
 export async function approve(ctx: CliContext, requestId: string, options: { comment?: string; code?: string }): Promise<number> {
-  const { request } = await withStepUp(
-    ctx.agent,
-    { kind: 'approve', requestId },
-    (proof) => ctx.agent.api.approve({ requestId, ...(options.comment ? { comment: options.comment } : {}), ...(proof ? { stepUp: proof } : {}) }),
-    { io: ctx.io, profile: ctx.profile, doing: 'Approving this request', ...(options.code ? { code: options.code } : {}) },
-  );
+  let request: AccessRequest;
+  try {
+    ({ request } = await withStepUp(
+      ctx.agent,
+      { kind: 'approve', requestId },
+      (proof) => ctx.agent.api.approve({ requestId, ...(options.comment ? { comment: options.comment } : {}), ...(proof ? { stepUp: proof } : {}) }),
+      { io: ctx.io, profile: ctx.profile, doing: 'Approving this request', ...(options.code ? { code: options.code } : {}) },
+    ));
+  } catch (error) {
+    // A passkey (or a first factor) needs a browser: the server's approve page is one, on any device.
+    if (error instanceof BrowserStepUpNeeded) return approveInBrowser(ctx, requestId, error);
+    throw error;
+  }
   const what = `${who(request)}'s ${request.level} access to ${request.resourceId} (${request.id})`;
   ctx.print(request.state === 'approved'
     ? `Approved ${what}: they can connect now.`

@@ -4,7 +4,6 @@
 // This file reads the command line, refuses bad input before anything touches the keychain or the network, starts
 // the agent and hands over to the command; failures are put in words with what to do next (explain.ts).
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
 import { createAgent } from '../core/compose';
 import { toAgentProblem } from '../core/agent-core';
 import { listenLocalSocket, socketPathFor } from '../core/local-socket';
@@ -17,7 +16,7 @@ import { CliError, explain, ReportedProblem } from './explain';
 import { cliSettings, profileDataDir, resolveProfile } from './profile';
 import { connectRemoteAgent, type CliAgent } from './remote-agent';
 import { CODE_PATTERN } from './stepup';
-import { terminalIo, type Io } from './terminal';
+import { openUrl, terminalIo, type Io } from './terminal';
 import { COMMANDS, commandUsage, usage } from './usage';
 
 export { CliError } from './explain';
@@ -91,8 +90,7 @@ function printError(io: Io, json: boolean, error: unknown, profile: string): num
 function openInBrowser(io: Io): (url: string) => void {
   return (url) => {
     io.err(`Opening your browser to sign in. If nothing opens, visit:\n  ${url}`);
-    const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-    spawn(opener, [url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
+    (io.open ?? openUrl)(url);
   };
 }
 

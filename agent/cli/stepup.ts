@@ -12,6 +12,12 @@ import type { Io } from './terminal';
 export const CODE_PATTERN = /^[0-9]{6}$/;
 const APP = 'Use the Stint app (tray or web UI) for this one';
 
+/**
+ * The step-up needs a passkey (the user has no code app, or policy accepts only passkeys), or a factor the user has
+ * not set up: a terminal cannot do either, a browser can (an approver gets the server's approve page instead).
+ */
+export class BrowserStepUpNeeded extends CliError {}
+
 export interface StepUpOptions {
   io: Io;
   profile: string;
@@ -23,12 +29,19 @@ export interface StepUpOptions {
 
 
 async function challengeFor(agent: CliAgent, action: StepUpActionRef, o: StepUpOptions): Promise<StepUpChallenge> {
-  const challenge = await agent.api.stepUpChallenge({ action });
+  let challenge: StepUpChallenge;
+  try {
+    challenge = await agent.api.stepUpChallenge({ action });
+  } catch (error) {
+    if (!isAgentError(error, 'stepup_not_enrolled')) throw error;
+    const words = explain(toAgentProblem(error), { profile: o.profile });
+    throw new BrowserStepUpNeeded(words.message, 1, words.next);
+  }
   if (!challenge.methods.includes('totp')) {
     const why = challenge.policyMethods.includes('totp')
       ? 'you have set up only a passkey, and stint cannot use passkeys from a terminal'
       : 'policy accepts only a passkey or security key here, and stint cannot use those from a terminal';
-    throw new CliError(`${o.doing} needs you to verify it is you, but ${why}.`, 1, `${APP}${challenge.policyMethods.includes('totp') ? ', or set up an authenticator app there to use codes here' : ''}.`);
+    throw new BrowserStepUpNeeded(`${o.doing} needs you to verify it is you, but ${why}.`, 1, `${APP}${challenge.policyMethods.includes('totp') ? ', or set up an authenticator app there to use codes here' : ''}.`);
   }
   if (challenge.totp?.lockedUntil) {
     throw new CliError(`${o.doing} needs a one-time code, but codes are locked after too many wrong ones until ${new Date(challenge.totp.lockedUntil).toLocaleTimeString()}.`, 1, 'Wait until then, or verify with a passkey in the Stint app.');

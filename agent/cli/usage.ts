@@ -54,7 +54,9 @@ export const COMMANDS: readonly CommandHelp[] = [
     summary: 'approve a request waiting for you',
     details: [
       'When policy asks approvers to verify it is them, stint asks for the 6-digit code from your authenticator app.',
-      'Without a terminal to ask on (scripts), pass the code with --code. Passkeys work only in the Stint app.',
+      'Without a terminal to ask on (scripts), pass the code with --code.',
+      'When it needs a passkey instead (or a factor you have not set up), stint prints the server\'s approve link, opens',
+      'your browser on it and waits until you have decided there.',
     ],
   },
   { name: 'deny', args: '<request> --reason TEXT [--json]', summary: 'deny a request waiting for you (the requester sees the reason)' },

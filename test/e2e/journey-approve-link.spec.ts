@@ -1,9 +1,11 @@
 // Approve by link (#24): the approvers open the server's /approve/<request> page in a browser that has no agent, sign
 // in on the dev IdP's pages, read alice's request and decide it there — bob with a passkey he adds at the server's
 // own origin (a virtual authenticator in Chromium), dave with a one-time code. A replayed approve and a proof from
-// someone else are refused, a request is denied from the page, and a user who is not an approver is told so.
+// someone else are refused, a request is denied from the page, and a user who is not an approver is told so. And
+// `stint approve` hands the approver the same link when the step-up needs a browser, and waits for the decision.
 import type { BrowserContext, Page } from '@playwright/test';
 import { approveLink } from '../../shared/contract/approve-page';
+import { runCli, type Io } from '../../agent/cli/main';
 import { editConfigText, startStack, type Stack } from '../harness/stack';
 import { journey, liveGrantId, serverPost, totpCode, virtualAuthenticator, type Journey, test, expect } from './fixtures/stack';
 
@@ -125,4 +127,36 @@ test('a request is denied from the page with a reason; a user who is not an appr
   await expect.poll(async () => (await alice.agent.api.refresh({})).requests.find((r) => r.id === request.id)?.state).toBe('denied');
   // Decided: nothing more to do on the page.
   await expect(dave.getByRole('button', { name: 'Approve', exact: true })).toHaveCount(0);
+});
+
+test('stint approve, when approving needs a passkey the terminal cannot give, prints the link and waits for the decision made there', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const alice = await j.open('alice', { signIn: 'direct' });
+  const { request } = await alice.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'check the nightly job', connect: false });
+  // Carol (admin, DBA) has no factor at all: the terminal can neither ask for a code nor add a passkey.
+  const carol = stack.agent('carol');
+  await carol.signIn();
+  await carol.agent.dispose();
+  const out: string[] = [];
+  const err: string[] = [];
+  const opened: string[] = [];
+  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), open: (url) => opened.push(url) };
+  const running = runCli(['approve', request.id], io, () => stack.agent('carol').agent);
+  const link = approveLink(stack.serverUrl, request.id);
+  await expect.poll(() => opened, { timeout: 30_000 }).toEqual([link]);
+  expect(err.join('\n')).toContain(`Approve it in your browser instead: sign in there, then confirm with your passkey (or add one). Opening:\n  ${link}`);
+
+  const page = await openLink('carol', request.id, browser);
+  await virtualAuthenticator(page);
+  await page.getByRole('button', { name: 'Approve', exact: true }).click();
+  await page.getByRole('button', { name: 'Set up now' }).click();
+  await page.getByLabel('Name (e.g. “Work laptop”)').fill('Laptop');
+  await page.getByTestId('enroll-add-passkey').click();
+  await expect(page.getByTestId('enroll-notice')).toHaveText('Added “Laptop”.');
+  await page.getByRole('button', { name: 'Back to approving' }).click();
+  await page.getByTestId('stepup-passkey').click();
+  await expect(page.getByTestId('approve-notice')).toHaveText('Your approval is recorded; more approvals are needed.');
+
+  expect(await running, err.join('\n')).toBe(0);
+  expect(out).toEqual([`Your approval of Alice (engineer)'s read access to prod-orders (${request.id}) is recorded (in the browser); it waits for the other approvers.`]);
 });

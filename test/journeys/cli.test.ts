@@ -266,7 +266,7 @@ describe('stint profiles, approvals and step-up', () => {
     expect(text).toMatch(/Alice \(engineer\) \[alice\] asks for read access to prod-orders \(Orders \(production\)\) for 1h/);
     expect(text).toContain('reason: "fix stuck orders"   ticket: INC-42');
     expect(text).toMatch(/asked \d+s ago, expires in \d+m · risk \w+ \(\d+\/100.*\) · approvals 0\/1 dba, 0\/1 sre-leads/);
-    expect(text).toContain('approving needs a one-time code (or a passkey in the Stint app)');
+    expect(text).toContain('approving needs a one-time code (or a passkey, in the browser: stint prints the link)');
     expect(text).toContain(`stint approve <id>`);
 
     // carol (admins, dba) may not request prod-orders, so she cannot see its policy: the CLI says what it can.
