@@ -175,6 +175,9 @@ interface DecisionProps {
 
 function Decision({ view, mode, reason, setReason, onApprove, onDeny, onStartDeny, onCancel }: DecisionProps) {
   const { approve, deny } = view;
+  if (view.request.state !== 'pending_approval') {
+    return <p className="muted" data-testid="approve-settled">Nothing left to decide: the request is {view.request.state.replace('_', ' ')}.</p>;
+  }
   if (!approve.allowed && !deny.allowed) {
     return approve.refusal ? <p className="muted" data-testid="approve-cannot" data-code={approve.refusal.code}>{problemWords({ code: approve.refusal.code, detail: approve.refusal.message })}</p> : null;
   }

@@ -7,7 +7,7 @@ import type { BrowserContext, Page } from '@playwright/test';
 import { approveLink } from '../../shared/contract/approve-page';
 import { runCli, type Io } from '../../agent/cli/main';
 import { editConfigText, startStack, type Stack } from '../harness/stack';
-import { journey, liveGrantId, serverPost, totpCode, virtualAuthenticator, type Journey, test, expect } from './fixtures/stack';
+import { journey, liveGrantId, serverPost, shot, totpCode, virtualAuthenticator, type Journey, test, expect } from './fixtures/stack';
 
 let stack: Stack;
 let j: Journey;
@@ -52,7 +52,7 @@ async function replay(page: Page, url: string, body: string | null) {
   return { status: res.status(), json: await res.json() as { code?: string } };
 }
 
-test('bob approves with a passkey added at the server, dave with a code; replays are refused; alice’s grant goes live', async ({ browser }) => {
+test('bob approves with a passkey added at the server, dave with a code; replays are refused; alice’s grant goes live', async ({ browser }, info) => {
   test.setTimeout(150_000);
   const alice = await j.open('alice', { signIn: 'direct' });
   const { request } = await alice.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'look at stuck orders', ticket: 'INC-4711', connect: true });
@@ -66,6 +66,7 @@ test('bob approves with a passkey added at the server, dave with a code; replays
   await expect(details).toContainText('INC-4711');
   await expect(details).toContainText(/Risk: \d+ \/ 100/);
   await expect(bob.getByTestId('approve-approvals')).toContainText('dba: 0 of 1');
+  await shot(bob, 'approve-page-bob', info);
 
   // Approving needs a step-up; bob has no factor yet, so he adds a passkey here, at the server's own origin.
   await virtualAuthenticator(bob);
@@ -103,7 +104,8 @@ test('bob approves with a passkey added at the server, dave with a code; replays
   await dave.locator('#stepup-code').fill(await totpCode(secret, 1));
   await dave.getByRole('button', { name: 'Confirm with code' }).click();
   await expect(dave.getByTestId('approve-notice')).toHaveText('Approved. The requester can connect now.');
-  await expect(dave.getByTestId('approve-request')).toContainText('approved');
+  await expect(dave.getByTestId('approve-settled')).toHaveText('Nothing left to decide: the request is approved.');
+  await shot(dave, 'approve-page-dave-approved', info);
 
   // Alice's agent activates the approved request: the grant is live with its tunnel.
   expect(await liveGrantId(alice.agent, 'prod-orders')).toBeTruthy();
@@ -126,6 +128,7 @@ test('a request is denied from the page with a reason; a user who is not an appr
   await expect(dave.getByTestId('approve-notice')).toHaveText('Denied. The requester is told, with your reason.');
   await expect.poll(async () => (await alice.agent.api.refresh({})).requests.find((r) => r.id === request.id)?.state).toBe('denied');
   // Decided: nothing more to do on the page.
+  await expect(dave.getByTestId('approve-settled')).toHaveText('Nothing left to decide: the request is denied.');
   await expect(dave.getByRole('button', { name: 'Approve', exact: true })).toHaveCount(0);
 });
 
