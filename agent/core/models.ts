@@ -227,7 +227,8 @@ export function notificationsFor(prev: AgentState | undefined, next: AgentState,
       kind: 'approval_asked',
       title: 'Approval asked',
       body: `${who(r)} wants ${r.level} on ${name(r.resourceId)} for ${formatDuration(r.durationSeconds)}${r.reason ? ` — ${r.reason}` : ''}`,
-      actions: ['approve', 'deny'],
+      // Approve and Deny open the dialog (step-up and the decision happen there); Open shows the approvals.
+      actions: ['approve', 'deny', 'open'],
       requestId: r.id,
     });
   }

@@ -143,12 +143,12 @@ describe('trayModel', () => {
 
 describe('notificationsFor', () => {
   const resources = [resource('prod-orders', 'production')];
-  it('approval asked of me, with approve/deny, once', () => {
+  it('approval asked of me, with approve/deny/open, once', () => {
     const prev = state({ resources });
     const next = state({ resources, approvals: [request('r9', { requester: 'bob', durationSeconds: 3600 })] });
     expect(notificationsFor(prev, next, T0)).toEqual([{
       id: 'approval_asked:r9', kind: 'approval_asked', title: 'Approval asked',
-      body: 'bob wants write on prod-orders for 1h — INC-4512 fix stuck orders', actions: ['approve', 'deny'], requestId: 'r9',
+      body: 'bob wants write on prod-orders for 1h — INC-4512 fix stuck orders', actions: ['approve', 'deny', 'open'], requestId: 'r9',
     }]);
     expect(notificationsFor(next, next, T0)).toEqual([]);
   });

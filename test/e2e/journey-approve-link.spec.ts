@@ -163,3 +163,23 @@ test('stint approve, when approving needs a passkey the terminal cannot give, pr
   expect(await running, err.join('\n')).toBe(0);
   expect(out).toEqual([`Your approval of Alice (engineer)'s read access to prod-orders (${request.id}) is recorded (in the browser); it waits for the other approvers.`]);
 });
+
+test('in the web host an approver is notified with Approve…, Deny… and Show, Approve… opens the approval dialog, and the requester hears the decision', async () => {
+  test.setTimeout(90_000);
+  const alice = await j.open('alice', { signIn: 'direct' });
+  const bob = await j.open('bob', { signIn: 'direct' });
+  // Both pages are connected to their agents (they show the signed-in user) before anything happens.
+  for (const u of [alice, bob]) await expect(u.page.getByText(`Signed in as ${u.user}@example.com`)).toBeVisible();
+  const { request } = await alice.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'notification check', connect: false });
+
+  const asked = bob.page.locator('.toast').filter({ hasText: 'Approval asked' });
+  await expect(asked).toContainText('read on Orders (production) for 1h — notification check');
+  await expect(asked.getByRole('button')).toHaveText(['Approve…', 'Deny…', 'Show', 'Dismiss']);
+  await asked.getByRole('button', { name: 'Approve…' }).click();
+  await expect(bob.page.getByRole('dialog', { name: /^Approve .+’s request\?$/ })).toBeVisible();
+
+  expect((await serverPost(stack, 'dave', `/v1/requests/${request.id}/deny`, { reason: 'not today' })).status).toBe(200);
+  const denied = alice.page.locator('.toast').filter({ hasText: 'Request denied' });
+  await expect(denied).toContainText('Orders (production) was denied: not today');
+  await expect(denied.getByRole('button')).toHaveText(['Show', 'Dismiss']);
+});
