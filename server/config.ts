@@ -28,6 +28,10 @@ export const PolicyConfig = z.strictObject({
   requestTtl: Duration.default(30 * 60),
   activationWindow: Duration.default(15 * 60),
   approvals: z.array(z.strictObject({ from: z.string().min(1), count: z.number().int().positive() })).default([]),
+  /** Remind the approvers of a request nobody decided, this long after it was made (each once). */
+  reminders: z.array(Duration).default([]),
+  /** A group whose members may approve in any open slot once the request waited this long without a decision. */
+  escalation: z.strictObject({ group: z.string().min(1), after: Duration }).optional(),
   autoApprove: z.strictObject({
     when: z.strictObject({
       groups: GroupList.optional(),
@@ -55,6 +59,10 @@ export const PolicyConfig = z.strictObject({
   if (policy.duration.default > policy.duration.max) ctx.addIssue({ code: 'custom', path: ['duration', 'default'], message: 'expected default ≤ max' });
   if (policy.extend && policy.extend.maxTotal < policy.duration.max) ctx.addIssue({ code: 'custom', path: ['extend', 'maxTotal'], message: 'expected maxTotal ≥ duration.max' });
   // No approvals and no autoApprove is refused per resource below (unapprovable), naming the resource.
+  for (const [i, after] of policy.reminders.entries()) {
+    if (after >= policy.requestTtl) ctx.addIssue({ code: 'custom', path: ['reminders', i], message: `expected less than requestTtl (${policy.requestTtl}s): a request expires before it` });
+  }
+  if (policy.escalation && policy.escalation.after >= policy.requestTtl) ctx.addIssue({ code: 'custom', path: ['escalation', 'after'], message: `expected less than requestTtl (${policy.requestTtl}s): a request expires before it` });
   if (policy.extend?.reapproval && policy.approvals.length === 0) ctx.addIssue({ code: 'custom', path: ['extend', 'reapproval'], message: 'expected approval rules to re-approve extensions with (or reapproval: false)' });
 });
 export type PolicyConfig = z.output<typeof PolicyConfig>;

@@ -303,3 +303,15 @@ export function notificationsFor(prev: AgentState | undefined, next: AgentState,
   }
   return out;
 }
+
+/** A reminder from the server (policy `reminders`): the request still waits for me; the same actions as when asked. */
+export function reminderNotification(r: AccessRequest, eventId: string): AgentNotification {
+  return {
+    id: `approval_reminder:${r.id}:${r.asked?.remindersSent ?? eventId}`,
+    kind: 'approval_asked',
+    title: 'Reminder: approval asked',
+    body: `${who(r)} still waits for a decision on ${r.level} for ${r.resourceId} (${formatDuration(r.durationSeconds)})${r.reason ? ` — ${r.reason}` : ''}`,
+    actions: ['approve', 'deny', 'open'],
+    requestId: r.id,
+  };
+}

@@ -2,6 +2,7 @@
 // once signed in, the event stream and what its events change, and whether the server can be reached. What the
 // server says about me and its catalog (roles, resources) is kept here; requests and grants go to their units.
 import type { AgentNotification } from '../../shared/contract/agent';
+import { reminderNotification } from './models';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { ApiClient } from './api-client';
@@ -21,7 +22,7 @@ export interface ServerLinkOptions {
   eventStream?: { initialBackoffMs?: number; maxBackoffMs?: number };
   /** Where the server's clock, read from its answers, goes. */
   serverTime: Pick<DeadlineScheduler, 'observeServerTime'>;
-  requests: Pick<Requests, 'reloading' | 'setGroups' | 'applyRequest' | 'approvalAsked' | 'approvalGone'>;
+  requests: Pick<Requests, 'reloading' | 'setGroups' | 'applyRequest' | 'approvalAsked' | 'approvalGone' | 'waitsForMe'>;
   grants: Pick<LocalAccess, 'applyGrant'>;
   /** Something the published state shows has changed. */
   publish: () => void;
@@ -182,6 +183,11 @@ export class ServerLink {
         break;
       case 'approval.withdrawn':
         this.options.requests.approvalGone(event.requestId);
+        break;
+      case 'approval.reminded':
+        // A reminder is said once, as it comes, to those it still waits for.
+        this.options.requests.approvalAsked(event.request);
+        if (this.options.requests.waitsForMe(event.request)) this.options.announce(reminderNotification(event.request, envelope.id));
         break;
       case 'grant.updated':
         this.options.grants.applyGrant(event.grant, true);

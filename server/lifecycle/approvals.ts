@@ -9,6 +9,7 @@ import { stepUpFailureStatus } from '../stepup/routes';
 import type { AuthUser } from '../identity/user';
 import { fail, ok, type DomainError, type Outcome } from '../errors';
 import { matchApprovals, type ApprovalRule } from './catalog';
+import { fillableGroups } from './asked';
 import type { GrantRules } from './grants';
 import type { Rekeying } from './rekey';
 import type { RequestRules } from './requests';
@@ -98,7 +99,7 @@ export class Approvals implements StepUpActionResolver {
     if (row.state !== 'pending_approval') return fail(409, 'illegal_transition', `the request is ${row.state.replace('_', ' ')}; it cannot be approved`, { audit: true });
     if (Number(row.expires_at) <= this.deps.now()) return fail(409, 'request_expired', 'the request has expired', { audit: true });
     const rules = parseJson<ApprovalRule[]>(row.approval_rules);
-    const mine = rules.map((r) => r.group).filter((g) => user.groups.includes(g));
+    const mine = fillableGroups(user.groups, row);
     if (mine.length === 0) return fail(403, 'not_an_approver', `you are not in an approval group of this request (${rules.map((r) => r.group).join(', ')})`, { audit: true });
     const existing = await this.deps.reads.selectFrom('approvals').select(['approver', 'groups']).where('request_id', '=', row.id).execute();
     if (existing.some((a) => a.approver === user.sub)) return fail(409, 'already_approved', 'you already approved this request; one person fills one slot', { audit: true });
@@ -128,7 +129,7 @@ export class Approvals implements StepUpActionResolver {
       if (!result.ok) return this.stepUpFailed(user, row, 'approve', result);
       method = result.method;
     }
-    const mine = check.value.rules.map((r) => r.group).filter((g) => user.groups.includes(g));
+    const mine = fillableGroups(user.groups, row);
     const result = await this.deps.writes.mutate(async (ctx): Promise<Outcome<{ request: AccessRequest; row: RequestRow }>> => {
       // Re-check inside the transaction: another approver or a timer may have moved the request meanwhile.
       const current = await lockRow(this.deps.shared, ctx.trx.selectFrom('requests').selectAll().where('id', '=', id)).executeTakeFirstOrThrow();

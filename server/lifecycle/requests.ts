@@ -7,15 +7,17 @@ import type { z } from 'zod';
 import type { StepUpGate } from '../stepup/seam';
 import type { AuthUser } from '../identity/user';
 import { fail, ok, type Outcome } from '../errors';
-import { utcMinuteOfDay, type ApprovalRule, type CatalogEntry } from './catalog';
+import { utcMinuteOfDay, type CatalogEntry } from './catalog';
 import type { AuditInput } from './audit';
 import { ADD_APPROVALS, unapprovable } from './approvability';
 import { assessRisk, BURST_WINDOW_MS } from './risk';
 import type { RememberedFacts } from './activation';
 import type { Timers } from './timers';
+import { fillableGroups, nudgePlanFor } from './asked';
+import type { Nudges } from './nudges';
 import { emitRequest } from './views';
 import type { TxContext } from './write-queue';
-import { CLAIM_RETRY_MS, lockRow, newId, parseJson, SYSTEM, type RulesDeps, type RequestRow, type Tx } from './support';
+import { CLAIM_RETRY_MS, lockRow, newId, SYSTEM, type RulesDeps, type RequestRow, type Tx } from './support';
 
 export interface RequestContext { ip?: string }
 
@@ -23,6 +25,8 @@ export interface RequestRulesDeps extends RulesDeps {
   gate?: StepUpGate;
   timers: Pick<Timers, 'schedule' | 'unschedule'>;
   facts: Pick<RememberedFacts, 'rememberFacts'>;
+  /** Reminders and escalation of a request waiting for approvers (nudges.ts). */
+  nudges: Pick<Nudges, 'arm'>;
 }
 
 export class RequestRules {
@@ -104,6 +108,9 @@ export class RequestRules {
       grant_id: null,
       extends_grant_id: null,
       auto_approve: auto.ok ? 1 : 0,
+      nudges: rules.length ? nudgePlanFor(policy) : null,
+      reminders_sent: 0,
+      escalated_at: null,
     };
     const request = await this.deps.writes.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
@@ -121,6 +128,7 @@ export class RequestRules {
     this.deps.facts.rememberFacts(row);
     this.deps.metrics.transitions.inc({ kind: 'request', to: state });
     this.deps.timers.schedule(`req:${row.id}`, row.expires_at, () => this.expireRequest(row.id));
+    this.deps.nudges.arm(row);
     return ok({ request });
   }
 
@@ -224,8 +232,7 @@ export class RequestRules {
     if (!row) return this.deps.refuse(user, 'request.deny', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const refs = { requestId: id, subject: row.requester, resourceId: row.resource_id, policyVersion: row.policy_version };
     if (row.requester === user.sub) return this.deps.refuse(user, 'request.deny', { status: 403, code: 'self_approval', message: 'you cannot decide your own request (cancel it instead)' }, refs);
-    const rules = parseJson<ApprovalRule[]>(row.approval_rules);
-    if (!user.admin && !rules.some((r) => user.groups.includes(r.group))) return this.deps.refuse(user, 'request.deny', { status: 403, code: 'not_an_approver', message: 'you are not an approver of this request' }, refs);
+    if (!user.admin && fillableGroups(user.groups, row).length === 0) return this.deps.refuse(user, 'request.deny', { status: 403, code: 'not_an_approver', message: 'you are not an approver of this request' }, refs);
     const outcome = await this.transitionRequest(id, 'denied', user.sub, undefined, () => ({ decision_reason: reason }), reason);
     if (!outcome.ok) return this.deps.refuse(user, 'request.deny', outcome.error, refs);
     return ok({ request: outcome.value });

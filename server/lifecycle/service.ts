@@ -31,6 +31,7 @@ import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../
 import type { AuthUser } from '../identity/user';
 import type { DomainError, Outcome } from '../errors';
 import type { Metrics } from '../metrics';
+import { Nudges } from './nudges';
 import { Catalog } from './catalog';
 import { AuditChain, type AuditInput, type ReportedAudit } from './audit';
 import { PolicyVersions, type PolicyVersionRef } from '../policy/versions';
@@ -82,6 +83,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly rekeying: Rekeying;
   private readonly revocation: Revocation;
   private readonly bastion: BastionQueries;
+  private readonly nudges: Nudges;
 
   constructor(private readonly deps: LifecycleDeps) {
     const { db, reads } = deps.store;
@@ -99,7 +101,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const revocation = this.revocation = new Revocation({ db, shared, now, credentials, metrics, log, sweepEveryMs: deps.sweepEveryMs, writes, timers });
     const bastion = this.bastion = new BastionQueries({ db, reads, shared, bus, now, log, timers });
     const facts = new RememberedFacts();
-    const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts });
+    const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers });
+    const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts, nudges });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion });
     const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views });
     this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
@@ -158,6 +161,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** Process every deadline that passed while we were down, resume revocations, arm timers for the rest. */
   async start(): Promise<void> {
     await this.deadlines.start(this.deps.sweepEveryMs ?? 5_000);
+    // Reminders and escalations that fell due while the server was down happen now; the rest are armed.
+    await this.nudges.armAll();
   }
 
   async stop(): Promise<void> {

@@ -6,6 +6,7 @@ import type { AuthUser } from '../identity/user';
 import { ok, type Outcome } from '../errors';
 import { matchApprovals, type ApprovalRule } from './catalog';
 import type { TxContext } from './write-queue';
+import { askedGroups, askedView, fillableGroups } from './asked';
 import { iso, parseJson, type CatalogSource, type GrantRow, type Refuse, type RequestRow } from './support';
 
 export interface ViewsDeps {
@@ -37,13 +38,13 @@ export class Views {
     }
     const rows = await this.deps.db.selectFrom('requests').selectAll().where('state', '=', state ?? 'pending_approval').where('requester', '!=', user.sub)
       .orderBy('created_at', 'desc').limit(1000).execute();
-    const mine = rows.filter((r) => parseJson<ApprovalRule[]>(r.approval_rules).some((rule) => user.groups.includes(rule.group))).slice(0, limit);
+    const mine = rows.filter((r) => fillableGroups(user.groups, r).length > 0).slice(0, limit);
     return this.toRequests(mine);
   }
 
   async getRequest(user: AuthUser, id: string): Promise<Outcome<{ request: AccessRequest; grant?: Grant }>> {
     const row = await this.deps.reads.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
-    const visible = row && (row.requester === user.sub || user.admin || parseJson<ApprovalRule[]>(row.approval_rules).some((r) => user.groups.includes(r.group)));
+    const visible = row && (row.requester === user.sub || user.admin || fillableGroups(user.groups, row).length > 0);
     if (!row || !visible) return this.deps.refuse(user, 'request.read', { status: 404, code: 'request_not_found', message: `no request ${id}` }, { requestId: id });
     const [request] = await this.toRequests([row]);
     const grant = row.grant_id && row.requester === user.sub ? await this.grantById(row.grant_id) : undefined;
@@ -129,6 +130,7 @@ export function toRequest(row: RequestRow, approvals: { approver: string; approv
     ...(row.decision_reason ? { decisionReason: row.decision_reason } : {}),
     ...(row.grant_id ? { grantId: row.grant_id } : {}),
     ...(row.extends_grant_id ? { extendsGrantId: row.extends_grant_id } : {}),
+    ...(rules.length ? { asked: askedView(row) } : {}),
   };
 }
 
@@ -157,7 +159,7 @@ export async function emitRequest(ctx: TxContext, row: RequestRow, before: Reque
   // Requests without approval rules (auto-approve, break-glass) never have approval rows.
   const approvals = row.approval_rules === '[]' ? [] : await ctx.trx.selectFrom('approvals').selectAll().where('request_id', '=', row.id).orderBy('at').execute();
   const request = toRequest(row, approvals);
-  const groups = parseJson<ApprovalRule[]>(row.approval_rules).map((r) => r.group);
+  const groups = askedGroups(row);
   const involvesApprovers = row.state === 'pending_approval' || before === 'pending_approval';
   await ctx.emit({ type: 'request.updated', request }, { users: [row.requester], groups: involvesApprovers ? groups : [], exclude: [] });
   if (row.state === 'pending_approval' && before !== 'pending_approval') {

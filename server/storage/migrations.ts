@@ -277,7 +277,7 @@ export const migrations: Record<string, Migration> = {
     },
   },
   '0012_web_sessions': {
-    // The approve page's browser sign-ins (issue #24): a sign-in under way (the hash of the PKCE verifier its cookie
+    // Approvers where they are (issue #24). The approve page's browser sign-ins: a sign-in under way (the hash of the PKCE verifier its cookie
     // holds, the state it expects, where it returns) and signed-in sessions (the hash of the random id the session
     // cookie holds, and who it is). Only hashes of what browsers hold are kept: a copy of the table opens no session.
     async up(db: Kysely<any>) {
@@ -299,8 +299,13 @@ export const migrations: Record<string, Migration> = {
         .addColumn('expires_at', 'bigint', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('web_sessions_expires').on('web_sessions').column('expires_at').execute();
+      // Reminders and escalation of a request nobody decides (issue #24, lifecycle/nudges.ts).
+      await db.schema.alterTable('requests').addColumn('nudges', 'text').execute();
+      await db.schema.alterTable('requests').addColumn('reminders_sent', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('requests').addColumn('escalated_at', 'bigint').execute();
     },
     async down(db: Kysely<any>) {
+      for (const column of ['escalated_at', 'reminders_sent', 'nudges']) await db.schema.alterTable('requests').dropColumn(column).execute();
       await db.schema.dropTable('web_sessions').ifExists().execute();
       await db.schema.dropTable('web_logins').ifExists().execute();
     },

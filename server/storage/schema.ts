@@ -31,6 +31,11 @@ export interface RequestsTable {
   extends_grant_id: string | null;
   /** 1 when the policy approves this request without people once any step-up passed (auto-approve or break-glass). */
   auto_approve: number;
+  /** The policy's nudges when the request was made (lifecycle/nudges.ts): JSON {reminders: seconds[], escalation?}. */
+  nudges: string | null;
+  /** How many reminders were sent; when the escalation group became eligible (epoch ms). */
+  reminders_sent: number;
+  escalated_at: number | null;
 }
 
 export interface ApprovalsTable {

@@ -7,6 +7,8 @@ export const ServerEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('request.updated'), request: AccessRequest }),
   z.object({ type: z.literal('approval.asked'), request: AccessRequest }),
   z.object({ type: z.literal('approval.withdrawn'), requestId: z.string() }),
+  /** A request still waits for the approvers it is told to: a reminder (policy `reminders`). */
+  z.object({ type: z.literal('approval.reminded'), request: AccessRequest }),
   z.object({ type: z.literal('grant.updated'), grant: Grant }),
   z.object({ type: z.literal('breakglass.used'), request: AccessRequest }),
   /** A step-up factor of the user's was added or removed: told to every agent of theirs (a thief's change shows). */

@@ -97,6 +97,13 @@ export const AccessRequest = z.object({
   grantId: Id.optional(),
   /** Set on a request to extend an existing grant (policies whose extensions need re-approval). */
   extendsGrantId: Id.optional(),
+  /** Who is asked to approve, the reminders sent and due, and the escalation (policy `reminders`, `escalation`). */
+  asked: z.object({
+    groups: z.array(z.string()).describe('the groups asked now: the approval groups, and the escalation group once it is eligible'),
+    remindersSent: z.number().int(),
+    nextReminderAt: Instant.optional(),
+    escalation: z.object({ group: z.string(), at: Instant, reached: z.boolean() }).optional().describe('when the escalation group becomes (or became) eligible'),
+  }).optional(),
 });
 export type AccessRequest = z.infer<typeof AccessRequest>;
 

@@ -7,5 +7,7 @@ export function waitsForApprover(request: AccessRequest, approver: { sub?: strin
   if (request.state !== 'pending_approval') return false;
   if (approver.sub && (request.requester === approver.sub || request.approvals.some((a) => a.approver === approver.sub))) return false;
   if (!approver.groups || request.approvalsNeeded.length === 0) return true;
-  return request.approvalsNeeded.some((slot) => slot.have < slot.count && approver.groups!.includes(slot.group));
+  // Escalated (policy `escalation`): its group may fill any open slot.
+  const escalated = request.asked?.escalation?.reached === true && approver.groups.includes(request.asked.escalation.group);
+  return request.approvalsNeeded.some((slot) => slot.have < slot.count && (escalated || approver.groups!.includes(slot.group)));
 }

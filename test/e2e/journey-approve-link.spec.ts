@@ -7,7 +7,7 @@ import type { BrowserContext, Page } from '@playwright/test';
 import { approveLink } from '../../shared/contract/approve-page';
 import { runCli, type Io } from '../../agent/cli/main';
 import { editConfigText, startStack, type Stack } from '../harness/stack';
-import { journey, liveGrantId, serverPost, shot, totpCode, virtualAuthenticator, type Journey, test, expect } from './fixtures/stack';
+import { goTo, journey, liveGrantId, serverPost, shot, totpCode, virtualAuthenticator, type Journey, test, expect } from './fixtures/stack';
 
 let stack: Stack;
 let j: Journey;
@@ -171,6 +171,10 @@ test('in the web host an approver is notified with Approve…, Deny… and Show,
   // Both pages are connected to their agents (they show the signed-in user) before anything happens.
   for (const u of [alice, bob]) await expect(u.page.getByText(`Signed in as ${u.user}@example.com`)).toBeVisible();
   const { request } = await alice.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', reason: 'notification check', connect: false });
+
+  // The requester sees who has been asked.
+  await goTo(alice.page, 'Waiting');
+  await expect(alice.page.locator(`li[aria-labelledby="waiting-${request.id}"]`).getByTestId('waiting-asked')).toHaveText('Asked: dba, sre-leads');
 
   const asked = bob.page.locator('.toast').filter({ hasText: 'Approval asked' });
   await expect(asked).toContainText('read on Orders (production) for 1h — notification check');

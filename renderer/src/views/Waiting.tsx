@@ -1,6 +1,16 @@
+import type { AccessRequest } from '../../../shared/contract/http';
 import { useApp } from '../context';
 import { formatDuration, formatWhen } from '../format';
 import { approvalProgress, approverText, resourceLabel } from '../policy';
+
+/** Who has been asked, and what happens next if nobody decides (policy reminders and escalation). */
+function AskedLine({ asked }: { asked: NonNullable<AccessRequest['asked']> }) {
+  const parts = [`Asked: ${asked.groups.join(', ')}`];
+  if (asked.remindersSent > 0) parts.push(`reminded ${asked.remindersSent === 1 ? 'once' : `${asked.remindersSent} times`}`);
+  if (asked.nextReminderAt) parts.push(`next reminder ${formatWhen(asked.nextReminderAt)}`);
+  if (asked.escalation) parts.push(asked.escalation.reached ? `escalated to ${asked.escalation.group} ${formatWhen(asked.escalation.at)}` : `${asked.escalation.group} too from ${formatWhen(asked.escalation.at)}`);
+  return <p className="muted" data-testid="waiting-asked">{parts.join(' · ')}</p>;
+}
 
 export function Waiting() {
   const { state, run, open, toast } = useApp();
@@ -23,6 +33,7 @@ export function Waiting() {
                   {approvalProgress(r)}{missing.length > 0 && <> — waiting for {approverText(missing.map((m) => ({ group: m.group, count: m.count - m.have })))}</>}
                 </p>
               )}
+              {r.state === 'pending_approval' && r.asked && <AskedLine asked={r.asked} />}
               {r.reason && <p className="quote">“{r.reason}”</p>}
               <p className="muted">Asked at {formatWhen(r.createdAt)}{r.ticket ? ` · ${r.ticket}` : ''}</p>
               <div className="actions">
