@@ -11,6 +11,7 @@
 //   views.ts            requests and grants as the API shows them, the events a change emits, list/get reads
 //   requests.ts         creating a request (risk, step-up, auto-approve, break-glass); deny, cancel, expire
 //   approvals.ts        approver checks, N-of-M approval, step-up proofs (StepUpActionResolver)
+//   asked.ts, nudges.ts who is asked to approve (rules, then the escalation group); reminders and escalation on timers
 //   activation.ts       an approved request becomes a grant and gets its credentials
 //   grants.ts           ends (deadline, release, revoke), extensions, password reveal
 //   rekey.ts            taking an active grant back with new credentials after its agent lost its keys
