@@ -198,6 +198,10 @@ export class GrantRules {
       extends_grant_id: grant.id,
       auto_approve: 0,
       break_glass: 0,
+      // Not the original's reminders or escalation: an extension is asked afresh, without nudges (nudges.ts).
+      nudges: null,
+      reminders_sent: 0,
+      escalated_at: null,
     };
     const request = await this.deps.writes.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
