@@ -1,9 +1,11 @@
-// Native notifications from the agent's `{type:'notification'}` events. macOS shows action buttons; Windows and
-// Linux get click-to-open (their Electron notifications either lack buttons or need toast XML). Approve and Deny
-// only OPEN the approval view — a notification button never approves silently (step-up and the user's decision
-// happen in the window). Electron is injected: a Notification constructor.
+// Native notifications from the agent's `{type:'notification'}` events. macOS shows action buttons; Windows shows
+// an approval asked as toast XML whose button and body open the stint://approve/<id> deep link (protocol activation:
+// a Windows toast button reaches the app only through a link, and deep links never act); Linux gets click-to-open.
+// Approve and Deny only OPEN the approval view — a notification button never approves silently (step-up and the
+// user's decision happen in the window). Electron is injected: a Notification constructor.
 import type { AgentEvent, AgentNotification, NotificationAction } from '../../shared/contract/agent';
 import type { OpenView } from './windows';
+import { PROTOCOL } from './deep-links';
 
 export interface NotificationLike {
   show(): void;
@@ -20,6 +22,7 @@ export interface NotificationOptionsLike {
   closeButtonText?: string;
   urgency?: 'normal' | 'critical' | 'low';
   silent?: boolean;
+  toastXml?: string;
 }
 
 export type NotificationConstructor = new (options: NotificationOptionsLike) => NotificationLike;
@@ -69,9 +72,23 @@ export function clickEffect(n: AgentNotification): NotificationEffect {
   }
 }
 
+const xml = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** Windows: the toast for an approval asked, with an Approve… button; both open the approval view by deep link. */
+export function approvalToastXml(n: AgentNotification): string | undefined {
+  if (n.kind !== 'approval_asked' || !n.requestId) return undefined;
+  const link = xml(`${PROTOCOL}://approve/${encodeURIComponent(n.requestId)}`);
+  return `<toast activationType="protocol" launch="${link}" scenario="reminder"><visual><binding template="ToastGeneric">`
+    + `<text>${xml(n.title)}</text><text>${xml(n.body)}</text></binding></visual>`
+    + `<actions><action content="${xml(LABELS.approve)}" activationType="protocol" arguments="${link}"/>`
+    + '<action content="Later" activationType="system" arguments="dismiss"/></actions></toast>';
+}
+
 export function nativeOptions(n: AgentNotification, platform: NodeJS.Platform): NotificationOptionsLike {
   const buttons = platform === 'darwin' ? n.actions.filter((a) => a !== 'open') : [];
+  const toastXml = platform === 'win32' ? approvalToastXml(n) : undefined;
   return {
+    ...(toastXml ? { toastXml } : {}),
     title: n.title,
     body: n.body,
     ...(buttons.length ? { actions: buttons.map((a) => ({ type: 'button' as const, text: LABELS[a] })), closeButtonText: 'Close' } : {}),

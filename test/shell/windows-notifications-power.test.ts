@@ -1,5 +1,6 @@
 // Windows (which one a view opens in, what it loads, where the popover goes, Esc), native notifications (with an
 // injected Notification constructor) and power/clock events (with the fake clock) — all without Electron.
+import { parseDeepLink } from '../../desktop/main/deep-links';
 import { describe, expect, it } from 'vitest';
 import { pathToFileURL } from 'node:url';
 import { FakeClock } from '../../dev/fake-clock';
@@ -182,6 +183,18 @@ describe('notifications', () => {
     created[0]!.emit('click');
     created[1]!.emit('click');
     expect(effects).toEqual([{ type: 'open', view: 'approve', params: { requestId: 'r1' } }, { type: 'open', view: 'main', params: {} }]);
+  });
+
+  it('win32: an approval asked is toast XML whose button and body open the approval by deep link, escaped', () => {
+    const { created, controller } = setup('win32');
+    controller.show({ ...asked, body: 'bob <b>wants</b> "write" & more' });
+    controller.show(approved);
+    const toast = created[0]!.options.toastXml!;
+    expect(toast).toContain('launch="stint://approve/r1"');
+    expect(toast).toContain('<action content="Approve…" activationType="protocol" arguments="stint://approve/r1"/>');
+    expect(toast).toContain('<text>bob &#60;b&#62;wants&#60;/b&#62; &#34;write&#34; &#38; more</text>');
+    expect(parseDeepLink(/arguments="([^"]+)"/.exec(toast)![1]!)).toEqual({ ok: true, link: { view: 'approve', params: { requestId: 'r1' } } });
+    expect(created[1]!.options.toastXml).toBeUndefined();
   });
 
   it('a notification with the same id replaces the earlier one; closed ones are released', () => {
