@@ -185,7 +185,8 @@ async function main(): Promise<void> {
   }
   console.log(`
 Try: as alice, request "Orders (production)" — it needs one approval from bob (DBA) and one from dave (SRE lead);
-approve it in their tabs, then connect as alice and paste the psql command it copies. "Users (staging)" is granted
+approve it in their tabs (or from any browser at ${serverUrl}/approve/<request id>, the approve link, signing in as
+bob or dave), then connect as alice and paste the psql command it copies. "Users (staging)" is granted
 at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
 From a terminal, the same agents: node bin/stint.mjs --agent ${relative(process.cwd(), sockets.alice)} grants   (bob: …/agents/bob/agent.sock)` : ''}
 Ctrl+C stops everything.`);
