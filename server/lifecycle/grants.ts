@@ -11,6 +11,8 @@ import type { CatalogEntry } from './catalog';
 import type { BastionQueries } from './bastion-queries';
 import type { RequestRules } from './requests';
 import type { Revocation } from './revocation';
+import { nudgePlanFor } from './asked';
+import type { Nudges } from './nudges';
 import type { Timers } from './timers';
 import { emitGrant, emitRequest, toGrant, type Views } from './views';
 import { CLAIM_RETRY_MS, iso, lockRow, newId, safeMessage, SYSTEM, type RulesDeps, type GrantRow, type RequestRow, type Tx } from './support';
@@ -22,6 +24,8 @@ export interface GrantRulesDeps extends RulesDeps {
   requests: Pick<RequestRules, 'expireRequest'>;
   revocation: Pick<Revocation, 'revokeJustEnded' | 'othersRevokeFrom'>;
   bastion: Pick<BastionQueries, 'announce'>;
+  /** An extension waiting for re-approval is reminded and escalated like any request (nudges.ts). */
+  nudges: Pick<Nudges, 'arm'>;
 }
 
 export class GrantRules {
@@ -198,8 +202,8 @@ export class GrantRules {
       extends_grant_id: grant.id,
       auto_approve: 0,
       break_glass: 0,
-      // Not the original's reminders or escalation: an extension is asked afresh, without nudges (nudges.ts).
-      nudges: null,
+      // The policy's reminders and escalation afresh, not the original request's progress through them.
+      nudges: nudgePlanFor(entry.policy),
       reminders_sent: 0,
       escalated_at: null,
     };
@@ -209,6 +213,7 @@ export class GrantRules {
       return emitRequest(ctx, row, undefined);
     });
     this.deps.timers.schedule(`req:${row.id}`, row.expires_at, () => this.deps.requests.expireRequest(row.id));
+    this.deps.nudges.arm(row);
     return ok({ grant: toGrant(grant), request });
   }
 

@@ -8,7 +8,7 @@ import { startGrantServer, type RunningGrantServer } from '../../dev/grant-serve
 import { FakeClock } from '../../dev/fake-clock';
 import { waitsForApprover } from '../../shared/domain/approvals';
 import { reminderNotification } from '../../agent/core/models';
-import { call, Tokens } from './helpers';
+import { call, ed25519PublicKeyLine, RecordingProvider, Tokens } from './helpers';
 import { openEvents } from './sse';
 
 let idp: IdpInstance;
@@ -22,9 +22,9 @@ beforeAll(async () => {
   idp = await startIdp({ accessTokenTtlSeconds: 4 * 3600 });
   tokens = new Tokens(idp);
   server = await startGrantServer({
-    idp, clock,
-    // An SRE lead decides production requests; after 15 minutes without a decision any DBA may.
-    overrides: { policies: { 'production-db': { approvals: [{ from: 'sre-leads', count: 1 }], reminders: ['5m', '10m'], escalation: { group: 'dba', after: '15m' }, extend: { maxTotal: '8h', reapproval: false } } } },
+    idp, clock, credentials: new RecordingProvider(),
+    // An SRE lead decides production requests (and their extensions); after 15 minutes without a decision any DBA may.
+    overrides: { policies: { 'production-db': { approvals: [{ from: 'sre-leads', count: 1 }], reminders: ['5m', '10m'], escalation: { group: 'dba', after: '15m' }, extend: { maxTotal: '8h', reapproval: true } } } },
   });
 }, 60_000);
 
@@ -94,6 +94,21 @@ describe('reminders and escalation', () => {
     await expect.poll(async () => (await audited(later, 'request.reminded')).length).toBe(1);
     expect(await audited(id, 'request.reminded')).toEqual([]);
     expect(await audited(id, 'request.escalated')).toEqual([]);
+  });
+
+  it('an extension waiting for re-approval is reminded afresh, not where its first request had got to', async () => {
+    const id = await aliceAsks('long job');
+    await clock.advance(5 * MIN);
+    await expect.poll(async () => (await audited(id, 'request.reminded')).length).toBe(1);
+    expect((await call(server.url, 'POST', `/v1/requests/${id}/approve`, { ...(await as('dave')), body: {} })).status).toBe(200);
+    const activated = await call(server.url, 'POST', `/v1/requests/${id}/activate`, { ...(await as('alice')), body: { publicKey: ed25519PublicKeyLine() } });
+    expect(activated.status).toBe(201);
+    const extended = await call(server.url, 'POST', `/v1/grants/${activated.body.grant.id}/extend`, { ...(await as('alice')), body: { durationSeconds: 1800 } });
+    const extension = extended.body.request;
+    expect(extension).toMatchObject({ state: 'pending_approval', asked: { groups: ['sre-leads'], remindersSent: 0, escalation: { group: 'dba', reached: false } } });
+    expect(extension.asked.nextReminderAt).toBe(new Date(Date.parse(extension.createdAt) + 5 * MIN).toISOString());
+    await clock.advance(5 * MIN);
+    await expect.poll(async () => (await audited(extension.id, 'request.reminded')).length).toBe(1);
   });
 
   it('the agent says a reminder with the same actions as the ask', () => {
