@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Stint's tests and demo need on Debian/Ubuntu, when missing. Idempotent: a second run only checks.
 # Other systems: install PostgreSQL 15+, OpenSSH server, Chromium, gnome-keyring + libsecret (dev headers),
-# dbus and xvfb with your package manager, create a user named stintbastion with no password, and set
+# dbus and xvfb with your package manager, create users named stintbastion and stinttarget with no password, and set
 # STINT_PG_BIN to PostgreSQL's bin directory.
 set -euo pipefail
 
@@ -36,11 +36,14 @@ if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&
   "${sudo_cmd[@]}" systemctl disable --now ssh postgresql >/dev/null 2>&1 || true
 fi
 
-# The bastion's login user: no password (locked for passwords, usable with keys).
-if ! id -u stintbastion >/dev/null 2>&1; then
-  "${sudo_cmd[@]}" useradd -m -s /bin/bash stintbastion
-fi
-"${sudo_cmd[@]}" usermod -p '*' stintbastion
+# The bastion's login user, and the login on the demo's SSH target host (a second sshd, issue #23): no password
+# (locked for passwords, usable with keys).
+for login in stintbastion stinttarget; do
+  if ! id -u "$login" >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" useradd -m -s /bin/bash "$login"
+  fi
+  "${sudo_cmd[@]}" usermod -p '*' "$login"
+done
 "${sudo_cmd[@]}" mkdir -p /run/sshd /usr/local/libexec
 
 echo "prereqs: ok"

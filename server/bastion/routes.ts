@@ -12,6 +12,9 @@
 // the companion reports the grant's end. sshd tells neither the key command nor the companion how many bytes a
 // connection carried, nor (OpenSSH 9.2) the client's address: rows have it only when a key program sends `from`;
 // they carry the key's fingerprint, which sshd's own log line of the login names next to the client's address.
+// An SSH target host (issue #23: a resource of kind ssh, reached through the bastion) speaks the same protocol with
+// its own token: the same key program answers its sshd (a login line for the grant's level's logins instead of a
+// forwarding line), the same companion kills its sessions at a grant's end, and its rows are `host.session.*`.
 // They are declared for the router (server/http/router.ts) as 'bastion' routes: the router puts bastionTokenGuard in
 // front of each, so no handler runs for a caller without a bastion's token. The grant server serves the declarations
 // in its one route list; `bastionRoutes` serves them as a plugin (tests, benches) at the root or under /v1/bastion.
@@ -21,13 +24,25 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { z } from 'zod';
 import { serveRoutes, type Guard, type Route } from '../http/router';
 import type { ReportedAudit } from '../lifecycle/audit';
-import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from './seam';
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion, HostGrant } from './seam';
 import type { BastionSessionStore } from './sessions';
+
+/** What a node (a bastion, or an SSH target host) presents and may be answered about. */
+export interface SshNodeCredential {
+  token: string;
+  /** Login users this node serves keys for (default: any). */
+  users?: string[];
+  /** Set for an SSH target host: the resource it is, and the logins each access level opens there. */
+  host?: { resourceId: string; logins: Record<string, string[]> };
+}
+
+/** The node id of an SSH target host: `/` is in no config id, so it never meets a bastion's id. */
+export const hostNodeId = (resourceId: string) => `host/${resourceId}`;
 
 export interface BastionRoutesOptions {
   lookup: BastionGrantLookup;
-  /** Bastion id → its credential. The token identifies the bastion. */
-  bastions: Record<string, { token: string; /** Login users this bastion serves keys for (default: any). */ users?: string[] }>;
+  /** Node id → its credential. The token identifies the bastion (or target host: see hostNodeId). */
+  bastions: Record<string, SshNodeCredential>;
   /**
    * Where pids reported by key commands are kept: the database shared by all instances (createDbSessionStore), so
    * the instance streaming an end knows pids recorded by any instance, and before a restart.
@@ -71,6 +86,16 @@ export function isEd25519KeyBody(keyBase64: string): boolean {
   if (!KEY_BODY.test(keyBase64) || keyBase64.length > 200) return false;
   const blob = Buffer.from(keyBase64, 'base64');
   return blob.length === 51 && blob.readUInt32BE(0) === 11 && blob.subarray(4, 15).toString('latin1') === 'ssh-ed25519';
+}
+
+/**
+ * The authorized_keys line for a grant on an SSH target host: a login with a shell or a command and a TTY, nothing
+ * forwarded (restrict, then pty back), until the grant's end. Undefined when it could not be written safely.
+ */
+export function hostAuthorizedKeyLine(grant: Pick<HostGrant, 'grantId' | 'endsAt'>, keyBase64: string): string | undefined {
+  if (!isEd25519KeyBody(keyBase64) || Number.isNaN(new Date(grant.endsAt).getTime())) return undefined;
+  const comment = `grant:${grant.grantId.replace(/[^A-Za-z0-9_.:-]/g, '_')}`;
+  return `restrict,pty,expiry-time="${sshExpiryTime(grant.endsAt)}" ssh-ed25519 ${keyBase64} ${comment}`;
 }
 
 /**
@@ -119,28 +144,35 @@ const BastionError = z.object({ code: z.string(), message: z.string() });
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/** Which bastion a request came from (set by bastionTokenGuard, which the router runs before every bastion route). */
-const callers = new WeakMap<FastifyRequest, { id: string; users?: string[] }>();
+type Caller = { id: string } & Omit<SshNodeCredential, 'token'>;
 
-function callerOf(request: FastifyRequest): { id: string; users?: string[] } {
+/** Which node a request came from (set by bastionTokenGuard, which the router runs before every bastion route). */
+const callers = new WeakMap<FastifyRequest, Caller>();
+
+function callerOf(request: FastifyRequest): Caller {
   const caller = callers.get(request);
   // Unreachable through the router; a handler reached some other way must not serve keys to nobody in particular.
   if (!caller) throw new Error('no bastion token was checked for this request');
   return caller;
 }
 
+/** The audit action of an SSH session on this node: `bastion.session.*`, or `host.session.*` on a target host. */
+const sessionAction = (node: Caller, what: 'opened' | 'killed' | 'closed') => `${node.host ? 'host' : 'bastion'}.session.${what}`;
+const actorOf = (node: Caller) => (node.host ? `host:${node.host.resourceId}` : `bastion:${node.id}`);
+const whereOf = (node: Caller) => (node.host ? { hostId: node.host.resourceId } : { bastionId: node.id });
+
 /** The router's bastion check: the bearer token of one configured bastion, or 401 with an empty body. */
 export function bastionTokenGuard(bastions: BastionRoutesOptions['bastions']): Guard {
-  const credentials = Object.entries(bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users }));
+  const credentials = Object.entries(bastions).map(([id, b]) => ({ id, digest: digest(b.token), users: b.users, host: b.host }));
   return async (request, reply) => {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
-    let found: { id: string; users?: string[] } | undefined;
+    let found: Caller | undefined;
     if (match?.[1]) {
       const presented = digest(match[1]);
       // Compare against every bastion, in constant time each, without stopping at the first match.
       for (const credential of credentials) {
-        if (timingSafeEqual(presented, credential.digest) && found === undefined) found = { id: credential.id, users: credential.users };
+        if (timingSafeEqual(presented, credential.digest) && found === undefined) found = { id: credential.id, users: credential.users, host: credential.host };
       }
     }
     if (found === undefined) {
@@ -161,7 +193,10 @@ export interface BastionRouteSet {
  * so the list can also be built just to document it.
  */
 export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'>): BastionRouteSet {
+  /** Open event streams, by the node (bastion or target host) they serve. */
   const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
+  /** The nodes that act on a grant's end: its bastion, and its resource when that is an SSH target host. */
+  const nodesOf = (ended: GrantEndedForBastion) => [ended.bastionId, ...(ended.resourceId ? [hostNodeId(ended.resourceId)] : [])];
 
   /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
   const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
@@ -174,7 +209,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
     // Ends are sent in the order they happened (the companion catches up from the last instant it saw), so reading
     // their pids is serialised: one query per bastion for all the ends that arrived meanwhile (a burst of deadlines
     // costs a few round trips, not one each).
-    const queued: GrantEndedForBastion[] = [];
+    const queued: Array<GrantEndedForBastion & { node: string }> = [];
     let sending = false;
     let sent: Promise<void> = Promise.resolve();
     const sendQueued = async () => {
@@ -184,9 +219,9 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
           const batch = queued.splice(0);
           const byBastion = new Map<string, GrantEndedForBastion[]>();
           for (const ended of batch) {
-            const list = byBastion.get(ended.bastionId) ?? [];
+            const list = byBastion.get(ended.node) ?? [];
             list.push(ended);
-            byBastion.set(ended.bastionId, list);
+            byBastion.set(ended.node, list);
           }
           for (const [bastionId, ended] of byBastion) {
             let events: BastionEndedEvent[];
@@ -210,9 +245,10 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
     };
 
     const unsubscribe = opts.lookup.onGrantEnded((ended) => {
-      // No stream of that bastion here: nothing to read. A companion connecting later catches up with ended?since=.
-      if (![...streams].some((stream) => stream.bastionId === ended.bastionId)) return;
-      queued.push(ended);
+      // No stream of that node here: nothing to read. A companion connecting later catches up with ended?since=.
+      const nodes = nodesOf(ended).filter((node) => [...streams].some((stream) => stream.bastionId === node));
+      if (nodes.length === 0) return;
+      for (const node of nodes) queued.push({ ...ended, node });
       if (!sending) sent = sendQueued().catch((error: unknown) => app.log.error({ err: error }, 'could not send grant ends to bastions'));
     }, () => streams.size > 0);
 
@@ -242,20 +278,39 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
    * allowed (no SSH use the audit log does not know of), and its pid is forgotten so that a later report of the
    * same connection (sshd runs the key command twice) is new again and tries the audit once more.
    */
-  const auditOpened = async (request: FastifyRequest, session: { bastionId: string; grantId: string; pid: number; owner?: string; user?: string; from?: string; key?: string; via: 'key-lookup' | 'report' }): Promise<boolean> => {
-    const { bastionId, grantId, pid, owner, user, from, key, via } = session;
+  const auditOpened = async (request: FastifyRequest, node: Caller, session: { grantId: string; pid: number; owner?: string; user?: string; from?: string; key?: string; via: 'key-lookup' | 'report' }): Promise<boolean> => {
+    const { grantId, pid, owner, user, from, key, via } = session;
     if (!opts.lookup.auditReported) return true;
     try {
       await opts.lookup.auditReported([{
-        actor: `bastion:${bastionId}`, action: 'bastion.session.opened', grantId, ...(owner ? { subject: owner } : {}),
-        detail: { bastionId, pid, via, ...(user ? { user } : {}), ...(from ? { from } : {}), ...(key ? { keyFingerprint: sshFingerprint(key) } : {}) },
+        actor: actorOf(node), action: sessionAction(node, 'opened'), grantId, ...(owner ? { subject: owner } : {}),
+        ...(node.host ? { resourceId: node.host.resourceId } : {}),
+        detail: { ...whereOf(node), pid, via, ...(user ? { [node.host ? 'login' : 'user']: user } : {}), ...(from ? { from } : {}), ...(key ? { keyFingerprint: sshFingerprint(key) } : {}) },
       }]);
       return true;
     } catch (error) {
-      request.log.error({ err: error, grantId }, 'could not audit the bastion session: it is refused');
-      await opts.sessions.forget(bastionId, grantId, [pid]).catch(() => undefined);
+      request.log.error({ err: error, grantId }, 'could not audit the ssh session: it is refused');
+      await opts.sessions.forget(node.id, grantId, [pid]).catch(() => undefined);
       return false;
     }
+  };
+
+  /**
+   * The active grant this node serves for this key and login, and the key line sshd gets; undefined when none. On an
+   * SSH target host, a login the grant's level does not name is refused here, whatever sshd itself would let in.
+   */
+  const activeFor = async (request: FastifyRequest, node: Caller, key: string, user: string | undefined): Promise<{ grant: Pick<BastionGrant, 'grantId' | 'owner' | 'endsAt'>; line: string | undefined } | undefined> => {
+    if (node.host) {
+      const grant = await opts.lookup.findActiveHostGrant?.(node.host.resourceId, 'ssh-ed25519', key);
+      if (!grant) return undefined;
+      if (!user || !(node.host.logins[grant.level] ?? []).includes(user)) {
+        request.log.info({ grantId: grant.grantId, hostId: node.host.resourceId, login: user }, 'a login the grant\'s level does not name: refused');
+        return undefined;
+      }
+      return { grant, line: hostAuthorizedKeyLine(grant, key) };
+    }
+    const grant = await opts.lookup.findActiveGrantByKey(node.id, 'ssh-ed25519', key);
+    return grant && { grant, line: authorizedKeyLine(grant, key) };
   };
 
   /**
@@ -265,22 +320,26 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
    * A storage error while recording is logged and the login allowed (the key line still stops at the grant's end,
    * and the role is dropped then; only this connection would outlive it, until the idle backstops).
    */
-  const recordSession = async (request: FastifyRequest, bastionId: string, grant: BastionGrant, session: { pid: number; key: string; user?: string; from?: string }): Promise<boolean> => {
+  const recordSession = async (request: FastifyRequest, node: Caller, grant: Pick<BastionGrant, 'grantId' | 'owner'>, session: { pid: number; key: string; user?: string; from?: string }): Promise<boolean> => {
     const { grantId } = grant;
     let fresh = true;
     try {
-      fresh = await opts.sessions.record(bastionId, grantId, session.pid);
+      fresh = await opts.sessions.record(node.id, grantId, session.pid);
     } catch (error) {
-      request.log.error({ err: error, grantId }, 'could not record the bastion session: the grant\'s end will not close this connection');
+      request.log.error({ err: error, grantId }, 'could not record the ssh session: the grant\'s end will not close this connection');
     }
     try {
-      const still = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', session.key);
-      if (still?.grantId !== grantId) return false;
+      const still = await activeFor(request, node, session.key, session.user);
+      if (still?.grant.grantId !== grantId) {
+        // Refused: no session comes of it. A row this call wrote would otherwise wait for an end report forever.
+        if (fresh) await opts.sessions.forget(node.id, grantId, [session.pid]).catch(() => undefined);
+        return false;
+      }
     } catch (error) {
       request.log.error({ err: error, grantId }, 'could not re-check the grant after recording its session');
     }
     if (!fresh) return true;
-    return auditOpened(request, { bastionId, grantId, pid: session.pid, owner: grant.owner, user: session.user, from: session.from, key: session.key, via: 'key-lookup' });
+    return auditOpened(request, node, { grantId, pid: session.pid, owner: grant.owner, user: session.user, from: session.from, key: session.key, via: 'key-lookup' });
   };
 
   const tags = ['bastion'];
@@ -295,25 +354,25 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
       },
       handler: async (request, reply) => {
         reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
-        const { id: bastionId, users: allowedUsers } = callerOf(request);
+        const node = callerOf(request);
         const parsed = KeysQuery.safeParse(request.query);
         if (!parsed.success || parsed.data.type !== 'ssh-ed25519' || !isEd25519KeyBody(parsed.data.key)) return '';
         const { user, key, pid, from } = parsed.data;
-        if (allowedUsers && (!user || !allowedUsers.includes(user))) return '';
-        let grant: BastionGrant | undefined;
+        if (node.users && (!user || !node.users.includes(user))) return '';
+        let found: Awaited<ReturnType<typeof activeFor>>;
         try {
-          grant = await opts.lookup.findActiveGrantByKey(bastionId, 'ssh-ed25519', key);
+          found = await activeFor(request, node, key, user);
         } catch (error) {
-          request.log.error({ err: error }, 'bastion key lookup failed');
+          request.log.error({ err: error }, 'ssh key lookup failed');
           return reply.code(503).send('');
         }
-        if (!grant) return '';
-        const line = authorizedKeyLine(grant, key);
+        if (!found) return '';
+        const { grant, line } = found;
         if (!line) {
           request.log.error({ grantId: grant.grantId }, 'grant target cannot be written into a key line');
           return '';
         }
-        if (pid !== undefined && !(await recordSession(request, bastionId, grant, { pid, key, user, from }))) return '';
+        if (pid !== undefined && !(await recordSession(request, node, grant, { pid, key, user, from }))) return '';
         return `${line}\n`;
       },
     },
@@ -325,20 +384,20 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         answers: { 400: { description: 'Malformed body', type: 'application/json', schema: BastionError }, 503: unavailable },
       },
       handler: async (request, reply) => {
-        const bastionId = callerOf(request).id;
+        const node = callerOf(request);
         const parsed = SessionBody.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
         const { grantId, pid, user, from } = parsed.data;
         let fresh: boolean;
         let owner: string | undefined;
         try {
-          fresh = await opts.sessions.record(bastionId, grantId, pid);
+          fresh = await opts.sessions.record(node.id, grantId, pid);
           if (fresh) owner = (await opts.lookup.grantById?.(grantId))?.owner;
         } catch (error) {
           request.log.error({ err: error, grantId }, 'could not record a bastion session');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be recorded; try again' });
         }
-        if (fresh && !(await auditOpened(request, { bastionId, grantId, pid, owner, user, from, via: 'report' }))) {
+        if (fresh && !(await auditOpened(request, node, { grantId, pid, owner, user, from, via: 'report' }))) {
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the session could not be audited; try again' });
         }
         return reply.code(204).send();
@@ -358,7 +417,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         },
       },
       handler: async (request, reply) => {
-        const bastionId = callerOf(request).id;
+        const node = callerOf(request);
         const parsed = SessionsEndedBody.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send({ code: 'invalid_body', message: parsed.error.message });
         const { grantId } = parsed.data;
@@ -368,7 +427,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         let recorded: Set<number>;
         try {
           grant = await opts.lookup.grantById?.(grantId);
-          recorded = new Set((await opts.sessions.pidsFor(bastionId, [grantId])).get(grantId) ?? []);
+          recorded = new Set((await opts.sessions.pidsFor(node.id, [grantId])).get(grantId) ?? []);
         } catch (error) {
           request.log.error({ err: error, grantId }, 'could not read a grant\'s sessions for their end');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions could not be read; try again' });
@@ -381,22 +440,22 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         const ended: number[] = [];
         const how = grant ? (grant.endReason ?? grant.state) : undefined;
         for (const [pids, action, reason] of [
-          [killed, 'bastion.session.killed', `the grant ended${how ? ` (${how})` : ''}: the companion closed the connection`],
-          [closed, 'bastion.session.closed', 'the connection had closed before the grant ended'],
+          [killed, sessionAction(node, 'killed'), `the grant ended${how ? ` (${how})` : ''}: the companion closed the connection`],
+          [closed, sessionAction(node, 'closed'), 'the connection had closed before the grant ended'],
         ] as const) {
           for (const pid of pids) {
             if (!recorded.has(pid)) continue;
             ended.push(pid);
             rows.push({
-              actor: `bastion:${bastionId}`, action, grantId, reason,
+              actor: actorOf(node), action, grantId, reason,
               ...(grant ? { subject: grant.owner, resourceId: grant.resourceId } : {}),
-              detail: { bastionId, pid, ...(grant?.endedAt ? { grantEndedAt: grant.endedAt } : {}) },
+              detail: { ...whereOf(node), pid, ...(grant?.endedAt ? { grantEndedAt: grant.endedAt } : {}) },
             });
           }
         }
         try {
           if (rows.length > 0) await opts.lookup.auditReported?.(rows);
-          await opts.sessions.forget(bastionId, grantId, ended);
+          await opts.sessions.forget(node.id, grantId, ended);
         } catch (error) {
           request.log.error({ err: error, grantId }, 'could not audit the end of a grant\'s sessions');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions\' end could not be recorded; try again' });
@@ -412,12 +471,15 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         answers: { 400: { description: 'since is not an ISO instant', type: 'application/json', schema: BastionError }, 503: unavailable },
       },
       handler: async (request, reply) => {
-        const bastionId = callerOf(request).id;
+        const node = callerOf(request);
         const parsed = EndedQuery.safeParse(request.query);
         if (!parsed.success) return reply.code(400).send({ code: 'invalid_query', message: 'since must be an ISO instant' });
         try {
-          const ended = await opts.lookup.endedSince(bastionId, Date.parse(parsed.data.since));
-          return { events: await toEvents(bastionId, ended) };
+          const since = Date.parse(parsed.data.since);
+          const ended = node.host
+            ? await opts.lookup.endedOnHostSince?.(node.host.resourceId, since) ?? []
+            : await opts.lookup.endedSince(node.id, since);
+          return { events: await toEvents(node.id, ended) };
         } catch (error) {
           request.log.error({ err: error }, 'could not list ended grants for a bastion');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'ended grants could not be read; try again' });

@@ -12,9 +12,21 @@ export interface BastionGrant {
   target: { host: string; port: number };
 }
 
+/** An active grant on an SSH target host (a resource of its own, reached through a bastion): issue #23. */
+export interface HostGrant {
+  grantId: string;
+  owner: string;
+  /** Epoch ms. */
+  endsAt: number;
+  /** The grant's access level: which logins on the host it opens (the host's config maps levels to logins). */
+  level: string;
+}
+
 export interface GrantEndedForBastion {
   grantId: string;
   bastionId: string;
+  /** The grant's resource: an SSH target host that is this resource streams the end too. */
+  resourceId?: string;
   /** base64 body of the grant's ssh-ed25519 public key (what sshd passes as %k). */
   keyBase64: string;
   /** When the grant ended, epoch ms. */
@@ -24,6 +36,13 @@ export interface GrantEndedForBastion {
 export interface BastionGrantLookup {
   /** The active grant (if any) whose activation public key is exactly this key, on a resource behind this bastion. */
   findActiveGrantByKey(bastionId: string, keyType: string, keyBase64: string): Promise<BastionGrant | undefined>;
+  /**
+   * The active grant on this SSH target host (a resource) whose activation key is exactly this key. A lookup without
+   * it serves no target hosts (their key command gets nothing).
+   */
+  findActiveHostGrant?(resourceId: string, keyType: string, keyBase64: string): Promise<HostGrant | undefined>;
+  /** Grants on this SSH target host that ended after `since` (epoch ms), oldest first. */
+  endedOnHostSince?(resourceId: string, since: number): Promise<GrantEndedForBastion[]>;
   /** Grants behind this bastion that ended (ended, released, revoked, failed) after `since` (epoch ms), oldest first. */
   endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]>;
   /** Live notification of grant ends; returns an unsubscribe function. */

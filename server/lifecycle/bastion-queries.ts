@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import type { GrantState } from '../../shared/contract/http';
 import type { Db } from '../storage/db';
-import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../bastion/seam';
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion, HostGrant } from '../bastion/seam';
 import type { EventBus } from './events';
 import { hasRemoteEvents } from './pg-bus';
 import type { Timers } from './timers';
@@ -53,10 +53,24 @@ export class BastionQueries implements BastionGrantLookup {
     return row ? { grantId: row.id, owner: row.owner, endsAt: Number(row.ends_at), target: { host: row.target_host, port: row.target_port } } : undefined;
   }
 
+  async findActiveHostGrant(resourceId: string, keyType: string, keyBase64: string): Promise<HostGrant | undefined> {
+    // As above (the same partial index over active grants' keys), on the grant's resource instead of its bastion.
+    const row = await this.reads.selectFrom('grants').select(['id', 'owner', 'ends_at', 'level']).where('key_base64', '=', keyBase64)
+      .where('key_type', '=', keyType).where('resource_id', '=', resourceId).where('state', '=', sql.lit('active')).where('ends_at', '>', this.now()).where('db_username', 'is not', null).executeTakeFirst();
+    return row ? { grantId: row.id, owner: row.owner, endsAt: Number(row.ends_at), level: row.level } : undefined;
+  }
+
   async endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]> {
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('bastion_id', '=', bastionId)
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'resource_id', 'key_base64', 'ended_at']).where('bastion_id', '=', bastionId)
       .where('ended_at', '>', since).orderBy('ended_at').limit(10_000).execute();
-    return rows.map((r) => ({ grantId: r.id, bastionId: r.bastion_id, keyBase64: r.key_base64, at: Number(r.ended_at) }));
+    return rows.map(toEnded);
+  }
+
+  async endedOnHostSince(resourceId: string, since: number): Promise<GrantEndedForBastion[]> {
+    // grants_ended_resource (migration 0010), as grants_ended serves the bastion's catch-up.
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'resource_id', 'key_base64', 'ended_at']).where('resource_id', '=', resourceId)
+      .where('ended_at', '>', since).orderBy('ended_at').limit(10_000).execute();
+    return rows.map(toEnded);
   }
 
   onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted: () => boolean = () => true): () => void {
@@ -79,8 +93,8 @@ export class BastionQueries implements BastionGrantLookup {
       if (this.remoteEnds.size > 10_000) this.remoteEnds.delete(this.remoteEnds.values().next().value!);
     }
     if (!this.wantsEnds() || fresh.length === 0) return;
-    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
-    for (const row of rows) this.announce({ grantId: row.id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: Number(row.ended_at) });
+    const rows = await this.db.selectFrom('grants').select(['id', 'bastion_id', 'resource_id', 'key_base64', 'ended_at']).where('id', 'in', fresh).where('ended_at', 'is not', null).execute();
+    for (const row of rows) this.announce(toEnded(row));
   }
 
   /** Tell this instance's grant-end listeners (bastion streams) that a grant ended. */
@@ -89,4 +103,8 @@ export class BastionQueries implements BastionGrantLookup {
       try { listener(ended); } catch (error) { this.deps.log.error({ err: error }, 'grant-ended listener failed'); }
     }
   }
+}
+
+function toEnded(row: { id: string; bastion_id: string; resource_id: string; key_base64: string; ended_at: number | null }): GrantEndedForBastion {
+  return { grantId: row.id, bastionId: row.bastion_id, resourceId: row.resource_id, keyBase64: row.key_base64, at: Number(row.ended_at) };
 }

@@ -49,7 +49,7 @@ export class GrantRules {
     const { row, grant } = result.value;
     this.deps.metrics.transitions.inc({ kind: 'grant', to: row.state });
     if (!options.due) this.deps.timers.unschedule(`grant:${id}`);
-    this.deps.bastion.announce({ grantId: id, bastionId: row.bastion_id, keyBase64: row.key_base64, at: Number(row.ended_at) });
+    this.deps.bastion.announce({ grantId: id, bastionId: row.bastion_id, resourceId: row.resource_id, keyBase64: row.key_base64, at: Number(row.ended_at) });
     if (row.revocation === 'pending') void this.deps.timers.track(this.deps.revocation.revokeJustEnded(row));
     return ok(grant);
   }

@@ -28,7 +28,7 @@ import type { Clock } from '../../shared/domain/clock';
 import type { Store } from '../storage/db';
 import type { CredentialProvider } from '../credentials/provider';
 import type { StepUpAction, StepUpActionResolver, StepUpGate } from '../stepup/seam';
-import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion } from '../bastion/seam';
+import type { BastionGrant, BastionGrantLookup, GrantEndedForBastion, HostGrant } from '../bastion/seam';
 import type { AuthUser } from '../identity/user';
 import type { DomainError, Outcome } from '../errors';
 import type { Metrics } from '../metrics';
@@ -322,6 +322,14 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
 
   endedSince(bastionId: string, since: number): Promise<GrantEndedForBastion[]> {
     return this.bastion.endedSince(bastionId, since);
+  }
+
+  findActiveHostGrant(resourceId: string, keyType: string, keyBase64: string): Promise<HostGrant | undefined> {
+    return this.bastion.findActiveHostGrant(resourceId, keyType, keyBase64);
+  }
+
+  endedOnHostSince(resourceId: string, since: number): Promise<GrantEndedForBastion[]> {
+    return this.bastion.endedOnHostSince(resourceId, since);
   }
 
   onGrantEnded(listener: (event: GrantEndedForBastion) => void, wanted: () => boolean = () => true): () => void {

@@ -262,6 +262,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('grants').dropColumn('kind').execute();
     },
   },
+  '0010_grants_ended_by_resource': {
+    // An SSH target host's companion (issue #23) catches up on the ends of its own resource's grants, as a bastion's
+    // does on its bastion's (grants_ended): the same partial index, by resource.
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('grants_ended_resource').ifNotExists().on('grants').columns(['resource_id', 'ended_at']).where(sql.ref('ended_at'), 'is not', null).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropIndex('grants_ended_resource').ifExists().execute();
+    },
+  },
   '0014_policy_bodies_pending_requests': {
     // Each policy version's content (canonical JSON), not only its hash (#25): a request recorded under a version is
     // decided under that version after a live reload or a restart, on any instance. Versions recorded before this
