@@ -3,7 +3,7 @@
 // the lifecycle schedules them. Two shapes: deadlines spread out (revoke_*: the usual case) and all at the same
 // instant (burst_*: the worst case — 100 backends exiting at once is bound by the database host's CPU; on the
 // 2-core CI machine PostgreSQL alone needs ~0.5 s just for the exits). Also times the bastion key command (sh + curl), which sshd runs twice
-// per login.
+// per login, and (revoke_*_ssh) the same deadline → no live session for SSH target hosts (bench/revocation-ssh.ts).
 //   npm run bench -- revocation [--quick]
 import pg from 'pg';
 import Fastify from 'fastify';
@@ -19,6 +19,7 @@ import { createDbSessionStore } from '../server/bastion/sessions';
 import { openStore } from '../server/storage/db';
 import { MemoryLookup } from '../dev/memory-lookup';
 import { generateGrantKey } from '../agent/core/vault';
+import { sshRevocationLatencies } from './revocation-ssh';
 
 interface Live {
   grantId: string;
@@ -128,6 +129,8 @@ export default async function revocation(opts: { quick: boolean }): Promise<Reco
     await verifyGone(db, burst);
 
     const keys = await keyCommandLatency(opts.quick ? 20 : 100);
+    const sshCount = opts.quick ? 20 : 50;
+    const sshMs = await sshRevocationLatencies(sshCount);
     return {
       grants: count,
       sessions_per_grant: 2,
@@ -137,6 +140,9 @@ export default async function revocation(opts: { quick: boolean }): Promise<Reco
       burst_revoke_p99_ms: round(percentile(burstMs, 99)),
       key_command_p50_ms: round(keys.p50),
       key_command_p99_ms: round(keys.p99),
+      ssh_grants: sshCount,
+      revoke_p50_ms_ssh: round(percentile(sshMs, 50)),
+      revoke_p99_ms_ssh: round(percentile(sshMs, 99)),
     };
   } finally {
     await provider.close();
