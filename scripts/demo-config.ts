@@ -1,6 +1,6 @@
 // The demo's grant-server configuration (docs/config.example.yaml with this run's ports and paths) and sample data.
-// Two resources show the two paths of the product: production (step-up, two approvals from different groups) and
-// staging (instant when the risk is low).
+// Two database resources show the two paths of the product: production (step-up, two approvals from different
+// groups) and staging (instant when the risk is low); an SSH host (staging-web) shows a second kind.
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 
@@ -9,8 +9,9 @@ export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta
 
 // webauthnOrigins: where passkeys may be used — every web host the demo serves and the grant server's own origin (the
 // approve page, and the tray app's step-up page); default: the server and the one web port.
-// bastionHostKeys: the host key of the sshd the demo started (the example's placeholder when there is none).
-export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[] }): string {
+// bastionHostKeys: the host key of the sshd the demo started (the example's placeholder when there is none);
+// targetHostKeys and ports.target: the same for the SSH target host's sshd.
+export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number; target?: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[]; targetHostKeys?: string[] }): string {
   const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
   const doc = parseDocument(text);
   // Each value is replaced where it stands in the file, so the rest (comments, layout) is byte for byte the example.
@@ -30,7 +31,14 @@ export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: 
   set(['bastions', 'main', 'port'], o.ports.sshd);
   if (o.bastionHostKeys) set(['bastions', 'main', 'hostKeys'], o.bastionHostKeys);
   const resources = doc.getIn(['resources']) as { items: unknown[] };
-  for (let i = 0; i < resources.items.length; i++) set(['resources', i, 'target', 'port'], o.ports.pg);
+  for (let i = 0; i < resources.items.length; i++) {
+    if (doc.getIn(['resources', i, 'kind']) === 'ssh') {
+      if (o.ports.target) set(['resources', i, 'target', 'port'], o.ports.target);
+      if (o.targetHostKeys) set(['resources', i, 'target', 'hostKeys'], o.targetHostKeys);
+    } else {
+      set(['resources', i, 'target', 'port'], o.ports.pg);
+    }
+  }
   let out = text;
   for (const e of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
   return `# Written by npm start from docs/config.example.yaml (this run's ports and paths) — DEV ONLY.\n${out}`;

@@ -8,7 +8,8 @@ import { requireSecret } from './config';
 import { createSystemClock, type Clock } from '../shared/domain/clock';
 import type { CredentialProvider } from './credentials/provider';
 import type { StepUpActionResolver, StepUpGate } from './stepup/seam';
-import { bastionTokenGuard, declareBastionRoutes } from './bastion/routes';
+import { bastionTokenGuard, declareBastionRoutes, type SshNodeCredential } from './bastion/routes';
+import { resourceNodes } from './targets/registry';
 import { createDbSessionStore } from './bastion/sessions';
 import type { AuthUser } from './identity/user';
 import { createTokenVerifier } from './identity/verify';
@@ -50,7 +51,8 @@ export interface StepUpWiring {
 export interface BuildServerOptions {
   config: ServerConfig;
   clock?: Clock;
-  credentials?: CredentialProvider;
+  /** The credential provider, or how to make it once the server's database is open (it may keep state there). */
+  credentials?: CredentialProvider | ((deps: { db: Store['db'] }) => CredentialProvider | undefined);
   /** The step-up gate and routes, or a factory given the server's database (step-up keeps its tables there). */
   stepUp?: StepUpWiring | ((ctx: { db: Kysely<any>; clock: Clock }) => StepUpWiring | Promise<StepUpWiring>);
   logger?: FastifyServerOptions['logger'];
@@ -129,7 +131,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   const stepUp = typeof opts.stepUp === 'function' ? await opts.stepUp({ db: store.db as unknown as Kysely<any>, clock }) : opts.stepUp;
   // Before the lifecycle: the entries it writes at start (policy versions) are streamed too.
   const auditStream = config.audit.stream ? await startAuditStream(config.audit.stream, { db: store.db, metrics, log }) : undefined;
-  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials: opts.credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed() });
+  const credentials = typeof opts.credentials === 'function' ? opts.credentials({ db: store.db }) : opts.credentials;
+  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed() });
   await lifecycle.init();
   const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks });
 
@@ -170,14 +173,21 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   };
 
   // ---- bastions authenticate themselves with their own tokens, outside user authentication
-  const bastionTokens: Record<string, { token: string; users: string[] }> = {};
+  const bastionTokens: Record<string, SshNodeCredential> = {};
   // Each bastion serves keys only for its configured login user: a grant's key opens nothing as another account.
-  // Refilled in place on a reload: the guard holds this very object.
-  const setBastionTokens = (bastions: ServerConfig['bastions']) => {
+  // Refilled in place on a reload: the guard holds this very object. SSH target hosts (issue #23) speak the same
+  // protocol with their own tokens; a token is also who the caller is, so no two nodes may share one (checked before
+  // anything changes: a reload that breaks this keeps the tokens it found).
+  const setBastionTokens = (next: Pick<ServerConfig, 'bastions' | 'resources'>) => {
+    const nodes: Record<string, SshNodeCredential> = {};
+    for (const [id, bastion] of Object.entries(next.bastions)) nodes[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
+    Object.assign(nodes, resourceNodes(next.resources, opts.env ?? process.env));
+    const tokens = Object.values(nodes).map((node) => node.token);
+    if (new Set(tokens).size !== tokens.length) throw new Error('every bastion and SSH host needs a token of its own (two share one)');
     for (const id of Object.keys(bastionTokens)) delete bastionTokens[id];
-    for (const [id, bastion] of Object.entries(bastions)) bastionTokens[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
+    Object.assign(bastionTokens, nodes);
   };
-  setBastionTokens(config.bastions);
+  setBastionTokens(config);
 
   // ---- policy as code: reload of the config file (#25)
   const reloader = new ConfigReloader({
@@ -185,7 +195,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     running: () => lifecycle.catalog.config,
     apply: (next, reload) => lifecycle.applyConfig(next, reload),
     applied: (next) => {
-      setBastionTokens(next.bastions);
+      setBastionTokens(next);
       opts.reconfigure?.(next);
     },
     audit: (entry) => lifecycle.mutate(({ audit }) => audit({ ...entry, at: clock.now() })),
@@ -236,7 +246,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     onWritten: (checkpoint) => auditStream?.checkpoint(checkpoint),
   }) : undefined;
   // Said once at start, loudly, with the fix: the server still starts (a database may be fixed while it runs).
-  void opts.credentials?.isolationProblems?.().then((problems) => {
+  void credentials?.isolationProblems?.().then((problems) => {
     for (const problem of problems) app.log.warn({ check: 'isolation' }, problem);
   }, () => undefined);
   let closed = false;
@@ -253,7 +263,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       await lifecycle.stop();
       await auditStream?.close();
       await pgBus?.close();
-      await opts.credentials?.close().catch(() => {});
+      await credentials?.close().catch(() => {});
       await store.close();
     },
   };

@@ -11,6 +11,7 @@ import { verifyAudit, toAuditEntry } from './lifecycle/audit';
 import { checkpointKey, readCheckpoints, verifyAgainstCheckpoints, writeCheckpoint } from './lifecycle/audit-checkpoints';
 import { openApiDocument } from './http/openapi';
 import { documentedRoutes } from './http/table';
+import { createDbSessionStore } from './bastion/sessions';
 import { StepUpService } from './stepup/service';
 import { KyselyStepUpStore } from './stepup/store';
 import { declareStepUpRoutes } from './stepup/routes';
@@ -46,7 +47,12 @@ function flag(argv: string[], name: string): string | undefined {
 
 /** Effects for production: credentials per resource kind (server/targets), following reloads, and step-up (when webauthn + stepup.totpKey are configured). */
 export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv): Pick<BuildServerOptions, 'credentials' | 'stepUp' | 'reconfigure'> {
-  const credentials = reloadableCredentials(config.resources, env);
+  // Made once the server's database is open: SSH hosts' ends wait for their sessions recorded there.
+  let reloadable: ReturnType<typeof reloadableCredentials> | undefined;
+  const credentials: BuildServerOptions['credentials'] = ({ db }) => {
+    reloadable = reloadableCredentials(config.resources, env, { sessions: createDbSessionStore(db) });
+    return reloadable.provider;
+  };
   let stepUp: BuildServerOptions['stepUp'];
   if (config.webauthn && config.stepup) {
     const totpKey = requireSecret(config.stepup.totpKey, 'stepup.totpKey', env);
@@ -57,7 +63,7 @@ export function productionEffects(config: ServerConfig, env: NodeJS.ProcessEnv):
       return { gate: service, routes: (deps) => declareStepUpRoutes({ service, resolver: deps.resolver, audit: deps.audit, firstFactorWindowMs: stepup.firstFactorWindow * 1000, now: () => clock.now() }) };
     };
   }
-  return { credentials: credentials.provider, stepUp, reconfigure: (next) => credentials.reconfigure(next) };
+  return { credentials, stepUp, reconfigure: (next) => reloadable?.reconfigure(next) };
 }
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {

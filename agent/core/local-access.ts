@@ -336,7 +336,7 @@ export class LocalAccess {
     let command: string | undefined;
     try {
       const files = this.options.clientFiles;
-      if (files) command = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword });
+      if (files) command = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword }, { resourceId: record.grant.resourceId, bastion: route.bastion, target: route.target, privateKey: secrets.privateKey });
     } catch (error) {
       this.options.problem(new AgentError('launcher_failed', `The ${kindWords(record.grant.kind).client} password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
     }

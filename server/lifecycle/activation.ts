@@ -15,6 +15,7 @@ import type { Timers } from './timers';
 import { emitGrant, emitRequest } from './views';
 import type { WriteQueue } from './write-queue';
 import { iso, newId, safeMessage, sha256, SYSTEM, type CatalogSource, type GrantRow, type Logger, type Refuse, type RequestRow } from './support';
+import { connectionTarget } from '../targets/registry';
 
 /** The request states an activation may start from (see shared/domain/lifecycle.ts). */
 const ACTIVATABLE = REQUEST_STATES.filter((state) => requestTransition(state, 'activated').ok);
@@ -183,7 +184,7 @@ export class Activation {
       grant: stored,
       connection: {
         bastion: { host: bastion.host, port: bastion.port, user: bastion.user, hostKeys: bastion.hostKeys },
-        target: { host: entry.resource.target.host, port: entry.resource.target.port, database: entry.resource.target.database },
+        target: connectionTarget(entry.resource),
         dbUser: issued.username,
         dbPassword: issued.password,
       },

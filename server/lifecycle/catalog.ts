@@ -2,6 +2,7 @@
 // auto-approval, break-glass) and who hears about it. Pure functions over the config; no storage.
 import type { PolicySummary, Resource, StepUpMethod } from '../../shared/contract/http';
 import type { PolicyConfig, ResourceConfig, ServerConfig } from '../config';
+import { resourceDatabase } from '../targets/registry';
 
 export interface ApprovalRule { group: string; count: number }
 
@@ -52,7 +53,7 @@ export class Catalog {
         sensitivity: entry.resource.sensitivity,
         kind: entry.resource.kind,
         levels: Object.keys(entry.resource.levels),
-        database: entry.resource.target.database,
+        database: resourceDatabase(entry.resource),
         policy: this.summary(caller, entry),
       });
     }

@@ -15,6 +15,7 @@ import { fail, ok, type DomainError, type Outcome } from '../errors';
 import type { Views } from './views';
 import { emitGrant } from './views';
 import { iso, parseJson, safeMessage, sha256, type GrantRow, type Logger, type RequestRow, type RulesDeps } from './support';
+import { connectionTarget } from '../targets/registry';
 
 export interface RekeyDeps extends RulesDeps {
   credentials?: CredentialProvider;
@@ -133,7 +134,7 @@ export class Rekeying {
         grant: stored,
         connection: {
           bastion: { host: bastion.host, port: bastion.port, user: bastion.user, hostKeys: bastion.hostKeys },
-          target: { host: grant.target_host, port: grant.target_port, database: entry.resource.target.database },
+          target: { ...connectionTarget(entry.resource), host: grant.target_host, port: grant.target_port },
           dbUser: grant.db_username!,
           dbPassword: password,
         },

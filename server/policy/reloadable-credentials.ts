@@ -8,6 +8,7 @@ import { canonicalJson } from '../config';
 import type { CredentialProvider } from '../credentials/provider';
 import { CredentialError } from '../credentials/errors';
 import { credentialProviders } from '../targets/registry';
+import type { TargetDeps } from '../targets/kind';
 
 type Resource = ServerConfig['resources'][number];
 
@@ -20,9 +21,9 @@ export interface ReloadableCredentials {
   reconfigure(config: ServerConfig): void;
 }
 
-export function reloadableCredentials(resources: Resource[], env: NodeJS.ProcessEnv, build = credentialProviders): ReloadableCredentials {
+export function reloadableCredentials(resources: Resource[], env: NodeJS.ProcessEnv, deps: TargetDeps = {}, build = credentialProviders): ReloadableCredentials {
   const known = new Map(resources.map((r) => [r.id, r]));
-  let current = build(resources, env);
+  let current = build(resources, env, deps);
   const retiring = new Set<CredentialProvider>();
   const use = (resourceId: string): CredentialProvider => {
     if (!current) throw new CredentialError('unknown_resource', `no resource "${resourceId}" is configured`);
@@ -46,7 +47,7 @@ export function reloadableCredentials(resources: Resource[], env: NodeJS.Process
       for (const resource of config.resources) known.set(resource.id, resource);
       if (canonicalJson([...known.values()]) === before) return;
       const old = current;
-      current = build([...known.values()], env);
+      current = build([...known.values()], env, deps);
       if (!old) return;
       retiring.add(old);
       setTimeout(() => { retiring.delete(old); void old.close().catch(() => undefined); }, RETIRE_AFTER_MS).unref();

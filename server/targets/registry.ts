@@ -6,16 +6,21 @@ import { z } from 'zod';
 import type { SecretRef } from '../config-base';
 import type { CredentialProvider } from '../credentials/provider';
 import { CredentialError } from '../credentials/errors';
-import type { TargetKind } from './kind';
+import type { Connection } from '../../shared/contract/http';
+import type { SshNodeCredential } from '../bastion/routes';
+import type { TargetDeps, TargetKind } from './kind';
 import { PostgresResource } from './postgres/config';
 import { postgresKind } from './postgres';
+import { SshResource } from './ssh/config';
+import { sshKind } from './ssh';
 
-export const ResourceConfig = z.discriminatedUnion('kind', [PostgresResource]);
+export const ResourceConfig = z.discriminatedUnion('kind', [PostgresResource, SshResource]);
 export type ResourceConfig = z.output<typeof ResourceConfig>;
 
 type KindOf<K extends ResourceConfig['kind']> = Extract<ResourceConfig, { kind: K }>;
 const KINDS: { [K in ResourceConfig['kind']]: TargetKind<KindOf<K>> } = {
   postgres: postgresKind,
+  ssh: sshKind,
 };
 
 /** The kinds a resource may be, as the config's error messages list them. */
@@ -33,14 +38,31 @@ export function resourceSecretRefs(resource: ResourceConfig, where: string): { w
  * One provider for every resource of the config: each call goes to the provider of its resource's kind (made once
  * per kind that has resources); start-up checks and close cover them all. Undefined when there are no resources.
  */
-export function credentialProviders(resources: ResourceConfig[], env: NodeJS.ProcessEnv): CredentialProvider | undefined {
+export function credentialProviders(resources: ResourceConfig[], env: NodeJS.ProcessEnv, deps: TargetDeps = {}): CredentialProvider | undefined {
   if (resources.length === 0) return undefined;
   const byKind = new Map<string, { resource: ResourceConfig; where: string }[]>();
   resources.forEach((resource, i) => byKind.set(resource.kind, [...(byKind.get(resource.kind) ?? []), { resource, where: `resources[${i}]` }]));
   const providers = new Map<string, CredentialProvider>();
-  for (const [kind, list] of byKind) providers.set(kind, kindOf(list[0]!.resource).provider(list as never, env));
+  for (const [kind, list] of byKind) providers.set(kind, kindOf(list[0]!.resource).provider(list as never, env, deps));
   const kindById = new Map(resources.map((r) => [r.id, r.kind]));
   return routeByResource(providers, (resourceId) => kindById.get(resourceId));
+}
+
+/** What the agent is told about a resource's target at activation (kind by kind). */
+export function connectionTarget(resource: ResourceConfig): Connection['target'] {
+  return kindOf(resource).connectionTarget(resource);
+}
+
+/** The database a resource's grants open, as the catalog shows it ('' for a kind without one). */
+export function resourceDatabase(resource: ResourceConfig): string {
+  return kindOf(resource).database(resource);
+}
+
+/** Every node besides the bastions that authenticates to /v1/bastion (SSH target hosts), by node id. */
+export function resourceNodes(resources: ResourceConfig[], env: NodeJS.ProcessEnv): Record<string, SshNodeCredential> {
+  const nodes: Record<string, SshNodeCredential> = {};
+  resources.forEach((resource, i) => Object.assign(nodes, kindOf(resource).nodes?.(resource, `resources[${i}]`, env)));
+  return nodes;
 }
 
 /** A provider that passes each call to the provider of its resource's kind. */

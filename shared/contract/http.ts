@@ -135,7 +135,8 @@ export type Grant = z.infer<typeof Grant>;
 export const Connection = z.object({
   /** hostKeys: what the agent pins; it refuses any other key (and connects nowhere without one). */
   bastion: z.object({ host: z.string(), port: z.number().int(), user: z.string(), hostKeys: z.array(z.string()).min(1) }),
-  target: z.object({ host: z.string(), port: z.number().int(), database: z.string() }),
+  /** hostKeys: an SSH target host's keys, which the agent pins for it as it does the bastion's (issue #23). */
+  target: z.object({ host: z.string(), port: z.number().int(), database: z.string(), hostKeys: z.array(z.string()).min(1).optional() }),
   dbUser: z.string(),
   dbPassword: z.string(),
 });

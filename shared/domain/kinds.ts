@@ -11,6 +11,7 @@ export interface KindWords {
 
 export const KIND_WORDS: Record<ResourceKind, KindWords> = {
   postgres: { name: 'PostgreSQL', client: 'psql' },
+  ssh: { name: 'SSH host', client: 'ssh' },
 };
 
 /** The words for a grant or resource of this kind (PostgreSQL's for an older server that did not say). */

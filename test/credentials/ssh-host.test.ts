@@ -16,7 +16,7 @@ import { bastionRoutes, hostNodeId } from '../../server/bastion/routes';
 import { createDbSessionStore, type BastionSessionStore } from '../../server/bastion/sessions';
 import { openStore, type Store } from '../../server/storage/db';
 import { startCompanion, type Companion, type SessionsEndedReport } from '../../server/bastion/companion';
-import { createSshHostProvider } from '../../server/credentials/ssh-host';
+import { createSshHostProvider } from '../../server/targets/ssh/provider';
 import type { CredentialProvider } from '../../server/credentials/provider';
 import { MemoryLookup } from '../../dev/memory-lookup';
 import { ClientFiles } from '../../agent/core/client-files';

@@ -39,6 +39,7 @@ const RUN_ELSEWHERE: Record<string, { file: string; proof: RegExp }> = {
 const EXAMPLE_ENV = {
   STINT_DEMO_TOTP_KEY: 'docs-test-totp-key-0123456789abcdef',
   STINT_DEMO_BASTION_TOKEN: 'docs-test-bastion-token',
+  STINT_DEMO_HOST_TOKEN: 'docs-test-host-token',
   STINT_DEMO_ORDERS_ADMIN: 'postgres://admin:pw@127.0.0.1:7832/orders',
   STINT_DEMO_USERS_ADMIN: 'postgres://admin:pw@127.0.0.1:7832/users',
 };

@@ -1,6 +1,7 @@
 // The whole product on loopback for journeys and fault tests: the dev IdP, PostgreSQL with the demo databases, the
 // grant server with the demo config (the same one `npm start` uses) and its production effects (PostgreSQL roles,
-// WebAuthn/TOTP step-up), an OpenSSH bastion with the key command and kill companion, a Secret Service, and agents
+// WebAuthn/TOTP step-up), an OpenSSH bastion with the key command and kill companion, a second sshd as the SSH
+// target host (issue #23) with the same key program and companion under its own token, a Secret Service, and agents
 // that sign in as demo users by driving the IdP's pages.
 import { resolve } from 'node:path';
 import { buildServer, type GrantServer } from '../../server/app';
@@ -16,7 +17,7 @@ import { startWebHost, type WebHost } from '../../agent/web/host';
 import { demoConfigYaml, DEMO_SQL } from '../../scripts/demo-config';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { startSshd, type SshdInstance } from '../../dev/sshd';
+import { startSshd, startTargetSshd, type SshdInstance } from '../../dev/sshd';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { installKeysCommand, type InstalledKeysCommand } from '../../dev/keys-command';
 import { freePort } from '../../dev/ports';
@@ -34,6 +35,8 @@ export interface Stack {
   idp: IdpInstance;
   pg: PostgresInstance;
   sshd: SshdInstance;
+  /** The SSH target host (resource staging-web), reached through the bastion. */
+  target: SshdInstance;
   keyring: KeyringInstance;
   config: ServerConfig;
   serverUrl: string;
@@ -70,13 +73,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const serverUrl = `http://localhost:${ports.server}`;
     const dir = serviceDir('stack');
     const bastionToken = 'stack-bastion-token-0123456789abcdef';
+    const hostToken = 'stack-host-token-0123456789abcdef';
     // The bastion first: its host key goes into the config, which agents pin.
     const keys: InstalledKeysCommand = installKeysCommand(resolve('server/bastion/authorized-keys.sh'));
     stops.push(() => keys.remove());
     keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: bastionToken });
-    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`], authorizedKeysCommand: { command: keys.command } });
+    // The SSH target host: the same key program, its own copy and token.
+    const hostKeys: InstalledKeysCommand = installKeysCommand(resolve('server/bastion/authorized-keys.sh'));
+    stops.push(() => hostKeys.remove());
+    hostKeys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: hostToken });
+    const target = await startTargetSshd({ authorizedKeysCommand: { command: hostKeys.command } });
+    stops.push(() => target.stop());
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`, `127.0.0.1:${target.port}`], authorizedKeysCommand: { command: keys.command } });
     stops.push(() => sshd.stop());
-    const yaml = demoConfigYaml({ ports, dir, audience: idp.audience, issuer: idp.issuer, bastionHostKeys: [sshd.hostKeyLine] });
+    const yaml = demoConfigYaml({ ports: { ...ports, target: target.port }, dir, audience: idp.audience, issuer: idp.issuer, bastionHostKeys: [sshd.hostKeyLine], targetHostKeys: [target.hostKeyLine] });
     const config = parseConfig(options.editConfig ? options.editConfig(yaml) : yaml, 'stack config');
     // Each stack's agents get their own preferred tunnel ports. The agent derives a resource's port from its id, so
     // stacks in parallel test files would all prefer the same port: when one tunnel closes, another file's new
@@ -88,6 +98,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...process.env,
       STINT_DEMO_TOTP_KEY: 'k'.repeat(43),
       STINT_DEMO_BASTION_TOKEN: bastionToken,
+      STINT_DEMO_HOST_TOKEN: hostToken,
       STINT_DEMO_ORDERS_ADMIN: pg.adminUrl('orders'),
       STINT_DEMO_USERS_ADMIN: pg.adminUrl('users'),
     };
@@ -105,11 +116,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const companion: Companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN });
     stops.push(() => companion.stop());
+    const hostCompanion: Companion = startCompanion({ serverUrl, token: hostToken });
+    stops.push(() => hostCompanion.stop());
 
     const agents: Agent[] = [];
     const hosts: WebHost[] = [];
     return {
-      idp, pg, sshd, keyring, config, serverUrl, ports,
+      idp, pg, sshd, target, keyring, config, serverUrl, ports,
       server: () => {
         if (!server) throw new Error('the grant server is stopped');
         return server;

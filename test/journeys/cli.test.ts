@@ -15,7 +15,8 @@ import { cliSettings } from '../../agent/cli/profile';
 import { serviceDir } from '../../dev/run-dir';
 import { refreshTokenAccount } from '../../agent/core/session';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { listenLocalSocket } from '../../agent/core/local-socket';
 
@@ -52,7 +53,7 @@ describe('stint CLI', () => {
   it('lists what alice may request, as JSON', async () => {
     const r = io();
     expect(await runCli(['resources', '--json'], r.io, () => stack.agent('alice').agent)).toBe(0);
-    expect(JSON.parse(r.out[0]!).map((x: { id: string }) => x.id).sort()).toEqual(['prod-orders', 'staging-users']);
+    expect(JSON.parse(r.out[0]!).map((x: { id: string }) => x.id).sort()).toEqual(['prod-orders', 'staging-users', 'staging-web']);
   });
 
   it('refuses bad input before touching anything: a wrong duration, a deny without reason', async () => {
@@ -110,6 +111,46 @@ describe('stint from a second process', () => {
       await holder.agent.dispose();
     }
   }, 60_000);
+});
+
+describe('stint and an SSH host (issue #23)', () => {
+  it('connect prints the ssh command, which runs a command on the host through the bastion as printed; other logins are refused; after release it is dead and the live session is cut', async () => {
+    const dir = join(serviceDir('cli-ssh'), 'alice');
+    const holder = stack.agent('alice', { dataDir: dir });
+    await holder.signIn();
+    const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
+    try {
+      await holder.agent.api.createRequest({ resourceId: 'staging-web', level: 'shell', reason: 'cli ssh', connect: true });
+      const connected = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'connect', 'staging-web', '--json'], { timeout: 30_000 });
+      const out = JSON.parse(connected.stdout.trim().split('\n').at(-1)!);
+      expect(out.ssh).toMatch(/^ssh -F \S+\/ssh_config stint-staging-web$/);
+      expect(await sh(`${out.ssh} 'id -un; echo on-the-host'`)).toBe('stinttarget\non-the-host');
+      // The human form prints the same command.
+      const human = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'connect', 'staging-web'], { timeout: 30_000 });
+      expect(human.stdout).toContain(`  ${out.ssh}\n`);
+
+      // A login the level does not name: refused on the host, by Stint.
+      await expect(sh(out.ssh.replace(' stint-staging-web', ' -l stintbastion stint-staging-web') + ' true')).rejects.toThrow(/Permission denied/);
+
+      // A live session (with a TTY, as at a terminal), cut when the access is released from a third process.
+      const live = spawn('/bin/sh', ['-c', `${out.ssh.replace(' stint-staging-web', ' -tt stint-staging-web')} 'echo ready; exec sleep 120'`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let said = '';
+      live.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+      const exited = new Promise((resolve) => live.once('exit', resolve));
+      await expect.poll(() => said, { timeout: 15_000 }).toContain('ready');
+      const released = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'release', 'staging-web'], { timeout: 30_000 });
+      expect(released.stdout).toContain('staging-web: access ended.');
+      const ended = Date.now();
+      await exited;
+      expect(Date.now() - ended).toBeLessThan(2_000);
+      await expect(sh(`${out.ssh} true`)).rejects.toThrow();
+      // The grant's ssh files went with it.
+      expect(existsSync(out.ssh.split(' ')[2])).toBe(false);
+    } finally {
+      await socket.close();
+      await holder.agent.dispose();
+    }
+  }, 90_000);
 });
 
 describe('stint help', () => {

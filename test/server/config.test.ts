@@ -26,7 +26,8 @@ describe('config', () => {
       approvals: [{ from: 'dba', count: 1 }, { from: 'sre-leads', count: 1 }],
       stepUp: { request: 'always', approve: 'always', methods: ['webauthn'], riskAtLeast: 50 },
     });
-    expect(config.resources[0]!.admin).toEqual({ url: 'env:ORDERS_ADMIN_URL' });
+    const first = config.resources[0]!;
+    expect(first.kind === 'postgres' && first.admin).toEqual({ url: 'env:ORDERS_ADMIN_URL' });
     expect(config.identity.adminGroups).toEqual(['admins']);
     expect(config.webauthn?.rpName).toBe('Stint');
   });

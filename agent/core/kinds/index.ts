@@ -3,9 +3,11 @@
 import type { ResourceKind } from '../../../shared/contract/kinds';
 import type { ClientKind } from './kind';
 import { postgresClient } from './postgres';
+import { sshClient } from './ssh';
 
 const CLIENTS: Record<ResourceKind, ClientKind> = {
   postgres: postgresClient,
+  ssh: sshClient,
 };
 
 export function clientKind(kind: ResourceKind): ClientKind {

@@ -4,13 +4,26 @@
 // this folder, listed in index.ts; the tunnel and the grant's life are the same for every kind (local-access.ts).
 import type { Launcher, PsqlTarget } from '../agent';
 import type { ClientFiles } from '../client-files';
+import type { Connection } from '../../../shared/contract/http';
+
+/**
+ * What the grant itself says about reaching its target, for a kind whose client goes its own way rather than
+ * through the tunnel (an SSH host: `ssh` with ProxyJump through the bastion, with the grant's key).
+ */
+export interface GrantRoute {
+  resourceId: string;
+  bastion: Connection['bastion'];
+  target: Connection['target'];
+  /** The grant's private key (OpenSSH format); written only by a kind that needs it on disk. */
+  privateKey: Buffer;
+}
 
 /** Where the client connects: the tunnel's local end and the grant's user. */
 export interface ClientTarget { host: string; port: number; database: string; user: string }
 
 export interface ClientKind {
   /** Write the grant's client files and return the command that connects with them, as the user would paste it. */
-  writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }): Promise<string>;
+  writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }, route: GrantRoute): Promise<string>;
   /** The connection URI for GUI clients; it holds the password (the vault keeps it). */
   uri(target: ClientTarget & { password: string }): string;
   /** Open the client in a terminal; `command` is what writeClientFiles returned, when the files could be written. */

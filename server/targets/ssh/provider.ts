@@ -5,8 +5,8 @@
 // active), and the end is the host's kill companion confirming it ended the grant's sessions there: until it has, the
 // grant stays "ending" and the end is retried, like a database that could not be reached.
 import { connect } from 'node:net';
-import type { CredentialProvider } from './provider';
-import { CredentialError } from './errors';
+import type { CredentialProvider } from '../../credentials/provider';
+import { CredentialError } from '../../credentials/errors';
 
 export interface SshHostTarget {
   host: string;

@@ -1,0 +1,28 @@
+// SSH target hosts (issue #23): the real `ssh`, through the bastion with ProxyJump, with the grant's key and both
+// hosts' keys pinned — the files (key, known_hosts, ssh_config snippet) are written per grant and wiped with it
+// (../ssh-config.ts), and the command to run is `ssh -F <snippet> stint-<resource>`. The grant's tunnel reaches the
+// host's sshd too (for an SFTP client: the URI below, with the same key file).
+import { AgentError } from '../errors';
+import { sshAlias, writeSshFiles } from '../ssh-config';
+import type { ClientKind } from './kind';
+
+export const sshClient: ClientKind = {
+  async writeClientFiles(files, grantId, target, route) {
+    const hostKeys = route.target.hostKeys;
+    // An SSH host's keys come with the grant; without them there is nothing to pin, and ssh would ask the user.
+    if (!hostKeys?.length) throw new AgentError('tunnel_failed', 'The server sent no host keys for this SSH host; it cannot be connected to safely.');
+    const { command } = await writeSshFiles(files, grantId, {
+      alias: sshAlias(route.resourceId),
+      privateKey: route.privateKey.toString('utf8'),
+      bastion: route.bastion,
+      target: { host: route.target.host, port: route.target.port, user: target.user, hostKeys },
+      comment: `Stint grant ${grantId} on ${route.resourceId}: removed when the grant ends.`,
+    });
+    return command;
+  },
+  uri: (t) => `ssh://${encodeURIComponent(t.user)}@${t.host}:${t.port}`,
+  async open(_launcher, _target, command) {
+    // Not yet opened in a terminal by the agent: the command is shown (and printed by the CLI) to run as it is.
+    throw new AgentError('launcher_failed', command ? `Run this in a terminal: ${command}` : 'The ssh files could not be written; end this access and request it again.');
+  },
+};
