@@ -19,6 +19,8 @@ import { existsSync } from 'node:fs';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { listenLocalSocket } from '../../agent/core/local-socket';
+import { call } from '../server/helpers';
+import type { AuditEntry } from '../../shared/contract/http';
 
 const execFileP = promisify(execFile);
 /** A command line as pasted into a shell. */
@@ -146,6 +148,16 @@ describe('stint and an SSH host (issue #23)', () => {
       await expect(sh(`${out.ssh} true`)).rejects.toThrow();
       // The grant's ssh files went with it.
       expect(existsSync(out.ssh.split(' ')[2])).toBe(false);
+
+      // In the audit log: the grant, each session on the host with its login, and what became of each at the end.
+      const carol = await stack.idp.tokenFor('carol');
+      const audit = async () => ((await call(stack.serverUrl, 'GET', `/v1/audit?grantId=${out.grantId}&limit=500`, { token: carol })).body.entries as AuditEntry[]);
+      await expect.poll(async () => (await audit()).filter((e) => /^host\.session\.(killed|closed)$/.test(e.action)).length, { timeout: 10_000 }).toBe(2);
+      const entries = await audit();
+      const opened = entries.filter((e) => e.action === 'host.session.opened');
+      expect(opened).toHaveLength(2); // the command and the live session (the refused login opened none)
+      for (const row of opened) expect(row).toMatchObject({ actor: 'host:staging-web', subject: 'alice', detail: { hostId: 'staging-web', login: 'stinttarget', pid: expect.any(Number) } });
+      expect(entries.map((e) => e.action)).toEqual(expect.arrayContaining(['request.activated', 'grant.activated', 'grant.released', 'bastion.session.opened', 'grant.credentials_revoked']));
     } finally {
       await socket.close();
       await holder.agent.dispose();
