@@ -17,7 +17,7 @@ import { parseConfig } from '../server/config';
 import { productionEffects } from '../server/main';
 import { startCompanion } from '../server/bastion/companion';
 import { startPostgres, PG_BIN } from '../dev/postgres';
-import { startSshd } from '../dev/sshd';
+import { startSshd, startTargetSshd } from '../dev/sshd';
 import { startKeyring } from '../dev/keyring';
 import { installKeysCommand } from '../dev/keys-command';
 import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
@@ -28,7 +28,7 @@ import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 const args = process.argv.slice(2);
 const dir = resolve(process.env.STINT_DEMO_DIR ?? '.stint-demo');
 const base = Number(process.env.STINT_DEMO_BASE_PORT ?? 7800);
-const ports = { server: base, idp: base + 1, web: base + 10, sshd: base + 22, pg: base + 32 };
+const ports = { server: base, idp: base + 1, web: base + 10, sshd: base + 22, target: base + 23, pg: base + 32 };
 /** One web host per demo role, from base+10 on: alice's is ports.web. */
 const webPort = (index: number) => ports.web + index;
 const say = (line: string) => console.log(`start: ${line}`);
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   const leftover = sweep(runRoot);
   if (leftover.killed.length) say(`stopped ${leftover.killed.length} process(es) left running by an earlier demo that did not stop cleanly`);
   await assertPortsFree(
-    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'SSH bastion': ports.sshd, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
+    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'SSH bastion': ports.sshd, 'SSH target host': ports.target, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
     `Stop that process (another Stint demo? Ctrl+C in its terminal), or start this one on other ports: STINT_DEMO_BASE_PORT=${base + 100} npm start`,
   );
   if (args.includes('--reset')) {
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const audience = `http://localhost:${ports.server}/api`;
   const issuer = `http://localhost:${ports.idp}`;
   const serverUrl = `http://localhost:${ports.server}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, STINT_DEMO_TOTP_KEY: secret('totpKey'), STINT_DEMO_BASTION_TOKEN: secret('bastionToken') };
+  const env: NodeJS.ProcessEnv = { ...process.env, STINT_DEMO_TOTP_KEY: secret('totpKey'), STINT_DEMO_BASTION_TOKEN: secret('bastionToken'), STINT_DEMO_HOST_TOKEN: secret('hostToken') };
 
   let database: 'real' | 'missing' = 'missing';
   if (existsSync(join(PG_BIN, 'initdb'))) {
@@ -113,13 +113,22 @@ async function main(): Promise<void> {
 
   // The bastion before the server: its host key goes into the config, and agents connect to no other.
   let bastionHostKeys: string[] | undefined;
+  let targetHostKeys: string[] | undefined;
   const canRunBastion = database === 'real' && process.getuid?.() === 0 && existsSync('/usr/sbin/sshd');
   if (canRunBastion) {
     // sshd accepts the key command only from a root-owned path (not the repo, not /tmp); one per demo dir.
     const keys = installKeysCommand(resolve('server/bastion/authorized-keys.sh'), 'nobody', { name: `stint-demo-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}` });
     serviceStops.push(() => keys.remove());
     keys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_BASTION_TOKEN! });
-    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`], authorizedKeysCommand: { command: keys.command } });
+    // The SSH target host (resource staging-web): a second sshd as the local login stinttarget, with the same key
+    // program under its own token, reached through the bastion.
+    const hostKeys = installKeysCommand(resolve('server/bastion/authorized-keys.sh'), 'nobody', { name: `stint-demo-host-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}` });
+    serviceStops.push(() => hostKeys.remove());
+    hostKeys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: env.STINT_DEMO_HOST_TOKEN! });
+    const target = await startTargetSshd({ port: ports.target, authorizedKeysCommand: { command: hostKeys.command } });
+    serviceStops.push(() => target.stop());
+    targetHostKeys = [target.hostKeyLine];
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`, `127.0.0.1:${ports.target}`], authorizedKeysCommand: { command: keys.command } });
     serviceStops.push(() => sshd.stop());
     bastionHostKeys = [sshd.hostKeyLine];
   } else if (database === 'real') {
@@ -128,7 +137,7 @@ async function main(): Promise<void> {
 
   // Passkeys work on every demo web host and on the server's own origin, where the tray app runs its step-up page.
   const webauthnOrigins = [serverUrl, ...roles.map((r) => `http://localhost:${r.port}`)];
-  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins, ...(bastionHostKeys ? { bastionHostKeys } : {}) });
+  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins, ...(bastionHostKeys ? { bastionHostKeys } : {}), ...(targetHostKeys ? { targetHostKeys } : {}) });
   writeFileSync(join(dir, 'server.yaml'), configYaml);
   const config = parseConfig(configYaml, join(dir, 'server.yaml'));
   // The dev IdP accepts any password: it runs only for a config that says so.
@@ -145,6 +154,9 @@ async function main(): Promise<void> {
     const companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN! });
     stops.push(() => companion.stop());
     say(`OpenSSH bastion on 127.0.0.1:${ports.sshd} (keys from the grant server; connections killed when access ends; agents pin its host key)`);
+    const hostCompanion = startCompanion({ serverUrl, token: env.STINT_DEMO_HOST_TOKEN! });
+    stops.push(() => hostCompanion.stop());
+    say(`SSH target host on 127.0.0.1:${ports.target} (staging-web: log in as stinttarget through the bastion with the printed ssh command; sessions killed when access ends)`);
   }
 
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) {

@@ -7,11 +7,13 @@ export interface KindWords {
   name: string;
   /** The client its connect command runs: "psql". */
   client: string;
+  /** Whether a grant has a password to reveal (an SSH host's grant has only its key, which stays in its file). */
+  password: boolean;
 }
 
 export const KIND_WORDS: Record<ResourceKind, KindWords> = {
-  postgres: { name: 'PostgreSQL', client: 'psql' },
-  ssh: { name: 'SSH host', client: 'ssh' },
+  postgres: { name: 'PostgreSQL', client: 'psql', password: true },
+  ssh: { name: 'SSH host', client: 'ssh', password: false },
 };
 
 /** The words for a grant or resource of this kind (PostgreSQL's for an older server that did not say). */

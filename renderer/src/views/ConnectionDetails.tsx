@@ -29,7 +29,7 @@ function selectContents(element: HTMLElement | null): void {
 export function ConnectionDetails({ local, name }: { local: LocalGrant; name: string }) {
   const { run, toast } = useApp();
   const tunnel = local.tunnel;
-  const { client } = kindWords(local.grant.kind);
+  const { client, password: hasPassword } = kindWords(local.grant.kind);
   const commandRef = useRef<HTMLElement>(null);
   const [copyRefused, setCopyRefused] = useState(false);
   const [password, setPassword] = useState<{ value: string; endsAt: number } | undefined>();
@@ -45,7 +45,7 @@ export function ConnectionDetails({ local, name }: { local: LocalGrant; name: st
     <div className="connection" aria-label={`How to connect to ${name}`}>
       {tunnel.command && (
         <>
-          <p className="connection-label">Run in a terminal (no password to type):</p>
+          <p className="connection-label">Run in a terminal{hasPassword ? ' (no password to type)' : ''}:</p>
           <pre className="command"><code ref={commandRef} aria-label={`${client} command for ${name}`}>{tunnel.command}</code></pre>
           <div className="actions">
             <button type="button" className="primary" aria-label={`Copy ${client} command for ${name}`}
@@ -67,7 +67,7 @@ export function ConnectionDetails({ local, name }: { local: LocalGrant; name: st
         <dt>Port</dt><dd>{tunnel.port}</dd>
         {tunnel.database && <><dt>Database</dt><dd>{tunnel.database}</dd></>}
         {tunnel.user && <><dt>User</dt><dd>{tunnel.user}</dd></>}
-        <dt>Password</dt>
+        {hasPassword && <><dt>Password</dt>
         <dd>
           {password ? (
             <code aria-label={`Password for ${name}`}>{password.value}</code>
@@ -78,7 +78,7 @@ export function ConnectionDetails({ local, name }: { local: LocalGrant; name: st
                 if (out) setPassword({ value: out.password, endsAt: Date.parse(out.endsAt) });
               }}>Reveal (recorded in the audit log)</button>
           )}
-        </dd>
+        </dd></>}
       </dl>
     </div>
   );
