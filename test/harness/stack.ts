@@ -37,6 +37,8 @@ export interface Stack {
   sshd: SshdInstance;
   /** The SSH target host (resource staging-web), reached through the bastion. */
   target: SshdInstance;
+  /** The target host's kill companion: stopped, the host cannot confirm a grant's end (as when it is unreachable). */
+  hostCompanion: { stop: () => Promise<void>; start: () => Promise<void> };
   keyring: KeyringInstance;
   config: ServerConfig;
   serverUrl: string;
@@ -116,13 +118,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const companion: Companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN });
     stops.push(() => companion.stop());
-    const hostCompanion: Companion = startCompanion({ serverUrl, token: hostToken });
-    stops.push(() => hostCompanion.stop());
+    let hostCompanion: Companion | undefined = startCompanion({ serverUrl, token: hostToken });
+    const hostCompanionControl = {
+      stop: async () => { await hostCompanion?.stop(); hostCompanion = undefined; },
+      start: async () => { hostCompanion ??= startCompanion({ serverUrl, token: hostToken }); await hostCompanion.ready; },
+    };
+    stops.push(() => hostCompanionControl.stop());
 
     const agents: Agent[] = [];
     const hosts: WebHost[] = [];
     return {
-      idp, pg, sshd, target, keyring, config, serverUrl, ports,
+      idp, pg, sshd, target, hostCompanion: hostCompanionControl, keyring, config, serverUrl, ports,
       server: () => {
         if (!server) throw new Error('the grant server is stopped');
         return server;
