@@ -12,6 +12,8 @@ const Login = z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, 'a login name like d
 
 export const SshResource = z.strictObject({
   ...resourceBase,
+  // Its sessions are kept under `host/<id>` (server/bastion/sessions.ts), in a column of 128 characters.
+  id: resourceBase.id.max(123, 'at most 123 characters for an SSH host'),
   kind: z.literal('ssh'),
   target: z.strictObject({
     host: z.string().min(1),
