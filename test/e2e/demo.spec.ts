@@ -22,7 +22,7 @@ let log = '';
 const links: Record<string, string> = {};
 // Below the kernel's ephemeral range (32768+), where any outgoing connection may hold a port for a moment.
 const base = 20000 + Math.floor(Math.random() * 120) * 100;
-const ports = { server: base, idp: base + 1, sshd: base + 22, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
+const ports = { server: base, idp: base + 1, sshd: base + 22, target: base + 23, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
 
 async function shell(line: string): Promise<string> {
   const { stdout } = await promisify(execFile)('bash', ['-c', line], { timeout: 15_000 });
@@ -154,11 +154,17 @@ test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve 
   expect(await stint('release', 'staging-users')).toContain('staging-users: access ended.');
   await expect(shell(`${requested.psql} -At -c 'select 1'`)).rejects.toThrow();
 
+  // The demo's SSH host: the ssh command the CLI prints logs in through the bastion and runs a command there.
+  const host = JSON.parse((await stint('request', 'staging-web', '--reason', 'check the web host', '--json')).split('\n').at(-1)!);
+  expect(await shell(`cd ${clone} && ${host.ssh} id -un`)).toBe('stinttarget');
+  expect(await stint('release', 'staging-web')).toContain('staging-web: access ended.');
+  await expect(shell(`${host.ssh} true`)).rejects.toThrow();
+
   // Ctrl+C (SIGTERM to the process group) stops every process the demo started, within seconds.
   // (npm may exit before the demo under it has finished stopping: what counts is that every port is let go.)
   const stoppedAt = Date.now();
   await stopDemo();
-  const all = [ports.server, ports.idp, ports.sshd, ports.pg, ...ports.web];
+  const all = [ports.server, ports.idp, ports.sshd, ports.target, ports.pg, ...ports.web];
   await expect.poll(async () => (await Promise.all(all.map(async (port) => ((await portIsFree(port)) ? undefined : port)))).filter(Boolean), { timeout: 15_000 }).toEqual([]);
   expect(Date.now() - stoppedAt).toBeLessThan(15_000);
   await expect.poll(() => existsSync(join(clone, '.stint-demo', 'run'))).toBe(false);
