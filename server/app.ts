@@ -178,6 +178,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // Refilled in place on a reload: the guard holds this very object. SSH target hosts (issue #23) speak the same
   // protocol with their own tokens; a token is also who the caller is, so no two nodes may share one (checked before
   // anything changes: a reload that breaks this keeps the tokens it found).
+  /** SSH target hosts' resources: their grants' ends reach the host before the bastion (hostFirst). */
+  const hostResources = new Set<string>();
   const setBastionTokens = (next: Pick<ServerConfig, 'bastions' | 'resources'>) => {
     const nodes: Record<string, SshNodeCredential> = {};
     for (const [id, bastion] of Object.entries(next.bastions)) nodes[id] = { token: requireSecret(bastion.token, `bastions.${id}.token`, opts.env), users: [bastion.user] };
@@ -186,6 +188,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     if (new Set(tokens).size !== tokens.length) throw new Error('every bastion and SSH host needs a token of its own (two share one)');
     for (const id of Object.keys(bastionTokens)) delete bastionTokens[id];
     Object.assign(bastionTokens, nodes);
+    hostResources.clear();
+    for (const node of Object.values(nodes)) if (node.host) hostResources.add(node.host.resourceId);
   };
   setBastionTokens(config);
 
@@ -200,7 +204,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     },
     audit: (entry) => lifecycle.mutate(({ audit }) => audit({ ...entry, at: clock.now() })),
   });
-  const bastion = declareBastionRoutes({ lookup: lifecycle, sessions: createDbSessionStore(store.db, { clock }) });
+  const bastion = declareBastionRoutes({ lookup: lifecycle, sessions: createDbSessionStore(store.db, { clock }), hostFirst: { resources: hostResources } });
   bastion.start(app);
 
   // ---- every route, from the one list; the router applies each one's declared access and refuses any other route

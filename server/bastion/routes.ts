@@ -54,6 +54,13 @@ export interface BastionRoutesOptions {
   sessionRetentionMs?: number;
   /** How often rows past the retention are pruned. Default the retention, at most 10 min. */
   sessionPruneEveryMs?: number;
+  /**
+   * SSH target hosts first: the end of a grant on one of these resources reaches its bastion this long after its host
+   * (default 500 ms). The host's companion then ends the session's whole process tree while its sshd still serves it;
+   * were the bastion's cut first, the host's sshd would exit on its own and a command run without a TTY could outlive
+   * it. The bastion's cut stays the backstop for a host that does not act. The key is refused on both from the end on.
+   */
+  hostFirst?: { resources: ReadonlySet<string>; ms?: number };
 }
 
 /** The event the companion receives: which key's grant ended and which sshd processes served it. */
@@ -244,12 +251,24 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
       }
     };
 
+    const enqueue = (entries: Array<GrantEndedForBastion & { node: string }>) => {
+      queued.push(...entries);
+      if (!sending) sent = sendQueued().catch((error: unknown) => app.log.error({ err: error }, 'could not send grant ends to bastions'));
+    };
+    /** Ends held back for their host (see hostFirst), each with its timer. */
+    const delayed = new Map<NodeJS.Timeout, GrantEndedForBastion & { node: string }>();
     const unsubscribe = opts.lookup.onGrantEnded((ended) => {
       // No stream of that node here: nothing to read. A companion connecting later catches up with ended?since=.
       const nodes = nodesOf(ended).filter((node) => [...streams].some((stream) => stream.bastionId === node));
       if (nodes.length === 0) return;
-      for (const node of nodes) queued.push({ ...ended, node });
-      if (!sending) sent = sendQueued().catch((error: unknown) => app.log.error({ err: error }, 'could not send grant ends to bastions'));
+      const hostFirst = ended.resourceId !== undefined && opts.hostFirst?.resources.has(ended.resourceId);
+      const now = nodes.filter((node) => !hostFirst || node !== ended.bastionId);
+      if (now.length) enqueue(now.map((node) => ({ ...ended, node })));
+      if (hostFirst && nodes.includes(ended.bastionId)) {
+        const entry = { ...ended, node: ended.bastionId };
+        const timer = setTimeout(() => { delayed.delete(timer); enqueue([entry]); }, opts.hostFirst?.ms ?? 500);
+        delayed.set(timer, entry);
+      }
     }, () => streams.size > 0);
 
     // Rows are pruned periodically rather than by a timer per ended grant: any instance may have recorded a grant's
@@ -264,6 +283,10 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
     // SSE responses are hijacked long-lived sockets: end them before the server waits for connections to drain.
     app.addHook('preClose', async () => {
       unsubscribe();
+      // Ends held back for their host go to their bastions now: the streams are closing.
+      for (const timer of delayed.keys()) clearTimeout(timer);
+      if (delayed.size) enqueue([...delayed.values()]);
+      delayed.clear();
       await sent; // ends already committed still reach the streams before they close
       for (const stream of streams) stream.end();
     });
@@ -527,7 +550,8 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
 /** The bastion routes as a plugin (tests, benches): served through the router with the bastions' token check. */
 export function bastionRoutes(opts: BastionRoutesOptions): FastifyPluginAsync {
   return async (app) => {
-    const set = declareBastionRoutes(opts);
+    const hosts = new Set(Object.values(opts.bastions).flatMap((node) => (node.host ? [node.host.resourceId] : [])));
+    const set = declareBastionRoutes({ hostFirst: { resources: hosts }, ...opts });
     set.start(app);
     serveRoutes(app, set.routes, { bastion: bastionTokenGuard(opts.bastions) });
   };

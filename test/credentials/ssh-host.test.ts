@@ -154,26 +154,26 @@ describe('SSH target host per grant (real ssh through the bastion)', () => {
     expect(result.output).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
   });
 
-  it('at the grant\'s end the live session is cut within 1 s, the key is refused, and the host confirms the end', async () => {
+  it('at the grant\'s end live sessions are cut within 1 s (with a TTY or without), nothing of them is left on the host, the key is refused, and the host confirms the end', async () => {
     const grant = await activate('h-end');
     const marker = `${60 + Math.floor(Math.random() * 1000) / 1000}`;
-    // An interactive session (a TTY, as a user at a terminal has) running a command.
-    const live = runSsh(grant.command.replace(' stint-web', ' -tt stint-web'), `'echo ready; exec sleep ${marker}'`);
-    await expect.poll(() => live.output(), { timeout: 10_000 }).toContain('ready');
-    expect(await openSessions('web', 'h-end')).toBe(1);
+    // An interactive session (a TTY, as a user at a terminal has) and a command run without one: the latter would
+    // outlive its connection if only the bastion cut it.
+    const interactive = runSsh(grant.command.replace(' stint-web', ' -tt stint-web'), `'echo ready; exec sleep ${marker}'`);
+    const command = runSsh(grant.command, `'echo ready; exec sleep ${marker}'`);
+    await expect.poll(() => interactive.output() + command.output(), { timeout: 10_000 }).toMatch(/ready[\s\S]*ready/);
+    expect(await openSessions('web', 'h-end')).toBe(2);
 
     const deadline = Date.now();
     lookup.end('h-end');
     const revoked = provider.revoke({ grantId: 'h-end', resourceId: 'web', username: grant.login });
-    await live.code;
+    await Promise.all([interactive.code, command.code]);
     expect(Date.now() - deadline).toBeLessThan(1_000);
-    // Nothing of the session is left on the target: its command died with it.
+    // Nothing of either session is left on the target: their commands died with them.
     await expect.poll(() => sshSleeps(marker), { timeout: 3_000 }).toEqual([]);
-    // The end is confirmed by the host's companion: the session it killed, reported and forgotten.
+    // The end is confirmed by the host's companion, which ended both sessions there (before the bastion's cut).
     await revoked;
-    // Killed by it, or already gone because the bastion's companion cut the path first: either way on record, once.
-    const report = hostReports.find((r) => r.grantId === 'h-end')!;
-    expect([...report.killed, ...report.closed]).toHaveLength(1);
+    expect(hostReports.find((r) => r.grantId === 'h-end')).toMatchObject({ killed: [expect.any(Number), expect.any(Number)], closed: [] });
     expect(await openSessions('web', 'h-end')).toBe(0);
     const again = await sshOnce(grant.command, 'true');
     expect(again.code).toBe(255);
