@@ -1,5 +1,5 @@
 // How the grant server's costs grow with its data (issue #22 item 5). A SQLite file is seeded directly (see
-// support/scale-seed.ts: requests, ended and active grants, users, an audit trail that is a valid hash chain), then
+// dev/scale-seed.ts: requests, ended and active grants, users, an audit trail that is a valid hash chain), then
 // the real server runs on it:
 //   audit_page_p99_ms        — GET /v1/audit as carol (admin), the newest page of 50 (the API pages oldest-first by
 //                              `after`, so the newest page is `after=<head−50>`), p99 of sequential calls.
@@ -35,7 +35,7 @@ import { createSystemClock, type Clock } from '../shared/domain/clock';
 import { agent, noop, request } from './support/http';
 import { startAgentBackend } from './support/agent-backend';
 import { KeytarSecretStore } from '../agent/core/secrets/keytar-store';
-import { explain, seedScale, timeQuery, type ScaleSize } from './support/scale-seed';
+import { explain, seedScale, timeQuery, type ScaleSize } from '../dev/scale-seed';
 
 const SMALL: ScaleSize = { audit: 100_000, ended: 10_000, active: 500, users: 200 };
 const FULL: ScaleSize = { audit: 1_000_000, ended: 100_000, active: 5_000, users: 2_000 };

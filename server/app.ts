@@ -26,6 +26,7 @@ import { sendProblem } from './http/problem';
 import { routerFor, type Route, type ServedRoute } from './http/router';
 import { rateLimitGuards } from './http/rate-limits';
 import { checkpointKey, startCheckpoints } from './lifecycle/audit-checkpoints';
+import { AuditVerifier } from './lifecycle/audit-verify-status';
 import { SseHub } from './http/sse';
 import { routeTable } from './http/table';
 import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/reload';
@@ -210,6 +211,13 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // ---- every route, from the one list; the router applies each one's declared access and refuses any other route
   const sse = new SseHub(bus, store, config.server.heartbeatSeconds * 1000, metrics, clock);
   const routes = apiRoutes(lifecycle);
+  const checkpoints = config.audit.checkpoints;
+  const checkpointKeys = checkpoints ? checkpointKey(requireSecret(checkpoints.key, 'audit.checkpoints.key', opts.env)) : undefined;
+  const auditVerifier = new AuditVerifier({
+    db: store.db, now: () => clock.now(),
+    ...(checkpoints && checkpointKeys ? { checkpoints: { file: checkpoints.file, publicKey: checkpointKeys.publicKey } } : {}),
+    onError: (error) => app.log.error({ err: error }, 'audit verification could not finish'),
+  });
   const stepUpRoutes = stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit });
   // The approve page (config `approvalPage`): its own sign-in and browser sessions, the same lifecycle and step-up.
   const webSessions = config.approvalPage ? new WebSessions(store.db, () => clock.now()) : undefined;
@@ -218,7 +226,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     signIn: createWebSignIn({ config, verifier, env: opts.env }),
   }, stepUpRoutes ?? []) : undefined;
   const declared = routeTable({
-    config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi,
+    config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi, auditVerifier,
     stepUp: stepUpRoutes, bastion: bastion.routes, approvePage,
     policy: policyRoutes({ reloader, versions: lifecycle.policyVersions, catalog: () => lifecycle.catalog }),
   });
@@ -242,10 +250,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
 
   await lifecycle.start();
   const stopWatching = config.server.watchConfig ? reloader.watch(opts.configDebounceMs) : () => {};
-  const checkpoints = config.audit.checkpoints;
-  const stopCheckpoints = checkpoints ? startCheckpoints({
+  const stopCheckpoints = checkpoints && checkpointKeys ? startCheckpoints({
     db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, afterEntries: checkpoints.afterEntries, clock,
-    privateKey: checkpointKey(requireSecret(checkpoints.key, 'audit.checkpoints.key', opts.env)).privateKey,
+    privateKey: checkpointKeys.privateKey,
     onError: (error) => app.log.error({ err: error }, 'audit checkpoint not written'),
     onWritten: (checkpoint) => auditStream?.checkpoint(checkpoint),
   }) : undefined;
@@ -263,6 +270,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       sse.closeAll();
       stopWatching();
       stopCheckpoints?.();
+      // A verification under way reads the store: let it end before the store closes.
+      await auditVerifier.settled();
       await app.close();
       await lifecycle.stop();
       await auditStream?.close();

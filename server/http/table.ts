@@ -13,6 +13,8 @@ import { ServerEventEnvelope } from '../../shared/contract/events';
 import { declareBastionRoutes } from '../bastion/routes';
 import { declareStepUpRoutes } from '../stepup/routes';
 import { declareApprovePageRoutes } from '../web/routes';
+import type { AuditVerifier } from '../lifecycle/audit-verify-status';
+import { adminRoutes } from './admin-routes';
 import { apiRoute } from './api';
 import { sendProblem } from './problem';
 import type { Route } from './router';
@@ -42,6 +44,8 @@ export interface RouteTableDeps {
   policy: RouteSpec[];
   /** The approve page's routes (server/web), when the server has one (config `approvalPage`). */
   approvePage?: Route[];
+  /** The audit chain's on-demand verification, for the admin console's routes. */
+  auditVerifier: AuditVerifier;
 }
 
 /**
@@ -51,6 +55,7 @@ export interface RouteTableDeps {
 export function routeTable(deps: RouteTableDeps): Route[] {
   return [
     ...deps.api.map((spec) => apiRoute(spec, deps)),
+    ...adminRoutes(deps),
     {
       method: 'GET', url: '/v1/events', access: 'user',
       doc: {
@@ -121,7 +126,7 @@ export function documentedRoutes(): Route[] {
   const none = null as never;
   const stepUp = declareStepUpRoutes(none);
   return routeTable({
-    config: none, api: apiRoutes(none), lifecycle: none, store: none, clock: none, metrics: none, bus: none, sse: none, openapi: none,
+    config: none, api: apiRoutes(none), lifecycle: none, store: none, clock: none, metrics: none, bus: none, sse: none, openapi: none, auditVerifier: none,
     stepUp,
     bastion: declareBastionRoutes(none).routes,
     policy: policyRoutes(none),

@@ -234,7 +234,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   }
 
   /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
-  auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
+  auditEntries(user: AuthUser, query: Parameters<Views['auditEntries']>[1]) {
     return this.views.auditEntries(user, query);
   }
 

@@ -4,6 +4,7 @@ import type { AccessRequest, Grant, GrantState, Me, RequestState, ResourceKind, 
 import type { Db } from '../storage/db';
 import type { AuthUser } from '../identity/user';
 import { ok, type Outcome } from '../errors';
+import { auditPage } from './audit-search';
 import { matchApprovals, type ApprovalRule } from './catalog';
 import type { TxContext } from './write-queue';
 import { askedGroups, askedView, fillableGroups } from './asked';
@@ -71,13 +72,15 @@ export class Views {
   }
 
   /** Audit rows: admins see all; others the rows they wrote or that are about their requests and grants. */
-  async auditEntries(user: AuthUser, query: { after: number; limit: number; requestId?: string; grantId?: string; action?: string }) {
-    return this.deps.db.selectFrom('audit').selectAll().where('seq', '>', query.after)
-      .$if(!user.admin, (q) => q.where((eb) => eb.or([eb('actor', '=', user.sub), eb('subject', '=', user.sub)])))
-      .$if(!!query.requestId, (q) => q.where('request_id', '=', query.requestId!))
-      .$if(!!query.grantId, (q) => q.where('grant_id', '=', query.grantId!))
-      .$if(!!query.action, (q) => q.where('action', '=', query.action!))
-      .orderBy('seq').limit(query.limit).execute();
+  async auditEntries(user: AuthUser, query: { after: number; before?: number; order: 'asc' | 'desc'; limit: number; requestId?: string; grantId?: string; action?: string }) {
+    const order = query.before !== undefined ? 'desc' : query.order;
+    const from = order === 'desc' ? query.before : query.after;
+    return auditPage(this.deps.db, {
+      ...(user.admin ? {} : { user: user.sub }),
+      ...(query.requestId ? { requestId: query.requestId } : {}),
+      ...(query.grantId ? { grantId: query.grantId } : {}),
+      ...(query.action ? { action: query.action } : {}),
+    }, { order, limit: query.limit, ...(from ? { from } : {}) });
   }
 
   async requestById(id: string): Promise<AccessRequest | undefined> {

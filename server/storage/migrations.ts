@@ -10,6 +10,9 @@ const serialId = (db: Kysely<any>) => (isPostgres(db)
   ? { type: 'bigserial' as const, build: (c: any) => c.primaryKey() }
   : { type: 'integer' as const, build: (c: any) => c.primaryKey().autoIncrement() });
 
+/** Audit columns the admin console filters on (0013). */
+const AUDIT_FILTER_COLUMNS = ['actor', 'subject', 'grant_id', 'request_id', 'resource_id', 'action'] as const;
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': {
     async up(db: Kysely<any>) {
@@ -270,6 +273,22 @@ export const migrations: Record<string, Migration> = {
     },
     async down(db: Kysely<any>) {
       await db.schema.dropIndex('grants_ended_resource').ifExists().execute();
+    },
+  },
+  '0013_audit_indexes': {
+    // The admin console's audit filters (issue #25), newest first by seq: each filter column with seq after it, so a
+    // page is one backward walk of one index however large the table grows (at 1M rows the user and grant filters
+    // walked the whole table: bench/RESULTS.md). (subject, seq) replaces (subject): PostgreSQL keeps equal keys in
+    // heap order, not seq order. A time range is read while walking seq (at grows with seq), so it needs no index.
+    async up(db: Kysely<any>) {
+      for (const column of AUDIT_FILTER_COLUMNS) {
+        await db.schema.createIndex(`audit_${column}_seq`).ifNotExists().on('audit').columns([column, 'seq']).execute();
+      }
+      await db.schema.dropIndex('audit_subject').ifExists().execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.createIndex('audit_subject').ifNotExists().on('audit').column('subject').execute();
+      for (const column of AUDIT_FILTER_COLUMNS) await db.schema.dropIndex(`audit_${column}_seq`).ifExists().execute();
     },
   },
   '0014_policy_bodies_pending_requests': {

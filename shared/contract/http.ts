@@ -209,6 +209,10 @@ export const ListGrantsQuery = z.strictObject({
 });
 export const AuditQuery = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
+  /** Newest first below this seq (keyset paging: the last seq shown); implies order=desc. */
+  before: z.coerce.number().int().positive().optional(),
+  /** asc: oldest first from `after` (the default, chain order); desc: newest first (History). */
+  order: z.enum(['asc', 'desc']).default('asc'),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
   requestId: Id.optional(),
   grantId: Id.optional(),

@@ -1,9 +1,9 @@
-// Seeding for bench/scale.ts: a SQLite store (openStore + migrate) filled directly, in big transactions, with
+// Seeding for bench/scale.ts and the large-table tests: a SQLite store (openStore + migrate) filled directly, in big transactions, with
 // users' requests, ended and active grants and an audit trail that is a valid hash chain (chainRows), so the real
 // server starts on it, restores a timer for every active grant and `audit verify` passes.
 import BetterSqlite3 from 'better-sqlite3';
-import { openStore, sqlitePath } from '../../server/storage/db';
-import { chainRows, type AuditInput } from '../../server/lifecycle/audit';
+import { openStore, sqlitePath } from '../server/storage/db';
+import { chainRows, type AuditInput } from '../server/lifecycle/audit';
 
 export interface ScaleSize { audit: number; ended: number; active: number; users: number }
 
