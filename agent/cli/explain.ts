@@ -135,6 +135,7 @@ const WORDS: Record<ProblemCode, Words> = {
   not_found: said(),
   invalid_input: said(),
   launcher_failed: said(),
+  export_failed: said(RETRY),
   unknown_method: is('The running Stint agent is older than this stint and cannot do that.', 'Restart the agent (or the Stint app).'),
   forbidden_sender: said(),
   agent_unreachable: said('Start the Stint agent again.'),

@@ -10,6 +10,7 @@ import type { Publisher } from './published-state';
 import type { Requests } from './requests';
 import type { ServerLink } from './server-link';
 import type { SettingsStore } from './settings';
+import { adminApiHandlers } from './admin-api';
 import { checkSignInSettings } from './settings-check';
 import type { Vault } from './vault';
 
@@ -24,6 +25,9 @@ export interface AgentApiUnits {
   access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'command' | 'kind' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
   vault: Pick<Vault, 'get' | 'copyUri' | 'wipeAll'>;
   published: Pick<Publisher, 'state' | 'publish'>;
+  /** Where the admin console's audit exports are saved. */
+  exportDir: string;
+  now: () => number;
 }
 
 export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
@@ -111,6 +115,7 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
       return { request };
     },
     history: async (input) => u.link.api().audit(parse('history', input)),
+    ...adminApiHandlers({ link: u.link, exportDir: u.exportDir, now: u.now, parse }),
     stepUpChallenge: async (input) => u.link.api().stepUpChallenge(parse('stepUpChallenge', input)),
     stepUpStatus: async () => u.link.api().stepUpStatus(),
     listCredentials: async () => u.link.api().listCredentials(),

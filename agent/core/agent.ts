@@ -3,6 +3,8 @@
 // (server-link.ts), my requests and the approvals waiting for me (requests.ts), local access to grants — activation,
 // tunnels, deadlines, ending (local-access.ts) —, the published state (published-state.ts) and the AgentApi
 // handlers (agent-api.ts). Local access ends at the deadline whatever the server does.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { AgentApiHandlers, AgentEvent, AgentState } from '../../shared/contract/agent';
 import type { AgentCore } from './agent-core';
 import { agentApiHandlers } from './agent-api';
@@ -53,6 +55,8 @@ export interface AgentOptions {
   /** For tests and benchmarks: how tunnels are opened (default: ssh2 through the bastion). */
   openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
   eventStream?: { initialBackoffMs?: number; maxBackoffMs?: number };
+  /** Where the admin console saves audit exports (default: ~/Downloads). */
+  exportDir?: string;
   /** Called once local access to a grant is fully gone (tunnel closed, secrets wiped): for logs and benchmarks. */
   onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
 }
@@ -99,6 +103,7 @@ export class Agent implements AgentCore {
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.launcher ? { launcher: options.launcher } : {}),
       link: this.link, requests: this.requests, access: this.access, vault: this.vault, published: this.published,
+      exportDir: options.exportDir ?? join(homedir(), 'Downloads'), now: () => this.clock.now(),
     });
   }
 

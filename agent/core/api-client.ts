@@ -3,7 +3,13 @@
 // Date header feeds the deadline scheduler's clock offset. POSTs carry an Idempotency-Key so one retry after a
 // network failure cannot act twice.
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { z } from 'zod';
+import { AdminLive, AuditPage, AuditVerifyStatus, type AuditExportFormat, type AuditFilterFields } from '../../shared/contract/admin';
 import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, StepUpChallenge,
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
@@ -46,6 +52,11 @@ export function refusal(status: number, json: unknown): AgentError {
   if (status === 401) return new AgentError('session_expired', said ?? 'Your sign-in has expired.', undefined, { status });
   if (problem.success) return AgentError.fromProblem(problem.data);
   return new AgentError('server_error', said ?? `The server answered HTTP ${status}.`, undefined, { status });
+}
+
+/** A query string of the fields that are set. */
+function queryString(query: Record<string, string | number | undefined>): URLSearchParams {
+  return new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
 }
 
 export class ApiClient {
@@ -153,9 +164,42 @@ export class ApiClient {
   extend(grantId: string, body: { durationSeconds: number; reason?: string }) {
     return this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/extend`, ExtendResult, body);
   }
-  audit(query: { after?: number; limit?: number }) {
-    const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
-    return this.call('GET', `v1/audit?${params}`, AuditList);
+  /** My audit trail (an admin's: everyone's), newest first below `before`. */
+  audit(query: { before?: number; limit?: number }) {
+    return this.call('GET', `v1/audit?${queryString({ ...query, order: 'desc' })}`, AuditList);
+  }
+
+  // The admin console (server/http/admin-routes.ts); the server refuses anyone but an admin.
+  adminLive() { return this.call('GET', 'v1/admin/live', AdminLive); }
+  adminAudit(query: AuditFilterFields & { before?: number; limit?: number }) { return this.call('GET', `v1/admin/audit?${queryString(query)}`, AuditPage); }
+  adminVerifyStatus() { return this.call('GET', 'v1/admin/audit/verify', AuditVerifyStatus); }
+  adminVerify() { return this.call('POST', 'v1/admin/audit/verify', AuditVerifyStatus, {}); }
+  async revoke(grantId: string, reason: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/revoke`, GrantResult, { reason })).grant; }
+
+  /**
+   * Stream the audit export into `file` (written beside it, renamed when whole, so a cut download leaves no file that
+   * looks complete). Returns the bytes written.
+   */
+  async downloadAuditExport(query: AuditFilterFields & { format: AuditExportFormat }, file: string): Promise<number> {
+    const path = `v1/admin/audit/export?${queryString(query)}`;
+    let response = await this.doFetch(this.url(path), { headers: await this.headers() });
+    if (response.status === 401 && this.options.refreshAccessToken) {
+      await this.options.refreshAccessToken();
+      response = await this.doFetch(this.url(path), { headers: await this.headers() });
+    }
+    if (!response.ok || !response.body) throw refusal(response.status, await response.json().catch(() => undefined));
+    const partial = `${file}.part`;
+    let bytes = 0;
+    try {
+      const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+      body.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+      await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
+      await rename(partial, file);
+    } catch (cause) {
+      await rm(partial, { force: true });
+      throw new AgentError('export_failed', `The export did not finish (${(cause as Error).message}); nothing was saved.`, cause);
+    }
+    return bytes;
   }
 
   // Step-up and enrollment (server/stepup routes).

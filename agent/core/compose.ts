@@ -37,6 +37,8 @@ export interface CreateAgentOptions {
   profile?: string;
   /** The agent's own data folder: per-grant client files (the psql passfile) go in its `grants/` folder. */
   dataDir?: string;
+  /** Where the admin console saves audit exports (default: ~/Downloads). */
+  exportDir?: string;
   /** Pre-filled account on the IdP's sign-in page (OIDC login_hint). */
   loginHint?: string;
   clock?: Clock;
@@ -93,6 +95,7 @@ export function createAgent(options: CreateAgentOptions): Agent {
     ...(options.launcher ? { launcher: options.launcher } : {}),
     ...(options.dataDir ? { clientFiles: new ClientFiles(join(options.dataDir, 'grants')) } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.exportDir ? { exportDir: options.exportDir } : {}),
   });
   built.agent = agent;
   return agent;

@@ -38,6 +38,11 @@ const api = {
   enrollTotp: call('enrollTotp'),
   confirmTotp: call('confirmTotp'),
   history: call('history'),
+  adminLive: call('adminLive'),
+  adminRevoke: call('adminRevoke'),
+  adminAudit: call('adminAudit'),
+  adminAuditVerify: call('adminAuditVerify'),
+  adminAuditExport: call('adminAuditExport'),
   getSettings: call('getSettings'),
   updateSettings: call('updateSettings'),
 } satisfies { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentResult<AgentOutput<M>>> };

@@ -15,6 +15,7 @@ import { copyText } from './views/ConnectionDetails';
 import { Approvals } from './views/Approvals';
 import { ExtendDialog, ReleaseDialog } from './views/GrantDialogs';
 import { History } from './views/History';
+import { Admin } from './views/Admin';
 import { RequestForm } from './views/RequestForm';
 import { Resources } from './views/Resources';
 import { Settings } from './views/Settings';
@@ -23,13 +24,15 @@ import { isLive, resourceLabel } from './policy';
 import { formatDuration } from './format';
 import { Waiting } from './views/Waiting';
 
-const VIEWS: { view: View; label: string; signedIn: boolean }[] = [
+/** `admin`: shown only to administrators (the server refuses the calls of anyone else anyway). */
+const VIEWS: { view: View; label: string; signedIn: boolean; admin?: boolean }[] = [
   { view: 'signin', label: 'Sign in', signedIn: false },
   { view: 'active', label: 'Active', signedIn: true },
   { view: 'waiting', label: 'Waiting', signedIn: true },
   { view: 'resources', label: 'Request access', signedIn: true },
   { view: 'approvals', label: 'Approvals', signedIn: true },
   { view: 'history', label: 'History', signedIn: true },
+  { view: 'admin', label: 'Admin', signedIn: true, admin: true },
   { view: 'settings', label: 'Settings', signedIn: false },
 ];
 
@@ -125,7 +128,8 @@ function Connected({ client, state, toast, alert, toasts, dismissToast, toastReg
     close: () => setDialog(undefined),
   };
 
-  const visible = VIEWS.filter((v) => (signedIn ? v.view !== 'signin' : !v.signedIn));
+  const admin = state.session.status === 'signed_in' && state.session.user.admin;
+  const visible = VIEWS.filter((v) => (signedIn ? v.view !== 'signin' : !v.signedIn) && (!v.admin || admin));
   const current = visible.some((v) => v.view === view) ? view : visible[0]!.view;
   const counts: Partial<Record<View, number>> = {
     active: state.grants.filter((g) => isLive(g)).length,
@@ -164,6 +168,7 @@ function Connected({ client, state, toast, alert, toasts, dismissToast, toastReg
           {current === 'active' && <Active />}
           {current === 'approvals' && <Approvals />}
           {current === 'history' && <History />}
+          {current === 'admin' && <Admin />}
           {current === 'settings' && <Settings />}
         </main>
       </div>

@@ -5,7 +5,7 @@ import type { AgentInput, AgentMethod, AgentOutput, AgentSettings, AgentState } 
 import type { AgentClient } from './agent/client';
 import type { Toast } from './useAgent';
 
-export type View = 'signin' | 'resources' | 'waiting' | 'active' | 'approvals' | 'history' | 'settings';
+export type View = 'signin' | 'resources' | 'waiting' | 'active' | 'approvals' | 'history' | 'admin' | 'settings';
 
 export type DialogSpec =
   | { kind: 'request'; resourceId: string }

@@ -83,6 +83,7 @@ export const PROBLEM_WORDS: Record<ProblemCode, Words> = {
   idp_unreachable: said, not_signed_in: said, session_expired: said, server_unreachable: said, server_error: said,
   malformed_response: said, bastion_unreachable: said, bastion_auth_failed: said, bastion_host_key_mismatch: said,
   tunnel_failed: said, port_unavailable: said, not_found: said, launcher_failed: said, forbidden_sender: said,
+  export_failed: said,
   invalid_input: (p) => `Stint couldn’t use what was entered: ${said(p)}`,
   unknown_method: is('This version of the Stint agent can’t do that yet.'),
   agent_unreachable: said, no_token: said, network_error: said,

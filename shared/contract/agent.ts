@@ -9,6 +9,7 @@ import {
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
 } from './stepup';
 import { AgentProblem } from './problem';
+import { AdminLive, AuditExportFormat, AuditFilterFields, AuditPage, AuditVerifyStatus } from './admin';
 import {
   AuditList,
   AccessRequest, CreateRequestBody, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
@@ -206,6 +207,12 @@ export const ConnectResult = z.object({
 });
 export type ConnectResult = z.infer<typeof ConnectResult>;
 
+/** An audit page as the console asks for it: the filter, the cursor (a seq) and the page size. */
+export const AdminAuditInput = AuditFilterFields.extend({
+  before: z.number().int().positive().optional(),
+  limit: z.number().int().min(1).max(500).optional(),
+});
+
 export const agentApi = {
   getState: { input: Empty, output: AgentState },
   signIn: { input: Empty, output: z.object({ user: AgentUser }) },
@@ -258,11 +265,23 @@ export const agentApi = {
   registerPasskeyVerify: { input: RegisterVerifyBody, output: CredentialInfo },
   enrollTotp: { input: TotpEnrollBody, output: TotpEnrollResult },
   confirmTotp: { input: TotpConfirmBody, output: TotpConfirmResult },
-  /** My audit trail (admins: everyone's), newest last; `after` is the last seq already shown. */
+  /** My audit trail (admins: everyone's), newest first; `before` is the last seq already shown (the next page). */
   history: {
-    input: z.strictObject({ after: z.number().int().min(0).optional(), limit: z.number().int().min(1).max(500).optional() }),
+    input: z.strictObject({ before: z.number().int().positive().optional(), limit: z.number().int().min(1).max(500).optional() }),
     output: AuditList,
   },
+  // The admin console (issue #25): the server refuses these (admin_only) to anyone but an administrator; the UI shows
+  // them only when session.user.admin.
+  /** Active grants, grants still ending (revocation not yet confirmed) and pending requests, with who/what/why. */
+  adminLive: { input: Empty, output: AdminLive },
+  /** End someone's grant now, with a reason (audited); their sessions are cut as at a deadline. */
+  adminRevoke: { input: z.strictObject({ grantId: Id, reason: z.string().min(1).max(2000) }), output: z.object({ grant: Grant }) },
+  /** The audit newest first, filtered; `before` is the previous page's `next`. */
+  adminAudit: { input: AdminAuditInput, output: AuditPage },
+  /** The chain's last verification and newest signed checkpoint; `run` starts a verification in the background. */
+  adminAuditVerify: { input: z.strictObject({ run: z.boolean().default(false) }), output: AuditVerifyStatus },
+  /** Save the filtered audit (oldest first) as JSON Lines or CSV in the agent's export folder; answers where. */
+  adminAuditExport: { input: AuditFilterFields.extend({ format: AuditExportFormat }), output: z.object({ path: z.string(), bytes: z.number().int().nonnegative() }) },
   getSettings: { input: Empty, output: AgentSettings },
   updateSettings: { input: SettingsPatch, output: AgentSettings },
 } as const;

@@ -112,6 +112,7 @@ export const PROBLEMS = {
   not_found: { origin: 'agent', title: 'Not found', userCanAct: false },
   invalid_input: { origin: 'agent', title: 'Invalid input', userCanAct: true },
   launcher_failed: { origin: 'agent', title: 'Could not open the client', userCanAct: true },
+  export_failed: { origin: 'agent', title: 'Export not saved', userCanAct: true },
   unknown_method: { origin: 'agent', title: 'Not supported by this agent', userCanAct: false },
   forbidden_sender: { origin: 'agent', title: 'Call refused', userCanAct: false },
   // ---- the renderer (renderer/src): the agent itself out of reach

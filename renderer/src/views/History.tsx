@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import type { AuditEntry } from '../../../shared/contract/http';
 import { useApp } from '../context';
 import { formatDuration, formatWhen } from '../format';
 import { isLive, resourceLabel } from '../policy';
@@ -17,7 +18,10 @@ const REQUEST_WORDS: Record<string, string> = {
 
 interface Row { key: string; at: string; what: string; outcome: string; reason: string }
 
-type Trail = { status: 'loading' } | { status: 'audit'; rows: Row[] } | { status: 'state' } | { status: 'failed'; message: string };
+/** `older`: the seq to page on from (the last row shown), when there may be more. */
+type Trail = { status: 'loading' } | { status: 'audit'; rows: Row[]; older?: number } | { status: 'state' } | { status: 'failed'; message: string };
+
+const PAGE = 100;
 
 /** "request.approved" → "Request approved". */
 function actionWords(action: string): string {
@@ -27,21 +31,22 @@ function actionWords(action: string): string {
 
 /** My audit trail from the server when the agent offers it; otherwise my recent requests and access from the state. */
 export function History() {
-  const { client, state } = useApp();
+  const { client, state, alert } = useApp();
   const [trail, setTrail] = useState<Trail>({ status: 'loading' });
+
+  const [loadingOlder, setLoadingOlder] = useState(false);
+  const toRow = (e: AuditEntry): Row => ({
+    key: `a-${e.seq}`, at: e.at, what: e.resourceId ? resourceLabel(state.resources, e.resourceId) : '',
+    outcome: `${actionWords(e.action)}${e.actor && e.subject && e.actor !== e.subject ? ` by ${e.actor}` : ''}`, reason: e.reason ?? '',
+  });
+  const page = (entries: AuditEntry[]) => (entries.length === PAGE ? { older: entries.at(-1)!.seq } : {});
 
   useEffect(() => {
     let live = true;
-    client.call('history', { limit: 200 })
+    // Newest first; "Show older" pages on by the last seq shown (keyset: as fast on the hundredth page as the first).
+    client.call('history', { limit: PAGE })
       .then(({ entries }) => {
-        if (!live) return;
-        setTrail({
-          status: 'audit',
-          rows: entries.map((e) => ({
-            key: `a-${e.seq}`, at: e.at, what: e.resourceId ? resourceLabel(state.resources, e.resourceId) : '',
-            outcome: `${actionWords(e.action)}${e.actor && e.subject && e.actor !== e.subject ? ` by ${e.actor}` : ''}`, reason: e.reason ?? '',
-          })).reverse(),
-        });
+        if (live) setTrail({ status: 'audit', rows: entries.map(toRow), ...page(entries) });
       })
       .catch((error: unknown) => {
         if (!live) return;
@@ -50,6 +55,19 @@ export function History() {
     return () => { live = false; };
     // Loaded once per visit to History; the state-based list below follows the state live.
   }, [client]);
+
+  const showOlder = async () => {
+    if (trail.status !== 'audit' || trail.older === undefined) return;
+    setLoadingOlder(true);
+    try {
+      const { entries } = await client.call('history', { before: trail.older, limit: PAGE });
+      setTrail({ status: 'audit', rows: [...trail.rows, ...entries.map(toRow)], ...page(entries) });
+    } catch (error) {
+      alert(errorMessage(error));
+    } finally {
+      setLoadingOlder(false);
+    }
+  };
 
   const recent: Row[] = [
     ...state.requests.map((r) => ({
@@ -82,6 +100,9 @@ export function History() {
             ))}
           </tbody>
         </table>
+      )}
+      {trail.status === 'audit' && trail.older !== undefined && (
+        <div className="actions"><button type="button" onClick={showOlder} disabled={loadingOlder}>{loadingOlder ? 'Loading…' : 'Show older'}</button></div>
       )}
     </section>
   );
