@@ -1,12 +1,15 @@
 // How the grant server's costs grow with its data (issue #22 item 5). A SQLite file is seeded directly (see
 // dev/scale-seed.ts: requests, ended and active grants, users, an audit trail that is a valid hash chain), then
 // the real server runs on it:
-//   audit_page_p99_ms        — GET /v1/audit as carol (admin), the newest page of 50 (the API pages oldest-first by
-//                              `after`, so the newest page is `after=<head−50>`), p99 of sequential calls.
-//   audit_user_page_p99_ms   — the same as alice (non-admin: the server filters to her own rows, actor or subject),
-//                              the newest page that holds ~50 of her rows (`after=<head − 60·users>`).
-//   audit_user_first_p99_ms  — alice's oldest page (`after=0`), the query a client without a cursor starts with.
-//   audit_grant_filter_p99_ms — carol, `grantId=` one grant's trail from the start (there is no index on grant_id).
+//   audit_page_p99_ms        — GET /v1/admin/audit as carol (admin), the newest page of 50 (keyset, newest first),
+//                              p99 of sequential calls.
+//   audit_deep_page_p99_ms   — the same from the middle of the chain (`before=<head/2>`): a cursor deep in the table.
+//   audit_user_page_p99_ms   — GET /v1/audit?order=desc as alice (non-admin: the server filters to her own rows, actor
+//                              or subject): her newest 50, what History opens with.
+//   audit_user_filter_p99_ms — carol, the console's user filter (`user=alice`) from the middle of the chain.
+//   audit_user_first_p99_ms  — alice's oldest page (`after=0`, chain order), as older clients ask.
+//   audit_grant_filter_p99_ms — carol, `grantId=` one grant's trail, newest first.
+//   (indexes (column, seq) on actor, subject, grant_id, request_id, resource_id, action: migration 0013)
 //   me_p99_ms, grants_p99_ms — GET /v1/me and GET /v1/grants (alice) p99, also on an empty database (`_empty`).
 //   audit_verify_events_per_s — verifyAudit (what `stint-server audit verify` runs) over the whole chain, in-process.
 //   startup_ms               — in-process restart on the seeded file: buildServer (migrations check, policy versions,
@@ -132,19 +135,24 @@ async function measure(idp: Idp, tokens: { carol: string; alice: string }, size:
     // The head as the server sees it (start-up appended policy.version rows after the seeded ones).
     const tail = await request(base, 'GET', `/v1/audit?after=${maxSeq}&limit=1000`, tokens.carol);
     const head = maxSeq + (tail.json?.entries?.length ?? 0);
-    const users = size?.users ?? 1;
-    const page = await latency(base, `/v1/audit?after=${Math.max(0, head - 50)}&limit=50`, tokens.carol, calls);
+    const page = await latency(base, '/v1/admin/audit?limit=50', tokens.carol, calls);
     out.audit_page_p99_ms = page.p99;
     out.audit_page_p50_ms = page.p50;
-    const userPage = await latency(base, `/v1/audit?after=${Math.max(0, head - 60 * users)}&limit=50`, tokens.alice, calls);
+    const deep = await latency(base, `/v1/admin/audit?limit=50&before=${Math.max(1, Math.floor(head / 2))}`, tokens.carol, calls);
+    out.audit_deep_page_p99_ms = deep.p99;
+    const userPage = await latency(base, '/v1/audit?order=desc&limit=50', tokens.alice, calls);
     out.audit_user_page_p99_ms = userPage.p99;
     out.audit_user_page_p50_ms = userPage.p50;
     out.audit_user_page_rows = userPage.rows ?? 0;
+    const userFilter = await latency(base, `/v1/admin/audit?user=alice&limit=50&before=${Math.max(1, Math.floor(head / 2))}`, tokens.carol, calls);
+    out.audit_user_filter_p99_ms = userFilter.p99;
+    out.audit_user_filter_rows = userFilter.rows ?? 0;
     const userFirst = await latency(base, '/v1/audit?limit=50', tokens.alice, calls);
     out.audit_user_first_p99_ms = userFirst.p99;
     out.audit_user_first_p50_ms = userFirst.p50;
-    const grantFilter = await latency(base, `/v1/audit?grantId=grt_s${Math.floor((size?.ended ?? 0) / 2)}&limit=50`, tokens.carol, Math.min(calls, 50));
+    const grantFilter = await latency(base, `/v1/admin/audit?grantId=grt_s${Math.floor((size?.ended ?? 0) / 2)}&limit=50`, tokens.carol, calls);
     out.audit_grant_filter_p99_ms = grantFilter.p99;
+    out.audit_grant_filter_p50_ms = grantFilter.p50;
     const me = await latency(base, '/v1/me', tokens.alice, calls);
     out.me_p99_ms = me.p99;
     out.me_p50_ms = me.p50;
@@ -160,11 +168,14 @@ async function measure(idp: Idp, tokens: { carol: string; alice: string }, size:
 
   if (size) {
     // The statements behind the filtered pages, straight on the file: plan and time without HTTP.
-    const userSql = 'select * from "audit" where "seq" > ? and ("actor" = ? or "subject" = ?) order by "seq" limit ?';
-    log(`plan alice page: ${explain(url, userSql, [0, 'alice', 'alice', 50])}`);
-    log(`plan grantId filter: ${explain(url, 'select * from "audit" where "seq" > ? and "grant_id" = ? order by "seq" limit ?', [0, 'grt_s1', 50])}`);
-    out.sql_user_first_ms = timeQuery(url, userSql, [0, 'alice', 'alice', 50]);
-    out.sql_grant_filter_ms = timeQuery(url, 'select * from "audit" where "seq" > ? and "grant_id" = ? order by "seq" limit ?', [0, `grt_s${Math.floor(size.ended / 2)}`, 50], 5);
+    // The user filter as the server runs it (server/lifecycle/audit-search.ts): two index walks merged.
+    const userSql = `select * from "audit" where "seq" in (select "a"."seq" from (select "seq" from "audit" where "actor" = ? order by "seq" desc limit ?) as "a"
+      union select "s"."seq" from (select "seq" from "audit" where "subject" = ? order by "seq" desc limit ?) as "s") order by "seq" desc limit ?`;
+    const grantSql = 'select * from "audit" where "grant_id" = ? order by "seq" desc limit ?';
+    log(`plan alice page: ${explain(url, userSql, ['alice', 50, 'alice', 50, 50])}`);
+    log(`plan grantId filter: ${explain(url, grantSql, ['grt_s1', 50])}`);
+    out.sql_user_first_ms = timeQuery(url, userSql, ['alice', 50, 'alice', 50, 50]);
+    out.sql_grant_filter_ms = timeQuery(url, grantSql, [`grt_s${Math.floor(size.ended / 2)}`, 50], 5);
   }
   return out;
 }
@@ -214,7 +225,7 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     Object.assign(result, await measureAgent(opts.quick ? 10 : 30, 10));
     if (full) {
       for (const [k, v] of Object.entries(small)) result[`${k}_small`] = v;
-      for (const k of ['audit_page_p99_ms', 'audit_user_page_p99_ms', 'audit_user_first_p99_ms', 'audit_grant_filter_p99_ms', 'sql_user_first_ms', 'sql_grant_filter_ms', 'audit_page_p50_ms', 'audit_user_page_p50_ms', 'audit_verify_events_per_s', 'startup_ms', 'server_rss_mb', 'me_p99_ms', 'grants_p99_ms', 'me_p50_ms', 'grants_p50_ms']) {
+      for (const k of ['audit_page_p99_ms', 'audit_deep_page_p99_ms', 'audit_user_filter_p99_ms', 'audit_user_page_p99_ms', 'audit_user_first_p99_ms', 'audit_grant_filter_p99_ms', 'sql_user_first_ms', 'sql_grant_filter_ms', 'audit_page_p50_ms', 'audit_user_page_p50_ms', 'audit_verify_events_per_s', 'startup_ms', 'server_rss_mb', 'me_p99_ms', 'grants_p99_ms', 'me_p50_ms', 'grants_p50_ms']) {
         result[`${k}_growth`] = full[k]! / small[k]!;
       }
     }
