@@ -4,7 +4,10 @@
 // each filter's page walks an index (the query plan), not the table. Export streams those rows as JSON Lines and CSV;
 // verification runs in the background; the live view shows active, ending and pending with who/what/why.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
 import { AdminLive, AuditPage, AuditVerifyStatus, AUDIT_CSV_COLUMNS } from '../../shared/contract/admin';
 import { AuditEntry, AuditList } from '../../shared/contract/http';
@@ -199,6 +202,23 @@ describe('admin audit over 100,000 rows', () => {
     // The export itself is on the record, with its filter.
     const exported = AuditPage.parse((await client.get('/v1/admin/audit?action=audit.exported&user=carol&limit=1')).body).entries[0];
     expect(exported?.detail).toEqual({ format: 'csv', filter: { grantId: target.id } });
+  });
+
+  it('docs/admin.md\'s export commands run as written', async () => {
+    const commands = readFileSync('docs/admin.md', 'utf8').split('\n').filter((l) => l.startsWith('curl ') && l.includes('$STINT_SERVER/v1/admin/audit'));
+    expect(commands).toHaveLength(3);
+    const cwd = serviceDir('admin-audit-docs');
+    const env = { ...process.env, STINT_SERVER: server.url, TOKEN: await tokens.for('carol') };
+    const outputs = [];
+    for (const command of commands) outputs.push((await promisify(execFile)('bash', ['-c', command], { cwd, env, timeout: 60_000 })).stdout);
+    const csv = readFileSync(join(cwd, 'revokes.csv'), 'utf8');
+    expect(csv.split('\n')[0]).toBe(AUDIT_CSV_COLUMNS.join(','));
+    expect(csv).toContain(',carol,grant.revoked,');
+    const alice = readFileSync(join(cwd, 'alice.jsonl'), 'utf8').trimEnd().split('\n').map((l) => AuditEntry.parse(JSON.parse(l)));
+    expect(alice.length).toBe(allRows().filter((r) => r.actor === 'alice' || r.subject === 'alice').length);
+    expect(alice.every((e) => e.actor === 'alice' || e.subject === 'alice')).toBe(true);
+    expect(alice.map((e) => e.seq)).toEqual([...alice.map((e) => e.seq)].sort((a, b) => a - b));
+    expect(AuditPage.parse(JSON.parse(outputs[2]!)).entries[0]).toMatchObject({ action: 'grant.revoked', actor: 'carol' });
   });
 
   it('verifies the whole chain in the background and keeps the result', async () => {
