@@ -279,7 +279,7 @@ export const migrations: Record<string, Migration> = {
     // The admin console's audit filters (issue #25), newest first by seq: each filter column with seq after it, so a
     // page is one backward walk of one index however large the table grows (at 1M rows the user and grant filters
     // walked the whole table: bench/RESULTS.md). (subject, seq) replaces (subject): PostgreSQL keeps equal keys in
-    // heap order, not seq order. A time range is read while walking seq (at grows with seq), so it needs no index.
+    // heap order, not seq order. A time range needs no index: it becomes a seq range (lifecycle/audit-search.ts).
     async up(db: Kysely<any>) {
       for (const column of AUDIT_FILTER_COLUMNS) {
         await db.schema.createIndex(`audit_${column}_seq`).ifNotExists().on('audit').columns([column, 'seq']).execute();

@@ -96,6 +96,7 @@ describe('admin audit over 100,000 rows', () => {
     expect((await (await carol()).get('/v1/admin/audit/export?format=jsonl&grantId=grt_s1')).status).toBe(200);
     const truth = allRows();
     const mid = truth[Math.floor(truth.length / 2)]!;
+    const old = truth[Math.floor(truth.length * 0.97)]!;
     const someone = truth.filter((r) => r.action === 'grant.extended')[300]!.subject!;
     const cases: { query: string; match: (r: Brief) => boolean; limit: number }[] = [
       { query: 'user=carol', match: (r) => r.actor === 'carol' || r.subject === 'carol', limit: 100 },
@@ -106,6 +107,11 @@ describe('admin audit over 100,000 rows', () => {
       {
         query: `from=${new Date(mid.at - 3600_000).toISOString()}&to=${new Date(mid.at).toISOString()}`,
         match: (r) => r.at >= mid.at - 3600_000 && r.at < mid.at, limit: 60,
+      },
+      {
+        // Near the start of the chain: 97,000 newer rows that a walk down from the head would have to pass.
+        query: `user=${old.subject}&from=${new Date(old.at - 86400_000).toISOString()}&to=${new Date(old.at + 3600_000).toISOString()}`,
+        match: (r) => (r.actor === old.subject || r.subject === old.subject) && r.at >= old.at - 86400_000 && r.at < old.at + 3600_000, limit: 2,
       },
     ];
     for (const c of cases) {
@@ -132,9 +138,12 @@ describe('admin audit over 100,000 rows', () => {
   it('answers a filtered page from the middle of the table in milliseconds, not a walk of 100,000 rows', async () => {
     const client = await carol();
     const times: number[] = [];
+    const start = new Date(Date.now() - 29 * 86400_000).toISOString();
+    const end = new Date(Date.now() - 28 * 86400_000).toISOString();
     for (let i = 0; i < 30; i++) {
       const t = performance.now();
-      const res = await client.get(`/v1/admin/audit?user=user-00042&limit=50&before=${50_000 + i}`);
+      // Alternately a user's page from the middle and a time range at the old end of the chain.
+      const res = await client.get(i % 2 ? `/v1/admin/audit?user=user-00042&limit=50&before=${50_000 + i}` : `/v1/admin/audit?from=${start}&to=${end}&limit=50`);
       times.push(performance.now() - t);
       expect(AuditPage.parse(res.body).entries.length).toBe(50);
     }
