@@ -4,7 +4,7 @@
 // actor or subject: as one OR it made the database walk the whole table, so it is two index walks of at most `limit`
 // rows each, merged. A time range becomes a seq range first (a binary search on the primary key, see timeToSeqs), so an
 // old range is not reached by walking every newer row.
-import { sql, type SelectQueryBuilder } from 'kysely';
+import type { SelectQueryBuilder } from 'kysely';
 import type { Db } from '../storage/db';
 import type { AuditTable, Database } from '../storage/schema';
 
@@ -58,9 +58,11 @@ async function firstSeqAtOrAfter(db: Db, t: number, range: { min: number; max: n
  */
 async function timeToSeqs(db: Db, f: AuditFilter): Promise<{ atLeast?: number; below?: number }> {
   if (f.fromMs === undefined && f.toMs === undefined) return {};
-  const range = await db.selectFrom('audit').select([sql<number>`min(seq)`.as('min'), sql<number>`max(seq)`.as('max')]).executeTakeFirst();
-  if (range?.min === null || range?.min === undefined) return {};
-  const bounds = { min: Number(range.min), max: Number(range.max) };
+  // Two reads by primary key: SQLite answers min() and max() in one statement by scanning the table.
+  const end = (order: 'asc' | 'desc') => db.selectFrom('audit').select('seq').orderBy('seq', order).limit(1).executeTakeFirst();
+  const [first, last] = await Promise.all([end('asc'), end('desc')]);
+  if (!first || !last) return {};
+  const bounds = { min: Number(first.seq), max: Number(last.seq) };
   return {
     ...(f.fromMs !== undefined ? { atLeast: await firstSeqAtOrAfter(db, f.fromMs - CLOCK_SKEW_MS, bounds) } : {}),
     ...(f.toMs !== undefined ? { below: await firstSeqAtOrAfter(db, f.toMs + CLOCK_SKEW_MS, bounds) } : {}),
