@@ -6,7 +6,7 @@ import type { Db } from '../storage/db';
 import { iso, type GrantRow } from './support';
 import { toGrant, toRequest } from './views';
 
-/** Enough for any console; a deployment with more live grants than this pages by the audit instead. */
+/** The most of each list one answer holds (soonest end / oldest first); beyond it the console would need paging. */
 const LIVE_LIMIT = 1000;
 
 export async function adminLive(db: Db, now: number): Promise<AdminLive> {
@@ -23,7 +23,9 @@ export async function adminLive(db: Db, now: number): Promise<AdminLive> {
     requestIds.length ? db.selectFrom('approvals').selectAll().where('request_id', 'in', requestIds).orderBy('at').execute() : [],
   ]);
   const requestById = new Map(requests.map((r) => [r.id, r]));
-  const approvalsOf = (id: string) => approvals.filter((a) => a.request_id === id);
+  const byRequest = new Map<string, typeof approvals>();
+  for (const a of approvals) byRequest.set(a.request_id, [...(byRequest.get(a.request_id) ?? []), a]);
+  const approvalsOf = (id: string) => byRequest.get(id) ?? [];
   const adminGrant = (row: GrantRow): AdminGrant => {
     const request = requestById.get(row.request_id);
     const shown = request ? toRequest(request, approvalsOf(request.id)) : undefined;
