@@ -9,6 +9,7 @@
 //   audit_user_filter_p99_ms — carol, the console's user filter (`user=alice`) from the middle of the chain.
 //   audit_user_first_p99_ms  — alice's oldest page (`after=0`, chain order), as older clients ask.
 //   audit_grant_filter_p99_ms — carol, `grantId=` one grant's trail, newest first.
+//   audit_time_range_p99_ms  — carol, one hour 27 days back (`from`/`to`): the range found by seq, not by walking.
 //   (indexes (column, seq) on actor, subject, grant_id, request_id, resource_id, action: migration 0013)
 //   me_p99_ms, grants_p99_ms — GET /v1/me and GET /v1/grants (alice) p99, also on an empty database (`_empty`).
 //   audit_verify_events_per_s — verifyAudit (what `stint-server audit verify` runs) over the whole chain, in-process.
@@ -153,6 +154,12 @@ async function measure(idp: Idp, tokens: { carol: string; alice: string }, size:
     const grantFilter = await latency(base, `/v1/admin/audit?grantId=grt_s${Math.floor((size?.ended ?? 0) / 2)}&limit=50`, tokens.carol, calls);
     out.audit_grant_filter_p99_ms = grantFilter.p99;
     out.audit_grant_filter_p50_ms = grantFilter.p50;
+    // The seeded rows span the last 30 days (dev/scale-seed.ts).
+    const hourAt = Date.now() - 27 * 86400_000;
+    const timeRange = await latency(base, `/v1/admin/audit?from=${new Date(hourAt).toISOString()}&to=${new Date(hourAt + 3600_000).toISOString()}&limit=50`, tokens.carol, calls);
+    out.audit_time_range_p99_ms = timeRange.p99;
+    out.audit_time_range_p50_ms = timeRange.p50;
+    out.audit_time_range_rows = timeRange.rows ?? 0;
     const me = await latency(base, '/v1/me', tokens.alice, calls);
     out.me_p99_ms = me.p99;
     out.me_p50_ms = me.p50;
@@ -225,7 +232,7 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
     Object.assign(result, await measureAgent(opts.quick ? 10 : 30, 10));
     if (full) {
       for (const [k, v] of Object.entries(small)) result[`${k}_small`] = v;
-      for (const k of ['audit_page_p99_ms', 'audit_deep_page_p99_ms', 'audit_user_filter_p99_ms', 'audit_user_page_p99_ms', 'audit_user_first_p99_ms', 'audit_grant_filter_p99_ms', 'sql_user_first_ms', 'sql_grant_filter_ms', 'audit_page_p50_ms', 'audit_user_page_p50_ms', 'audit_verify_events_per_s', 'startup_ms', 'server_rss_mb', 'me_p99_ms', 'grants_p99_ms', 'me_p50_ms', 'grants_p50_ms']) {
+      for (const k of ['audit_page_p99_ms', 'audit_deep_page_p99_ms', 'audit_time_range_p99_ms', 'audit_user_filter_p99_ms', 'audit_user_page_p99_ms', 'audit_user_first_p99_ms', 'audit_grant_filter_p99_ms', 'sql_user_first_ms', 'sql_grant_filter_ms', 'audit_page_p50_ms', 'audit_user_page_p50_ms', 'audit_verify_events_per_s', 'startup_ms', 'server_rss_mb', 'me_p99_ms', 'grants_p99_ms', 'me_p50_ms', 'grants_p50_ms']) {
         result[`${k}_growth`] = full[k]! / small[k]!;
       }
     }
