@@ -135,21 +135,29 @@ describe('admin audit over 100,000 rows', () => {
     }
   });
 
-  it('answers a filtered page from the middle of the table in milliseconds, not a walk of 100,000 rows', async () => {
+  it('answers a sparse filter and an old time range in milliseconds, not a walk of 100,000 rows', async () => {
     const client = await carol();
-    const times: number[] = [];
     const start = new Date(Date.now() - 29 * 86400_000).toISOString();
     const end = new Date(Date.now() - 28 * 86400_000).toISOString();
-    for (let i = 0; i < 30; i++) {
-      const t = performance.now();
-      // Alternately a user's page from the middle and a time range at the old end of the chain.
-      const res = await client.get(i % 2 ? `/v1/admin/audit?user=user-00042&limit=50&before=${50_000 + i}` : `/v1/admin/audit?from=${start}&to=${end}&limit=50`);
-      times.push(performance.now() - t);
-      expect(AuditPage.parse(res.body).entries.length).toBe(50);
+    // One user's rows of one action: well under 1 in 200 (a walk down the table would read much of it for a page); an
+    // hour at the old end of the chain (a walk would pass the ~97,000 newer rows first).
+    const counts = new Map<string, number>();
+    for (const r of allRows()) counts.set(`${r.subject}|${r.action}`, (counts.get(`${r.subject}|${r.action}`) ?? 0) + 1);
+    const [sparse, many] = [...counts].filter(([, n]) => n >= 50).sort((a, b) => a[1] - b[1])[0]!;
+    expect(many).toBeLessThan(500);
+    const [user, action] = sparse.split('|');
+    for (const path of [`/v1/admin/audit?user=${user}&action=${action}&limit=50`, `/v1/admin/audit?from=${start}&to=${end}&limit=50`]) {
+      const times: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now();
+        const res = await client.get(path);
+        times.push(performance.now() - t);
+        expect(AuditPage.parse(res.body).entries.length, path).toBe(50);
+      }
+      // The best of 20 (the machine's load only ever adds): such a walk costs 20+ ms here even idle; an index walk
+      // ~1–5 ms with HTTP.
+      expect(Math.min(...times), path).toBeLessThan(15);
     }
-    times.sort((a, b) => a - b);
-    // A table walk costs ~100 ms here even on an idle machine; an index walk well under 10 ms (HTTP included).
-    expect(times[15]).toBeLessThan(40);
   });
 
   it('is for admins only; a user\'s own History reads newest first by the same keyset', async () => {
