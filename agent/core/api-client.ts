@@ -164,9 +164,9 @@ export class ApiClient {
   extend(grantId: string, body: { durationSeconds: number; reason?: string }) {
     return this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/extend`, ExtendResult, body);
   }
-  /** My audit trail (an admin's: everyone's), newest first below `before`. */
-  audit(query: { before?: number; limit?: number }) {
-    return this.call('GET', `v1/audit?${queryString({ ...query, order: 'desc' })}`, AuditList);
+  /** My audit trail (an admin's: everyone's): newest first below `before`, or oldest first from `after`. */
+  audit(query: { before?: number; after?: number; limit?: number }) {
+    return this.call('GET', `v1/audit?${queryString({ ...query, order: query.after === undefined ? 'desc' : 'asc' })}`, AuditList);
   }
 
   // The admin console (server/http/admin-routes.ts); the server refuses anyone but an admin.

@@ -265,9 +265,16 @@ export const agentApi = {
   registerPasskeyVerify: { input: RegisterVerifyBody, output: CredentialInfo },
   enrollTotp: { input: TotpEnrollBody, output: TotpEnrollResult },
   confirmTotp: { input: TotpConfirmBody, output: TotpConfirmResult },
-  /** My audit trail (admins: everyone's), newest first; `before` is the last seq already shown (the next page). */
+  /**
+   * My audit trail (admins: everyone's). Newest first, `before` the last seq already shown (History's next page); or,
+   * with `after`, oldest first from that seq (chain order: following what happens from a point on).
+   */
   history: {
-    input: z.strictObject({ before: z.number().int().positive().optional(), limit: z.number().int().min(1).max(500).optional() }),
+    input: z.strictObject({
+      before: z.number().int().positive().optional(),
+      after: z.number().int().min(0).optional(),
+      limit: z.number().int().min(1).max(500).optional(),
+    }).refine((q) => q.before === undefined || q.after === undefined, 'either before (newest first) or after (oldest first), not both'),
     output: AuditList,
   },
   // The admin console (issue #25): the server refuses these (admin_only) to anyone but an administrator; the UI shows
