@@ -10,16 +10,23 @@
 // After each end it tells the server what became of the grant's sessions (POST /v1/bastion/sessions/ended): those it
 // found open and killed, and those that had closed already. The server puts both in the audit log. A report the
 // server did not take is kept and sent again after the next (re)connect.
+// With each session's end goes what its connection carried each way and the client's address, from the kernel's TCP
+// counters (traffic.ts): read right before a session is ended, and every few seconds meanwhile for those that close
+// on their own. A rekey (the grant taken back with a new key) sends an event too (`cause: 'rekeyed'`) naming the
+// sessions opened with the old key: they are ended the same way, while the grant goes on.
 import { readFileSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createParser } from 'eventsource-parser';
 import { systemClock, type Clock } from '../../shared/domain/clock';
+import { ssCounters, TrafficWatch, type SocketCounters } from './traffic';
 
 export interface EndedEvent {
   grantId: string;
   keyBase64: string;
   at: string;
   pids: number[];
+  /** Set when the grant goes on with a new key: `pids` are the sessions opened with the old one. */
+  cause?: 'rekeyed';
 }
 
 /** What the companion needs to know about processes; injected so tests can use the real /proc or a fake. */
@@ -58,6 +65,10 @@ export interface CompanionOptions {
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The kernel's TCP counters per pid (default: `ss`). */
+  sockets?: SocketCounters;
+  /** How often the counters of live sessions are read, for those that close on their own. Default 5 s; 0: never. */
+  sampleEveryMs?: number;
   /** Called after an ended grant's processes were handled (for tests and metrics). */
   onHandled?: (event: EndedEvent, killed: number[]) => void;
   /** Called after the server took the report of an ended grant's sessions (for tests). */
@@ -71,6 +82,20 @@ export interface SessionsEndedReport {
   killed: number[];
   /** Recorded sshd pids whose connection had already closed. */
   closed: number[];
+  /** What each session's connection carried and where it came from, for the sessions whose counters were seen. */
+  traffic?: SessionTraffic[];
+  /** Set when the sessions were ended because the grant was taken back with a new key (the grant goes on). */
+  cause?: 'rekeyed';
+}
+
+/** One session's counters as reported: for a killed session read right before it was ended, else the last sample. */
+export interface SessionTraffic {
+  pid: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+  from?: string;
+  /** When the kernel's counters were read (ISO). */
+  countedAt: string;
 }
 
 /** Reports kept for a server that did not take them, at most (the oldest go first). */
@@ -147,7 +172,7 @@ export async function* readSse(body: ReadableStream<Uint8Array>, onActivity: () 
 function isEndedEvent(value: unknown): value is EndedEvent {
   const v = value as EndedEvent;
   return typeof v === 'object' && v !== null && typeof v.grantId === 'string' && typeof v.at === 'string'
-    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1);
+    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1) && (v.cause === undefined || v.cause === 'rekeyed');
 }
 
 export function startCompanion(options: CompanionOptions): Companion {
@@ -171,6 +196,12 @@ export function startCompanion(options: CompanionOptions): Companion {
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const pending = new Set<Promise<void>>();
+  const traffic = new TrafficWatch(options.sockets ?? ssCounters, () => clock.now());
+  /** Read the counters; a failure (no `ss`, not root) costs the rows their bytes, never the kill. */
+  const sample = () => traffic.sample().catch((error: unknown) => logger?.warn({ err: String(error) }, 'could not read the ssh connections\' byte counters'));
+  const sampleEveryMs = options.sampleEveryMs ?? 5_000;
+  const sampler = sampleEveryMs > 0 ? setInterval(() => void sample(), sampleEveryMs) : undefined;
+  sampler?.unref();
 
   /** The pid plus all its descendants, if it is a per-connection sshd (never the listener, never another program). */
   function connectionTree(pid: number): number[] {
@@ -186,6 +217,8 @@ export function startCompanion(options: CompanionOptions): Companion {
   async function terminate(pids: number[]): Promise<{ open: number[]; gone: number[]; signalled: number[] }> {
     const trees = pids.map((pid) => ({ pid, tree: connectionTree(pid) }));
     const targets = [...new Set(trees.flatMap((t) => t.tree))];
+    // The counters of the connections about to end, as late as possible: what they carried up to the cut.
+    if (targets.length) await sample();
     for (const pid of targets) {
       try { kill(pid, 'SIGTERM'); } catch { /* already gone */ }
     }
@@ -244,7 +277,14 @@ export function startCompanion(options: CompanionOptions): Companion {
       const ended = fresh.length ? await terminate(fresh) : { open: [], gone: [], signalled: [] };
       if (ended.signalled.length) logger?.info({ grantId: event.grantId, pids: ended.signalled }, 'ended grant: closed its ssh connections');
       options.onHandled?.(event, ended.signalled);
-      if (fresh.length) report({ grantId: event.grantId, killed: ended.open, closed: ended.gone });
+      if (fresh.length) {
+        const counted = fresh.flatMap((pid) => {
+          const t = traffic.of(pid);
+          return t ? [{ pid, bytesFromClient: t.bytesFromClient, bytesToClient: t.bytesToClient, ...(t.from ? { from: t.from } : {}), countedAt: new Date(t.at).toISOString() }] : [];
+        });
+        traffic.forget(fresh);
+        report({ grantId: event.grantId, killed: ended.open, closed: ended.gone, ...(counted.length ? { traffic: counted } : {}), ...(event.cause ? { cause: event.cause } : {}) });
+      }
     })().catch((error: unknown) => logger?.error({ grantId: event.grantId, err: String(error) }, 'could not end ssh connections'));
     pending.add(work);
     void work.finally(() => pending.delete(work));
@@ -307,6 +347,7 @@ export function startCompanion(options: CompanionOptions): Companion {
     ready,
     stop: async () => {
       stopping.abort();
+      clearInterval(sampler);
       await loop;
       await Promise.all([...pending]);
       await reporting;

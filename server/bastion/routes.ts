@@ -69,6 +69,8 @@ export interface BastionEndedEvent {
   keyBase64: string;
   at: string;
   pids: number[];
+  /** The grant goes on with a new key: end these sessions, opened with the old one (`keyBase64`). */
+  cause?: 'rekeyed';
 }
 
 const KEY_BODY = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -141,12 +143,20 @@ const SessionsEndedBody = z.strictObject({
   grantId: z.string().min(1).max(200),
   killed: z.array(Pid).max(10_000).default([]).describe('recorded sessions the companion found open and ended'),
   closed: z.array(Pid).max(10_000).default([]).describe('recorded sessions that had closed before the grant ended'),
+  traffic: z.array(z.strictObject({
+    pid: Pid,
+    bytesFromClient: z.number().int().min(0).describe('bytes the client sent on the SSH connection (kernel TCP counter, encrypted)'),
+    bytesToClient: z.number().int().min(0).describe('bytes the client acknowledged receiving on the SSH connection'),
+    from: ClientAddress.optional(),
+    countedAt: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'an ISO instant').describe('when the counters were read'),
+  })).max(10_000).default([]).describe("what each session's connection carried, when the companion saw its counters"),
+  cause: z.literal('rekeyed').optional().describe('the grant goes on with a new key: these are the sessions of the old one'),
 });
 const SessionsEnded = z.object({
   audited: z.number().int().describe('sessions whose end is now in the audit log'),
   ignored: z.array(z.number().int()).describe('pids not on record for this grant on this bastion (nothing audited)'),
 });
-const BastionEnded = z.object({ grantId: z.string(), keyBase64: z.string(), at: z.string(), pids: z.array(z.number().int()) });
+const BastionEnded = z.object({ grantId: z.string(), keyBase64: z.string(), at: z.string(), pids: z.array(z.number().int()), cause: z.literal('rekeyed').optional() });
 const BastionError = z.object({ code: z.string(), message: z.string() });
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -207,8 +217,14 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
 
   /** The events for these ends of one bastion, with the pids recorded (by any instance) until now. */
   const toEvents = async (bastionId: string, ended: GrantEndedForBastion[]): Promise<BastionEndedEvent[]> => {
-    const pids = await opts.sessions.pidsFor(bastionId, ended.map((e) => e.grantId));
-    return ended.map((e) => ({ grantId: e.grantId, keyBase64: e.keyBase64, at: new Date(e.at).toISOString(), pids: pids.get(e.grantId) ?? [] }));
+    const ends = ended.filter((e) => !e.cause);
+    const pids = ends.length ? await opts.sessions.pidsFor(bastionId, ends.map((e) => e.grantId)) : new Map<string, number[]>();
+    // A rekey names only the sessions recorded until the key changed: those opened with the old key.
+    for (const e of ended) if (e.cause) pids.set(`${e.grantId}@${e.at}`, (await opts.sessions.pidsFor(bastionId, [e.grantId], e.at)).get(e.grantId) ?? []);
+    return ended.map((e) => ({
+      grantId: e.grantId, keyBase64: e.keyBase64, at: new Date(e.at).toISOString(),
+      pids: pids.get(e.cause ? `${e.grantId}@${e.at}` : e.grantId) ?? [], ...(e.cause ? { cause: e.cause } : {}),
+    }));
   };
 
   const start = (app: FastifyInstance) => {
@@ -456,23 +472,31 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions could not be read; try again' });
         }
         if (opts.lookup.grantById && !grant) return reply.code(404).send({ code: 'grant_not_found', message: 'no such grant' });
-        if (grant && !grant.endedAt) return reply.code(409).send({ code: 'grant_active', message: 'the grant has not ended' });
+        const rekeyed = parsed.data.cause === 'rekeyed';
+        if (grant && !grant.endedAt && !rekeyed) return reply.code(409).send({ code: 'grant_active', message: 'the grant has not ended' });
         // Only sessions this bastion recorded for this grant: a report cannot write rows about anything else, and a
         // session whose end is already on record (a companion restarting catches up on recent ends) is not recorded twice.
         const rows: ReportedAudit[] = [];
         const ended: number[] = [];
         const how = grant ? (grant.endReason ?? grant.state) : undefined;
+        const counted = new Map(parsed.data.traffic.map((t) => [t.pid, t]));
         for (const [pids, action, reason] of [
-          [killed, sessionAction(node, 'killed'), `the grant ended${how ? ` (${how})` : ''}: the companion closed the connection`],
-          [closed, sessionAction(node, 'closed'), 'the connection had closed before the grant ended'],
+          [killed, sessionAction(node, 'killed'), rekeyed
+            ? 'the grant was taken back with a new key: the companion closed the connection opened with the old one'
+            : `the grant ended${how ? ` (${how})` : ''}: the companion closed the connection`],
+          [closed, sessionAction(node, 'closed'), rekeyed ? 'the connection had closed before the grant was taken back with a new key' : 'the connection had closed before the grant ended'],
         ] as const) {
           for (const pid of pids) {
             if (!recorded.has(pid)) continue;
             ended.push(pid);
+            const t = counted.get(pid);
             rows.push({
               actor: actorOf(node), action, grantId, reason,
               ...(grant ? { subject: grant.owner, resourceId: grant.resourceId } : {}),
-              detail: { ...whereOf(node), pid, ...(grant?.endedAt ? { grantEndedAt: grant.endedAt } : {}) },
+              detail: {
+                ...whereOf(node), pid, ...(grant?.endedAt ? { grantEndedAt: grant.endedAt } : {}), ...(rekeyed ? { cause: 'rekeyed' } : {}),
+                ...(t ? { bytesFromClient: t.bytesFromClient, bytesToClient: t.bytesToClient, ...(t.from ? { from: t.from } : {}), bytesCountedAt: t.countedAt } : {}),
+              },
             });
           }
         }

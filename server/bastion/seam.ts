@@ -31,6 +31,11 @@ export interface GrantEndedForBastion {
   keyBase64: string;
   /** When the grant ended, epoch ms. */
   at: number;
+  /**
+   * Set when the grant did not end but was taken back with a new key (issue #21): `keyBase64` is the old key, `at`
+   * the instant the new one replaced it, and only the sessions recorded until then are to be ended.
+   */
+  cause?: 'rekeyed';
 }
 
 export interface BastionGrantLookup {

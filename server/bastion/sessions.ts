@@ -16,8 +16,11 @@ export interface BastionSessionStore {
   record(bastionId: string, grantId: string, pid: number): Promise<boolean>;
   /** Drop these pids of this grant on this bastion (their sessions' end is on record); returns how many went. */
   forget(bastionId: string, grantId: string, pids: readonly number[]): Promise<number>;
-  /** The recorded pids of each of these grants on this bastion (a grant without any is absent from the map). */
-  pidsFor(bastionId: string, grantIds: readonly string[]): Promise<Map<string, number[]>>;
+  /**
+   * The recorded pids of each of these grants on this bastion (a grant without any is absent from the map); with
+   * `recordedUntil` (epoch ms), only those recorded until then (a rekey: the sessions opened with the old key).
+   */
+  pidsFor(bastionId: string, grantIds: readonly string[], recordedUntil?: number): Promise<Map<string, number[]>>;
   /**
    * Drop the rows recorded more than `olderThanMs` ago of grants that ended more than `olderThanMs` ago (or are not
    * known at all): what the companion may still ask for with `ended?since=` is kept. Returns how many rows went.
@@ -54,12 +57,13 @@ export function createDbSessionStore(db: Db, options: { clock?: Pick<Clock, 'now
       }
       return removed;
     },
-    async pidsFor(bastionId, grantIds) {
+    async pidsFor(bastionId, grantIds, recordedUntil) {
       const found = new Map<string, number[]>();
       const unique = [...new Set(grantIds)];
       for (let start = 0; start < unique.length; start += CHUNK) {
         const rows = await db.selectFrom('bastion_sessions').select(['grant_id', 'pid'])
           .where('bastion_id', '=', bastionId).where('grant_id', 'in', unique.slice(start, start + CHUNK))
+          .$if(recordedUntil !== undefined, (q) => q.where('recorded_at', '<=', recordedUntil!))
           .orderBy('pid').execute();
         for (const row of rows) {
           const pids = found.get(row.grant_id) ?? [];

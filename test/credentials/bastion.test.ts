@@ -19,6 +19,7 @@ import { openStore, type Store } from '../../server/storage/db';
 import { startCompanion, type Companion, type EndedEvent, type SessionsEndedReport } from '../../server/bastion/companion';
 import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
 import { MemoryLookup } from '../../dev/memory-lookup';
+import type { ReportedAudit } from '../../server/lifecycle/audit';
 import {
   installKeysCommand, newClientKey, sshConnect, forwardOut, localTunnel, sshExec,
   type InstalledKeysCommand, type ClientKey,
@@ -37,7 +38,14 @@ let sshd: SshdInstance;
 let companion: Companion;
 let other: Server;
 let otherPort: number;
-const lookup = new MemoryLookup();
+/** A service behind the bastion that counts what it receives and sends DOWN bytes to each connection. */
+let bulk: Server;
+let bulkPort: number;
+const UP = 5_000_000;
+const DOWN = 3_000_000;
+const bulkReceived: number[] = [];
+const audited: ReportedAudit[] = [];
+const lookup = Object.assign(new MemoryLookup(), { auditReported: async (rows: readonly ReportedAudit[]) => { audited.push(...rows); } });
 const handled: Array<{ event: EndedEvent; killed: number[] }> = [];
 const reported: SessionsEndedReport[] = [];
 
@@ -57,6 +65,14 @@ beforeAll(async () => {
   other = createServer((socket) => socket.end('other service\n'));
   await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
   otherPort = (other.address() as AddressInfo).port;
+  bulk = createServer((socket) => {
+    const index = bulkReceived.push(0) - 1;
+    socket.on('data', (chunk) => { bulkReceived[index]! += chunk.length; });
+    socket.on('error', () => undefined);
+    socket.write(Buffer.alloc(DOWN, 7));
+  });
+  await new Promise<void>((resolve) => bulk.listen(0, '127.0.0.1', resolve));
+  bulkPort = (bulk.address() as AddressInfo).port;
 
   sessionDb = openStore('sqlite::memory:');
   await sessionDb.migrate();
@@ -68,13 +84,13 @@ beforeAll(async () => {
   installed = installKeysCommand(KEY_PROGRAM);
   installed.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: TOKEN });
   sshd = await startSshd({
-    permitOpen: [`127.0.0.1:${db.port}`, `127.0.0.1:${otherPort}`, `localhost:${db.port}`],
+    permitOpen: [`127.0.0.1:${db.port}`, `127.0.0.1:${otherPort}`, `localhost:${db.port}`, `127.0.0.1:${bulkPort}`],
     authorizedKeysCommand: { command: installed.command, user: 'nobody' },
     // The backstops from docs/bastion.md (ForceCommand is left out on purpose: the key line alone must stop exec).
     extraConfig: ['AuthenticationMethods publickey', 'AllowStreamLocalForwarding no', 'PermitUserRC no', 'LoginGraceTime 20',
       'ChannelTimeout session=1m direct-tcpip=1h', 'UnusedConnectionTimeout 5m'],
   });
-  companion = startCompanion({ serverUrl, token: TOKEN, killGraceMs: 1_000, onHandled: (event, killed) => handled.push({ event, killed }), onReported: (report) => reported.push(report) });
+  companion = startCompanion({ serverUrl, token: TOKEN, killGraceMs: 1_000, sampleEveryMs: 200, onHandled: (event, killed) => handled.push({ event, killed }), onReported: (report) => reported.push(report) });
   await companion.ready;
 });
 
@@ -86,6 +102,7 @@ afterAll(async () => {
   await sessionDb?.close();
   await provider?.close();
   await new Promise((resolve) => (other ? other.close(resolve) : resolve(undefined)));
+  await new Promise((resolve) => (bulk ? bulk.close(resolve) : resolve(undefined)));
   await db?.stop();
 });
 
@@ -175,7 +192,10 @@ describe('bastion access per grant (OpenSSH + key command + companion)', () => {
     await expect.poll(() => handled.find((h) => h.event.grantId === 'g-end')?.killed.length ?? 0, { timeout: 3_000 }).toBeGreaterThan(0);
     // …and told the server so (which audits it): the connection's recorded sshd process, found open and ended.
     const ended = handled.find((h) => h.event.grantId === 'g-end')!.event;
-    await expect.poll(() => reported.find((r) => r.grantId === 'g-end'), { timeout: 3_000 }).toEqual({ grantId: 'g-end', killed: ended.pids, closed: [] });
+    await expect.poll(() => reported.find((r) => r.grantId === 'g-end'), { timeout: 3_000 }).toEqual({
+      grantId: 'g-end', killed: ended.pids, closed: [],
+      traffic: ended.pids.map((pid) => ({ pid, bytesFromClient: expect.any(Number), bytesToClient: expect.any(Number), from: '127.0.0.1', countedAt: expect.any(String) })),
+    });
     expect((await sessionDb.db.selectFrom('bastion_sessions').select('pid').where('grant_id', '=', 'g-end').execute())).toEqual([]);
 
     expect(await provider.roleExists({ resourceId: 'orders', username: grant.username })).toBe(false);
@@ -249,5 +269,47 @@ describe('the key program (run directly)', () => {
     expect(badToken.stdout).toBe('');
     const missing = await runKeys(join(dir, 'no-such.env'), grant.key.keyBase64);
     expect(missing.stdout).toBe('');
+  });
+});
+
+describe('bytes each way and the client\'s address in the session rows (issue #19)', () => {
+  /** A grant whose one target is the bulk service; UP bytes sent through a forwarded socket, DOWN bytes received. */
+  async function pushThrough(grantId: string) {
+    const key = newClientKey();
+    lookup.add({ grantId, bastionId: 'main', owner: 'alice', keyBase64: key.keyBase64, endsAt: Date.now() + 600_000, target: { host: '127.0.0.1', port: bulkPort } });
+    const ssh = await connect(key);
+    const seen = bulkReceived.length;
+    const channel = await forwardOut(ssh.client, '127.0.0.1', bulkPort);
+    let down = 0;
+    channel.on('data', (chunk: Buffer) => { down += chunk.length; });
+    channel.write(Buffer.alloc(UP, 1));
+    await expect.poll(() => [bulkReceived[seen] ?? 0, down], { timeout: 15_000 }).toEqual([UP, DOWN]);
+    return ssh;
+  }
+
+  /** The truth plus SSH's own framing (key exchange, packet headers, MACs): at most 2 % and 64 KiB over, never under. */
+  const near = (truth: number) => expect.toSatisfy((n: number) => n >= truth && n <= truth * 1.02 + 65_536, `${truth} bytes (+ SSH framing)`);
+
+  it('a session the grant\'s end cuts: bytesFromClient / bytesToClient as the kernel counted them at the cut, each way', async () => {
+    const ssh = await pushThrough('g-bytes-killed');
+    lookup.end('g-bytes-killed');
+    await expect.poll(() => audited.find((r) => r.grantId === 'g-bytes-killed' && r.action === 'bastion.session.killed'), { timeout: 5_000 }).toBeDefined();
+    const row = audited.find((r) => r.grantId === 'g-bytes-killed' && r.action === 'bastion.session.killed')!;
+    expect(row.detail).toMatchObject({ bastionId: 'main', bytesFromClient: near(UP), bytesToClient: near(DOWN), from: '127.0.0.1' });
+    expect(Date.parse(String(row.detail?.bytesCountedAt))).toBeGreaterThan(Date.now() - 10_000);
+    await ssh.closed;
+  });
+
+  it('a session that closed before the grant ended: its last counted bytes each way', async () => {
+    const ssh = await pushThrough('g-bytes-closed');
+    // The companion reads the counters of live sessions every 200 ms here (5 s by default).
+    await new Promise((r) => setTimeout(r, 600));
+    ssh.client.end();
+    await ssh.closed;
+    await new Promise((r) => setTimeout(r, 300));
+    lookup.end('g-bytes-closed');
+    await expect.poll(() => audited.find((r) => r.grantId === 'g-bytes-closed' && r.action === 'bastion.session.closed'), { timeout: 5_000 }).toBeDefined();
+    const row = audited.find((r) => r.grantId === 'g-bytes-closed' && r.action === 'bastion.session.closed')!;
+    expect(row.detail).toMatchObject({ bytesFromClient: near(UP), bytesToClient: near(DOWN), from: '127.0.0.1' });
   });
 });
