@@ -4,6 +4,9 @@
 // changes in one statement (the bastion's lookup by key no longer finds the grant from its commit on), then the
 // provider rotates the role's password and ends every session of the role (opened with the old one: nobody has the
 // new one yet). Where the policy asked the grant's request for a step-up, taking it back needs a fresh one too.
+// The SSH sessions opened with the old key (at the bastion, and on an SSH target host) are ended too, as at a grant's
+// end: the key's change goes to the companions (an event with `cause: 'rekeyed'` naming the sessions recorded until
+// then), which cut them and report them for the audit log (`bastion.session.killed`, cause `rekeyed`).
 import type { Connection, Grant, RekeyBody, StepUpMethod } from '../../shared/contract/http';
 import type { z } from 'zod';
 import { canonicalJson } from '../config';
@@ -16,12 +19,15 @@ import type { Views } from './views';
 import { emitGrant } from './views';
 import { iso, parseJson, safeMessage, sha256, type GrantRow, type Logger, type RequestRow, type RulesDeps } from './support';
 import { connectionTarget } from '../targets/registry';
+import type { GrantEndedForBastion } from '../bastion/seam';
 
 export interface RekeyDeps extends RulesDeps {
   credentials?: CredentialProvider;
   gate?: StepUpGate;
   log: Logger;
   views: Pick<Views, 'ownGrant'>;
+  /** Tells this instance's bastion and host streams that a grant's old key is gone (its sessions are to be cut). */
+  bastion?: { announce(event: GrantEndedForBastion): void };
 }
 
 type StepUpTarget = Extract<Awaited<ReturnType<StepUpActionResolver['resolve']>>, { ok: true }>;
@@ -98,17 +104,21 @@ export class Rekeying {
     try {
       const [keyType, keyBase64] = body.publicKey.split(' ') as [string, string];
       // 1. The key, in one conditional statement: from its commit on, the old key passes the bastion no more.
-      const swapped = await this.deps.writes.mutate(async (ctx): Promise<Outcome<GrantRow>> => {
+      const swapped = await this.deps.writes.mutate(async (ctx): Promise<Outcome<{ grant: GrantRow; oldKey: string }>> => {
         const taken = await ctx.trx.selectFrom('grants').select('id').where('key_base64', '=', keyBase64).where('state', '=', 'active').executeTakeFirst();
         if (taken) return fail(409, 'key_in_use', 'this public key belongs to an active grant; generate a new key', { audit: true });
+        const before = await ctx.trx.selectFrom('grants').select('key_base64').where('id', '=', id).executeTakeFirst();
         const updated = await ctx.trx.updateTable('grants').set({ key_type: keyType, key_base64: keyBase64, ...(body.deviceId ? { device_id: body.deviceId } : {}) })
           .where('id', '=', id).where('owner', '=', user.sub).where('state', '=', 'active').where('ends_at', '>', this.deps.now())
           .returningAll().executeTakeFirst();
         if (!updated) return fail(409, 'grant_ended', 'the grant ended while it was being taken back', { audit: true });
-        return ok(updated);
+        return ok({ grant: updated, oldKey: before?.key_base64 ?? row.key_base64 });
       }, { key: `grant:${id}` });
       if (!swapped.ok) return refuse(swapped.error);
-      const grant = swapped.value;
+      const { grant, oldKey } = swapped.value;
+      // The old key's live SSH sessions: every session recorded until now was opened with it (the new key passes the
+      // bastion only from the commit above on, and its owner has not even had the answer yet).
+      this.deps.bastion?.announce({ grantId: id, bastionId: grant.bastion_id, resourceId: grant.resource_id, keyBase64: oldKey, at: this.deps.now(), cause: 'rekeyed' });
       // 2. The password: rotated, and every session the old one opened ended.
       let password: string;
       try {

@@ -105,7 +105,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers });
     const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts, nudges });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion, nudges });
-    const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views });
+    const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views, bastion: this.bastion });
     this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
     this.activation = new Activation({ reads, now, credentials, metrics, log, refuse, policies: this, writes, timers, facts, requests, grants, revocation });
     this.deadlines = new DeadlineSweep({
