@@ -5,13 +5,14 @@
 //   GET /events                                  — the same ends, live, as server-sent events.
 //   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
 //                                                to the `pid` query parameter, for key programs that report later).
-//   POST /sessions/ended {grantId, killed, closed} — the companion's account of a grant's end: which recorded
-//                                                sessions it killed, which had closed already.
+//   POST /sessions/ended {grantId, killed, closed, traffic, cause} — the companion's account of a grant's end (or, with
+//                                                cause `rekeyed`, of its old key's end): which recorded sessions it
+//                                                killed, which had closed already, and what each carried.
 // Every session is in the audit log (the lifecycle's hash chain, through lookup.auditReported): `bastion.session.opened`
 // when a connection's pid is first recorded for a grant, and `bastion.session.killed` or `bastion.session.closed` when
-// the companion reports the grant's end. sshd tells neither the key command nor the companion how many bytes a
-// connection carried, nor (OpenSSH 9.2) the client's address: rows have it only when a key program sends `from`;
-// they carry the key's fingerprint, which sshd's own log line of the login names next to the client's address.
+// the companion reports the grant's end. OpenSSH 9.2 tells the key command neither bytes nor the client's address;
+// the companion reads both from the kernel's counters of the session's TCP connection (traffic.ts), and the end rows
+// carry them (`bytesFromClient`, `bytesToClient`, `from`, `bytesCountedAt`). Opened rows carry the key's fingerprint.
 // An SSH target host (issue #23: a resource of kind ssh, reached through the bastion) speaks the same protocol with
 // its own token: the same key program answers its sshd (a login line for the grant's level's logins instead of a
 // forwarding line), the same companion kills its sessions at a grant's end, and its rows are `host.session.*`.
