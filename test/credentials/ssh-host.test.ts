@@ -174,6 +174,10 @@ describe('SSH target host per grant (real ssh through the bastion)', () => {
     // The end is confirmed by the host's companion, which ended both sessions there (before the bastion's cut).
     await revoked;
     expect(hostReports.find((r) => r.grantId === 'h-end')).toMatchObject({ killed: [expect.any(Number), expect.any(Number)], closed: [] });
+    // With what each session's connection carried (from the bastion: the only way in), counted at the cut.
+    const report = hostReports.find((r) => r.grantId === 'h-end')!;
+    expect(report.traffic?.map((t) => t.pid).sort()).toEqual([...report.killed].sort());
+    for (const t of report.traffic ?? []) expect(t).toMatchObject({ from: '127.0.0.1', bytesFromClient: expect.toSatisfy((n: number) => n > 1_000), bytesToClient: expect.toSatisfy((n: number) => n > 1_000) });
     expect(await openSessions('web', 'h-end')).toBe(0);
     const again = await sshOnce(grant.command, 'true');
     expect(again.code).toBe(255);
