@@ -1,7 +1,7 @@
 // The dev OpenID provider (server/dev-idp) on a free loopback port for tests and benchmarks, plus a scripted
 // authorization-code + PKCE login that drives its HTML pages over HTTP (no browser): real tokens without a person.
 import * as oidc from 'openid-client';
-import { startDevIdp, DEV_REDIRECT_URI, type DevIdp } from '../server/dev-idp/index';
+import { startDevIdp, DEV_CI_CLIENT, DEV_REDIRECT_URI, type DevIdp, type DevServiceClient } from '../server/dev-idp/index';
 import { freePort } from './ports';
 
 export const API_AUDIENCE = 'http://localhost/stint-api';
@@ -12,11 +12,14 @@ export interface IdpInstance extends DevIdp {
   login: (user: string) => Promise<oidc.TokenEndpointResponse>;
   tokenFor: (user: string) => Promise<string>;
   clientConfig: () => Promise<oidc.Configuration>;
+  /** A machine client's API token by the client credentials grant (default: the dev CI client, for this audience). */
+  serviceToken: (client?: DevServiceClient, audience?: string) => Promise<string>;
 }
 
-export async function startIdp(options: { accessTokenTtlSeconds?: number } = {}): Promise<IdpInstance> {
+export async function startIdp(options: { accessTokenTtlSeconds?: number; audience?: string; serviceClients?: DevServiceClient[] } = {}): Promise<IdpInstance> {
   const port = await freePort();
-  const idp = await startDevIdp({ port, audience: API_AUDIENCE, ...options });
+  const audience = options.audience ?? API_AUDIENCE;
+  const idp = await startDevIdp({ port, ...options, audience });
   let config: oidc.Configuration | undefined;
   const clientConfig = async () => {
     config ??= await oidc.discovery(new URL(idp.issuer), idp.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
@@ -33,12 +36,18 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number } = {})
       code_challenge_method: 'S256',
       state,
       prompt: 'consent',
-      resource: API_AUDIENCE,
+      resource: audience,
     });
     const callback = await driveDevInteractions(url.href, user, idp.issuer);
     return oidc.authorizationCodeGrant(cfg, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
   };
-  return { ...idp, audience: API_AUDIENCE, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig };
+  const serviceToken = async (client: DevServiceClient = DEV_CI_CLIENT, resource = audience) => {
+    const meta = (await clientConfig()).serverMetadata();
+    const cfg = new oidc.Configuration(meta, client.clientId, client.clientSecret);
+    oidc.allowInsecureRequests(cfg);
+    return (await oidc.clientCredentialsGrant(cfg, { resource })).access_token;
+  };
+  return { ...idp, audience, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig, serviceToken };
 }
 
 /**

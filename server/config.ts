@@ -6,7 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { StepUpMethod, StepUpMode } from '../shared/contract/http';
 import { claimPathProblem } from './identity/claim-path';
-import { unapprovable } from './lifecycle/approvability';
+import { servicesUnapprovable, unapprovable } from './lifecycle/approvability';
 import { Duration, IdString, Port, SecretRef } from './config-base';
 import { KIND_NAMES, ResourceConfig, resourceSecretRefs } from './targets/registry';
 
@@ -15,14 +15,47 @@ export { Duration, SecretRef, resolveSecret, requireSecret, type SecretResolutio
 const GroupList = z.array(z.string().min(1)).min(1, 'at least one group');
 
 const HoursWindow = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$/, 'a UTC window like 09:00-18:00');
+const Pattern = z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, 'a valid regular expression');
+
+/** A service identity's name: what policies name it by, and its subject (`service:<name>`) in requests and audit. */
+export const ServiceName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a lower-case service name (letters, digits, dashes)');
+
+/**
+ * A machine client (CI job, bot) and the tokens that prove it: an access token from the IdP's client credentials
+ * grant (issuer: the IdP, subject: the client id) or a workload identity token of a CI provider (its issuer, the
+ * audience it was minted for, the subject it carries). `claims` must all match too (claim paths as groupsClaim).
+ */
+export const ServiceIdentity = z.strictObject({
+  name: ServiceName,
+  /** Default: identity.issuer. */
+  issuer: z.url().optional(),
+  /** Default: identity.audience. */
+  audience: z.string().min(1).optional(),
+  subject: z.string().min(1),
+  claims: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
+});
+export type ServiceIdentity = z.output<typeof ServiceIdentity>;
+
+/**
+ * What a policy lets services do. Services have no second factor, so a policy naming them never asks requesters for
+ * step-up (refused at load); they always give a ticket; and they are auto-approved only inside their change window
+ * (UTC), never by the human rules (groups, risk). Outside it they wait for the policy's approvers, or are refused.
+ */
+export const ServicePolicy = z.strictObject({
+  requesters: z.array(ServiceName).min(1, 'at least one service name from identity.services'),
+  ticket: z.strictObject({ pattern: Pattern }),
+  autoApprove: z.strictObject({ window: HoursWindow }).optional(),
+  outsideWindow: z.enum(['approval', 'refuse']).default('approval'),
+});
 
 export const PolicyConfig = z.strictObject({
   description: z.string().optional(),
-  requesters: GroupList.describe('groups whose members may request'),
+  requesters: z.array(z.string().min(1)).default([]).describe('groups whose members may request'),
+  services: ServicePolicy.optional(),
   duration: z.strictObject({ default: Duration, max: Duration }),
   reason: z.enum(['required', 'optional']).default('optional'),
   ticket: z.strictObject({
-    pattern: z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, 'a valid regular expression'),
+    pattern: Pattern,
     required: z.boolean().default(false),
   }).optional(),
   requestTtl: Duration.default(30 * 60),
@@ -63,6 +96,12 @@ export const PolicyConfig = z.strictObject({
     if (after >= policy.requestTtl) ctx.addIssue({ code: 'custom', path: ['reminders', i], message: `expected less than requestTtl (${policy.requestTtl}s): a request expires before it` });
   }
   if (policy.escalation && policy.escalation.after >= policy.requestTtl) ctx.addIssue({ code: 'custom', path: ['escalation', 'after'], message: `expected less than requestTtl (${policy.requestTtl}s): a request expires before it` });
+  if (policy.requesters.length === 0 && !policy.services) ctx.addIssue({ code: 'custom', path: ['requesters'], message: 'at least one group (or services.requesters)' });
+  if (policy.services && policy.stepUp.request !== 'never') {
+    ctx.addIssue({ code: 'custom', path: ['stepUp', 'request'], message: `a policy that names services cannot ask requesters for step-up (${policy.stepUp.request}): a service has no second factor. Give the services a policy of their own with stepUp.request: never` });
+  }
+  const services = policy.services && servicesUnapprovable(policy);
+  if (services) ctx.addIssue({ code: 'custom', path: ['services'], message: services });
   if (policy.extend?.reapproval && policy.approvals.length === 0) ctx.addIssue({ code: 'custom', path: ['extend', 'reapproval'], message: 'expected approval rules to re-approve extensions with (or reapproval: false)' });
 });
 export type PolicyConfig = z.output<typeof PolicyConfig>;
@@ -125,6 +164,8 @@ export const ServerConfig = z.strictObject({
     requireAtJwt: z.boolean().default(false),
     /** The OAuth clients whose tokens are accepted (`azp`, when a token names one): e.g. [stint-agent]. Default: any. */
     clientIds: z.array(z.string().min(1)).optional(),
+    /** Machine clients that may call the API as services (client credentials, workload identity tokens). */
+    services: z.array(ServiceIdentity).default([]),
     /** Allows the dev IdP (server/dev-idp) to be started by the demo. Never in production. */
     dev: z.boolean().default(false),
   }),
@@ -221,6 +262,16 @@ export const ServerConfig = z.strictObject({
   resources: z.array(ResourceConfig).default([]),
   policies: z.record(IdString, PolicyConfig).default({}),
 }).superRefine((config, ctx) => {
+  const names = new Set<string>();
+  config.identity.services.forEach((service, index) => {
+    if (names.has(service.name)) ctx.addIssue({ code: 'custom', path: ['identity', 'services', index, 'name'], message: `expected a unique name, ${service.name} is used twice` });
+    names.add(service.name);
+  });
+  for (const [id, policy] of Object.entries(config.policies)) {
+    policy.services?.requesters.forEach((name, index) => {
+      if (!names.has(name)) ctx.addIssue({ code: 'custom', path: ['policies', id, 'services', 'requesters', index], message: `expected one of identity.services (${[...names].join(', ') || 'none defined'}), got ${name}` });
+    });
+  }
   const seen = new Set<string>();
   config.resources.forEach((resource, index) => {
     if (seen.has(resource.id)) ctx.addIssue({ code: 'custom', path: ['resources', index, 'id'], message: `expected a unique id, ${resource.id} is used twice` });

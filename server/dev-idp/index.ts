@@ -22,6 +22,12 @@ export const DEMO_USERS: DevUser[] = [
 ];
 
 export const DEV_CLIENT_ID = 'stint-agent';
+
+/** A machine client (CI job, bot): a confidential client that gets API tokens by client credentials. */
+export interface DevServiceClient { clientId: string; clientSecret: string }
+
+/** The demo's CI client. Its secret is as public as the demo users' "any password": dev only. */
+export const DEV_CI_CLIENT: DevServiceClient = { clientId: 'stint-ci', clientSecret: 'stint-ci-dev-secret' };
 export const DEV_REDIRECT_URI = 'http://127.0.0.1/callback';
 /**
  * The grant server's approve page (config `approvalPage.clientId`): a public client with PKCE whose loopback redirect
@@ -39,6 +45,8 @@ export interface DevIdpOptions {
   accessTokenTtlSeconds?: number;
   /** Extra redirect URIs for other clients (e.g. a web client); loopback ports are ignored for native clients. */
   redirectUris?: string[];
+  /** Confidential clients for the client credentials grant (default: DEV_CI_CLIENT). */
+  serviceClients?: DevServiceClient[];
 }
 
 export interface DevIdp {
@@ -81,7 +89,16 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       id_token_signed_response_alg: 'ES256',
-    }],
+    }, ...(options.serviceClients ?? [DEV_CI_CLIENT]).map((c) => ({
+      // A machine client: no browser, no user; its tokens carry its client id as subject (what identity.services maps).
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      id_token_signed_response_alg: 'ES256',
+    }))],
     jwks: { keys: [jwk as any] },
     cookies: { keys: [randomBytes(16).toString('hex')] },
     pkce: { required: () => true },
@@ -101,6 +118,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     },
     features: {
       devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -110,7 +128,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       },
     },
     renderError: async (ctx: any, out: any) => { ctx.type = 'html'; ctx.body = `<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>${String(out.error)}: ${String(out.error_description ?? '')}</p>`; },
-    ttl: { IdToken: 3600, AccessToken: ttl, RefreshToken: 30 * 24 * 3600, Session: 24 * 3600, Grant: 30 * 24 * 3600, Interaction: 3600 },
+    ttl: { IdToken: 3600, AccessToken: ttl, ClientCredentials: ttl, RefreshToken: 30 * 24 * 3600, Session: 24 * 3600, Grant: 30 * 24 * 3600, Interaction: 3600 },
     issueRefreshToken: async (_ctx: unknown, client: any, code: any) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
     loadExistingGrant: async (ctx: any) => {
       // Demo users consent once; the grant covers every scope the client asks for.

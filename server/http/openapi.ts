@@ -54,7 +54,8 @@ function operation(route: Route): Record<string, unknown> {
     responses[status] = problemResponse(description);
   }
   // What the router's checks answer, from the declared access.
-  if (route.access === 'user' || route.access === 'admin') responses[401] = problemResponse(STATUS_TEXT[401]!);
+  if (route.access === 'user' || route.access === 'user_or_service' || route.access === 'admin') responses[401] = problemResponse(STATUS_TEXT[401]!);
+  if (route.access === 'user') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
   if (route.access === 'admin') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
   if (route.access === 'bastion') responses[401] = { description: 'Missing or unknown bastion token (empty body)' };
   if (route.access === 'session') {
@@ -69,6 +70,8 @@ function operation(route: Route): Record<string, unknown> {
     operationId: doc.operationId,
     summary: doc.summary,
     tags: doc.tags,
+    // Who may call it beyond the token: people only, people and service identities (CI jobs, bots), or admins.
+    ...(security && route.access !== 'bastion' ? { 'x-stint-callers': route.access === 'user_or_service' ? 'people and services' : route.access === 'admin' ? 'administrators' : 'people' } : {}),
     ...(security ? { security } : {}),
     ...(parameters.length ? { parameters } : {}),
     ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(doc.body, 'input') } } } } : {}),

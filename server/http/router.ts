@@ -4,7 +4,10 @@
 // check lived in a hook it was not registered under, is how a stolen token once stripped step-up (issue #19). The
 // same list feeds the OpenAPI document (http/openapi.ts), so what is documented, checked and served cannot drift.
 //   anonymous  no credentials (health, metrics, public metadata)
-//   user       a valid access token (Guards.user sets request.user, or answers 401)
+//   user       a person's valid access token (Guards.user sets request.user, or answers 401); a service identity's
+//              token is refused with 403 service_not_allowed (step-up, approvals, factors, audit: people only)
+//   user_or_service  a valid access token of a person or a service identity (a CI job or bot asking for, using and
+//              ending its own grants)
 //   admin      user, then the router refuses a non-admin with 403 admin_only before the handler runs
 //   bastion    a bastion's own token (Guards.bastion)
 //   session    the approve page's browser session (Guards.session: its cookie sets request.user; a POST must also
@@ -15,7 +18,7 @@ import type { z } from 'zod';
 import { sendProblem } from './problem';
 import type { RateClass } from './rate-limits';
 
-export type Access = 'anonymous' | 'user' | 'admin' | 'bastion' | 'session';
+export type Access = 'anonymous' | 'user' | 'user_or_service' | 'admin' | 'bastion' | 'session';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -79,11 +82,11 @@ export interface Guards {
   session?: Guard;
   /** The rate-limit check for a route, if its class is limited (run after the caller is known). */
   limit?: (route: Route) => Guard | undefined;
-  /** Records a non-admin's call of an admin route before the router answers `refusal` (the audit row and metric). */
-  refused?: (request: FastifyRequest, route: Route, refusal: AdminRefusal) => Promise<void>;
+  /** Records a refused call (a non-admin on an admin route, a service on a people's route) before the router answers it. */
+  refused?: (request: FastifyRequest, route: Route, refusal: AccessRefusal) => Promise<void>;
 }
 
-export interface AdminRefusal { status: 403; code: 'admin_only'; message: string }
+export interface AccessRefusal { status: 403; code: 'admin_only' | 'service_not_allowed'; message: string }
 
 export interface ServedRoute { method: string; url: string; access: Access; stepUp?: string }
 
@@ -107,7 +110,7 @@ export function routerFor(app: FastifyInstance): Router {
       const key = `${method} ${options.url}`;
       // HEAD routes are made by Fastify from their GET route, with its options and hooks.
       const sameRoute = route && declared.has(route) && route.url === options.url && (route.method === method || (method === 'HEAD' && route.method === 'GET'));
-      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, admin, bastion or session) in the route list of server/http/table.ts`);
+      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, user_or_service, admin, bastion or session) in the route list of server/http/table.ts`);
       if (method !== 'HEAD') served.push({ method, url: route.url, access: route.access, ...(route.stepUp ? { stepUp: route.stepUp } : {}) });
     }
   });
@@ -154,11 +157,12 @@ function accessChecks(route: Route, guards: Guards): { onRequest?: Guard; preHan
   };
   switch (route.access) {
     case 'anonymous': return {};
-    case 'user': return { onRequest: need(guards.user, 'user token') };
+    case 'user': return { onRequest: peopleOnly(route, need(guards.user, 'user token'), guards) };
+    case 'user_or_service': return { onRequest: need(guards.user, 'user token') };
     case 'bastion': return { onRequest: need(guards.bastion, 'bastion token') };
     case 'session': return { onRequest: need(guards.session, 'page session') };
     // preHandler, after the body is read: a non-admin's malformed JSON is still a 400, as it always was.
-    case 'admin': return { onRequest: need(guards.user, 'user token'), preHandler: adminOnly(route, guards) };
+    case 'admin': return { onRequest: peopleOnly(route, need(guards.user, 'user token'), guards), preHandler: adminOnly(route, guards) };
     default: {
       const unknown: never = route.access;
       throw new Error(`${route.method} ${route.url} declares an unknown access ${String(unknown)}`);
@@ -166,10 +170,21 @@ function accessChecks(route: Route, guards: Guards): { onRequest?: Guard; preHan
   }
 }
 
+/** The user check, then a service identity is refused: the route is for people (its access is not user_or_service). */
+function peopleOnly(route: Route, user: Guard, guards: Guards): Guard {
+  return async (request, reply) => {
+    const answered = await user(request, reply);
+    if (reply.sent || !request.user?.service) return answered;
+    const refusal: AccessRefusal = { status: 403, code: 'service_not_allowed', message: `a service identity may not call ${route.method} ${route.url}: services may only request, activate and end their own grants` };
+    await guards.refused?.(request, route, refusal);
+    return sendProblem(reply, refusal);
+  };
+}
+
 function adminOnly(route: Route, guards: Guards): Guard {
   return async (request, reply) => {
     if (request.user?.admin === true) return;
-    const refusal: AdminRefusal = { status: 403, code: 'admin_only', message: route.refusal?.message ?? ADMIN_ONLY };
+    const refusal: AccessRefusal = { status: 403, code: 'admin_only', message: route.refusal?.message ?? ADMIN_ONLY };
     await guards.refused?.(request, route, refusal);
     return sendProblem(reply, refusal);
   };

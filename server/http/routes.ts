@@ -27,8 +27,8 @@ export interface RouteContext<B, Q> {
 export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
   method: 'GET' | 'POST';
   url: string;
-  /** Who may call it ('user' or 'admin' here); the router applies it before the handler runs. */
-  access: Extract<Route['access'], 'user' | 'admin'>;
+  /** Who may call it ('user', 'user_or_service' or 'admin' here); the router applies it before the handler runs. */
+  access: Extract<Route['access'], 'user' | 'user_or_service' | 'admin'>;
   stepUp?: string;
   refusal?: Route['refusal'];
   operationId: string;
@@ -51,25 +51,25 @@ export function route<B extends z.ZodType, Q extends z.ZodType>(spec: RouteSpec<
 export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
   return [
     route({
-      method: 'GET', url: '/v1/me', access: 'user', operationId: 'getMe', summary: 'Who the caller is, as the server sees them', tags: ['identity'], response: Me,
+      method: 'GET', url: '/v1/me', access: 'user_or_service', operationId: 'getMe', summary: 'Who the caller is, as the server sees them', tags: ['identity'], response: Me,
       handler: async ({ user }) => ok(lifecycle.me(user)),
     }),
     route({
-      method: 'GET', url: '/v1/resources', access: 'user', operationId: 'listResources', summary: 'Resources the caller may request, with what a request takes', tags: ['catalog'], response: ResourceList,
+      method: 'GET', url: '/v1/resources', access: 'user_or_service', operationId: 'listResources', summary: 'Resources the caller may request, with what a request takes', tags: ['catalog'], response: ResourceList,
       handler: async ({ user }) => ok({ resources: lifecycle.catalog.eligible(user) }),
     }),
     route({
-      method: 'POST', url: '/v1/requests', access: 'user', stepUp: 'the policy may ask the requester for one (pending_stepup)', operationId: 'createRequest', summary: 'Ask for access (or use break-glass)', tags: ['requests'],
+      method: 'POST', url: '/v1/requests', access: 'user_or_service', stepUp: 'the policy may ask the requester for one (pending_stepup)', operationId: 'createRequest', summary: 'Ask for access (or use break-glass)', tags: ['requests'],
       body: CreateRequestBody, response: CreateRequestResult, status: 201, problems: [403, 404, 409, 422],
       handler: async ({ user, body, request }) => lifecycle.createRequest(user, body, { ip: request.ip }),
     }),
     route({
-      method: 'GET', url: '/v1/requests', access: 'user', operationId: 'listRequests', summary: 'My requests, or those waiting for my approval', tags: ['requests'],
+      method: 'GET', url: '/v1/requests', access: 'user_or_service', operationId: 'listRequests', summary: 'My requests, or those waiting for my approval', tags: ['requests'],
       query: ListRequestsQuery, response: RequestList,
       handler: async ({ user, query }) => ok({ requests: await lifecycle.listRequests(user, query.role, query.state, query.limit) }),
     }),
     route({
-      method: 'GET', url: '/v1/requests/:id', access: 'user', operationId: 'getRequest', summary: 'One request (its requester, its approvers, admins)', tags: ['requests'],
+      method: 'GET', url: '/v1/requests/:id', access: 'user_or_service', operationId: 'getRequest', summary: 'One request (its requester, its approvers, admins)', tags: ['requests'],
       response: RequestResult, problems: [404],
       handler: async ({ user, id }) => lifecycle.getRequest(user, id),
     }),
@@ -89,17 +89,17 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       handler: async ({ user, id, body }) => lifecycle.deny(user, id, body.reason),
     }),
     route({
-      method: 'POST', url: '/v1/requests/:id/cancel', access: 'user', operationId: 'cancelRequest', summary: 'Withdraw my request before it is activated', tags: ['requests'],
+      method: 'POST', url: '/v1/requests/:id/cancel', access: 'user_or_service', operationId: 'cancelRequest', summary: 'Withdraw my request before it is activated', tags: ['requests'],
       body: CancelBody, response: RequestResult, problems: [404, 409],
       handler: async ({ user, id }) => lifecycle.cancel(user, id),
     }),
     route({
-      method: 'POST', url: '/v1/requests/:id/activate', access: 'user', operationId: 'activateRequest', summary: "Turn my approved request into a grant with this device's key; returns the connection once", tags: ['grants'],
+      method: 'POST', url: '/v1/requests/:id/activate', access: 'user_or_service', operationId: 'activateRequest', summary: "Turn my approved request into a grant with this device's key; returns the connection once", tags: ['grants'],
       body: ActivateBody, response: ActivateResult, status: 201, problems: [404, 409, 503],
       handler: async ({ user, id, body }) => lifecycle.activate(user, id, body),
     }),
     route({
-      method: 'GET', url: '/v1/grants', access: 'user', operationId: 'listGrants', summary: 'My grants (admins: all=true for everyone’s)', tags: ['grants'],
+      method: 'GET', url: '/v1/grants', access: 'user_or_service', operationId: 'listGrants', summary: 'My grants (admins: all=true for everyone’s)', tags: ['grants'],
       query: ListGrantsQuery, response: GrantList, problems: [403],
       handler: async ({ user, query }) => {
         const out = await lifecycle.listGrants(user, query.all, query.state, query.limit);
@@ -107,7 +107,7 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       },
     }),
     route({
-      method: 'GET', url: '/v1/grants/:id', access: 'user', operationId: 'getGrant', summary: 'One grant', tags: ['grants'], response: GrantResult, problems: [404],
+      method: 'GET', url: '/v1/grants/:id', access: 'user_or_service', operationId: 'getGrant', summary: 'One grant', tags: ['grants'], response: GrantResult, problems: [404],
       handler: async ({ user, id }) => {
         const out = await lifecycle.getGrant(user, id);
         return out.ok ? ok({ grant: out.value }) : out;
@@ -119,12 +119,12 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       handler: async ({ user, id, body }) => lifecycle.extend(user, id, body),
     }),
     route({
-      method: 'POST', url: '/v1/grants/:id/release', access: 'user', operationId: 'releaseGrant', summary: 'End my grant now', tags: ['grants'],
+      method: 'POST', url: '/v1/grants/:id/release', access: 'user_or_service', operationId: 'releaseGrant', summary: 'End my grant now', tags: ['grants'],
       body: ReleaseBody, response: GrantResult, problems: [404, 409],
       handler: async ({ user, id }) => lifecycle.release(user, id),
     }),
     route({
-      method: 'POST', url: '/v1/grants/:id/rekey', access: 'user',
+      method: 'POST', url: '/v1/grants/:id/rekey', access: 'user_or_service',
       stepUp: 'a proof for taking this grant back, when its request needed one (a challenge for {kind: "request"} of its request)',
       operationId: 'rekeyGrant',
       summary: "Take my active grant back after my agent lost its keys: this device's new key and a new database password for the same grant and deadline; the old key and password stop working first; returns the connection once",

@@ -57,7 +57,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...deps.api.map((spec) => apiRoute(spec, deps)),
     ...adminRoutes(deps),
     {
-      method: 'GET', url: '/v1/events', access: 'user',
+      method: 'GET', url: '/v1/events', access: 'user_or_service',
       doc: {
         operationId: 'streamEvents', summary: 'Server-Sent Events for the caller: their requests and grants, approval asks for approvers. Resume with Last-Event-ID.', tags: ['events'],
         headers: [{ name: 'Last-Event-ID', schema: { type: 'string', pattern: '^[0-9]+$' } }],

@@ -2,7 +2,10 @@ import 'fastify';
 // Who is calling, as established by the bearer token (server/identity verifies it against the IdP's JWKS).
 // Route plugins registered inside the authenticated scope read it from `request.user`.
 export interface AuthUser {
+  /** The IdP's subject for a person; `service:<name>` for a service identity (identity.services). */
   sub: string;
+  /** Set when the caller is a machine client (CI job, bot): the service's name. It has no groups and no factors. */
+  service?: string;
   email?: string;
   name?: string;
   groups: string[];
@@ -18,3 +21,6 @@ declare module 'fastify' {
     user: AuthUser;
   }
 }
+
+/** The subject a service identity acts as in requests, grants and audit. */
+export const serviceSubject = (name: string): string => `service:${name}`;

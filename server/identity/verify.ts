@@ -2,11 +2,13 @@
 // audience and expiry checked against the server clock. Groups come from the configured claim (claim-path.ts:
 // `realm_access.roles` and namespaced names such as `https://example.com/groups` work). Verified tokens are cached until their expiry to spare a signature check
 // per call; the cache key is the whole token, so a forged token never hits it.
-import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { ServerConfig } from '../config';
+// Service identities (identity/services.ts): a token of the IdP that matches a configured service is that service's;
+// a token from a workload issuer (a CI provider) is verified against that issuer's keys and must match a service.
+import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../../shared/domain/clock';
 import type { AuthUser } from './user';
 import { readClaim } from './claim-path';
+import { matchService, serviceUser, workloadIssuers, type Identity } from './services';
 
 export type VerifyOutcome =
   | { ok: true; user: AuthUser; expiresAt: number }
@@ -17,7 +19,7 @@ export interface TokenVerifier {
 }
 
 export interface VerifierOptions {
-  identity: ServerConfig['identity'];
+  identity: Identity;
   clock: Clock;
   /** Tests and embedded setups may hand over the key set directly instead of discovering it. */
   jwks?: JWTVerifyGetKey;
@@ -29,25 +31,34 @@ const CACHE_MAX = 10_000;
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const { identity, clock } = options;
   const doFetch = options.fetch ?? fetch;
-  let keySet: Promise<JWTVerifyGetKey> | undefined = options.jwks ? Promise.resolve(options.jwks) : undefined;
+  const keySets = new Map<string, Promise<JWTVerifyGetKey>>(options.jwks ? [[identity.issuer, Promise.resolve(options.jwks)]] : []);
+  const workload = workloadIssuers(identity);
   const cache = new Map<string, { user: AuthUser; exp: number }>();
 
-  const discover = async (): Promise<JWTVerifyGetKey> => {
-    const url = `${identity.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const discover = async (issuer: string): Promise<JWTVerifyGetKey> => {
+    const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     const response = await doFetch(url, { signal: AbortSignal.timeout(5_000) });
     if (!response.ok) throw new Error(`discovery answered ${response.status}`);
     const meta = (await response.json()) as { jwks_uri?: string; issuer?: string };
     if (!meta.jwks_uri) throw new Error('discovery document has no jwks_uri');
     return createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
   };
-  const getKeySet = (): Promise<JWTVerifyGetKey> => {
+  const getKeySet = (issuer: string): Promise<JWTVerifyGetKey> => {
     // A failed discovery is forgotten so the next call tries again (the IdP may come up after us).
-    keySet ??= discover().catch((error) => { keySet = undefined; throw error; });
+    let keySet = keySets.get(issuer);
+    if (!keySet) {
+      keySet = discover(issuer).catch((error) => { keySets.delete(issuer); throw error; });
+      keySets.set(issuer, keySet);
+    }
     return keySet;
   };
 
   const toUser = (payload: JWTPayload): AuthUser | undefined => {
     if (typeof payload.sub !== 'string' || !payload.sub) return undefined;
+    const service = matchService(identity, identity.issuer, payload);
+    if (service) return serviceUser(service);
+    // A person's subject never looks like a service's: policies and grants could not tell them apart.
+    if (payload.sub.startsWith('service:')) return undefined;
     const groupsValue = readClaim(payload, identity.groupsClaim);
     const groups = Array.isArray(groupsValue) ? groupsValue.filter((g): g is string => typeof g === 'string') : typeof groupsValue === 'string' ? [groupsValue] : [];
     return {
@@ -73,12 +84,18 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         cache.delete(token);
         return { ok: false, code: 'token_expired', message: 'the access token has expired' };
       }
+      // Which issuer's keys to check it with: the token names it (unverified until the signature checks out).
+      let claimed: unknown;
+      try { claimed = decodeJwt(token).iss; } catch { claimed = undefined; }
+      const workloadAudiences = typeof claimed === 'string' && claimed !== identity.issuer ? workload.get(claimed) : undefined;
+      const issuer = workloadAudiences ? (claimed as string) : identity.issuer;
       let jwks: JWTVerifyGetKey;
       try {
-        jwks = await getKeySet();
+        jwks = await getKeySet(issuer);
       } catch (error) {
-        return { ok: false, code: 'idp_unavailable', message: `cannot fetch the identity provider's keys: ${(error as Error).message}` };
+        return { ok: false, code: 'idp_unavailable', message: `cannot fetch the identity provider's keys (${issuer}): ${(error as Error).message}` };
       }
+      if (workloadAudiences) return remember(token, await verifyWorkload(token, jwks, issuer, workloadAudiences));
       try {
         const { payload, protectedHeader } = await jwtVerify(token, jwks, {
           issuer: identity.issuer,
@@ -95,26 +112,46 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
           return { ok: false, code: 'token_invalid', message: `the token was issued to client "${payload.azp}", which this server does not accept (identity.clientIds)` };
         }
         const user = toUser(payload);
-        if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject' };
-        const exp = payload.exp! * 1000;
-        if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-        cache.set(token, { user, exp });
-        return { ok: true, user, expiresAt: exp };
+        if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject, or one this server does not accept' };
+        return remember(token, { ok: true, user, expiresAt: payload.exp! * 1000 });
       } catch (error) {
-        if (error instanceof joseErrors.JWTExpired) return { ok: false, code: 'token_expired', message: 'the access token has expired' };
-        if (error instanceof joseErrors.JWTClaimValidationFailed) {
-          // Both values are public (the token's own claims and this server's config) and are what an admin needs to
-          // fix a mismatch between the IdP and the agent's settings.
-          const got = (claim: unknown) => (claim === undefined ? 'none' : JSON.stringify(claim));
-          if (error.claim === 'aud') return { ok: false, code: 'token_wrong_audience', message: `the access token is for another audience: this server expects "${identity.audience}", the token has ${got(error.payload.aud)}` };
-          if (error.claim === 'iss') return { ok: false, code: 'token_wrong_issuer', message: `the access token is from another issuer: this server expects "${identity.issuer}", the token has ${got(error.payload.iss)}` };
-          return { ok: false, code: 'token_invalid', message: `the access token's ${error.claim} claim is not acceptable` };
-        }
-        if (error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {
-          return { ok: false, code: 'idp_unavailable', message: "the identity provider's keys could not be fetched in time" };
-        }
-        return { ok: false, code: 'token_invalid', message: 'the access token is not valid (signature, format or key)' };
+        return failure(error);
       }
     },
   };
+
+  function remember(token: string, outcome: VerifyOutcome): VerifyOutcome {
+    if (!outcome.ok) return outcome;
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(token, { user: outcome.user, exp: outcome.expiresAt });
+    return outcome;
+  }
+
+  /** A CI provider's workload identity token: its issuer's keys, one of its services' audiences, and a service match. */
+  async function verifyWorkload(token: string, jwks: JWTVerifyGetKey, issuer: string, audiences: string[]): Promise<VerifyOutcome> {
+    try {
+      const { payload } = await jwtVerify(token, jwks, { issuer, audience: audiences, currentDate: new Date(clock.now()), requiredClaims: ['exp', 'sub'] });
+      const service = matchService(identity, issuer, payload);
+      if (!service) return { ok: false, code: 'token_invalid', message: `the token from ${issuer} matches no service in identity.services (subject, audience and claims)` };
+      return { ok: true, user: serviceUser(service), expiresAt: payload.exp! * 1000 };
+    } catch (error) {
+      return failure(error);
+    }
+  }
+
+  function failure(error: unknown): VerifyOutcome {
+    if (error instanceof joseErrors.JWTExpired) return { ok: false, code: 'token_expired', message: 'the access token has expired' };
+    if (error instanceof joseErrors.JWTClaimValidationFailed) {
+      // Both values are public (the token's own claims and this server's config) and are what an admin needs to
+      // fix a mismatch between the IdP and the agent's settings.
+      const got = (claim: unknown) => (claim === undefined ? 'none' : JSON.stringify(claim));
+      if (error.claim === 'aud') return { ok: false, code: 'token_wrong_audience', message: `the access token is for another audience: this server expects "${identity.audience}", the token has ${got(error.payload.aud)}` };
+      if (error.claim === 'iss') return { ok: false, code: 'token_wrong_issuer', message: `the access token is from another issuer: this server expects "${identity.issuer}", the token has ${got(error.payload.iss)}` };
+      return { ok: false, code: 'token_invalid', message: `the access token's ${error.claim} claim is not acceptable` };
+    }
+    if (error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {
+      return { ok: false, code: 'idp_unavailable', message: "the identity provider's keys could not be fetched in time" };
+    }
+    return { ok: false, code: 'token_invalid', message: 'the access token is not valid (signature, format or key)' };
+  }
 }

@@ -56,7 +56,8 @@ function wholeDay(window: string): boolean {
  * when every request is either auto-approved or has an approval rule to wait for.
  */
 export function unapprovable(resource: Pick<ResourceConfig, 'id' | 'environment'>, policyId: string, policy: Pick<PolicyConfig, 'approvals' | 'autoApprove' | 'requesters'>): Unapprovable | undefined {
-  if (policy.approvals.length > 0) return undefined;
+  // A policy for services only has no human request to leave waiting (servicesUnapprovable checks the services').
+  if (policy.approvals.length > 0 || policy.requesters.length === 0) return undefined;
   const when = policy.autoApprove?.when;
   const uncovered: string[] = [];
   const fixes: string[] = [];
@@ -85,4 +86,18 @@ export function unapprovable(resource: Pick<ResourceConfig, 'id' | 'environment'
   const fix = `${ADD_APPROVALS}, or ${fixes.join(' and ')}`;
   const gap = when ? `does not auto-approve ${uncovered.join(' or ')}, so those` : 'no autoApprove, so all its';
   return { uncovered, fix, message: `resource ${resource.id}: policy ${policyId} has no approvals rule and ${gap} requests would wait with nobody able to approve them; ${fix}` };
+}
+
+/**
+ * Why a service's request under `policy` could wait with nobody able to approve it: services are auto-approved only
+ * inside their change window, so outside it (or always, without one) they wait for the approval rules — unless the
+ * policy refuses them there (`outsideWindow: refuse`).
+ */
+export function servicesUnapprovable(policy: Pick<PolicyConfig, 'approvals' | 'services'>): string | undefined {
+  const services = policy.services;
+  if (!services || policy.approvals.length > 0) return undefined;
+  const window = services.autoApprove?.window;
+  if (window && (wholeDay(window) || services.outsideWindow === 'refuse')) return undefined;
+  const when = window ? `outside their change window ${window} UTC` : 'always (no services.autoApprove.window)';
+  return `services' requests wait for approval ${when}, but the policy has no approvals rule; ${ADD_APPROVALS}, or set services.outsideWindow: refuse`;
 }

@@ -12,7 +12,11 @@ export interface CatalogEntry {
   policy: PolicyConfig;
 }
 
-export interface Caller { sub: string; groups: string[]; admin: boolean }
+/** Who asks: a person (groups) or a service identity (`service`, no groups: policies name it in services.requesters). */
+export interface Caller { sub: string; groups: string[]; admin: boolean; service?: string }
+
+/** What a service's request needs under a policy: always a ticket; auto-approval only inside the change window. */
+export interface ServiceRules { ticket: { pattern: string; required: true }; window?: string; outsideWindow: 'approval' | 'refuse' }
 
 const inAny = (groups: string[], wanted: string[]) => groups.some((g) => wanted.includes(g));
 
@@ -34,7 +38,20 @@ export class Catalog {
   }
 
   canRequest(caller: Caller, entry: CatalogEntry): boolean {
-    return inAny(caller.groups, entry.policy.requesters) || this.canBreakGlass(caller, entry);
+    return this.isRequester(caller, entry) || this.canBreakGlass(caller, entry);
+  }
+
+  /** A requester of the policy without break-glass: in a requester group, or a service the policy names. */
+  isRequester(caller: Caller, entry: CatalogEntry): boolean {
+    if (caller.service) return entry.policy.services?.requesters.includes(caller.service) ?? false;
+    return inAny(caller.groups, entry.policy.requesters);
+  }
+
+  /** The policy's rules for a service's requests (undefined for people). */
+  serviceRules(caller: Caller, entry: CatalogEntry): ServiceRules | undefined {
+    const services = entry.policy.services;
+    if (!caller.service || !services) return undefined;
+    return { ticket: { pattern: services.ticket.pattern, required: true }, ...(services.autoApprove ? { window: services.autoApprove.window } : {}), outsideWindow: services.outsideWindow };
   }
 
   canBreakGlass(caller: Caller, entry: CatalogEntry): boolean {
@@ -62,17 +79,19 @@ export class Catalog {
 
   summary(caller: Caller, entry: CatalogEntry): PolicySummary {
     const { policy } = entry;
+    const service = this.serviceRules(caller, entry);
+    const ticket = service?.ticket ?? policy.ticket;
     return {
       policyId: entry.policyId,
       policyVersion: this.policyVersion(entry.policyId),
       durationDefaultSeconds: policy.duration.default,
       durationMaxSeconds: policy.duration.max,
       reasonRequired: policy.reason === 'required',
-      ticketPattern: policy.ticket?.pattern,
-      ticketRequired: policy.ticket?.required ?? false,
+      ticketPattern: ticket?.pattern,
+      ticketRequired: ticket?.required ?? false,
       approvals: this.rules(entry),
-      autoApprove: !!policy.autoApprove,
-      stepUp: { request: policy.stepUp.request, approve: policy.stepUp.approve, methods: policy.stepUp.methods as StepUpMethod[] },
+      autoApprove: service ? !!service.window : !!policy.autoApprove,
+      stepUp: { request: service ? 'never' : policy.stepUp.request, approve: policy.stepUp.approve, methods: policy.stepUp.methods as StepUpMethod[] },
       breakGlass: this.canBreakGlass(caller, entry),
       extend: { maxTotalSeconds: policy.extend?.maxTotal ?? policy.duration.max, reapproval: policy.extend?.reapproval ?? false },
     };
@@ -92,8 +111,13 @@ export class Catalog {
     return mode === 'always' || (mode === 'on-risk' && risk >= policy.stepUp.riskAtLeast);
   }
 
-  /** All auto-approve conditions that are set must hold. */
+  /** All auto-approve conditions that are set must hold. A service: only its change window counts. */
   autoApproves(caller: Caller, entry: CatalogEntry, risk: number, now: number): { ok: boolean; why: string } {
+    const service = this.serviceRules(caller, entry);
+    if (service) {
+      if (!service.window) return { ok: false, why: 'services need approval under this policy' };
+      return inHours(service.window, now) ? { ok: true, why: `auto-approved inside the change window ${service.window} UTC` } : { ok: false, why: `outside the change window ${service.window} UTC` };
+    }
     const when = entry.policy.autoApprove?.when;
     if (!when) return { ok: false, why: 'policy needs approvals' };
     if (when.groups && !inAny(caller.groups, when.groups)) return { ok: false, why: 'not in an auto-approved group' };

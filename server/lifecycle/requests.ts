@@ -49,9 +49,11 @@ export class RequestRules {
     if (body.breakGlass) {
       if (!this.catalog.canBreakGlass(user, entry)) return this.deps.refuse(user, 'request.create', { status: 403, code: 'breakglass_not_allowed', message: 'you may not use break-glass on this resource' }, refsV);
       if (!body.reason.trim()) return fail(422, 'reason_required', 'break-glass needs a reason', { errors: [{ path: 'reason', message: 'required for break-glass' }] });
-    } else if (!user.groups.some((g) => policy.requesters.includes(g))) {
+    } else if (!this.catalog.isRequester(user, entry)) {
       return this.deps.refuse(user, 'request.create', { status: 403, code: 'not_a_requester', message: 'you may request this resource only with break-glass' }, refsV);
     }
+    // A service (CI job, bot) always names the change it works for, has no step-up, and its own auto-approval.
+    const service = this.catalog.serviceRules(user, entry);
     if (!Object.hasOwn(resource.levels, body.level)) {
       return fail(422, 'unknown_level', `level ${body.level} does not exist on ${resource.id} (levels: ${Object.keys(resource.levels).join(', ')})`, { errors: [{ path: 'level', message: 'unknown access level' }] });
     }
@@ -60,20 +62,28 @@ export class RequestRules {
       return fail(422, 'duration_over_limit', `at most ${policy.duration.max} seconds may be requested on ${resource.id}`, { errors: [{ path: 'durationSeconds', message: `at most ${policy.duration.max}` }] });
     }
     if (policy.reason === 'required' && !body.reason.trim()) return fail(422, 'reason_required', 'this policy needs a reason', { errors: [{ path: 'reason', message: 'required' }] });
-    if (policy.ticket) {
-      if (body.ticket !== undefined && !new RegExp(policy.ticket.pattern).test(body.ticket)) {
-        return fail(422, 'ticket_invalid', `the ticket must match ${policy.ticket.pattern}`, { errors: [{ path: 'ticket', message: `must match ${policy.ticket.pattern}` }] });
+    const ticket = service?.ticket ?? policy.ticket;
+    if (ticket) {
+      if (body.ticket !== undefined && !new RegExp(ticket.pattern).test(body.ticket)) {
+        return fail(422, 'ticket_invalid', `the ticket must match ${ticket.pattern}`, { errors: [{ path: 'ticket', message: `must match ${ticket.pattern}` }] });
       }
-      if (policy.ticket.required && !body.ticket) return fail(422, 'ticket_required', 'this policy needs a ticket', { errors: [{ path: 'ticket', message: 'required' }] });
+      if (ticket.required && !body.ticket) {
+        const refusal = { status: 422 as const, code: 'ticket_required' as const, message: service ? 'a service must name the change it works for: send a ticket' : 'this policy needs a ticket', errors: [{ path: 'ticket', message: 'required' }] };
+        return service ? this.deps.refuse(user, 'request.create', refusal, refsV) : fail(refusal.status, refusal.code, refusal.message, { errors: refusal.errors });
+      }
     }
 
     const now = this.deps.now();
     const risk = await this.assess(user, resource.sensitivity, body.deviceId, context.ip, now);
-    const stepUp = this.catalog.stepUpNeeded(policy.stepUp.request, policy, risk.score);
+    // Services have no second factor: the config load refuses a policy that names them and asks for one.
+    const stepUp = !service && this.catalog.stepUpNeeded(policy.stepUp.request, policy, risk.score);
     if (stepUp && !this.deps.gate) {
       return this.deps.refuse(user, 'request.create', { status: 409, code: 'stepup_unavailable', message: 'this request needs a step-up but the server has no step-up configured; ask an administrator' }, { ...refsV });
     }
     const auto = body.breakGlass ? { ok: true, why: 'break-glass' } : this.catalog.autoApproves(user, entry, risk.score, now);
+    if (service && !auto.ok && service.outsideWindow === 'refuse') {
+      return this.deps.refuse(user, 'request.create', { status: 409, code: 'outside_change_window', message: `services may request ${resource.id} only inside the change window ${service.window} UTC` }, refsV);
+    }
     const state: RequestState = stepUp ? 'pending_stepup' : auto.ok ? 'approved' : 'pending_approval';
     const rules = body.breakGlass ? [] : this.catalog.rules(entry);
     // Never leave a request waiting for nobody: the config load refuses such a policy, this holds if one got past it.

@@ -46,6 +46,7 @@ export const PROBLEMS = {
   config_reload_refused: { status: 422, title: 'Config file not applied', userCanAct: false },
   page_session_required: { status: 401, title: 'Sign-in to the approve page required', userCanAct: true },
   csrf_refused: { status: 403, title: 'Call not from the approve page', userCanAct: true },
+  service_not_allowed: { status: 403, title: 'Not for service identities', userCanAct: false },
   // ---- the grant server: requests, approvals, grants (server/lifecycle)
   resource_not_found: { status: 404, title: 'No such resource', userCanAct: true },
   request_not_found: { status: 404, title: 'No such request', userCanAct: true },
@@ -58,6 +59,7 @@ export const PROBLEMS = {
   not_a_requester: { status: 403, title: 'Only with break-glass', userCanAct: true },
   breakglass_not_allowed: { status: 403, title: 'Break-glass not allowed', userCanAct: false },
   no_approval_route: { status: 409, title: 'Nobody can approve this', userCanAct: false },
+  outside_change_window: { status: 409, title: 'Outside the change window', userCanAct: true },
   self_approval: { status: 403, title: 'Own request', userCanAct: true },
   not_an_approver: { status: 403, title: 'Not an approver', userCanAct: false },
   already_approved: { status: 409, title: 'Already approved by you', userCanAct: false },

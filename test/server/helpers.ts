@@ -111,3 +111,9 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** A UTC window "HH:MM-HH:MM" (policies' hours and change windows) from `from` to `to` hours away from now; it may wrap midnight. */
+export function windowFromNow(from: number, to: number, now = Date.now()): string {
+  const at = (h: number) => new Date(now + h * 3600_000).toISOString().slice(11, 16);
+  return `${at(from)}-${at(to)}`;
+}
