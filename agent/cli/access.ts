@@ -29,7 +29,7 @@ function timeLeft(g: LocalGrant, now = Date.now()): string {
 }
 
 /** Resolve when `until` holds for the agent's state (checked on every state event), or reject on SIGINT. */
-function waitForState(agent: CliAgent, until: (state: AgentState) => boolean): Promise<AgentState> {
+export function waitForState(agent: CliAgent, until: (state: AgentState) => boolean): Promise<AgentState> {
   return new Promise((resolve, reject) => {
     const stop = agent.subscribe((event) => {
       if (event.type === 'state' && until(event.state)) {
@@ -123,8 +123,13 @@ export interface RequestOptions {
   durationSeconds?: number;
   code?: string;
   noWait: boolean;
+  /** Wait for the decision only, print the request and exit (0 when approved): `stint connect` activates it later. */
+  wait: boolean;
   psql: boolean;
 }
+
+/** `request --wait` ended without an approval: denied, expired or cancelled (documented in `stint request --help`). */
+export const EXIT_NOT_APPROVED = 3;
 
 export async function requestAccess(ctx: CliContext, resourceId: string, o: RequestOptions): Promise<number> {
   const { agent, io } = ctx;
@@ -133,7 +138,7 @@ export async function requestAccess(ctx: CliContext, resourceId: string, o: Requ
   if (!resource) throw new CliError(`You cannot request "${resourceId}".`, 1, 'See `stint resources`.');
   const created = await agent.api.createRequest({
     resourceId, level: o.level ?? resource.levels[0]!, reason: o.reason ?? '',
-    ...(o.durationSeconds ? { durationSeconds: o.durationSeconds } : {}), ...(o.ticket ? { ticket: o.ticket } : {}), connect: true,
+    ...(o.durationSeconds ? { durationSeconds: o.durationSeconds } : {}), ...(o.ticket ? { ticket: o.ticket } : {}), connect: !o.wait,
   });
   if (created.connection) {
     await hold(ctx, created.connection, o.psql);
@@ -146,6 +151,7 @@ export async function requestAccess(ctx: CliContext, resourceId: string, o: Requ
     }));
   }
   const waiting = (r: AccessRequest) => r.state === 'pending_approval' || r.state === 'pending_stepup';
+  if (o.wait) return await awaitDecision(ctx, request, waiting);
   if (o.noWait || !(waiting(request) || request.state === 'approved')) {
     ctx.print(`Request ${request.id}: ${request.state.replace('_', ' ')}.`, { request });
     return request.state === 'denied' ? 1 : 0;
@@ -168,6 +174,22 @@ export async function requestAccess(ctx: CliContext, resourceId: string, o: Requ
   }
   await hold(ctx, await agent.api.connect({ grantId: grant.grant.id }), o.psql);
   return 0;
+}
+
+/** Wait until the request is decided (or ends), print it, and say by the exit code whether it was approved. */
+async function awaitDecision(ctx: CliContext, request: AccessRequest, waiting: (r: AccessRequest) => boolean): Promise<number> {
+  let decided = request;
+  if (waiting(request)) {
+    if (!ctx.json) ctx.io.err(`Request ${request.id}: waiting for approval (${request.approvalsNeeded.map((a) => `${a.have}/${a.count} ${a.group}`).join(', ')}).`);
+    const state = await waitForState(ctx.agent, (s) => { const r = s.requests.find((x) => x.id === request.id); return !r || !waiting(r); });
+    decided = state.requests.find((x) => x.id === request.id) ?? (await ctx.agent.api.refresh({})).requests.find((x) => x.id === request.id) ?? request;
+  }
+  const approved = decided.state === 'approved';
+  const why = decided.decisionReason ? ` (${decided.decisionReason})` : '';
+  ctx.print(approved
+    ? `Request ${decided.id}: approved${why}. Connect within the activation window: stint connect ${decided.resourceId} [--exec COMMAND]`
+    : `Request ${decided.id}: ${decided.state.replace('_', ' ')}${why}.`, { request: decided });
+  return approved ? 0 : EXIT_NOT_APPROVED;
 }
 
 export async function connect(ctx: CliContext, ref: string, psql: boolean): Promise<number> {

@@ -4,7 +4,7 @@
 // This file reads the command line, refuses bad input before anything touches the keychain or the network, starts
 // the agent and hands over to the command; failures are put in words with what to do next (explain.ts).
 import { parseArgs } from 'node:util';
-import { createAgent } from '../core/compose';
+import { createAgent, createServiceAgent } from '../core/compose';
 import { toAgentProblem } from '../core/agent-core';
 import { listenLocalSocket, socketPathFor } from '../core/local-socket';
 import type { AgentProblem } from '../../shared/contract/agent';
@@ -13,6 +13,8 @@ import { connect, listGrants, listResources, release, requestAccess, resume } fr
 import { approve, deny, listApprovals } from './approvals';
 import type { CliContext } from './context';
 import { CliError, explain, ReportedProblem } from './explain';
+import { execWithGrant } from './exec';
+import { headlessFromEnv, isHeadless } from './headless';
 import { cliSettings, profileDataDir, resolveProfile } from './profile';
 import { connectRemoteAgent, type CliAgent } from './remote-agent';
 import { CODE_PATTERN } from './stepup';
@@ -33,7 +35,8 @@ const OPTIONS = {
   server: { type: 'string' }, issuer: { type: 'string' }, audience: { type: 'string' },
   for: { type: 'string' }, reason: { type: 'string' }, level: { type: 'string' }, ticket: { type: 'string' },
   comment: { type: 'string' }, code: { type: 'string' },
-  'no-wait': { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
+  'no-wait': { type: 'boolean', default: false }, wait: { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
+  exec: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -112,16 +115,25 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     if (command === 'deny' && !values.reason?.trim()) throw new CliError('Denying needs --reason: the requester sees it.', 2);
     if (values.code !== undefined && !CODE_PATTERN.test(values.code)) throw new CliError('--code is the 6 digits your authenticator app shows, e.g. --code 123456.', 2);
     if (TARGETS[command!] && !target) throw new CliError(`stint ${command} needs ${TARGETS[command!]}.`, 2, `See \`stint ${command} --help\`.`);
+    if (values.wait && values['no-wait']) throw new CliError('--wait and --no-wait cannot be used together.', 2);
+    if (values.exec !== undefined && (command !== 'connect' || !values.exec.trim())) throw new CliError('--exec takes a command, and goes with `stint connect`.', 2, 'See `stint connect --help`.');
+
+    // A CI job or bot (STINT_CLIENT_ID or STINT_TOKEN_FILE): its own session, nothing in a keychain or on disk.
+    if (!make && isHeadless(process.env)) {
+      const headless = await headlessFromEnv(process.env, { ...(values.server ? { server: values.server } : {}), ...(values.issuer ? { issuer: values.issuer } : {}), ...(values.audience ? { audience: values.audience } : {}) });
+      profile = headless.who;
+      agent = createServiceAgent({ settings: headless.settings, credentials: headless.credentials });
+    }
 
     const configDir = values['config-dir'];
-    const settings = make ? undefined : cliSettings(profile, configDir);
+    const settings = make || agent ? undefined : cliSettings(profile, configDir);
     const dataDir = settings ? profileDataDir(settings, profile) : undefined;
     // An agent of this profile that is already running (a `stint request` holding a tunnel in another terminal), or
     // the one named with --agent (a demo user's, the tray app's), is driven through its socket: it holds the keys.
-    const remote = values.agent ? await connectRemoteAgent(values.agent, true) : dataDir ? await connectRemoteAgent(socketPathFor(dataDir)) : undefined;
-    agent = remote
+    const remote = agent ? undefined : values.agent ? await connectRemoteAgent(values.agent, true) : dataDir ? await connectRemoteAgent(socketPathFor(dataDir)) : undefined;
+    agent ??= remote
       ?? (make ? make({ profile, ...(configDir ? { configDir } : {}) }) : createAgent({ settings: settings!, profile, openUrl: openInBrowser(io), ...(dataDir ? { dataDir } : {}) }));
-    if (command === 'login' && (values.server || values.issuer || values.audience)) {
+    if (command === 'login' && !isHeadless(process.env) && (values.server || values.issuer || values.audience)) {
       await agent.api.updateSettings({
         ...(values.server ? { serverUrl: values.server } : {}),
         ...(values.issuer ? { issuer: values.issuer } : {}),
@@ -136,6 +148,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     // While this run holds a tunnel, other `stint` runs of the profile reach it through its socket.
     if (!remote && dataDir && (command === 'request' || command === 'connect' || command === 'resume')) socket = await listenLocalSocket({ agent, dataDir });
     if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
+      if (isHeadless(process.env) && startProblems[0]) throw new ReportedProblem(startProblems[0]);
       if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
       throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
     }
@@ -157,12 +170,12 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
       case 'request': {
         const durationSeconds = parsed?.ok ? parsed.seconds : undefined;
         return await requestAccess(ctx, target!, {
-          noWait: values['no-wait'], psql: values.psql,
+          noWait: values['no-wait'], wait: values.wait, psql: values.psql,
           ...(values.level ? { level: values.level } : {}), ...(values.reason ? { reason: values.reason } : {}),
           ...(values.ticket ? { ticket: values.ticket } : {}), ...(durationSeconds ? { durationSeconds } : {}), ...(values.code ? { code: values.code } : {}),
         });
       }
-      case 'connect': return await connect(ctx, target!, values.psql);
+      case 'connect': return values.exec ? await execWithGrant(ctx, target!, values.exec) : await connect(ctx, target!, values.psql);
       case 'resume': return await resume(ctx, target!, { psql: values.psql, ...(values.code ? { code: values.code } : {}) });
       case 'release': return await release(ctx, target!);
       case 'approve': return await approve(ctx, target!, { ...(values.comment ? { comment: values.comment } : {}), ...(values.code ? { code: values.code } : {}) });

@@ -15,21 +15,27 @@ export const COMMANDS: readonly CommandHelp[] = [
   { name: 'resources', args: '[--json]', summary: 'what you may request' },
   {
     name: 'request',
-    args: '<resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--code 123456] [--no-wait] [--psql] [--json]',
+    args: '<resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--code 123456] [--no-wait | --wait] [--psql] [--json]',
     summary: 'ask for access; waits for approval, then connects',
     details: [
       'When policy asks you to verify it is you, stint asks for the 6-digit code from your authenticator app',
       '(or takes it from --code). Passkeys work only in the Stint app.',
+      '--wait waits for the decision only and prints the request (with --json: {"request": …}); connect later with',
+      '`stint connect <resource> --exec …`. Exit codes: 0 approved, 1 refused or failed, 2 usage, 3 denied, expired',
+      'or cancelled, 130 stopped (Ctrl+C; the request stays open).',
     ],
   },
   { name: 'grants', args: '[--json]', summary: 'your access, with time left' },
   {
     name: 'connect',
-    args: '<resource|grant> [--psql] [--json]',
+    args: '<resource|grant> [--psql] [--exec COMMAND] [--json]',
     summary: 'open the tunnel for active access and print the psql command',
     details: [
       'The grant\'s keys live in the agent that activated it: connect reaches that agent through its socket (see',
       '--agent) and prints a psql command that needs no password; --psql runs it.',
+      '--exec runs COMMAND (with /bin/sh) with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE,',
+      'activating your approved request first when there is one, then ends the access when COMMAND exits and exits',
+      'with its code. If the access ends first, COMMAND is stopped (SIGTERM).',
     ],
   },
   {
@@ -63,7 +69,11 @@ export const COMMANDS: readonly CommandHelp[] = [
   { name: 'help', args: '[command]', summary: 'this text, or one command\'s' },
 ];
 
-const OPTIONS = `options for every command:
+const OPTIONS = `headless (CI jobs, bots): set STINT_SERVER_URL and STINT_CLIENT_ID with STINT_CLIENT_SECRET or
+  STINT_CLIENT_SECRET_FILE (client credentials), or STINT_TOKEN_FILE (a workload identity token); STINT_ISSUER and
+  STINT_AUDIENCE are read from the server when unset. Nothing is stored; the secret is never printed.
+
+options for every command:
   --profile NAME     which agent profile (default: cli, or $STINT_PROFILE): each has its own sign-in,
                      keychain items and settings, apart from the tray app's
   --config-dir DIR   where the profile's settings live

@@ -100,6 +100,13 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
       u.published.publish();
       return { request };
     },
+    activateRequest: async (input) => {
+      const { requestId } = parse('activateRequest', input);
+      signedIn();
+      const connection = await u.access.activate(requestId);
+      await u.link.reload();
+      return connection;
+    },
     submitStepUp: async (input) => {
       const { requestId, proof } = parse('submitStepUp', input);
       const { request } = await u.link.api().stepUp(requestId, proof);

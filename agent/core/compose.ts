@@ -9,7 +9,11 @@ import { systemClock } from '../../shared/domain/clock';
 import { AgentError } from './errors';
 import { KeytarSecretStore } from './secrets/keytar-store';
 import type { SecretStore } from './secrets/secret-store';
+import { MemorySecretStore } from './secrets/memory-store';
 import { Session, type SessionStatus, type SessionUser } from './session';
+import { ServiceSession, type ServiceCredentials } from './service-session';
+import { refusal } from './api-client';
+import { Me } from '../../shared/contract/http';
 import type { SettingsStore } from './settings';
 import type { AgentSettings } from '../../shared/contract/agent';
 
@@ -96,6 +100,48 @@ export function createAgent(options: CreateAgentOptions): Agent {
     ...(options.dataDir ? { clientFiles: new ClientFiles(join(options.dataDir, 'grants')) } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.exportDir ? { exportDir: options.exportDir } : {}),
+  });
+  built.agent = agent;
+  return agent;
+}
+
+export interface CreateServiceAgentOptions {
+  /** In memory: a headless run writes no settings file. serverUrl must be set. */
+  settings: SettingsStore;
+  credentials: ServiceCredentials;
+  clock?: Clock;
+  fetch?: typeof fetch;
+}
+
+/**
+ * The agent of a machine client (CI job, bot): the service's session (client credentials or a workload token) and
+ * secrets in memory only — no keychain, nothing on disk. Everything else is the same agent as a person's.
+ */
+export function createServiceAgent(options: CreateServiceAgentOptions): Agent {
+  const doFetch = options.fetch ?? fetch;
+  const built: { agent?: Agent } = {};
+  // Who the server says this token is: the service subject its requests and grants carry.
+  const whoAmI = async (token: string): Promise<SessionUser> => {
+    const serverUrl = options.settings.get().serverUrl;
+    if (!serverUrl) throw new AgentError('invalid_input', 'Set the Stint server URL first (STINT_SERVER_URL or --server).');
+    let response: Response;
+    try {
+      response = await doFetch(new URL('v1/me', serverUrl.endsWith('/') ? serverUrl : `${serverUrl}/`), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+    } catch (cause) {
+      throw new AgentError('server_unreachable', `The Stint server at ${serverUrl} cannot be reached.`, cause);
+    }
+    const body: unknown = await response.json().catch(() => undefined);
+    if (!response.ok) throw refusal(response.status, body);
+    const me = Me.parse(body);
+    return { sub: me.sub, ...(me.name ? { name: me.name } : {}), groups: me.groups };
+  };
+  const session = new ServiceSession({ credentials: options.credentials, whoAmI, ...(options.clock ? { clock: options.clock } : {}), onChange: () => built.agent?.sessionChanged() });
+  const agent = new Agent({
+    settings: options.settings,
+    secrets: new MemorySecretStore(),
+    session,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   built.agent = agent;
   return agent;

@@ -18,6 +18,7 @@ const api = {
   refresh: call('refresh'),
   createRequest: call('createRequest'),
   cancelRequest: call('cancelRequest'),
+  activateRequest: call('activateRequest'),
   submitStepUp: call('submitStepUp'),
   approve: call('approve'),
   deny: call('deny'),

@@ -226,6 +226,11 @@ export const agentApi = {
     output: z.object({ request: AccessRequest, grant: Grant.optional(), connection: ConnectResult.optional() }),
   },
   cancelRequest: { input: RequestRef, output: z.object({ request: AccessRequest }) },
+  /**
+   * Turn my approved request into a grant held by this agent (its key, its tunnel): for a request made without
+   * `connect` (a CI job asks and waits in one step, connects in the next).
+   */
+  activateRequest: { input: RequestRef, output: ConnectResult },
   submitStepUp: { input: z.strictObject({ requestId: Id, proof: StepUpProof }), output: z.object({ request: AccessRequest }) },
   approve: {
     input: z.strictObject({ requestId: Id, comment: z.string().max(2000).optional(), stepUp: StepUpProof.optional() }),
