@@ -1,0 +1,118 @@
+// A CI job on the real stack (#25): the dev IdP's `stint-ci` client authenticates by client credentials, the real
+// `stint` CLI runs headless as a child process — `request --wait --json`, then `connect --exec` running a real psql
+// through the real bastion to the real PostgreSQL — and the grant ends with the command: the server shows it ended
+// and the role can no longer log in. Outside the change window a DBA approves while the job waits; inside it the job
+// goes through at once. Refusals as a CI job sees them: no ticket, and trying to approve.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startStack, type Stack } from '../harness/stack';
+import { DEV_CI_CLIENT } from '../../server/dev-idp/index';
+import { serviceDir } from '../../dev/run-dir';
+import { call, until, windowFromNow } from '../server/helpers';
+
+/** The demo's CI policy with its change window now closed, and a second resource whose window is open now. */
+function ciWindows(yaml: string): string {
+  const closed = yaml.replace('autoApprove: { window: "02:00-04:00" }', `autoApprove: { window: "${windowFromNow(2, 3)}" }`);
+  const resource = closed.slice(closed.indexOf('  - id: ci-orders'), closed.indexOf('\npolicies:'))
+    .replace('id: ci-orders', 'id: ci-orders-open').replace('policy: ci-migrations', 'policy: ci-open');
+  const policy = closed.slice(closed.indexOf('  ci-migrations:')).replace('ci-migrations:', 'ci-open:').replace(windowFromNow(2, 3), windowFromNow(-1, 1));
+  return `${closed.replace('\npolicies:', `\n${resource}\npolicies:`)}\n${policy}`;
+}
+
+let stack: Stack;
+let dir: string;
+beforeAll(async () => {
+  stack = await startStack({ editConfig: ciWindows });
+  dir = serviceDir('ci-job');
+}, 120_000);
+afterAll(async () => { await stack?.stop(); });
+
+interface Run { code: number; stdout: string; stderr: string }
+
+/** `stint` as a CI job runs it: the real binary, configured by its environment only. */
+function stint(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/stint.mjs', ...args], {
+      timeout: 60_000,
+      env: {
+        PATH: process.env.PATH!, HOME: dir, TMPDIR: process.env.TMPDIR ?? '/tmp',
+        STINT_SERVER_URL: stack.serverUrl, STINT_CLIENT_ID: DEV_CI_CLIENT.clientId, STINT_CLIENT_SECRET: DEV_CI_CLIENT.clientSecret,
+        ...env,
+      },
+    }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+const asAdmin = async (path: string) => (await call(stack.serverUrl, 'GET', path, { token: await stack.idp.tokenFor('carol') })).body;
+
+async function canLogIn(user: string, password: string): Promise<boolean> {
+  const client = new pg.Client({ host: '127.0.0.1', port: stack.pg.port, user, password, database: 'orders' });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('a CI job with a service identity', () => {
+  it('outside the change window: requests, waits while a DBA approves, runs psql through the grant, and the grant ends with it', async () => {
+    const asking = stint(['request', 'ci-orders', '--level', 'migrate', '--reason', 'migration 42', '--ticket', 'CHG-42', '--wait', '--json']);
+    // A DBA finds it waiting and approves it.
+    const bob = await stack.idp.tokenFor('bob');
+    const pending = await until('the CI request to wait for a DBA', async () => {
+      const list = (await call(stack.serverUrl, 'GET', '/v1/requests?role=approver', { token: bob })).body as { requests: { id: string; requester: string; ticket?: string }[] };
+      return list.requests.find((r) => r.requester === 'service:ci-migrations');
+    }, 30_000);
+    expect(pending.ticket).toBe('CHG-42');
+    expect((await call(stack.serverUrl, 'POST', `/v1/requests/${pending.id}/approve`, { token: bob, body: {} })).status).toBe(200);
+    const asked = await asking;
+    expect(asked.code, asked.stderr).toBe(0);
+    expect(JSON.parse(asked.stdout)).toMatchObject({ request: { id: pending.id, state: 'approved', requester: 'service:ci-migrations' } });
+    // Nothing secret on the job's output.
+    expect(asked.stdout + asked.stderr).not.toContain(DEV_CI_CLIENT.clientSecret);
+
+    const creds = join(dir, 'creds');
+    const ran = await stint(['connect', 'ci-orders', '--exec', `printf '%s\\n%s\\n' "$PGUSER" "$PGPASSWORD" > ${creds}; psql -X -A -t -c "select count(*) from orders where status = 'stuck'"`]);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toBe('7');
+    expect(ran.stderr).toContain('access ended');
+
+    const [user, password] = readFileSync(creds, 'utf8').trim().split('\n') as [string, string];
+    // The command had the grant's own role and password (psql above logged in with them through the bastion)…
+    expect(user).toMatch(/^stint_/);
+    expect(password.length).toBeGreaterThan(16);
+    const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { requestId: string; state: string; endReason?: string }[] };
+    expect(grants.grants.find((g) => g.requestId === pending.id)).toMatchObject({ state: 'released' });
+    // …which no longer log in anywhere.
+    expect(await canLogIn(user, password)).toBe(false);
+  }, 120_000);
+
+  it('inside the change window: approved at once, and the command\'s exit code is the job\'s', async () => {
+    const asked = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'nightly', '--ticket', 'CHG-43', '--wait', '--json']);
+    expect(asked.code, asked.stderr).toBe(0);
+    const { request } = JSON.parse(asked.stdout) as { request: { id: string; state: string; decisionReason?: string } };
+    expect(request.state).toBe('approved');
+    expect(request.decisionReason).toContain('change window');
+    const ran = await stint(['connect', 'ci-orders-open', '--exec', 'psql -X -A -t -c "select 1" && exit 7']);
+    expect(ran.code).toBe(7);
+    const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { requestId: string; state: string }[] };
+    expect(grants.grants.find((g) => g.requestId === request.id)?.state).toBe('released');
+  }, 120_000);
+
+  it('refusals as the job sees them: no ticket, and approving is not for services', async () => {
+    const noTicket = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'nightly', '--wait', '--json']);
+    expect(noTicket.code).toBe(1);
+    expect(JSON.parse(noTicket.stderr.trim().split('\n').pop()!)).toMatchObject({ error: { code: 'ticket_required' } });
+
+    const alice = await stack.idp.tokenFor('alice');
+    const created = await call(stack.serverUrl, 'POST', '/v1/requests', { token: alice, body: { resourceId: 'prod-orders', level: 'read', reason: 'look', ticket: 'INC-1' } });
+    const approve = await stint(['approve', created.body.request.id, '--json']);
+    expect(approve.code).toBe(1);
+    expect(JSON.parse(approve.stderr.trim().split('\n').pop()!)).toMatchObject({ error: { code: 'service_not_allowed' } });
+  }, 120_000);
+});
