@@ -2,7 +2,8 @@
 // exactly that list, attaching the check each declaration names — the gap through which a stolen token once stripped
 // step-up was a route nobody had declared. This test walks every route the running server really serves: with no
 // credentials, every route that is not anonymous answers 401 (user, admin, bastion); with a non-admin user's token,
-// admin routes answer 403 and user routes let the user through (anything but 401/403 from the access check). Then, on
+// admin routes answer 403 and user routes let the user through (anything but 401/403 from the access check); with a
+// service identity's token (a CI job), every route refuses it but those declared user_or_service. Then, on
 // a bare Fastify: the router refuses a non-admin before an admin route's handler runs, and a route registered any
 // other way stops the server from starting.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -42,7 +43,7 @@ describe('route access', () => {
 
   it('with a non-admin user\'s token, admin routes refuse and user routes let the user through', async () => {
     const token = await stack.idp.tokenFor('alice');
-    for (const route of served().filter((r) => r.access === 'user' || r.access === 'admin')) {
+    for (const route of served().filter((r) => r.access === 'user' || r.access === 'user_or_service' || r.access === 'admin')) {
       // /v1/events streams: its headers say it let the user in; the body is not waited for.
       if (route.url === '/v1/events') {
         const abort = new AbortController();
@@ -57,6 +58,23 @@ describe('route access', () => {
       const where = `${route.method} ${route.url} (${route.access})`;
       if (route.access === 'admin') expect(answer.body?.code, where).toBe('admin_only');
       else expect([401, 403].includes(answer.status) && ['token_invalid', 'admin_only', 'token_missing'].includes(answer.body?.code), where).toBe(false);
+    }
+  });
+  it("with a CI job's service token, only the routes that admit services let it through", async () => {
+    // The demo config maps the dev IdP's client credentials client (stint-ci) to service:ci-migrations.
+    const token = await stack.idp.serviceToken();
+    for (const route of served().filter((r) => r.access !== 'anonymous' && r.access !== 'bastion')) {
+      const where = `${route.method} ${route.url} (${route.access})`;
+      if (route.url === '/v1/events') {
+        const abort = new AbortController();
+        const response = await fetch(`${stack.serverUrl}/v1/events`, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal });
+        expect(response.status, where).toBe(200);
+        abort.abort();
+        continue;
+      }
+      const answer = await call(stack.serverUrl, route.method, pathOf(route.url), { token, ...(route.method === 'POST' ? { body: {} } : {}) });
+      if (route.access === 'user_or_service') expect([401, 403].includes(answer.status), where).toBe(false);
+      else expect(answer.body?.code, where).toBe('service_not_allowed');
     }
   });
 });
