@@ -5,8 +5,8 @@
 // goes through at once. Refusals as a CI job sees them: no ticket, and trying to approve.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startStack, type Stack } from '../harness/stack';
 import { DEV_CI_CLIENT } from '../../server/dev-idp/index';
@@ -48,6 +48,17 @@ function stint(args: string[], env: Record<string, string> = {}): Promise<Run> {
 
 const asAdmin = async (path: string) => (await call(stack.serverUrl, 'GET', path, { token: await stack.idp.tokenFor('carol') })).body;
 
+/** A DBA finds the CI job's request (by its ticket) waiting, and approves it. Returns its id. */
+async function approveWhenAsked(ticket: string): Promise<string> {
+  const bob = await stack.idp.tokenFor('bob');
+  const pending = await until(`the CI request ${ticket} to wait for a DBA`, async () => {
+    const list = (await call(stack.serverUrl, 'GET', '/v1/requests?role=approver', { token: bob })).body as { requests: { id: string; requester: string; ticket?: string }[] };
+    return list.requests.find((r) => r.requester === 'service:ci-migrations' && r.ticket === ticket);
+  }, 30_000);
+  expect((await call(stack.serverUrl, 'POST', `/v1/requests/${pending.id}/approve`, { token: bob, body: {} })).status).toBe(200);
+  return pending.id;
+}
+
 async function canLogIn(user: string, password: string): Promise<boolean> {
   const client = new pg.Client({ host: '127.0.0.1', port: stack.pg.port, user, password, database: 'orders' });
   try {
@@ -62,17 +73,10 @@ async function canLogIn(user: string, password: string): Promise<boolean> {
 describe('a CI job with a service identity', () => {
   it('outside the change window: requests, waits while a DBA approves, runs psql through the grant, and the grant ends with it', async () => {
     const asking = stint(['request', 'ci-orders', '--level', 'migrate', '--reason', 'migration 42', '--ticket', 'CHG-42', '--wait', '--json']);
-    // A DBA finds it waiting and approves it.
-    const bob = await stack.idp.tokenFor('bob');
-    const pending = await until('the CI request to wait for a DBA', async () => {
-      const list = (await call(stack.serverUrl, 'GET', '/v1/requests?role=approver', { token: bob })).body as { requests: { id: string; requester: string; ticket?: string }[] };
-      return list.requests.find((r) => r.requester === 'service:ci-migrations');
-    }, 30_000);
-    expect(pending.ticket).toBe('CHG-42');
-    expect((await call(stack.serverUrl, 'POST', `/v1/requests/${pending.id}/approve`, { token: bob, body: {} })).status).toBe(200);
+    const pending = { id: await approveWhenAsked('CHG-42') };
     const asked = await asking;
     expect(asked.code, asked.stderr).toBe(0);
-    expect(JSON.parse(asked.stdout)).toMatchObject({ request: { id: pending.id, state: 'approved', requester: 'service:ci-migrations' } });
+    expect(JSON.parse(asked.stdout)).toMatchObject({ request: { id: pending.id, state: 'approved', requester: 'service:ci-migrations', ticket: 'CHG-42' } });
     // Nothing secret on the job's output.
     expect(asked.stdout + asked.stderr).not.toContain(DEV_CI_CLIENT.clientSecret);
 
@@ -102,6 +106,31 @@ describe('a CI job with a service identity', () => {
     expect(ran.code).toBe(7);
     const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { requestId: string; state: string }[] };
     expect(grants.grants.find((g) => g.requestId === request.id)?.state).toBe('released');
+  }, 120_000);
+
+  it('docs/admin.md\'s CI snippet runs as written: the migration lands, the request is on file', async () => {
+    const doc = readFileSync('docs/admin.md', 'utf8');
+    const block = /```sh illustration\n(# A CI job[\s\S]*?)```/.exec(doc)![1]!;
+    const lines = block.split('\n').filter((l) => l.startsWith('stint '));
+    expect(lines).toHaveLength(2);
+    const job = serviceDir('ci-snippet');
+    writeFileSync(join(job, 'migrate.sql'), 'create table ci_marker (id int primary key, note text);\ninsert into ci_marker values (1, \'from CI\');\n');
+    writeFileSync(join(job, 'secret'), DEV_CI_CLIENT.clientSecret);
+    const script = [`stint() { "${process.execPath}" "${resolve('bin/stint.mjs')}" "$@"; }`, 'set -e', ...lines].join('\n');
+    const running = new Promise<Run>((done) => {
+      execFile('/bin/bash', ['-c', script], {
+        cwd: job, timeout: 90_000,
+        env: {
+          PATH: process.env.PATH!, HOME: job, STINT_SERVER_URL: stack.serverUrl, STINT_CLIENT_ID: DEV_CI_CLIENT.clientId,
+          STINT_CLIENT_SECRET_FILE: join(job, 'secret'), CI_COMMIT_SHORT_SHA: 'abc1234', CHANGE_ID: 'CHG-44',
+        },
+      }, (error, stdout, stderr) => done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+    });
+    const pending = await approveWhenAsked('CHG-44');
+    const ran = await running;
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(job, 'request.json'), 'utf8'))).toMatchObject({ request: { id: pending, state: 'approved', reason: 'migrate abc1234' } });
+    expect(await stack.pg.query('select note from ci_marker', [], 'orders')).toEqual([{ note: 'from CI' }]);
   }, 120_000);
 
   it('refusals as the job sees them: no ticket, and approving is not for services', async () => {
