@@ -9,13 +9,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startStack, type Stack } from '../harness/stack';
+import { startIdp, type IdpInstance } from '../../dev/idp';
 import { DEV_CI_CLIENT } from '../../server/dev-idp/index';
 import { serviceDir } from '../../dev/run-dir';
 import { call, until, windowFromNow } from '../server/helpers';
 
-/** The demo's CI policy with its change window now closed, and a second resource whose window is open now. */
-function ciWindows(yaml: string): string {
-  const closed = yaml.replace('autoApprove: { window: "02:00-04:00" }', `autoApprove: { window: "${windowFromNow(2, 3)}" }`);
+const CI_AUDIENCE = 'https://stint.example/ci';
+const DEPLOY = { clientId: 'acme-deploy', clientSecret: 'acme-deploy-secret' };
+
+/**
+ * The demo's CI policy with its change window now closed, a second resource whose window is open now, and a second
+ * service whose tokens come from a CI provider (another issuer).
+ */
+function ciWindows(yaml: string, ciIssuer: string): string {
+  const withBot = yaml.replace(/^( +)claims: \{ client_id: stint-ci \}.*$/m, (line, indent: string) =>
+    `${line}\n${indent.slice(2)}- { name: deploy-bot, issuer: "${ciIssuer}", audience: "${CI_AUDIENCE}", subject: ${DEPLOY.clientId} }`)
+    .replace('requesters: [ci-migrations]', 'requesters: [ci-migrations, deploy-bot]');
+  const closed = withBot.replace('autoApprove: { window: "02:00-04:00" }', `autoApprove: { window: "${windowFromNow(2, 3)}" }`);
   const resource = closed.slice(closed.indexOf('  - id: ci-orders'), closed.indexOf('\npolicies:'))
     .replace('id: ci-orders', 'id: ci-orders-open').replace('policy: ci-migrations', 'policy: ci-open');
   const policy = closed.slice(closed.indexOf('  ci-migrations:')).replace('ci-migrations:', 'ci-open:').replace(windowFromNow(2, 3), windowFromNow(-1, 1));
@@ -23,12 +33,18 @@ function ciWindows(yaml: string): string {
 }
 
 let stack: Stack;
+let ciProvider: IdpInstance;
 let dir: string;
 beforeAll(async () => {
-  stack = await startStack({ editConfig: ciWindows });
+  // The CI provider: an OpenID provider of its own that mints the job's workload identity tokens.
+  ciProvider = await startIdp({ audience: CI_AUDIENCE, serviceClients: [DEPLOY] });
+  stack = await startStack({ editConfig: (yaml) => ciWindows(yaml, ciProvider.issuer) });
   dir = serviceDir('ci-job');
 }, 120_000);
-afterAll(async () => { await stack?.stop(); });
+afterAll(async () => {
+  await stack?.stop();
+  await ciProvider?.close();
+});
 
 interface Run { code: number; stdout: string; stderr: string }
 
@@ -131,6 +147,19 @@ describe('a CI job with a service identity', () => {
     expect(ran.code, ran.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(job, 'request.json'), 'utf8'))).toMatchObject({ request: { id: pending, state: 'approved', reason: 'migrate abc1234' } });
     expect(await stack.pg.query('select note from ci_marker', [], 'orders')).toEqual([{ note: 'from CI' }]);
+  }, 120_000);
+
+  it("with the CI provider's workload identity token instead of client credentials", async () => {
+    const tokenFile = join(dir, 'id-token');
+    writeFileSync(tokenFile, await ciProvider.serviceToken(DEPLOY));
+    const env = { STINT_CLIENT_ID: '', STINT_CLIENT_SECRET: '', STINT_TOKEN_FILE: tokenFile };
+    const asked = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'deploy', '--ticket', 'CHG-45', '--wait', '--json'], env);
+    expect(asked.code, asked.stderr).toBe(0);
+    const { request } = JSON.parse(asked.stdout) as { request: { id: string; state: string; requester: string } };
+    expect(request).toMatchObject({ state: 'approved', requester: 'service:deploy-bot' });
+    const ran = await stint(['connect', 'ci-orders-open', '--exec', 'psql -X -A -t -c "select current_user"'], env);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toMatch(/^stint_/);
   }, 120_000);
 
   it('refusals as the job sees them: no ticket, and approving is not for services', async () => {
