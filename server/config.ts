@@ -263,9 +263,19 @@ export const ServerConfig = z.strictObject({
   policies: z.record(IdString, PolicyConfig).default({}),
 }).superRefine((config, ctx) => {
   const names = new Set<string>();
+  const proofs = new Set<string>();
   config.identity.services.forEach((service, index) => {
-    if (names.has(service.name)) ctx.addIssue({ code: 'custom', path: ['identity', 'services', index, 'name'], message: `expected a unique name, ${service.name} is used twice` });
+    const at = ['identity', 'services', index];
+    if (names.has(service.name)) ctx.addIssue({ code: 'custom', path: [...at, 'name'], message: `expected a unique name, ${service.name} is used twice` });
     names.add(service.name);
+    // The IdP's tokens are checked for identity.audience: a service of that issuer cannot have another.
+    const ownIssuer = (service.issuer ?? config.identity.issuer) === config.identity.issuer;
+    if (ownIssuer && service.audience !== undefined && service.audience !== config.identity.audience) {
+      ctx.addIssue({ code: 'custom', path: [...at, 'audience'], message: `tokens of identity.issuer are for identity.audience (${config.identity.audience}); leave audience out` });
+    }
+    const proof = canonicalJson({ issuer: service.issuer ?? config.identity.issuer, audience: service.audience ?? config.identity.audience, subject: service.subject, claims: service.claims });
+    if (proofs.has(proof)) ctx.addIssue({ code: 'custom', path: at, message: `expected tokens that prove one service only: another service has the same issuer, audience, subject and claims` });
+    proofs.add(proof);
   });
   for (const [id, policy] of Object.entries(config.policies)) {
     policy.services?.requesters.forEach((name, index) => {

@@ -3,7 +3,7 @@
 // taken back with new keys), the command runs with the tunnel's address and the grant's credentials in libpq's
 // environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE — psql, pg_dump and most drivers read them), and when it
 // exits the grant is released and its exit code is stint's. If the grant ends first (deadline, revoke), the command
-// is stopped (SIGTERM). Nothing of the connection is written to disk; the password is only in the child's environment.
+// is stopped (SIGTERM to its process group). Nothing of the connection is written to disk; the password is only in the child's environment.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { AgentState, ConnectResult } from '../../shared/contract/agent';
@@ -32,13 +32,22 @@ export async function execWithGrant(ctx: CliContext, ref: string, command: strin
   const password = decodeURIComponent(new URL(uri).password);
   // The child gets the connection, never this run's own credentials.
   const { STINT_CLIENT_SECRET: _secret, ...env } = process.env;
+  // Its own process group, so stopping it stops what it started too (a `sleep`, a psql) instead of orphaning them.
   const child = spawn('/bin/sh', ['-c', command], {
     stdio: 'inherit',
+    detached: true,
     env: { ...env, PGHOST: connection.host, PGPORT: String(connection.port), PGUSER: connection.user, PGPASSWORD: password, PGDATABASE: connection.database },
   });
   io.err(`stint: ${connection.user}@${connection.host}:${connection.port}/${connection.database} (grant ${connection.grantId}) — running the command.`);
   // A cancelled CI job (SIGTERM) or Ctrl+C stops the command; the grant is still released below.
-  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  const stop = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const forward = (signal: NodeJS.Signals) => () => stop(signal);
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
@@ -47,7 +56,7 @@ export async function execWithGrant(ctx: CliContext, ref: string, command: strin
   const stopWatching = agent.subscribe((event) => {
     if (event.type !== 'state' || isLive(event.state, connection.grantId)) return;
     endedFirst = true;
-    child.kill('SIGTERM');
+    stop('SIGTERM');
   });
   const code = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
@@ -61,7 +70,12 @@ export async function execWithGrant(ctx: CliContext, ref: string, command: strin
     io.err(`stint: the access ended before the command did (${ref}); the command was stopped.`);
     return code;
   }
-  const { grant } = await agent.api.release({ grantId: connection.grantId });
-  io.err(ctx.json ? JSON.stringify({ grantId: grant.id, state: grant.state, exitCode: code }) : `stint: access ended (grant ${grant.id} ${grant.state}); the command exited with ${code}.`);
+  // The command's outcome is the job's: a release that fails is said, and the grant still ends at its deadline.
+  try {
+    const { grant } = await agent.api.release({ grantId: connection.grantId });
+    io.err(ctx.json ? JSON.stringify({ grantId: grant.id, state: grant.state, exitCode: code }) : `stint: access ended (grant ${grant.id} ${grant.state}); the command exited with ${code}.`);
+  } catch (error) {
+    io.err(`stint: the access could not be released now (${error instanceof Error ? error.message : String(error)}); it ends at its deadline.`);
+  }
   return code;
 }

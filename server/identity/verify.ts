@@ -108,10 +108,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         // and a token issued to a client this server does not serve (azp) is not taken for one of ours.
         const typ = typeof protectedHeader.typ === 'string' ? protectedHeader.typ.toLowerCase().replace(/^application\//, '') : undefined;
         if (typ !== undefined && typ !== 'at+jwt' && typ !== 'jwt') return { ok: false, code: 'token_invalid', message: `the token's type is "${protectedHeader.typ}", not an access token` };
-        if (identity.clientIds && typeof payload.azp === 'string' && !identity.clientIds.includes(payload.azp)) {
+        const user = toUser(payload);
+        // identity.clientIds names the agents people sign in with; a configured service is its own client.
+        if (!user?.service && identity.clientIds && typeof payload.azp === 'string' && !identity.clientIds.includes(payload.azp)) {
           return { ok: false, code: 'token_invalid', message: `the token was issued to client "${payload.azp}", which this server does not accept (identity.clientIds)` };
         }
-        const user = toUser(payload);
         if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject, or one this server does not accept' };
         return remember(token, { ok: true, user, expiresAt: payload.exp! * 1000 });
       } catch (error) {

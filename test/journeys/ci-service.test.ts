@@ -48,18 +48,21 @@ afterAll(async () => {
 
 interface Run { code: number; stdout: string; stderr: string }
 
-/** `stint` as a CI job runs it: the real binary, configured by its environment only. */
-function stint(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/stint.mjs', ...args], {
-      timeout: 60_000,
+/** `stint` as a CI job runs it: the real binary, configured by its environment only. `stderr()` is what it said so far. */
+function stint(args: string[], env: Record<string, string> = {}): Promise<Run> & { stderr: () => string } {
+  let said = '';
+  const done = new Promise<Run>((resolve) => {
+    const child = execFile(process.execPath, ['bin/stint.mjs', ...args], {
+      timeout: 90_000,
       env: {
         PATH: process.env.PATH!, HOME: dir, TMPDIR: process.env.TMPDIR ?? '/tmp',
         STINT_SERVER_URL: stack.serverUrl, STINT_CLIENT_ID: DEV_CI_CLIENT.clientId, STINT_CLIENT_SECRET: DEV_CI_CLIENT.clientSecret,
         ...env,
       },
     }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+    child.stderr?.on('data', (chunk: Buffer) => { said += chunk.toString(); });
   });
+  return Object.assign(done, { stderr: () => said });
 }
 
 const asAdmin = async (path: string) => (await call(stack.serverUrl, 'GET', path, { token: await stack.idp.tokenFor('carol') })).body;
@@ -122,6 +125,25 @@ describe('a CI job with a service identity', () => {
     expect(ran.code).toBe(7);
     const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { requestId: string; state: string }[] };
     expect(grants.grants.find((g) => g.requestId === request.id)?.state).toBe('released');
+  }, 120_000);
+
+  it('a grant that ends while the command runs (an admin revokes it) stops the command', async () => {
+    const asked = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'long job', '--ticket', 'CHG-46', '--wait', '--json']);
+    const { request } = JSON.parse(asked.stdout) as { request: { id: string } };
+    const job = stint(['connect', 'ci-orders-open', '--exec', 'psql -X -c "select 1" >/dev/null && sleep 60']);
+    // Once stint says the command runs, its grant is active and the tunnel open.
+    await until('the job\'s command to run', () => job.stderr().includes('running the command'), 60_000);
+    const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { id: string; requestId: string; state: string }[] };
+    const grant = grants.grants.find((g) => g.requestId === request.id)!;
+    expect(grant.state).toBe('active');
+    const revokedAt = Date.now();
+    const revoked = await call(stack.serverUrl, 'POST', `/v1/grants/${grant.id}/revoke`, { token: await stack.idp.tokenFor('carol'), body: { reason: 'stop the job' } });
+    expect(revoked.status).toBe(200);
+    const ran = await job;
+    // Well before the command's own 60 s: the command and what it started (sleep) were stopped, not left running.
+    expect(Date.now() - revokedAt).toBeLessThan(30_000);
+    expect(ran.code, ran.stderr).toBe(143); // 128 + SIGTERM: the shell running sleep was stopped
+    expect(ran.stderr).toContain('the access ended before the command did');
   }, 120_000);
 
   it('docs/admin.md\'s CI snippet runs as written: the migration lands, the request is on file', async () => {

@@ -157,4 +157,9 @@ describe('service identities in the config', () => {
     expect(problems({ policies: { ci: { services: { requesters: ['ci-ghost'] } } } })).toEqual([expect.stringContaining('expected one of identity.services (ci-migrations), got ci-ghost')]);
     expect(problems({ policies: { ci: { services: { ticket: null } } } }).join()).toContain('services.ticket');
   });
+
+  it('refuses service identities that could never match, or that one token would prove twice', () => {
+    expect(problems({ identity: { services: [{ name: 'ci-migrations', subject: 'stint-ci', audience: 'other' }] } })).toEqual([expect.stringContaining('identity.services[0].audience: tokens of identity.issuer are for identity.audience (api)')]);
+    expect(problems({ identity: { services: [{ name: 'ci-migrations', subject: 'stint-ci' }, { name: 'ci-other', subject: 'stint-ci' }] } })).toEqual([expect.stringContaining('identity.services[1]: expected tokens that prove one service only')]);
+  });
 });
