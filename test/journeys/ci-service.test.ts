@@ -5,7 +5,7 @@
 // goes through at once. Refusals as a CI job sees them: no ticket, and trying to approve.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startStack, type Stack } from '../harness/stack';
@@ -113,6 +113,8 @@ describe('a CI job with a service identity', () => {
     expect(grants.grants.find((g) => g.requestId === pending.id)).toMatchObject({ state: 'released' });
     // …which no longer log in anywhere.
     expect(await canLogIn(user, password)).toBe(false);
+    // The job's runs wrote nothing of their own (no settings file, no keychain): only the test's own creds file is here.
+    expect(readdirSync(dir)).toEqual(['creds']);
   }, 120_000);
 
   it('inside the change window: approved at once, and the command\'s exit code is the job\'s', async () => {
