@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, relative, resolve } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { startDevIdp, DEMO_USERS } from '../server/dev-idp/index';
+import { startDevIdp, DEMO_USERS, DEV_CI_CLIENT } from '../server/dev-idp/index';
 import { buildServer } from '../server/app';
 import { parseConfig } from '../server/config';
 import { productionEffects } from '../server/main';
@@ -201,6 +201,9 @@ approve it in their tabs (or from any browser at ${serverUrl}/approve/<request i
 bob or dave), then connect as alice and paste the psql command it copies. "Users (staging)" is granted
 at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
 From a terminal, the same agents: node bin/stint.mjs --agent ${relative(process.cwd(), sockets.alice)} grants   (bob: …/agents/bob/agent.sock)` : ''}
+A CI job (service identity ci-migrations; docs/admin.md): with STINT_SERVER_URL=${serverUrl} STINT_CLIENT_ID=${DEV_CI_CLIENT.clientId}
+STINT_CLIENT_SECRET=${DEV_CI_CLIENT.clientSecret}, run node bin/stint.mjs request ci-orders --level migrate --reason test
+--ticket CHG-1 --wait (bob approves it outside 02:00-04:00 UTC), then node bin/stint.mjs connect ci-orders --exec 'psql -c "select 1"'.
 Ctrl+C stops everything.`);
   if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: links.alice, links, ports }));
 }
