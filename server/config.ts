@@ -100,6 +100,9 @@ export const PolicyConfig = z.strictObject({
   if (policy.services && policy.stepUp.request !== 'never') {
     ctx.addIssue({ code: 'custom', path: ['stepUp', 'request'], message: `a policy that names services cannot ask requesters for step-up (${policy.stepUp.request}): a service has no second factor. Give the services a policy of their own with stepUp.request: never` });
   }
+  if (policy.services?.outsideWindow === 'refuse' && !policy.services.autoApprove) {
+    ctx.addIssue({ code: 'custom', path: ['services', 'outsideWindow'], message: 'refuse needs a change window to refuse outside of (services.autoApprove.window)' });
+  }
   const services = policy.services && servicesUnapprovable(policy);
   if (services) ctx.addIssue({ code: 'custom', path: ['services'], message: services });
   if (policy.extend?.reapproval && policy.approvals.length === 0) ctx.addIssue({ code: 'custom', path: ['extend', 'reapproval'], message: 'expected approval rules to re-approve extensions with (or reapproval: false)' });

@@ -156,6 +156,7 @@ describe('service identities in the config', () => {
     expect(problems({ policies: { ci: { approvals: [] } } })).toEqual([expect.stringMatching(/^policies\.ci\.services: services' requests wait for approval always .* add an approvals rule/)]);
     expect(problems({ policies: { ci: { services: { requesters: ['ci-ghost'] } } } })).toEqual([expect.stringContaining('expected one of identity.services (ci-migrations), got ci-ghost')]);
     expect(problems({ policies: { ci: { services: { ticket: null } } } }).join()).toContain('services.ticket');
+    expect(problems({ policies: { ci: { services: { outsideWindow: 'refuse' } } } })).toEqual([expect.stringContaining('services.outsideWindow: refuse needs a change window')]);
   });
 
   it('refuses service identities that could never match, or that one token would prove twice', () => {
