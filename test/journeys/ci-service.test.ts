@@ -132,9 +132,9 @@ describe('a CI job with a service identity', () => {
   it('a grant that ends while the command runs (an admin revokes it) stops the command', async () => {
     const asked = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'long job', '--ticket', 'CHG-46', '--wait', '--json']);
     const { request } = JSON.parse(asked.stdout) as { request: { id: string } };
-    const job = stint(['connect', 'ci-orders-open', '--exec', 'psql -X -c "select 1" >/dev/null && sleep 60']);
-    // Once stint says the command runs, its grant is active and the tunnel open.
-    await until('the job\'s command to run', () => job.stderr().includes('running the command'), 60_000);
+    const job = stint(['connect', 'ci-orders-open', '--exec', 'psql -X -c "select 1" >/dev/null && echo "job: connected" >&2 && sleep 60']);
+    // Once the command says it used the database, the grant is active and the tunnel open.
+    await until('the job\'s command to use the database', () => job.stderr().includes('job: connected'), 60_000);
     const grants = (await asAdmin('/v1/grants?all=true')) as { grants: { id: string; requestId: string; state: string }[] };
     const grant = grants.grants.find((g) => g.requestId === request.id)!;
     expect(grant.state).toBe('active');
