@@ -148,8 +148,8 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     // While this run holds a tunnel, other `stint` runs of the profile reach it through its socket.
     if (!remote && dataDir && (command === 'request' || command === 'connect' || command === 'resume')) socket = await listenLocalSocket({ agent, dataDir });
     if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
-      if (isHeadless(process.env) && startProblems[0]) throw new ReportedProblem(startProblems[0]);
       if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
+      if (isHeadless(process.env)) throw new CliError(`The service (${profile}) is not signed in.`, 1, 'Check STINT_CLIENT_ID and its secret, or STINT_TOKEN_FILE.');
       throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
     }
 
