@@ -40,6 +40,20 @@ function expiresAtMs(token: string): number | undefined {
   }
 }
 
+/**
+ * The IdP's own words when it answered and refused (openid-client: an OAuth error body, or a 401's WWW-Authenticate
+ * challenge for a wrong secret), or undefined when it did not answer at all.
+ */
+function oauthRefusal(cause: unknown): string | undefined {
+  const err = cause as { error?: string; error_description?: string; cause?: unknown };
+  if (err?.error) return err.error_description ?? err.error;
+  if (cause instanceof oidc.WWWAuthenticateChallengeError) {
+    const params = (Array.isArray(err.cause) ? err.cause[0] : undefined) as { parameters?: { error?: string; error_description?: string } } | undefined;
+    return params?.parameters?.error_description ?? params?.parameters?.error ?? 'the client was not accepted';
+  }
+  return undefined;
+}
+
 export class ServiceSession implements SessionLike {
   private readonly clock: Clock;
   private config?: oidc.Configuration;
@@ -114,8 +128,8 @@ export class ServiceSession implements SessionLike {
       lifetimeMs = exp === undefined ? undefined : exp - this.clock.now();
     } else {
       const tokens = await this.clientCredentials(credentials).catch((cause: unknown) => {
-        const err = cause as { error?: string; error_description?: string };
-        if (err?.error) throw new AgentError('login_failed', `The sign-in service refused the client credentials of ${credentials.clientId}: ${err.error_description ?? err.error}.`, cause);
+        const refused = oauthRefusal(cause);
+        if (refused) throw new AgentError('login_failed', `The sign-in service refused the client credentials of ${credentials.clientId}: ${refused}.`, cause);
         throw new AgentError('idp_unreachable', `The sign-in service at ${new URL(credentials.issuer).origin} cannot be reached.`, cause);
       });
       token = tokens.access_token;

@@ -186,7 +186,12 @@ describe('a CI job with a service identity', () => {
     expect(ran.stdout.trim()).toMatch(/^stint_/);
   }, 120_000);
 
-  it('refusals as the job sees them: no ticket, and approving is not for services', async () => {
+  it('refusals as the job sees them: a wrong secret, no ticket, and approving is not for services', async () => {
+    const wrong = await stint(['resources', '--json'], { STINT_CLIENT_SECRET: 'not-the-secret-9f3a' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('refused the client credentials of stint-ci');
+    expect(wrong.stdout + wrong.stderr).not.toContain('not-the-secret-9f3a');
+
     const noTicket = await stint(['request', 'ci-orders-open', '--level', 'migrate', '--reason', 'nightly', '--wait', '--json']);
     expect(noTicket.code).toBe(1);
     expect(JSON.parse(noTicket.stderr.trim().split('\n').pop()!)).toMatchObject({ error: { code: 'ticket_required' } });
