@@ -54,6 +54,8 @@ export function createWebSignIn(opts: { config: ServerConfig; verifier: TokenVer
       }
       const checked = await opts.verifier.verify(`Bearer ${tokens.access_token}`);
       if (!checked.ok) return { ok: false, message: `the identity provider's token is not one this server accepts: ${checked.message}` };
+      // The approve page is for people: a token that maps to a service identity never opens a page session.
+      if (checked.user.service) return { ok: false, message: `the token is service ${checked.user.service}'s; services cannot approve` };
       return { ok: true, user: checked.user };
     },
   };
