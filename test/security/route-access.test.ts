@@ -74,6 +74,8 @@ describe('route access', () => {
       }
       const answer = await call(stack.serverUrl, route.method, pathOf(route.url), { token, ...(route.method === 'POST' ? { body: {} } : {}) });
       if (route.access === 'user_or_service') expect([401, 403].includes(answer.status), where).toBe(false);
+      // The approve page takes its own browser session, never a bearer token (and never opens one for a service).
+      else if (route.access === 'session') expect([401, 403].includes(answer.status), where).toBe(true);
       else expect(answer.body?.code, where).toBe('service_not_allowed');
     }
   });
