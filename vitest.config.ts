@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'shared/**/*.test.ts', 'server/**/*.test.ts', 'agent/**/*.test.ts', 'desktop/**/*.test.ts', 'renderer/**/*.test.{ts,tsx}'],
     exclude: ['test/e2e/**', 'node_modules/**'],
-    globalSetup: ['test/harness/global-setup.ts'],
+    globalSetup: ['test/harness/global-setup.ts', 'test/harness/build-pages.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
