@@ -36,6 +36,8 @@ import { declareApprovePageRoutes, pageSessionGuard } from './web/routes';
 import { DEFAULT_PAGE_DIR } from './web/page-files';
 import { WebSessions } from './web/sessions';
 import { createWebSignIn } from './web/signin';
+import { WebhookOutbox } from './webhooks/outbox';
+import { resolveEndpoints, WebhookDelivery } from './webhooks/delivery';
 
 export interface StepUpRouteDeps {
   resolver: StepUpActionResolver;
@@ -107,6 +109,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   const { config } = opts;
   // The server's timers (deadlines, retries) never keep the process alive: the listening socket does.
   const clock = opts.clock ?? createSystemClock({ unref: true });
+  // Read first: a webhook endpoint with a missing secret stops the start before anything is opened.
+  const webhookEndpoints = resolveEndpoints(config, opts.env ?? process.env);
   const store = openStore(config.storage.url, { pool: config.storage.pool, preparedStatements: config.storage.preparedStatements });
   if (config.storage.autoMigrate) await store.migrate();
   const metrics = new Metrics({ defaults: true });
@@ -133,7 +137,10 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   // Before the lifecycle: the entries it writes at start (policy versions) are streamed too.
   const auditStream = config.audit.stream ? await startAuditStream(config.audit.stream, { db: store.db, metrics, log }) : undefined;
   const credentials = typeof opts.credentials === 'function' ? opts.credentials({ db: store.db }) : opts.credentials;
-  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed() });
+  // Staged rows are sent by this instance's delivery (nudged after their commit) or any other instance's.
+  const delivery = new WebhookDelivery({ db: store.db, shared: store.dialect === 'postgres', now: () => clock.now(), endpoints: webhookEndpoints, retry: config.webhooks.retry, metrics, log });
+  const outbox = webhookEndpoints.size > 0 ? new WebhookOutbox({ config, now: () => clock.now(), onStaged: () => delivery.nudge() }) : undefined;
+  const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed(), outbox });
   await lifecycle.init();
   const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks });
 
@@ -227,7 +234,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   }, stepUpRoutes ?? []) : undefined;
   const declared = routeTable({
     config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi, auditVerifier,
-    stepUp: stepUpRoutes, bastion: bastion.routes, approvePage,
+    stepUp: stepUpRoutes, bastion: bastion.routes, approvePage, env: opts.env,
     policy: policyRoutes({ reloader, versions: lifecycle.policyVersions, catalog: () => lifecycle.catalog }),
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });
@@ -250,6 +257,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
 
   await lifecycle.start();
   const stopWatching = config.server.watchConfig ? reloader.watch(opts.configDebounceMs) : () => {};
+  delivery.start();
   const stopCheckpoints = checkpoints && checkpointKeys ? startCheckpoints({
     db: store.db, file: checkpoints.file, everyMs: checkpoints.every * 1000, afterEntries: checkpoints.afterEntries, clock,
     privateKey: checkpointKeys.privateKey,
@@ -275,6 +283,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
       await app.close();
       await lifecycle.stop();
       await auditStream?.close();
+      await delivery.stop();
       await pgBus?.close();
       await credentials?.close().catch(() => {});
       await store.close();

@@ -141,6 +141,39 @@ export const RateLimits = z.strictObject({
 });
 export type RateLimits = z.output<typeof RateLimits>;
 
+/** How often a failed webhook delivery is tried again: after `first`, doubling up to `max`, `attempts` tries in all. */
+export const WebhookRetry = z.strictObject({
+  first: Duration.default(5),
+  max: Duration.default(3600),
+  attempts: z.number().int().min(1).max(100).default(12),
+});
+
+export const WebhookEndpoint = z.strictObject({
+  /** Where events are POSTed. A secret reference, since some URLs are themselves credentials (Slack's incoming webhooks). */
+  url: SecretRef,
+  /** The Standard Webhooks signing secret, `whsec_` + base64 (at least 24 random bytes). */
+  secret: SecretRef,
+  /** Event types to send: exact (`breakglass.used`), a family (`request.*`) or `*`. */
+  events: z.array(z.string().regex(/^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_.]+)$/, 'an event type, a family like request.* or *')).min(1).default(['*']),
+  /** `standard`: the Standard Webhooks JSON; `slack`: a Slack incoming-webhook message with buttons. */
+  format: z.enum(['standard', 'slack']).default('standard'),
+});
+export type WebhookEndpoint = z.output<typeof WebhookEndpoint>;
+
+export const WebhooksConfig = z.strictObject({
+  endpoints: z.record(IdString, WebhookEndpoint).default({}),
+  retry: WebhookRetry.default(WebhookRetry.parse({})),
+  /** Failed step-ups of one user within an hour that make a `stepup.failures` event (and every this many more). */
+  stepUpFailureThreshold: z.number().int().min(1).max(100).default(3),
+});
+export type WebhooksConfig = z.output<typeof WebhooksConfig>;
+
+/** Break-glass reviews: due this long after the use, then reminded every `remindEvery` until recorded. */
+export const ReviewsConfig = z.strictObject({
+  dueAfter: Duration.default(24 * 3600),
+  remindEvery: Duration.default(4 * 3600),
+});
+
 export const ServerConfig = z.strictObject({
   server: z.strictObject({
     url: z.url(),
@@ -261,6 +294,8 @@ export const ServerConfig = z.strictObject({
       queue: z.number().int().min(10).max(1_000_000).default(10_000),
     }).optional(),
   }).default({}),
+  webhooks: WebhooksConfig.default(WebhooksConfig.parse({})),
+  reviews: ReviewsConfig.default(ReviewsConfig.parse({})),
   bastions: z.record(IdString, BastionConfig).default({}),
   resources: z.array(ResourceConfig).default([]),
   policies: z.record(IdString, PolicyConfig).default({}),
@@ -361,6 +396,7 @@ export function secretRefs(config: ServerConfig): { where: string; ref: SecretRe
   if (config.audit.checkpoints) refs.push({ where: 'audit.checkpoints.key', ref: config.audit.checkpoints.key });
   for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });
   config.resources.forEach((r, i) => refs.push(...resourceSecretRefs(r, `resources[${i}]`)));
+  for (const [id, endpoint] of Object.entries(config.webhooks.endpoints)) refs.push({ where: `webhooks.endpoints.${id}.url`, ref: endpoint.url }, { where: `webhooks.endpoints.${id}.secret`, ref: endpoint.secret });
   return refs;
 }
 

@@ -17,6 +17,7 @@ import { KyselyStepUpStore } from './stepup/store';
 import { declareStepUpRoutes } from './stepup/routes';
 import { policyCheck, policyHistory } from './policy/cli';
 import { reloadableCredentials } from './policy/reloadable-credentials';
+import { webhookStatus } from './webhooks/status';
 
 export interface Io {
   out: (line: string) => void;
@@ -36,6 +37,7 @@ const USAGE = `usage: stint-server <command> [--config <file>]
   policy check FILE [--config CURRENT]  validate FILE; with CURRENT, show what a reload to FILE would change
   policy history [--policy ID] [--limit N]  the recorded policy versions, newest first, with diffs
   openapi        write the OpenAPI document (--out <file>, default stdout)
+  webhooks       each webhook endpoint: last delivery, failures, backlog
 The config file may also be given as STINT_CONFIG.`;
 
 function flag(argv: string[], name: string): string | undefined {
@@ -184,6 +186,21 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         return 2;
       }
       return policyHistory(config, { policyId: flag(argv, '--policy'), limit: Number(flag(argv, '--limit') ?? 20) }, io);
+    }
+    case 'webhooks': {
+      const store = openStore(config.storage.url);
+      try {
+        const endpoints = await webhookStatus(store.db, config, io.env);
+        if (endpoints.length === 0) io.out('no webhook endpoints configured (webhooks.endpoints)');
+        for (const e of endpoints) {
+          io.out(`${e.id}  ${e.format}  ${e.url}  events: ${e.events.join(', ')}`);
+          io.out(`  delivered ${e.delivered}, pending ${e.pending}${e.oldestPendingAt ? ` (oldest ${e.oldestPendingAt})` : ''}, given up ${e.failed}, failed attempts ${e.failedAttempts}`);
+          io.out(`  last delivery: ${e.lastDeliveryAt ?? 'never'}; last failure: ${e.lastFailure ? `${e.lastFailure.at} ${e.lastFailure.eventType}: ${e.lastFailure.error}` : 'none'}`);
+        }
+        return 0;
+      } finally {
+        await store.close();
+      }
     }
     case 'serve': {
       let server: Awaited<ReturnType<typeof buildServer>>;

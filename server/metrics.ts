@@ -22,6 +22,9 @@ export class Metrics {
   readonly auditStreamDropped = new Counter({ name: 'stint_audit_stream_dropped_total', help: 'Audit entries and checkpoints a stream sink lost (queue full or delivery failed); the database keeps them', labelNames: ['sink'], registers: [this.registry] });
   readonly policyVersion = new Gauge({ name: 'stint_policy_version_info', help: 'The running version of each policy (value 1), with its content hash', labelNames: ['policy', 'version', 'hash'], registers: [this.registry] });
   readonly configReloads = new Counter({ name: 'stint_config_reloads_total', help: 'Config reloads by trigger (file, signal, api) and outcome (applied, unchanged, refused: an invalid file; failed: storage failed, nothing applied)', labelNames: ['trigger', 'outcome'], registers: [this.registry] });
+  readonly webhookDeliveries = new Counter({ name: 'stint_webhook_attempts_total', help: 'Webhook send attempts by endpoint and outcome (delivered, retrying, failed: given up)', labelNames: ['endpoint', 'outcome'], registers: [this.registry] });
+  readonly webhookFailures = new Counter({ name: 'stint_webhook_failures_total', help: 'Webhook send attempts that did not deliver (each retry counts)', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly webhookBacklog = new Gauge({ name: 'stint_webhook_backlog', help: 'Webhook events waiting to be delivered, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

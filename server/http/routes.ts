@@ -14,6 +14,7 @@ import { ok, type Outcome } from '../errors';
 import type { Lifecycle } from '../lifecycle/service';
 import { toAuditEntry } from '../lifecycle/audit';
 import type { Route } from './router';
+import { reviewRoutes } from './review-routes';
 
 export interface RouteContext<B, Q> {
   user: AuthUser;
@@ -151,6 +152,7 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       query: AuditQuery, response: AuditList,
       handler: async ({ user, query }) => ok({ entries: (await lifecycle.auditEntries(user, query)).map(toAuditEntry) }),
     }),
+    ...reviewRoutes(lifecycle),
   ];
 }
 

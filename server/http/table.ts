@@ -23,6 +23,8 @@ import type { SseHub } from './sse';
 import { policyHash } from '../config';
 import { readWatched } from '../lifecycle/watched';
 import { policyRoutes } from '../policy/routes';
+import { webhookAdminRoutes } from '../webhooks/routes';
+import { webhookBacklog } from '../webhooks/status';
 
 export interface RouteTableDeps {
   config: ServerConfig;
@@ -46,6 +48,8 @@ export interface RouteTableDeps {
   approvePage?: Route[];
   /** The audit chain's on-demand verification, for the admin console's routes. */
   auditVerifier: AuditVerifier;
+  /** Environment for secret references (webhook URLs shown by origin). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -67,6 +71,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     },
     ...deps.policy.map((spec) => apiRoute(spec, deps)),
     ...opsRoutes(deps),
+    ...webhookAdminRoutes(deps),
     ...(deps.stepUp ?? []),
     ...deps.bastion,
     ...(deps.approvePage ?? []),
@@ -103,6 +108,8 @@ function opsRoutes(deps: RouteTableDeps): Route[] {
         deps.metrics.sseClients.set(deps.bus.size);
         deps.metrics.revocationsPending.set(await deps.lifecycle.pendingRevocations());
         await observeWatched(deps);
+        const backlog = await webhookBacklog(deps.store.db);
+        for (const id of Object.keys(deps.config.webhooks.endpoints)) deps.metrics.webhookBacklog.set({ endpoint: id }, backlog.get(id) ?? 0);
         return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
       },
     },

@@ -15,6 +15,7 @@ import type { RememberedFacts } from './activation';
 import type { Timers } from './timers';
 import { fillableGroups, nudgePlanFor } from './asked';
 import type { Nudges } from './nudges';
+import type { Reviews } from './reviews';
 import { emitRequest } from './views';
 import type { TxContext } from './write-queue';
 import { CLAIM_RETRY_MS, lockRow, newId, SYSTEM, type RulesDeps, type RequestRow, type Tx } from './support';
@@ -27,6 +28,7 @@ export interface RequestRulesDeps extends RulesDeps {
   facts: Pick<RememberedFacts, 'rememberFacts'>;
   /** Reminders and escalation of a request waiting for approvers (nudges.ts). */
   nudges: Pick<Nudges, 'arm'>;
+  reviews: Pick<Reviews, 'open'>;
 }
 
 export class RequestRules {
@@ -145,6 +147,7 @@ export class RequestRules {
   private async breakGlassUsed(ctx: TxContext, entry: CatalogEntry, row: RequestRow, request: AccessRequest): Promise<void> {
     await ctx.audit({ at: this.deps.now(), actor: row.requester, subject: row.requester, action: 'breakglass.used', requestId: row.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { review: true } });
     await ctx.emit({ type: 'breakglass.used', request }, { users: [], groups: this.catalog.breakGlassAudience(entry), exclude: [row.requester] });
+    await this.deps.reviews.open(ctx, entry, row);
   }
 
   private async assess(user: AuthUser, sensitivity: 'low' | 'medium' | 'high', deviceId: string | undefined, ip: string | undefined, now: number) {

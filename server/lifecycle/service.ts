@@ -47,6 +47,9 @@ import { GrantRules } from './grants';
 import { Rekeying } from './rekey';
 import { Revocation } from './revocation';
 import { BastionQueries } from './bastion-queries';
+import { Reviews } from './reviews';
+import type { BreakGlassReview, ListReviewsQuery, RecordReviewBody } from '../../shared/contract/reviews';
+import type { OutboxStage } from '../webhooks/outbox';
 import { Refusals, SYSTEM, type Logger, type RefusalRefs, type Refuse } from './support';
 
 export type { Logger } from './support';
@@ -66,6 +69,8 @@ export interface LifecycleDeps {
   sweepEveryMs?: number;
   /** Called after each commit that appended audit rows (the audit stream, #25). */
   audited?: () => void;
+  /** The webhook outbox, written with the audit rows (server/webhooks). */
+  outbox?: OutboxStage;
 }
 
 export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
@@ -85,6 +90,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly revocation: Revocation;
   private readonly bastion: BastionQueries;
   private readonly nudges: Nudges;
+  private readonly reviews: Reviews;
 
   constructor(private readonly deps: LifecycleDeps) {
     const { db, reads } = deps.store;
@@ -93,7 +99,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const shared = deps.store.dialect === 'postgres';
     const { config, bus, clock, credentials, gate, log, metrics } = deps;
     const now = () => this.now();
-    const writes = this.writes = new WriteQueue({ db, shared, writeSlots: config.storage.writeConcurrency, bus, metrics, audit: this.audit, now, audited: deps.audited });
+    const writes = this.writes = new WriteQueue({ db, shared, writeSlots: config.storage.writeConcurrency, bus, metrics, audit: this.audit, now, audited: deps.audited, outbox: deps.outbox });
     this.refusals = new Refusals({ mutate: (fn) => writes.mutate(fn), metrics, now });
     const refuse: Refuse = (user, action, error, refs) => this.refusals.refuse(user, action, error, refs);
     const timers = this.timers = new Timers({ clock, log });
@@ -103,7 +109,8 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const bastion = this.bastion = new BastionQueries({ db, reads, shared, bus, now, log, timers });
     const facts = new RememberedFacts();
     const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers });
-    const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts, nudges });
+    const reviews = this.reviews = new Reviews({ reads, shared, now, refuse, writes, config, log, timers });
+    const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts, nudges, reviews });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion, nudges });
     const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views, bastion: this.bastion });
     this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
@@ -164,10 +171,12 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     await this.deadlines.start(this.deps.sweepEveryMs ?? 5_000);
     // Reminders and escalations that fell due while the server was down happen now; the rest are armed.
     await this.nudges.armAll();
+    this.reviews.start(this.deps.sweepEveryMs ?? 5_000);
   }
 
   async stop(): Promise<void> {
     this.deadlines.stop();
+    this.reviews.stop();
     await this.timers.stop();
     // Let queued changes commit before storage closes.
     await this.writes.drain();
@@ -300,6 +309,23 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** The owner asked to see the grant's database password: on the audit record first (see GrantRules). */
   recordPasswordReveal(user: AuthUser, id: string): Promise<Outcome<{ grant: Grant }>> {
     return this.grants.recordPasswordReveal(user, id);
+  }
+
+  // ---------------------------------------------------------------- break-glass reviews
+
+  /** The break-glass reviews the caller may record (open ones, or all). */
+  listReviews(user: AuthUser, query: z.output<typeof ListReviewsQuery>): Promise<BreakGlassReview[]> {
+    return this.reviews.list(user, query);
+  }
+
+  /** Record a break-glass review: who, when, outcome, note, on the audit chain. */
+  recordReview(user: AuthUser, id: string, body: z.output<typeof RecordReviewBody>): Promise<Outcome<{ review: BreakGlassReview }>> {
+    return this.reviews.record(user, id, body);
+  }
+
+  /** Remind overdue reviews now (the timer does it every sweep interval). */
+  remindOverdueReviews(): Promise<number> {
+    return this.reviews.remindOverdue();
   }
 
   // ---------------------------------------------------------------- revocation

@@ -11,6 +11,7 @@ import { chainedAppendCtes, chainRows, lockAuditHead, type AuditChain, type Audi
 import type { Audience, EventBus, StoredEvent } from './events';
 import { hasTxNotify, type TxNotifyingBus } from './pg-bus';
 import type { Tx } from './support';
+import type { OutboxStage } from '../webhooks/outbox';
 
 /** Most changes grouped into one commit. */
 const MAX_BATCH = 64;
@@ -37,6 +38,8 @@ export interface WriteQueueDeps {
   now: () => number;
   /** Called after a commit that appended audit rows (the audit stream reads them then). */
   audited?: () => void;
+  /** The webhook outbox: rows for the batch's audit rows, in its transaction (see flush). */
+  outbox?: OutboxStage;
 }
 
 export class WriteQueue {
@@ -47,6 +50,8 @@ export class WriteQueue {
   private publishTail: Promise<void> = Promise.resolve();
   /** Settles when the last append of this instance has been committed or rolled back (see flush). */
   private appendTail: Promise<void> = Promise.resolve();
+  /** A batch staged webhook rows: the delivery is told once it commits. */
+  private outboxStaged = false;
 
   constructor(private readonly deps: WriteQueueDeps) {}
 
@@ -142,6 +147,10 @@ export class WriteQueue {
       });
       turn?.appendSettled();
       await turn?.appended;
+      if (this.outboxStaged) {
+        this.outboxStaged = false;
+        this.deps.outbox?.staged();
+      }
     } catch (error) {
       turn?.appendSettled();
       turn?.release();
@@ -211,6 +220,8 @@ export class WriteQueue {
   private async flush(trx: Tx, changes: ChangeRecords[], locked?: Promise<{ seq: number; hash: string }>): Promise<PublishTurn | undefined> {
     const audits = changes.flatMap((c) => c.audits);
     const events = changes.flatMap((c) => c.events);
+    // The webhook events these rows tell, in the same transaction: sent if and only if the change commits.
+    if (audits.length > 0 && this.deps.outbox && await this.deps.outbox.stage(trx, audits) > 0) this.outboxStaged = true;
     if (audits.length === 0 && events.length === 0) {
       await locked;
       return undefined;

@@ -339,4 +339,53 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('web_logins').ifExists().execute();
     },
   },
+  '0011_webhooks_and_reviews': {
+    // Issue #24. webhook_deliveries is the outbox: one row per event and endpoint, written in the transaction of the
+    // audit row it tells (write-queue.ts), claimed by one instance at a time with a lease (webhooks/delivery.ts).
+    // breakglass_reviews: the review every break-glass use asks of the resource's approvers (lifecycle/reviews.ts).
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('webhook_deliveries')
+        .addColumn('id', serialId(db).type, serialId(db).build)
+        .addColumn('endpoint', 'varchar(128)', (c) => c.notNull())
+        .addColumn('message_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('lease_until', 'bigint')
+        .addColumn('lease_token', 'varchar(64)')
+        .addColumn('last_attempt_at', 'bigint')
+        .addColumn('last_status', 'integer')
+        .addColumn('last_failed_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('delivered_at', 'bigint')
+        .execute();
+      // Only rows still to deliver are in it: claiming reads the due ones in order, delivered rows cost nothing.
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['next_attempt_at', 'id']).where(sql.ref('state'), '=', 'pending').execute();
+      await db.schema.createIndex('webhook_deliveries_endpoint').on('webhook_deliveries').columns(['endpoint', 'state']).execute();
+
+      await db.schema.createTable('breakglass_reviews')
+        .addColumn('id', 'varchar(128)', (c) => c.primaryKey())
+        .addColumn('request_id', 'varchar(128)', (c) => c.notNull().unique())
+        .addColumn('resource_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('requester', 'varchar(256)', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('due_at', 'bigint', (c) => c.notNull())
+        .addColumn('reminded_at', 'bigint')
+        .addColumn('reviewed_by', 'varchar(256)')
+        .addColumn('reviewed_at', 'bigint')
+        .addColumn('outcome', 'varchar(16)')
+        .addColumn('note', 'text')
+        .execute();
+      await db.schema.createIndex('breakglass_reviews_open').on('breakglass_reviews').columns(['due_at']).where(sql.ref('reviewed_at'), 'is', null).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('breakglass_reviews').ifExists().execute();
+      await db.schema.dropTable('webhook_deliveries').ifExists().execute();
+    },
+  },
 };

@@ -179,6 +179,49 @@ export interface WebSessionsTable {
   expires_at: number;
 }
 
+/** The webhook outbox: one row per event and endpoint (see server/webhooks). */
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint: string;
+  /** The Standard Webhooks `webhook-id`: the same on every attempt, so receivers can drop a repeat. */
+  message_id: string;
+  event_type: string;
+  /** The event as JSON (the standard format); other formats are made from it when sent. */
+  payload: string;
+  created_at: number;
+  /** pending (to send, or to retry), delivered, failed (gave up after the configured attempts). */
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  /** While an instance sends it: until when the claim holds, and the claim's token (its outcome is recorded only with it). */
+  lease_until: number | null;
+  lease_token: string | null;
+  last_attempt_at: number | null;
+  last_status: number | null;
+  /** The last attempt that did not deliver, and why (kept once delivered, for the admin view). */
+  last_failed_at: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+}
+
+/** A break-glass use waiting for (or with) its review by the resource's approvers. */
+export interface BreakglassReviewsTable {
+  id: string;
+  request_id: string;
+  resource_id: string;
+  requester: string;
+  reason: string;
+  /** JSON array: the groups whose members may record the review (the policy's approvers; admins always may). */
+  groups: string;
+  created_at: number;
+  due_at: number;
+  reminded_at: number | null;
+  reviewed_by: string | null;
+  reviewed_at: number | null;
+  outcome: string | null;
+  note: string | null;
+}
+
 export interface Database {
   requests: RequestsTable;
   approvals: ApprovalsTable;
@@ -193,4 +236,6 @@ export interface Database {
   rate_limits: RateLimitsTable;
   web_logins: WebLoginsTable;
   web_sessions: WebSessionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  breakglass_reviews: BreakglassReviewsTable;
 }

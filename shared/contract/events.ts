@@ -2,6 +2,7 @@
 // asks addressed to them. Each event carries a monotonically increasing id so a client resumes with Last-Event-ID.
 import { z } from 'zod';
 import { AccessRequest, Grant } from './http';
+import { BreakGlassReview } from './reviews';
 
 export const ServerEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('request.updated'), request: AccessRequest }),
@@ -11,6 +12,8 @@ export const ServerEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('approval.reminded'), request: AccessRequest }),
   z.object({ type: z.literal('grant.updated'), grant: Grant }),
   z.object({ type: z.literal('breakglass.used'), request: AccessRequest }),
+  /** A break-glass review is overdue: told to those who may record it, again every reviews.remindEvery. */
+  z.object({ type: z.literal('breakglass.review_due'), review: BreakGlassReview }),
   /** A step-up factor of the user's was added or removed: told to every agent of theirs (a thief's change shows). */
   z.object({ type: z.literal('factor.changed'), change: z.enum(['added', 'removed']), factor: z.enum(['passkey', 'authenticator app']), label: z.string().max(256).optional() }),
 ]);
