@@ -11,6 +11,7 @@ import type { AgentProblem } from '../../shared/contract/agent';
 import { parseDuration } from '../../shared/domain/duration';
 import { connect, listGrants, listResources, release, requestAccess, resume } from './access';
 import { approve, deny, listApprovals } from './approvals';
+import { listReviews, recordReview } from './reviews';
 import type { CliContext } from './context';
 import { CliError, explain, ReportedProblem } from './explain';
 import { execWithGrant } from './exec';
@@ -35,6 +36,7 @@ const OPTIONS = {
   server: { type: 'string' }, issuer: { type: 'string' }, audience: { type: 'string' },
   for: { type: 'string' }, reason: { type: 'string' }, level: { type: 'string' }, ticket: { type: 'string' },
   comment: { type: 'string' }, code: { type: 'string' },
+  outcome: { type: 'string' }, note: { type: 'string' }, all: { type: 'boolean', default: false },
   'no-wait': { type: 'boolean', default: false }, wait: { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
   exec: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -42,7 +44,7 @@ const OPTIONS = {
 
 /** Commands that work on something: what they need, checked before the agent starts. */
 const TARGETS: Record<string, string> = {
-  request: 'a resource id', connect: 'a resource or grant id', resume: 'a grant (or resource) id', release: 'a resource or grant id', approve: 'a request id', deny: 'a request id',
+  request: 'a resource id', connect: 'a resource or grant id', resume: 'a grant (or resource) id', release: 'a resource or grant id', approve: 'a request id', deny: 'a request id', review: 'a review id',
 };
 
 function parse(argv: string[]) {
@@ -113,6 +115,8 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     const parsed = values.for ? parseDuration(values.for) : undefined;
     if (parsed && !parsed.ok) throw new CliError(`--for "${values.for}" is not ${parsed.message}.`, 2);
     if (command === 'deny' && !values.reason?.trim()) throw new CliError('Denying needs --reason: the requester sees it.', 2);
+    if (command === 'review' && values.outcome !== 'ok' && values.outcome !== 'concern') throw new CliError('A review needs --outcome ok or --outcome concern.', 2, 'With a concern, say what it is with --note TEXT.');
+    if (command === 'review' && values.outcome === 'concern' && !values.note?.trim()) throw new CliError('A concern needs --note TEXT: say what it is.', 2);
     if (values.code !== undefined && !CODE_PATTERN.test(values.code)) throw new CliError('--code is the 6 digits your authenticator app shows, e.g. --code 123456.', 2);
     if (TARGETS[command!] && !target) throw new CliError(`stint ${command} needs ${TARGETS[command!]}.`, 2, `See \`stint ${command} --help\`.`);
     if (values.wait && values['no-wait']) throw new CliError('--wait and --no-wait cannot be used together.', 2);
@@ -180,6 +184,8 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
       case 'release': return await release(ctx, target!);
       case 'approve': return await approve(ctx, target!, { ...(values.comment ? { comment: values.comment } : {}), ...(values.code ? { code: values.code } : {}) });
       case 'deny': return await deny(ctx, target!, values.reason!.trim());
+      case 'reviews': return await listReviews(ctx, values.all);
+      case 'review': return await recordReview(ctx, target!, values.outcome as 'ok' | 'concern', values.note?.trim());
       default: throw new CliError(`Unknown command "${command}".`, 2, 'See `stint --help`.');
     }
   } catch (error) {

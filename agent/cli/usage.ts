@@ -66,6 +66,18 @@ export const COMMANDS: readonly CommandHelp[] = [
     ],
   },
   { name: 'deny', args: '<request> --reason TEXT [--json]', summary: 'deny a request waiting for you (the requester sees the reason)' },
+  {
+    name: 'reviews',
+    args: '[--all] [--json]',
+    summary: 'break-glass uses waiting for your review',
+    details: ['Every break-glass use asks the resource\'s approvers to review it; --all shows recorded reviews too.'],
+  },
+  {
+    name: 'review',
+    args: '<review> --outcome ok|concern [--note TEXT] [--json]',
+    summary: 'record your review of a break-glass use (on the audit record)',
+    details: ['A concern needs a note saying what it is.'],
+  },
   { name: 'help', args: '[command]', summary: 'this text, or one command\'s' },
 ];
 

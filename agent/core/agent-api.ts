@@ -123,6 +123,15 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
     },
     history: async (input) => u.link.api().audit(parse('history', input)),
     ...adminApiHandlers({ link: u.link, exportDir: u.exportDir, now: u.now, parse }),
+    listReviews: async (input) => {
+      signedIn();
+      return u.link.api().reviews(parse('listReviews', input).all);
+    },
+    recordReview: async (input) => {
+      signedIn();
+      const { reviewId, ...body } = parse('recordReview', input);
+      return u.link.api().recordReview(reviewId, body);
+    },
     stepUpChallenge: async (input) => u.link.api().stepUpChallenge(parse('stepUpChallenge', input)),
     stepUpStatus: async () => u.link.api().stepUpStatus(),
     listCredentials: async () => u.link.api().listCredentials(),

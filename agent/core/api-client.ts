@@ -18,6 +18,7 @@ import {
   ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RekeyResult, RequestList, RequestResult,
   ResourceList, type CreateRequestBody, type StepUpProof,
 } from '../../shared/contract/http';
+import { ReviewList, ReviewResult, type ReviewOutcome } from '../../shared/contract/reviews';
 import { AgentError } from './errors';
 
 export interface ApiClientOptions {
@@ -200,6 +201,11 @@ export class ApiClient {
       throw new AgentError('export_failed', `The export did not finish (${(cause as Error).message}); nothing was saved.`, cause);
     }
     return bytes;
+  }
+
+  reviews(all = false) { return this.call('GET', `v1/reviews?state=${all ? 'all' : 'open'}`, ReviewList); }
+  recordReview(reviewId: string, body: { outcome: ReviewOutcome; note?: string }) {
+    return this.call('POST', `v1/reviews/${encodeURIComponent(reviewId)}/record`, ReviewResult, body);
   }
 
   // Step-up and enrollment (server/stepup routes).

@@ -6,6 +6,7 @@ import { reminderNotification } from './models';
 import type { ServerEventEnvelope } from '../../shared/contract/events';
 import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { ApiClient } from './api-client';
+import { breakGlassNotification } from './breakglass-notifications';
 import type { Clock } from '../../shared/domain/clock';
 import type { DeadlineScheduler } from './deadlines';
 import { AgentError } from './errors';
@@ -193,6 +194,8 @@ export class ServerLink {
         this.options.grants.applyGrant(event.grant, true);
         break;
       case 'breakglass.used':
+      case 'breakglass.review_due':
+        this.options.announce(breakGlassNotification(event, (id) => this.resourceList.find((r) => r.id === id)?.name ?? id));
         break;
       case 'factor.changed': {
         // Not derived from state: said once, as it happened (a thief's change must show on the owner's devices).

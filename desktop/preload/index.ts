@@ -44,6 +44,8 @@ const api = {
   adminAudit: call('adminAudit'),
   adminAuditVerify: call('adminAuditVerify'),
   adminAuditExport: call('adminAuditExport'),
+  listReviews: call('listReviews'),
+  recordReview: call('recordReview'),
   getSettings: call('getSettings'),
   updateSettings: call('updateSettings'),
 } satisfies { [M in AgentMethod]: (input: AgentInput<M>) => Promise<AgentResult<AgentOutput<M>>> };

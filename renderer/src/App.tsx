@@ -284,7 +284,7 @@ function act(action: NotificationAction, n: AgentNotification, ctx: AppContext):
   } else if (action === 'open_psql' && grantId) void ctx.run('openPsql', { grantId });
   else if (action === 'copy_uri' && grantId) void copyPsqlCommand(grantId, ctx);
   else if (action === 'extend' && grantId) ctx.open({ kind: 'extend', grantId });
-  else if (action === 'open') ctx.go(n.kind === 'approval_asked' ? 'approvals' : n.kind === 'security' ? 'settings' : grantId ? 'active' : 'waiting');
+  else if (action === 'open') ctx.go(n.kind === 'approval_asked' || n.kind === 'breakglass' ? 'approvals' : n.kind === 'security' ? 'settings' : grantId ? 'active' : 'waiting');
 }
 
 /**

@@ -32,6 +32,8 @@ export function toastLifetime(n: AgentNotification | undefined): number | undefi
     case 'approval_asked': return n.requestId ? undefined : OUTCOME_TOAST_MS;
     case 'expiring': return n.grantId ? undefined : OUTCOME_TOAST_MS;
     case 'approved': return APPROVED_TOAST_MS;
+    // Break-glass is not news that may slip by: it stays until dismissed.
+    case 'breakglass': return undefined;
     default: return OUTCOME_TOAST_MS;
   }
 }

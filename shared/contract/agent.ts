@@ -4,6 +4,7 @@
 // with these schemas. Secrets never appear in the observable state: the connection URI (with its password) is
 // returned only by `connectionUri`, on an explicit request.
 import { z } from 'zod';
+import { ReviewList, ReviewOutcome, ReviewResult } from './reviews';
 import {
   ChallengeBody, CredentialInfo, CredentialList, RegisterOptionsBody, RegisterOptionsResult, RegisterVerifyBody, StepUpChallenge,
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
@@ -116,7 +117,8 @@ export const AgentNotification = z.object({
   /** Stable per cause: a shell may replace an earlier notification with the same id. */
   id: z.string(),
   /** security: something changed about the user's account (a factor added or removed), whoever did it. */
-  kind: z.enum(['approval_asked', 'approved', 'denied', 'expiring', 'ended', 'revoked', 'security']),
+  /** breakglass: someone used break-glass on a resource I approve, or its review is overdue (to approvers and admins). */
+  kind: z.enum(['approval_asked', 'approved', 'denied', 'expiring', 'ended', 'revoked', 'security', 'breakglass']),
   title: z.string(),
   body: z.string(),
   actions: z.array(NotificationAction),
@@ -294,6 +296,9 @@ export const agentApi = {
   adminAuditVerify: { input: z.strictObject({ run: z.boolean().default(false) }), output: AuditVerifyStatus },
   /** Save the filtered audit (oldest first) as JSON Lines or CSV in the agent's export folder; answers where. */
   adminAuditExport: { input: AuditFilterFields.extend({ format: AuditExportFormat }), output: z.object({ path: z.string(), bytes: z.number().int().nonnegative() }) },
+  /** Break-glass uses I may review: open ones, or (`all`) recorded ones too. */
+  listReviews: { input: z.strictObject({ all: z.boolean().optional() }), output: ReviewList },
+  recordReview: { input: z.strictObject({ reviewId: Id, outcome: ReviewOutcome, note: z.string().max(2000).optional() }), output: ReviewResult },
   getSettings: { input: Empty, output: AgentSettings },
   updateSettings: { input: SettingsPatch, output: AgentSettings },
 } as const;

@@ -2,6 +2,7 @@ import type { AccessRequest } from '../../../shared/contract/http';
 import { useApp } from '../context';
 import { formatDuration, formatWhen } from '../format';
 import { approvalProgress, resourceLabel } from '../policy';
+import { Reviews } from './Reviews';
 
 export function riskWord(score: number): string {
   return score >= 70 ? 'high' : score >= 40 ? 'medium' : 'low';
@@ -50,6 +51,7 @@ export function Approvals() {
           );
         })}
       </ul>
+      <Reviews />
     </section>
   );
 }
