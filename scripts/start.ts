@@ -22,13 +22,14 @@ import { startKeyring } from '../dev/keyring';
 import { installKeysCommand } from '../dev/keys-command';
 import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
 import { assertPortsFree } from '../dev/port-holder';
+import { startWebhookReceiver } from '../dev/webhook-receiver';
 import { demoConfigYaml, DEMO_SQL } from './demo-config';
 import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 
 const args = process.argv.slice(2);
 const dir = resolve(process.env.STINT_DEMO_DIR ?? '.stint-demo');
 const base = Number(process.env.STINT_DEMO_BASE_PORT ?? 7800);
-const ports = { server: base, idp: base + 1, web: base + 10, sshd: base + 22, target: base + 23, pg: base + 32 };
+const ports = { server: base, idp: base + 1, webhooks: base + 5, web: base + 10, sshd: base + 22, target: base + 23, pg: base + 32 };
 /** One web host per demo role, from base+10 on: alice's is ports.web. */
 const webPort = (index: number) => ports.web + index;
 const say = (line: string) => console.log(`start: ${line}`);
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const leftover = sweep(runRoot);
   if (leftover.killed.length) say(`stopped ${leftover.killed.length} process(es) left running by an earlier demo that did not stop cleanly`);
   await assertPortsFree(
-    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'SSH bastion': ports.sshd, 'SSH target host': ports.target, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
+    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'webhook receiver': ports.webhooks, 'SSH bastion': ports.sshd, 'SSH target host': ports.target, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
     `Stop that process (another Stint demo? Ctrl+C in its terminal), or start this one on other ports: STINT_DEMO_BASE_PORT=${base + 100} npm start`,
   );
   if (args.includes('--reset')) {
@@ -137,7 +138,19 @@ async function main(): Promise<void> {
 
   // Passkeys work on every demo web host and on the server's own origin, where the tray app runs its step-up page.
   const webauthnOrigins = [serverUrl, ...roles.map((r) => `http://localhost:${r.port}`)];
-  const configYaml = demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins, ...(bastionHostKeys ? { bastionHostKeys } : {}), ...(targetHostKeys ? { targetHostKeys } : {}) });
+  // A local webhook receiver (dev/webhook-receiver.ts) that checks each event's signature and prints it, with the
+  // approval page's link for a request that waits: what a team's chat or SIEM would get (docs/admin.md, Webhooks).
+  const webhooks = await startWebhookReceiver({ port: ports.webhooks, secret: `whsec_${Buffer.from(secret('webhookKey'), 'base64url').toString('base64')}`, onEvent: printWebhook });
+  stops.push(() => webhooks.close());
+  env.STINT_DEMO_WEBHOOK_URL = webhooks.url;
+  env.STINT_DEMO_WEBHOOK_SECRET = webhooks.secret;
+  say(`webhook receiver at ${webhooks.url}: prints every signed event the server sends (lines starting "webhook:")`);
+  const configYaml = `${demoConfigYaml({ ports, dir, audience, issuer, webauthnOrigins, ...(bastionHostKeys ? { bastionHostKeys } : {}), ...(targetHostKeys ? { targetHostKeys } : {}) })}
+# Added by npm start: every event to the demo's local webhook receiver.
+webhooks:
+  endpoints:
+    demo-receiver: { url: env:STINT_DEMO_WEBHOOK_URL, secret: env:STINT_DEMO_WEBHOOK_SECRET, events: ["*"] }
+`;
   writeFileSync(join(dir, 'server.yaml'), configYaml);
   const config = parseConfig(configYaml, join(dir, 'server.yaml'));
   // The dev IdP accepts any password: it runs only for a config that says so.
@@ -206,6 +219,15 @@ STINT_CLIENT_SECRET=${DEV_CI_CLIENT.clientSecret}, run node bin/stint.mjs reques
 --ticket CHG-1 --wait (bob approves it outside 02:00-04:00 UTC), then node bin/stint.mjs connect ci-orders --exec 'psql -c "select 1"'.
 Ctrl+C stops everything.`);
   if (process.env.STINT_DEMO_READY_FILE) writeFileSync(process.env.STINT_DEMO_READY_FILE, JSON.stringify({ url: links.alice, links, ports }));
+}
+
+/** One line per event the demo's receiver accepted (its signature checked), and the approval link of a waiting request. */
+function printWebhook(body: unknown): void {
+  const event = body as { type?: string; data?: { actor?: string; subject?: string; resourceId?: string; reason?: string; approveUrl?: string; detail?: { requestReason?: string } } };
+  const d = event.data ?? {};
+  const why = d.reason ?? d.detail?.requestReason;
+  console.log(`webhook: ${event.type ?? '?'} — ${d.subject ?? d.actor ?? '?'}${d.resourceId ? ` on ${d.resourceId}` : ''}${why ? ` “${why}”` : ''}`);
+  if (d.approveUrl) console.log(`webhook:   approve or deny: ${d.approveUrl}`);
 }
 
 // Ctrl+C signals the whole process group (npm, tsx and this process), so a signal may arrive more than once: every

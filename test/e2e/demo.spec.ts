@@ -22,7 +22,7 @@ let log = '';
 const links: Record<string, string> = {};
 // Below the kernel's ephemeral range (32768+), where any outgoing connection may hold a port for a moment.
 const base = 20000 + Math.floor(Math.random() * 120) * 100;
-const ports = { server: base, idp: base + 1, sshd: base + 22, target: base + 23, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
+const ports = { server: base, idp: base + 1, webhooks: base + 5, sshd: base + 22, target: base + 23, pg: base + 32, web: [10, 11, 12, 13].map((d) => base + d) };
 
 async function shell(line: string): Promise<string> {
   const { stdout } = await promisify(execFile)('bash', ['-c', line], { timeout: 15_000 });
@@ -123,6 +123,9 @@ test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve 
   const stepUp = alice.getByRole('dialog', { name: 'Confirm it is you' });
   await stepUp.getByTestId('stepup-passkey').click();
   await expect(alice.getByText('0 of 2 approvals — waiting for dba and sre-leads')).toBeVisible();
+  // The demo's webhook receiver printed the signed event, with the link to the server's approval page.
+  await expect.poll(() => log, { timeout: 10_000 }).toMatch(/webhook: request\.awaiting_approval — alice on prod-orders “INC-7 look at stuck orders”/);
+  expect(log).toMatch(new RegExp(`webhook: {3}approve or deny: http://localhost:${base}/approve/req_`));
 
   await approveWithCode(bob, ORDERS, bobSecret, info, 'demo-bob');
   await approveWithCode(dave, ORDERS, daveSecret, info, 'demo-dave');
@@ -164,7 +167,7 @@ test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve 
   // (npm may exit before the demo under it has finished stopping: what counts is that every port is let go.)
   const stoppedAt = Date.now();
   await stopDemo();
-  const all = [ports.server, ports.idp, ports.sshd, ports.target, ports.pg, ...ports.web];
+  const all = [ports.server, ports.idp, ports.webhooks, ports.sshd, ports.target, ports.pg, ...ports.web];
   await expect.poll(async () => (await Promise.all(all.map(async (port) => ((await portIsFree(port)) ? undefined : port)))).filter(Boolean), { timeout: 15_000 }).toEqual([]);
   expect(Date.now() - stoppedAt).toBeLessThan(15_000);
   await expect.poll(() => existsSync(join(clone, '.stint-demo', 'run'))).toBe(false);
