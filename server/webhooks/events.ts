@@ -33,6 +33,9 @@ const TYPES: Record<string, string> = {
   'request.denied': 'request.denied',
   'request.expired': 'request.expired',
   'request.cancelled': 'request.cancelled',
+  // The policy's reminders and escalation: the approvers (or the escalation group) are asked again, with the link.
+  'request.reminded': 'request.reminded',
+  'request.escalated': 'request.escalated',
   'grant.activated': 'grant.active',
   'grant.extended': 'grant.extended',
   'grant.ended': 'grant.ended',
@@ -68,7 +71,7 @@ export function filterTakes(filter: readonly string[], type: string): boolean {
 export function eventOf(type: string, audit: AuditInput, context: { serverUrl: string; resourceName?: string; detail?: Record<string, unknown> }): WebhookEvent {
   const detail = context.detail ?? audit.detail;
   // The approval page is linked once approvers can act: not while the requester still has to verify (pending_stepup).
-  const waits = type === 'request.awaiting_approval' || (audit.action === 'request.created' && detail?.state === 'pending_approval');
+  const waits = type === 'request.awaiting_approval' || type === 'request.reminded' || type === 'request.escalated' || (audit.action === 'request.created' && detail?.state === 'pending_approval');
   return {
     type,
     timestamp: new Date(audit.at).toISOString(),

@@ -10,10 +10,13 @@ import { waitsForApprover } from '../../shared/domain/approvals';
 import { reminderNotification } from '../../agent/core/models';
 import { call, ed25519PublicKeyLine, RecordingProvider, Tokens } from './helpers';
 import { openEvents } from './sse';
+import { startWebhookReceiver, type WebhookReceiver } from '../../dev/webhook-receiver';
 
 let idp: IdpInstance;
 let server: RunningGrantServer;
 let tokens: Tokens;
+/** Where the server's webhooks go: the approvers' chat, asked again with the approval link. */
+let chat: WebhookReceiver;
 const clock = new FakeClock(Date.now());
 const MIN = 60_000;
 
@@ -21,15 +24,19 @@ beforeAll(async () => {
   // Tokens outlive the minutes the test moves the server's clock on.
   idp = await startIdp({ accessTokenTtlSeconds: 4 * 3600 });
   tokens = new Tokens(idp);
+  chat = await startWebhookReceiver();
   server = await startGrantServer({
-    idp, clock, credentials: new RecordingProvider(),
+    idp, clock, credentials: new RecordingProvider(), env: { CHAT_URL: chat.url, CHAT_SECRET: chat.secret },
     // An SRE lead decides production requests (and their extensions); after 15 minutes without a decision any DBA may.
-    overrides: { policies: { 'production-db': { approvals: [{ from: 'sre-leads', count: 1 }], reminders: ['5m', '10m'], escalation: { group: 'dba', after: '15m' }, extend: { maxTotal: '8h', reapproval: true } } } },
+    overrides: {
+      webhooks: { endpoints: { chat: { url: 'env:CHAT_URL', secret: 'env:CHAT_SECRET', events: ['request.reminded', 'request.escalated'] } } },
+      policies: { 'production-db': { approvals: [{ from: 'sre-leads', count: 1 }], reminders: ['5m', '10m'], escalation: { group: 'dba', after: '15m' }, extend: { maxTotal: '8h', reapproval: true } } } },
   });
 }, 60_000);
 
 afterAll(async () => {
   await server?.close();
+  await chat?.close();
   await idp?.close();
 });
 
@@ -71,6 +78,13 @@ describe('reminders and escalation', () => {
 
     await clock.advance(5 * MIN);
     await expect.poll(async () => (await audited(id, 'request.escalated')).length).toBe(1);
+    // The chat is told of each nudge: the first reminder (verified: its signature's time, this test's clock five
+    // minutes on, is still within Standard Webhooks' tolerance) with the link that decides the request; the second
+    // reminder and the escalation come signed ten and fifteen minutes ahead of the receiver's clock, which it refuses
+    // as skew — they are seen as two more events, each under its own webhook-id.
+    const link = `${server.config.server.url}/approve/${id}`;
+    await expect.poll(() => chat.accepted().map((m) => [(m.body as any).type, (m.body as any).data.approveUrl]), { timeout: 10_000 }).toEqual([['request.reminded', link]]);
+    await expect.poll(() => new Set(chat.attempts.map((m) => m.webhookId)).size, { timeout: 10_000 }).toBe(3);
     expect((await mine()).asked).toEqual({
       groups: ['sre-leads', 'dba'], remindersSent: 2,
       escalation: { group: 'dba', at: new Date(t0 + 15 * MIN).toISOString(), reached: true },
