@@ -26,6 +26,8 @@ export interface PostgresInstance {
   /** Stop the server but keep its data (to simulate the database being down), then start it again. */
   pause: () => Promise<void>;
   resume: () => Promise<void>;
+  /** kill -9 the server and every backend at once (its process group), as a crash of the database host would; resume() starts it again (crash recovery). */
+  kill: () => Promise<void>;
 }
 
 function systemUser(name: string): { uid: number; gid: number } | undefined {
@@ -93,6 +95,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     host: '127.0.0.1', port, adminUser, adminPassword, database, adminUrl, socketUrl, query,
     stop: async () => proc.stop('SIGINT'),
     pause: async () => proc.stop('SIGINT'),
+    kill: async () => proc.stop('SIGKILL'),
     resume: async () => {
       proc = startProcess(join(PG_BIN, 'postgres'), args, { ...as, cwd: dir });
       await ready();

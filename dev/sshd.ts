@@ -27,6 +27,11 @@ export interface SshdInstance {
   setAuthorizedKeys: (lines: string[]) => void;
   output: () => string;
   stop: () => Promise<void>;
+  /**
+   * Stop the bastion with `signal` (its whole process group: the listener and every connection's process, as when
+   * the host goes down) and start it again on the same port, host key and config.
+   */
+  restart: (signal?: NodeJS.Signals) => Promise<void>;
 }
 
 export interface SshdOptions {
@@ -113,19 +118,25 @@ async function runSshd(name: string, user: string, fixedPort: number | undefined
   writeFileSync(configFile, `${config}\n`);
   await mkdirRunSshd();
   await mustRun(SSHD, ['-t', '-f', configFile]);
-  const proc = startProcess(SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
-  await waitFor('sshd to listen', () => new Promise<boolean>((resolve, reject) => {
+  let proc = startProcess(SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
+  const listening = () => waitFor('sshd to listen', () => new Promise<boolean>((resolve, reject) => {
     if (proc.child.exitCode !== null) return reject(new Error(`sshd exited: ${proc.output()}`));
     const socket = connect(port, '127.0.0.1');
     socket.once('data', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   }));
+  await listening();
   const hostKeyLine = (await mustRun('cat', [`${hostKey}.pub`])).trim();
   return {
     host: '127.0.0.1', port, user, dir, hostKeyLine, authorizedKeysFile,
     setAuthorizedKeys: (lines) => writeFileSync(authorizedKeysFile, lines.map((l) => `${l}\n`).join('')),
-    output: proc.output,
+    output: () => proc.output(),
     stop: () => proc.stop(),
+    restart: async (signal = 'SIGTERM') => {
+      await proc.stop(signal);
+      proc = startProcess(SSHD, ['-D', '-e', '-f', configFile], { cwd: dir });
+      await listening();
+    },
   };
 }
 
