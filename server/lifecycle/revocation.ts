@@ -14,6 +14,12 @@ import { iso, safeMessage, SYSTEM, type GrantRow, type Logger } from './support'
 // cannot prove that a parameter satisfies the index predicate, and falls back to scanning the whole table.
 export const REVOKING = [sql.lit('pending'), sql.lit('retrying')];
 const REVOKE_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
+/**
+ * Several instances: how long the instance that ended a grant has to revoke it before the others may take over.
+ * Long against a revocation (tens of ms; a 50-grant burst ~200 ms at p99), short against the promise that a
+ * credential dies within a second of its deadline even when that instance is killed or frozen right after the end.
+ */
+export const REVOKE_HANDOFF_MS = 400;
 /** PostgreSQL: revocation batches in flight per instance (each holds a connection across its provider calls). */
 const REVOKE_CONCURRENCY = 2;
 /** Most revocations claimed in one batch. */
@@ -33,8 +39,6 @@ export interface RevocationDeps {
   credentials?: CredentialProvider;
   metrics: Pick<Metrics, 'revocationFailures'>;
   log: Logger;
-  /** How often the safety-net sweep runs (ms): the hand-off to other instances waits one (see othersRevokeFrom). */
-  sweepEveryMs?: number;
   writes: Pick<WriteQueue, 'mutate' | 'transactNow'>;
   timers: Pick<Timers, 'schedule' | 'unschedule' | 'track' | 'stopped'>;
 }
@@ -60,11 +64,11 @@ export class Revocation {
 
   /**
    * When other instances may take over the revocation of a grant ended at `now`: not before the instance that ended
-   * it has had its go (see revokeJustEnded). One sweep interval: should that instance die at once, another instance's
-   * sweep in the meantime has armed a timer for this instant, so the takeover comes no later than a sweep would.
+   * it has had its go (see revokeJustEnded). The others hear of the end through the bus and arm a timer for this
+   * instant (DeadlineSweep.armFromOthers); their sweep is the safety net should they miss the event.
    */
   othersRevokeFrom(now: number): number {
-    return this.deps.shared ? now + (this.deps.sweepEveryMs ?? 5_000) : now;
+    return this.deps.shared ? now + REVOKE_HANDOFF_MS : now;
   }
 
   /**

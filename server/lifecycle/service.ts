@@ -37,6 +37,7 @@ import { Catalog } from './catalog';
 import { AuditChain, type AuditInput, type ReportedAudit } from './audit';
 import { PolicyVersions, type PolicyVersionRef } from '../policy/versions';
 import type { EventBus } from './events';
+import { hasRemoteEvents } from './pg-bus';
 import { WriteQueue, type TxContext } from './write-queue';
 import { DeadlineSweep, Timers } from './timers';
 import { Views } from './views';
@@ -105,7 +106,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const timers = this.timers = new Timers({ clock, log });
     // The catalog is built by init, after the units: they read it from here (policies: this) at each use.
     const views = this.views = new Views({ db, reads, now, refuse, policies: this });
-    const revocation = this.revocation = new Revocation({ db, shared, now, credentials, metrics, log, sweepEveryMs: deps.sweepEveryMs, writes, timers });
+    const revocation = this.revocation = new Revocation({ db, shared, now, credentials, metrics, log, writes, timers });
     const bastion = this.bastion = new BastionQueries({ db, reads, shared, bus, now, log, timers });
     const facts = new RememberedFacts();
     const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers });
@@ -123,8 +124,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         endAtDeadline: (id) => grants.endAtDeadline(id),
         revokeCredentials: (id) => revocation.revokeCredentials(id),
         isRevoking: (id) => revocation.isRevoking(id),
+        othersRevokeFrom: (endedAt) => revocation.othersRevokeFrom(endedAt),
       },
     });
+    // Enforcement at a deadline must not hang on the one instance that armed it (see DeadlineSweep.armFromOthers).
+    if (shared && hasRemoteEvents(bus)) bus.onRemote((events) => this.deadlines.armFromOthers(events));
   }
 
   private now(): number {

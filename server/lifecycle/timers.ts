@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { RequestState } from '../../shared/contract/http';
 import type { Clock } from '../../shared/domain/clock';
 import type { Db } from '../storage/db';
+import type { StoredEvent } from './events';
 import { REVOKING } from './revocation';
 import { SYSTEM, type Logger } from './support';
 
@@ -84,6 +85,8 @@ export interface DeadlineWork {
   revokeCredentials(id: string): Promise<void>;
   /** Whether this instance is revoking the grant's credentials right now. */
   isRevoking(id: string): boolean;
+  /** When other instances may take over the revocation of a grant ended at this instant. */
+  othersRevokeFrom(endedAt: number): number;
 }
 
 export class DeadlineSweep {
@@ -105,6 +108,30 @@ export class DeadlineSweep {
 
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  /**
+   * Grants changed by other instances (their events, PostgreSQL): their deadlines and revocation hand-offs are armed
+   * here too, so that when the instance that armed them is killed or frozen, this one ends the grant at its deadline
+   * and takes its revocation over at the hand-off — not up to a sweep interval later. When both are up, the first
+   * to claim the row ends the grant (endAtDeadline) and a revocation already done is left alone (revokeCredentials).
+   */
+  armFromOthers(events: readonly StoredEvent[]): void {
+    const { timers, work } = this.deps;
+    for (const { event } of events) {
+      if (event.type !== 'grant.updated') continue;
+      const grant = event.grant;
+      if (grant.state === 'active') {
+        timers.schedule(`grant:${grant.id}`, Date.parse(grant.endsAt), () => work.endAtDeadline(grant.id));
+        continue;
+      }
+      timers.unschedule(`grant:${grant.id}`);
+      if (grant.revocation === 'pending' && grant.endedAt && !work.isRevoking(grant.id)) {
+        timers.schedule(`revoke:${grant.id}`, work.othersRevokeFrom(Date.parse(grant.endedAt)), () => work.revokeCredentials(grant.id));
+      } else if (grant.revocation === 'done') {
+        timers.unschedule(`revoke:${grant.id}`);
+      }
+    }
   }
 
   /** Expire requests and end grants whose instant has passed; arm timers for the future ones when `arm`. */

@@ -4,16 +4,18 @@
 // a kill mid-run) run on two real server processes in two-processes.test.ts; they are not repeated here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../server/lifecycle/audit';
+import { REVOKE_HANDOFF_MS } from '../../server/lifecycle/revocation';
 import { main } from '../../server/main';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { spawnGrantServer, startGrantServer, type RunningGrantServer, type SpawnedGrantServer } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';
 import { clientFor, ed25519PublicKeyLine, RecordingProvider, Tokens, until } from '../server/helpers';
 import { usePostgresStorage } from './pg-env';
+import type { Clock } from '../../shared/domain/clock';
 import { bastionStream } from './bastion-stream';
 
-// The instances' safety-net sweep, and so the hand-off before another instance may take over a revocation: long
-// enough that the instance ending a grant records its revocation first even on a loaded CI machine.
+// The instances' safety-net sweep (the hand-off before another instance may take over a revocation is
+// REVOKE_HANDOFF_MS, armed from the bus).
 const SWEEP_MS = 1_000;
 
 describe('several instances on one PostgreSQL', () => {
@@ -86,7 +88,7 @@ describe('several instances on one PostgreSQL', () => {
     expect(revokedBy(quiet)).toEqual([1, 0]);
     expect(await revokedAudits(quiet)).toBe(1);
 
-    // A's call to the target database hangs: B's sweep takes the revocation over once A's hand-off has passed.
+    // A's call to the target database hangs: B takes the revocation over once A's hand-off has passed.
     const stuck = await activate('ender hangs');
     let unblock!: () => void;
     providers[0]!.holdRevoke = new Promise((resolve) => { unblock = resolve; });
@@ -97,7 +99,7 @@ describe('several instances on one PostgreSQL', () => {
       await until('B to take the revocation over', async () => (await onA.get(`/v1/grants/${stuck}`)).body.grant.revocation === 'done');
       const [ended] = await rows<{ ended_at: string }>('select ended_at from grants where id = $1', [stuck]);
       expect(revokedBy(stuck)).toEqual([0, 1]);
-      expect(providers[1]!.revoked.find((r) => r.grantId === stuck)!.at).toBeGreaterThanOrEqual(Number(ended!.ended_at) + SWEEP_MS);
+      expect(providers[1]!.revoked.find((r) => r.grantId === stuck)!.at).toBeGreaterThanOrEqual(Number(ended!.ended_at) + REVOKE_HANDOFF_MS);
     } finally {
       providers[0]!.holdRevoke = undefined;
       unblock();
@@ -108,6 +110,55 @@ describe('several instances on one PostgreSQL', () => {
     expect(await revokedAudits(stuck)).toBe(1);
     const [row] = await rows<{ revocation: string; revoke_attempts: number }>('select revocation, revoke_attempts from grants where id = $1', [stuck]);
     expect(row).toEqual({ revocation: 'done', revoke_attempts: 0 });
+  });
+
+  it('a deadline armed by an instance that does not run then (frozen, killed) is enforced by another within a second', async () => {
+    // Sweeps a minute apart: what is measured is the takeover armed from the bus, not the safety net.
+    const providerA = new RecordingProvider();
+    const providerB = new RecordingProvider();
+    // A's timers never fire, as in a process that is SIGSTOPped or dead at the deadline.
+    const stalled: Clock = { now: () => Date.now(), monotonic: () => performance.now(), setTimer: () => ({ cancel: () => undefined }) };
+    const stalledA = await startGrantServer({ idp, dataDir, overrides, credentials: providerA, clock: stalled, sweepEveryMs: 60_000 });
+    const watchingB = await startGrantServer({ idp, dataDir, overrides, credentials: providerB, sweepEveryMs: 60_000 });
+    try {
+      const onA = clientFor(stalledA.url, await tokens.for('alice'));
+      const created = await onA.post('/v1/requests', { resourceId: 'quick-orders', level: 'read', reason: 'A stalls' });
+      const activated = await onA.post(`/v1/requests/${created.body.request.id}/activate`, { publicKey: ed25519PublicKeyLine('stalls') });
+      expect(activated.status, JSON.stringify(activated.body)).toBe(201);
+      const grantId = activated.body.grant.id as string;
+      const endsAt = Date.parse(activated.body.grant.endsAt);
+      // B, or the suite's other instances (all watch the bus): whoever claims the row first.
+      const others = [providerB, ...providers];
+      const revokedByOthers = (id: string) => others.flatMap((p) => p.revoked.filter((r) => r.grantId === id));
+      await until('another instance to end and revoke the grant', () => revokedByOthers(grantId).length > 0, 10_000);
+      const [row] = await rows<{ state: string; ended_at: string; end_reason: string }>('select state, ended_at, end_reason from grants where id = $1', [grantId]);
+      expect(row).toMatchObject({ state: 'ended', end_reason: 'deadline reached' });
+      expect(Number(row!.ended_at) - endsAt).toBeLessThan(1_000);
+      expect(revokedByOthers(grantId)[0]!.at - endsAt).toBeLessThan(1_000);
+      expect(providerA.revoked).toEqual([]);
+
+      // A ends a grant (release) and then hangs in its own revocation: another takes it over at the hand-off, not a
+      // sweep later.
+      let unblock!: () => void;
+      providerA.holdRevoke = new Promise((resolve) => { unblock = resolve; });
+      try {
+        const second = await onA.post('/v1/requests', { resourceId: 'quick-orders', level: 'read', reason: 'A hangs' });
+        const live = await onA.post(`/v1/requests/${second.body.request.id}/activate`, { publicKey: ed25519PublicKeyLine('hangs') });
+        const liveId = live.body.grant.id as string;
+        const released = await onA.post(`/v1/grants/${liveId}/release`, {});
+        expect(released.status).toBe(200);
+        const endedAt = Date.parse(released.body.grant.endedAt);
+        await until('another instance to take the revocation over', () => revokedByOthers(liveId).length > 0, 10_000);
+        const takeover = revokedByOthers(liveId)[0]!.at - endedAt;
+        expect(takeover).toBeGreaterThanOrEqual(REVOKE_HANDOFF_MS);
+        expect(takeover).toBeLessThan(1_000);
+      } finally {
+        unblock();
+      }
+    } finally {
+      await stalledA.close();
+      await watchingB.close();
+    }
   });
 
   it('an instance killed mid-run leaves its pending deadlines to the others, and the chain stays whole', async () => {
