@@ -18,7 +18,14 @@ const DRIFT_TOLERANCE_MS = 2_000;
 
 export type DeadlineEvent =
   | { type: 'warning'; id: string; thresholdMs: number; remainingMs: number }
-  | { type: 'deadline'; id: string; endsAt: number; lateByMs: number };
+  | {
+    type: 'deadline'; id: string; endsAt: number; lateByMs: number;
+    /**
+     * The wall clock ended it while the time counted here since the grant arrived had not run out: the clock was
+     * moved forward (or the machine slept). The server, on its own clock, still has the grant active.
+     */
+    early: boolean;
+  };
 
 export interface TrackOptions {
   /** The server's clock when the grant was received (from the same response), ms. Best anchor available. */
@@ -31,6 +38,8 @@ interface Entry {
   id: string;
   endsAt: number;
   monoDeadline: number;
+  /** The deadline by time elapsed here alone (monotonic, never ratcheted by the wall clock; moved by extensions). */
+  monoAnchor: number;
   warned: Set<number>;
   /** The warnings actually given (`warned` also holds the ones skipped as longer than the grant). */
   given: Set<number>;
@@ -92,14 +101,16 @@ export class DeadlineScheduler {
     const fromServer = options.serverNowMs !== undefined ? monoNow + (endsAtMs - options.serverNowMs) : Number.POSITIVE_INFINITY;
     const fromWall = monoNow + (endsAtMs - this.serverNow());
     let monoDeadline: number;
+    let monoAnchor: number;
     if (existing) {
       if (existing.endsAt === endsAtMs) return this.evaluate(existing);
       // Move the ratcheted deadline by exactly what the server changed, so earlier local shortening still holds.
       monoDeadline = Math.min(existing.monoDeadline + (endsAtMs - existing.endsAt), fromServer);
+      monoAnchor = existing.monoAnchor + (endsAtMs - existing.endsAt);
     } else {
-      monoDeadline = Math.min(fromServer, fromWall);
+      monoDeadline = monoAnchor = Math.min(fromServer, fromWall);
     }
-    const entry: Entry = { id, endsAt: endsAtMs, monoDeadline, warned: new Set(), given: new Set(), timer: existing?.timer };
+    const entry: Entry = { id, endsAt: endsAtMs, monoDeadline, monoAnchor, warned: new Set(), given: new Set(), timer: existing?.timer };
     const remaining = monoDeadline - monoNow;
     const total = options.startsAtMs !== undefined ? endsAtMs - options.startsAtMs : Number.POSITIVE_INFINITY;
     for (const threshold of this.warnings) {
@@ -185,7 +196,7 @@ export class DeadlineScheduler {
     const remaining = entry.monoDeadline - monoNow;
     if (remaining <= 0) {
       this.entries.delete(entry.id);
-      this.onEvent({ type: 'deadline', id: entry.id, endsAt: entry.endsAt, lateByMs: Math.max(0, -remaining) });
+      this.onEvent({ type: 'deadline', id: entry.id, endsAt: entry.endsAt, lateByMs: Math.max(0, -remaining), early: entry.monoAnchor - monoNow > DRIFT_TOLERANCE_MS });
       return;
     }
     const crossed = this.warnings.filter((t) => remaining <= t && !entry.warned.has(t));

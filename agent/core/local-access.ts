@@ -35,8 +35,8 @@ export interface LocalAccessOptions {
   vault: Vault;
   scheduler: DeadlineScheduler;
   settings: SettingsStore;
-  /** The grant server, for activation and for taking a grant back (rekey). */
-  server: () => Pick<ApiClient, 'activate' | 'rekey'>;
+  /** The grant server, for activation, for taking a grant back (rekey) and for telling it of an early local end. */
+  server: () => Pick<ApiClient, 'activate' | 'rekey' | 'release'>;
   clientFiles?: ClientFiles;
   openTunnel?: (options: TunnelOptions) => Promise<Tunnel>;
   onEnded?: (ended: { grantId: string; reason: string; wipe: WipeReport }) => void;
@@ -172,7 +172,19 @@ export class LocalAccess {
       this.options.publish();
       return;
     }
-    void this.endLocal(event.id, 'deadline');
+    void this.endLocal(event.id, event.early ? 'clock' : 'deadline');
+    // Ended here before the server's own deadline (the wall clock moved on): live sessions would run on until then,
+    // so the server is told, as a release. At the real deadline it ends the grant itself.
+    if (event.early) void this.tellServerEnded(event.id);
+  }
+
+  /** Best effort: a server that cannot be reached ends the grant at its own deadline. */
+  private async tellServerEnded(grantId: string): Promise<void> {
+    try {
+      this.serverSaid(await this.options.server().release(grantId));
+    } catch {
+      // Offline, or it ended meanwhile: nothing more to do here.
+    }
   }
 
   /** End every local access (quit, sign-out). */

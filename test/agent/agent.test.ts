@@ -157,6 +157,8 @@ describe('Agent', () => {
     t.clock.jumpWall(45 * MIN);
     t.agent.clockChanged();
     await expect.poll(() => t.grantView(b.grantId)?.localState).toBe('ended');
+    // The server, whose clock did not move, is told: its role is dropped now, not 30 minutes later.
+    await expect.poll(async () => (await t.serverGrant(b.grantId)).state).toBe('released');
     // Moving it back changes nothing: it stays ended.
     t.clock.jumpWall(-45 * MIN);
     t.agent.clockChanged();

@@ -33,7 +33,7 @@ describe('deadline scheduler', () => {
     expect(ended()).toHaveLength(0);
     expect(scheduler.remainingMs('g1')).toBe(1);
     clock.advance(1);
-    expect(ended()).toEqual([expect.objectContaining({ id: 'g1', lateByMs: 0, atMono: 10 * MIN })]);
+    expect(ended()).toEqual([expect.objectContaining({ id: 'g1', lateByMs: 0, atMono: 10 * MIN, early: false })]);
     expect(scheduler.has('g1')).toBe(false);
     expect(clock.pendingTimers()).toBe(0);
   });
@@ -61,7 +61,8 @@ describe('deadline scheduler', () => {
     scheduler.clockChanged();
     expect(scheduler.remainingMs('g1')).toBe(6 * MIN);
     clock.advance(6 * MIN);
-    expect(ended()).toEqual([expect.objectContaining({ atMono: 7 * MIN })]);
+    // Ended 3 minutes before the server's deadline: early, so the agent tells the server (local-access.ts).
+    expect(ended()).toEqual([expect.objectContaining({ atMono: 7 * MIN, early: true })]);
   });
 
   it('a wall clock jump far past the deadline ends access at once on clockChanged()', () => {
