@@ -172,10 +172,12 @@ export class LocalAccess {
       this.options.publish();
       return;
     }
+    // Only a grant this process holds the keys of is its to end on the server (another agent process may hold it).
+    const held = this.vault.has(event.id);
     void this.endLocal(event.id, event.early ? 'clock' : 'deadline');
     // Ended here before the server's own deadline (the wall clock moved on): live sessions would run on until then,
     // so the server is told, as a release. At the real deadline it ends the grant itself.
-    if (event.early) void this.tellServerEnded(event.id);
+    if (event.early && held) void this.tellServerEnded(event.id);
   }
 
   /** Best effort: a server that cannot be reached ends the grant at its own deadline. */

@@ -1,12 +1,14 @@
 // Per-grant secrets. The SSH private key exists in memory only (a Buffer, zeroed at wipe). The DB credentials are
 // kept in memory for use and mirrored in the OS keychain under `grant:<id>` — not to be read back, but as a record
 // that survives a crash: on start, any `grant:*` item this process does not hold is a leftover of an earlier run
-// and is wiped. (JS strings cannot be zeroed; dropping every reference is the best we can do for them.)
+// and is wiped — unless another live agent process of the same profile holds it (the record names its holder,
+// holder.ts). (JS strings cannot be zeroed; dropping every reference is the best we can do for them.)
 import { createRequire } from 'node:module';
 import { AgentError } from './errors';
 import type { SecretStore } from './secrets/secret-store';
 import type { Clipboard } from './clipboard';
 import { noClipboard } from './clipboard';
+import { isRunning, parseHolder, thisProcess, type Holder } from './holder';
 
 export const GRANT_ACCOUNT_PREFIX = 'grant:';
 
@@ -57,10 +59,12 @@ export class Vault {
   private readonly secrets: SecretStore;
   private readonly clipboard: Clipboard;
   private readonly held = new Map<string, GrantSecrets>();
+  private readonly me: Holder;
 
   constructor(options: { secrets: SecretStore; clipboard?: Clipboard }) {
     this.secrets = options.secrets;
     this.clipboard = options.clipboard ?? noClipboard;
+    this.me = thisProcess();
   }
 
   /**
@@ -71,7 +75,7 @@ export class Vault {
   async put(grantId: string, secrets: GrantSecrets): Promise<void> {
     this.held.set(grantId, secrets);
     try {
-      await this.secrets.set(GRANT_ACCOUNT_PREFIX + grantId, JSON.stringify({ dbUser: secrets.dbUser, dbPassword: secrets.dbPassword }));
+      await this.secrets.set(GRANT_ACCOUNT_PREFIX + grantId, JSON.stringify({ dbUser: secrets.dbUser, dbPassword: secrets.dbPassword, holder: this.me }));
     } catch (error) {
       if (this.held.get(grantId) === secrets) this.held.delete(grantId);
       secrets.privateKey.fill(0);
@@ -123,17 +127,37 @@ export class Vault {
         // A clipboard we cannot read is not a reason to keep the keychain item.
       }
     }
-    const keychain = await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId);
+    // A grant this process does not hold may be another live process's (ending every grant it knows at quit or
+    // sign-out must not take that one's record).
+    const keychain = secrets || !(await this.heldElsewhere(grantId)) ? await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId) : false;
     return { grantId, memory: secrets !== undefined, keychain, clipboard };
   }
 
-  /** Wipe every grant item in the keychain that this process does not hold (left by a crashed run). */
+  /** Whether the grant's keychain record names another agent process that is running (and so holds it). */
+  private async heldElsewhere(grantId: string): Promise<boolean> {
+    let holder: Holder | undefined;
+    try {
+      const record = await this.secrets.get(GRANT_ACCOUNT_PREFIX + grantId);
+      holder = record ? parseHolder((JSON.parse(record) as { holder?: unknown }).holder) : undefined;
+    } catch {
+      holder = undefined; // unreadable: nobody's, a leftover
+    }
+    // This process's own records it does not hold are leftovers too (a vault started over in the same process).
+    return holder !== undefined && holder.pid !== this.me.pid && isRunning(holder);
+  }
+
+  /** Wipe every grant item in the keychain that no running agent process holds (left by a crashed run). */
   async wipeLeftovers(): Promise<string[]> {
-    const leftovers = (await this.secrets.list())
+    const candidates = (await this.secrets.list())
       .filter((account) => account.startsWith(GRANT_ACCOUNT_PREFIX))
       .map((account) => account.slice(GRANT_ACCOUNT_PREFIX.length))
       .filter((grantId) => !this.held.has(grantId));
-    for (const grantId of leftovers) await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId);
+    const leftovers: string[] = [];
+    for (const grantId of candidates) {
+      if (await this.heldElsewhere(grantId)) continue;
+      await this.secrets.delete(GRANT_ACCOUNT_PREFIX + grantId);
+      leftovers.push(grantId);
+    }
     return leftovers;
   }
 

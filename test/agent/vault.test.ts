@@ -100,6 +100,48 @@ describe('vault with the real keychain (gnome-keyring via keytar)', () => {
     await store.delete('refresh-token');
   });
 
+  it('two agent processes of one profile side by side: neither start-up nor exit takes the other\'s grant; a crashed one\'s is wiped', async () => {
+    const holderScript = fileURLToPath(new URL('./fixtures/grant-holder.ts', import.meta.url));
+    const startHolder = async (grantId: string) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', holderScript, service, grantId], { env: { ...process.env, ...keyring.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const said = (word: string) => new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => { out += d; if (out.includes(word)) resolve(); });
+        child.once('exit', (code) => reject(new Error(`holder exited ${code} before saying ${word}`)));
+      });
+      await said('held');
+      return { child, said };
+    };
+    const other = await startHolder('theirs');
+    try {
+      // This process starts: its leftover wipe leaves the record of the live one alone.
+      const mine = new Vault({ secrets: store });
+      expect(await mine.wipeLeftovers()).toEqual([]);
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}theirs`)).toBe(true);
+      await mine.put('mine', secretsFor('mine'));
+      // It ends every grant it knows and exits (the grant list from the server names the other's grant too).
+      expect((await mine.wipe('theirs')).keychain).toBe(false);
+      await mine.wipeAll();
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}mine`)).toBe(false);
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}theirs`)).toBe(true);
+
+      // The other one's quit takes its own record only; a third started meanwhile keeps its.
+      const third = await startHolder('third');
+      other.child.stdin.write('quit\n');
+      await other.said('quit');
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}theirs`)).toBe(false);
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}third`)).toBe(true);
+
+      // The third crashes: its record is a leftover now, wiped by the next start.
+      third.child.kill('SIGKILL');
+      await new Promise((resolve) => third.child.once('exit', resolve));
+      expect(await new Vault({ secrets: store }).wipeLeftovers()).toEqual(['third']);
+      expect(await keychainHas(`${GRANT_ACCOUNT_PREFIX}third`)).toBe(false);
+    } finally {
+      other.child.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it('with no keychain service reachable, fails with a clear typed error (and writes no file)', async () => {
     const probe = fileURLToPath(new URL('./fixtures/keychain-probe.ts', import.meta.url));
     const env = { ...process.env, ...keyring.env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/stint-bus', DISPLAY: '' };
