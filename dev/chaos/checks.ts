@@ -58,7 +58,8 @@ export function bastionAccepts(bastion: { host: string; port: number; user: stri
     // The key command fails closed within its own 2 s timeout: a login still undecided after that is not passing.
     const timer = setTimeout(() => done('unknown'), 8_000);
     client.on('ready', () => done('alive'));
-    client.on('error', (error: Error & { level?: string }) => done(error.level === 'client-authentication' ? 'dead' : 'unknown'));
+    // Refused by the key check, or no bastion listening at all (killed, restarting): the key does not pass.
+    client.on('error', (error: Error & { level?: string; code?: string }) => done(error.level === 'client-authentication' || error.code === 'ECONNREFUSED' ? 'dead' : 'unknown'));
     client.connect({ host: bastion.host, port: bastion.port, username: bastion.user, privateKey, readyTimeout: 7_000 });
   });
 }

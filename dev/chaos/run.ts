@@ -94,8 +94,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (recentFaults.length > 200) recentFaults.shift();
     log(`fault ${what} at +${Date.now() - started}ms`);
   };
-  const restartAgent = async (agent: AgentProcess) => {
-    while (!stopping) {
+  const restartAgent = async (agent: AgentProcess, evenWhenStopping = false) => {
+    while (!stopping || evenWhenStopping) {
       try {
         const { after } = await agent.boot();
         // What start-up left of earlier grants in the keychain: a crash's leftovers must be wiped by then.
@@ -197,27 +197,36 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const serverSide = async (l: Lifecycle): Promise<Verdict[]> => Promise.all([
     loginWorks(stack.pg, l.dbUser, l.password), backendsAlive(stack.pg, l.dbUser), bastionAccepts(stack.sshd, l.key),
   ]);
-  const checkAfterDeadline = async (l: Lifecycle) => {
-    await sleep(l.endsAt - Date.now());
-    // Server side: login, backends, bastion — polled until all are dead.
-    let deadAt: number | undefined;
+  /**
+   * Poll one check from the deadline until it says dead; resolves with when its first "dead" answer came back (an
+   * upper bound on when the credential died), or undefined if it never did within the window.
+   */
+  const deadBy = async (l: Lifecycle, check: () => Promise<Verdict>): Promise<number | undefined> => {
     const giveUp = l.endsAt + 30_000;
     while (Date.now() < giveUp || dbDownBetween(Date.now() - 5_000, Date.now())) {
-      const verdicts = await serverSide(l);
-      if (verdicts.every((v) => v === 'dead')) {
-        deadAt = Date.now();
-        break;
-      }
-      await sleep(100);
+      if ((await check()) === 'dead') return Date.now();
+      await sleep(50);
     }
+    return undefined;
+  };
+  const checkAfterDeadline = async (l: Lifecycle) => {
+    await sleep(l.endsAt - Date.now());
+    // Server side: login, backends, bastion — each polled on its own until it says dead.
+    const names = ['login', 'backends', 'bastion'];
+    const times = await Promise.all([
+      deadBy(l, () => loginWorks(stack.pg, l.dbUser, l.password)),
+      deadBy(l, () => backendsAlive(stack.pg, l.dbUser)),
+      deadBy(l, () => bastionAccepts(stack.sshd, l.key)),
+    ]);
+    const deadAt = times.includes(undefined) ? undefined : Math.max(...(times as number[]));
     const overrun = (deadAt ?? Date.now()) - l.endsAt;
     const downMeanwhile = dbDownBetween(l.endsAt - 1_000, deadAt ?? Date.now());
     if (downMeanwhile) maxOverrunDown = Math.max(maxOverrunDown, overrun);
     else maxOverrun = Math.max(maxOverrun, overrun);
     if (deadAt === undefined || (!downMeanwhile && overrun > budget)) {
       counts.alive += 1;
-      const last = await serverSide(l);
-      violation(l, 'credentials_alive', `overrun_ms=${overrun} login=${last[0]} backends=${last[1]} bastion=${last[2]}`);
+      const late = names.map((name, i) => `${name}=${times[i] === undefined ? 'alive' : `${times[i]! - l.endsAt}ms`}`).join(' ');
+      violation(l, 'credentials_alive', `overrun_ms=${overrun} ${late}`);
     }
     // The keychain: the agent wipes the item at its local end; a killed agent's item is wiped at its restart
     // (counted by leftovers_after_restart), so it is checked here only when the agent ran throughout.
@@ -274,7 +283,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       server.thaw();
       if (!server.running) await server.boot(() => false);
     }
-    for (const agent of stack.agents) if (!agent.up) await restartAgent(agent);
+    for (const agent of stack.agents) if (!agent.up) await restartAgent(agent, true);
     // A last look at every grant: nothing of any of them may work now.
     for (const l of opened) {
       const [login, backends, bastion] = await serverSide(l);
