@@ -82,6 +82,11 @@ export const PolicyConfig = z.strictObject({
     userVerification: z.boolean().default(true),
   }).default({ request: 'never', approve: 'never', methods: ['webauthn', 'totp'], riskAtLeast: 50, userVerification: true }),
   extend: z.strictObject({ maxTotal: Duration, reapproval: z.boolean().default(false) }).optional(),
+  /**
+   * End a grant whose agent has been silent this long (no heartbeat: lid closed, laptop lost). Off by default.
+   * Agents heartbeat every 30 s, so at least a minute.
+   */
+  idleEnd: Duration.refine((seconds) => seconds >= 60, 'expected at least 1m (agents heartbeat every 30 s)').optional(),
   breakGlass: z.strictObject({
     groups: GroupList,
     reason: z.enum(['required']).default('required'),

@@ -14,6 +14,7 @@ import type { ClientFiles } from './client-files';
 import type { Clock } from '../../shared/domain/clock';
 import { systemClock } from '../../shared/domain/clock';
 import { DeadlineScheduler } from './deadlines';
+import { Heartbeat } from './heartbeat';
 import { LocalAccess } from './local-access';
 import { Publisher } from './published-state';
 import { Requests } from './requests';
@@ -71,6 +72,7 @@ export class Agent implements AgentCore {
   private readonly requests: Requests;
   private readonly link: ServerLink;
   private readonly published: Publisher;
+  private readonly heartbeat: Heartbeat;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -95,6 +97,7 @@ export class Agent implements AgentCore {
       publish: () => this.publish(), problem: (error) => this.problem(error),
       announce: (notification) => this.published.announce(notification),
     });
+    this.heartbeat = new Heartbeat({ clock: this.clock, held: () => this.vault.grantIds(), send: async (ids) => this.link.api().heartbeat(ids) });
     this.published = new Publisher({
       session: options.session, settings: options.settings, link: this.link, scheduler: this.scheduler, requests: this.requests, grants: this.access,
     }, this.clock);
@@ -118,6 +121,7 @@ export class Agent implements AgentCore {
     } catch (error) {
       this.problem(error);
     }
+    this.heartbeat.start();
     this.publish();
   }
 
@@ -139,6 +143,7 @@ export class Agent implements AgentCore {
 
   async dispose(): Promise<void> {
     this.link.dispose();
+    this.heartbeat.stop();
     this.scheduler.stop();
     await this.access.endAll('quit');
     this.published.clear();

@@ -15,7 +15,7 @@ import {
   StepUpStatus, TotpConfirmBody, TotpConfirmResult, TotpEnrollBody, TotpEnrollResult,
 } from '../../shared/contract/stepup';
 import {
-  ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, Me, Problem, RekeyResult, RequestList, RequestResult,
+  ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, HeartbeatResult, Me, Problem, RekeyResult, RequestList, RequestResult,
   ResourceList, type CreateRequestBody, type StepUpProof,
 } from '../../shared/contract/http';
 import { ReviewList, ReviewResult, type ReviewOutcome } from '../../shared/contract/reviews';
@@ -218,6 +218,7 @@ export class ApiClient {
   enrollTotp(body: z.input<typeof TotpEnrollBody>) { return this.call('POST', 'v1/stepup/totp/enroll', TotpEnrollResult, body); }
   confirmTotp(body: z.input<typeof TotpConfirmBody>) { return this.call('POST', 'v1/stepup/totp/confirm', TotpConfirmResult, body); }
 
+  async heartbeat(grantIds: string[]) { return (await this.call('POST', 'v1/grants/heartbeat', HeartbeatResult, { grantIds })).seen; }
   async release(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/release`, GrantResult, {})).grant; }
   /** Put the password reveal on the server's audit record; the agent shows the password only once this succeeded. */
   async recordPasswordReveal(grantId: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/reveal-password`, GrantResult, {})).grant; }

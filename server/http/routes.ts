@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   AccessRequest, ActivateBody, ActivateResult, ApproveBody, AuditList, AuditQuery, CancelBody, CreateRequestBody, CreateRequestResult,
-  DenyBody, ExtendBody, ExtendResult, GrantList, GrantResult, Id, ListGrantsQuery, ListRequestsQuery, Me, RekeyBody, RekeyResult, ReleaseBody, RequestList,
+  DenyBody, ExtendBody, ExtendResult, GrantList, GrantResult, HeartbeatBody, HeartbeatResult, Id, ListGrantsQuery, ListRequestsQuery, Me, RekeyBody, RekeyResult, ReleaseBody, RequestList,
   RequestResult, ResourceList, RevealPasswordBody, RevokeBody, StepUpProof,
 } from '../../shared/contract/http';
 import type { AuthUser } from '../identity/user';
@@ -118,6 +118,12 @@ export function apiRoutes(lifecycle: Lifecycle): RouteSpec[] {
       method: 'POST', url: '/v1/grants/:id/extend', access: 'user', operationId: 'extendGrant', summary: 'Extend within the policy limit (may need re-approval)', tags: ['grants'],
       body: ExtendBody, response: ExtendResult, problems: [404, 409, 503],
       handler: async ({ user, id, body }) => lifecycle.extend(user, id, body),
+    }),
+    route({
+      method: 'POST', url: '/v1/grants/heartbeat', access: 'user', operationId: 'heartbeatGrants',
+      summary: 'My agent still holds these grants (every 30 s; a policy with idleEnd ends a grant whose agent fell silent)', tags: ['grants'],
+      body: HeartbeatBody, response: HeartbeatResult,
+      handler: async ({ user, body }) => ok({ seen: await lifecycle.heartbeat(user, body.grantIds) }),
     }),
     route({
       method: 'POST', url: '/v1/grants/:id/release', access: 'user_or_service', operationId: 'releaseGrant', summary: 'End my grant now', tags: ['grants'],

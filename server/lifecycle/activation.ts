@@ -112,7 +112,7 @@ export class Activation {
         starts_at: now, ends_at: now + row.duration_seconds * 1000, ended_at: null, end_reason: null, extended_seconds: 0,
         revocation: 'none', revoke_attempts: 0, next_revoke_at: null, last_revoke_error: null, db_username: null,
         key_type: keyType, key_base64: keyBase64, device_id: body.deviceId ?? row.device_id ?? null, bastion_id: entry.resource.bastion, target_host: entry.resource.target.host,
-        target_port: entry.resource.target.port, break_glass: row.break_glass, policy_version: row.policy_version,
+        target_port: entry.resource.target.port, break_glass: row.break_glass, policy_version: row.policy_version, agent_seen_at: null,
         kind: entry.resource.kind,
       };
       // Two statements, each its own check: the insert meets the unique index on active grants' keys (migration

@@ -51,6 +51,7 @@ import { BastionQueries } from './bastion-queries';
 import { Reviews } from './reviews';
 import type { BreakGlassReview, ListReviewsQuery, RecordReviewBody } from '../../shared/contract/reviews';
 import type { OutboxStage } from '../webhooks/outbox';
+import { IdleEnds } from './idle';
 import { Refusals, SYSTEM, type Logger, type RefusalRefs, type Refuse } from './support';
 
 export type { Logger } from './support';
@@ -92,6 +93,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   private readonly bastion: BastionQueries;
   private readonly nudges: Nudges;
   private readonly reviews: Reviews;
+  private readonly idle: IdleEnds;
 
   constructor(private readonly deps: LifecycleDeps) {
     const { db, reads } = deps.store;
@@ -115,6 +117,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion, nudges });
     const rekeying = this.rekeying = new Rekeying({ reads, shared, now, metrics, credentials, gate, log, refuse, policies: this, writes, views, bastion: this.bastion });
     this.approvals = new Approvals({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, requests, grants, views, rekey: rekeying });
+    const idle = this.idle = new IdleEnds({ reads, now, policies: this, writes, endGrant: (id, reason) => grants.endGrant(id, 'ended', SYSTEM, reason) });
     this.activation = new Activation({ reads, now, credentials, metrics, log, refuse, policies: this, writes, timers, facts, requests, grants, revocation });
     this.deadlines = new DeadlineSweep({
       db, clock, log, timers,
@@ -125,6 +128,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
         revokeCredentials: (id) => revocation.revokeCredentials(id),
         isRevoking: (id) => revocation.isRevoking(id),
         othersRevokeFrom: (endedAt) => revocation.othersRevokeFrom(endedAt),
+        endIdle: () => idle.endIdle(),
       },
     });
     // Enforcement at a deadline must not hang on the one instance that armed it (see DeadlineSweep.armFromOthers).
@@ -308,6 +312,11 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
   /** Take an active grant back with new credentials (a new SSH key, a new password) after the agent lost its keys. */
   rekey(user: AuthUser, id: string, body: z.output<typeof RekeyBody>): Promise<Outcome<{ grant: Grant; connection: Connection }>> {
     return this.rekeying.rekey(user, id, body);
+  }
+
+  /** The owner's agent still holds these grants (idle end); returns those that are active grants of the owner. */
+  heartbeat(user: AuthUser, grantIds: string[]): Promise<string[]> {
+    return this.idle.heartbeat(user, grantIds);
   }
 
   /** The owner asked to see the grant's database password: on the audit record first (see GrantRules). */

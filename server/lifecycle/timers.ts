@@ -87,6 +87,8 @@ export interface DeadlineWork {
   isRevoking(id: string): boolean;
   /** When other instances may take over the revocation of a grant ended at this instant. */
   othersRevokeFrom(endedAt: number): number;
+  /** End the grants whose agent has been silent longer than their policy's idleEnd (idle.ts). */
+  endIdle(): Promise<void>;
 }
 
 export class DeadlineSweep {
@@ -165,6 +167,7 @@ export class DeadlineSweep {
         timers.schedule(`grant:${g.id}`, Number(g.ends_at), () => work.endAtDeadline(g.id));
       }
     }
+    due.push(work.endIdle());
     const settled = await Promise.allSettled(due);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -76,6 +76,8 @@ export interface GrantsTable {
   policy_version: number;
   /** The resource's kind when the grant was issued (shared/contract/kinds.ts). */
   kind: string;
+  /** When the grant's agent last heartbeat it (idle end); null before its first heartbeat. */
+  agent_seen_at: number | null;
 }
 
 export interface AuditTable {

@@ -183,6 +183,10 @@ export const RekeyBody = z.strictObject({
 });
 export const ExtendBody = z.strictObject({ durationSeconds: DurationSeconds, reason: z.string().max(2000).optional() });
 export const ReleaseBody = z.strictObject({});
+/** The active grants whose keys the calling agent holds (idle end: a policy may end a grant its agent stopped heartbeating). */
+export const HeartbeatBody = z.strictObject({ grantIds: z.array(Id).min(1).max(200) });
+/** Which of them are active grants of the caller (the others are not counted). */
+export const HeartbeatResult = z.object({ seen: z.array(Id) });
 export const RevealPasswordBody = z.strictObject({});
 export const RevokeBody = z.strictObject({ reason: z.string().min(1, 'a reason is required to revoke').max(2000) });
 

@@ -165,6 +165,23 @@ describe('Agent', () => {
     expect(t.grantView(b.grantId)?.localState).toBe('ended');
   });
 
+  it('heartbeats the grants it holds every 30 s (idle end), and stops once access has ended', async () => {
+    const t = await setup();
+    const { grantId } = (await t.agent.api.createRequest({ resourceId: 'prod-orders', level: 'read', durationSeconds: 3600, reason: 'x' })).connection!;
+    const seenAt = async () => (await t.server.server.store.db.selectFrom('grants').select('agent_seen_at').where('id', '=', grantId).executeTakeFirstOrThrow()).agent_seen_at;
+    expect(await seenAt()).toBeNull();
+    t.clock.advance(30_000);
+    await expect.poll(seenAt).not.toBeNull();
+    const first = Number(await seenAt());
+    t.clock.advance(30_000);
+    await expect.poll(async () => Number(await seenAt())).toBeGreaterThan(first);
+    await t.agent.api.release({ grantId });
+    const last = Number(await seenAt());
+    t.clock.advance(60_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(Number(await seenAt())).toBe(last);
+  });
+
   it('a request approved later (event stream) connects by itself and notifies with the local address', async () => {
     const t = await setup();
     const { request } = await t.agent.api.createRequest({ resourceId: 'prod-billing', level: 'write', durationSeconds: 3600, reason: 'INC-2' });
