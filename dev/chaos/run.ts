@@ -211,6 +211,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
   const checkAfterDeadline = async (l: Lifecycle) => {
     await sleep(l.endsAt - Date.now());
+    // How late this process itself woke for the deadline (a loaded machine): part of any overrun measured below.
+    const wokeLateMs = Date.now() - l.endsAt;
     // Server side: login, backends, bastion — each polled on its own until it says dead.
     const names = ['login', 'backends', 'bastion'];
     const times = await Promise.all([
@@ -226,7 +228,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (deadAt === undefined || (!downMeanwhile && overrun > budget)) {
       counts.alive += 1;
       const late = names.map((name, i) => `${name}=${times[i] === undefined ? 'alive' : `${times[i]! - l.endsAt}ms`}`).join(' ');
-      violation(l, 'credentials_alive', `overrun_ms=${overrun} ${late}`);
+      violation(l, 'credentials_alive', `overrun_ms=${overrun} ${late} checker_woke_late_ms=${wokeLateMs}`);
     }
     // The keychain: the agent wipes the item at its local end; a killed agent's item is wiped at its restart
     // (counted by leftovers_after_restart), so it is checked here only when the agent ran throughout.
