@@ -299,6 +299,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       counts.leftovers += held.length;
       if (held.length) log(`LEFTOVER seed=${options.seed} agent=${agent.name} at end grants=${held.join(',')}`);
     }
+    if (violations.length) for (const server of stack.servers) log(`--- ${server.name} log (last lines) ---\n${server.output().slice(-6_000)}`);
     const lost = await lostAuditEvents(stack, opened.map((l) => l.grantId), log, options.seed);
     const verified = await run(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, '../../server/main.ts'), 'audit', 'verify', '--config', stack.configPath], { cwd: resolve(import.meta.dirname, '../..') });
     if (verified.code !== 0) log(`audit verify: ${verified.stdout}${verified.stderr}`);

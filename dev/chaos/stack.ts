@@ -29,6 +29,8 @@ export interface Opened { grantId: string; endsAt: number; port: number; uri: st
 export class ServerInstance {
   running: SpawnedGrantServer | undefined;
   frozen = false;
+  /** What the instance's earlier runs printed (warnings and errors), for the report of a violation. */
+  private earlier = '';
 
   constructor(readonly name: string, readonly url: string, private readonly start: () => Promise<SpawnedGrantServer>) {}
 
@@ -53,6 +55,11 @@ export class ServerInstance {
     this.running = undefined;
     this.frozen = false;
     await running?.stop('SIGKILL');
+    if (running) this.earlier = `${this.earlier}${running.proc.output()}\n--- kill -9 ---\n`.slice(-20_000);
+  }
+
+  output(): string {
+    return `${this.earlier}${this.running?.proc.output() ?? ''}`;
   }
 
   freeze(): void {

@@ -96,7 +96,15 @@ export class GrantRules {
 
   /** The deadline of an active grant has come: end it, claimed (see lockRow), or look again when it is not yet due. */
   async endAtDeadline(id: string): Promise<void> {
-    const outcome = await this.endGrant(id, 'ended', SYSTEM, 'deadline reached', { due: true });
+    let outcome: Outcome<Grant>;
+    try {
+      outcome = await this.endGrant(id, 'ended', SYSTEM, 'deadline reached', { due: true });
+    } catch (error) {
+      // The database failed this attempt (restarting after a crash, a pooled connection it cut): look again shortly,
+      // not a sweep interval later — the credentials stay alive until the grant has ended.
+      this.deps.timers.schedule(`grant:${id}`, this.deps.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
+      throw error;
+    }
     if (outcome.ok) return;
     if (outcome.error.code === 'busy') this.deps.timers.schedule(`grant:${id}`, this.deps.now() + CLAIM_RETRY_MS, () => this.endAtDeadline(id));
     else if (outcome.error.code === 'not_due') this.deps.timers.schedule(`grant:${id}`, Number(outcome.error.extra?.endsAt), () => this.endAtDeadline(id));

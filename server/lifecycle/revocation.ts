@@ -163,6 +163,10 @@ export class Revocation {
     try {
       const retryAt = this.deps.shared ? await this.revokeInBatch(id, credentials) : await this.revokeAlone(id, credentials);
       if (retryAt !== undefined) this.deps.timers.schedule(`revoke:${id}`, retryAt, () => this.revokeCredentials(id));
+    } catch (error) {
+      // Our own storage failed (not the target database: that failure is recorded with backoff): try again soon.
+      this.deps.timers.schedule(`revoke:${id}`, this.deps.now() + REVOKE_BACKOFF_MS[0]!, () => this.revokeCredentials(id));
+      throw error;
     } finally {
       this.revoking.delete(id);
     }
