@@ -1,6 +1,8 @@
 // Idle end (policy `idleEnd`, off by default): agents heartbeat the grants they hold; a grant whose agent has been
 // silent longer than its policy's idleEnd is ended with reason `idle` (a lid closed for good, a laptop lost). Silence
-// is counted from the last heartbeat, or from the grant's start when none came yet. The safety-net sweep
+// is counted from the last heartbeat, or from the grant's start when none came yet — and never from before this
+// instance started: agents cannot heartbeat a server that is down, and a restart must not end every grant whose
+// heartbeats it missed (other instances, up meanwhile, got them and end idle grants on time). The safety-net sweep
 // (timers.ts) looks for idle grants, so an idle end comes up to one sweep interval after the limit.
 import { sql } from 'kysely';
 import type { AuthUser } from '../identity/user';
@@ -20,7 +22,11 @@ export interface IdleDeps {
 }
 
 export class IdleEnds {
-  constructor(private readonly deps: IdleDeps) {}
+  private readonly startedAt: number;
+
+  constructor(private readonly deps: IdleDeps) {
+    this.startedAt = deps.now();
+  }
 
   /** The owner's agent holds these grants: note it on those that are active and its own; returns which ones. */
   async heartbeat(user: AuthUser, grantIds: string[]): Promise<string[]> {
@@ -41,7 +47,7 @@ export class IdleEnds {
     if (limits.size === 0) return;
     const rows: Pick<GrantRow, 'id' | 'resource_id' | 'starts_at' | 'agent_seen_at'>[] = await this.deps.reads.selectFrom('grants')
       .select(['id', 'resource_id', 'starts_at', 'agent_seen_at']).where('state', '=', sql.lit('active')).where('resource_id', 'in', [...limits.keys()]).execute();
-    const idle = rows.filter((r) => Number(r.agent_seen_at ?? r.starts_at) + limits.get(r.resource_id)! <= now);
+    const idle = rows.filter((r) => Math.max(Number(r.agent_seen_at ?? r.starts_at), this.startedAt) + limits.get(r.resource_id)! <= now);
     await Promise.allSettled(idle.map((r) => this.deps.endGrant(r.id, 'idle')));
   }
 }

@@ -77,6 +77,21 @@ describe('idle end', () => {
     await expect.poll(async () => (await state(silent)).revocation).toBe('done');
   });
 
+  it('a server that was down does not count its own downtime as the agents\' silence', async () => {
+    const grantId = await grantOn('alice', 'quick-orders');
+    // The server is down for 10 minutes (no heartbeat can reach it), then starts again on the same storage.
+    await server.close();
+    clock.advance(10 * MIN);
+    server = await startGrantServer({ idp, overrides, credentials: new RecordingProvider(), clock, dataDir: server.dataDir });
+    await server.lifecycle.sweep(false);
+    const state = async () => (await clientFor(server.url, await tokens.for('alice')).get(`/v1/grants/${grantId}`)).body.grant;
+    expect(await state()).toMatchObject({ state: 'active' });
+    // Silent for idleEnd after the restart: idle then.
+    clock.advance(2 * MIN + 1_000);
+    await server.lifecycle.sweep(false);
+    expect(await state()).toMatchObject({ state: 'ended', endReason: 'idle' });
+  });
+
   it('refuses a policy whose idleEnd is shorter than two heartbeats', async () => {
     await expect(startGrantServer({ idp, overrides: { policies: { 'short-lived': { ...overrides.policies['short-lived'], idleEnd: '30s' } } }, credentials: new RecordingProvider() }))
       .rejects.toThrow(/idleEnd.*at least 1m/);
