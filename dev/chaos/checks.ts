@@ -33,10 +33,10 @@ export async function loginWorks(db: PostgresInstance, user: string, password: s
   }
 }
 
-/** How many backends of the role are still running (unknown while the database is down). */
-export async function backendsAlive(db: PostgresInstance, user: string): Promise<Verdict> {
+/** How many backends of the role are still running, asked as the admin (unknown while the database is down). */
+export async function backendsAlive(admin: pg.Pool, user: string): Promise<Verdict> {
   try {
-    const rows = await db.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where usename = $1', [user], 'postgres');
+    const { rows } = await admin.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where usename = $1', [user]);
     return rows[0]!.n > 0 ? 'alive' : 'dead';
   } catch {
     return 'unknown';
