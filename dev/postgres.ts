@@ -76,6 +76,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const socketUrl = (db = database) => `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@/${db}?host=${encodeURIComponent(sockets)}&port=${port}`;
   const query = async (sql: string, params: unknown[] = [], db = database) => {
     const client = new pg.Client({ connectionString: adminUrl(db) });
+    // A server killed or shut down under a query fails the query; unheard, the same error event would end the process.
+    client.on('error', () => undefined);
     await client.connect();
     try {
       return (await client.query(sql, params)).rows;
