@@ -386,6 +386,8 @@ export const migrations: Record<string, Migration> = {
     async down(db: Kysely<any>) {
       await db.schema.dropTable('breakglass_reviews').ifExists().execute();
       await db.schema.dropTable('webhook_deliveries').ifExists().execute();
+    },
+  },
   '0016_grant_heartbeats': {
     // When the grant's agent last said it still holds the grant (issue #21, idle end): a policy's idleEnd ends a
     // grant whose agent has been silent that long.
