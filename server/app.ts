@@ -33,6 +33,7 @@ import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/
 import { policyRoutes } from './policy/routes';
 import { startAuditStream } from './audit/start';
 import { declareApprovePageRoutes, pageSessionGuard } from './web/routes';
+import { declareAdminPageRoutes } from './web/admin-page';
 import { DEFAULT_PAGE_DIR } from './web/page-files';
 import { WebSessions } from './web/sessions';
 import { createWebSignIn } from './web/signin';
@@ -227,14 +228,17 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   });
   const stepUpRoutes = stepUp?.routes?.({ resolver: lifecycle, audit: stepUpAudit });
   // The approve page (config `approvalPage`): its own sign-in and browser sessions, the same lifecycle and step-up.
+  // The admin console at /admin signs in and keeps its session the same way.
   const webSessions = config.approvalPage ? new WebSessions(store.db, () => clock.now()) : undefined;
-  const approvePage = webSessions ? declareApprovePageRoutes({
+  const page = webSessions ? {
     config, lifecycle, clock, sessions: webSessions, pageDir: opts.approvePageDir ?? DEFAULT_PAGE_DIR,
     signIn: createWebSignIn({ config, verifier, env: opts.env }),
-  }, stepUpRoutes ?? []) : undefined;
+  } : undefined;
+  const approvePage = page ? declareApprovePageRoutes(page, stepUpRoutes ?? []) : undefined;
   const declared = routeTable({
     config, api: routes, lifecycle, store, clock, metrics, bus, sse, openapi: () => openapi, auditVerifier,
     stepUp: stepUpRoutes, bastion: bastion.routes, approvePage, env: opts.env,
+    ...(page ? { adminPage: (api: readonly Route[]) => declareAdminPageRoutes(page, api) } : {}),
     policy: policyRoutes({ reloader, versions: lifecycle.policyVersions, catalog: () => lifecycle.catalog }),
   });
   const openapi = openApiDocument(declared, { serverUrl: config.server.url });

@@ -58,20 +58,21 @@ function operation(route: Route): Record<string, unknown> {
   if (route.access === 'user') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
   if (route.access === 'admin') responses[403] ??= problemResponse(STATUS_TEXT[403]!);
   if (route.access === 'bastion') responses[401] = { description: 'Missing or unknown bastion token (empty body)' };
-  if (route.access === 'session') {
-    responses[401] = problemResponse('No approve-page session, or it expired: open the approve link to sign in');
+  if (route.access === 'session' || route.access === 'admin-session') {
+    responses[401] = problemResponse('No page session, or it expired: open the approve link (or /admin) to sign in');
     if (route.method === 'POST') responses[403] ??= problemResponse('Not allowed for the caller, or the CSRF token is missing or wrong');
+    if (route.access === 'admin-session') responses[403] ??= problemResponse('Not an administrator');
   }
   for (const [status, other] of Object.entries(doc.answers ?? {})) responses[status] = answer(other);
 
-  const scheme = route.access === 'bastion' ? 'bastion' : route.access === 'session' ? 'session' : 'bearer';
+  const scheme = route.access === 'bastion' ? 'bastion' : route.access === 'session' || route.access === 'admin-session' ? 'session' : 'bearer';
   const security = route.access === 'anonymous' ? undefined : [{ [scheme]: [] }];
   return {
     operationId: doc.operationId,
     summary: doc.summary,
     tags: doc.tags,
     // Who may call it beyond the token: people only, people and service identities (CI jobs, bots), or admins.
-    ...(security && route.access !== 'bastion' ? { 'x-stint-callers': route.access === 'user_or_service' ? 'people and services' : route.access === 'admin' ? 'administrators' : 'people' } : {}),
+    ...(security && route.access !== 'bastion' ? { 'x-stint-callers': route.access === 'user_or_service' ? 'people and services' : route.access === 'admin' || route.access === 'admin-session' ? 'administrators' : 'people' } : {}),
     ...(security ? { security } : {}),
     ...(parameters.length ? { parameters } : {}),
     ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(doc.body, 'input') } } } } : {}),
@@ -96,7 +97,7 @@ export function openApiDocument(routes: readonly Route[], options: { serverUrl?:
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from the configured IdP for the configured audience' },
         ...(routes.some((r) => r.access === 'bastion') ? { bastion: { type: 'http', scheme: 'bearer', description: "A bastion's own token (bastions.<id>.token in the server config)" } } : {}),
-        ...(routes.some((r) => r.access === 'session') ? { session: { type: 'apiKey', in: 'cookie', name: 'stint_approve_session', description: 'The approve page\'s session (after signing in at /approve/<id>); POSTs also send its CSRF token in x-stint-csrf' } } : {}),
+        ...(routes.some((r) => r.access === 'session' || r.access === 'admin-session') ? { session: { type: 'apiKey', in: 'cookie', name: 'stint_approve_session', description: 'The approve page\'s and the admin console\'s session (after signing in at /approve/<id> or /admin); POSTs also send its CSRF token in x-stint-csrf' } } : {}),
       },
       schemas: { Problem: schemaOf(Problem, 'output') },
     },

@@ -12,13 +12,15 @@
 //   bastion    a bastion's own token (Guards.bastion)
 //   session    the approve page's browser session (Guards.session: its cookie sets request.user; a POST must also
 //              carry the page's CSRF token), never a bearer token (server/web)
+//   admin-session  session, then admin-only exactly as `admin` (403 admin_only, audited): the server-served admin
+//              console (/admin, server/web/admin-page.ts); the bearer routes it mirrors stay 'admin'
 // `stepUp` says what fresh proof the handler demands on top: it is bound to the action, so it lives in the handler.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { sendProblem } from './problem';
 import type { RateClass } from './rate-limits';
 
-export type Access = 'anonymous' | 'user' | 'user_or_service' | 'admin' | 'bastion' | 'session';
+export type Access = 'anonymous' | 'user' | 'user_or_service' | 'admin' | 'bastion' | 'session' | 'admin-session';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -110,7 +112,7 @@ export function routerFor(app: FastifyInstance): Router {
       const key = `${method} ${options.url}`;
       // HEAD routes are made by Fastify from their GET route, with its options and hooks.
       const sameRoute = route && declared.has(route) && route.url === options.url && (route.method === method || (method === 'HEAD' && route.method === 'GET'));
-      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, user_or_service, admin, bastion or session) in the route list of server/http/table.ts`);
+      if (!sameRoute) throw new Error(`${key} is not served through the router: declare it (method, path, access: anonymous, user, user_or_service, admin, bastion, session or admin-session) in the route list of server/http/table.ts`);
       if (method !== 'HEAD') served.push({ method, url: route.url, access: route.access, ...(route.stepUp ? { stepUp: route.stepUp } : {}) });
     }
   });
@@ -163,6 +165,7 @@ function accessChecks(route: Route, guards: Guards): { onRequest?: Guard; preHan
     case 'session': return { onRequest: need(guards.session, 'page session') };
     // preHandler, after the body is read: a non-admin's malformed JSON is still a 400, as it always was.
     case 'admin': return { onRequest: peopleOnly(route, need(guards.user, 'user token'), guards), preHandler: adminOnly(route, guards) };
+    case 'admin-session': return { onRequest: need(guards.session, 'page session'), preHandler: adminOnly(route, guards) };
     default: {
       const unknown: never = route.access;
       throw new Error(`${route.method} ${route.url} declares an unknown access ${String(unknown)}`);

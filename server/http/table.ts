@@ -13,6 +13,7 @@ import { ServerEventEnvelope } from '../../shared/contract/events';
 import { declareBastionRoutes } from '../bastion/routes';
 import { declareStepUpRoutes } from '../stepup/routes';
 import { declareApprovePageRoutes } from '../web/routes';
+import { declareAdminPageRoutes } from '../web/admin-page';
 import type { AuditVerifier } from '../lifecycle/audit-verify-status';
 import { adminRoutes } from './admin-routes';
 import { apiRoute } from './api';
@@ -46,6 +47,8 @@ export interface RouteTableDeps {
   policy: RouteSpec[];
   /** The approve page's routes (server/web), when the server has one (config `approvalPage`). */
   approvePage?: Route[];
+  /** The admin console at /admin (server/web/admin-page.ts), given the API routes it serves again for its session. */
+  adminPage?: (api: readonly Route[]) => Route[];
   /** The audit chain's on-demand verification, for the admin console's routes. */
   auditVerifier: AuditVerifier;
   /** Environment for secret references (webhook URLs shown by origin). */
@@ -57,9 +60,9 @@ export interface RouteTableDeps {
  * so documentedRoutes() builds the same list without a server.
  */
 export function routeTable(deps: RouteTableDeps): Route[] {
+  const api = [...deps.api.map((spec) => apiRoute(spec, deps)), ...adminRoutes(deps)];
   return [
-    ...deps.api.map((spec) => apiRoute(spec, deps)),
-    ...adminRoutes(deps),
+    ...api,
     {
       method: 'GET', url: '/v1/events', access: 'user_or_service',
       doc: {
@@ -75,6 +78,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     ...(deps.stepUp ?? []),
     ...deps.bastion,
     ...(deps.approvePage ?? []),
+    ...(deps.adminPage?.(api) ?? []),
   ];
 }
 
@@ -138,6 +142,7 @@ export function documentedRoutes(): Route[] {
     bastion: declareBastionRoutes(none).routes,
     policy: policyRoutes(none),
     approvePage: declareApprovePageRoutes(none, stepUp),
+    adminPage: (api) => declareAdminPageRoutes(none, api),
   });
 }
 

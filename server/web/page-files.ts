@@ -1,5 +1,5 @@
-// The approve page's files, built by Vite with the renderer (vite.config.ts: the `approve` entry, renderer/approve.html)
-// into dist/renderer: the HTML and its hashed scripts and styles under assets/. Served as they are, with the one CSP
+// The server's own pages, built by Vite with the renderer (vite.config.ts: the `approve` and `admin` entries) into
+// dist/renderer: the HTML and its hashed scripts and styles under assets/. Served as they are, with the one CSP
 // (shared/contract/csp.ts): no inline script, nothing from another origin.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,13 +21,14 @@ function secure(reply: FastifyReply): FastifyReply {
     .header('cross-origin-opener-policy', 'same-origin');
 }
 
-export async function sendPage(reply: FastifyReply, dir: string): Promise<FastifyReply> {
+/** A built page: `approve.html` (the approve page) or `admin.html` (the admin console). */
+export async function sendPage(reply: FastifyReply, dir: string, page: 'approve.html' | 'admin.html' = 'approve.html'): Promise<FastifyReply> {
   let html: string;
   try {
-    html = await readFile(join(dir, 'approve.html'), 'utf8');
+    html = await readFile(join(dir, page), 'utf8');
   } catch {
     return secure(reply).code(503).type('text/plain; charset=utf-8')
-      .send('The approve page is not built on this server: run `npx vite build` (it writes dist/renderer/approve.html).');
+      .send(`This page is not built on this server: run \`npx vite build\` (it writes dist/renderer/${page}).`);
   }
   return secure(reply).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
 }

@@ -41,18 +41,48 @@ export function pageSessionGuard(deps: Pick<ApprovePageDeps, 'config' | 'session
     const id = readCookie(request, names.session);
     const user = id ? await deps.sessions.user(id) : undefined;
     if (!id || !user) return sendProblem(reply, { status: 401, code: 'page_session_required', message: 'no signed-in approve page: open the approve link to sign in' });
+    const refused = () => sendProblem(reply, { status: 403, code: 'csrf_refused', message: `a call of the page's API must come from the page itself (a POST with its ${CSRF_HEADER} token)` });
+    // Every call of a page's API comes from the page's own script: a browser that says a call comes from elsewhere
+    // (another site's link to the admin console's audit export, say — SameSite=Lax sends the cookie on a top-level
+    // GET) is refused whatever the method.
+    const site = request.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin') return refused();
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       // SameSite=Lax already keeps the cookie off cross-site POSTs; the token (which only the page can read) and the
       // browser's own statement of where the call comes from make sure.
       const from = request.headers.origin;
-      const site = request.headers['sec-fetch-site'];
       const token = request.headers[CSRF_HEADER];
-      if ((from !== undefined && from !== origin) || (site !== undefined && site !== 'same-origin') || !csrfMatches(id, typeof token === 'string' ? token : undefined)) {
-        return sendProblem(reply, { status: 403, code: 'csrf_refused', message: `a POST to the approve page's API must come from the page itself, with its ${CSRF_HEADER} token` });
-      }
+      if ((from !== undefined && from !== origin) || !csrfMatches(id, typeof token === 'string' ? token : undefined)) return refused();
     }
     request.user = user;
   };
+}
+
+/**
+ * Send a browser without a session to the IdP, to come back to `returnTo` (a path on this server) signed in: the
+ * approve page's links and the admin console (admin-page.ts) sign in the same way, through the same callback.
+ */
+export async function startSignIn(deps: Pick<ApprovePageDeps, 'config' | 'sessions' | 'signIn'>, request: FastifyRequest, reply: FastifyReply, returnTo: string): Promise<FastifyReply> {
+  const names = cookieNames(deps.config.server.url);
+  const verifier = randomSecret();
+  const state = randomSecret();
+  let to: URL;
+  try {
+    to = await deps.signIn.authorizationUrl(verifier, state);
+  } catch (error) {
+    request.log.warn({ err: error }, 'page sign-in: the identity provider cannot be reached');
+    return sendMessage(reply, 503, 'Sign-in unavailable', 'The sign-in service cannot be reached right now. Try again in a moment.');
+  }
+  await deps.sessions.startLogin(verifier, { state, returnTo }, LOGIN_TTL_MS);
+  setCookie(reply, names, names.login, verifier, { path: LOGIN_COOKIE_PATH, maxAgeSeconds: LOGIN_TTL_MS / 1000 });
+  return reply.header('cache-control', 'no-store').redirect(to.href, 302);
+}
+
+/** Who is signed in on a page (the guard has found the session), and the CSRF token its POSTs carry. */
+export function pageSession(request: FastifyRequest, serverUrl: string): PageSession {
+  const user = request.user;
+  const id = readCookie(request, cookieNames(serverUrl).session)!;
+  return { user: { sub: user.sub, ...(user.name ? { name: user.name } : {}), ...(user.email ? { email: user.email } : {}) }, csrfToken: csrfTokenFor(id), expiresAt: new Date(user.tokenExpiresAt!).toISOString() };
 }
 
 function requestId(request: FastifyRequest): string | undefined {
@@ -89,18 +119,7 @@ export function declareApprovePageRoutes(deps: ApprovePageDeps, stepUp: readonly
         if (!id) return sendMessage(reply, 404, 'No such request', 'This link does not name a request.');
         const session = readCookie(request, names().session);
         if (session && await deps.sessions.user(session)) return sendPage(reply, deps.pageDir);
-        const verifier = randomSecret();
-        const state = randomSecret();
-        let to: URL;
-        try {
-          to = await deps.signIn.authorizationUrl(verifier, state);
-        } catch (error) {
-          request.log.warn({ err: error }, 'approve page: the identity provider cannot be reached');
-          return sendMessage(reply, 503, 'Sign-in unavailable', 'The sign-in service cannot be reached right now. Try again in a moment.');
-        }
-        await deps.sessions.startLogin(verifier, { state, returnTo: `/approve/${encodeURIComponent(id)}` }, LOGIN_TTL_MS);
-        setCookie(reply, names(), names().login, verifier, { path: LOGIN_COOKIE_PATH, maxAgeSeconds: LOGIN_TTL_MS / 1000 });
-        return reply.header('cache-control', 'no-store').redirect(to.href, 302);
+        return startSignIn(deps, request, reply, `/approve/${encodeURIComponent(id)}`);
       },
     },
     {
@@ -130,11 +149,7 @@ export function declareApprovePageRoutes(deps: ApprovePageDeps, stepUp: readonly
     {
       method: 'GET', url: '/approve/api/session', access: 'session', rate: 'read',
       doc: { operationId: 'getPageSession', summary: 'Who is signed in on the page, and the CSRF token its POSTs carry', tags, response: PageSession },
-      handler: async (request) => {
-        const id = readCookie(request, names().session)!;
-        const user = request.user;
-        return { user: { sub: user.sub, ...(user.name ? { name: user.name } : {}), ...(user.email ? { email: user.email } : {}) }, csrfToken: csrfTokenFor(id), expiresAt: new Date(user.tokenExpiresAt!).toISOString() };
-      },
+      handler: async (request) => pageSession(request, deps.config.server.url),
     },
     {
       method: 'POST', url: '/approve/api/session/end', access: 'session', rate: 'write',
