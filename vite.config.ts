@@ -9,13 +9,14 @@ const cspMeta = {
 };
 
 // The renderer is built once and served by every shell: Electron loads the files, the web host serves them. The
-// approve page (approve.html) is a second entry, served by the grant server at /approve/<request> (server/web).
+// approve page (approve.html) is a second entry, served by the grant server at /approve/<request> (server/web); the
+// admin console (admin.html, the window's admin views over the server's API) a third, served at /admin/.
 export default defineConfig({
   root: 'renderer',
   base: './',
   plugins: [cspMeta, react()],
   build: {
     outDir: '../dist/renderer', emptyOutDir: true, sourcemap: false, target: 'chrome130',
-    rollupOptions: { input: { index: 'renderer/index.html', approve: 'renderer/approve.html' } },
+    rollupOptions: { input: { index: 'renderer/index.html', approve: 'renderer/approve.html', admin: 'renderer/admin.html' } },
   },
 });
