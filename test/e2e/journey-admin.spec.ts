@@ -2,21 +2,10 @@
 // her tunnel; carol (admin) finds the grant under Admin → Live access with its reason and time left, revokes it with a
 // reason, and alice's psql session is cut within a deadline's budget. Then the audit tab: filtered to the revoke,
 // newest first, exported as CSV to a file, and the chain verified on demand. alice, not an admin, sees no Admin section.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { expect, goTo, liveGrantId, realStackForFile, shot, test } from './fixtures/stack';
+import { expect, goTo, liveGrantId, livePsql, realStackForFile, shot, test } from './fixtures/stack';
 
 const run = realStackForFile();
-
-/** A live interactive psql (stdin kept open): what an engineer has in a terminal. */
-function livePsql(uri: string): { child: ChildProcessWithoutNullStreams; out: () => string; query: (sql: string) => void; exited: Promise<number | null> } {
-  const child = spawn('psql', [uri, '-X', '-At', '-v', 'ON_ERROR_STOP=1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, out: () => out, query: (sql) => child.stdin.write(`${sql}\n`), exited };
-}
 
 test('admin revokes from the console: the grantee\'s live psql session is cut; the audit shows, exports and verifies it', async () => {
   const info = test.info();
