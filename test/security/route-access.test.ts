@@ -74,9 +74,19 @@ describe('route access', () => {
       }
       const answer = await call(stack.serverUrl, route.method, pathOf(route.url), { token, ...(route.method === 'POST' ? { body: {} } : {}) });
       if (route.access === 'user_or_service') expect([401, 403].includes(answer.status), where).toBe(false);
-      // The approve page takes its own browser session, never a bearer token (and never opens one for a service).
-      else if (route.access === 'session') expect([401, 403].includes(answer.status), where).toBe(true);
+      // The pages (approve, admin console) take their own browser session, never a bearer token (nor open one for a service).
+      else if (route.access === 'session' || route.access === 'admin-session') expect([401, 403].includes(answer.status), where).toBe(true);
       else expect(answer.body?.code, where).toBe('service_not_allowed');
+    }
+  });
+
+  it('a bearer token, even an admin\'s, opens no page route (the approve page\'s, the admin console\'s)', async () => {
+    const token = await stack.idp.tokenFor('carol');
+    const pageRoutes = served().filter((r) => r.access === 'session' || r.access === 'admin-session');
+    expect(pageRoutes.map((r) => r.url)).toEqual(expect.arrayContaining(['/approve/api/session', '/admin/api/live', '/admin/api/grants/:id/revoke']));
+    for (const route of pageRoutes) {
+      const answer = await call(stack.serverUrl, route.method, pathOf(route.url), { token, ...(route.method === 'POST' ? { body: {} } : {}) });
+      expect([answer.status, answer.body?.code], `${route.method} ${route.url} (${route.access})`).toEqual([401, 'page_session_required']);
     }
   });
 });
@@ -113,6 +123,23 @@ describe('the router', () => {
     const byAdmin = await app.inject({ method: 'POST', url: '/v1/things/t1/zap', headers: { 'x-user': 'admin' }, payload: {} });
     expect(byAdmin.json()).toEqual({ done: true });
     expect(handler).toHaveBeenCalledTimes(1);
+    await app.close();
+  });
+
+  it('an admin-session route needs the page session, then refuses a non-admin before its handler runs', async () => {
+    const handler = vi.fn(async () => ({ done: true }));
+    const refused = vi.fn(async () => {});
+    const app = Fastify();
+    app.decorateRequest('user', null as unknown as AuthUser);
+    const zap = declare({ method: 'POST', url: '/admin/api/things/:id/zap', access: 'admin-session', handler });
+    // The page session stands in for the cookie's; no user check is given, so a bearer token could not be it.
+    serveRoutes(app, [zap], { session: headerUser, refused });
+    expect((await app.inject({ method: 'POST', url: '/admin/api/things/t1/zap', payload: {} })).statusCode).toBe(401);
+    const byAlice = await app.inject({ method: 'POST', url: '/admin/api/things/t1/zap', headers: { 'x-user': 'alice' }, payload: {} });
+    expect([byAlice.statusCode, byAlice.json().code]).toEqual([403, 'admin_only']);
+    expect(refused).toHaveBeenCalledTimes(1);
+    expect(handler).not.toHaveBeenCalled();
+    expect((await app.inject({ method: 'POST', url: '/admin/api/things/t1/zap', headers: { 'x-user': 'admin' }, payload: {} })).json()).toEqual({ done: true });
     await app.close();
   });
 
