@@ -272,6 +272,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   void credentials?.isolationProblems?.().then((problems) => {
     for (const problem of problems) app.log.warn({ check: 'isolation' }, problem);
   }, () => undefined);
+  void credentials?.notices?.().then((notices) => {
+    for (const notice of notices) app.log.info({ check: 'target' }, notice);
+  }, () => undefined);
   let closed = false;
   return {
     app, lifecycle, store, metrics, bus, routes, declared, served,

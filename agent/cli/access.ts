@@ -75,7 +75,8 @@ async function hold(ctx: CliContext, connection: ConnectResult, psql: boolean): 
     await Promise.race([child.exited, ended.then(() => child.stop())]);
     return;
   }
-  if (psql) {
+  // No client file could be written: psql can still take the password from its environment (PostgreSQL only).
+  if (psql && (local?.grant.kind ?? 'postgres') === 'postgres') {
     const password = new URL(uri).password;
     const child = spawn('psql', ['-h', connection.host, '-p', String(connection.port), '-U', connection.user, connection.database], {
       stdio: 'inherit',

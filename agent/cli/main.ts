@@ -39,6 +39,8 @@ const OPTIONS = {
   outcome: { type: 'string' }, note: { type: 'string' }, all: { type: 'boolean', default: false },
   'no-wait': { type: 'boolean', default: false }, wait: { type: 'boolean', default: false }, psql: { type: 'boolean', default: false },
   exec: { type: 'string' },
+  /** Run the grant's client command (psql, mariadb, …); --psql says the same. */
+  client: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -174,13 +176,13 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
       case 'request': {
         const durationSeconds = parsed?.ok ? parsed.seconds : undefined;
         return await requestAccess(ctx, target!, {
-          noWait: values['no-wait'], wait: values.wait, psql: values.psql,
+          noWait: values['no-wait'], wait: values.wait, psql: values.psql || values.client,
           ...(values.level ? { level: values.level } : {}), ...(values.reason ? { reason: values.reason } : {}),
           ...(values.ticket ? { ticket: values.ticket } : {}), ...(durationSeconds ? { durationSeconds } : {}), ...(values.code ? { code: values.code } : {}),
         });
       }
-      case 'connect': return values.exec ? await execWithGrant(ctx, target!, values.exec) : await connect(ctx, target!, values.psql);
-      case 'resume': return await resume(ctx, target!, { psql: values.psql, ...(values.code ? { code: values.code } : {}) });
+      case 'connect': return values.exec ? await execWithGrant(ctx, target!, values.exec) : await connect(ctx, target!, values.psql || values.client);
+      case 'resume': return await resume(ctx, target!, { psql: values.psql || values.client, ...(values.code ? { code: values.code } : {}) });
       case 'release': return await release(ctx, target!);
       case 'approve': return await approve(ctx, target!, { ...(values.comment ? { comment: values.comment } : {}), ...(values.code ? { code: values.code } : {}) });
       case 'deny': return await deny(ctx, target!, values.reason!.trim());

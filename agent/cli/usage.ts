@@ -15,7 +15,7 @@ export const COMMANDS: readonly CommandHelp[] = [
   { name: 'resources', args: '[--json]', summary: 'what you may request' },
   {
     name: 'request',
-    args: '<resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--code 123456] [--no-wait | --wait] [--psql] [--json]',
+    args: '<resource> [--for 30m] [--reason TEXT] [--level read] [--ticket T] [--code 123456] [--no-wait | --wait] [--client|--psql] [--json]',
     summary: 'ask for access; waits for approval, then connects',
     details: [
       'When policy asks you to verify it is you, stint asks for the 6-digit code from your authenticator app',
@@ -28,11 +28,11 @@ export const COMMANDS: readonly CommandHelp[] = [
   { name: 'grants', args: '[--json]', summary: 'your access, with time left' },
   {
     name: 'connect',
-    args: '<resource|grant> [--psql] [--exec COMMAND] [--json]',
-    summary: 'open the tunnel for active access and print the psql command',
+    args: '<resource|grant> [--client|--psql] [--exec COMMAND] [--json]',
+    summary: 'open the tunnel for active access and print the client command (psql, mariadb)',
     details: [
       'The grant\'s keys live in the agent that activated it: connect reaches that agent through its socket (see',
-      '--agent) and prints a psql command that needs no password; --psql runs it.',
+      '--agent) and prints the client command (psql, mariadb) that needs no password; --client (or --psql) runs it.',
       '--exec runs COMMAND (with /bin/sh) with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE,',
       'activating your approved request first when there is one, then ends the access when COMMAND exits and exits',
       'with its code. If the access ends first, COMMAND is stopped (SIGTERM).',
@@ -40,7 +40,7 @@ export const COMMANDS: readonly CommandHelp[] = [
   },
   {
     name: 'resume',
-    args: '<grant> [--code 123456] [--psql] [--json]',
+    args: '<grant> [--code 123456] [--client|--psql] [--json]',
     summary: 'take back access left from before (Stint stopped while it was active)',
     details: [
       'New keys from the server for the same grant and end: the old key and password stop working. Then the tunnel',

@@ -37,9 +37,11 @@ export interface SessionLike {
 }
 
 export interface PsqlTarget { host: string; port: number; user: string; password: string; database: string; uri: string }
-/** Opens psql in the user's terminal (per OS; provided by the host). */
+/** Opens a client in the user's terminal (per OS; provided by the host). */
 export interface Launcher {
   openPsql(target: PsqlTarget): Promise<void>;
+  /** Run a command line that needs no secret on it (a client reading the grant's option file) in a new terminal. */
+  openCommand?(command: string): Promise<void>;
 }
 
 export interface AgentOptions {

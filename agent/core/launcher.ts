@@ -1,4 +1,5 @@
-// "Open in psql": psql in the user's own terminal, connected through the grant's local tunnel. The password goes
+// Opening a client in the user's own terminal: psql for PostgreSQL (below), or any client command that reads the
+// grant's own files and so holds no secret (openCommand, for the other kinds). For psql, the password goes
 // in the PGPASSWORD environment variable, never on a command line (where `ps` shows it to every local user).
 // macOS's Terminal is started by LaunchServices and does not inherit our environment, so there a one-shot script
 // reads the password from a 0600 file in a 0700 directory and deletes the file before starting psql.
@@ -92,6 +93,38 @@ export async function writeMacScript(target: PsqlTarget, opts: { dir?: string; p
   return { script, dir };
 }
 
+/**
+ * The command that opens a terminal running `command`, a POSIX shell line holding no secret (see agent/core/kinds):
+ * on macOS through a one-line `.command` script, on Linux through the first terminal found. Windows consoles do not
+ * speak POSIX quoting: there the user copies the command instead.
+ */
+export function shellLaunchPlan(platform: NodeJS.Platform, command: string, opts: { available: (command: string) => boolean; macScript?: string }): LaunchPlan {
+  if (platform === 'darwin') {
+    if (!opts.macScript) return { ok: false, reason: 'no script' };
+    return { ok: true, command: { command: 'open', args: ['-a', 'Terminal', opts.macScript], env: {} } };
+  }
+  if (platform === 'win32') return { ok: false, reason: 'The Windows console cannot run this command as it is. Copy it into a POSIX shell (WSL, Git Bash), or copy the connection URI instead.' };
+  const terminal = LINUX_TERMINALS.find((t) => opts.available(t.command));
+  if (!terminal) return { ok: false, reason: `No terminal found (tried ${LINUX_TERMINALS.map((t) => t.command).join(', ')}). Copy the connection URI instead.` };
+  return { ok: true, command: { command: terminal.command, args: [...terminal.exec, '/bin/sh', '-c', command], env: {} } };
+}
+
+async function spawnDetached(plan: LaunchCommand, onError: () => void): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(plan.command, plan.args, {
+      env: { ...process.env, ...plan.env },
+      detached: true,
+      stdio: 'ignore',
+      windowsVerbatimArguments: plan.verbatim ?? false,
+    });
+    child.once('error', (error) => {
+      onError();
+      reject(new AgentError('launcher_failed', `Could not open a terminal (${plan.command}). Copy the connection URI instead.`, error));
+    });
+    child.once('spawn', () => { child.unref(); resolve(); });
+  });
+}
+
 export function onPath(command: string, path = process.env.PATH ?? ''): boolean {
   return path.split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
 }
@@ -103,19 +136,19 @@ export function terminalLauncher(platform: NodeJS.Platform = process.platform): 
       const mac = platform === 'darwin' ? await writeMacScript(target) : undefined;
       const plan = psqlLaunchPlan(platform, target, { available: (c) => onPath(c), ...(mac ? { macScript: mac.script } : {}) });
       if (!plan.ok) throw new AgentError('launcher_failed', plan.reason);
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(plan.command.command, plan.command.args, {
-          env: { ...process.env, ...plan.command.env },
-          detached: true,
-          stdio: 'ignore',
-          windowsVerbatimArguments: plan.command.verbatim ?? false,
-        });
-        child.once('error', (error) => {
-          if (mac) void rm(mac.dir, { recursive: true, force: true });
-          reject(new AgentError('launcher_failed', `Could not open a terminal (${plan.command.command}). Copy the connection URI instead.`, error));
-        });
-        child.once('spawn', () => { child.unref(); resolve(); });
-      });
+      await spawnDetached(plan.command, () => { if (mac) void rm(mac.dir, { recursive: true, force: true }); });
+    },
+    async openCommand(command) {
+      let macDir: string | undefined;
+      let macScript: string | undefined;
+      if (platform === 'darwin') {
+        macDir = await mkdtemp(join(tmpdir(), 'stint-client-'));
+        macScript = join(macDir, 'client.command');
+        await writeFile(macScript, `#!/bin/sh\nrm -rf ${shellQuote(macDir)}\nexec /bin/sh -c ${shellQuote(command)}\n`, { mode: 0o700 });
+      }
+      const plan = shellLaunchPlan(platform, command, { available: (c) => onPath(c), ...(macScript ? { macScript } : {}) });
+      if (!plan.ok) throw new AgentError('launcher_failed', plan.reason);
+      await spawnDetached(plan.command, () => { if (macDir) void rm(macDir, { recursive: true, force: true }); });
     },
   };
 }

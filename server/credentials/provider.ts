@@ -1,5 +1,5 @@
 // The seam between the grant lifecycle and the systems that hold real access. The lifecycle calls these at
-// activation, extension and end; a provider per engine (PostgreSQL first; MySQL and SSH hosts can follow).
+// activation, extension and end; a provider per resource kind (server/targets/<kind>/), composed by server/targets/registry.ts.
 // Every method is idempotent: the lifecycle retries revoke with backoff until it succeeds.
 
 export interface IssueInput {
@@ -36,5 +36,7 @@ export interface CredentialProvider {
    * to PUBLIC, so a role granted one database can log in to every other on the server). Checked at start.
    */
   isolationProblems?(): Promise<string[]>;
+  /** What an operator should know that is not a problem (a limit of the target, and how Stint makes up for it). Said at start. */
+  notices?(): Promise<string[]>;
   close(): Promise<void>;
 }

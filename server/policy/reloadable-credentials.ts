@@ -36,6 +36,7 @@ export function reloadableCredentials(resources: Resource[], env: NodeJS.Process
     rotate: (input) => use(input.resourceId).rotate(input),
     revoke: (input) => use(input.resourceId).revoke(input),
     isolationProblems: async () => (await current?.isolationProblems?.()) ?? [],
+    notices: async () => (await current?.notices?.()) ?? [],
     close: async () => {
       await Promise.all([current, ...retiring].map((p) => p?.close().catch(() => undefined)));
     },

@@ -13,14 +13,17 @@ import { PostgresResource } from './postgres/config';
 import { postgresKind } from './postgres';
 import { SshResource } from './ssh/config';
 import { sshKind } from './ssh';
+import { MariadbResource } from './mariadb/config';
+import { mariadbKind } from './mariadb';
 
-export const ResourceConfig = z.discriminatedUnion('kind', [PostgresResource, SshResource]);
+export const ResourceConfig = z.discriminatedUnion('kind', [PostgresResource, SshResource, MariadbResource]);
 export type ResourceConfig = z.output<typeof ResourceConfig>;
 
 type KindOf<K extends ResourceConfig['kind']> = Extract<ResourceConfig, { kind: K }>;
 const KINDS: { [K in ResourceConfig['kind']]: TargetKind<KindOf<K>> } = {
   postgres: postgresKind,
   ssh: sshKind,
+  mariadb: mariadbKind,
 };
 
 /** The kinds a resource may be, as the config's error messages list them. */
@@ -81,6 +84,7 @@ export function routeByResource(providers: ReadonlyMap<string, CredentialProvide
     rotate: (input) => pick(input.resourceId).rotate(input),
     revoke: (input) => pick(input.resourceId).revoke(input),
     isolationProblems: async () => (await Promise.all(all.map((p) => p.isolationProblems?.() ?? []))).flat(),
+    notices: async () => (await Promise.all(all.map((p) => p.notices?.() ?? []))).flat(),
     close: async () => { await Promise.all(all.map((p) => p.close())); },
   };
 }

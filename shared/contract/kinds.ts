@@ -2,5 +2,5 @@
 // the agent (agent/core/kinds/<kind>.ts); hosts take their words for it from shared/domain/kinds.ts.
 import { z } from 'zod';
 
-export const ResourceKind = z.enum(['postgres', 'ssh']);
+export const ResourceKind = z.enum(['postgres', 'ssh', 'mariadb']);
 export type ResourceKind = z.infer<typeof ResourceKind>;

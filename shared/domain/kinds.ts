@@ -14,6 +14,7 @@ export interface KindWords {
 export const KIND_WORDS: Record<ResourceKind, KindWords> = {
   postgres: { name: 'PostgreSQL', client: 'psql', password: true },
   ssh: { name: 'SSH host', client: 'ssh', password: false },
+  mariadb: { name: 'MariaDB', client: 'mariadb', password: true },
 };
 
 /** The words for a grant or resource of this kind (PostgreSQL's for an older server that did not say). */

@@ -72,6 +72,20 @@ describe('config', () => {
     expect(() => parseConfig(docs.replace('  totpKey: env:STINT_DEMO_TOTP_KEY', '  totpKey: env:STINT_DEMO_TOTP_KEY\n  challengeTtl: 1h'))).toThrow(/stepup\.challengeTtl.*between 10s and 10m/);
   });
 
+  it('takes a resource of each kind (postgres when none is said), and names the kinds when one is unknown', () => {
+    const mariadb = [
+      '  - id: prod-shop', '    name: Shop (production)', '    environment: production', '    sensitivity: high', '    kind: mariadb',
+      '    bastion: main', '    target: { host: 10.1.2.9, database: shop }', '    accountHost: 10.1.0.5', '    admin: { url: env:SHOP_ADMIN_URL }',
+      '    levels: { read: [select, show view], admin: [ALL PRIVILEGES] }', '    policy: production-db', '',
+    ].join('\n');
+    const config = parseConfig(example.replace('    kind: postgres\n', '').replace('resources:\n', `resources:\n${mariadb}`));
+    expect(config.resources.map((r) => r.kind)).toEqual(['mariadb', 'postgres', 'postgres']);
+    expect(config.resources[0]).toMatchObject({ target: { host: '10.1.2.9', port: 3306, database: 'shop' }, accountHost: '10.1.0.5', levels: { read: ['SELECT', 'SHOW VIEW'], admin: ['ALL PRIVILEGES'] } });
+    expect(issues(example.replace('kind: postgres', 'kind: oracle'))).toEqual(['resources[0].kind: expected one of the kinds: postgres, ssh, mariadb']);
+    expect(issues(example.replace('resources:\n', `resources:\n${mariadb.replace('[select, show view]', '["SELECT; DROP TABLE x"]').replace('    accountHost: 10.1.0.5\n', '')}`)))
+      .toEqual(['resources[0].accountHost: required (expected string)', 'resources[0].levels.read[0]: a privilege name such as SELECT, SHOW VIEW or ALL PRIVILEGES']);
+  });
+
   it('gives a policy a new hash only when its content changes', () => {
     const a = parseConfig(example).policies['production-db']!;
     const b = parseConfig(example.replace('requestTtl: 30m', 'requestTtl: 1800s')).policies['production-db']!;
