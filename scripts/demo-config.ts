@@ -1,6 +1,7 @@
 // The demo's grant-server configuration (docs/config.example.yaml with this run's ports and paths) and sample data.
 // Two database resources show the two paths of the product: production (step-up, two approvals from different
-// groups) and staging (instant when the risk is low); an SSH host (staging-web) shows a second kind.
+// groups) and staging (instant when the risk is low); an SSH host (staging-web) and a MariaDB database (staging-shop,
+// instant after a step-up) show the other kinds.
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 
@@ -10,8 +11,8 @@ export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta
 // webauthnOrigins: where passkeys may be used — every web host the demo serves and the grant server's own origin (the
 // approve page, and the tray app's step-up page); default: the server and the one web port.
 // bastionHostKeys: the host key of the sshd the demo started (the example's placeholder when there is none);
-// targetHostKeys and ports.target: the same for the SSH target host's sshd.
-export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number; target?: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[]; targetHostKeys?: string[] }): string {
+// targetHostKeys and ports.target: the same for the SSH target host's sshd; ports.mariadb: the demo's MariaDB.
+export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: number; pg: number; target?: number; mariadb: number }; dir: string; audience: string; issuer: string; webauthnOrigins?: string[]; bastionHostKeys?: string[]; targetHostKeys?: string[] }): string {
   const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
   const doc = parseDocument(text);
   // Each value is replaced where it stands in the file, so the rest (comments, layout) is byte for byte the example.
@@ -36,7 +37,7 @@ export function demoConfigYaml(o: { ports: { server: number; web: number; sshd: 
       if (o.ports.target) set(['resources', i, 'target', 'port'], o.ports.target);
       if (o.targetHostKeys) set(['resources', i, 'target', 'hostKeys'], o.targetHostKeys);
     } else {
-      set(['resources', i, 'target', 'port'], o.ports.pg);
+      set(['resources', i, 'target', 'port'], doc.getIn(['resources', i, 'kind']) === 'mariadb' ? o.ports.mariadb : o.ports.pg);
     }
   }
   let out = text;
@@ -58,3 +59,7 @@ export const DEMO_SQL: Record<string, string> = {
     insert into users (email) select 'user' || g || '@example.com' from generate_series(1, 25) g where not exists (select 1 from users);
     revoke connect on database users from public;`,
 };
+
+/** The MariaDB demo database (idempotent): a few products, for the MariaDB resource's grants to read. */
+export const DEMO_MARIADB_SQL = `CREATE TABLE IF NOT EXISTS products (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, price_cents INT NOT NULL);
+  INSERT IGNORE INTO products VALUES (1, 'notebook', 450), (2, 'pencil', 120), (3, 'lamp', 2900), (4, 'mug', 800), (5, 'stapler', 1500);`;

@@ -17,19 +17,20 @@ import { parseConfig } from '../server/config';
 import { productionEffects } from '../server/main';
 import { startCompanion } from '../server/bastion/companion';
 import { startPostgres, PG_BIN } from '../dev/postgres';
+import { mariadbInstalled, startMariadb } from '../dev/mariadb';
 import { startSshd, startTargetSshd } from '../dev/sshd';
 import { startKeyring } from '../dev/keyring';
 import { installKeysCommand } from '../dev/keys-command';
 import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
 import { assertPortsFree } from '../dev/port-holder';
 import { startWebhookReceiver } from '../dev/webhook-receiver';
-import { demoConfigYaml, DEMO_SQL } from './demo-config';
+import { demoConfigYaml, DEMO_MARIADB_SQL, DEMO_SQL } from './demo-config';
 import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 
 const args = process.argv.slice(2);
 const dir = resolve(process.env.STINT_DEMO_DIR ?? '.stint-demo');
 const base = Number(process.env.STINT_DEMO_BASE_PORT ?? 7800);
-const ports = { server: base, idp: base + 1, webhooks: base + 5, web: base + 10, sshd: base + 22, target: base + 23, pg: base + 32 };
+const ports = { server: base, idp: base + 1, webhooks: base + 5, web: base + 10, sshd: base + 22, target: base + 23, pg: base + 32, mariadb: base + 33 };
 /** One web host per demo role, from base+10 on: alice's is ports.web. */
 const webPort = (index: number) => ports.web + index;
 const say = (line: string) => console.log(`start: ${line}`);
@@ -50,11 +51,12 @@ function secret(name: string): string {
   return all[name]!;
 }
 
-function postgresDir(): string {
-  const inside = join(dir, 'pg');
+/** Where a database that runs as its own system user (postgres, mysql) keeps its data: see pgOutside. */
+function databaseDir(name: 'pg' | 'mariadb'): string {
+  const inside = join(dir, name);
   if (process.getuid?.() !== 0 || traversableByOthers(inside)) return inside;
   mkdirSync(pgOutside, { recursive: true, mode: 0o755 });
-  return join(pgOutside, 'pg');
+  return join(pgOutside, name);
 }
 
 async function main(): Promise<void> {
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
   const leftover = sweep(runRoot);
   if (leftover.killed.length) say(`stopped ${leftover.killed.length} process(es) left running by an earlier demo that did not stop cleanly`);
   await assertPortsFree(
-    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'webhook receiver': ports.webhooks, 'SSH bastion': ports.sshd, 'SSH target host': ports.target, PostgreSQL: ports.pg, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
+    { 'grant server': ports.server, 'dev OpenID provider': ports.idp, 'webhook receiver': ports.webhooks, 'SSH bastion': ports.sshd, 'SSH target host': ports.target, PostgreSQL: ports.pg, MariaDB: ports.mariadb, ...Object.fromEntries(roles.map((r) => [`${r.user}'s web host`, r.port])) },
     `Stop that process (another Stint demo? Ctrl+C in its terminal), or start this one on other ports: STINT_DEMO_BASE_PORT=${base + 100} npm start`,
   );
   if (args.includes('--reset')) {
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
 
   let database: 'real' | 'missing' = 'missing';
   if (existsSync(join(PG_BIN, 'initdb'))) {
-    const pgDir = postgresDir();
+    const pgDir = databaseDir('pg');
     const pg = await startPostgres({ dir: pgDir, port: ports.pg, database: 'orders' });
     serviceStops.push(() => pg.stop());
     for (const db of ['orders', 'users']) {
@@ -110,6 +112,21 @@ async function main(): Promise<void> {
   } else {
     env.STINT_DEMO_ORDERS_ADMIN = env.STINT_DEMO_USERS_ADMIN = `postgres://unavailable@127.0.0.1:${ports.pg}/none`;
     say('PostgreSQL is not installed, so access can be requested but not used. Install it with: sudo bash build/prereqs.sh');
+  }
+
+  // MariaDB where it is installed: the third kind in the tray (its resource is listed either way).
+  let mariadbRunning = false;
+  if (database === 'real' && mariadbInstalled()) {
+    const mariadbDir = databaseDir('mariadb');
+    const mariadb = await startMariadb({ dir: mariadbDir, port: ports.mariadb, database: 'shop' });
+    serviceStops.push(() => mariadb.stop());
+    await mariadb.query(DEMO_MARIADB_SQL);
+    env.STINT_DEMO_SHOP_ADMIN = mariadb.adminUrl('');
+    mariadbRunning = true;
+    say(`MariaDB on 127.0.0.1:${ports.mariadb} with demo database shop${mariadbDir.startsWith(dir) ? '' : ` (data in ${mariadbDir}: the mysql user cannot enter ${dir})`}`);
+  } else {
+    env.STINT_DEMO_SHOP_ADMIN = `mysql://unavailable@127.0.0.1:${ports.mariadb}/`;
+    if (database === 'real') say('MariaDB is not installed, so "Shop (staging, MariaDB)" can be requested but not used. Install it with: sudo bash build/prereqs.sh');
   }
 
   // The bastion before the server: its host key goes into the config, and agents connect to no other.
@@ -129,7 +146,7 @@ async function main(): Promise<void> {
     const target = await startTargetSshd({ port: ports.target, authorizedKeysCommand: { command: hostKeys.command } });
     serviceStops.push(() => target.stop());
     targetHostKeys = [target.hostKeyLine];
-    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`, `127.0.0.1:${ports.target}`], authorizedKeysCommand: { command: keys.command } });
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${ports.pg}`, `127.0.0.1:${ports.target}`, ...(mariadbRunning ? [`127.0.0.1:${ports.mariadb}`] : [])], authorizedKeysCommand: { command: keys.command } });
     serviceStops.push(() => sshd.stop());
     bastionHostKeys = [sshd.hostKeyLine];
   } else if (database === 'real') {
@@ -212,7 +229,8 @@ webhooks:
 Try: as alice, request "Orders (production)" — it needs one approval from bob (DBA) and one from dave (SRE lead);
 approve it in their tabs (or from any browser at ${serverUrl}/approve/<request id>, the approve link, signing in as
 bob or dave), then connect as alice and paste the psql command it copies. "Users (staging)" is granted
-at once. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
+at once; "Shop (staging, MariaDB)" too, after alice confirms it is her, and its copied command opens the mariadb
+client. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
 From a terminal, the same agents: node bin/stint.mjs --agent ${relative(process.cwd(), sockets.alice)} grants   (bob: …/agents/bob/agent.sock)` : ''}
 A CI job (service identity ci-migrations; docs/admin.md): with STINT_SERVER_URL=${serverUrl} STINT_CLIENT_ID=${DEV_CI_CLIENT.clientId}
 STINT_CLIENT_SECRET=${DEV_CI_CLIENT.clientSecret}, run node bin/stint.mjs request ci-orders --level migrate --reason test

@@ -14,9 +14,10 @@ import type { Clock } from '../../shared/domain/clock';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import { startWebHost, type WebHost } from '../../agent/web/host';
-import { demoConfigYaml, DEMO_SQL } from '../../scripts/demo-config';
+import { demoConfigYaml, DEMO_MARIADB_SQL, DEMO_SQL } from '../../scripts/demo-config';
 import { startIdp, driveDevInteractions, type IdpInstance } from '../../dev/idp';
 import { startPostgres, type PostgresInstance } from '../../dev/postgres';
+import { startMariadb, type MariadbInstance } from '../../dev/mariadb';
 import { startSshd, startTargetSshd, type SshdInstance } from '../../dev/sshd';
 import { startKeyring, type KeyringInstance } from '../../dev/keyring';
 import { installKeysCommand, type InstalledKeysCommand } from '../../dev/keys-command';
@@ -34,6 +35,8 @@ export interface StackAgent {
 export interface Stack {
   idp: IdpInstance;
   pg: PostgresInstance;
+  /** With `mariadb: true`: the demo's MariaDB (database shop), behind the bastion like PostgreSQL. */
+  mariadb?: MariadbInstance;
   sshd: SshdInstance;
   /** The SSH target host (resource staging-web), reached through the bastion. */
   target: SshdInstance;
@@ -42,7 +45,7 @@ export interface Stack {
   keyring: KeyringInstance;
   config: ServerConfig;
   serverUrl: string;
-  ports: { server: number; web: number; sshd: number; pg: number };
+  ports: { server: number; web: number; sshd: number; pg: number; mariadb: number };
   server: () => GrantServer;
   /** Stop the grant server (the agent's network to it is gone); `startServer` brings it back on the same port and data. */
   stopServer: () => Promise<void>;
@@ -60,6 +63,8 @@ export interface StackOptions {
   serverClock?: Clock;
   /** Change the demo config before the server starts (e.g. shorter durations). */
   editConfig?: (yaml: string) => string;
+  /** Start MariaDB for the demo's MariaDB resource too (else it is listed but its database is unreachable). */
+  mariadb?: boolean;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -71,7 +76,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await pg.query('create database users', [], 'postgres');
     for (const db of ['orders', 'users']) await pg.query(DEMO_SQL[db]!, [], db);
 
-    const ports = { server: await freePort(), web: await freePort(), sshd: await freePort(), pg: pg.port };
+    const mariadb = options.mariadb ? await startMariadb({ database: 'shop' }) : undefined;
+    if (mariadb) {
+      stops.push(() => mariadb.stop());
+      await mariadb.query(DEMO_MARIADB_SQL);
+    }
+    const ports = { server: await freePort(), web: await freePort(), sshd: await freePort(), pg: pg.port, mariadb: mariadb?.port ?? await freePort() };
     const serverUrl = `http://localhost:${ports.server}`;
     const dir = serviceDir('stack');
     const bastionToken = 'stack-bastion-token-0123456789abcdef';
@@ -86,7 +96,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     hostKeys.writeConfig({ STINT_SERVER_URL: serverUrl, STINT_BASTION_TOKEN: hostToken });
     const target = await startTargetSshd({ authorizedKeysCommand: { command: hostKeys.command } });
     stops.push(() => target.stop());
-    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`, `127.0.0.1:${target.port}`], authorizedKeysCommand: { command: keys.command } });
+    const sshd = await startSshd({ port: ports.sshd, permitOpen: [`127.0.0.1:${pg.port}`, `127.0.0.1:${target.port}`, ...(mariadb ? [`127.0.0.1:${mariadb.port}`] : [])], authorizedKeysCommand: { command: keys.command } });
     stops.push(() => sshd.stop());
     const yaml = demoConfigYaml({ ports: { ...ports, target: target.port }, dir, audience: idp.audience, issuer: idp.issuer, bastionHostKeys: [sshd.hostKeyLine], targetHostKeys: [target.hostKeyLine] });
     const config = parseConfig(options.editConfig ? options.editConfig(yaml) : yaml, 'stack config');
@@ -103,6 +113,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       STINT_DEMO_HOST_TOKEN: hostToken,
       STINT_DEMO_ORDERS_ADMIN: pg.adminUrl('orders'),
       STINT_DEMO_USERS_ADMIN: pg.adminUrl('users'),
+      STINT_DEMO_SHOP_ADMIN: mariadb?.adminUrl('') ?? `mysql://unavailable@127.0.0.1:${ports.mariadb}/`,
     };
     let server: GrantServer | undefined;
     const startServer = async () => {
@@ -128,7 +139,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const agents: Agent[] = [];
     const hosts: WebHost[] = [];
     return {
-      idp, pg, sshd, target, hostCompanion: hostCompanionControl, keyring, config, serverUrl, ports,
+      idp, pg, ...(mariadb ? { mariadb } : {}), sshd, target, hostCompanion: hostCompanionControl, keyring, config, serverUrl, ports,
       server: () => {
         if (!server) throw new Error('the grant server is stopped');
         return server;

@@ -13,7 +13,7 @@ describe('agent on the real stack', () => {
     const alice = stack.agent('alice');
     await alice.signIn();
     expect(alice.agent.state().session).toMatchObject({ status: 'signed_in', user: { sub: 'alice' } });
-    expect(alice.agent.state().resources.map((r) => r.id).sort()).toEqual(['prod-orders', 'staging-users', 'staging-web']);
+    expect(alice.agent.state().resources.map((r) => r.id).sort()).toEqual(['prod-orders', 'staging-shop', 'staging-users', 'staging-web']);
 
     const created = await alice.agent.api.createRequest({ resourceId: 'staging-users', level: 'read', durationSeconds: 6, reason: 'check signups', connect: true });
     expect(created.request.state).toBe('approved');

@@ -55,7 +55,7 @@ describe('stint CLI', () => {
   it('lists what alice may request, as JSON', async () => {
     const r = io();
     expect(await runCli(['resources', '--json'], r.io, () => stack.agent('alice').agent)).toBe(0);
-    expect(JSON.parse(r.out[0]!).map((x: { id: string }) => x.id).sort()).toEqual(['prod-orders', 'staging-users', 'staging-web']);
+    expect(JSON.parse(r.out[0]!).map((x: { id: string }) => x.id).sort()).toEqual(['prod-orders', 'staging-shop', 'staging-users', 'staging-web']);
   });
 
   it('refuses bad input before touching anything: a wrong duration, a deny without reason', async () => {

@@ -134,8 +134,8 @@ describe('the config load refuses a policy that could leave a request with nobod
   });
 
   it('the demo config (docs/config.example.yaml as npm start writes it) still loads', () => {
-    const yaml = demoConfigYaml({ ports: { server: 7800, web: 7810, sshd: 7822, pg: 7832 }, dir: '/tmp/stint-demo', audience: 'http://localhost:7800/api', issuer: 'http://localhost:7801' });
-    expect(parseConfig(yaml, 'demo').resources.map((r) => r.id)).toEqual(['prod-orders', 'staging-users', 'staging-web', 'ci-orders']);
+    const yaml = demoConfigYaml({ ports: { server: 7800, web: 7810, sshd: 7822, pg: 7832, mariadb: 7833 }, dir: '/tmp/stint-demo', audience: 'http://localhost:7800/api', issuer: 'http://localhost:7801' });
+    expect(parseConfig(yaml, 'demo').resources.map((r) => r.id)).toEqual(['prod-orders', 'staging-users', 'staging-web', 'ci-orders', 'staging-shop']);
   });
 });
 
