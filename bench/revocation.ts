@@ -4,6 +4,8 @@
 // instant (burst_*: the worst case — 100 backends exiting at once is bound by the database host's CPU; on the
 // 2-core CI machine PostgreSQL alone needs ~0.5 s just for the exits). Also times the bastion key command (sh + curl), which sshd runs twice
 // per login, and (revoke_*_ssh) the same deadline → no live session for SSH target hosts (bench/revocation-ssh.ts).
+// The same spread deadlines for MariaDB grants too (revoke_p99_ms_mysql: lock, kill every connection, drop; the
+// deadline → no live session), when MariaDB is installed.
 //   npm run bench -- revocation [--quick]
 import pg from 'pg';
 import Fastify from 'fastify';
@@ -20,6 +22,10 @@ import { openStore } from '../server/storage/db';
 import { MemoryLookup } from '../dev/memory-lookup';
 import { generateGrantKey } from '../agent/core/vault';
 import { sshRevocationLatencies } from './revocation-ssh';
+import mysql from 'mysql2/promise';
+import { mariadbInstalled, startMariadb } from '../dev/mariadb';
+import { createMariadbProvider } from '../server/targets/mariadb/provider';
+import type { CredentialProvider } from '../server/credentials/provider';
 
 interface Live {
   grantId: string;
@@ -53,7 +59,7 @@ async function openGrants(db: PostgresInstance, provider: PostgresCredentialProv
 }
 
 /** Schedule each grant's revoke at its own deadline; resolve with deadline → revoked latencies. */
-async function revokeAtDeadlines(provider: PostgresCredentialProvider, live: Live[], deadlines: number[]): Promise<number[]> {
+async function revokeAtDeadlines(provider: CredentialProvider, live: Live[], deadlines: number[]): Promise<number[]> {
   return Promise.all(live.map((grant, i) => new Promise<number>((resolve, reject) => {
     const deadline = deadlines[i]!;
     setTimeout(() => {
@@ -102,6 +108,38 @@ async function keyCommandLatency(runs: number): Promise<{ p50: number; p99: numb
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
 }
 
+/**
+ * MariaDB: `count` grants, each with an idle connection and one in a long SLEEP, ended at deadlines 100 ms apart; the
+ * revoke returns once no connection of the account is left (and it is dropped). Latency from each deadline.
+ */
+async function mariadbRevocation(count: number): Promise<{ p50: number; p99: number }> {
+  const db = await startMariadb({ database: 'bench' });
+  const provider = createMariadbProvider({ resources: { bench: { adminUrl: db.adminUrl(''), database: 'bench', accountHost: '127.0.0.1', connectionLimit: 3, levels: { read: ['SELECT'] } } } });
+  const connections: mysql.Connection[] = [];
+  try {
+    const live: Live[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const grantId = `mysql-${i}`;
+      const cred = await provider.issue({ grantId, resourceId: 'bench', level: 'read', endsAt: Date.now() + 3_600_000 });
+      const pair = await Promise.all([0, 1].map(() => mysql.createConnection({ host: '127.0.0.1', port: db.port, user: cred.username, password: cred.password, database: 'bench' })));
+      for (const c of pair) c.on('error', () => undefined);
+      connections.push(...pair);
+      live.push({ grantId, username: cred.username, clients: [], running: pair[0]!.query('SELECT SLEEP(600)').catch(() => undefined) });
+    }
+    const start = Date.now() + 300;
+    const ms = await revokeAtDeadlines(provider, live, live.map((_, i) => start + i * 100));
+    const left = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER LIKE 'stint\\_g\\_%'`);
+    const users = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM mysql.user WHERE User LIKE 'stint\\_g\\_%'`);
+    if (Number(left[0]!.n) !== 0 || Number(users[0]!.n) !== 0) throw new Error(`MariaDB revocation incomplete: ${users[0]!.n} accounts, ${left[0]!.n} connections left`);
+    await Promise.all(live.map((l) => l.running));
+    return { p50: percentile(ms, 50), p99: percentile(ms, 99) };
+  } finally {
+    await Promise.all(connections.map((c) => c.end().catch(() => undefined)));
+    await provider.close();
+    await db.stop();
+  }
+}
+
 export default async function revocation(opts: { quick: boolean }): Promise<Record<string, number | string>> {
   const count = opts.quick ? 50 : 120;
   const db = await startPostgres();
@@ -131,6 +169,7 @@ export default async function revocation(opts: { quick: boolean }): Promise<Reco
     const keys = await keyCommandLatency(opts.quick ? 20 : 100);
     const sshCount = opts.quick ? 20 : 50;
     const sshMs = await sshRevocationLatencies(sshCount);
+    const mysqlMs = mariadbInstalled() ? await mariadbRevocation(count) : undefined;
     return {
       grants: count,
       sessions_per_grant: 2,
@@ -143,6 +182,7 @@ export default async function revocation(opts: { quick: boolean }): Promise<Reco
       ssh_grants: sshCount,
       revoke_p50_ms_ssh: round(percentile(sshMs, 50)),
       revoke_p99_ms_ssh: round(percentile(sshMs, 99)),
+      ...(mysqlMs ? { revoke_p50_ms_mysql: round(mysqlMs.p50), revoke_p99_ms_mysql: round(mysqlMs.p99) } : { revoke_p99_ms_mysql: 'skipped_no_mariadb' }),
     };
   } finally {
     await provider.close();

@@ -42,6 +42,7 @@ const EXAMPLE_ENV = {
   STINT_DEMO_HOST_TOKEN: 'docs-test-host-token',
   STINT_DEMO_ORDERS_ADMIN: 'postgres://admin:pw@127.0.0.1:7832/orders',
   STINT_DEMO_USERS_ADMIN: 'postgres://admin:pw@127.0.0.1:7832/users',
+  STINT_DEMO_SHOP_ADMIN: 'mysql://admin:pw@127.0.0.1:7833/',
 };
 
 const commandLines = (text: string) => text.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l && !l.startsWith('#'));
