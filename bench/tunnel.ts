@@ -5,6 +5,8 @@
 //   raw_ratio_vs_openssh   raw TCP MB/s through ours ÷ through OpenSSH                   (target ≥ 1.0)
 //   pgbench_tps_ratio_vs_openssh   `pgbench -S`, 8 clients: tps through ours ÷ through OpenSSH   (target ≥ 1.0)
 //   setup_ms / openssh_setup_ms   start → first PostgreSQL byte (answer to an SSLRequest), median
+//   mysql_copy_ratio_vs_openssh   a bulk `SELECT` read by the `mariadb` client, MB/s through ours ÷ through OpenSSH
+//                                 (when MariaDB is installed; target ≥ 1.0)
 // The direct_* figures are the same measurements with no tunnel at all: the ceiling. Rounds are interleaved (ours,
 // OpenSSH, direct) so drift in machine load affects every side alike; medians over the rounds.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +14,7 @@ import { connect } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPostgres, PG_BIN } from '../dev/postgres';
+import { mariadbInstalled, startMariadb } from '../dev/mariadb';
 import { startSshd } from '../dev/sshd';
 import { freePort } from '../dev/ports';
 import { RUN_DIR_ENV, serviceDir, runDir, sweep } from '../dev/run-dir';
@@ -107,10 +110,13 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
     const source: ChildProcess = spawn(process.execPath, ['-e', SOURCE, String(rawMb * MB)], { stdio: ['ignore', 'pipe', 'inherit'] });
     cleanups.push(() => void source.kill());
     const sourcePort = await new Promise<number>((resolve) => source.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-    const sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`, `127.0.0.1:${sourcePort}`] });
+    const mariadb = mariadbInstalled() ? await startMariadb({ database: 'bench' }) : undefined;
+    if (mariadb) cleanups.push(() => mariadb.stop());
+    const targets = [`127.0.0.1:${db.port}`, `127.0.0.1:${sourcePort}`, ...(mariadb ? [`127.0.0.1:${mariadb.port}`] : [])];
+    const sshd = await startSshd({ permitOpen: targets });
     cleanups.push(() => sshd.stop());
     const key = generateGrantKey('stint-bench');
-    sshd.setAuthorizedKeys([`restrict,port-forwarding,permitopen="127.0.0.1:${db.port}",permitopen="127.0.0.1:${sourcePort}" ${key.publicKey}`]);
+    sshd.setAuthorizedKeys([`restrict,port-forwarding,${targets.map((t) => `permitopen="${t}"`).join(',')} ${key.publicKey}`]);
     const dir = serviceDir('bench-tunnel');
     const keyFile = join(dir, 'id_ed25519');
     writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
@@ -171,7 +177,24 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
     const init = await runChild(join(PG_BIN, 'pgbench'), ['-h', '127.0.0.1', '-p', String(db.port), '-U', db.adminUser, '-i', '-q', '-s', '1', db.database], { ...process.env, PGPASSWORD: db.adminPassword });
     if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
 
+    // MariaDB: the same tunnels (ours, ssh -L) to its port, a bulk SELECT read by the real client into /dev/null.
+    const mysqlMb = 100;
+    const ourMysql = mariadb ? await openTunnel({ bastion, target: { host: '127.0.0.1', port: mariadb.port }, privateKey: key.privateKey, preferredPort: await freePort() }) : undefined;
+    const sshMysqlPort = await freePort();
+    const sshMysql = mariadb ? spawn('ssh', sshArgs(sshMysqlPort, mariadb.port), { stdio: 'ignore' }) : undefined;
+    cleanups.push(() => ourMysql?.close(), () => void sshMysql?.kill());
+    if (mariadb) await untilFirstPgByte(sshMysqlPort); // any first byte: MariaDB greets first
+    const mysqlMbps = async (port: number) => {
+      const rows = Math.round((mysqlMb * MB) / 1001);
+      const t0 = performance.now();
+      // The password through MYSQL_PWD, not the command line; the bench's own throwaway admin.
+      const out = await runChild('mariadb', ['--no-defaults', '-h', '127.0.0.1', '-P', String(port), '--protocol=TCP', '-u', mariadb!.adminUser, '-N', '-B', '-e', `SELECT REPEAT('x', 1000) FROM seq_1_to_${rows}`, 'bench'], { ...process.env, MYSQL_PWD: mariadb!.adminPassword });
+      if (out.code !== 0) throw new Error(`mariadb failed: ${out.stderr}`);
+      return mysqlMb / ((performance.now() - t0) / 1000);
+    };
+
     const sides = () => ({ ours: [] as number[], openssh: [] as number[], direct: [] as number[] });
+    const mysqlCopy = sides();
     const copy = sides();
     const raw = sides();
     const tps = sides();
@@ -185,12 +208,24 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       tps.ours.push(await pgbenchTps(ourPg.port, db, pgbenchSeconds));
       tps.openssh.push(await pgbenchTps(sshPgPort, db, pgbenchSeconds));
       tps.direct.push(await pgbenchTps(db.port, db, pgbenchSeconds));
+      if (mariadb && ourMysql) {
+        mysqlCopy.ours.push(await mysqlMbps(ourMysql.port));
+        mysqlCopy.openssh.push(await mysqlMbps(sshMysqlPort));
+        mysqlCopy.direct.push(await mysqlMbps(mariadb.port));
+      }
     }
     const round2 = (n: number) => Math.round(n * 100) / 100;
     return {
       copy_ratio_vs_openssh: round2(median(copy.ours) / median(copy.openssh)),
       raw_ratio_vs_openssh: round2(median(raw.ours) / median(raw.openssh)),
       pgbench_tps_ratio_vs_openssh: round2(median(tps.ours) / median(tps.openssh)),
+      ...(mariadb ? {
+        mysql_copy_ratio_vs_openssh: round2(median(mysqlCopy.ours) / median(mysqlCopy.openssh)),
+        mysql_copy_mbps: Math.round(median(mysqlCopy.ours)),
+        openssh_mysql_copy_mbps: Math.round(median(mysqlCopy.openssh)),
+        direct_mysql_copy_mbps: Math.round(median(mysqlCopy.direct)),
+        mysql_copy_mb: mysqlMb,
+      } : { mysql_copy_ratio_vs_openssh: 'skipped_no_mariadb' }),
       setup_ms: Math.round(median(ours)),
       openssh_setup_ms: Math.round(median(openssh)),
       direct_setup_ms: round2(median(directSetup)),

@@ -173,6 +173,10 @@ export async function requestAccess(ctx: CliContext, resourceId: string, o: Requ
     if (r?.state === 'approved') throw new CliError(`Request ${id} was approved, but the connection could not be opened.`, 1, 'See `stint grants`, or try again from the Stint app.');
     throw new CliError(`Request ${id} ${r?.state.replace('_', ' ') ?? 'ended'}${r?.decisionReason ? `: ${r.decisionReason}` : ''}.`);
   }
+  // Approved, but the server could not make the account (the database was down): the grant failed, nothing to hold.
+  if (grant.grant.state === 'failed') {
+    throw new CliError('The server could not set up your database access.', 1, `${grant.grant.endReason ? `It said: ${grant.grant.endReason}. ` : ''}Try again in a moment; if it keeps failing, tell your Stint administrator.`);
+  }
   await hold(ctx, await agent.api.connect({ grantId: grant.grant.id }), o.psql);
   return 0;
 }

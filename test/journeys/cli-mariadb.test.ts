@@ -17,6 +17,20 @@ const execFileP = promisify(execFile);
 const sh = async (line: string) => (await execFileP('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
 let stack: Stack;
+/** alice's authenticator app (enrolled in the first test): each code works once, ±1 step from now. */
+const totp = { secret: '', lastStep: -Infinity };
+async function nextCode(): Promise<string> {
+  for (;;) {
+    const now = Math.floor(Date.now() / 30_000);
+    const step = Math.max(totp.lastStep + 1, now);
+    if (step <= now + 1) {
+      totp.lastStep = step;
+      return generate({ secret: totp.secret, epoch: step * 30 });
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
 beforeAll(async () => { stack = await startStack({ mariadb: true }); }, 120_000);
 afterAll(async () => { await stack?.stop(); });
 
@@ -25,13 +39,11 @@ describe('stint with a MariaDB grant', () => {
     const dir = join(serviceDir('cli-mariadb'), 'alice');
     const holder = stack.agent('alice', { dataDir: dir });
     await holder.signIn();
-    const { secret } = await holder.agent.api.enrollTotp({});
-    const step = Math.floor(Date.now() / 30_000);
-    await holder.agent.api.confirmTotp({ code: await generate({ secret, epoch: step * 30 }) });
+    totp.secret = (await holder.agent.api.enrollTotp({})).secret;
+    await holder.agent.api.confirmTotp({ code: await nextCode() });
     const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
     try {
-      // The next step's code: the current one was spent confirming the app (each code works once; ±1 step is accepted).
-      const code = await generate({ secret, epoch: (step + 1) * 30 });
+      const code = await nextCode();
       const requested = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'request', 'staging-shop', '--for', '10s', '--reason', 'check products', '--code', code, '--json'], { timeout: 30_000 });
       const out = JSON.parse(requested.stdout.trim().split('\n').at(-1)!);
       expect(out.mariadb).toMatch(/^mariadb --defaults-file='[^']+\/my\.cnf'$/);
@@ -60,6 +72,29 @@ describe('stint with a MariaDB grant', () => {
       await expect(mysql.createConnection({ host: '127.0.0.1', port: stack.mariadb!.port, user, password })).rejects.toThrow(/Access denied/);
       await expect(sh(`mariadb --no-defaults -h 127.0.0.1 -P ${out.port} -u ${user} -p${password} -e 'SELECT 1'`)).rejects.toThrow();
     } finally {
+      await socket.close();
+      await holder.agent.dispose();
+    }
+  }, 90_000);
+
+  it('MariaDB down at activation: a clear refusal, and the grant is failed, not active', async () => {
+    const dir = join(serviceDir('cli-mariadb-down'), 'alice');
+    const holder = stack.agent('alice', { dataDir: dir });
+    await holder.signIn();
+    const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
+    try {
+      const code = await nextCode();
+      await stack.mariadb!.pause();
+      const failed = await execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, 'request', 'staging-shop', '--for', '10s', '--reason', 'down', '--code', code], { timeout: 30_000 }).catch((e) => e);
+      expect(failed.code).not.toBe(0);
+      expect(failed.stderr).toContain('The server could not set up your database access.');
+      const token = await stack.idp.tokenFor('alice');
+      const { grants } = await (await fetch(`${stack.serverUrl}/v1/grants`, { headers: { authorization: `Bearer ${token}` } })).json() as { grants: Array<{ resourceId: string; state: string; startsAt: string }> };
+      const shop = grants.filter((g) => g.resourceId === 'staging-shop').sort((a, b) => Date.parse(b.startsAt) - Date.parse(a.startsAt));
+      expect(shop[0]!.state).toBe('failed');
+      expect(shop.filter((g) => g.state === 'active')).toEqual([]);
+    } finally {
+      await stack.mariadb!.resume();
       await socket.close();
       await holder.agent.dispose();
     }

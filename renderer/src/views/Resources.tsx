@@ -1,5 +1,6 @@
 import { useMemo, useState } from 'react';
 import type { Resource } from '../../../shared/contract/http';
+import { kindWords } from '../../../shared/domain/kinds';
 import { useApp } from '../context';
 import { approverText, needsApproval, resourceHints } from '../policy';
 
@@ -62,6 +63,7 @@ export function Resources() {
                   >
                     {r.name}
                   </button>
+                  <span className={`badge kind-${r.kind}`}>{kindWords(r.kind).name}</span>
                   <span className={`badge sensitivity-${r.sensitivity}`}>{r.sensitivity} sensitivity</span>
                 </div>
                 <p id={`about-${r.id}`} className="resource-about">
