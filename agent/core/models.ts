@@ -218,6 +218,7 @@ export function notificationsFor(prev: AgentState | undefined, next: AgentState,
   if (!prev || next.session.status !== 'signed_in') return [];
   const out: AgentNotification[] = [];
   const name = (id: string, fallback?: string) => resourceName(next, id, fallback ?? resourceName(prev, id));
+  const kindOf = (id: string) => next.resources.find((r) => r.id === id)?.kind;
 
   const askedBefore = new Set(prev.approvals.filter((r) => r.state === 'pending_approval').map((r) => r.id));
   for (const r of pendingApprovals(next)) {
@@ -246,6 +247,7 @@ export function notificationsFor(prev: AgentState | undefined, next: AgentState,
         title: 'Access approved',
         body: `${name(r.resourceId)} is ready — ${where}${formatDuration(r.durationSeconds)}`,
         actions: ['open_psql', 'copy_uri'],
+        ...(kindOf(r.resourceId) ? { resourceKind: kindOf(r.resourceId)! } : {}),
         requestId: r.id,
         ...(r.grantId ? { grantId: r.grantId } : {}),
       });

@@ -6,6 +6,7 @@
 import type { AgentEvent, AgentNotification, NotificationAction } from '../../shared/contract/agent';
 import type { OpenView } from './windows';
 import { PROTOCOL } from './deep-links';
+import { kindWords } from '../../shared/domain/kinds';
 
 export interface NotificationLike {
   show(): void;
@@ -32,14 +33,18 @@ export type NotificationEffect =
   | { type: 'open'; view: OpenView; params: Record<string, string> }
   | { type: 'call'; method: 'openPsql' | 'copyConnectionUri'; input: { grantId: string } };
 
-const LABELS: Record<NotificationAction, string> = {
-  approve: 'Approve…',
-  deny: 'Deny…',
-  open_psql: 'Open in psql',
-  copy_uri: 'Copy URI',
-  extend: 'Extend…',
-  open: 'Open',
-};
+/** A button's words; the client's name from the resource's kind ("Open in psql", "Open in mariadb"). */
+function label(action: NotificationAction, n: AgentNotification): string {
+  const words: Record<NotificationAction, string> = {
+    approve: 'Approve…',
+    deny: 'Deny…',
+    open_psql: `Open in ${kindWords(n.resourceKind).client}`,
+    copy_uri: 'Copy URI',
+    extend: 'Extend…',
+    open: 'Open',
+  };
+  return words[action];
+}
 
 export function effectOf(action: NotificationAction, n: AgentNotification): NotificationEffect {
   const requestId = n.requestId;
@@ -80,7 +85,7 @@ export function approvalToastXml(n: AgentNotification): string | undefined {
   const link = xml(`${PROTOCOL}://approve/${encodeURIComponent(n.requestId)}`);
   return `<toast activationType="protocol" launch="${link}" scenario="reminder"><visual><binding template="ToastGeneric">`
     + `<text>${xml(n.title)}</text><text>${xml(n.body)}</text></binding></visual>`
-    + `<actions><action content="${xml(LABELS.approve)}" activationType="protocol" arguments="${link}"/>`
+    + `<actions><action content="${xml(label('approve', n))}" activationType="protocol" arguments="${link}"/>`
     + '<action content="Later" activationType="system" arguments="dismiss"/></actions></toast>';
 }
 
@@ -91,7 +96,7 @@ export function nativeOptions(n: AgentNotification, platform: NodeJS.Platform): 
     ...(toastXml ? { toastXml } : {}),
     title: n.title,
     body: n.body,
-    ...(buttons.length ? { actions: buttons.map((a) => ({ type: 'button' as const, text: LABELS[a] })), closeButtonText: 'Close' } : {}),
+    ...(buttons.length ? { actions: buttons.map((a) => ({ type: 'button' as const, text: label(a, n) })), closeButtonText: 'Close' } : {}),
     ...(n.kind === 'approval_asked' || n.kind === 'revoked' || n.kind === 'security' ? { urgency: 'critical' as const } : {}),
   };
 }

@@ -255,14 +255,19 @@ function Alerts({ alerts, dismiss }: { alerts: Alert[]; dismiss: (key: number) =
   );
 }
 
-const ACTION_LABELS: Record<NotificationAction, string> = {
-  approve: 'Approve…',
-  deny: 'Deny…',
-  open_psql: 'Open in psql',
-  copy_uri: 'Copy psql command',
-  extend: 'Extend…',
-  open: 'Show',
-};
+/** A notification button's words; the client's name from the resource's kind ("Open in psql", "Open in mariadb"). */
+function actionLabel(action: NotificationAction, n: AgentNotification): string {
+  const { client } = kindWords(n.resourceKind);
+  const words: Record<NotificationAction, string> = {
+    approve: 'Approve…',
+    deny: 'Deny…',
+    open_psql: `Open in ${client}`,
+    copy_uri: `Copy ${client} command`,
+    extend: 'Extend…',
+    open: 'Show',
+  };
+  return words[action];
+}
 
 /**
  * "Copy" from a notification: the psql command (no secret in it) through the browser's clipboard, which every host
@@ -316,7 +321,7 @@ function Toasts({ toasts, dismiss, ctx, region }: { toasts: Toast[]; dismiss: (k
             <div className="toast-actions">
               {n?.actions.map((a) => (
                 <button key={a} type="button" className="link-button" onClick={() => { act(a, n, ctx); dismiss(t.key); }}>
-                  {ACTION_LABELS[a]}
+                  {actionLabel(a, n)}
                 </button>
               ))}
               <button type="button" className="link-button" aria-label={`Dismiss: ${t.title}`} onClick={() => dismiss(t.key)}>Dismiss</button>

@@ -13,7 +13,7 @@ import { AgentProblem } from './problem';
 import { AdminLive, AuditExportFormat, AuditFilterFields, AuditPage, AuditVerifyStatus } from './admin';
 import {
   AuditList,
-  AccessRequest, CreateRequestBody, DurationSeconds, Grant, Id, Instant, Me, Resource, StepUpProof,
+  AccessRequest, CreateRequestBody, DurationSeconds, Grant, Id, Instant, Me, Resource, ResourceKind, StepUpProof,
 } from './http';
 
 // ---- observable state ----
@@ -124,6 +124,8 @@ export const AgentNotification = z.object({
   actions: z.array(NotificationAction),
   requestId: Id.optional(),
   grantId: Id.optional(),
+  /** The kind of resource it is about, for the words of its actions ("Open in psql", "Open in mariadb"). */
+  resourceKind: ResourceKind.optional(),
 });
 export type AgentNotification = z.infer<typeof AgentNotification>;
 

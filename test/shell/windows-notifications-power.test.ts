@@ -214,6 +214,12 @@ describe('notifications', () => {
     expect(created).toEqual([]);
     expect(nativeOptions(asked, 'darwin').urgency).toBe('critical');
   });
+
+  it('names the client of the resource\'s kind on the open button', () => {
+    const ready = { id: 'approved:r1', kind: 'approved' as const, title: 'Access approved', body: 'Shop is ready', actions: ['open_psql' as const, 'copy_uri' as const], requestId: 'r1', grantId: 'g1' };
+    expect(nativeOptions({ ...ready, resourceKind: 'mariadb' }, 'darwin').actions?.map((a) => a.text)).toEqual(['Open in mariadb', 'Copy URI']);
+    expect(nativeOptions(ready, 'darwin').actions?.map((a) => a.text)).toEqual(['Open in psql', 'Copy URI']);
+  });
 });
 
 describe('power and clock', () => {
