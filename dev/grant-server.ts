@@ -50,6 +50,13 @@ export function testConfig(idp: { issuer: string; audience: string }, storageUrl
         target: { host: '10.1.2.5', port: 5432, database: 'orders' }, admin: { url: 'postgres://admin:pw@10.1.2.5:5432/orders' },
         levels: { read: ['GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}'] }, policy: 'short-lived',
       },
+      {
+        // A MariaDB resource (only finance may ask for it, so the other users' catalogs stay as they were); tests
+        // that reach a real one replace target and admin (dev/mariadb.ts).
+        id: 'shop-mariadb', name: 'Shop (MariaDB)', environment: 'production', sensitivity: 'medium', kind: 'mariadb', bastion: 'main',
+        target: { host: '10.1.2.6', port: 3306, database: 'shop' }, accountHost: '10.1.0.1', admin: { url: 'mysql://admin:pw@10.1.2.6:3306/' },
+        levels: { read: ['SELECT'], write: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] }, policy: 'finance-only',
+      },
     ],
     policies: {
       'short-lived': {

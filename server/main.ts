@@ -1,4 +1,4 @@
-// `stint-server`: serve | migrate | check-config | audit verify | audit export | openapi.
+// `stint-server`: serve | migrate | check-config | check-targets | audit verify | audit export | openapi.
 // The composition for production lives here: the credential providers of the resource kinds and WebAuthn/TOTP step-up are built
 // from the config; tests build the server with buildServer and their own effects instead.
 import { writeFileSync, createWriteStream, readFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { declareStepUpRoutes } from './stepup/routes';
 import { policyCheck, policyHistory } from './policy/cli';
 import { reloadableCredentials } from './policy/reloadable-credentials';
 import { webhookStatus } from './webhooks/status';
+import { credentialProviders } from './targets/registry';
 
 export interface Io {
   out: (line: string) => void;
@@ -31,6 +32,8 @@ const USAGE = `usage: stint-server <command> [--config <file>]
   serve          run the grant server
   migrate        apply pending storage migrations
   check-config   validate the config and its secret references
+  check-targets  connect to every resource's database and report what is wrong (isolation, a version too old) and
+                 what Stint makes up for (e.g. no account expiry on MariaDB); exit 1 on a problem
   audit verify   check the audit hash chain (and the signed checkpoints, when configured); reports the first broken link
   audit checkpoint  sign the chain's head now and append it to audit.checkpoints.file
   audit export   write the audit log as JSON lines (--out <file>, default stdout)
@@ -109,6 +112,24 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       if (missing.length) return 1;
       io.out(`ok: ${config.resources.length} resource(s), ${Object.keys(config.policies).length} polic(ies), ${Object.keys(config.bastions).length} bastion(s)`);
       return 0;
+    }
+    case 'check-targets': {
+      // The checks the server logs at start, on demand: an operator's doctor for the databases behind the resources.
+      const credentials = credentialProviders(config.resources, io.env);
+      if (!credentials) {
+        io.out('ok: no resources');
+        return 0;
+      }
+      try {
+        const [problems, notices] = await Promise.all([credentials.isolationProblems?.() ?? [], credentials.notices?.() ?? []]);
+        for (const notice of notices) io.out(`note: ${notice}`);
+        for (const problem of problems) io.err(`problem: ${problem}`);
+        if (problems.length) return 1;
+        io.out(`ok: ${config.resources.length} resource(s) checked`);
+        return 0;
+      } finally {
+        await credentials.close();
+      }
     }
     case 'migrate': {
       const store = openStore(config.storage.url);

@@ -12,6 +12,9 @@ import { serviceDir } from '../../dev/run-dir';
 import { createMariadbProvider, nativePasswordHash, parseVersion, supportsAccountLock, type MariadbCredentialProvider } from '../../server/targets/mariadb/provider';
 import { optionFile, mariadbCommand } from '../../agent/core/kinds/mariadb';
 import { CredentialError } from '../../server/credentials/errors';
+import { stringify } from 'yaml';
+import { main } from '../../server/main';
+import { testConfig } from '../../dev/grant-server';
 
 let db: MariadbInstance;
 let provider: MariadbCredentialProvider;
@@ -148,5 +151,30 @@ describe('MariaDB credential provider', () => {
     expect(supportsAccountLock(parseVersion('10.3.39-MariaDB'))).toBe(false);
     expect(supportsAccountLock(parseVersion('8.0.36'))).toBe(true);
     expect(supportsAccountLock(parseVersion('5.6.51'))).toBe(false);
+  });
+
+  it('stint-server check-targets: the doctor an operator runs says what Stint makes up for, and exits 1 on a problem', async () => {
+    const config = testConfig({ issuer: 'http://127.0.0.1:9', audience: 'stint' }, 'sqlite::memory:');
+    const shop = config.resources!.find((r) => r.id === 'shop-mariadb')!;
+    const file = join(filesDir, 'stint.yaml');
+    writeFileSync(file, stringify({ ...config, resources: [{ ...shop, target: { host: '127.0.0.1', port: db.port, database: 'shop' }, accountHost: '127.0.0.1', admin: { url: 'env:SHOP_ADMIN' } }] }));
+    const run = async () => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await main(['check-targets', '--config', file], { out: (l) => out.push(l), err: (l) => err.push(l), env: { SHOP_ADMIN: db.adminUrl('') } });
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    const healthy = await run();
+    expect(healthy).toMatchObject({ code: 0, err: '' });
+    expect(healthy.out).toMatch(/^note: MariaDB\/MySQL at 127\.0\.0\.1:\d+: accounts cannot expire at a date and time/);
+    expect(healthy.out).toMatch(/ok: 1 resource\(s\) checked$/);
+    await db.query("CREATE USER ''@'localhost'");
+    try {
+      const flagged = await run();
+      expect(flagged.code).toBe(1);
+      expect(flagged.err).toMatch(/^problem: .*anonymous account ''@'localhost'/);
+    } finally {
+      await db.query("DROP USER ''@'localhost'");
+    }
   });
 });
