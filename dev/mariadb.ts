@@ -56,6 +56,10 @@ export async function startMariadb(options: MariadbOptions = {}): Promise<Mariad
   const data = join(dir, 'data');
   const sockets = join(dir, 'sock');
   mkdirSync(sockets, { recursive: true });
+  // Its own temp dir: the caller's TMPDIR may be private (a 0700 mktemp), where the mysql user cannot write.
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const env = { ...process.env, TMPDIR: tmp };
   const socket = join(sockets, 'mariadbd.sock');
   const pwfile = join(dir, 'pwfile');
   const reuse = existsSync(join(data, 'mysql')) && existsSync(pwfile);
@@ -64,20 +68,20 @@ export async function startMariadb(options: MariadbOptions = {}): Promise<Mariad
   const asRoot = process.getuid?.() === 0;
   const runAs = asRoot ? mysqlUser() : undefined;
   if (asRoot && !runAs) throw new Error('running as root needs the `mysql` system user: install the mariadb-server package');
-  if (runAs) for (const path of [dir, sockets]) chownSync(path, runAs.uid, runAs.gid);
+  if (runAs) for (const path of [dir, sockets, tmp]) chownSync(path, runAs.uid, runAs.gid);
   const userArgs = asRoot ? ['--user=mysql'] : [];
   if (!reuse) {
-    await mustRun(INSTALL_DB, ['--no-defaults', `--datadir=${data}`, ...userArgs, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve'], { cwd: dir });
+    await mustRun(INSTALL_DB, ['--no-defaults', `--datadir=${data}`, ...userArgs, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve'], { cwd: dir, env });
   }
   const port = options.port ?? await freePort();
   const args = [
     '--no-defaults', `--datadir=${data}`, ...userArgs, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socket}`,
-    `--pid-file=${join(dir, 'mariadbd.pid')}`, `--log-error=${join(dir, 'error.log')}`,
+    `--pid-file=${join(dir, 'mariadbd.pid')}`, `--log-error=${join(dir, 'error.log')}`, `--tmpdir=${tmp}`,
     // Accounts match by address (the bastion's), never by a name a DNS answer could change.
     '--skip-name-resolve', '--skip-log-bin', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M',
     '--innodb-flush-log-at-trx-commit=0', '--max-connections=300', '--performance-schema=OFF',
   ];
-  let proc = startProcess(MARIADBD, args, { cwd: dir });
+  let proc = startProcess(MARIADBD, args, { cwd: dir, env });
   const database = options.database ?? 'appdb';
   const adminUrl = (db = database) => `mysql://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
   const errorLog = () => (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8').slice(-4000) : proc.output());
@@ -124,7 +128,7 @@ export async function startMariadb(options: MariadbOptions = {}): Promise<Mariad
     stop: () => proc.stop('SIGTERM'),
     pause: () => proc.stop('SIGTERM'),
     resume: async () => {
-      proc = startProcess(MARIADBD, args, { cwd: dir });
+      proc = startProcess(MARIADBD, args, { cwd: dir, env });
       await ready(() => asAdmin());
     },
   };
