@@ -104,6 +104,27 @@ describe('MariaDB credential provider', () => {
     await provider.revoke({ grantId: 'g-never', resourceId: 'shop', username: 'stint_g_aaaaaaaaaaaaaaaaaaaa' });
   });
 
+  it('a name already taken is never reused: a new one is drawn, and after three taken names issue fails', async () => {
+    const taken = 'stint_g_takentakentakentaken';
+    await db.query(`CREATE USER '${taken}'@'127.0.0.1' IDENTIFIED BY 'someone-elses'`);
+    const names = [taken, 'stint_g_freshfreshfreshfresh'];
+    const drawing = createMariadbProvider({ userName: () => names.shift() ?? taken, resources: { shop: { adminUrl: db.adminUrl(''), database: 'shop', accountHost: '127.0.0.1', levels: { read: ['SELECT'] } } } });
+    try {
+      const cred = await drawing.issue({ grantId: 'g-collide', resourceId: 'shop', level: 'read', endsAt: inOneHour() });
+      expect(cred.username).toBe('stint_g_freshfreshfreshfresh');
+      expect(await mariadbClient(cred.username, cred.password, 'SELECT COUNT(*) FROM orders;')).toBe('2');
+      // The other account keeps its own password: nothing of it was touched.
+      const other = await mysql.createConnection({ host: '127.0.0.1', port: db.port, user: taken, password: 'someone-elses' });
+      expect((await other.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u'))[0][0]!.u).toBe(`${taken}@127.0.0.1`);
+      await other.end();
+      await expect(drawing.issue({ grantId: 'g-collide-2', resourceId: 'shop', level: 'read', endsAt: inOneHour() })).rejects.toMatchObject({ code: 'database_error' });
+      await drawing.revoke({ grantId: 'g-collide', resourceId: 'shop', username: cred.username });
+    } finally {
+      await drawing.close();
+      await db.query(`DROP USER '${taken}'@'127.0.0.1'`);
+    }
+  });
+
   it('revoke and extend act only on accounts Stint made; extend of a dropped account says not_found', async () => {
     await expect(provider.revoke({ grantId: 'x', resourceId: 'shop', username: 'root' })).rejects.toMatchObject({ code: 'invalid_input' });
     await expect(provider.extend({ grantId: 'x', resourceId: 'shop', username: 'stint_g_bbbbbbbbbbbbbbbbbbbb', endsAt: inOneHour() })).rejects.toMatchObject({ code: 'not_found' });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serviceDir } from '../../dev/run-dir';
 import { ConfSettingsStore, MemorySettingsStore, settingsFromEnvironment } from '../../agent/core/settings';
-import { psqlLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../agent/core/launcher';
+import { psqlLaunchPlan, shellLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../agent/core/launcher';
 import type { PsqlTarget } from '../../agent/core/agent';
 import {
   ElectronSettingsStore, applyLaunchAtLogin, autostartEntry, readShellSettings, writeShellSettings, type KeyValueStore,
@@ -67,6 +67,15 @@ describe('psql launcher', () => {
       expect(saw).toEqual({ pw: target.password, args: ['-h', '127.0.0.1', '-p', '15432', '-U', 'stint_alice_7f3a', '-d', 'orders'] });
       expect(existsSync(scriptDir)).toBe(false);
     });
+  });
+
+  it('another kind\'s client command (no secret on it) runs in the terminal found; Windows and no terminal say to copy it', () => {
+    const command = "mariadb --defaults-file='/home/a/.config/stint/grants/g1/my.cnf'";
+    const has = (...names: string[]) => (c: string) => names.includes(c);
+    expect(shellLaunchPlan('linux', command, { available: has('gnome-terminal') })).toEqual({ ok: true, command: { command: 'gnome-terminal', args: ['--', '/bin/sh', '-c', command], env: {} } });
+    expect(shellLaunchPlan('darwin', command, { available: has(), macScript: '/tmp/s/client.command' })).toEqual({ ok: true, command: { command: 'open', args: ['-a', 'Terminal', '/tmp/s/client.command'], env: {} } });
+    expect(shellLaunchPlan('win32', command, { available: has() })).toMatchObject({ ok: false, reason: expect.stringMatching(/Copy it/) });
+    expect(shellLaunchPlan('linux', command, { available: has() })).toMatchObject({ ok: false, reason: expect.stringMatching(/No terminal found/) });
   });
 
   it('finds programs on PATH', () => {

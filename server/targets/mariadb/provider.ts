@@ -30,6 +30,8 @@ export interface MariadbProviderOptions {
   terminateBudgetMs?: number;
   /** How long to wait for an admin connection before failing with `unavailable`. Default 3 s. */
   connectTimeoutMs?: number;
+  /** Draws an account name (default: random, matching USER_NAME); tests give taken ones. */
+  userName?: () => string;
 }
 
 export interface MariadbCredentialProvider extends CredentialProvider {
@@ -188,7 +190,7 @@ export function createMariadbProvider(options: MariadbProviderOptions): MariadbC
       let username = '';
       // A name already taken (another grant's, or anyone's) is never reused: CREATE USER refuses it and a new one is drawn.
       for (let attempt = 1; ; attempt += 1) {
-        username = randomUserName();
+        username = (options.userName ?? randomUserName)();
         try {
           await admin(config, `CREATE USER ${account(username, config.accountHost)} IDENTIFIED WITH mysql_native_password AS ? WITH MAX_USER_CONNECTIONS ${limit}`,
             [nativePasswordHash(password)], 'create user');
