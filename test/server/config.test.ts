@@ -82,8 +82,9 @@ describe('config', () => {
     expect(config.resources.map((r) => r.kind)).toEqual(['mariadb', 'postgres', 'postgres']);
     expect(config.resources[0]).toMatchObject({ target: { host: '10.1.2.9', port: 3306, database: 'shop' }, accountHost: '10.1.0.5', levels: { read: ['SELECT', 'SHOW VIEW'], admin: ['ALL PRIVILEGES'] } });
     expect(issues(example.replace('kind: postgres', 'kind: oracle'))).toEqual(['resources[0].kind: expected one of the kinds: postgres, ssh, mariadb']);
-    expect(issues(example.replace('resources:\n', `resources:\n${mariadb.replace('[select, show view]', '["SELECT; DROP TABLE x"]').replace('    accountHost: 10.1.0.5\n', '')}`)))
-      .toEqual(['resources[0].accountHost: required (expected string)', 'resources[0].levels.read[0]: a privilege name such as SELECT, SHOW VIEW or ALL PRIVILEGES']);
+    expect(issues(example.replace('resources:\n', `resources:\n${mariadb.replace('[select, show view]', '["SELECT; DROP TABLE x", grant option]').replace('    accountHost: 10.1.0.5\n', '')}`)))
+      .toEqual(['resources[0].accountHost: required (expected string)', 'resources[0].levels.read[0]: a privilege name such as SELECT, SHOW VIEW or ALL PRIVILEGES',
+        'resources[0].levels.read[1]: not GRANT OPTION: a grant could pass its privileges to accounts that outlive it']);
   });
 
   it('gives a policy a new hash only when its content changes', () => {

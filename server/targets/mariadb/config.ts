@@ -7,7 +7,9 @@ import { LevelName, resourceBase } from '../resource-base';
 
 /** A privilege as GRANT names it (`SELECT`, `SHOW VIEW`, `ALL PRIVILEGES`): words only, it goes into the statement. */
 const Privilege = z.string().regex(/^[A-Za-z]+( [A-Za-z]+)*$/, 'a privilege name such as SELECT, SHOW VIEW or ALL PRIVILEGES')
-  .transform((p) => p.toUpperCase());
+  .transform((p) => p.toUpperCase())
+  // With GRANT OPTION a grant's account could hand its privileges to an account that outlives the grant.
+  .refine((p) => p !== 'GRANT OPTION', 'not GRANT OPTION: a grant could pass its privileges to accounts that outlive it');
 
 export const MariadbResource = z.strictObject({
   ...resourceBase,
