@@ -29,12 +29,13 @@ const KINDS: { [K in ResourceConfig['kind']]: TargetKind<KindOf<K>> } = {
 /** The kinds a resource may be, as the config's error messages list them. */
 export const KIND_NAMES = Object.keys(KINDS) as ResourceConfig['kind'][];
 
-function kindOf<R extends ResourceConfig>(resource: R): TargetKind<R> {
-  return KINDS[resource.kind] as unknown as TargetKind<R>;
+/** A kind's module, typed for any resource: it is only ever handed resources of its own kind. */
+function kindOf(kind: ResourceConfig['kind']): TargetKind<ResourceConfig> {
+  return KINDS[kind] as unknown as TargetKind<ResourceConfig>;
 }
 
 export function resourceSecretRefs(resource: ResourceConfig, where: string): { where: string; ref: SecretRef }[] {
-  return kindOf(resource).secretRefs(resource, where);
+  return kindOf(resource.kind).secretRefs(resource, where);
 }
 
 /**
@@ -43,28 +44,28 @@ export function resourceSecretRefs(resource: ResourceConfig, where: string): { w
  */
 export function credentialProviders(resources: ResourceConfig[], env: NodeJS.ProcessEnv, deps: TargetDeps = {}): CredentialProvider | undefined {
   if (resources.length === 0) return undefined;
-  const byKind = new Map<string, { resource: ResourceConfig; where: string }[]>();
+  const byKind = new Map<ResourceConfig['kind'], { resource: ResourceConfig; where: string }[]>();
   resources.forEach((resource, i) => byKind.set(resource.kind, [...(byKind.get(resource.kind) ?? []), { resource, where: `resources[${i}]` }]));
   const providers = new Map<string, CredentialProvider>();
-  for (const [kind, list] of byKind) providers.set(kind, kindOf(list[0]!.resource).provider(list as never, env, deps));
+  for (const [kind, list] of byKind) providers.set(kind, kindOf(kind).provider(list, env, deps));
   const kindById = new Map(resources.map((r) => [r.id, r.kind]));
   return routeByResource(providers, (resourceId) => kindById.get(resourceId));
 }
 
 /** What the agent is told about a resource's target at activation (kind by kind). */
 export function connectionTarget(resource: ResourceConfig): Connection['target'] {
-  return kindOf(resource).connectionTarget(resource);
+  return kindOf(resource.kind).connectionTarget(resource);
 }
 
 /** The database a resource's grants open, as the catalog shows it ('' for a kind without one). */
 export function resourceDatabase(resource: ResourceConfig): string {
-  return kindOf(resource).database(resource);
+  return kindOf(resource.kind).database(resource);
 }
 
 /** Every node besides the bastions that authenticates to /v1/bastion (SSH target hosts), by node id. */
 export function resourceNodes(resources: ResourceConfig[], env: NodeJS.ProcessEnv): Record<string, SshNodeCredential> {
   const nodes: Record<string, SshNodeCredential> = {};
-  resources.forEach((resource, i) => Object.assign(nodes, kindOf(resource).nodes?.(resource, `resources[${i}]`, env)));
+  resources.forEach((resource, i) => Object.assign(nodes, kindOf(resource.kind).nodes?.(resource, `resources[${i}]`, env)));
   return nodes;
 }
 
