@@ -76,7 +76,7 @@ function inputFor(method: AgentMethod): unknown {
   const candidates: unknown[] = [{}, { grantId: 'gr_1' }, { requestId: 'req_1' }, { requestId: 'req_1', reason: 'no' }, { grantId: 'gr_1', durationSeconds: 600 },
     { requestId: 'req_1', proof: { method: 'totp', challengeId: 'ch_1', code: '123456' } }, { resourceId: 'prod-orders', level: 'read' },
     { action: { kind: 'enroll' } }, { id: 'cred_1' }, { challengeId: 'ch_1', response: {} }, { code: '123456' }, { grantId: 'gr_1', reason: 'no' },
-    { format: 'csv' }];
+    { format: 'csv' }, { reviewId: 'rev_1', outcome: 'ok' }];
   const input = candidates.find((c) => agentApi[method].input.safeParse(c).success);
   if (input === undefined) throw new Error(`no sample input parses for ${method}`);
   return input;
