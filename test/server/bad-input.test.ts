@@ -111,7 +111,7 @@ describe('bad input', () => {
 
   it('generated bodies at every POST route: never a 5xx, never a change of state', async () => {
     const posts = server.server.routes.filter((r) => r.method === 'POST');
-    expect(posts.map((p) => p.url)).toHaveLength(11);
+    expect(posts.map((p) => p.url)).toHaveLength(13);
     const bodies = fc.oneof(
       { weight: 3, arbitrary: fc.anything({ withNullPrototype: false }) },
       { weight: 2, arbitrary: fc.dictionary(fc.constantFrom('resourceId', 'level', 'reason', 'durationSeconds', 'breakGlass', 'publicKey', 'method', 'code', 'challengeId', 'stepUp', 'comment', 'deviceId', 'ticket', '__proto__', 'constructor'), fc.anything()) },
