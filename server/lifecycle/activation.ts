@@ -134,7 +134,7 @@ export class Activation {
         return fail(409, 'illegal_transition', 'the request was already activated or is no longer approved', { audit: true });
       }
       await ctx.audit({ at: now, actor: user.sub, subject: claimed.requester, action: 'request.activated', requestId: id, grantId: grant.id, resourceId: claimed.resource_id, policyVersion: claimed.policy_version, detail: { keyType, keySha256: sha256(keyBase64) } });
-      await emitRequest(ctx, claimed, claimed.state as RequestState);
+      await emitRequest(ctx, claimed, claimed.state as RequestState, this.deps.policies);
       return ok(grant);
     }, { key: `request:${id}` });
     if (!started.ok) {

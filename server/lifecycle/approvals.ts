@@ -15,6 +15,7 @@ import type { Rekeying } from './rekey';
 import type { RequestRules } from './requests';
 import type { Timers } from './timers';
 import { emitRequest, type Views } from './views';
+import { approveStepUpNeed, type ApproveStepUpNeed } from './approve-stepup';
 import { lockRow, parseJson, sha256, type RulesDeps, type RequestRow } from './support';
 
 export interface ApprovalsDeps extends RulesDeps {
@@ -43,11 +44,8 @@ export class Approvals implements StepUpActionResolver {
     return sha256(canonicalJson({ kind: 'approve', approver, requestId: row.id, requester: row.requester, resourceId: row.resource_id, level: row.level, durationSeconds: row.duration_seconds, reason: row.reason, ticket: row.ticket, extendsGrantId: row.extends_grant_id }));
   }
 
-  /** Under the policy version the request was evaluated under, whatever was reloaded since (#25). */
-  private async approveNeedsStepUp(row: RequestRow): Promise<{ needed: boolean; methods: StepUpMethod[]; userVerification: boolean }> {
-    const policy = await this.deps.policies.recordedPolicy(row);
-    if (!policy) return { needed: false, methods: [], userVerification: true };
-    return { needed: this.catalog.stepUpNeeded(policy.stepUp.approve, policy, row.risk_score), methods: policy.stepUp.methods as StepUpMethod[], userVerification: policy.stepUp.userVerification };
+  private approveNeedsStepUp(row: RequestRow): Promise<ApproveStepUpNeed> {
+    return approveStepUpNeed(this.deps.policies, row);
   }
 
   /** StepUpActionResolver: what a challenge for this action must be bound to, if the caller may take it. */
@@ -153,7 +151,7 @@ export class Approvals implements StepUpActionResolver {
         await ctx.audit({ ...base, action: 'request.approved', detail: { approvers: people.map((p) => p.sub) } });
         await this.deps.requests.remember(ctx.trx, current.requester, current.device_id ?? undefined, current.source_ip ?? undefined, now);
       }
-      const request = await emitRequest(ctx, updated, 'pending_approval');
+      const request = await emitRequest(ctx, updated, 'pending_approval', this.deps.policies);
       return ok({ request, row: updated });
     });
     if (!result.ok) return this.deps.refuse(user, 'request.approve', result.error, refs);

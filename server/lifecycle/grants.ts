@@ -218,7 +218,7 @@ export class GrantRules {
     const request = await this.deps.writes.mutate(async (ctx) => {
       await ctx.trx.insertInto('requests').values(row).execute();
       await ctx.audit({ at: now, actor: user.sub, subject: user.sub, action: 'request.created', requestId: row.id, grantId: grant.id, resourceId: row.resource_id, reason: row.reason, policyVersion: row.policy_version, risk: row.risk_score, detail: { extension: true, seconds: body.durationSeconds } });
-      return emitRequest(ctx, row, undefined);
+      return emitRequest(ctx, row, undefined, this.deps.policies);
     });
     this.deps.timers.schedule(`req:${row.id}`, row.expires_at, () => this.deps.requests.expireRequest(row.id));
     this.deps.nudges.arm(row);
@@ -231,7 +231,7 @@ export class GrantRules {
     await this.deps.writes.mutate(async (ctx) => {
       await ctx.trx.updateTable('requests').set({ grant_id: grantId, decision_reason: applied.ok ? 'extension applied' : `extension not applied: ${applied.error.message}` }).where('id', '=', request.id).execute();
       const row = await ctx.trx.selectFrom('requests').selectAll().where('id', '=', request.id).executeTakeFirstOrThrow();
-      await emitRequest(ctx, row, 'approved');
+      await emitRequest(ctx, row, 'approved', this.deps.policies);
     });
   }
 

@@ -10,7 +10,7 @@ import { askedGroups, nextNudgeAt, planOf, type NudgeFacts } from './asked';
 import type { Timers } from './timers';
 import { emitRequest } from './views';
 import type { WriteQueue } from './write-queue';
-import { lockRow, SYSTEM, type Logger, type RequestRow } from './support';
+import { lockRow, SYSTEM, type CatalogSource, type Logger, type RequestRow } from './support';
 
 export interface NudgesDeps {
   db: Db;
@@ -19,6 +19,8 @@ export interface NudgesDeps {
   log: Logger;
   writes: Pick<WriteQueue, 'mutate'>;
   timers: Pick<Timers, 'schedule'>;
+  /** What the emitted request tells approvers about step-up (approve-stepup.ts). */
+  policies: CatalogSource;
 }
 
 export class Nudges {
@@ -63,7 +65,7 @@ export class Nudges {
       const groups = askedGroups(next);
       if (remind) await ctx.audit({ ...base, action: 'request.reminded', detail: { groups, reminder: due } });
       // Newly eligible approvers are asked like the first ones; everybody asked (and the requester) sees the change.
-      const request = await emitRequest(ctx, next, 'pending_approval');
+      const request = await emitRequest(ctx, next, 'pending_approval', this.deps.policies);
       if (changes.escalated_at !== undefined) await ctx.emit({ type: 'approval.asked', request }, { users: [], groups: [plan.escalation!.group], exclude: [row.requester] });
       if (remind) await ctx.emit({ type: 'approval.reminded', request }, { users: [], groups, exclude: [row.requester] });
       return next;

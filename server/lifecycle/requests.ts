@@ -132,7 +132,7 @@ export class RequestRules {
       const base: Omit<AuditInput, 'action'> = { at: now, actor: user.sub, subject: user.sub, requestId: row.id, resourceId: resource.id, policyVersion, risk: risk.score };
       await ctx.audit({ ...base, action: 'request.created', reason: body.reason || undefined, detail: { level: body.level, durationSeconds: duration, state, riskReasons: risk.reasons, ticket: body.ticket, breakGlass: body.breakGlass } });
       if (state === 'approved') await ctx.audit({ ...base, actor: SYSTEM, action: 'request.approved', reason: auto.why });
-      const mapped = await emitRequest(ctx, row, undefined);
+      const mapped = await emitRequest(ctx, row, undefined, this.deps.policies);
       if (state === 'approved' && body.breakGlass) await this.breakGlassUsed(ctx, entry, row, mapped);
       return mapped;
     }, { key: `request:${row.id}` });
@@ -210,7 +210,7 @@ export class RequestRules {
       await ctx.trx.updateTable('requests').set(changes).where('id', '=', id).execute();
       const updated = { ...row, ...changes } as RequestRow;
       await ctx.audit({ at: this.deps.now(), actor, subject: row.requester, action: `request.${event}`, requestId: id, resourceId: row.resource_id, reason, policyVersion: row.policy_version, risk: row.risk_score, detail });
-      const request = await emitRequest(ctx, updated, row.state as RequestState);
+      const request = await emitRequest(ctx, updated, row.state as RequestState, this.deps.policies);
       if (event === 'auto_approved' && row.break_glass === 1) {
         const entry = this.catalog.entry(row.resource_id);
         if (entry) await this.breakGlassUsed(ctx, entry, updated, request);

@@ -111,7 +111,7 @@ export class Lifecycle implements StepUpActionResolver, BastionGrantLookup {
     const revocation = this.revocation = new Revocation({ db, shared, now, credentials, metrics, log, writes, timers });
     const bastion = this.bastion = new BastionQueries({ db, reads, shared, bus, now, log, timers });
     const facts = new RememberedFacts();
-    const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers });
+    const nudges = this.nudges = new Nudges({ db, shared, now, log, writes, timers, policies: this });
     const reviews = this.reviews = new Reviews({ reads, shared, now, refuse, writes, config, log, timers });
     const requests = this.requests = new RequestRules({ reads, shared, now, metrics, gate, refuse, policies: this, writes, timers, facts, nudges, reviews });
     const grants = this.grants = new GrantRules({ reads, shared, now, metrics, credentials, refuse, policies: this, writes, timers, views, requests, revocation, bastion, nudges });

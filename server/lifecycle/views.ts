@@ -8,6 +8,7 @@ import { auditPage } from './audit-search';
 import { matchApprovals, type ApprovalRule } from './catalog';
 import type { TxContext } from './write-queue';
 import { askedGroups, askedView, fillableGroups } from './asked';
+import { approvalStepUpView } from './approve-stepup';
 import { iso, parseJson, type CatalogSource, type GrantRow, type Refuse, type RequestRow } from './support';
 
 export interface ViewsDeps {
@@ -102,11 +103,11 @@ export class Views {
       list.push(a);
       byRequest.set(a.request_id, list);
     }
-    return rows.map((row) => toRequest(row, byRequest.get(row.id) ?? []));
+    return Promise.all(rows.map(async (row) => toRequest(row, byRequest.get(row.id) ?? [], await approvalStepUpView(this.deps.policies, row))));
   }
 }
 
-export function toRequest(row: RequestRow, approvals: { approver: string; approver_name: string | null; groups: string; at: number }[]): AccessRequest {
+export function toRequest(row: RequestRow, approvals: { approver: string; approver_name: string | null; groups: string; at: number }[], approvalStepUp?: AccessRequest['approvalStepUp']): AccessRequest {
   const rules = parseJson<ApprovalRule[]>(row.approval_rules);
   const people = approvals.map((a) => ({ sub: a.approver, groups: parseJson<string[]>(a.groups) }));
   const match = matchApprovals(rules, people);
@@ -127,6 +128,7 @@ export function toRequest(row: RequestRow, approvals: { approver: string; approv
     approvalsNeeded: rules.map((r, i) => ({ group: r.group, count: r.count, have: match.have[i] ?? 0 })),
     stepUpRequired: row.step_up_required === 1,
     stepUpMethods: parseJson<StepUpMethod[]>(row.step_up_methods),
+    ...(approvalStepUp ? { approvalStepUp } : {}),
     createdAt: iso(row.created_at)!,
     expiresAt: iso(row.expires_at)!,
     ...(row.decided_at !== null ? { decidedAt: iso(row.decided_at) } : {}),
@@ -158,10 +160,10 @@ export function toGrant(row: GrantRow): Grant {
 }
 
 /** Events for a request change: the requester always; approvers while (or when leaving) pending approval. */
-export async function emitRequest(ctx: TxContext, row: RequestRow, before: RequestState | undefined): Promise<AccessRequest> {
+export async function emitRequest(ctx: TxContext, row: RequestRow, before: RequestState | undefined, policies: CatalogSource): Promise<AccessRequest> {
   // Requests without approval rules (auto-approve, break-glass) never have approval rows.
   const approvals = row.approval_rules === '[]' ? [] : await ctx.trx.selectFrom('approvals').selectAll().where('request_id', '=', row.id).orderBy('at').execute();
-  const request = toRequest(row, approvals);
+  const request = toRequest(row, approvals, await approvalStepUpView(policies, row));
   const groups = askedGroups(row);
   const involvesApprovers = row.state === 'pending_approval' || before === 'pending_approval';
   await ctx.emit({ type: 'request.updated', request }, { users: [row.requester], groups: involvesApprovers ? groups : [], exclude: [] });

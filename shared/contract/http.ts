@@ -90,6 +90,9 @@ export const AccessRequest = z.object({
   approvalsNeeded: z.array(z.object({ group: z.string(), count: z.number().int(), have: z.number().int() })),
   stepUpRequired: z.boolean(),
   stepUpMethods: z.array(StepUpMethod),
+  /** Pending approval: whether approving it needs a fresh step-up, and with which methods (the approve route's own answer). */
+  approvalStepUp: z.object({ required: z.boolean(), methods: z.array(StepUpMethod) }).optional()
+    .describe('set while the request is pending approval: whether approving it needs a fresh step-up, and the methods accepted'),
   createdAt: Instant,
   expiresAt: Instant.describe('pending: request TTL; approved: end of the activation window'),
   decidedAt: Instant.optional(),

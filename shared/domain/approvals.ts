@@ -11,3 +11,15 @@ export function waitsForApprover(request: AccessRequest, approver: { sub?: strin
   const escalated = request.asked?.escalation?.reached === true && approver.groups.includes(request.asked.escalation.group);
   return request.approvalsNeeded.some((slot) => slot.have < slot.count && (escalated || approver.groups!.includes(slot.group)));
 }
+
+/**
+ * Whether approving needs a step-up, in words every host shows before the approver clicks (the server's own answer,
+ * `approvalStepUp`); undefined when the server did not say (an older server).
+ */
+export function approvalStepUpWords(request: AccessRequest): string | undefined {
+  const need = request.approvalStepUp;
+  if (!need) return undefined;
+  if (!need.required) return 'Approving needs no step-up';
+  const ways = need.methods.map((m) => (m === 'webauthn' ? 'a passkey' : 'a one-time code'));
+  return `Approving needs ${ways.length ? ways.join(' or ') : 'a step-up'}`;
+}

@@ -104,6 +104,8 @@ describe('request and grant lifecycle', () => {
 
     const queue = RequestList.parse((await bob.get('/v1/requests?role=approver')).body).requests;
     expect(queue.map((r) => r.id)).toContain(request.id);
+    // Approving this one needs no step-up, and the inbox says so before bob clicks (the approve below proves it).
+    expect(queue.find((r) => r.id === request.id)?.approvalStepUp).toEqual({ required: false, methods: [] });
     expect(RequestList.parse((await erin.get('/v1/requests?role=approver')).body).requests).toEqual([]);
 
     const first = await bob.post(`/v1/requests/${request.id}/approve`, { comment: 'ok' });

@@ -137,7 +137,17 @@ describe('step-up in the lifecycle', () => {
     const bob = clientFor(server.url, await tokens.for('bob'));
     const request = CreateRequestResult.parse((await alice.post('/v1/requests', body)).body).request;
     const c = (await alice.post('/v1/stepup/challenges', { action: { kind: 'request', requestId: request.id } })).body;
-    await alice.post(`/v1/requests/${request.id}/stepup`, { method: 'totp', challengeId: c.challengeId, code: await gate.code('alice') });
+    const events = await openEvents(server.url, await tokens.for('bob'));
+    try {
+      await alice.post(`/v1/requests/${request.id}/stepup`, { method: 'totp', challengeId: c.challengeId, code: await gate.code('alice') });
+      // Before bob clicks Approve, what asks him and his inbox both say a code will be needed (as the refusal below).
+      const asked = await events.next((e) => e.event.type === 'approval.asked' && e.event.request.id === request.id);
+      expect(asked.event.type === 'approval.asked' && asked.event.request.approvalStepUp).toEqual({ required: true, methods: ['totp'] });
+    } finally {
+      events.close();
+    }
+    const inbox = RequestList.parse((await bob.get('/v1/requests?role=approver')).body).requests;
+    expect(inbox.find((r) => r.id === request.id)?.approvalStepUp).toEqual({ required: true, methods: ['totp'] });
 
     const bare = await bob.post(`/v1/requests/${request.id}/approve`, {});
     expect(bare.status).toBe(403);
