@@ -3,23 +3,10 @@
 import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { formatCountdown } from '../../shared/domain/countdown';
 import { formatDuration } from '../../shared/domain/duration';
+import { approvalStepUpWords } from '../../shared/domain/approvals';
 import type { CliContext } from './context';
 import { approveInBrowser } from './approve-link';
 import { BrowserStepUpNeeded, withStepUp } from './stepup';
-
-/** Whether approving needs a step-up: from the resource's policy when I can see it (requesters' resources only). */
-export type ApproveStepUp = 'always' | 'on-risk' | 'never' | 'unknown';
-
-const STEP_UP_WORDS: Record<ApproveStepUp, string> = {
-  always: 'approving needs a one-time code (or a passkey, in the browser: stint prints the link)',
-  'on-risk': 'approving needs a one-time code when the risk is high',
-  never: 'approving needs no code',
-  unknown: 'approving may ask for a one-time code',
-};
-
-export function approveStepUp(request: AccessRequest, resources: Resource[]): ApproveStepUp {
-  return resources.find((r) => r.id === request.resourceId)?.policy.stepUp.approve ?? 'unknown';
-}
 
 function who(r: AccessRequest): string {
   return r.requesterName ?? r.requester;
@@ -47,14 +34,15 @@ export function describeApproval(r: AccessRequest, resources: Resource[], now = 
     `    reason: ${r.reason ? `"${r.reason}"` : '(none given)'}${r.ticket ? `   ticket: ${r.ticket}` : ''}${r.breakGlass ? '   BREAK-GLASS (access was given at once: review it)' : ''}`,
     `    asked ${formatDuration((now - Date.parse(r.createdAt)) / 1000)} ago, expires in ${formatCountdown(Date.parse(r.expiresAt) - now)}`
       + ` · risk ${riskWord(r.risk.score)} (${r.risk.score}/100${r.risk.reasons.length ? `: ${r.risk.reasons.join('; ')}` : ''}) · approvals ${progress}`,
-    `    ${STEP_UP_WORDS[approveStepUp(r, resources)]}`,
+    // A passkey cannot be used from a terminal: `stint approve` then prints the approve page's link.
+    `    ${approvalStepUpWords(r) ?? 'Approving may ask for a step-up (this server does not say beforehand)'}${r.approvalStepUp?.methods.includes('webauthn') ? ' (a passkey in the browser: stint approve prints the link)' : ''}`,
   ];
 }
 
 export async function listApprovals(ctx: CliContext): Promise<number> {
   const state = await ctx.agent.api.refresh({});
   if (ctx.json) {
-    ctx.io.out(JSON.stringify(state.approvals.map((r) => ({ ...r, approveStepUp: approveStepUp(r, state.resources) }))));
+    ctx.io.out(JSON.stringify(state.approvals));
     return 0;
   }
   if (!state.approvals.length) {

@@ -52,7 +52,7 @@ export const COMMANDS: readonly CommandHelp[] = [
     name: 'approvals',
     args: '[--json]',
     summary: 'requests waiting for your approval',
-    details: ['Shows who asks, for what, for how long, why, how long ago, and whether approving needs a one-time code.'],
+    details: ['Shows who asks, for what, for how long, why, how long ago, and whether approving needs a step-up (a passkey or a one-time code), as the server says.'],
   },
   {
     name: 'approve',

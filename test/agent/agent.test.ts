@@ -332,6 +332,50 @@ describe('Agent', () => {
     expect(t.agent.state().grants.map((g) => g.localState)).toEqual(['ended']);
   });
 
+  it('an approver\'s inbox says before they click whether approving needs a step-up, and the server then asks exactly that', async () => {
+    const server = await backend.startServer({
+      resources: [{ id: 'prod-billing', policy: 'dba-approves' }, { id: 'prod-ledger', policy: 'dba-approves-verified' }],
+      policies: {
+        'dba-approves': { requesters: ['engineers'], duration: { default: '1h', max: '4h' }, approvals: [{ from: 'dba', count: 1 }] },
+        'dba-approves-verified': { requesters: ['engineers'], duration: { default: '1h', max: '4h' }, approvals: [{ from: 'dba', count: 1 }], stepUp: { approve: 'always', methods: ['webauthn', 'totp'] } },
+      },
+    });
+    cleanup.push(() => server.kill());
+    const clock = new FakeClock();
+    const secrets = new MemorySecretStore();
+    const bob = new Agent({
+      settings: new MemorySettingsStore({ serverUrl: server.url }), secrets, clock, clipboard: new MemoryClipboard(),
+      session: backend.session('bob', { secrets, clock }), eventStream: { initialBackoffMs: 10, maxBackoffMs: 50 },
+    });
+    cleanup.push(() => bob.dispose());
+    await bob.start();
+    await bob.api.signIn({});
+    await expect.poll(() => bob.state().server.status).toBe('online');
+
+    // alice asks for both over the server's API; bob's agent learns of them from its event stream.
+    const ask = async (resourceId: string) => {
+      const response = await fetch(`${server.url}/v1/requests`, {
+        method: 'POST', headers: { authorization: `Bearer ${await backend.idp.tokenFor('alice')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ resourceId, level: 'read', reason: 'INC-7' }),
+      });
+      expect(response.status, await response.clone().text()).toBe(201);
+      return (await response.json()).request.id as string;
+    };
+    const billing = await ask('prod-billing');
+    const ledger = await ask('prod-ledger');
+    const inbox = () => Object.fromEntries(bob.state().approvals.map((r) => [r.id, r.approvalStepUp]));
+    const expected = { [billing]: { required: false, methods: [] }, [ledger]: { required: true, methods: ['webauthn', 'totp'] } };
+    await expect.poll(inbox, { timeout: 5000 }).toEqual(expected);
+    // A reload (the list, not the events) says the same.
+    await bob.api.refresh({});
+    expect(inbox()).toEqual(expected);
+
+    // And it is what approving meets: the verified one needs a step-up (this backend has no step-up, so the server
+    // says it cannot give one; test/server/stepup.test.ts asks for the proof), the other one is approved as it is.
+    await expect(bob.api.approve({ requestId: ledger })).rejects.toMatchObject({ code: 'stepup_unavailable', message: expect.stringContaining('approving needs a step-up') });
+    expect((await bob.api.approve({ requestId: billing })).request.approvals.map((a) => a.approver)).toEqual(['bob']);
+  });
+
   it('rejects invalid input with a typed error', async () => {
     const t = await setup();
     await expect(t.agent.api.createRequest({ resourceId: 'no spaces allowed', level: 'read', reason: 'x' })).rejects.toMatchObject({ code: 'invalid_input' });

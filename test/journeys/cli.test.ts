@@ -319,20 +319,20 @@ describe('stint profiles, approvals and step-up', () => {
     expect(text).toMatch(/Alice \(engineer\) \[alice\] asks for read access to prod-orders \(Orders \(production\)\) for 1h/);
     expect(text).toContain('reason: "fix stuck orders"   ticket: INC-42');
     expect(text).toMatch(/asked \d+s ago, expires in \d+m · risk \w+ \(\d+\/100.*\) · approvals 0\/1 dba, 0\/1 sre-leads/);
-    expect(text).toContain('approving needs a one-time code (or a passkey, in the browser: stint prints the link)');
+    expect(text).toContain('Approving needs a passkey or a one-time code (a passkey in the browser: stint approve prints the link)');
     expect(text).toContain(`stint approve <id>`);
 
-    // carol (admins, dba) may not request prod-orders, so she cannot see its policy: the CLI says what it can.
+    // carol (admins, dba) may not request prod-orders, so she cannot see its policy: the server says it all the same.
     const c = io();
     expect(await runCli(as('carol-t', 'approvals'), c.io), c.err.join('\n')).toBe(0);
     expect(c.out.join('\n')).toContain(`${id}  Alice (engineer) [alice] asks for read access to prod-orders for 1h`);
-    expect(c.out.join('\n')).toContain('approving may ask for a one-time code');
+    expect(c.out.join('\n')).toContain('Approving needs a passkey or a one-time code');
 
     // As JSON (dave, sre-leads), with whether approving needs a step-up.
     const d = io();
     expect(await runCli(as('dave-t', 'approvals', '--json'), d.io), d.err.join('\n')).toBe(0);
     const listed = JSON.parse(d.out[0]!);
-    expect(listed).toEqual([expect.objectContaining({ id, requester: 'alice', resourceId: 'prod-orders', durationSeconds: 3600, reason: 'fix stuck orders', approveStepUp: 'always' })]);
+    expect(listed).toEqual([expect.objectContaining({ id, requester: 'alice', resourceId: 'prod-orders', durationSeconds: 3600, reason: 'fix stuck orders', approvalStepUp: { required: true, methods: ['webauthn', 'totp'] } })]);
 
     // Errors in words: alice cannot decide her own request.
     const own = io();
