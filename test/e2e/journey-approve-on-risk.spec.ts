@@ -1,7 +1,8 @@
-// An approval whose policy asks for step-up only when the request is risky, on the real stack: the approver's UI
-// cannot know the risk in advance, so it approves, the server answers stepup_required, and that answer must cross
-// the agent's API client, the agent socket and the renderer intact so the verification dialog opens. It used to die
-// as a generic server_error on the way, and the approver saw a failure and could not approve.
+// An approval whose policy asks for step-up only when the request is risky, on the real stack. The approver's UI
+// cannot know the risk rule, so the server says, for each request waiting for them, whether approving it needs a
+// step-up and with which methods (approvalStepUp, from the function the approve route enforces); that answer crosses
+// the agent's API client, the agent socket and the renderer, so the card says it before bob clicks and the dialog
+// goes straight to verification.
 import { editConfigText, startStack, type Stack } from '../harness/stack';
 import { enrollTotp, goTo, journey, totpCode, type Journey, test, expect } from './fixtures/stack';
 
@@ -35,9 +36,12 @@ test('approve on risk: the server asks for step-up, the approver verifies with a
   expect(request.state).toBe('pending_approval');
 
   await goTo(bob.page, 'Approvals');
+  await expect(bob.page.getByTestId(`approval-stepup-${request.id}`)).toHaveText('Approving needs a passkey or a one-time code');
   await bob.page.getByRole('button', { name: /^Approve .+’s request for Users \(staging\)$/ }).click();
-  // Nothing in the policy summary says step-up is certain, so the dialog offers a plain Approve.
-  await bob.page.getByRole('dialog', { name: /^Approve .+’s request\?$/ }).getByRole('button', { name: 'Approve', exact: true }).click();
+  // The policy summary alone says only "on-risk"; the server's answer makes the dialog ask for verification first.
+  const dialog = bob.page.getByRole('dialog', { name: /^Approve .+’s request\?$/ });
+  await expect(dialog.getByTestId('approve-stepup-words')).toHaveText('Approving needs a passkey or a one-time code.');
+  await dialog.getByRole('button', { name: 'Verify and approve', exact: true }).click();
   const stepUp = bob.page.getByRole('dialog', { name: 'Confirm it is you' });
   await expect(stepUp.getByTestId('stepup-totp')).toBeVisible();
   await stepUp.locator('#stepup-code').fill(await totpCode(secret, 1));

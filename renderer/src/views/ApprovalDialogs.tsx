@@ -7,6 +7,7 @@ import { formatDuration } from '../format';
 import { resourceLabel } from '../policy';
 import { errorCode, errorMessage } from '../useAgent';
 import { requesterName } from './Approvals';
+import { approvalStepUpWords } from '../../../shared/domain/approvals';
 
 function summaryOf(r: AccessRequest, resourceName: string): string {
   return `${requesterName(r)}’s ${r.level} access to ${resourceName} for ${formatDuration(r.durationSeconds)}`;
@@ -16,7 +17,9 @@ export function ApproveDialog({ request }: { request: AccessRequest }) {
   const { client, state, close, open, toast } = useApp();
   const name = resourceLabel(state.resources, request.resourceId);
   const policy = state.resources.find((r) => r.id === request.resourceId)?.policy;
-  const stepUp = policy?.stepUp.approve === 'always';
+  // The server's answer for this request (approvalStepUp); the resource's policy only when an older server gave none.
+  const stepUp = request.approvalStepUp?.required ?? policy?.stepUp.approve === 'always';
+  const stepUpWords = approvalStepUpWords(request);
   const [comment, setComment] = useState('');
   const [error, setError] = useState<string>();
   const summary = `Approve ${summaryOf(request, name)}`;
@@ -44,6 +47,7 @@ export function ApproveDialog({ request }: { request: AccessRequest }) {
         <Field id="approve-comment" label="Comment (optional)">
           {({ id }) => <input id={id} data-autofocus type="text" value={comment} maxLength={2000} onChange={(e) => setComment(e.target.value)} />}
         </Field>
+        {stepUp && stepUpWords && <p className="muted" data-testid="approve-stepup-words">{stepUpWords}.</p>}
         {error && <p role="alert" className="error">{error}</p>}
         <div className="actions">
           <button type="submit" className="primary">{stepUp ? 'Verify and approve' : 'Approve'}</button>

@@ -3,6 +3,7 @@ import { useApp } from '../context';
 import { formatDuration, formatWhen } from '../format';
 import { approvalProgress, resourceLabel } from '../policy';
 import { Reviews } from './Reviews';
+import { approvalStepUpWords } from '../../../shared/domain/approvals';
 
 export function riskWord(score: number): string {
   return score >= 70 ? 'high' : score >= 40 ? 'medium' : 'low';
@@ -39,6 +40,7 @@ export function Approvals() {
                 </dd>
                 {r.breakGlass && (<><dt>Break glass</dt><dd>Yes — access was given at once; review it</dd></>)}
                 <dt>Approvals</dt><dd>{approvalProgress(r) || 'none needed'}</dd>
+                {approvalStepUpWords(r) && (<><dt>Step-up</dt><dd data-testid={`approval-stepup-${r.id}`}>{approvalStepUpWords(r)}</dd></>)}
                 <dt>Asked</dt><dd>{formatWhen(r.createdAt)}</dd>
               </dl>
               <div className="actions">
