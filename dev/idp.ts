@@ -8,15 +8,15 @@ export const API_AUDIENCE = 'http://localhost/stint-api';
 
 export interface IdpInstance extends DevIdp {
   audience: string;
-  /** Log in as a demo user through the IdP pages; returns the token endpoint response. */
-  login: (user: string) => Promise<oidc.TokenEndpointResponse>;
-  tokenFor: (user: string) => Promise<string>;
+  /** Log in as a demo user through the IdP pages; returns the token endpoint response (`resource`: default the audience). */
+  login: (user: string, resource?: string) => Promise<oidc.TokenEndpointResponse>;
+  tokenFor: (user: string, resource?: string) => Promise<string>;
   clientConfig: () => Promise<oidc.Configuration>;
   /** A machine client's API token by the client credentials grant (default: the dev CI client, for this audience). */
   serviceToken: (client?: DevServiceClient, audience?: string) => Promise<string>;
 }
 
-export async function startIdp(options: { accessTokenTtlSeconds?: number; audience?: string; serviceClients?: DevServiceClient[] } = {}): Promise<IdpInstance> {
+export async function startIdp(options: { accessTokenTtlSeconds?: number; audience?: string; serviceClients?: DevServiceClient[]; opaqueAudience?: string } = {}): Promise<IdpInstance> {
   const port = await freePort();
   const audience = options.audience ?? API_AUDIENCE;
   const idp = await startDevIdp({ port, ...options, audience });
@@ -25,7 +25,7 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number; audien
     config ??= await oidc.discovery(new URL(idp.issuer), idp.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     return config;
   };
-  const login = async (user: string) => {
+  const login = async (user: string, resource = audience) => {
     const cfg = await clientConfig();
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
@@ -36,7 +36,7 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number; audien
       code_challenge_method: 'S256',
       state,
       prompt: 'consent',
-      resource: audience,
+      resource,
     });
     const callback = await driveDevInteractions(url.href, user, idp.issuer);
     return oidc.authorizationCodeGrant(cfg, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
@@ -47,7 +47,7 @@ export async function startIdp(options: { accessTokenTtlSeconds?: number; audien
     oidc.allowInsecureRequests(cfg);
     return (await oidc.clientCredentialsGrant(cfg, { resource })).access_token;
   };
-  return { ...idp, audience, login, tokenFor: async (user) => (await login(user)).access_token, clientConfig, serviceToken };
+  return { ...idp, audience, login, tokenFor: async (user, resource) => (await login(user, resource)).access_token, clientConfig, serviceToken };
 }
 
 /**

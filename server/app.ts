@@ -143,7 +143,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
   const outbox = webhookEndpoints.size > 0 ? new WebhookOutbox({ config, now: () => clock.now(), onStaged: () => delivery.nudge() }) : undefined;
   const lifecycle = new Lifecycle({ config, store, clock, bus, metrics, log, credentials, gate: stepUp?.gate, sweepEveryMs: opts.sweepEveryMs, audited: () => auditStream?.committed(), outbox });
   await lifecycle.init();
-  const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks });
+  const verifier = createTokenVerifier({ identity: config.identity, clock, jwks: opts.jwks, env: opts.env });
 
   app.decorateRequest('user', null as unknown as AuthUser);
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {

@@ -207,6 +207,11 @@ export const ServerConfig = z.strictObject({
     clientIds: z.array(z.string().min(1)).optional(),
     /** Machine clients that may call the API as services (client credentials, workload identity tokens). */
     services: z.array(ServiceIdentity).default([]),
+    /**
+     * For an IdP that issues opaque (non-JWT) access tokens: RFC 7662 introspection, as this confidential client.
+     * endpoint: default, the discovery document's introspection_endpoint. JWT access tokens never use it.
+     */
+    introspection: z.strictObject({ endpoint: z.url().optional(), clientId: z.string().min(1), clientSecret: SecretRef }).optional(),
     /** Allows the dev IdP (server/dev-idp) to be started by the demo. Never in production. */
     dev: z.boolean().default(false),
   }),
@@ -397,6 +402,7 @@ export function loadConfig(path: string): ServerConfig {
 export function secretRefs(config: ServerConfig): { where: string; ref: SecretRef }[] {
   const refs: { where: string; ref: SecretRef }[] = [];
   if (config.stepup) refs.push({ where: 'stepup.totpKey', ref: config.stepup.totpKey });
+  if (config.identity.introspection) refs.push({ where: 'identity.introspection.clientSecret', ref: config.identity.introspection.clientSecret });
   if (config.approvalPage?.clientSecret) refs.push({ where: 'approvalPage.clientSecret', ref: config.approvalPage.clientSecret });
   if (config.audit.checkpoints) refs.push({ where: 'audit.checkpoints.key', ref: config.audit.checkpoints.key });
   for (const [id, bastion] of Object.entries(config.bastions)) refs.push({ where: `bastions.${id}.token`, ref: bastion.token });

@@ -29,6 +29,8 @@ export interface DevServiceClient { clientId: string; clientSecret: string }
 /** The demo's CI client. Its secret is as public as the demo users' "any password": dev only. */
 export const DEV_CI_CLIENT: DevServiceClient = { clientId: 'stint-ci', clientSecret: 'stint-ci-dev-secret' };
 export const DEV_REDIRECT_URI = 'http://127.0.0.1/callback';
+/** A resource server's client for RFC 7662 introspection of opaque access tokens (config identity.introspection). Dev only. */
+export const DEV_INTROSPECTION_CLIENT: DevServiceClient = { clientId: 'stint-introspect', clientSecret: 'stint-introspect-dev-secret' };
 /**
  * The grant server's approve page (config `approvalPage.clientId`): a public client with PKCE whose loopback redirect
  * matches any port, so the demo's and the tests' servers sign in wherever they listen.
@@ -47,6 +49,8 @@ export interface DevIdpOptions {
   redirectUris?: string[];
   /** Confidential clients for the client credentials grant (default: DEV_CI_CLIENT). */
   serviceClients?: DevServiceClient[];
+  /** A second API audience whose access tokens are opaque (not JWTs), as some IdPs issue: checked by introspection. */
+  opaqueAudience?: string;
 }
 
 export interface DevIdp {
@@ -98,7 +102,16 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       response_types: [],
       redirect_uris: [],
       id_token_signed_response_alg: 'ES256',
-    }))],
+    })), {
+      // What a resource server (the grant server) introspects opaque tokens as: no grant of its own.
+      client_id: DEV_INTROSPECTION_CLIENT.clientId,
+      client_secret: DEV_INTROSPECTION_CLIENT.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+      id_token_signed_response_alg: 'ES256',
+    }],
     jwks: { keys: [jwk as any] },
     cookies: { keys: [randomBytes(16).toString('hex')] },
     pkce: { required: () => true },
@@ -120,11 +133,15 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       revocation: { enabled: true },
+      // Only the resource server's client may ask what a token is worth.
+      introspection: { enabled: true, allowedPolicy: async (_ctx: unknown, client: { clientId: string }) => client.clientId === DEV_INTROSPECTION_CLIENT.clientId },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => options.audience,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({ audience: options.audience, accessTokenFormat: 'jwt', scope: 'openid offline_access email profile groups', accessTokenTTL: ttl, jwt: { sign: { alg: 'ES256' } } }),
+        getResourceServerInfo: (_ctx: unknown, resource: string) => (options.opaqueAudience && resource === options.opaqueAudience
+          ? { audience: options.opaqueAudience, accessTokenFormat: 'opaque', scope: 'openid offline_access email profile groups', accessTokenTTL: ttl }
+          : { audience: options.audience, accessTokenFormat: 'jwt', scope: 'openid offline_access email profile groups', accessTokenTTL: ttl, jwt: { sign: { alg: 'ES256' } } }),
       },
     },
     renderError: async (ctx: any, out: any) => { ctx.type = 'html'; ctx.body = `<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>${String(out.error)}: ${String(out.error_description ?? '')}</p>`; },

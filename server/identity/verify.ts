@@ -4,11 +4,15 @@
 // per call; the cache key is the whole token, so a forged token never hits it.
 // Service identities (identity/services.ts): a token of the IdP that matches a configured service is that service's;
 // a token from a workload issuer (a CI provider) is verified against that issuer's keys and must match a service.
+// A token that is not shaped like a JWT (three dot-separated parts) is opaque: the IdP is asked about it by RFC 7662
+// introspection when identity.introspection is configured (introspect.ts), and its answer is cached the same way.
 import { createRemoteJWKSet, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../../shared/domain/clock';
 import type { AuthUser } from './user';
 import { readClaim } from './claim-path';
 import { matchService, serviceUser, workloadIssuers, type Identity } from './services';
+import { createIntrospector } from './introspect';
+import { requireSecret } from '../config-base';
 
 export type VerifyOutcome =
   | { ok: true; user: AuthUser; expiresAt: number }
@@ -24,6 +28,8 @@ export interface VerifierOptions {
   /** Tests and embedded setups may hand over the key set directly instead of discovering it. */
   jwks?: JWTVerifyGetKey;
   fetch?: typeof fetch;
+  /** Environment for identity.introspection.clientSecret (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 const CACHE_MAX = 10_000;
@@ -35,11 +41,23 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const workload = workloadIssuers(identity);
   const cache = new Map<string, { user: AuthUser; exp: number }>();
 
+  const documents = new Map<string, Promise<{ jwks_uri?: string; introspection_endpoint?: string }>>();
+  const discovery = (issuer: string) => {
+    // A failed fetch is forgotten so the next call tries again (the IdP may come up after us).
+    let document = documents.get(issuer);
+    if (!document) {
+      document = (async () => {
+        const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+        const response = await doFetch(url, { signal: AbortSignal.timeout(5_000) });
+        if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+        return (await response.json()) as { jwks_uri?: string; introspection_endpoint?: string };
+      })().catch((error: unknown) => { documents.delete(issuer); throw error; });
+      documents.set(issuer, document);
+    }
+    return document;
+  };
   const discover = async (issuer: string): Promise<JWTVerifyGetKey> => {
-    const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-    const response = await doFetch(url, { signal: AbortSignal.timeout(5_000) });
-    if (!response.ok) throw new Error(`discovery answered ${response.status}`);
-    const meta = (await response.json()) as { jwks_uri?: string; issuer?: string };
+    const meta = await discovery(issuer);
     if (!meta.jwks_uri) throw new Error('discovery document has no jwks_uri');
     return createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
   };
@@ -52,6 +70,12 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     }
     return keySet;
   };
+
+  const introspect = identity.introspection && createIntrospector({
+    identity, fetch: doFetch, now: () => clock.now(),
+    clientSecret: requireSecret(identity.introspection.clientSecret, 'identity.introspection.clientSecret', options.env),
+    discoveredEndpoint: async () => (await discovery(identity.issuer)).introspection_endpoint,
+  });
 
   const toUser = (payload: JWTPayload): AuthUser | undefined => {
     if (typeof payload.sub !== 'string' || !payload.sub) return undefined;
@@ -84,6 +108,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         cache.delete(token);
         return { ok: false, code: 'token_expired', message: 'the access token has expired' };
       }
+      if (token.split('.').length !== 3) return remember(token, await verifyOpaque(token));
       // Which issuer's keys to check it with: the token names it (unverified until the signature checks out).
       let claimed: unknown;
       try { claimed = decodeJwt(token).iss; } catch { claimed = undefined; }
@@ -126,6 +151,22 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
     cache.set(token, { user: outcome.user, exp: outcome.expiresAt });
     return outcome;
+  }
+
+  /** An opaque access token: what the IdP says of it by introspection, held to the same rules as a JWT's claims. */
+  async function verifyOpaque(token: string): Promise<VerifyOutcome> {
+    if (!introspect) {
+      return { ok: false, code: 'token_invalid', message: `the access token is opaque (not a JWT), and this server checks opaque tokens only by introspection: configure identity.introspection (clientId and clientSecret of a client the identity provider lets introspect tokens), or have the identity provider issue JWT access tokens for the audience "${identity.audience}"` };
+    }
+    const answer = await introspect(token);
+    if (!answer.ok) return answer;
+    const user = toUser(answer.claims);
+    const client = answer.claims.client_id;
+    if (!user?.service && identity.clientIds && typeof client === 'string' && !identity.clientIds.includes(client)) {
+      return { ok: false, code: 'token_invalid', message: `the token was issued to client "${client}", which this server does not accept (identity.clientIds)` };
+    }
+    if (!user) return { ok: false, code: 'token_invalid', message: 'the token has no subject, or one this server does not accept' };
+    return { ok: true, user, expiresAt: answer.claims.exp! * 1000 };
   }
 
   /** A CI provider's workload identity token: its issuer's keys, one of its services' audiences, and a service match. */

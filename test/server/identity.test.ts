@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Me, Problem, ResourceList } from '../../shared/contract/http';
 import { startIdp, type IdpInstance } from '../../dev/idp';
+import { DEV_INTROSPECTION_CLIENT } from '../../server/dev-idp/index';
 import { startGrantServer, type RunningGrantServer } from '../../dev/grant-server';
 import { call, Tokens } from './helpers';
 import { createSystemClock, type Clock } from '../../shared/domain/clock';
@@ -118,5 +119,63 @@ describe('identity and catalog', () => {
     const doc = await call(server.url, 'GET', '/v1/openapi.json');
     expect(doc.body.openapi).toBe('3.1.0');
     expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/me', '/v1/requests/{id}/approve', '/v1/events']));
+  });
+});
+
+// An IdP that issues opaque (non-JWT) access tokens, as the dev IdP does for its second API audience: the server asks
+// the IdP about them by RFC 7662 introspection when identity.introspection says how, and otherwise says what to set.
+describe('opaque access tokens', () => {
+  const OPAQUE = 'http://localhost/stint-api-opaque';
+  let idp: IdpInstance;
+  let introspecting: RunningGrantServer;
+  let plain: RunningGrantServer;
+
+  beforeAll(async () => {
+    idp = await startIdp({ opaqueAudience: OPAQUE });
+    const identity = { audience: OPAQUE };
+    [introspecting, plain] = await Promise.all([
+      startGrantServer({ idp, overrides: { identity: { ...identity, introspection: { clientId: DEV_INTROSPECTION_CLIENT.clientId, clientSecret: 'env:STINT_TEST_INTROSPECTION_SECRET' } } }, env: { ...process.env, STINT_TEST_INTROSPECTION_SECRET: DEV_INTROSPECTION_CLIENT.clientSecret } }),
+      startGrantServer({ idp, overrides: { storage: { url: 'sqlite::memory:' }, identity } }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.allSettled([introspecting?.close(), plain?.close()]);
+    await idp?.close();
+  });
+  const revoke = async (token: string) => {
+    const endpoint = (await idp.clientConfig()).serverMetadata().revocation_endpoint!;
+    const revoked = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, client_id: idp.clientId }) });
+    expect(revoked.status).toBe(200);
+  };
+
+  it('accepts a real opaque token from the IdP by introspection, with the groups the IdP gives', async () => {
+    const token = await idp.tokenFor('bob', OPAQUE);
+    expect(token.split('.')).toHaveLength(1); // not a JWT
+    const answer = await call(introspecting.url, 'GET', '/v1/me', { token });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(Me.parse(answer.body)).toMatchObject({ sub: 'bob', groups: ['engineers', 'approvers', 'dba'], approver: true, email: 'bob@example.com' });
+    // The answer is kept until the token's exp, as a verified JWT is: revoking it at the IdP is not seen before then.
+    await revoke(token);
+    expect((await call(introspecting.url, 'GET', '/v1/me', { token })).status).toBe(200);
+  });
+
+  it('refuses an opaque token with words that name the fix when introspection is not configured', async () => {
+    const answer = await call(plain.url, 'GET', '/v1/me', { token: await idp.tokenFor('alice', OPAQUE) });
+    expect(answer.status).toBe(401);
+    const problem = Problem.parse(answer.body);
+    expect(problem.code).toBe('token_invalid');
+    expect(problem.detail).toContain('the access token is opaque (not a JWT)');
+    expect(problem.detail).toContain('configure identity.introspection');
+  });
+
+  it('refuses a token the IdP no longer vouches for (revoked: active false), without echoing it', async () => {
+    const token = await idp.tokenFor('alice', OPAQUE);
+    await revoke(token);
+    const answer = await call(introspecting.url, 'GET', '/v1/me', { token });
+    expect(answer.status).toBe(401);
+    const problem = Problem.parse(answer.body);
+    expect(problem.code).toBe('token_invalid');
+    expect(problem.detail).toBe('the identity provider says this access token is not active (revoked, expired or unknown): sign in again');
+    expect(JSON.stringify(answer.body)).not.toContain(token);
   });
 });
