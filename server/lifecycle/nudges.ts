@@ -5,6 +5,7 @@
 // then on members of the escalation group may fill any open slot (fillableGroups), see the request and are told of it.
 // The requester sees who has been asked in the request itself (`asked`). One timer per request (`nudge:<id>`), armed
 // at creation and by the sweep at start; each nudge is one transaction that re-checks the request is still waiting.
+import { sql } from 'kysely';
 import type { Db } from '../storage/db';
 import { askedGroups, nextNudgeAt, planOf, type NudgeFacts } from './asked';
 import type { Timers } from './timers';
@@ -35,7 +36,9 @@ export class Nudges {
 
   /** Every waiting request with a plan (the sweep at start): what fell due while the server was down happens now. */
   async armAll(): Promise<void> {
-    const rows = await this.deps.db.selectFrom('requests').selectAll().where('state', '=', 'pending_approval').where('nudges', 'is not', null).execute();
+    // The state is a literal so that a generic plan (prepared statements on PostgreSQL) can use the partial index of
+    // pending requests (requests_pending_state) instead of reading every request ever made.
+    const rows = await this.deps.db.selectFrom('requests').selectAll().where('state', '=', sql.lit('pending_approval')).where('nudges', 'is not', null).execute();
     for (const row of rows) this.arm(row);
   }
 
