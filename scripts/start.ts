@@ -25,6 +25,7 @@ import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
 import { assertPortsFree } from '../dev/port-holder';
 import { startWebhookReceiver } from '../dev/webhook-receiver';
 import { demoConfigYaml, DEMO_MARIADB_SQL, DEMO_SQL } from './demo-config';
+import { uiBuildReason } from './ui-build';
 import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 
 const args = process.argv.slice(2);
@@ -85,8 +86,9 @@ async function main(): Promise<void> {
   writeFileSync(owner, String(process.pid));
   runDirToSweep = runRoot;
 
-  if (!existsSync('dist/renderer/index.html')) {
-    say('building the UI (vite build)');
+  const rebuild = uiBuildReason('.');
+  if (rebuild) {
+    say(`building the UI (vite build: ${rebuild})`);
     execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], { stdio: 'inherit' });
   }
 
