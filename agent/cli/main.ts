@@ -121,6 +121,11 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     if (command === 'review' && values.outcome === 'concern' && !values.note?.trim()) throw new CliError('A concern needs --note TEXT: say what it is.', 2);
     if (values.code !== undefined && !CODE_PATTERN.test(values.code)) throw new CliError('--code is the 6 digits your authenticator app shows, e.g. --code 123456.', 2);
     if (TARGETS[command!] && !target) throw new CliError(`stint ${command} needs ${TARGETS[command!]}.`, 2, `See \`stint ${command} --help\`.`);
+    // Another process's agent signs in and out in its own window: a login driven through its socket would open the
+    // sign-in page over there (or nowhere) and wait silently.
+    if (values.agent && (command === 'login' || command === 'logout')) {
+      throw new CliError(`stint ${command} signs in this terminal's own profile, not the agent at ${values.agent}.`, 2, `Sign ${command === 'login' ? 'in' : 'out'} in that agent's window (the tray app, or the demo user's link npm start printed), or run \`stint ${command}\` without --agent.`);
+    }
     if (values.wait && values['no-wait']) throw new CliError('--wait and --no-wait cannot be used together.', 2);
     if (values.exec !== undefined && (command !== 'connect' || !values.exec.trim())) throw new CliError('--exec takes a command, and goes with `stint connect`.', 2, 'See `stint connect --help`.');
 
@@ -156,6 +161,8 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     if (command !== 'login' && command !== 'logout' && agent.state().session.status !== 'signed_in') {
       if (startProblems[0]) throw new ReportedProblem(startProblems[0]);
       if (isHeadless(process.env)) throw new CliError(`The service (${profile}) is not signed in.`, 1, 'Check STINT_CLIENT_ID and its secret, or STINT_TOKEN_FILE.');
+      // `stint login` would sign in the cli profile, not the agent named with --agent: point at its window instead.
+      if (values.agent) throw new CliError(`The agent at ${values.agent} is not signed in.`, 1, 'Sign in in its window (the tray app, or the demo user\'s link npm start printed), then try again.');
       throw new CliError(`You are not signed in (profile ${profile}).`, 1, `Run \`stint login${profile === 'cli' ? '' : ` --profile ${profile}`}\` first.`);
     }
 
