@@ -4,6 +4,9 @@
 // instant after a step-up) show the other kinds.
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import type { ResourceKind } from '../shared/contract/kinds';
+import { kindWords } from '../shared/domain/kinds';
+import type { ServerConfig } from '../server/config';
 
 /** The example configuration admin.md points to; the demo loads it with each run's ports and paths. */
 export const EXAMPLE_CONFIG = new URL('../docs/config.example.yaml', import.meta.url);
@@ -63,3 +66,35 @@ export const DEMO_SQL: Record<string, string> = {
 /** The MariaDB demo database (idempotent): a few products, for the MariaDB resource's grants to read. */
 export const DEMO_MARIADB_SQL = `CREATE TABLE IF NOT EXISTS products (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, price_cents INT NOT NULL);
   INSERT IGNORE INTO products VALUES (1, 'notebook', 450), (2, 'pencil', 120), (3, 'lamp', 2900), (4, 'mug', 800), (5, 'stapler', 1500);`;
+/** What a resource and its policy say about how it is granted (the parts of the server config the start-up text needs). */
+export interface DemoResource { name: string; kind?: ResourceKind; policy: string }
+
+/**
+ * The start-up text's "Try" paragraph, from the config it runs: every resource by the name the tray shows, with its
+ * kind and the command its card copies, and where to find a request's id for the approve link — the text once named
+ * only the two PostgreSQL databases, and the approve link's id appeared nowhere a newcomer could see.
+ */
+export function demoTryText(o: { serverUrl: string; resources: DemoResource[]; autoApproved: (policy: string) => boolean; confirmFirst?: (policy: string) => boolean; sockets: Partial<Record<string, string>> }): string {
+  const byApproval = o.resources.find((r) => !o.autoApproved(r.policy));
+  const instant = o.resources.filter((r) => o.autoApproved(r.policy));
+  const what = (r: DemoResource) => `"${r.name}" (${kindWords(r.kind).name}: ${o.confirmFirst?.(r.policy) ? 'confirm it is you, then ' : ''}paste the ${kindWords(r.kind).client} command its card copies)`;
+  const lines = [];
+  if (byApproval) {
+    lines.push(`Try: as alice, request "${byApproval.name}" — it needs one approval from bob (DBA) and one from dave (SRE lead);`,
+      `approve it in their tabs, or from any browser with its approve link ${o.serverUrl}/approve/<request id> (the`,
+      `"webhook:" lines print it; bob's \`approvals\` below lists the ids), signing in as bob or dave; then connect as alice`,
+      `and paste the ${kindWords(byApproval.kind).client} command it copies.`);
+  }
+  if (instant.length) lines.push('Granted at once while the risk is low:', ...instant.map((r) => `  ${what(r)}`));
+  lines.push('Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.');
+  if (o.sockets.alice) {
+    lines.push(`From a terminal, the same agents: node bin/stint.mjs --agent ${o.sockets.alice} grants`);
+    if (o.sockets.bob) lines.push(`  bob's requests to decide, with their ids: node bin/stint.mjs --agent ${o.sockets.bob} approvals`);
+  }
+  return lines.join('\n');
+}
+
+/** The resources people request (the tray lists them); a services-only one (the CI job's) has its own paragraph. */
+export function peopleResources(config: ServerConfig): ServerConfig['resources'] {
+  return config.resources.filter((r) => (config.policies[r.policy]?.requesters ?? []).length > 0);
+}

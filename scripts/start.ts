@@ -24,7 +24,7 @@ import { installKeysCommand } from '../dev/keys-command';
 import { isAlive, sweep, traversableByOthers, useRunDir } from '../dev/run-dir';
 import { assertPortsFree } from '../dev/port-holder';
 import { startWebhookReceiver } from '../dev/webhook-receiver';
-import { demoConfigYaml, DEMO_MARIADB_SQL, DEMO_SQL } from './demo-config';
+import { demoConfigYaml, demoTryText, peopleResources, DEMO_MARIADB_SQL, DEMO_SQL } from './demo-config';
 import { uiBuildReason } from './ui-build';
 import { DEMO_ROLES, startDemoAgent } from './demo-agents';
 
@@ -188,7 +188,7 @@ webhooks:
     say(`OpenSSH bastion on 127.0.0.1:${ports.sshd} (keys from the grant server; connections killed when access ends; agents pin its host key)`);
     const hostCompanion = startCompanion({ serverUrl, token: env.STINT_DEMO_HOST_TOKEN! });
     stops.push(() => hostCompanion.stop());
-    say(`SSH target host on 127.0.0.1:${ports.target} (staging-web: log in as stinttarget through the bastion with the printed ssh command; sessions killed when access ends)`);
+    say(`SSH target host on 127.0.0.1:${ports.target} ("${config.resources.find((r) => r.kind === 'ssh')?.name ?? 'staging-web'}": log in as stinttarget through the bastion with the ssh command its card copies; sessions killed when access ends)`);
   }
 
   if (!process.env.DBUS_SESSION_BUS_ADDRESS) {
@@ -227,13 +227,8 @@ webhooks:
   for (const role of roles) {
     if (links[role.user]) console.log(`  ${role.user.padEnd(6)} ${role.title.padEnd(36)} ${links[role.user]}`);
   }
-  console.log(`
-Try: as alice, request "Orders (production)" — it needs one approval from bob (DBA) and one from dave (SRE lead);
-approve it in their tabs (or from any browser at ${serverUrl}/approve/<request id>, the approve link, signing in as
-bob or dave), then connect as alice and paste the psql command it copies. "Users (staging)" is granted
-at once; "Shop (staging, MariaDB)" too, after alice confirms it is her, and its copied command opens the mariadb
-client. Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.${sockets.alice ? `
-From a terminal, the same agents: node bin/stint.mjs --agent ${relative(process.cwd(), sockets.alice)} grants   (bob: …/agents/bob/agent.sock)` : ''}
+  const demoSockets = Object.fromEntries(Object.entries(sockets).map(([user, socket]) => [user, relative(process.cwd(), socket)]));
+  console.log(`\n${demoTryText({ serverUrl, resources: peopleResources(config), autoApproved: (policy) => Boolean(config.policies[policy]?.autoApprove), confirmFirst: (policy) => config.policies[policy]?.stepUp.request === 'always', sockets: demoSockets })}
 A CI job (service identity ci-migrations; docs/admin.md): with STINT_SERVER_URL=${serverUrl} STINT_CLIENT_ID=${DEV_CI_CLIENT.clientId}
 STINT_CLIENT_SECRET=${DEV_CI_CLIENT.clientSecret}, run node bin/stint.mjs request ci-orders --level migrate --reason test
 --ticket CHG-1 --wait (bob approves it outside 02:00-04:00 UTC), then node bin/stint.mjs connect ci-orders --exec 'psql -c "select 1"'.
