@@ -9,7 +9,7 @@ const signedIn = (user = ALICE) => new ScriptedAgent({ state: { session: { statu
 test('sign-in shows the browser step, can be cancelled, then lands on resources', async ({ page, openUi }) => {
   const agent = new ScriptedAgent();
   await openUi(agent);
-  await expect(page.getByText('Sign in to stint.example.com to ask for database access.')).toBeVisible();
+  await expect(page.getByText('Sign in to stint.example.com to ask for access to databases and hosts.')).toBeVisible();
 
   const signInButton = page.getByRole('main').getByRole('button', { name: 'Sign in', exact: true });
   await signInButton.click();
@@ -550,4 +550,20 @@ test('after signing out, the page offers to end the sign-in service\'s own sessi
   const link = page.getByRole('link', { name: 'Sign out of your company’s sign-in service too' });
   await expect(link).toHaveAttribute('href', endSessionUrl);
   await expect(link).toHaveAttribute('target', '_blank');
+});
+
+// Walkthrough: words a newcomer met that no longer matched the product (SSH hosts beside databases; an admin's trail).
+test('a signed-in user with nothing to request is told so (not "sign in"), and an admin\'s History says whose trail it is', async ({ page, openUi }) => {
+  const nothing = new ScriptedAgent({ state: { session: { status: 'signed_in', user: ALICE }, resources: [] } });
+  await openUi(nothing);
+  await expect(page.getByText('Nothing is available for you to request yet.')).toBeVisible();
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Settings' }).click();
+  await expect(page.getByText('Nothing is available for you to request yet.')).toBeVisible();
+  await expect(page.getByText('Sign in to see')).toHaveCount(0);
+
+  const carol = new ScriptedAgent({ state: { session: { status: 'signed_in', user: { ...BOB, sub: 'carol', email: 'carol@example.com', name: 'Carol', admin: true } }, resources: sampleResources() } });
+  carol.auditEntries.push({ seq: 1, at: new Date(Date.now() - 60_000).toISOString(), actor: 'alice', subject: 'alice', action: 'request.created', resourceId: 'staging-users', reason: 'check signups', prevHash: '0'.repeat(64), hash: 'a'.repeat(64) });
+  await openUi(carol);
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'History' }).click();
+  await expect(page.getByText('Everyone’s audit trail (you are an administrator)')).toBeVisible();
 });

@@ -32,6 +32,8 @@ function actionWords(action: string): string {
 /** My audit trail from the server when the agent offers it; otherwise my recent requests and access from the state. */
 export function History() {
   const { client, state, alert } = useApp();
+  // An administrator's trail is everyone's (GET /v1/audit): saying "Your" misread it as theirs alone.
+  const admin = state.session.status === 'signed_in' && state.session.user.admin;
   const [trail, setTrail] = useState<Trail>({ status: 'loading' });
 
   const [loadingOlder, setLoadingOlder] = useState(false);
@@ -92,7 +94,7 @@ export function History() {
       {trail.status === 'loading' && <p className="muted">Loading…</p>}
       {rows.length === 0 ? <p className="muted">No requests yet.</p> : (
         <table className="history">
-          <caption className="muted">{trail.status === 'audit' ? 'Your audit trail' : 'Your recent requests and access'}</caption>
+          <caption className="muted">{trail.status !== 'audit' ? 'Your recent requests and access' : admin ? 'Everyone’s audit trail (you are an administrator)' : 'Your audit trail'}</caption>
           <thead><tr><th scope="col">When</th><th scope="col">Access</th><th scope="col">What happened</th><th scope="col">Reason</th></tr></thead>
           <tbody>
             {rows.map((row) => (

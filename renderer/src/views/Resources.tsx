@@ -44,7 +44,7 @@ export function Resources() {
           aria-describedby="resource-count"
         />
         <p id="resource-count" className="muted" aria-live="polite">
-          {state.resources.length === 0 ? 'No databases are available to you yet.' : `${count} of ${state.resources.length} shown`}
+          {state.resources.length === 0 ? 'Nothing is available for you to request yet.' : `${count} of ${state.resources.length} shown`}
         </p>
       </div>
       {groups.map(({ environment, list }) => (

@@ -196,8 +196,8 @@ export function Settings() {
         </Field>
         <fieldset className="ports">
           <legend>Local ports</legend>
-          <p className="hint">Each database keeps the same port on this computer, so saved connections keep working. Leave empty for automatic.</p>
-          {resources.length === 0 && <p className="muted">Sign in to see your databases.</p>}
+          <p className="hint">Each database or host keeps the same port on this computer, so saved connections keep working. Leave empty for automatic.</p>
+          {resources.length === 0 && <p className="muted">{state.session.status === 'signed_in' ? 'Nothing is available for you to request yet.' : 'Sign in to see what you may request.'}</p>}
           {resources.map((r) => (
             <Field key={r.id} id={`port-${r.id}`} label={`Port for ${r.name}`} error={errors[`port-${r.id}`]}>
               {({ id, describedBy, invalid }) => (

@@ -42,7 +42,7 @@ export function SignIn() {
         </>
       ) : (
         <>
-          <p className="lead">Sign in to {host} to ask for database access.</p>
+          <p className="lead">Sign in to {host} to ask for access to databases and hosts.</p>
           {session.status === 'signed_out' && session.message && <p className="notice">{session.message}</p>}
           {session.status === 'signed_out' && session.endSessionUrl && (
             <p className="muted">Signed out of Stint. <a href={session.endSessionUrl} target="_blank" rel="noopener noreferrer">Sign out of your company’s sign-in service too</a> (on a shared computer).</p>
