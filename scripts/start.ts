@@ -178,10 +178,13 @@ webhooks:
   stops.push(() => idp.close());
   say(`dev OpenID provider (DEV ONLY, any password) at ${idp.issuer} — users: ${DEMO_USERS.map((u) => `${u.sub} (${u.groups.join(', ')})`).join('; ')}`);
 
-  const server = await buildServer({ config, ...productionEffects(config, env), env });
+  // With its file, so policies, resources and bastions reload when it is edited, as docs/admin.md says (without it the
+  // demo's server ignored every edit and refused POST /v1/admin/config/reload); warnings and errors — a refused
+  // reload's reasons — go to this terminal.
+  const server = await buildServer({ config, configPath: join(dir, 'server.yaml'), logger: { level: 'warn' }, ...productionEffects(config, env), env });
   await server.app.listen({ host: '127.0.0.1', port: ports.server });
   stops.push(() => server.close());
-  say(`grant server at ${serverUrl} (SQLite: ${join(dir, 'stint.db')})`);
+  say(`grant server at ${serverUrl} (SQLite: ${join(dir, 'stint.db')}; config ${relative(process.cwd(), join(dir, 'server.yaml'))}: edits to policies, resources and bastions reload at once, and the next start writes it afresh from docs/config.example.yaml)`);
   if (canRunBastion) {
     const companion = startCompanion({ serverUrl, token: env.STINT_DEMO_BASTION_TOKEN! });
     stops.push(() => companion.stop());

@@ -8,7 +8,7 @@ import { test, expect, type Page } from '@playwright/test';
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { portIsFree } from '../../dev/port-holder';
@@ -162,6 +162,15 @@ test('fresh clone in a 0700 folder: npm start, alice asks, bob and dave approve 
   expect(await shell(`cd ${clone} && ${host.ssh} id -un`)).toBe('stinttarget');
   expect(await stint('release', 'staging-web')).toContain('staging-web: access ended.');
   await expect(shell(`${host.ssh} true`)).rejects.toThrow();
+
+  // An admin edits the demo's config as docs/admin.md says, and breaks it: the running server refuses the reload and
+  // says why in the demo's terminal (the demo's server once ignored its file: no reload, no word). Then it is fixed.
+  const configFile = join(clone, '.stint-demo', 'server.yaml');
+  const good = readFileSync(configFile, 'utf8');
+  expect(log).toContain('config .stint-demo/server.yaml: edits to policies, resources and bastions reload at once');
+  writeFileSync(configFile, good.replace('riskBelow: 30', 'riskBelow: thirty'));
+  await expect.poll(() => log, { timeout: 15_000 }).toMatch(/config reload refused, the running config is kept:[^]*riskBelow/);
+  writeFileSync(configFile, good);
 
   // Ctrl+C (SIGTERM to the process group) stops every process the demo started, within seconds.
   // (npm may exit before the demo under it has finished stopping: what counts is that every port is let go.)
