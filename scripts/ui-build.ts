@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 /** What Vite builds dist/renderer from (vite.config.ts: the renderer, the contracts it imports, the config itself). */
 const SOURCES = ['renderer', 'shared', 'vite.config.ts', 'package-lock.json'];
-const PAGES = ['dist/renderer/index.html', 'dist/renderer/approve.html'];
+const PAGES = ['dist/renderer/index.html', 'dist/renderer/approve.html', 'dist/renderer/admin.html'];
 
 function newestMtime(path: string): number {
   if (!existsSync(path)) return 0;

@@ -35,11 +35,14 @@ describe('npm start: is the built UI current?', () => {
     checkout();
     file('dist/renderer/index.html', t0 + 60_000);
     file('dist/renderer/approve.html', t0 + 60_000);
+    expect(uiBuildReason(root)).toBe('no build yet'); // a build from before the admin console's page
+    file('dist/renderer/admin.html', t0 + 60_000);
     expect(uiBuildReason(root)).toBeUndefined();
     file('renderer/src/views/Admin.tsx', t0 + 120_000);
     expect(uiBuildReason(root)).toBe('renderer changed since the last build');
     file('dist/renderer/index.html', t0 + 180_000);
     file('dist/renderer/approve.html', t0 + 180_000);
+    file('dist/renderer/admin.html', t0 + 180_000);
     file('shared/contract/admin.ts', t0 + 240_000);
     expect(uiBuildReason(root)).toBe('shared changed since the last build');
   });
