@@ -86,6 +86,8 @@ export function demoTryText(o: { serverUrl: string; resources: DemoResource[]; a
       `and paste the ${kindWords(byApproval.kind).client} command it copies.`);
   }
   if (instant.length) lines.push('Granted at once while the risk is low:', ...instant.map((r) => `  ${what(r)}`));
+  lines.push(`As carol (admin): the Admin section of her tab, or from any browser the admin console ${o.serverUrl}/admin/ —`,
+    'live access with Revoke, pending requests, the audit trail.');
   lines.push('Sign-in: the dev IdP asks for the user (pre-filled) and accepts any password.');
   if (o.sockets.alice) {
     lines.push(`From a terminal, the same agents: node bin/stint.mjs --agent ${o.sockets.alice} grants`);

@@ -24,6 +24,7 @@ describe('npm start: the Try text', () => {
 
   it('says where the approve link\'s request id is, with a command that prints it', () => {
     expect(text).toContain('http://localhost:7800/approve/<request id>');
+    expect(text).toContain('the admin console http://localhost:7800/admin/');
     expect(text).toContain('node bin/stint.mjs --agent .stint-demo/agents/bob/agent.sock approvals');
     // The line the demo journey and README readers use to reach alice's agent stays as it was.
     expect(text).toMatch(/^From a terminal, the same agents: node bin\/stint\.mjs --agent \S+alice\S+ grants$/m);
