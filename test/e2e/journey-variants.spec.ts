@@ -12,11 +12,17 @@ import {
 
 /** Adds the two quick resources (copies of the demo's, on the same databases) and their policies. */
 function quickResources(yaml: string): string {
-  const block = (id: string, until: string) => yaml.slice(yaml.indexOf(`  - id: ${id}\n`), yaml.indexOf(until));
-  const quick = block('staging-users', 'policies:')
+  // One resource's lines: from its `- id:` to the next resource's, or to `policies:` after the last one.
+  const block = (id: string) => {
+    const start = yaml.indexOf(`  - id: ${id}\n`);
+    const next = yaml.indexOf('\n  - id: ', start + 1);
+    const policies = yaml.indexOf('policies:', start);
+    return yaml.slice(start, next !== -1 && next < policies ? next + 1 : policies);
+  };
+  const quick = block('staging-users')
     .replace('id: staging-users', 'id: staging-quick').replace('name: Users (staging)', 'name: Quick (staging)')
     .replace('policy: staging-self-service', 'policy: quick');
-  const reports = block('prod-orders', '  - id: staging-users')
+  const reports = block('prod-orders')
     .replace('id: prod-orders', 'id: prod-reports').replace('name: Orders (production)', 'name: Reports (production)')
     .replace('policy: production-db', 'policy: review');
   const policies = `  quick:
