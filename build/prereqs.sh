@@ -5,8 +5,8 @@
 # with no password, and set STINT_PG_BIN to PostgreSQL's bin directory.
 set -euo pipefail
 
-packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates mariadb-server mariadb-client)
-need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/bin/curl /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb)
+packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates mariadb-server mariadb-client iproute2)
+need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/bin/curl /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb /usr/bin/ss)
 
 missing=()
 for path in "${need_cmds[@]}"; do [ -x "$path" ] || missing+=("$path"); done
