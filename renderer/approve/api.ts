@@ -5,8 +5,7 @@ import { z } from 'zod';
 import type { StepUpProof } from '../../shared/contract/http';
 import { RequestResult } from '../../shared/contract/http';
 import { CSRF_HEADER, PageRequestView, PageSession } from '../../shared/contract/approve-page';
-import { localProblem, Problem } from '../../shared/contract/problem';
-import { createHttpStepUpClient, type EnrollClient, type Outcome, type StepUpClient } from '../src/stepup/client';
+import { callJson, createHttpStepUpClient, type EnrollClient, type Outcome, type StepUpClient } from '../src/stepup/client';
 
 export interface ApprovePageApi {
   session(): Promise<Outcome<PageSession>>;
@@ -21,25 +20,9 @@ export interface ApprovePageApi {
 export function createApprovePageApi(base = '/approve/api'): ApprovePageApi {
   let csrf = '';
   const headers = () => ({ [CSRF_HEADER]: csrf });
-  async function call<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> {
-    try {
-      const res = await fetch(`${base}${path}`, {
-        method,
-        credentials: 'same-origin',
-        headers: { ...headers(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      const json: unknown = text ? JSON.parse(text) : undefined;
-      if (!res.ok) {
-        const p = Problem.safeParse(json);
-        return { ok: false, problem: p.success ? { ...p.data, detail: p.data.detail ?? p.data.title } : localProblem('server_error', text.slice(0, 200) || res.statusText, { status: res.status }) };
-      }
-      return { ok: true, value: schema ? schema.parse(json) : (undefined as T) };
-    } catch (error) {
-      return { ok: false, problem: localProblem('network_error', error instanceof Error ? error.message : String(error)) };
-    }
-  }
+  // The page session's cookie goes with each call (same origin only); the CSRF token in a header.
+  const call = <T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> =>
+    callJson({ baseUrl: base, headers, fetch: (url, init) => fetch(url, { ...init, credentials: 'same-origin' }) }, method, path, body, schema);
   const api: ApprovePageApi = {
     async session() {
       const r = await call('GET', '/session', undefined, PageSession);

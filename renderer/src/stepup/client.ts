@@ -45,7 +45,8 @@ function networkProblem(error: unknown): AgentProblem {
   return localProblem('network_error', error instanceof Error ? error.message : String(error));
 }
 
-async function call<T>(opts: HttpClientOptions, method: string, path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> {
+/** One JSON call: the answer parsed by `schema`, any failure as a problem (never a throw). The pages reuse it. */
+export async function callJson<T>(opts: Pick<HttpClientOptions, 'baseUrl' | 'fetch' | 'headers'>, method: string, path: string, body: unknown, schema: z.ZodType<T> | null): Promise<Outcome<T>> {
   const doFetch = opts.fetch ?? fetch;
   try {
     const headers = { ...(opts.headers ? await opts.headers() : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
@@ -64,17 +65,17 @@ async function call<T>(opts: HttpClientOptions, method: string, path: string, bo
 
 export function createHttpStepUpClient(opts: HttpClientOptions): StepUpClient & EnrollClient {
   return {
-    getChallenge: (action) => call(opts, 'POST', '/challenges', { action }, StepUpChallenge),
+    getChallenge: (action) => callJson(opts, 'POST', '/challenges', { action }, StepUpChallenge),
     submitProof: (proof) => (opts.submitProof ? opts.submitProof(proof) : Promise.resolve({ ok: false, problem: localProblem('internal', 'No endpoint to submit the proof to.') })),
-    status: () => call(opts, 'GET', '/status', undefined, StepUpStatus),
+    status: () => callJson(opts, 'GET', '/status', undefined, StepUpStatus),
     listCredentials: async () => {
-      const r = await call(opts, 'GET', '/credentials', undefined, z.object({ credentials: z.array(CredentialInfo) }));
+      const r = await callJson(opts, 'GET', '/credentials', undefined, z.object({ credentials: z.array(CredentialInfo) }));
       return r.ok ? { ok: true, value: r.value.credentials } : r;
     },
-    removeCredential: (id, stepUp) => call<void>(opts, 'POST', `/credentials/${encodeURIComponent(id)}/remove`, stepUp ? { stepUp } : {}, null),
-    registerOptions: (body) => call(opts, 'POST', '/webauthn/register/options', body, RegisterOptionsResult),
-    registerVerify: (body) => call(opts, 'POST', '/webauthn/register/verify', body, CredentialInfo),
-    totpEnroll: (body) => call(opts, 'POST', '/totp/enroll', body, TotpEnrollResult),
-    totpConfirm: (code) => call(opts, 'POST', '/totp/confirm', { code }, z.object({ confirmed: z.literal(true) })),
+    removeCredential: (id, stepUp) => callJson<void>(opts, 'POST', `/credentials/${encodeURIComponent(id)}/remove`, stepUp ? { stepUp } : {}, null),
+    registerOptions: (body) => callJson(opts, 'POST', '/webauthn/register/options', body, RegisterOptionsResult),
+    registerVerify: (body) => callJson(opts, 'POST', '/webauthn/register/verify', body, CredentialInfo),
+    totpEnroll: (body) => callJson(opts, 'POST', '/totp/enroll', body, TotpEnrollResult),
+    totpConfirm: (code) => callJson(opts, 'POST', '/totp/confirm', { code }, z.object({ confirmed: z.literal(true) })),
   };
 }
