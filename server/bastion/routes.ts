@@ -213,6 +213,8 @@ export interface BastionRouteSet {
 export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'>): BastionRouteSet {
   /** Open event streams, by the node (bastion or target host) they serve. */
   const streams = new Set<{ bastionId: string; send: (event: BastionEndedEvent) => void; end: () => void }>();
+  /** Set when the server starts closing: a stream whose request was still in its guard then must not stay open. */
+  let closing = false;
   /** The nodes that act on a grant's end: its bastion, and its resource when that is an SSH target host. */
   const nodesOf = (ended: GrantEndedForBastion) => [ended.bastionId, ...(ended.resourceId ? [hostNodeId(ended.resourceId)] : [])];
 
@@ -299,6 +301,7 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
 
     // SSE responses are hijacked long-lived sockets: end them before the server waits for connections to drain.
     app.addHook('preClose', async () => {
+      closing = true;
       unsubscribe();
       // Ends held back for their host go to their bastions now: the streams are closing.
       for (const timer of delayed.keys()) clearTimeout(timer);
@@ -551,6 +554,13 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
           'x-accel-buffering': 'no',
         });
         raw.write('retry: 2000\n: connected\n\n');
+        // The server is closing (this request was still being authenticated when the open streams were ended): a
+        // stream kept now would never be ended and the server's close would wait for it forever. The companion
+        // reconnects, to this server once it is back or to another instance.
+        if (closing) {
+          raw.end();
+          return;
+        }
         const heartbeat = setInterval(() => raw.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
         const stream = {
           bastionId,

@@ -11,6 +11,7 @@ import { sendProblem } from './problem';
 export class SseHub {
   private readonly open_ = new Set<{ end: () => void; heartbeat: () => void }>();
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly bus: EventBus, private readonly store: Store, private readonly heartbeatMs: number, private readonly metrics: Metrics, private readonly clock: Clock) {}
 
@@ -29,6 +30,12 @@ export class SseHub {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n: connected\n\n');
+    // Closed while this request was still being authenticated: a stream kept now would never be ended, and the
+    // server's close would wait for its connection forever. The agent reconnects, as after any end.
+    if (this.closed) {
+      res.end();
+      return;
+    }
     request.raw.socket.setNoDelay(true);
     let lastSent = lastId ?? 0;
     // Live events are sent when newer than what the replay covered. Not "newer than the last live one": with
@@ -84,7 +91,9 @@ export class SseHub {
     this.timer.unref();
   }
 
+  /** End every open stream; streams that would open later end at once (the server is closing). */
   closeAll(): void {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const entry of this.open_) entry.end();
