@@ -28,6 +28,7 @@ import { rateLimitGuards } from './http/rate-limits';
 import { checkpointKey, startCheckpoints } from './lifecycle/audit-checkpoints';
 import { AuditVerifier } from './lifecycle/audit-verify-status';
 import { SseHub } from './http/sse';
+import { endConnectionsOnClose } from './http/close-connections';
 import { routeTable } from './http/table';
 import { ConfigReloader, type ReloadResult, type ReloadTrigger } from './policy/reload';
 import { policyRoutes } from './policy/routes';
@@ -258,6 +259,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GrantServer
     },
   });
   app.addHook('preClose', async () => sse.closeAll());
+  endConnectionsOnClose(app);
 
   await lifecycle.start();
   const stopWatching = config.server.watchConfig ? reloader.watch(opts.configDebounceMs) : () => {};
