@@ -1,7 +1,7 @@
 // `stint connect <resource> --exec COMMAND`: run one command with a grant's connection, then end the grant. For a CI
 // job's migration or a bot's query: the approved request is activated here (or a grant left from an earlier run is
-// taken back with new keys), the command runs with the tunnel's address and the grant's credentials in libpq's
-// environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE — psql, pg_dump and most drivers read them), and when it
+// taken back with new keys), the command runs with the environment the grant's kind gives it (agent/core/kinds:
+// libpq's PG* for PostgreSQL, the option file and MYSQL_* for MariaDB, the ssh_config and alias for SSH), and when it
 // exits the grant is released and its exit code is stint's. If the grant ends first (deadline, revoke), the command
 // is stopped (SIGTERM to its process group). Nothing of the connection is written to disk; the password is only in the child's environment.
 import { spawn } from 'node:child_process';
@@ -28,15 +28,14 @@ const isLive = (state: AgentState, grantId: string) => state.grants.some((g) => 
 export async function execWithGrant(ctx: CliContext, ref: string, command: string): Promise<number> {
   const { agent, io } = ctx;
   const connection = await connectionFor(ctx, ref);
-  const { uri } = await agent.api.connectionUri({ grantId: connection.grantId });
-  const password = decodeURIComponent(new URL(uri).password);
+  const { env: connectionEnv } = await agent.api.execEnv({ grantId: connection.grantId });
   // The child gets the connection, never this run's own credentials.
   const { STINT_CLIENT_SECRET: _secret, ...env } = process.env;
   // Its own process group, so stopping it stops what it started too (a `sleep`, a psql) instead of orphaning them.
   const child = spawn('/bin/sh', ['-c', command], {
     stdio: 'inherit',
     detached: true,
-    env: { ...env, PGHOST: connection.host, PGPORT: String(connection.port), PGUSER: connection.user, PGPASSWORD: password, PGDATABASE: connection.database },
+    env: { ...env, ...connectionEnv },
   });
   io.err(`stint: ${connection.user}@${connection.host}:${connection.port}/${connection.database} (grant ${connection.grantId}) — running the command.`);
   // A cancelled CI job (SIGTERM) or Ctrl+C stops the command; the grant is still released below.

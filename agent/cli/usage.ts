@@ -33,9 +33,13 @@ export const COMMANDS: readonly CommandHelp[] = [
     details: [
       'The grant\'s keys live in the agent that activated it: connect reaches that agent through its socket (see',
       '--agent) and prints the client command (psql, mariadb) that needs no password; --client (or --psql) runs it.',
-      '--exec runs COMMAND (with /bin/sh) with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE,',
-      'activating your approved request first when there is one, then ends the access when COMMAND exits and exits',
-      'with its code. If the access ends first, COMMAND is stopped (SIGTERM).',
+      '--exec runs COMMAND (with /bin/sh) with the connection in its environment, activating your approved request',
+      'first when there is one, then ends the access when COMMAND exits and exits with its code. If the access ends',
+      'first, COMMAND is stopped (SIGTERM). The variables, per kind:',
+      '  PostgreSQL  PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE           psql -c \'select 1\'',
+      '  MariaDB     STINT_MYCNF (option file), MYSQL_HOST, MYSQL_TCP_PORT,   mariadb --defaults-file="$STINT_MYCNF"',
+      '              MYSQL_PWD',
+      '  SSH host    STINT_SSH_CONFIG (ssh_config), STINT_SSH_HOST (alias)    ssh -F "$STINT_SSH_CONFIG" "$STINT_SSH_HOST" CMD',
     ],
   },
   {

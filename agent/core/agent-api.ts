@@ -22,7 +22,7 @@ export interface AgentApiUnits {
   launcher?: Launcher;
   link: Pick<ServerLink, 'api' | 'online' | 'reload' | 'stopStream' | 'signedOut' | 'serverChanged'>;
   requests: Pick<Requests, 'put' | 'connectWhenApproved' | 'cancelled' | 'applyRequest' | 'approvedByMe' | 'approvalGone' | 'clear'>;
-  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'command' | 'kind' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
+  access: Pick<LocalAccess, 'applyGrant' | 'activate' | 'resume' | 'openFor' | 'isActive' | 'localEndsAt' | 'command' | 'execEnv' | 'kind' | 'release' | 'serverSaid' | 'endAll' | 'clear'>;
   vault: Pick<Vault, 'get' | 'copyUri' | 'wipeAll'>;
   published: Pick<Publisher, 'state' | 'publish'>;
   /** Where the admin console's audit exports are saved. */
@@ -160,6 +160,12 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
       const uri = u.vault.get(grantId)?.uri;
       if (!uri) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
       return { uri };
+    },
+    execEnv: async (input) => {
+      const { grantId } = parse('execEnv', input);
+      const env = u.access.execEnv(grantId);
+      if (!env) throw new AgentError('not_found', 'There is no open connection for this access, or its client files could not be written. Connect first.');
+      return { env };
     },
     revealPassword: async (input) => {
       const { grantId } = parse('revealPassword', input);

@@ -25,6 +25,8 @@ interface GrantRecord {
   tunnelView?: TunnelView;
   /** Where to connect (no password: that is in the vault). */
   route?: { bastion: Connection['bastion']; target: Connection['target']; dbUser: string };
+  /** The environment for `stint connect --exec` (it may hold the password: memory only, never published). */
+  execEnv?: Record<string, string>;
   ending?: Promise<void>;
 }
 
@@ -125,6 +127,12 @@ export class LocalAccess {
     return this.grants.get(grantId)?.tunnelView?.command;
   }
 
+  /** The environment `stint connect --exec` gives its command, while the grant's tunnel is open and its files written. */
+  execEnv(grantId: string): Record<string, string> | undefined {
+    const record = this.grants.get(grantId);
+    return record?.tunnel && record.localState === 'active' ? record.execEnv : undefined;
+  }
+
   applyGrant(grant: Grant, fromEvent: boolean): void {
     const record = this.grants.get(grant.id);
     if (grant.state !== 'active') {
@@ -210,6 +218,7 @@ export class LocalAccess {
     record.localEndsAt = Math.min(endsAt ?? this.clock.now(), this.clock.now());
     const tunnel = record.tunnel;
     record.tunnel = undefined;
+    record.execEnv = undefined;
     if (record.tunnelView) record.tunnelView = { ...record.tunnelView, status: 'closed', connections: 0 };
     record.ending = (async () => {
       // close() stops listening and destroys live sockets synchronously; ending the SSH connection politely may
@@ -348,9 +357,10 @@ export class LocalAccess {
     const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
     const client = clientKind(record.grant.kind);
     let command: string | undefined;
+    let execEnv: Record<string, string> | undefined;
     try {
       const files = this.options.clientFiles;
-      if (files) command = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword }, { resourceId: record.grant.resourceId, bastion: route.bastion, target: route.target, privateKey: secrets.privateKey });
+      if (files) ({ command, execEnv } = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword }, { resourceId: record.grant.resourceId, bastion: route.bastion, target: route.target, privateKey: secrets.privateKey }));
     } catch (error) {
       this.options.problem(new AgentError('launcher_failed', `The ${kindWords(record.grant.kind).client} password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
     }
@@ -361,6 +371,7 @@ export class LocalAccess {
       throw new AgentError('not_found', 'This access has ended.');
     }
     record.tunnel = tunnel;
+    record.execEnv = execEnv;
     record.tunnelView = {
       status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
       ...(command ? { command } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),

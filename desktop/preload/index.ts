@@ -24,6 +24,7 @@ const api = {
   deny: call('deny'),
   connect: call('connect'),
   connectionUri: call('connectionUri'),
+  execEnv: call('execEnv'),
   copyConnectionUri: call('copyConnectionUri'),
   revealPassword: call('revealPassword'),
   openPsql: call('openPsql'),

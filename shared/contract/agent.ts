@@ -245,6 +245,12 @@ export const agentApi = {
   connect: { input: GrantRef, output: ConnectResult },
   /** The postgres:// URI with the password: only on explicit request, never in the state. */
   connectionUri: { input: GrantRef, output: z.object({ uri: z.string() }) },
+  /**
+   * The environment `stint connect --exec` runs its command with, as the grant's kind has it (PG* for PostgreSQL,
+   * the option file and MYSQL_* for MariaDB, the ssh_config and host alias for SSH). It may hold the password: only
+   * on explicit request, never in the state.
+   */
+  execEnv: { input: GrantRef, output: z.object({ env: z.record(z.string(), z.string()) }) },
   copyConnectionUri: { input: GrantRef, output: Ok },
   /**
    * The database password, for a GUI client: put on the server's audit record first (refused when that fails or the

@@ -77,6 +77,33 @@ describe('stint with a MariaDB grant', () => {
     }
   }, 90_000);
 
+  it('connect --exec gives the command the MariaDB connection: the real mariadb client reads rows through $STINT_MYCNF, and through the MYSQL_* variables it reads', async () => {
+    const dir = join(serviceDir('cli-mariadb-exec'), 'alice');
+    const holder = stack.agent('alice', { dataDir: dir });
+    await holder.signIn();
+    const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
+    const stint = (args: string[]) => execFileP(process.execPath, ['bin/stint.mjs', '--agent', socket.path, ...args], { timeout: 30_000 });
+    try {
+      const requested = await stint(['request', 'staging-shop', '--for', '60s', '--reason', 'nightly export', '--code', await nextCode(), '--json']);
+      const out = JSON.parse(requested.stdout.trim().split('\n').at(-1)!);
+      const user = decodeURIComponent(new URL(out.uri).username);
+      const ran = await stint(['connect', 'staging-shop', '--exec', [
+        `mariadb --defaults-file="$STINT_MYCNF" -N -B -e 'SELECT COUNT(*) FROM products'`,
+        // No option file at all: host, port and password from the environment the client reads; no PG* left over.
+        `mariadb --no-defaults -u ${user} -N -B -e 'SELECT CURRENT_USER()' shop`,
+        'echo "pg:${PGHOST:-none}"',
+      ].join(' && ')]);
+      const [count, currentUser, pg] = ran.stdout.trim().split('\n');
+      expect([count, currentUser?.split('@')[0], pg]).toEqual(['5', user, 'pg:none']);
+      // The command's end is the access's end.
+      const grant = holder.agent.state().grants.find((g) => g.grant.resourceId === 'staging-shop')!;
+      expect(grant.grant.state).toBe('released');
+    } finally {
+      await socket.close();
+      await holder.agent.dispose();
+    }
+  }, 90_000);
+
   it('MariaDB down at activation: a clear refusal, and the grant is failed, not active', async () => {
     const dir = join(serviceDir('cli-mariadb-down'), 'alice');
     const holder = stack.agent('alice', { dataDir: dir });

@@ -21,11 +21,22 @@ export interface GrantRoute {
 /** Where the client connects: the tunnel's local end and the grant's user. */
 export interface ClientTarget { host: string; port: number; database: string; user: string }
 
+/** The grant's client files once written: what the user pastes, and what `stint connect --exec` gives its command. */
+export interface WrittenClientFiles {
+  /** The command that connects with the files, as the user would paste it (no secret in it). */
+  command: string;
+  /**
+   * The environment `stint connect --exec` runs its command with: the variables this kind's client reads, and the
+   * files' paths. May hold the password (a child's environment only, never the observable state).
+   */
+  execEnv: Record<string, string>;
+}
+
 export interface ClientKind {
-  /** Write the grant's client files and return the command that connects with them, as the user would paste it. */
-  writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }, route: GrantRoute): Promise<string>;
+  /** Write the grant's client files; return the command that connects with them and the --exec environment. */
+  writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }, route: GrantRoute): Promise<WrittenClientFiles>;
   /** The connection URI for GUI clients; it holds the password (the vault keeps it). */
   uri(target: ClientTarget & { password: string }): string;
-  /** Open the client in a terminal; `command` is what writeClientFiles returned, when the files could be written. */
+  /** Open the client in a terminal; `command` is the one writeClientFiles returned, when the files could be written. */
   open(launcher: Launcher, target: PsqlTarget, command: string | undefined): Promise<void>;
 }

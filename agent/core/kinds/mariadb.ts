@@ -33,7 +33,13 @@ export function mariadbCommand(optionPath: string): string {
 
 export const mariadbClient: ClientKind = {
   async writeClientFiles(files, grantId, target) {
-    return mariadbCommand(await files.write(grantId, 'my.cnf', optionFile(target)));
+    const optionPath = await files.write(grantId, 'my.cnf', optionFile(target));
+    return {
+      command: mariadbCommand(optionPath),
+      // The client reads no variable for the user or the database, so the option file is the whole connection
+      // (`mariadb --defaults-file="$STINT_MYCNF"`); the MYSQL_* ones it does read are there for scripts and drivers.
+      execEnv: { STINT_MYCNF: optionPath, MYSQL_HOST: target.host, MYSQL_TCP_PORT: String(target.port), MYSQL_PWD: target.password },
+    };
   },
   uri: (t) => `mysql://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password)}@${t.host}:${t.port}/${encodeURIComponent(t.database)}`,
   open: async (launcher, _target, command) => {

@@ -11,14 +11,16 @@ export const sshClient: ClientKind = {
     const hostKeys = route.target.hostKeys;
     // An SSH host's keys come with the grant; without them there is nothing to pin, and ssh would ask the user.
     if (!hostKeys?.length) throw new AgentError('tunnel_failed', 'The server sent no host keys for this SSH host; it cannot be connected to safely.');
-    const { command } = await writeSshFiles(files, grantId, {
-      alias: sshAlias(route.resourceId),
+    const alias = sshAlias(route.resourceId);
+    const { command, configFile } = await writeSshFiles(files, grantId, {
+      alias,
       privateKey: route.privateKey.toString('utf8'),
       bastion: route.bastion,
       target: { host: route.target.host, port: route.target.port, user: target.user, hostKeys },
       comment: `Stint grant ${grantId} on ${route.resourceId}: removed when the grant ends.`,
     });
-    return command;
+    // `ssh -F "$STINT_SSH_CONFIG" "$STINT_SSH_HOST" CMD` (scp and rsync -e take the same -F): the key is a file.
+    return { command, execEnv: { STINT_SSH_CONFIG: configFile, STINT_SSH_HOST: alias } };
   },
   uri: (t) => `ssh://${encodeURIComponent(t.user)}@${t.host}:${t.port}`,
   async open(_launcher, _target, command) {
