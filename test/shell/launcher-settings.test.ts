@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { serviceDir } from '../../dev/run-dir';
 import { ConfSettingsStore, MemorySettingsStore, settingsFromEnvironment } from '../../agent/core/settings';
 import { psqlLaunchPlan, shellLaunchPlan, writeMacScript, onPath, type LaunchPlan } from '../../agent/core/launcher';
-import type { PsqlTarget } from '../../agent/core/agent';
+import type { Launcher, PsqlTarget } from '../../agent/core/agent';
+import { clientKind } from '../../agent/core/kinds';
+import { AgentError } from '../../agent/core/errors';
 import {
   ElectronSettingsStore, applyLaunchAtLogin, autostartEntry, readShellSettings, writeShellSettings, type KeyValueStore,
 } from '../../desktop/main/settings-store';
@@ -76,6 +78,18 @@ describe('psql launcher', () => {
     expect(shellLaunchPlan('darwin', command, { available: has(), macScript: '/tmp/s/client.command' })).toEqual({ ok: true, command: { command: 'open', args: ['-a', 'Terminal', '/tmp/s/client.command'], env: {} } });
     expect(shellLaunchPlan('win32', command, { available: has() })).toMatchObject({ ok: false, reason: expect.stringMatching(/Copy it/) });
     expect(shellLaunchPlan('linux', command, { available: has() })).toMatchObject({ ok: false, reason: expect.stringMatching(/No terminal found/) });
+  });
+
+  it('an SSH grant opens its ssh command in a terminal, as MariaDB\'s does; with no terminal the refusal is the launcher\'s (the agent adds the command to run)', async () => {
+    const command = "ssh -F '/home/a/.config/stint/grants/g1/ssh_config' stint-staging-web";
+    const opened: string[] = [];
+    const launcher: Launcher = { openPsql: async () => { throw new Error('not psql'); }, openCommand: async (line) => { opened.push(line); } };
+    await clientKind('ssh').open(launcher, target, command);
+    expect(opened).toEqual([command]);
+    const noTerminal: Launcher = { ...launcher, openCommand: async () => { throw new AgentError('launcher_failed', 'No terminal found (tried xterm). Copy the connection URI instead.'); } };
+    await expect(clientKind('ssh').open(noTerminal, target, command)).rejects.toMatchObject({ code: 'launcher_failed', message: expect.stringMatching(/No terminal found/) });
+    await expect(clientKind('ssh').open(launcher, target, undefined)).rejects.toMatchObject({ code: 'launcher_failed', message: expect.stringMatching(/ssh files could not be written/) });
+    expect(opened).toEqual([command]);
   });
 
   it('finds programs on PATH', () => {

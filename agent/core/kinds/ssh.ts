@@ -1,7 +1,7 @@
 // SSH target hosts (issue #23): the real `ssh`, through the bastion with ProxyJump, with the grant's key and both
 // hosts' keys pinned — the files (key, known_hosts, ssh_config snippet) are written per grant and wiped with it
 // (../ssh-config.ts), and the command to run is `ssh -F <snippet> stint-<resource>`. The grant's tunnel reaches the
-// host's sshd too (for an SFTP client: the URI below, with the same key file).
+// host's sshd too (for an SFTP client: the URI below, with the same key file). "Open" runs the command in a terminal.
 import { AgentError } from '../errors';
 import { sshAlias, writeSshFiles } from '../ssh-config';
 import type { ClientKind } from './kind';
@@ -23,8 +23,11 @@ export const sshClient: ClientKind = {
     return { command, execEnv: { STINT_SSH_CONFIG: configFile, STINT_SSH_HOST: alias } };
   },
   uri: (t) => `ssh://${encodeURIComponent(t.user)}@${t.host}:${t.port}`,
-  async open(_launcher, _target, command) {
-    // Not yet opened in a terminal by the agent: the command is shown (and printed by the CLI) to run as it is.
-    throw new AgentError('launcher_failed', command ? `Run this in a terminal: ${command}` : 'The ssh files could not be written; end this access and request it again.');
+  async open(launcher, _target, command) {
+    if (!command) throw new AgentError('launcher_failed', 'The ssh files could not be written; end this access and request it again.');
+    // The command holds no secret (the key is a file), so it can run in the user's terminal as it is; where no
+    // terminal can be opened, the caller says to run it in one.
+    if (!launcher.openCommand) throw new AgentError('launcher_failed', 'This Stint host cannot open ssh in a terminal.');
+    await launcher.openCommand(command);
   },
 };
