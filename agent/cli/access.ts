@@ -7,6 +7,7 @@ import type { AgentState, ConnectResult, LocalGrant } from '../../shared/contrac
 import type { AccessRequest } from '../../shared/contract/http';
 import { formatCountdown } from '../../shared/domain/countdown';
 import { kindWords } from '../../shared/domain/kinds';
+import { approverText, needsApproval, resourceHints } from '../../shared/domain/policy-words';
 import type { CliContext } from './context';
 import { CliError } from './explain';
 import { proveWithCode, withStepUp } from './stepup';
@@ -96,8 +97,9 @@ export async function listResources(ctx: CliContext): Promise<number> {
   else if (!state.resources.length) ctx.io.out('There is nothing you may request.');
   else for (const r of state.resources) {
     const p = r.policy;
-    const needs = p.approvals.length ? `needs approval (${p.approvals.map((a) => `${a.count} ${a.group}`).join(' + ')})${p.autoApprove ? ' unless the risk is low' : ''}` : 'instant';
-    ctx.io.out(`${r.id.padEnd(24)} ${r.environment.padEnd(12)} ${r.levels.join('/').padEnd(12)} ${needs}${p.stepUp.request !== 'never' ? ', step-up' : ''}`);
+    // The tray's and the app's words for the same policy (shared/domain/policy-words.ts).
+    const from = needsApproval(p) ? ` (from ${approverText(p.approvals)})` : '';
+    ctx.io.out(`${r.id.padEnd(24)} ${r.environment.padEnd(12)} ${r.levels.join('/').padEnd(12)} ${resourceHints(p).join(', ')}${from}`);
   }
   return 0;
 }

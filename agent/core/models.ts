@@ -6,6 +6,7 @@ import type { AccessRequest, Resource } from '../../shared/contract/http';
 import { countdownChangesInMs, formatCountdown, formatCountdownMinutes } from '../../shared/domain/countdown';
 import { formatDuration } from '../../shared/domain/duration';
 import { kindWords } from '../../shared/domain/kinds';
+import { needsApproval, resourceHints } from '../../shared/domain/policy-words';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 
@@ -68,11 +69,10 @@ function approvalProgress(request: AccessRequest): string {
 
 /** The hint next to a resource in "Request access": what clicking it will lead to. */
 export function requestHint(resource: Resource): string {
+  // The first thing in the way, in the words the app and the CLI use (a policy with neither approvers nor
+  // auto-approval is refused by the server's config).
   const p = resource.policy;
-  if (p.approvals.length && !p.autoApprove) return 'needs approval';
-  if (p.stepUp.request === 'always') return 'step-up';
-  if (p.autoApprove) return 'instant';
-  return 'needs approval';
+  return needsApproval(p) ? 'needs approval' : resourceHints(p).at(-1)!;
 }
 
 function who(request: AccessRequest): string {

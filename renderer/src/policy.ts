@@ -2,32 +2,13 @@
 // the resource list and the tests read policies the same way.
 import type { LocalGrant } from '../../shared/contract/agent';
 import type { AccessRequest, PolicySummary, Resource } from '../../shared/contract/http';
+import { approverText, needsApproval, needsStepUp } from '../../shared/domain/policy-words';
 import { formatDuration } from './format';
 
+// The words shared with the tray and the CLI live in shared/domain; the views take them from here with the rest.
+export { approverText, needsApproval, needsStepUp, resourceHints } from '../../shared/domain/policy-words';
+
 export const PRESET_SECONDS = [15 * 60, 3600, 4 * 3600] as const;
-
-/** Needs people to approve (unless the server finds the request low-risk and approves it at once). */
-export function needsApproval(policy: PolicySummary): boolean {
-  return !policy.autoApprove && policy.approvals.length > 0;
-}
-
-export function needsStepUp(policy: PolicySummary): boolean {
-  return policy.stepUp.request === 'always';
-}
-
-/** Short hints shown beside a resource: `instant`, `needs approval`, `step-up`. */
-export function resourceHints(policy: PolicySummary): string[] {
-  const hints = [needsApproval(policy) ? 'needs approval' : 'instant'];
-  if (needsStepUp(policy)) hints.push('step-up');
-  return hints;
-}
-
-/** `dba`, `dba and sre-leads`, `2 of dba`. */
-export function approverText(rules: { group: string; count: number }[]): string {
-  const parts = rules.map((r) => (r.count > 1 ? `${r.count} of ${r.group}` : r.group));
-  if (parts.length <= 1) return parts[0] ?? '';
-  return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
-}
 
 /** The single primary button of the request form says what will happen. */
 export function primaryActionLabel(policy: PolicySummary, breakGlass = false): string {

@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { listenLocalSocket } from '../../agent/core/local-socket';
 import { call } from '../server/helpers';
 import type { AuditEntry } from '../../shared/contract/http';
+import { requestHint } from '../../agent/core/models';
 
 const execFileP = promisify(execFile);
 /** A command line as pasted into a shell. */
@@ -56,6 +57,23 @@ describe('stint CLI', () => {
     const r = io();
     expect(await runCli(['resources', '--json'], r.io, () => stack.agent('alice').agent)).toBe(0);
     expect(JSON.parse(r.out[0]!).map((x: { id: string }) => x.id).sort()).toEqual(['prod-orders', 'staging-shop', 'staging-users', 'staging-web']);
+  });
+
+  it('lists what alice may request in the tray\'s words for the same policy: instant, needs approval (from whom), step-up', async () => {
+    const r = io();
+    const agent = stack.agent('alice').agent;
+    expect(await runCli(['resources'], r.io, () => agent)).toBe(0);
+    const { resources } = await agent.api.refresh({});
+    expect(resources.length).toBeGreaterThan(1);
+    const lineOf = (id: string) => r.out.find((line) => line.startsWith(`${id} `))!;
+    for (const resource of resources) expect(lineOf(resource.id)).toContain(requestHint(resource));
+    // A resource the tray calls instant is instant here too (the CLI said "needs approval … unless the risk is low").
+    const instant = resources.filter((x) => requestHint(x) === 'instant');
+    expect(instant.length).toBeGreaterThan(0);
+    for (const resource of instant) expect(lineOf(resource.id)).not.toMatch(/needs approval|unless the risk/);
+    const approved = resources.filter((x) => requestHint(x) === 'needs approval');
+    expect(approved.length).toBeGreaterThan(0);
+    for (const resource of approved) expect(lineOf(resource.id)).toMatch(/needs approval.* \(from [a-z]/);
   });
 
   it('refuses bad input before touching anything: a wrong duration, a deny without reason', async () => {
