@@ -295,6 +295,8 @@ test('settings load, validate and save what the user chose', async ({ page, open
 
   await page.getByLabel('Server address').fill('https://stint.corp.example');
   await page.getByLabel('Default duration').selectOption({ label: '15m' });
+  // Every kind's client (psql, mariadb, ssh), not only psql.
+  await expect(page.getByLabel('When access is ready').locator('option')).toHaveText(['Open the client', 'Copy the connection URI']);
   await page.getByLabel('When access is ready').selectOption({ label: 'Copy the connection URI' });
   await page.getByLabel('Port for prod-orders').fill('80');
   await page.getByRole('button', { name: 'Save settings' }).click();

@@ -189,7 +189,7 @@ export function Settings() {
         <Field id="settings-client" label="When access is ready">
           {({ id }) => (
             <select id={id} value={current.preferredClient} onChange={(e) => update({ preferredClient: e.target.value as Draft['preferredClient'] })}>
-              <option value="psql">Open psql</option>
+              <option value="psql">Open the client</option>
               <option value="uri">Copy the connection URI</option>
             </select>
           )}
