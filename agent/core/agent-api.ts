@@ -164,7 +164,7 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
     execEnv: async (input) => {
       const { grantId } = parse('execEnv', input);
       const env = u.access.execEnv(grantId);
-      if (!env) throw new AgentError('not_found', 'There is no open connection for this access, or its client files could not be written. Connect first.');
+      if (!env) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
       return { env };
     },
     revealPassword: async (input) => {

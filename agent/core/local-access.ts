@@ -357,10 +357,10 @@ export class LocalAccess {
     const target = { host: '127.0.0.1', port: tunnel.port, database: route.target.database, user: route.dbUser };
     const client = clientKind(record.grant.kind);
     let command: string | undefined;
-    let execEnv: Record<string, string> | undefined;
+    let filesEnv: Record<string, string> = {};
     try {
       const files = this.options.clientFiles;
-      if (files) ({ command, execEnv } = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword }, { resourceId: record.grant.resourceId, bastion: route.bastion, target: route.target, privateKey: secrets.privateKey }));
+      if (files) ({ command, env: filesEnv } = await client.writeClientFiles(files, grantId, { ...target, password: secrets.dbPassword }, { resourceId: record.grant.resourceId, bastion: route.bastion, target: route.target, privateKey: secrets.privateKey }));
     } catch (error) {
       this.options.problem(new AgentError('launcher_failed', `The ${kindWords(record.grant.kind).client} password file could not be written (${error instanceof Error ? error.message : String(error)}); copy the connection URI instead.`));
     }
@@ -371,7 +371,7 @@ export class LocalAccess {
       throw new AgentError('not_found', 'This access has ended.');
     }
     record.tunnel = tunnel;
-    record.execEnv = execEnv;
+    record.execEnv = { ...client.execEnv({ ...target, password: secrets.dbPassword }), ...filesEnv };
     record.tunnelView = {
       status: 'open', host: '127.0.0.1', port: tunnel.port, preferredPort, connections: 0, database: target.database, user: target.user,
       ...(command ? { command } : {}), ...(tunnel.message ? { message: tunnel.message } : {}),

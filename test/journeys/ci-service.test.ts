@@ -26,9 +26,17 @@ function ciWindows(yaml: string, ciIssuer: string): string {
     `${line}\n${indent.slice(2)}- { name: deploy-bot, issuer: "${ciIssuer}", audience: "${CI_AUDIENCE}", subject: ${DEPLOY.clientId} }`)
     .replace('requesters: [ci-migrations]', 'requesters: [ci-migrations, deploy-bot]');
   const closed = withBot.replace('autoApprove: { window: "02:00-04:00" }', `autoApprove: { window: "${windowFromNow(2, 3)}" }`);
-  const resource = closed.slice(closed.indexOf('  - id: ci-orders'), closed.indexOf('\npolicies:'))
+  // One entry's block: from its first line to the next entry or section at its indent or less (the stack's
+  // config has more resources and policies after the CI ones).
+  const block = (text: string, first: string, next: RegExp) => {
+    const start = text.indexOf(first);
+    const rest = text.slice(start + first.length);
+    const end = rest.search(next);
+    return text.slice(start, end === -1 ? text.length : start + first.length + end);
+  };
+  const resource = block(closed, '  - id: ci-orders', /\n {0,2}\S/)
     .replace('id: ci-orders', 'id: ci-orders-open').replace('policy: ci-migrations', 'policy: ci-open');
-  const policy = closed.slice(closed.indexOf('  ci-migrations:')).replace('ci-migrations:', 'ci-open:').replace(windowFromNow(2, 3), windowFromNow(-1, 1));
+  const policy = block(closed, '  ci-migrations:', /\n {0,2}\S/).replace('ci-migrations:', 'ci-open:').replace(windowFromNow(2, 3), windowFromNow(-1, 1));
   return `${closed.replace('\npolicies:', `\n${resource}\npolicies:`)}\n${policy}`;
 }
 

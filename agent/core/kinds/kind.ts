@@ -21,20 +21,22 @@ export interface GrantRoute {
 /** Where the client connects: the tunnel's local end and the grant's user. */
 export interface ClientTarget { host: string; port: number; database: string; user: string }
 
-/** The grant's client files once written: what the user pastes, and what `stint connect --exec` gives its command. */
+/** The grant's client files once written: what the user pastes, and their paths for `stint connect --exec`. */
 export interface WrittenClientFiles {
   /** The command that connects with the files, as the user would paste it (no secret in it). */
   command: string;
-  /**
-   * The environment `stint connect --exec` runs its command with: the variables this kind's client reads, and the
-   * files' paths. May hold the password (a child's environment only, never the observable state).
-   */
-  execEnv: Record<string, string>;
+  /** Variables naming the files, added to execEnv's for `stint connect --exec` (STINT_MYCNF, STINT_SSH_CONFIG…). */
+  env: Record<string, string>;
 }
 
 export interface ClientKind {
-  /** Write the grant's client files; return the command that connects with them and the --exec environment. */
+  /** Write the grant's client files; return the command that connects with them and the variables naming them. */
   writeClientFiles(files: ClientFiles, grantId: string, target: ClientTarget & { password: string }, route: GrantRoute): Promise<WrittenClientFiles>;
+  /**
+   * The environment `stint connect --exec` runs its command with, without the files (a headless agent writes none):
+   * the variables this kind's client reads. It may hold the password (a child's environment only, never the state).
+   */
+  execEnv(target: ClientTarget & { password: string }): Record<string, string>;
   /** The connection URI for GUI clients; it holds the password (the vault keeps it). */
   uri(target: ClientTarget & { password: string }): string;
   /** Open the client in a terminal; `command` is the one writeClientFiles returned, when the files could be written. */

@@ -34,13 +34,12 @@ export function mariadbCommand(optionPath: string): string {
 export const mariadbClient: ClientKind = {
   async writeClientFiles(files, grantId, target) {
     const optionPath = await files.write(grantId, 'my.cnf', optionFile(target));
-    return {
-      command: mariadbCommand(optionPath),
-      // The client reads no variable for the user or the database, so the option file is the whole connection
-      // (`mariadb --defaults-file="$STINT_MYCNF"`); the MYSQL_* ones it does read are there for scripts and drivers.
-      execEnv: { STINT_MYCNF: optionPath, MYSQL_HOST: target.host, MYSQL_TCP_PORT: String(target.port), MYSQL_PWD: target.password },
-    };
+    // The client reads no variable for the user or the database: the option file is the whole connection
+    // (`mariadb --defaults-file="$STINT_MYCNF"`).
+    return { command: mariadbCommand(optionPath), env: { STINT_MYCNF: optionPath } };
   },
+  // What the client does read from the environment, for scripts and drivers that take the user and database apart.
+  execEnv: (t) => ({ MYSQL_HOST: t.host, MYSQL_TCP_PORT: String(t.port), MYSQL_PWD: t.password }),
   uri: (t) => `mysql://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password)}@${t.host}:${t.port}/${encodeURIComponent(t.database)}`,
   open: async (launcher, _target, command) => {
     if (!command || !launcher.openCommand) throw new AgentError('launcher_failed', 'This Stint host cannot open the mariadb client in a terminal. Copy the connection URI instead.');

@@ -32,13 +32,10 @@ export function psqlCommand(target: ClientTarget, passfile: string): string {
 
 export const postgresClient: ClientKind = {
   async writeClientFiles(files, grantId, target) {
-    const passfile = await files.write(grantId, 'pgpass', pgpassLine(target));
-    return {
-      command: psqlCommand(target, passfile),
-      // libpq's own variables: psql, pg_dump and most drivers read them.
-      execEnv: { PGHOST: target.host, PGPORT: String(target.port), PGUSER: target.user, PGPASSWORD: target.password, PGDATABASE: target.database },
-    };
+    return { command: psqlCommand(target, await files.write(grantId, 'pgpass', pgpassLine(target))), env: {} };
   },
+  // libpq's own variables: psql, pg_dump and most drivers read them.
+  execEnv: (t) => ({ PGHOST: t.host, PGPORT: String(t.port), PGUSER: t.user, PGPASSWORD: t.password, PGDATABASE: t.database }),
   uri: (t) => `postgres://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password)}@${t.host}:${t.port}/${encodeURIComponent(t.database)}`,
   open: (launcher, target) => launcher.openPsql(target),
 };

@@ -20,8 +20,10 @@ export const sshClient: ClientKind = {
       comment: `Stint grant ${grantId} on ${route.resourceId}: removed when the grant ends.`,
     });
     // `ssh -F "$STINT_SSH_CONFIG" "$STINT_SSH_HOST" CMD` (scp and rsync -e take the same -F): the key is a file.
-    return { command, execEnv: { STINT_SSH_CONFIG: configFile, STINT_SSH_HOST: alias } };
+    return { command, env: { STINT_SSH_CONFIG: configFile, STINT_SSH_HOST: alias } };
   },
+  // Nothing without the files: the key, the pinned host keys and the jump are all in them.
+  execEnv: () => ({}),
   uri: (t) => `ssh://${encodeURIComponent(t.user)}@${t.host}:${t.port}`,
   async open(launcher, _target, command) {
     if (!command) throw new AgentError('launcher_failed', 'The ssh files could not be written; end this access and request it again.');
