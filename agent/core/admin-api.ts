@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { AgentInput, AgentOutput, agentApi } from '../../shared/contract/agent';
 import type { ServerLink } from './server-link';
 
-type AdminMethod = 'adminLive' | 'adminRevoke' | 'adminAudit' | 'adminAuditVerify' | 'adminAuditExport';
+type AdminMethod = 'adminLive' | 'adminRevoke' | 'adminAudit' | 'adminAuditVerify' | 'adminAuditExport' | 'adminWebhooks' | 'adminPolicyHistory';
 
 export interface AdminApiUnits {
   link: Pick<ServerLink, 'api'>;
@@ -39,5 +39,7 @@ export function adminApiHandlers(u: AdminApiUnits): AdminHandlers {
       const bytes = await u.link.api().downloadAuditExport(query, path);
       return { path, bytes };
     },
+    adminWebhooks: async () => u.link.api().adminWebhooks(),
+    adminPolicyHistory: async (input) => u.link.api().adminPolicyHistory(u.parse('adminPolicyHistory', input)),
   };
 }

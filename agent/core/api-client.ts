@@ -18,7 +18,9 @@ import {
   ActivateResult, AuditList, CreateRequestResult, ExtendResult, GrantList, GrantResult, HeartbeatResult, Me, Problem, RekeyResult, RequestList, RequestResult,
   ResourceList, type CreateRequestBody, type StepUpProof,
 } from '../../shared/contract/http';
+import { PolicyHistory } from '../../shared/contract/policy';
 import { ReviewList, ReviewResult, type ReviewOutcome } from '../../shared/contract/reviews';
+import { WebhookStatusList } from '../../shared/contract/webhooks';
 import { AgentError } from './errors';
 
 export interface ApiClientOptions {
@@ -175,6 +177,8 @@ export class ApiClient {
   adminAudit(query: AuditFilterFields & { before?: number; limit?: number }) { return this.call('GET', `v1/admin/audit?${queryString(query)}`, AuditPage); }
   adminVerifyStatus() { return this.call('GET', 'v1/admin/audit/verify', AuditVerifyStatus); }
   adminVerify() { return this.call('POST', 'v1/admin/audit/verify', AuditVerifyStatus, {}); }
+  adminWebhooks() { return this.call('GET', 'v1/admin/webhooks', WebhookStatusList); }
+  adminPolicyHistory(query: { policyId?: string; limit?: number }) { return this.call('GET', `v1/admin/policies/history?${queryString(query)}`, PolicyHistory); }
   async revoke(grantId: string, reason: string) { return (await this.call('POST', `v1/grants/${encodeURIComponent(grantId)}/revoke`, GrantResult, { reason })).grant; }
 
   /**

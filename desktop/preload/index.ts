@@ -45,6 +45,8 @@ const api = {
   adminAudit: call('adminAudit'),
   adminAuditVerify: call('adminAuditVerify'),
   adminAuditExport: call('adminAuditExport'),
+  adminWebhooks: call('adminWebhooks'),
+  adminPolicyHistory: call('adminPolicyHistory'),
   listReviews: call('listReviews'),
   recordReview: call('recordReview'),
   getSettings: call('getSettings'),

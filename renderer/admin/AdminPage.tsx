@@ -1,7 +1,7 @@
 // The admin console served by the grant server at /admin/ (signed in at the IdP by then, and an administrator: the
 // server refuses the page to anyone else). It renders the Stint window's own admin views (src/views/Admin.tsx) in the
 // app context they expect, with the server adapter (api.ts) as their client: what an admin sees and does here is what
-// they see and do in the window.
+// they see and do in the window, except the Webhooks and Policy versions tabs (not in this page's API yet).
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import type { AgentState } from '../../shared/contract/agent';
 import type { PageSession } from '../../shared/contract/approve-page';
@@ -77,7 +77,7 @@ export function AdminPage({ api }: { api: AdminPageApi }) {
         {load.phase === 'loading' && <p className="muted">Loading…</p>}
         {load.phase === 'signed_out' && <p role="alert">You are signed out of the admin console. <a href="/admin/">Sign in again</a>.</p>}
         {load.phase === 'failed' && <p role="alert" className="error">The admin console could not start: {load.message}</p>}
-        {ctx && <AppContextValue.Provider value={ctx}><Admin /></AppContextValue.Provider>}
+        {ctx && <AppContextValue.Provider value={ctx}><Admin withAgentOnlyTabs={false} /></AppContextValue.Provider>}
       </main>
       <div className="toasts" role="status" aria-live="polite">
         {toasts.map((t) => (

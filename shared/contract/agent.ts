@@ -11,6 +11,8 @@ import {
 } from './stepup';
 import { AgentProblem } from './problem';
 import { AdminLive, AuditExportFormat, AuditFilterFields, AuditPage, AuditVerifyStatus } from './admin';
+import { PolicyHistory, PolicyHistoryQuery } from './policy';
+import { WebhookStatusList } from './webhooks';
 import {
   AuditList,
   AccessRequest, CreateRequestBody, DurationSeconds, Grant, Id, Instant, Me, Resource, ResourceKind, StepUpProof,
@@ -304,6 +306,10 @@ export const agentApi = {
   adminAuditVerify: { input: z.strictObject({ run: z.boolean().default(false) }), output: AuditVerifyStatus },
   /** Save the filtered audit (oldest first) as JSON Lines or CSV in the agent's export folder; answers where. */
   adminAuditExport: { input: AuditFilterFields.extend({ format: AuditExportFormat }), output: z.object({ path: z.string(), bytes: z.number().int().nonnegative() }) },
+  /** Each outbound webhook endpoint with its last delivery, failures and backlog (issue #24). */
+  adminWebhooks: { input: Empty, output: WebhookStatusList },
+  /** Policy versions newest first (one policy, or all), each with its diff from the version before (issue #25). */
+  adminPolicyHistory: { input: PolicyHistoryQuery.extend({ limit: z.number().int().min(1).max(500).optional() }), output: PolicyHistory },
   /** Break-glass uses I may review: open ones, or (`all`) recorded ones too. */
   listReviews: { input: z.strictObject({ all: z.boolean().optional() }), output: ReviewList },
   recordReview: { input: z.strictObject({ reviewId: Id, outcome: ReviewOutcome, note: z.string().max(2000).optional() }), output: ReviewResult },

@@ -1,13 +1,13 @@
 // The admin console on the real stack (issue #25): alice holds staging access with a real `psql` session open through
 // her tunnel; carol (admin) finds the grant under Admin → Live access with its reason and time left, revokes it with a
 // reason, and alice's psql session is cut within a deadline's budget. Then the audit tab: filtered to the revoke,
-// newest first, exported as CSV to a file, and the chain verified on demand. alice, not an admin, sees no Admin section.
+// newest first, exported as CSV to a file, and the chain verified on demand; the policy versions the server recorded. alice, not an admin, sees no Admin section.
 import { readFile } from 'node:fs/promises';
 import { expect, goTo, liveGrantId, livePsql, realStackForFile, shot, test } from './fixtures/stack';
 
 const run = realStackForFile();
 
-test('admin revokes from the console: the grantee\'s live psql session is cut; the audit shows, exports and verifies it', async () => {
+test('admin revokes from the console: the grantee\'s live psql session is cut; the audit shows, exports and verifies it; the recorded policy versions show', async () => {
   const info = test.info();
   const alice = await run.j.open('alice', { signIn: 'direct' });
   await expect(alice.page.getByText('Signed in as alice@example.com')).toBeVisible();
@@ -70,6 +70,16 @@ test('admin revokes from the console: the grantee\'s live psql session is cut; t
     await carol.page.getByRole('button', { name: 'Verify now' }).click();
     await expect(carol.page.getByRole('status', { name: 'Audit chain' })).toContainText(/Chain intact: [\d,]+ entries/, { timeout: 30_000 });
     await shot(carol.page, '03-audit', info);
+
+    // Policy versions: the config's policies as the server recorded them at start, each version 1 and current, with
+    // its diff from nothing (every line added).
+    await carol.page.getByRole('button', { name: 'Policy versions' }).click();
+    const staging = carol.page.getByRole('listitem', { name: 'staging-self-service version 1' });
+    await expect(staging).toContainText('Version 1 current');
+    await expect(staging.locator('dd code')).toHaveText(/^\S{16,}$/);
+    await expect(staging.locator('pre')).toContainText('+++ policies/staging-self-service');
+    await expect(carol.page.getByRole('heading', { level: 3, name: 'production-db' })).toBeVisible();
+    await shot(carol.page, '04-policy-versions', info);
   } finally {
     session.child.kill();
   }

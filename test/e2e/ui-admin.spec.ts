@@ -1,6 +1,7 @@
 // The admin console's screens and History's paging, with a scripted agent (the real-stack revoke is
 // journey-admin.spec.ts): History starts at the newest entry and pages on with "Show older"; the Admin section is
-// there for admins only; grants still ending say what they wait for; pending requests show approvers and age.
+// there for admins only; grants still ending say what they wait for; pending requests show approvers and age; webhook
+// endpoints and policy versions show what the agent reads.
 import { ScriptedAgent, sampleResources } from './fixtures/scripted-agent';
 import { expect, test } from './fixtures/ui';
 import type { AuditEntry } from '../../shared/contract/http';
@@ -61,4 +62,37 @@ test('Admin: ending grants say what they wait for; pending requests show approve
   await page.getByRole('button', { name: 'Newer' }).click();
   await expect(rows.nth(1)).toContainText('entry 120');
   expect(agent.calls.filter((c) => c.method === 'adminAudit').map((c) => (c.input as { before?: number }).before)).toEqual([undefined, 71, undefined]);
+});
+
+test('Admin: webhook endpoints show their last delivery, failures and backlog; policy versions show newest first with diffs', async ({ page, openUi }) => {
+  const agent = new ScriptedAgent({ state: { session: { status: 'signed_in', user: DANA }, resources: sampleResources() } });
+  const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+  agent.adminWebhookEndpoints = [{
+    id: 'siem', url: 'https://siem.example.com', format: 'standard', events: ['grant.activated', 'grant.revoked'],
+    delivered: 41, pending: 3, failed: 1, failedAttempts: 5, lastDeliveryAt: at(30), oldestPendingAt: at(4),
+    lastFailure: { at: at(2), error: 'HTTP 503', eventType: 'grant.revoked' },
+  }];
+  agent.adminPolicyVersions = [
+    { policyId: 'prod', version: 2, hash: 'b'.repeat(64), createdAt: at(5), current: true, diff: '--- policies/prod\n+++ policies/prod\n@@ -1 +1 @@\n-maxDuration: 3600\n+maxDuration: 1800' },
+    { policyId: 'prod', version: 1, hash: 'a'.repeat(64), createdAt: at(60), current: false, diff: '+++ policies/prod\n+maxDuration: 3600' },
+  ];
+  await openUi(agent, '?view=admin');
+
+  await page.getByRole('button', { name: 'Webhooks' }).click();
+  const hook = page.getByRole('listitem', { name: 'siem' });
+  await expect(hook).toContainText(/Sends to\s*https:\/\/siem\.example\.com/);
+  await expect(hook).toContainText(/Format\s*standard/);
+  await expect(hook).toContainText(/Events\s*grant\.activated, grant\.revoked/);
+  await expect(hook).toContainText(/Last delivery\s*failed .* \(grant\.revoked\): HTTP 503/);
+  await expect(hook).toContainText(/Failures\s*1 given up, 5 failed attempts/);
+  await expect(hook).toContainText(/Backlog\s*3 \(oldest /);
+
+  await page.getByRole('button', { name: 'Policy versions' }).click();
+  const versions = page.getByRole('region', { name: 'prod' }).getByRole('listitem');
+  await expect(versions).toHaveCount(2);
+  await expect(versions.nth(0)).toContainText('Version 2 current');
+  await expect(versions.nth(0).locator('pre')).toContainText('+maxDuration: 1800');
+  await expect(versions.nth(1)).toContainText('Version 1');
+  await expect(versions.nth(1)).not.toContainText('current');
+  await expect(versions.nth(1)).toContainText('a'.repeat(64));
 });

@@ -12,27 +12,34 @@ import { Dialog } from '../ui/Dialog';
 import { Field } from '../ui/Field';
 import { errorMessage } from '../useAgent';
 import { Countdown } from './Active';
+import { PolicyVersionsPanel, WebhooksPanel } from './AdminConfig';
 import { requesterName } from './Approvals';
 
-type Tab = 'live' | 'pending' | 'audit';
-const TABS: { tab: Tab; label: string }[] = [
+type Tab = 'live' | 'pending' | 'audit' | 'webhooks' | 'policies';
+const TABS: { tab: Tab; label: string; agentOnly?: true }[] = [
   { tab: 'live', label: 'Live access' },
   { tab: 'pending', label: 'Pending requests' },
   { tab: 'audit', label: 'Audit' },
+  { tab: 'webhooks', label: 'Webhooks', agentOnly: true },
+  { tab: 'policies', label: 'Policy versions', agentOnly: true },
 ];
 const LIVE_REFRESH_MS = 10_000;
 
-export function Admin() {
+/** `withAgentOnlyTabs` false: the server-origin console (renderer/admin), whose page API has no webhook or policy calls. */
+export function Admin({ withAgentOnlyTabs = true }: { withAgentOnlyTabs?: boolean }) {
   const [tab, setTab] = useState<Tab>('live');
   return (
     <section className="view" aria-labelledby="view-title">
       <h2 id="view-title" tabIndex={-1}>Admin</h2>
       <div className="tabs" role="group" aria-label="Admin sections">
-        {TABS.map((t) => (
+        {TABS.filter((t) => withAgentOnlyTabs || !t.agentOnly).map((t) => (
           <button key={t.tab} type="button" className="tab" aria-pressed={tab === t.tab} onClick={() => setTab(t.tab)}>{t.label}</button>
         ))}
       </div>
-      {tab === 'audit' ? <AuditPanel /> : <LivePanel tab={tab} />}
+      {tab === 'audit' ? <AuditPanel />
+        : tab === 'webhooks' ? <WebhooksPanel />
+          : tab === 'policies' ? <PolicyVersionsPanel />
+            : <LivePanel tab={tab} />}
     </section>
   );
 }
