@@ -171,6 +171,8 @@ describe('stint and an SSH host (issue #23)', () => {
       const carol = await stack.idp.tokenFor('carol');
       const audit = async () => ((await call(stack.serverUrl, 'GET', `/v1/audit?grantId=${out.grantId}&limit=500`, { token: carol })).body.entries as AuditEntry[]);
       await expect.poll(async () => (await audit()).filter((e) => /^host\.session\.(killed|closed)$/.test(e.action)).length, { timeout: 10_000 }).toBe(2);
+      // The credentials count as revoked once the host has confirmed its end and the bastion has cut (500 ms later).
+      await expect.poll(async () => (await audit()).some((e) => e.action === 'grant.credentials_revoked'), { timeout: 10_000 }).toBe(true);
       const entries = await audit();
       const opened = entries.filter((e) => e.action === 'host.session.opened');
       expect(opened).toHaveLength(2); // the command and the live session (the refused login opened none)
