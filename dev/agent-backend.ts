@@ -12,6 +12,7 @@ import type { Clock } from '../shared/domain/clock';
 import type { SecretStore } from '../agent/core/secrets/secret-store';
 import { Session } from '../agent/core/session';
 import { startPostgres, type PostgresInstance } from './postgres';
+import { stopList } from './process';
 import { startKeyring, type KeyringInstance } from './keyring';
 import { startSshd, type SshdInstance } from './sshd';
 import { installKeysCommand } from './keys-command';
@@ -60,10 +61,7 @@ const LEVELS = {
 };
 
 export async function startAgentBackend(): Promise<AgentBackend> {
-  const stops: Array<() => Promise<unknown> | unknown> = [];
-  const stopAll = async () => {
-    for (const stop of stops.splice(0).reverse()) await Promise.resolve().then(stop).catch(() => undefined);
-  };
+  const { stops, stopAll } = stopList();
   try {
     const [pg, keyring, idp] = await Promise.all([startPostgres(), startKeyring(), startIdp()]);
     stops.push(() => keyring.stop(), () => pg.stop(), () => idp.close());

@@ -69,3 +69,15 @@ export async function mustRun(command: string, args: string[], options: SpawnOpt
   if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`);
   return result.stdout;
 }
+
+/**
+ * What a composed set of services must undo, pushed as each starts and run last-first by `stopAll`: a stop that fails
+ * does not keep the others from running (a half-started stack is torn down the same way as a full one).
+ */
+export function stopList(): { stops: Array<() => Promise<unknown> | unknown>; stopAll: () => Promise<void> } {
+  const stops: Array<() => Promise<unknown> | unknown> = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await Promise.resolve().then(stop).catch(() => undefined);
+  };
+  return { stops, stopAll };
+}

@@ -13,7 +13,7 @@ import { installKeysCommand, type InstalledKeysCommand } from '../keys-command';
 import { BASTION_TOKEN, spawnGrantServer, testConfig, type SpawnedGrantServer } from '../grant-server';
 import { freePort } from '../ports';
 import { serviceDir } from '../run-dir';
-import { startProcess, type Started } from '../process';
+import { startProcess, stopList, type Started } from '../process';
 import type { ServerConfigInput } from '../../server/config';
 import { CHAOS_AGENT_ENV, LINE_PREFIX, type ChaosAgentConfig } from './agent-process';
 
@@ -166,10 +166,7 @@ export interface ChaosStack {
 }
 
 export async function startChaosStack(options: { agents: number; resources: number; instances: number }): Promise<ChaosStack> {
-  const stops: Array<() => Promise<unknown> | unknown> = [];
-  const stopAll = async () => {
-    for (const stop of stops.splice(0).reverse()) await Promise.resolve().then(stop).catch(() => undefined);
-  };
+  const { stops, stopAll } = stopList();
   try {
     const [pg, keyring, idp] = await Promise.all([startPostgres(), startKeyring(), startIdp()]);
     stops.push(() => keyring.stop(), () => pg.stop(), () => idp.close());
