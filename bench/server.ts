@@ -4,6 +4,9 @@
 //                             benchmark), so this measures the server: auth, policy, risk, storage, audit, events.
 //   baseline_rps            — authenticated GET /v1/me in the same run (the floor any route pays).
 //   fanout_p99_ms           — one event to 1,000 concurrent SSE clients: p99 of (receipt − event instant).
+//   api_p99_ms              — what a user's window asks while those 1,000 streams are open and events fan out to
+//                             them (GET /v1/me, /v1/grants, /v1/requests in turn, 4 callers): p99 per call, beside
+//                             api_idle_p99_ms, the same calls with no stream open, measured first in the same run.
 import { agent, keyLine, noop, openEventClients, request } from './support/http';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -32,7 +35,26 @@ function percentile(values: number[], p: number): number {
 }
 
 interface LoadInput { url: string; alice: string; bob: string; quick: boolean }
-interface LoadOutput { lifecycles: number; baseline: number; latencies: number[]; clients: number }
+interface LoadOutput { lifecycles: number; baseline: number; latencies: number[]; clients: number; api: number[]; apiIdle: number[] }
+
+const API_PATHS = ['/v1/me', '/v1/grants', '/v1/requests'];
+
+/** A user's window asking the server things, until stopped: each call's latency in ms. */
+function apiCallers(base: URL, token: string, callers: number): { stop: () => Promise<number[]> } {
+  const times: number[] = [];
+  let running = true;
+  const loops = Array.from({ length: callers }, async (_, c) => {
+    for (let i = c; running; i++) {
+      const path = API_PATHS[i % API_PATHS.length]!;
+      const started = performance.now();
+      const r = await request(base, 'GET', path, token);
+      if (r.status !== 200) throw new Error(`GET ${path} → ${r.status}`);
+      times.push(performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  });
+  return { stop: async () => { running = false; await Promise.all(loops); return times; } };
+}
 
 /** The load generator: in a worker thread, so clients and server each have a core (2-core machine). */
 async function load(input: LoadInput): Promise<LoadOutput> {
@@ -63,6 +85,10 @@ async function load(input: LoadInput): Promise<LoadOutput> {
   });
   parentPort?.postMessage({ phase: 'lifecycles-end', count: lifecycleCount });
 
+  const idleCalls = apiCallers(base, alice, 4);
+  await new Promise((r) => setTimeout(r, input.quick ? 2_000 : 5_000));
+  const apiIdle = await idleCalls.stop();
+
   // Fan-out: 1,000 SSE clients (bob, a dba: every approval ask reaches them all).
   const clients = 1_000;
   const latencies: number[] = [];
@@ -71,6 +97,7 @@ async function load(input: LoadInput): Promise<LoadOutput> {
     if (envelope.event.type === 'approval.asked' && expected.has(envelope.event.request.id)) latencies.push(now - Date.parse(envelope.at));
   });
   const rounds = input.quick ? 10 : 30;
+  const calls = apiCallers(base, alice, 4);
   for (let i = 0; i < rounds; i++) {
     const before = latencies.length;
     const created = await request(base, 'POST', '/v1/requests', alice, { resourceId: 'prod-orders', level: 'read', reason: `bench ${i}`, deviceId: 'bench-device-1' });
@@ -80,9 +107,10 @@ async function load(input: LoadInput): Promise<LoadOutput> {
     if (latencies.length < before + clients) throw new Error(`round ${i}: only ${latencies.length - before} of ${clients} clients got the event`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const api = await calls.stop();
   events.close();
   agent.destroy();
-  return { lifecycles, baseline, latencies, clients };
+  return { lifecycles, baseline, latencies, clients, api, apiIdle };
 }
 
 if (!isMainThread && (workerData as { benchServerLoad?: LoadInput } | undefined)?.benchServerLoad) {
@@ -131,6 +159,10 @@ export default async function bench(opts: { quick: boolean }): Promise<Record<st
       fanout_p99_ms: percentile(result.latencies, 99),
       fanout_p50_ms: percentile(result.latencies, 50),
       fanout_clients: result.clients,
+      api_p99_ms: percentile(result.api, 99),
+      api_p50_ms: percentile(result.api, 50),
+      api_idle_p99_ms: percentile(result.apiIdle, 99),
+      api_calls: result.api.length,
       server_ms_per_lifecycle: serverMsPerLifecycle,
       changes_per_commit: count ? sum / count : NaN,
     };
