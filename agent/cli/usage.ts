@@ -49,6 +49,8 @@ export const COMMANDS: readonly CommandHelp[] = [
     details: [
       'New keys from the server for the same grant and end: the old key and password stop working. Then the tunnel',
       'is held like `connect`. `stint grants` lists what was left from before; `stint release` ends it instead.',
+      'Where policy asked the request for a step-up, taking it back asks for a fresh one: the code from your',
+      'authenticator app (--code, else asked for at the terminal).',
     ],
   },
   { name: 'release', args: '<resource|grant> [--json]', summary: 'end access now' },

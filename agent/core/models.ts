@@ -10,9 +10,22 @@ import { needsApproval, resourceHints } from '../../shared/domain/policy-words';
 
 export type TrayIcon = 'idle' | 'active' | 'waiting' | 'needs_you' | 'offline';
 
+/** A window to show: a view of the renderer (renderer/src/route.ts reads `view` and the params). */
+export type TrayOpen = { type: 'open'; view: 'request' | 'stepup' | 'resume' | 'approve' | 'deny' | 'extend' | 'main' | 'settings'; params?: Record<string, string> };
+
 export type TrayAction =
-  | { type: 'call'; method: 'signIn' | 'signOut' | 'connect' | 'openPsql' | 'copyConnectionUri' | 'release' | 'resumeGrant' | 'cancelRequest'; input: Record<string, string> }
-  | { type: 'open'; view: 'request' | 'stepup' | 'approve' | 'deny' | 'extend' | 'main' | 'settings'; params?: Record<string, string> }
+  | {
+    type: 'call';
+    method: 'signIn' | 'signOut' | 'connect' | 'openPsql' | 'copyConnectionUri' | 'release' | 'resumeGrant' | 'cancelRequest';
+    input: Record<string, string>;
+    /**
+     * Where the user finishes the call when the agent answers that it needs a step-up first (`stepup_required`): a
+     * menu cannot ask for a passkey or a code, a window can. Whether it is needed is the server's to say at the call
+     * (policy, risk), so the call is tried first and the window opens only when it is.
+     */
+    onStepUp?: TrayOpen;
+  }
+  | TrayOpen
   | { type: 'quit' };
 
 export type TrayMenuItem =
@@ -127,7 +140,11 @@ export function trayModel(state: AgentState, now: number): TrayModel {
           label: `${t.name} · ${g.local.grant.level} · ${t.left} left · stopped`,
           submenu: [
             { kind: 'label', label: 'Stint stopped while this access was active' },
-            { kind: 'item', label: 'Resume', action: { type: 'call', method: 'resumeGrant', input: { grantId } } },
+            {
+              kind: 'item',
+              label: 'Resume',
+              action: { type: 'call', method: 'resumeGrant', input: { grantId }, onStepUp: { type: 'open', view: 'resume', params: { grantId, requestId: g.local.grant.requestId } } },
+            },
             { kind: 'item', label: 'End', action: { type: 'call', method: 'release', input: { grantId } } },
           ],
         });

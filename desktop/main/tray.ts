@@ -13,6 +13,7 @@ import type { AgentState } from '../../shared/contract/agent';
 import type { Clock, TimerHandle } from '../../shared/domain/clock';
 import { countdownChangesInMs } from '../../shared/domain/countdown';
 import { activeGrants, trayModel, type TrayAction, type TrayIcon, type TrayMenuItem } from '../../agent/core/models';
+import { isAgentError } from '../../agent/core/errors';
 
 export interface TrayLike {
   setImage(image: string): void;
@@ -158,7 +159,10 @@ export class TrayController {
   }
 }
 
-/** Where tray actions go: the agent's api, the windows, or quitting. Errors of calls are reported, not thrown. */
+/**
+ * Where tray actions go: the agent's api, the windows, or quitting. Errors of calls are reported, not thrown — but a
+ * call refused for a step-up opens the window its action names for that (`onStepUp`), where the user can give one.
+ */
 export function trayDispatcher(deps: {
   call: (method: Extract<TrayAction, { type: 'call' }>['method'], input: Record<string, string>) => Promise<unknown>;
   open: (view: Extract<TrayAction, { type: 'open' }>['view'], params: Record<string, string>) => void;
@@ -167,9 +171,14 @@ export function trayDispatcher(deps: {
 }): (action: TrayAction) => void {
   return (action) => {
     switch (action.type) {
-      case 'call':
-        void deps.call(action.method, action.input).catch(deps.onError);
+      case 'call': {
+        const { onStepUp } = action;
+        void deps.call(action.method, action.input).catch((error: unknown) => {
+          if (onStepUp && isAgentError(error, 'stepup_required')) deps.open(onStepUp.view, onStepUp.params ?? {});
+          else deps.onError(error);
+        });
         return;
+      }
       case 'open':
         deps.open(action.view, action.params ?? {});
         return;

@@ -1,7 +1,7 @@
-// Stint's two windows: a small frameless popover by the tray for one decision (request, step-up, approve, deny,
-// extend; Esc closes it) and the main window (grants, approvals, history, settings). Both show the same bundled
-// renderer, which picks its view from `?view=…` (renderer/src/route.ts). Windows are made by an injected factory
-// (index.ts: createSecureWindow), so where they go and what they load is tested under Node.
+// Stint's two windows: a small frameless popover by the tray for one decision (request, step-up, the step-up of a
+// resume, approve, deny, extend; Esc closes it) and the main window (grants, approvals, history, settings). Both show
+// the same bundled renderer, which picks its view from `?view=…` (renderer/src/route.ts). Windows are made by an
+// injected factory (index.ts: createSecureWindow), so where they go and what they load is tested under Node.
 import { pathToFileURL } from 'node:url';
 import type { TrayAction } from '../../agent/core/models';
 import { STEP_UP_PARTITION } from './stepup-origin';
@@ -9,7 +9,7 @@ import { STEP_UP_PARTITION } from './stepup-origin';
 export type OpenView = Extract<TrayAction, { type: 'open' }>['view'];
 export type WindowKind = 'popover' | 'main';
 
-const POPOVER_VIEWS: ReadonlySet<OpenView> = new Set(['request', 'stepup', 'approve', 'deny', 'extend']);
+const POPOVER_VIEWS: ReadonlySet<OpenView> = new Set(['request', 'stepup', 'resume', 'approve', 'deny', 'extend']);
 
 export function windowFor(view: OpenView): WindowKind {
   return POPOVER_VIEWS.has(view) ? 'popover' : 'main';

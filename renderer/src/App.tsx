@@ -20,7 +20,7 @@ import { RequestForm } from './views/RequestForm';
 import { Resources } from './views/Resources';
 import { Settings } from './views/Settings';
 import { hostOf, SignIn } from './views/SignIn';
-import { isLive, resourceLabel } from './policy';
+import { isLive, resourceLabel, resumeSummary } from './policy';
 import { formatDuration } from './format';
 import { Waiting } from './views/Waiting';
 
@@ -198,6 +198,11 @@ function DialogFor({ spec, ctx }: { spec: DialogSpec; ctx: AppContext }) {
       return spec.kind === 'approve' ? <ApproveDialog request={request} /> : <DenyDialog request={request} />;
     }
     case 'stepup': {
+      // A resume's step-up (from the Active view, or from the tray's Resume) is for a grant still live. Not "still left
+      // from before": the agent publishes the grant resumed before the call answers, and the dialog must last until then.
+      const resumed = spec.action === 'resume' ? state.grants.find((g) => g.grant.id === spec.grantId && isLive(g)) : undefined;
+      if (spec.action === 'resume' && !resumed) return <Gone what="That access has already ended." close={close} />;
+      const title = spec.summary ?? (resumed ? resumeSummary(resumed) : describeRequest(state, spec.requestId));
       const submit = (proof: StepUpProof) => (spec.action === 'resume'
         ? client.call('resumeGrant', { grantId: spec.grantId ?? '', stepUp: proof })
         : spec.action === 'request'
@@ -214,12 +219,12 @@ function DialogFor({ spec, ctx }: { spec: DialogSpec; ctx: AppContext }) {
           toast({ title: 'Verified', body: approved ? 'Your access is being set up.' : 'Your request is now waiting for approval.', tone: 'ok' });
           go(approved ? 'active' : 'waiting');
         } else {
-          toast({ title: 'Approved', body: spec.summary ?? describeRequest(state, spec.requestId), tone: 'ok' });
+          toast({ title: 'Approved', body: title, tone: 'ok' });
         }
       };
       return (
         <StepUpSlot client={client} action={{ kind: spec.action === 'resume' ? 'request' : spec.action, requestId: spec.requestId }}
-          summary={{ title: spec.summary ?? describeRequest(state, spec.requestId) }} submit={submit} onDone={onDone} onCancel={close}
+          summary={{ title }} submit={submit} onDone={onDone} onCancel={close}
           onEnroll={() => { close(); go('settings'); }} />
       );
     }

@@ -60,11 +60,13 @@ describe('routeFrom (tray and deep links)', () => {
     expect(routeFrom('?view=deny&requestId=r1', views)).toEqual({ view: 'approvals', dialog: { kind: 'deny', requestId: 'r1' } });
     expect(routeFrom('?view=stepup&requestId=r1', views)).toEqual({ view: 'waiting', dialog: { kind: 'stepup', action: 'request', requestId: 'r1' } });
     expect(routeFrom('?view=extend&grantId=g1', views)).toEqual({ view: 'active', dialog: { kind: 'extend', grantId: 'g1' } });
+    expect(routeFrom('?view=resume&grantId=g1&requestId=r1', views)).toEqual({ view: 'active', dialog: { kind: 'stepup', action: 'resume', requestId: 'r1', grantId: 'g1' } });
     expect(routeFrom('?view=settings', views)).toEqual({ view: 'settings' });
   });
   it('ignores what it does not know', () => {
     expect(routeFrom('?view=main', views)).toEqual({});
     expect(routeFrom('?view=request', views)).toEqual({});
+    expect(routeFrom('?view=resume&grantId=g1', views)).toEqual({});
     expect(routeFrom('?view=evil', views)).toEqual({});
     expect(routeFrom('', views)).toEqual({});
   });

@@ -70,6 +70,11 @@ export function resourceLabel(resources: Resource[], resourceId: string, fallbac
   return resources.find((r) => r.id === resourceId)?.name ?? fallback ?? resourceId;
 }
 
+/** What a step-up to take back a grant left from before confirms, in the Active view and from the tray alike. */
+export function resumeSummary(local: Pick<LocalGrant, 'grant' | 'resourceName'>): string {
+  return `Resume your ${local.grant.level} access to ${local.resourceName ?? local.grant.resourceId} with new keys`;
+}
+
 /** Access is live until the agent publishes that it ended (the agent decides; the UI only shows it). */
 export function isLive(local: Pick<LocalGrant, 'phase'>): boolean {
   return local.phase !== 'ended';

@@ -107,7 +107,8 @@ describe('trayModel', () => {
     expect(labels(model.menu).slice(1, 5)).toEqual(['---', 'Active', 'prod-orders · write · 40m left · stopped', 'staging-users · read · 3h 00m left']);
     expect(find(model.menu, 'prod-orders · write').submenu).toEqual([
       { kind: 'label', label: 'Stint stopped while this access was active' },
-      { kind: 'item', label: 'Resume', action: { type: 'call', method: 'resumeGrant', input: { grantId: 'g1' } } },
+      // Straight from the menu; where the server asks for a step-up first, the window where the user can give one.
+      { kind: 'item', label: 'Resume', action: { type: 'call', method: 'resumeGrant', input: { grantId: 'g1' }, onStepUp: { type: 'open', view: 'resume', params: { grantId: 'g1', requestId: 'r-g1' } } } },
       { kind: 'item', label: 'End', action: { type: 'call', method: 'release', input: { grantId: 'g1' } } },
     ]);
     expect(labels(find(model.menu, 'staging-users · read').submenu!)).toEqual(['Connect', 'Extend…', 'End now']);

@@ -2,8 +2,12 @@
 // between agent and server that can be cut, and probes for what a user (or an attacker with the laptop) could still
 // use after access should have ended: a listening port, a keychain item, a database role.
 import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import { startProcess } from '../../dev/process';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import pg from 'pg';
+import { generate } from 'otplib';
+import type { Agent } from '../../agent/core/agent';
 import type { Clock } from '../../shared/domain/clock';
 import { systemClock } from '../../shared/domain/clock';
 import { editConfigText, type Stack } from '../harness/stack';
@@ -104,6 +108,63 @@ export async function api<T = any>(stack: Stack, token: string, method: 'GET' | 
   });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/**
+ * A user's authenticator app, set up through an agent. The server takes a code ±1 step (30 s) from now and each
+ * step's code once per user, so `nextCode` gives the code of the next step not yet used, waiting for it if need be.
+ */
+export class AuthenticatorApp {
+  private lastStep = -Infinity;
+  private constructor(private readonly secret: string) {}
+
+  static async enroll(agent: Agent): Promise<AuthenticatorApp> {
+    const app = new AuthenticatorApp((await agent.api.enrollTotp({})).secret);
+    await agent.api.confirmTotp({ code: await app.nextCode() });
+    return app;
+  }
+
+  async nextCode(): Promise<string> {
+    for (;;) {
+      const now = Math.floor(Date.now() / 30_000);
+      const step = Math.max(this.lastStep + 1, now);
+      if (step <= now + 1) {
+        this.lastStep = step;
+        return generate({ secret: this.secret, epoch: step * 30 });
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+}
+
+/** What an agent held when it was killed mid-grant (faults-crashed-agent.ts prints it). */
+export interface CrashedGrant { grantId: string; requestId: string; port: number; role: string; uri: string }
+
+/**
+ * An agent in a process of its own signs in as `user` on `device`, gets a read grant of `resourceId` with a tunnel
+ * (giving `code`, a one-time code, where the policy asks the request for a step-up), and is killed with SIGKILL: no
+ * dispose, no wipe, the server not told. Resolves once its tunnel's port refuses: the grant goes on on the server.
+ */
+export async function crashMidGrant(stack: Stack, o: { device: string; user?: string; resourceId?: string; code?: string; durationSeconds?: number }): Promise<CrashedGrant> {
+  const crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
+    env: {
+      ...process.env,
+      FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,
+      FAULT_USER: o.user ?? 'alice', FAULT_DURATION_SECONDS: String(o.durationSeconds ?? 600), FAULT_DEVICE_ID: o.device,
+      ...(o.resourceId ? { FAULT_RESOURCE: o.resourceId } : {}), ...(o.code ? { FAULT_TOTP_CODE: o.code } : {}),
+    },
+  });
+  let held: CrashedGrant & { error?: string };
+  try {
+    await until(() => /^\{.*\}$/m.test(crashed.output()) || crashed.child.exitCode !== null, 30_000, 50).catch(() => undefined);
+    const line = crashed.output().split('\n').find((l) => l.startsWith('{'));
+    held = JSON.parse(line ?? '{"error":"no output"}') as CrashedGrant & { error?: string };
+  } finally {
+    await crashed.stop('SIGKILL');
+  }
+  if (held.error !== undefined) throw new Error(`the agent to crash got no grant: ${crashed.output()}`);
+  if (!(await portRefuses(held.port))) throw new Error(`the crashed agent's tunnel port ${held.port} still answers`);
+  return held;
 }
 
 /** Wait until `predicate` holds, checking every `everyMs`; returns when it first held (ms since the epoch). */

@@ -8,6 +8,7 @@ import { T0, grant, local, request, resource, state } from '../agent/builders';
 import type { TrayAction } from '../../agent/core/models';
 import { TrayController, trayDispatcher, trayIconPath, type ShellToggle } from '../../desktop/main/tray';
 import type { AgentState } from '../../shared/contract/agent';
+import { AgentError } from '../../agent/core/errors';
 
 const MIN = 60_000;
 
@@ -217,5 +218,29 @@ describe('tray actions', () => {
     dispatch({ type: 'quit' });
     await new Promise((r) => setTimeout(r, 0));
     expect(seen).toEqual(['call copyConnectionUri {"grantId":"g1"}', 'call release {"grantId":"g1"}', 'open main {}', 'quit', 'error offline']);
+  });
+
+  it('a call refused for a step-up opens the window its action names for that; any other failure is reported', async () => {
+    const seen: string[] = [];
+    const refusals: Record<string, Error> = {
+      g1: new AgentError('stepup_required', 'Taking this access back needs a step-up.'),
+      g2: new AgentError('server_unreachable', 'The server cannot be reached.'),
+    };
+    const dispatch = trayDispatcher({
+      call: async (method, input) => { seen.push(`call ${method} ${input.grantId}`); throw refusals[input.grantId!]; },
+      open: (view, params) => seen.push(`open ${view} ${JSON.stringify(params)}`),
+      quit: () => seen.push('quit'),
+      onError: (e) => seen.push(`error ${(e as Error).message}`),
+    });
+    const resume = (grantId: string): TrayAction => ({ type: 'call', method: 'resumeGrant', input: { grantId }, onStepUp: { type: 'open', view: 'resume', params: { grantId, requestId: `r-${grantId}` } } });
+    dispatch(resume('g1'));
+    dispatch(resume('g2'));
+    // Without a window to go to, a step-up refusal is reported like any failure.
+    dispatch({ type: 'call', method: 'connect', input: { grantId: 'g1' } });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(seen).toEqual([
+      'call resumeGrant g1', 'call resumeGrant g2', 'call connect g1',
+      'open resume {"grantId":"g1","requestId":"r-g1"}', 'error The server cannot be reached.', 'error Taking this access back needs a step-up.',
+    ]);
   });
 });

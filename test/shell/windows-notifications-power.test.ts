@@ -48,7 +48,7 @@ describe('windows', () => {
   const server: UiLocation = { kind: 'origin', origin: 'https://stint.example.com' };
 
   it('one decision goes to the popover, everything else to the main window', () => {
-    expect(['request', 'stepup', 'approve', 'deny', 'extend'].map((v) => windowFor(v as never))).toEqual(Array(5).fill('popover'));
+    expect(['request', 'stepup', 'resume', 'approve', 'deny', 'extend'].map((v) => windowFor(v as never))).toEqual(Array(6).fill('popover'));
     expect(windowFor('main')).toBe('main');
     expect(windowFor('settings')).toBe('main');
   });

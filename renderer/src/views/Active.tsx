@@ -105,7 +105,7 @@ function LeftFromBefore({ local, name }: { local: LocalGrant; name: string }) {
       toast({ title: `${name} resumed`, body: `New keys, same end — connected on ${connection.host}:${connection.port}.`, tone: 'ok' });
     } catch (e) {
       // Where the policy asked the request for a step-up, taking it back asks for a fresh one.
-      if (errorCode(e) === 'stepup_required') open({ kind: 'stepup', action: 'resume', requestId: g.requestId, grantId: g.id, summary: `Resume your ${g.level} access to ${name} with new keys` });
+      if (errorCode(e) === 'stepup_required') open({ kind: 'stepup', action: 'resume', requestId: g.requestId, grantId: g.id });
       else alert(errorMessage(e));
     } finally {
       setBusy(false);
