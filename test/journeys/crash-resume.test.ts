@@ -2,51 +2,31 @@
 // and the same device starts Stint again. The new agent offers the grant as left from before and Resume takes it back:
 // new keys from the server for the same grant and end, the tunnel opened again, and a real `psql` query works through
 // it — while the crashed run's password logs in nowhere. The same from a terminal: `stint grants` lists it as left
-// from before and `stint resume` takes it back and holds the tunnel. (End from the offer: faults-agent-crash.test.ts.)
-import { resolve } from 'node:path';
+// from before and `stint resume` takes it back and holds the tunnel — with a one-time code where the policy asks for
+// a step-up (staging-shop, MariaDB). (End from the offer: faults-agent-crash.test.ts; the tray: test/shell/tray-resume.)
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
-import { startProcess, type Started } from '../../dev/process';
 import { serviceDir } from '../../dev/run-dir';
 import { runCli, type Io } from '../../agent/cli/main';
-import { api, keychainItemsFor, portRefuses, queryOnce, until } from './faults-support';
+import { api, AuthenticatorApp, crashMidGrant as crash, keychainItemsFor, portRefuses, queryOnce, type CrashedGrant } from './faults-support';
 
 const execFileP = promisify(execFile);
 /** A command line as pasted into a shell. */
 const sh = async (line: string) => (await execFileP('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
 let stack: Stack;
-let crashed: Started | undefined;
-beforeAll(async () => { stack = await startStack(); }, 120_000);
-afterAll(async () => {
-  await crashed?.stop('SIGKILL');
-  await stack?.stop();
-});
+beforeAll(async () => { stack = await startStack({ mariadb: true }); }, 120_000);
+afterAll(async () => { await stack?.stop(); });
 
 const DEVICE = 'device-crash-resume';
 
-interface Crashed { grantId: string; port: number; role: string; uri: string; error?: string }
-
-/** An agent in its own process gets a staging grant with a tunnel on `device`, and is killed (SIGKILL). */
-async function crashMidGrant(device: string): Promise<Crashed> {
-  crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
-    env: {
-      ...process.env,
-      FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,
-      FAULT_USER: 'alice', FAULT_DURATION_SECONDS: '600', FAULT_DEVICE_ID: device,
-    },
-  });
-  await until(() => /^\{.*\}$/m.test(crashed!.output()) || crashed!.child.exitCode !== null, 30_000, 50).catch(() => undefined);
-  const line = crashed.output().split('\n').find((l) => l.startsWith('{'));
-  const a = JSON.parse(line ?? '{"error":"no output"}') as Crashed;
-  expect(a.error, `crashed agent output: ${crashed.output()}`).toBeUndefined();
-  expect(await queryOnce(a.uri, 'select count(*)::int as n from users')).toEqual([{ n: 25 }]);
-  await crashed.stop('SIGKILL');
-  expect(await portRefuses(a.port)).toBe(true);
-  return a;
+/** An agent in its own process gets a staging grant with a working tunnel on `device`, and is killed (SIGKILL). */
+function crashMidGrant(device: string): Promise<CrashedGrant> {
+  return crash(stack, { device, whileAlive: async (a) => { expect(await queryOnce(a.uri, 'select count(*)::int as n from users')).toEqual([{ n: 25 }]); } });
 }
 
 /** A login straight to PostgreSQL (not through any tunnel) with the grant's role and a password. */
@@ -124,4 +104,55 @@ describe('journey: take a grant back after a crash', () => {
     expect(await running, err.join('\n')).toBe(0);
     expect(await portRefuses(held.port)).toBe(true);
   }, 60_000);
+
+  it('a policy that asks for a step-up (staging-shop): `stint resume` asks for a code, and `--code` takes it back; the old MariaDB password is dead', async () => {
+    const holder = stack.agent('alice');
+    await holder.signIn();
+    const app = await AuthenticatorApp.enroll(holder.agent);
+    const device = 'device-crash-cli-stepup';
+    const db = stack.mariadb!;
+    const a = await crash(stack, { device, resourceId: 'staging-shop', code: await app.nextCode() });
+    const oldPassword = decodeURIComponent(new URL(a.uri).password);
+    const copied = await mysql.createConnection({ host: '127.0.0.1', port: db.port, user: a.role, password: oldPassword, database: 'shop' });
+    copied.on('error', () => undefined);
+    const sameDevice = () => stack.agent('alice', { deviceId: device }).agent;
+    const out: string[] = [];
+    const err: string[] = [];
+    try {
+      // No code and no terminal to ask on: told how to give one, nothing sent.
+      expect(await runCli(['resume', a.grantId], { out: (l) => out.push(l), err: (l) => err.push(l) }, sameDevice)).toBe(2);
+      expect(err.join('\n')).toMatch(/Resuming this access needs a one-time code[\s\S]*--code 123456/);
+      // At a terminal it says what the code is for and asks; an empty answer stops it, nothing sent.
+      err.length = 0;
+      const asked: string[] = [];
+      const atTerminal: Io = { out: (l) => out.push(l), err: (l) => err.push(l), ask: async (q) => { asked.push(q); return ''; } };
+      expect(await runCli(['resume', 'staging-shop'], atTerminal, sameDevice)).toBe(1);
+      expect(asked).toEqual(['Code: ']);
+      expect(err.join('\n')).toMatch(/Take back your read access to staging-shop with new keys \(same end\): confirm it is you with the code from your authenticator app\.[\s\S]*no code entered, nothing was sent/);
+      expect(await copied.query('SELECT 1 AS one').then(([rows]) => rows)).toEqual([{ one: 1 }]);
+
+      err.length = 0;
+      out.length = 0;
+      const running = runCli(['resume', a.grantId, '--code', await app.nextCode(), '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) }, sameDevice);
+      await expect.poll(() => out.length, { timeout: 20_000 }).toBe(1);
+      const held = JSON.parse(out[0]!) as { grantId: string; uri: string; port: number };
+      expect(held.grantId).toBe(a.grantId);
+      const fresh = new URL(held.uri);
+      const through = await mysql.createConnection({ host: fresh.hostname, port: Number(fresh.port), user: a.role, password: decodeURIComponent(fresh.password), database: 'shop' });
+      expect(await through.query('SELECT COUNT(*) AS n FROM products').then(([rows]) => rows)).toEqual([{ n: 5 }]);
+      await through.end();
+      // The crashed run's password: its session ended, and it logs in no more.
+      await expect(copied.query('SELECT 1')).rejects.toThrow();
+      await expect(mysql.createConnection({ host: '127.0.0.1', port: db.port, user: a.role, password: oldPassword })).rejects.toThrow(/Access denied/);
+      const token = await stack.idp.tokenFor('alice');
+      const audit = (await api(stack, token, 'GET', `/v1/audit?grantId=${a.grantId}&action=grant.rekeyed`)).body.entries as Array<{ actor: string; detail: Record<string, unknown> }>;
+      expect(audit).toEqual([expect.objectContaining({ actor: 'alice', detail: expect.objectContaining({ deviceId: device, stepUp: 'totp' }) })]);
+
+      expect((await api(stack, token, 'POST', `/v1/grants/${a.grantId}/release`, {})).status).toBe(200);
+      expect(await running, err.join('\n')).toBe(0);
+      expect(await portRefuses(held.port)).toBe(true);
+    } finally {
+      copied.destroy();
+    }
+  }, 120_000);
 });

@@ -143,9 +143,12 @@ export interface CrashedGrant { grantId: string; requestId: string; port: number
 /**
  * An agent in a process of its own signs in as `user` on `device`, gets a read grant of `resourceId` with a tunnel
  * (giving `code`, a one-time code, where the policy asks the request for a step-up), and is killed with SIGKILL: no
- * dispose, no wipe, the server not told. Resolves once its tunnel's port refuses: the grant goes on on the server.
+ * dispose, no wipe, the server not told — after `whileAlive`, when given, has used what it held. Resolves once its
+ * tunnel's port refuses: the grant goes on on the server.
  */
-export async function crashMidGrant(stack: Stack, o: { device: string; user?: string; resourceId?: string; code?: string; durationSeconds?: number }): Promise<CrashedGrant> {
+export async function crashMidGrant(stack: Stack, o: {
+  device: string; user?: string; resourceId?: string; code?: string; durationSeconds?: number; whileAlive?: (held: CrashedGrant) => Promise<void>;
+}): Promise<CrashedGrant> {
   const crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
     env: {
       ...process.env,
@@ -159,6 +162,7 @@ export async function crashMidGrant(stack: Stack, o: { device: string; user?: st
     await until(() => /^\{.*\}$/m.test(crashed.output()) || crashed.child.exitCode !== null, 30_000, 50).catch(() => undefined);
     const line = crashed.output().split('\n').find((l) => l.startsWith('{'));
     held = JSON.parse(line ?? '{"error":"no output"}') as CrashedGrant & { error?: string };
+    if (held.error === undefined) await o.whileAlive?.(held);
   } finally {
     await crashed.stop('SIGKILL');
   }
