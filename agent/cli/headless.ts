@@ -3,10 +3,13 @@
 // credentials grant; with STINT_TOKEN_FILE it presents the workload identity token its platform wrote there (a CI
 // provider's ID token). STINT_SERVER_URL (or --server) names the grant server; the issuer and audience come from
 // STINT_ISSUER / STINT_AUDIENCE (or --issuer / --audience), else from the server's own metadata
-// (/.well-known/oauth-protected-resource). Settings and secrets stay in this process's memory: nothing is written,
-// and the secret is never printed.
+// (/.well-known/oauth-protected-resource). Settings and secrets stay in this process's memory, and the secret is never
+// printed. The one thing written is what a client needs as a file while `connect --exec` runs its command (the
+// MariaDB option file, the SSH key and ssh_config): in a folder of this run's own (0700), removed when it ends.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ServiceCredentials } from '../core/service-session';
 import { MemorySettingsStore } from '../core/settings';
 import { CliError } from './explain';
@@ -77,4 +80,10 @@ export async function headlessFromEnv(env: NodeJS.ProcessEnv, flags: HeadlessFla
   }
   const settings = new MemorySettingsStore({ serverUrl, deviceId, ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) });
   return { credentials, settings, who };
+}
+
+/** This run's own folder for its grants' client files (mkdtemp: 0700, a fresh name), and how to remove it at the end. */
+export async function runFilesFolder(): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'stint-service-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }

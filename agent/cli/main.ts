@@ -3,6 +3,7 @@
 // keychain, deadlines are enforced locally, and a tunnel lives as long as the `stint` process that opened it.
 // This file reads the command line, refuses bad input before anything touches the keychain or the network, starts
 // the agent and hands over to the command; failures are put in words with what to do next (explain.ts).
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAgent, createServiceAgent } from '../core/compose';
 import { toAgentProblem } from '../core/agent-core';
@@ -15,7 +16,7 @@ import { listReviews, recordReview } from './reviews';
 import type { CliContext } from './context';
 import { CliError, explain, ReportedProblem } from './explain';
 import { execWithGrant } from './exec';
-import { headlessFromEnv, isHeadless } from './headless';
+import { headlessFromEnv, isHeadless, runFilesFolder } from './headless';
 import { cliSettings, profileDataDir, resolveProfile } from './profile';
 import { connectRemoteAgent, type CliAgent } from './remote-agent';
 import { CODE_PATTERN } from './stepup';
@@ -106,6 +107,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
   let profile = 'cli';
   let agent: CliAgent | undefined;
   let socket: { close: () => Promise<void> } | undefined;
+  let runFiles: Awaited<ReturnType<typeof runFilesFolder>> | undefined;
   try {
     const { values, positionals } = parse(argv);
     json = values.json;
@@ -133,7 +135,8 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
     if (!make && isHeadless(process.env)) {
       const headless = await headlessFromEnv(process.env, { ...(values.server ? { server: values.server } : {}), ...(values.issuer ? { issuer: values.issuer } : {}), ...(values.audience ? { audience: values.audience } : {}) });
       profile = headless.who;
-      agent = createServiceAgent({ settings: headless.settings, credentials: headless.credentials });
+      runFiles = await runFilesFolder();
+      agent = createServiceAgent({ settings: headless.settings, credentials: headless.credentials, clientFilesDir: join(runFiles.dir, 'grants') });
     }
 
     const configDir = values['config-dir'];
@@ -202,6 +205,7 @@ export async function runCli(argv: string[], io: Io = terminalIo(), make?: MakeA
   } finally {
     await socket?.close();
     await agent?.dispose();
+    await runFiles?.remove();
   }
 }
 

@@ -109,13 +109,19 @@ export interface CreateServiceAgentOptions {
   /** In memory: a headless run writes no settings file. serverUrl must be set. */
   settings: SettingsStore;
   credentials: ServiceCredentials;
+  /**
+   * A folder private to this run for the grant's client files (the MariaDB option file, the SSH key and ssh_config
+   * that `connect --exec` names in STINT_MYCNF / STINT_SSH_CONFIG): without it an SSH grant cannot be used at all.
+   */
+  clientFilesDir?: string;
   clock?: Clock;
   fetch?: typeof fetch;
 }
 
 /**
  * The agent of a machine client (CI job, bot): the service's session (client credentials or a workload token) and
- * secrets in memory only — no keychain, nothing on disk. Everything else is the same agent as a person's.
+ * secrets in memory only — no keychain. On disk only the client files of a grant while its tunnel is open, in the
+ * run's own folder when one is given. Everything else is the same agent as a person's.
  */
 export function createServiceAgent(options: CreateServiceAgentOptions): Agent {
   const doFetch = options.fetch ?? fetch;
@@ -140,6 +146,7 @@ export function createServiceAgent(options: CreateServiceAgentOptions): Agent {
     settings: options.settings,
     secrets: new MemorySecretStore(),
     session,
+    ...(options.clientFilesDir ? { clientFiles: new ClientFiles(options.clientFilesDir) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });

@@ -18,8 +18,8 @@ const CI_AUDIENCE = 'https://stint.example/ci';
 const DEPLOY = { clientId: 'acme-deploy', clientSecret: 'acme-deploy-secret' };
 
 /**
- * The demo's CI policy with its change window now closed, a second resource whose window is open now, and a second
- * service whose tokens come from a CI provider (another issuer).
+ * The demo's CI policy with its change window now closed, a second resource whose window is open now (and the SSH
+ * host staging-web under that open policy), and a second service whose tokens come from a CI provider (another issuer).
  */
 function ciWindows(yaml: string, ciIssuer: string): string {
   const withBot = yaml.replace(/^( +)claims: \{ client_id: stint-ci \}.*$/m, (line, indent: string) =>
@@ -37,7 +37,10 @@ function ciWindows(yaml: string, ciIssuer: string): string {
   const resource = block(closed, '  - id: ci-orders', /\n {0,2}\S/)
     .replace('id: ci-orders', 'id: ci-orders-open').replace('policy: ci-migrations', 'policy: ci-open');
   const policy = block(closed, '  ci-migrations:', /\n {0,2}\S/).replace('ci-migrations:', 'ci-open:').replace(windowFromNow(2, 3), windowFromNow(-1, 1));
-  return `${closed.replace('\npolicies:', `\n${resource}\npolicies:`)}\n${policy}`;
+  const web = closed.indexOf('  - id: staging-web');
+  const webPolicy = closed.indexOf('    policy: ', web);
+  const withWeb = `${closed.slice(0, webPolicy)}    policy: ci-open${closed.slice(closed.indexOf('\n', webPolicy))}`;
+  return `${withWeb.replace('\npolicies:', `\n${resource}\npolicies:`)}\n${policy}`;
 }
 
 let stack: Stack;
@@ -154,6 +157,21 @@ describe('a CI job with a service identity', () => {
     expect(Date.now() - revokedAt).toBeLessThan(30_000);
     expect(ran.code, ran.stderr).toBe(143); // 128 + SIGTERM: the shell running sleep was stopped
     expect(ran.stderr).toContain('the access ended before the command did');
+  }, 120_000);
+
+  it('an SSH host from a CI job: connect --exec gives the command the grant\'s ssh_config and alias, it runs on the host, and the run\'s folder for them is gone with it', async () => {
+    // The job's temporary folder, to see what the runs leave in it.
+    const tmp = serviceDir('ci-job-tmp');
+    const asked = await stint(['request', 'staging-web', '--reason', 'check the deploy', '--ticket', 'CHG-47', '--wait', '--json'], { TMPDIR: tmp });
+    expect(asked.code, asked.stderr).toBe(0);
+    const ran = await stint(['connect', 'staging-web', '--exec', 'ssh -F "$STINT_SSH_CONFIG" "$STINT_SSH_HOST" id -un && echo "$STINT_SSH_CONFIG"'], { TMPDIR: tmp });
+    expect(ran.code, ran.stderr).toBe(0);
+    const [login, config] = ran.stdout.trim().split('\n');
+    expect(login).toBe('stinttarget');
+    // The key and ssh_config lived in the run's own folder, and went with it.
+    expect(config).toMatch(new RegExp(`^${tmp}/stint-service-[^/]+/grants/[^/]+/ssh_config$`));
+    // (What node itself keeps there, tsx's compile cache, is not the run's.)
+    expect(readdirSync(tmp).filter((name) => name.startsWith('stint'))).toEqual([]);
   }, 120_000);
 
   it('docs/admin.md\'s CI snippet runs as written: the migration lands, the request is on file', async () => {
