@@ -177,6 +177,10 @@ export function agentApiHandlers(u: AgentApiUnits): AgentApiHandlers {
     },
     copyConnectionUri: async (input) => {
       const { grantId } = parse('copyConnectionUri', input);
+      if (!u.access.isActive(grantId) || !u.vault.get(grantId)?.uri) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
+      // The URI carries the password: copying it (tray, notification) is a reveal, recorded like the app's before the
+      // password leaves the agent — with no server to record it, nothing is copied.
+      await u.link.api().recordPasswordReveal(grantId);
       if (!(await u.vault.copyUri(grantId))) throw new AgentError('not_found', 'There is no open connection for this access. Connect first.');
       return ok;
     },

@@ -119,6 +119,9 @@ describe('Agent', () => {
     expect(await t.keychainHas(conn.grantId)).toBe(true);
     await t.agent.api.copyConnectionUri({ grantId: conn.grantId });
     expect(t.clipboard.text).toContain('postgres://');
+    // The URI holds the password: its copy is on the audit record, as a reveal in the app is.
+    const revealed = await t.server.server.store.db.selectFrom('audit').select('action').where('grant_id', '=', conn.grantId).where('action', '=', 'grant.password_revealed').execute();
+    expect(revealed).toHaveLength(1);
 
     const clientGone = new Promise((resolve) => client.once('error', resolve));
     t.clock.advance(10 * MIN);
