@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Stint's tests and demo need on Debian/Ubuntu, when missing. Idempotent: a second run only checks.
 # Other systems: install PostgreSQL 15+, MariaDB 10.4+ (server and client), OpenSSH server, Chromium, gnome-keyring
-# + libsecret (dev headers), dbus and xvfb with your package manager, create users named stintbastion and stinttarget
+# + libsecret (dev headers), dbus, xvfb and libfaketime (the chaos run moves agents' clocks with it) with your package manager, create users named stintbastion and stinttarget
 # with no password, and set STINT_PG_BIN to PostgreSQL's bin directory.
 set -euo pipefail
 
-packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates mariadb-server mariadb-client iproute2)
-need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/bin/curl /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb /usr/bin/ss)
+packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates mariadb-server mariadb-client iproute2 faketime)
+need_cmds=(/usr/lib/postgresql/15/bin/initdb /usr/bin/curl /usr/sbin/sshd /usr/bin/chromium /usr/bin/xvfb-run /usr/bin/gnome-keyring-daemon /usr/bin/secret-tool /usr/bin/dbus-daemon /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb /usr/bin/ss /usr/bin/faketime)
 
 missing=()
 for path in "${need_cmds[@]}"; do [ -x "$path" ] || missing+=("$path"); done

@@ -61,24 +61,3 @@ export class FakeClock implements Clock {
   }
 }
 
-/**
- * The real clock (real timers, real monotonic time) whose wall time can be jumped, as a user or NTP moving the
- * system clock would: for an agent running in a process of its own, where FakeClock's hand-driven timers cannot be
- * advanced from outside.
- */
-export class JumpableClock implements Clock {
-  private offsetMs = 0;
-
-  now(): number { return Date.now() + this.offsetMs; }
-  monotonic(): number { return performance.now(); }
-
-  setTimer(fn: () => void, ms: number): TimerHandle {
-    const handle = setTimeout(fn, Math.max(0, ms));
-    return { cancel: () => clearTimeout(handle) };
-  }
-
-  /** Move the wall clock by `ms` (either direction); monotonic time and armed timers are untouched. */
-  jumpWall(ms: number): void {
-    this.offsetMs += ms;
-  }
-}

@@ -1,7 +1,7 @@
 // The parts the chaos run breaks, all real and each restartable: PostgreSQL (the grant servers' storage and the
 // grants' database), the OpenSSH bastion with Stint's key command, the dev IdP, a Secret Service, two grant server
 // instances (the real CLI in child processes) sharing the storage, and agents in processes of their own
-// (agent-process.ts). Every process is in the run dir's pid list and dies with this one (dev/process.ts).
+// (agent-process.ts), each under libfaketime (dev/faketime.ts) so the run can move its wall clock. Every process is in the run dir's pid list and dies with this one (dev/process.ts).
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,6 +14,7 @@ import { BASTION_TOKEN, spawnGrantServer, testConfig, type SpawnedGrantServer } 
 import { freePort } from '../ports';
 import { serviceDir } from '../run-dir';
 import { startProcess, stopList, type Started } from '../process';
+import { fakeTime, type FakeTime } from '../faketime';
 import type { ServerConfigInput } from '../../server/config';
 import { CHAOS_AGENT_ENV, LINE_PREFIX, type ChaosAgentConfig } from './agent-process';
 
@@ -83,8 +84,17 @@ export class AgentProcess {
   upSince = 0;
   readonly service = `stint-chaos-${randomUUID()}`;
   readonly deviceId = randomUUID();
+  /** The process's wall clock (CLOCK_REALTIME only, as a user or NTP moves it); a restart keeps its offset. */
+  private readonly clock: FakeTime;
 
-  constructor(readonly name: string, private readonly config: Omit<ChaosAgentConfig, 'service' | 'deviceId'>) {}
+  constructor(readonly name: string, private readonly config: Omit<ChaosAgentConfig, 'service' | 'deviceId'>) {
+    this.clock = fakeTime(name);
+  }
+
+  /** Move the agent's wall clock by `ms`: it notices within 250 ms (agent-process.ts), as a desktop shell would. */
+  jumpClock(ms: number): void {
+    this.clock.jump(ms);
+  }
 
   get up(): boolean {
     return this.upSince > 0;
@@ -94,7 +104,7 @@ export class AgentProcess {
   async boot(): Promise<{ leftovers: string[]; after: string[] }> {
     const config: ChaosAgentConfig = { ...this.config, service: this.service, deviceId: this.deviceId };
     const proc = this.proc = startProcess(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, 'agent-process.ts')], {
-      cwd: ROOT, env: { ...process.env, [CHAOS_AGENT_ENV]: JSON.stringify(config) },
+      cwd: ROOT, env: { ...process.env, ...this.clock.env, [CHAOS_AGENT_ENV]: JSON.stringify(config) },
     });
     return new Promise((resolveReady, rejectReady) => {
       const timer = setTimeout(() => rejectReady(new Error(`agent ${this.name} did not start: ${proc.output()}`)), 60_000);
