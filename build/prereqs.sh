@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Stint's tests and demo need on Debian/Ubuntu, when missing. Idempotent: a second run only checks.
 # Other systems: install PostgreSQL 15+, MariaDB 10.4+ (server and client), OpenSSH server, Chromium, gnome-keyring
-# + libsecret (dev headers), dbus, xvfb and libfaketime (the chaos run moves agents' clocks with it) with your package manager, create users named stintbastion and stinttarget
-# with no password, and set STINT_PG_BIN to PostgreSQL's bin directory.
+# + libsecret (dev headers), dbus, xvfb and libfaketime (the chaos run moves agents' clocks with it) with your
+# package manager, create users named stintbastion and stinttarget with no password, and set STINT_PG_BIN to
+# PostgreSQL's bin directory.
 set -euo pipefail
 
 packages=(postgresql openssh-server openssh-client curl chromium xvfb gnome-keyring libsecret-1-dev libsecret-tools dbus dbus-x11 ca-certificates mariadb-server mariadb-client iproute2 faketime)
