@@ -263,6 +263,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   // ---------- lifecycles ----------
   const checks: Promise<void>[] = [];
+  /** Why grants could not be opened, with how often: availability during the storm, printed at the end. */
+  const failedWhy = new Map<string, number>();
   const openPsql = (l: Lifecycle): ChildProcess => {
     // A live session through the agent's tunnel, busy until the role's backend is killed.
     const child = spawn(join(PG_BIN, 'psql'), [l.uri, '-X', '-q', '-c', 'select pg_sleep(3600)'], { stdio: 'ignore' });
@@ -279,8 +281,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       let got: Opened;
       try {
         got = await agent.call<Opened>('open', { resourceId, seconds });
-      } catch {
+      } catch (error) {
         counts.failedStarts += 1;
+        const why = ((error as Error).message ?? String(error)).slice(0, 160);
+        failedWhy.set(why, (failedWhy.get(why) ?? 0) + 1);
         await sleep(300);
         continue;
       }
@@ -318,6 +322,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       counts.leftovers += held.length;
       if (held.length) log(`LEFTOVER seed=${options.seed} agent=${agent.name} at end grants=${held.join(',')}`);
     }
+    for (const [why, n] of [...failedWhy].sort((a, b) => b[1] - a[1])) log(`failed starts: ${n} × ${why}`);
     if (violations.length) for (const server of stack.servers) log(`--- ${server.name} log (last lines) ---\n${server.output().slice(-6_000)}`);
     const lost = await lostAuditEvents(stack, opened.map((l) => l.grantId), log, options.seed);
     const verified = await run(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, '../../server/main.ts'), 'audit', 'verify', '--config', stack.configPath], { cwd: resolve(import.meta.dirname, '../..') });

@@ -2,11 +2,15 @@
 // Resume: a separate process (so SIGKILL is a real crash — no dispose, no timers, no cleanup) that signs in as a demo
 // user, gets an auto-approved staging grant (staging-users unless FAULT_RESOURCE names another, e.g. the SSH host
 // staging-web; with FAULT_TOTP_CODE where the resource's policy asks for a step-up) with its tunnel or client files,
-// prints what it got as one JSON line, and then waits to be killed.
+// prints what it got as one JSON line, and then waits to be killed. It watches the wall clock as the desktop shell
+// does (ClockChangeDetector → clockChanged), so a clock moved from outside (faults-clock-process.test.ts runs it under
+// libfaketime) reaches it as it would reach the tray.
 import { createAgent } from '../../agent/core/compose';
 import { MemorySettingsStore } from '../../agent/core/settings';
 import { MemoryClipboard } from '../../agent/core/clipboard';
 import { driveDevInteractions } from '../../dev/idp';
+import { ClockChangeDetector } from '../../desktop/main/power';
+import { systemClock } from '../../shared/domain/clock';
 
 const env = (name: string) => {
   const value = process.env[name];
@@ -38,6 +42,8 @@ const agent = createAgent({
 
 try {
   await agent.start();
+  // 250 ms instead of the shell's 30 s: the tests' grants last seconds.
+  new ClockChangeDetector({ clock: systemClock, intervalMs: 250, onChange: () => agent.clockChanged() }).start();
   await agent.api.signIn({});
   // With a step-up to give, connecting waits for it (connecting on approval would race the activation below).
   const created = await agent.api.createRequest({ resourceId, level, durationSeconds, reason: 'crash test', connect: !code });
