@@ -7,7 +7,8 @@
 // real machine, where CLOCK_MONOTONIC never goes back. `fakeMonotonic` moves both clocks, which no kernel does; Node
 // aborts on it (a backward jump past the process's start fails the CHECK `now >= timer_base()` in
 // node::Environment::GetNowUint64 at the next setTimeout — test/journeys/faults-clock-process.test.ts).
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serviceDir } from './run-dir';
 
@@ -24,6 +25,19 @@ export interface FakeTime {
   readonly offsetMs: number;
   /** Move the child's clock by `ms` (either direction); the child sees it at its next time call. */
   jump(ms: number): void;
+  /** Remove what libfaketime leaves of `child` in /dev/shm when it exits (see releaseShm). Returns the child. */
+  watch<T extends ChildProcess>(child: T): T;
+}
+
+/**
+ * libfaketime 0.9.10 (Debian 12; 0.9.11 has FAKETIME_DISABLE_SHM) opens a semaphore and a shared memory object named
+ * by the pid in every process it is loaded into, and removes them only at a clean exit of the process that created
+ * them — not after kill -9 or an abort, nor when the creator exec'd another program (setpriv → node: dev/process.ts),
+ * so each such process would leave two files in /dev/shm. Call once the process is gone.
+ */
+export function releaseShm(pid: number): void {
+  rmSync(`/dev/shm/faketime_shm_${pid}`, { force: true });
+  rmSync(`/dev/shm/sem.faketime_sem_${pid}`, { force: true });
 }
 
 export function faketimeAvailable(): boolean {
@@ -57,6 +71,11 @@ export function fakeTime(name: string, options: { fakeMonotonic?: boolean } = {}
     jump(ms: number) {
       offsetMs += ms;
       write();
+    },
+    watch(child) {
+      const pid = child.pid;
+      if (pid) child.once('exit', () => releaseShm(pid));
+      return child;
     },
   };
 }

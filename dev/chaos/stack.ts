@@ -106,6 +106,7 @@ export class AgentProcess {
     const proc = this.proc = startProcess(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, 'agent-process.ts')], {
       cwd: ROOT, env: { ...process.env, ...this.clock.env, [CHAOS_AGENT_ENV]: JSON.stringify(config) },
     });
+    this.clock.watch(proc.child);
     return new Promise((resolveReady, rejectReady) => {
       const timer = setTimeout(() => rejectReady(new Error(`agent ${this.name} did not start: ${proc.output()}`)), 60_000);
       proc.child.once('exit', () => {

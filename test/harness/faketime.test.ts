@@ -4,6 +4,7 @@
 // monotonic clock too (what libfaketime does unless told not to) is no model of a clock change: Node aborts at its
 // next timer when it goes back past the process's start.
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { fakeTime, type FakeTime } from '../../dev/faketime';
@@ -19,7 +20,7 @@ function clockPrinter(time: FakeTime) {
     'setInterval(print, 100)',
     "process.stdin.on('data', () => setTimeout(print, 0))",
   ].join(';');
-  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, ...time.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = time.watch(spawn(process.execPath, ['-e', script], { env: { ...process.env, ...time.env }, stdio: ['pipe', 'pipe', 'pipe'] }));
   child.stdin.on('error', () => undefined);
   if (child.pid) recordPid(child.pid);
   let stderr = '';
@@ -76,6 +77,8 @@ describe('dev/faketime: a real process clock moved from outside', () => {
       const exit = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('still running'), 5_000))]);
       expect(exit).toEqual({ code: null, signal: 'SIGABRT' });
       expect(p.stderr()).toMatch(/GetNowUint64[\s\S]*Assertion failed: \(now\) >= \(timer_base\(\)\)/);
+      // What libfaketime opened for it in /dev/shm went with it (an abort runs no clean-up of its own).
+      expect(readdirSync('/dev/shm').filter((f) => f.endsWith(`faketime_shm_${p.child.pid}`) || f.endsWith(`faketime_sem_${p.child.pid}`))).toEqual([]);
     } finally {
       p.child.kill('SIGKILL');
       await p.exited;

@@ -31,6 +31,7 @@ async function agentWithGrant(time: FakeTime, device: string, seconds: number) {
       FAULT_USER: 'alice', FAULT_DURATION_SECONDS: String(seconds), FAULT_DEVICE_ID: device,
     },
   });
+  time.watch(proc.child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
     proc.child.once('exit', (code, signal) => done({ code, signal }));
   });
