@@ -283,7 +283,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         got = await agent.call<Opened>('open', { resourceId, seconds });
       } catch (error) {
         counts.failedStarts += 1;
-        const why = ((error as Error).message ?? String(error)).slice(0, 160);
+        // Grouped by message, request ids aside ("internal error (request req-2t)").
+        const why = ((error as Error).message ?? String(error)).replace(/\breq-[\w-]+/g, 'req-…').slice(0, 160);
         failedWhy.set(why, (failedWhy.get(why) ?? 0) + 1);
         await sleep(300);
         continue;
