@@ -122,6 +122,34 @@ describe('PostgreSQL credential provider', () => {
     await provider.revoke({ grantId: 'g-rev', resourceId: 'orders', username: cred.username });
   });
 
+  it('a backend whose client went away mid-query ends within a second, with nobody revoking anything', async () => {
+    const cred = await provider.issue({ grantId: 'g-gone', resourceId: 'orders', level: 'read', endsAt: inOneHour() });
+    // The role's own default, in the catalog and in a real session of it.
+    const [setting] = await db.query(
+      'select s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole where r.rolname = $1', [cred.username]);
+    expect(setting.setconfig).toEqual(['client_connection_check_interval=1s']);
+    const client = await login(cred.username, cred.password);
+    expect((await client.query('show client_connection_check_interval')).rows[0].client_connection_check_interval).toBe('1s');
+    const running = client.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);
+    await expect.poll(async () => db.query("select 1 from pg_stat_activity where usename = $1 and query like 'select pg_sleep%'", [cred.username]), { timeout: 2_000 }).toHaveLength(1);
+    // The client's socket closes the way a tunnel's does: no goodbye to PostgreSQL, the query still running.
+    const cutAt = Date.now();
+    (client as unknown as { connection: { stream: { destroy: () => void } } }).connection.stream.destroy();
+    await running;
+    const goneAt = await new Promise<number>((resolve, reject) => {
+      const poll = async () => {
+        if ((await db.query('select 1 from pg_stat_activity where usename = $1', [cred.username])).length === 0) return resolve(Date.now());
+        if (Date.now() - cutAt > 10_000) return reject(new Error('the backend is still running 10 s after its client went away'));
+        setTimeout(() => void poll().catch(reject), 25);
+      };
+      void poll().catch(reject);
+    });
+    expect(goneAt - cutAt).toBeLessThan(1_500);
+    await provider.revoke({ grantId: 'g-gone', resourceId: 'orders', username: cred.username });
+    // Dropping the role takes its setting with it.
+    expect(await db.query('select 1 from pg_db_role_setting s where not exists (select 1 from pg_roles r where r.oid = s.setrole)')).toHaveLength(0);
+  });
+
   it('rotate gives the role a new password: the old one logs in nowhere, its sessions end, privileges and VALID UNTIL stay', async () => {
     const endsAt = inOneHour();
     const cred = await provider.issue({ grantId: 'g-rot', resourceId: 'orders', level: 'read', endsAt });

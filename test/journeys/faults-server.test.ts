@@ -97,4 +97,29 @@ describe('faults: the grant server', () => {
       .toMatchObject({ state: 'ended', revocation: 'done' });
     await alice.agent.dispose();
   }, 40_000);
+
+  it('is down across the deadline: a query running through the tunnel does not run on in the database', async () => {
+    const alice = stack.agent('alice');
+    await alice.signIn();
+    const { uri, role, endsAt } = await connected(alice, 8);
+    const live = await query(uri, 'select 1');
+    const running = live.client.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);
+    const backends = async () => (await stack.pg.query('select pid from pg_stat_activity where usename = $1', [role], 'postgres')).length;
+    await until(async () => (await backends()) === 1, 2_000);
+
+    await stack.stopServer();
+    expect(Date.now()).toBeLessThan(endsAt - 1_000);
+
+    // Nobody revokes anything: the agent's deadline closes the tunnel, and the backend, mid-query, notices its
+    // client is gone (the role's client_connection_check_interval) instead of sleeping on for a minute.
+    await expect(running).resolves.toMatch(/terminat|connection|closed|ECONNRESET/i);
+    const goneAt = await until(async () => (await backends()) === 0, 10_000, 25);
+    expect(goneAt - endsAt).toBeLessThan(1_500);
+    expect(await roleExists(stack, role)).toBe(true); // the server never ran its revocation
+    await live.client.end().catch(() => undefined);
+
+    await stack.startServer();
+    await until(async () => !(await roleExists(stack, role)), 10_000, 50);
+    await alice.agent.dispose();
+  }, 40_000);
 });

@@ -87,6 +87,23 @@ export function renderTemplate(template: string, values: { role: string; databas
   return template.replace(/\{\{\s*(role|database)\s*\}\}/g, (_m, key: 'role' | 'database') => ident(values[key]));
 }
 
+/**
+ * How often a grant's backend checks, while a query runs, that its client is still connected (PostgreSQL 14+).
+ * Without it a backend whose tunnel was closed — by the agent at its deadline, or by the bastion's companion — runs
+ * its query to the end (a `pg_sleep(60)` for a minute) and only then notices; that is the gap while the grant server,
+ * which would terminate it, is down (issue #21). The role's default, so any session of the grant gets it.
+ */
+const CLIENT_CHECK_INTERVAL = '1s';
+
+/**
+ * The statement that gives the role that default. Older servers do not know the setting (ALTER ROLE SET would fail
+ * the whole issue): there the grant is issued without it, as before.
+ */
+function connectionCheck(role: string): string {
+  return `DO $stint$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN `
+    + `ALTER ROLE ${role} SET client_connection_check_interval = ${literal(CLIENT_CHECK_INTERVAL)}; END IF; END $stint$`;
+}
+
 const UNDEFINED_OBJECT = '42704';
 /** Arbitrary constant key for the advisory lock that serialises privilege changes ("stint acl"). */
 const ACL_LOCK_KEY = '8319390334780007276';
@@ -254,6 +271,7 @@ export function createPostgresProvider(options: PostgresProviderOptions): Postgr
           + `PASSWORD ${literal(verifier)} VALID UNTIL ${literal(new Date(input.endsAt).toISOString())} CONNECTION LIMIT ${limit}`,
         // The grant id on the role lets an operator (or an orphan sweep) tie a stray role back to its grant.
         `COMMENT ON ROLE ${role} IS ${literal(`stint grant ${input.grantId}`)}`,
+        connectionCheck(role),
         ...templates.map((template) => renderTemplate(template, { role: username, database: config.database })),
       ];
       await withClient(config, config.database, 'create role', async (client) => {
