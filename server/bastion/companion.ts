@@ -14,6 +14,11 @@
 // counters (traffic.ts): read right before a session is ended, and every few seconds meanwhile for those that close
 // on their own. A rekey (the grant taken back with a new key) sends an event too (`cause: 'rekeyed'`) naming the
 // sessions opened with the old key: they are ended the same way, while the grant goes on.
+// The companion also keeps, every few seconds, the deadline of each grant with sessions here (GET /v1/bastion/live),
+// so that a grant server frozen or down across a deadline does not leave them running (issue #21): a little after a
+// deadline it asks again, and only when no server answers does it end the sessions itself. A deadline an extension
+// moved is re-read before anything is cut, so an extension it missed never ends a session early; what it ended alone
+// is reported with the grant's end once the server sends it.
 import { readFileSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { createParser } from 'eventsource-parser';
@@ -73,6 +78,14 @@ export interface CompanionOptions {
   onHandled?: (event: EndedEvent, killed: number[]) => void;
   /** Called after the server took the report of an ended grant's sessions (for tests). */
   onReported?: (report: SessionsEndedReport) => void;
+  /** How often the live grants' deadlines are read (GET /live). Default 2 s; 0: never (only the server's ends count). */
+  liveEveryMs?: number;
+  /** After a known deadline, how long the server's own end has to arrive before the companion asks. Default 300 ms. */
+  deadlineGraceMs?: number;
+  /** How long an answer to that question may take before the companion ends the sessions itself. Default 500 ms. */
+  confirmTimeoutMs?: number;
+  /** Called after the companion ended a grant's sessions itself, no server having answered at its deadline. */
+  onEndedAlone?: (grantId: string, killed: number[]) => void;
 }
 
 /** What became of an ended grant's recorded sessions, as the companion tells the server. */
@@ -100,6 +113,14 @@ export interface SessionTraffic {
 
 /** Reports kept for a server that did not take them, at most (the oldest go first). */
 const MAX_UNSENT_REPORTS = 1_000;
+/** A far deadline is waited for in steps of at most this (setTimeout's limit is ~24.8 days). */
+const MAX_TIMER_MS = 3_600_000;
+
+/** A grant with live sessions on this bastion, as GET /live lists it. */
+interface LiveGrant { grantId: string; endsAt: string; pids: number[] }
+
+/** What the companion did on its own at a deadline, kept to be reported with the grant's end. */
+interface EndedAlone { killed: number[]; closed: number[]; traffic: SessionTraffic[] }
 
 export interface Companion {
   /** Resolves once the first catch-up after connecting has been processed. */
@@ -169,6 +190,12 @@ export async function* readSse(body: ReadableStream<Uint8Array>, onActivity: () 
   }
 }
 
+function isLiveGrant(value: unknown): value is LiveGrant {
+  const v = value as LiveGrant;
+  return typeof v === 'object' && v !== null && typeof v.grantId === 'string' && !Number.isNaN(Date.parse(v.endsAt))
+    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1);
+}
+
 function isEndedEvent(value: unknown): value is EndedEvent {
   const v = value as EndedEvent;
   return typeof v === 'object' && v !== null && typeof v.grantId === 'string' && typeof v.at === 'string'
@@ -202,6 +229,13 @@ export function startCompanion(options: CompanionOptions): Companion {
   const sampleEveryMs = options.sampleEveryMs ?? 5_000;
   const sampler = sampleEveryMs > 0 ? setInterval(() => void sample(), sampleEveryMs) : undefined;
   sampler?.unref();
+  const liveEveryMs = options.liveEveryMs ?? 2_000;
+  const graceMs = options.deadlineGraceMs ?? 300;
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 500;
+  /** grantId → its deadline and pids as the server last listed them, and the timer that acts at the deadline. */
+  const deadlines = new Map<string, { endsAt: number; pids: number[]; timer: NodeJS.Timeout }>();
+  /** Ends the companion carried out alone, until the server's end of the grant comes to be reported with them. */
+  const endedAlone = new Map<string, { at: number; done: Promise<EndedAlone> }>();
 
   /** The pid plus all its descendants, if it is a per-connection sshd (never the listener, never another program). */
   function connectionTree(pid: number): number[] {
@@ -273,17 +307,23 @@ export function startCompanion(options: CompanionOptions): Companion {
     handled.set(event.grantId, seen);
     const fresh = event.pids.filter((pid) => !seen.pids.has(pid));
     fresh.forEach((pid) => seen.pids.add(pid));
+    // What the companion ended alone at the deadline (the server was not answering) is reported with this end.
+    const alone = event.cause ? undefined : endedAlone.get(event.grantId);
+    if (!event.cause) {
+      endedAlone.delete(event.grantId);
+      unwatch(event.grantId);
+    }
     const work = (async () => {
+      const before = await alone?.done;
       const ended = fresh.length ? await terminate(fresh) : { open: [], gone: [], signalled: [] };
       if (ended.signalled.length) logger?.info({ grantId: event.grantId, pids: ended.signalled }, 'ended grant: closed its ssh connections');
       options.onHandled?.(event, ended.signalled);
-      if (fresh.length) {
-        const counted = fresh.flatMap((pid) => {
-          const t = traffic.of(pid);
-          return t ? [{ pid, bytesFromClient: t.bytesFromClient, bytesToClient: t.bytesToClient, ...(t.from ? { from: t.from } : {}), countedAt: new Date(t.at).toISOString() }] : [];
+      if (fresh.length || before) {
+        const counted = [...(before?.traffic ?? []), ...countedFor(fresh)];
+        report({
+          grantId: event.grantId, killed: [...(before?.killed ?? []), ...ended.open], closed: [...(before?.closed ?? []), ...ended.gone],
+          ...(counted.length ? { traffic: counted } : {}), ...(event.cause ? { cause: event.cause } : {}),
         });
-        traffic.forget(fresh);
-        report({ grantId: event.grantId, killed: ended.open, closed: ended.gone, ...(counted.length ? { traffic: counted } : {}), ...(event.cause ? { cause: event.cause } : {}) });
       }
     })().catch((error: unknown) => logger?.error({ grantId: event.grantId, err: String(error) }, 'could not end ssh connections'));
     pending.add(work);
@@ -291,6 +331,111 @@ export function startCompanion(options: CompanionOptions): Companion {
     // Keep the memory bounded: forget grants handled long ago.
     const horizon = Date.now() - 2 * lookbackMs - 3_600_000;
     for (const [grantId, entry] of handled) if (entry.at < horizon) handled.delete(grantId);
+    for (const [grantId, entry] of endedAlone) if (entry.at < horizon) endedAlone.delete(grantId);
+  }
+
+  /** The counters last read for these pids, in the report's shape; they are forgotten here. */
+  function countedFor(pids: number[]): SessionTraffic[] {
+    const counted = pids.flatMap((pid) => {
+      const t = traffic.of(pid);
+      return t ? [{ pid, bytesFromClient: t.bytesFromClient, bytesToClient: t.bytesToClient, ...(t.from ? { from: t.from } : {}), countedAt: new Date(t.at).toISOString() }] : [];
+    });
+    traffic.forget(pids);
+    return counted;
+  }
+
+  function track(work: Promise<unknown>): void {
+    const tracked = work.then(() => undefined, () => undefined);
+    pending.add(tracked);
+    void tracked.finally(() => pending.delete(tracked));
+  }
+
+  let refreshing: Promise<boolean> | undefined;
+  /**
+   * Read the live grants' deadlines (one request at a time, shared by whoever asks meanwhile). The answer is the whole
+   * truth for this bastion: a grant it no longer lists has ended (its end event follows) or has no sessions here.
+   * False when no answer came in time: what was known stays.
+   */
+  function refreshLive(): Promise<boolean> {
+    refreshing ??= (async () => {
+      try {
+        const response = await doFetch(`${base}/live`, { headers, signal: AbortSignal.timeout(confirmTimeoutMs) });
+        if (!response.ok) return false;
+        const body = (await response.json()) as { grants?: unknown[] };
+        if (stopping.signal.aborted) return false;
+        const listed = new Map((body.grants ?? []).filter(isLiveGrant).map((g) => [g.grantId, g] as const));
+        for (const grantId of deadlines.keys()) if (!listed.has(grantId)) unwatch(grantId);
+        for (const g of listed.values()) watch(g.grantId, Date.parse(g.endsAt), g.pids);
+        return true;
+      } catch {
+        return false;
+      }
+    })().finally(() => { refreshing = undefined; });
+    return refreshing;
+  }
+
+  function watch(grantId: string, endsAt: number, pids: number[]): void {
+    const known = deadlines.get(grantId);
+    if (known?.endsAt === endsAt) {
+      known.pids = pids;
+      return;
+    }
+    if (known) clearTimeout(known.timer);
+    deadlines.set(grantId, { endsAt, pids, timer: arm(grantId, endsAt + graceMs) });
+  }
+
+  function unwatch(grantId: string): void {
+    clearTimeout(deadlines.get(grantId)?.timer);
+    deadlines.delete(grantId);
+  }
+
+  function arm(grantId: string, due: number): NodeJS.Timeout {
+    const timer = setTimeout(() => track(atDeadline(grantId, due)), Math.min(MAX_TIMER_MS, Math.max(0, due - clock.now())));
+    timer.unref();
+    return timer;
+  }
+
+  /**
+   * A grant's deadline (plus the grace) has passed and no end came: ask the server. It answering is enough — it ends
+   * the grant itself, or the deadline moved and the grant is watched anew — and a grant it still lists as not ended
+   * is asked about again shortly. No answer in time: the server is frozen or down, and the sessions end here.
+   */
+  async function atDeadline(grantId: string, due: number): Promise<void> {
+    const known = deadlines.get(grantId);
+    if (!known || stopping.signal.aborted) return;
+    if (clock.now() < due) {
+      known.timer = arm(grantId, due);
+      return;
+    }
+    if (await refreshLive()) {
+      const still = deadlines.get(grantId);
+      if (still?.endsAt === known.endsAt) still.timer = arm(grantId, clock.now() + graceMs);
+      return;
+    }
+    if (deadlines.get(grantId) !== known) return; // an end event came meanwhile
+    unwatch(grantId);
+    endAlone(grantId, known.pids);
+  }
+
+  /** End a grant's sessions without the server; the result waits for the grant's end event to be reported. */
+  function endAlone(grantId: string, pids: number[]): void {
+    const seen = handled.get(grantId) ?? { at: Date.now(), pids: new Set<number>() };
+    handled.set(grantId, seen);
+    const fresh = pids.filter((pid) => !seen.pids.has(pid));
+    if (fresh.length === 0) return;
+    fresh.forEach((pid) => seen.pids.add(pid));
+    const earlier = endedAlone.get(grantId)?.done;
+    const done = (async (): Promise<EndedAlone> => {
+      const ended = await terminate(fresh);
+      logger?.warn({ grantId, pids: ended.signalled }, 'no grant server answered at the grant\'s deadline: closed its ssh connections alone');
+      options.onEndedAlone?.(grantId, ended.signalled);
+      const mine = { killed: ended.open, closed: ended.gone, traffic: countedFor(fresh) };
+      const before = await earlier;
+      return before ? { killed: [...before.killed, ...mine.killed], closed: [...before.closed, ...mine.closed], traffic: [...before.traffic, ...mine.traffic] } : mine;
+    })();
+    done.catch((error: unknown) => logger?.error({ grantId, err: String(error) }, 'could not end ssh connections'));
+    endedAlone.set(grantId, { at: Date.now(), done });
+    track(done);
   }
 
   async function catchUp(signal: AbortSignal): Promise<void> {
@@ -319,6 +464,8 @@ export function startCompanion(options: CompanionOptions): Companion {
         if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
         // Subscribed first, then catch up: nothing can fall between the two.
         await catchUp(attempt.signal);
+        // The deadlines as they are now, extensions made while the stream was down included.
+        void refreshLive();
         markReady();
         void sendReports();
         backoff = minBackoffMs;
@@ -342,12 +489,16 @@ export function startCompanion(options: CompanionOptions): Companion {
     }
   }
 
+  const poller = liveEveryMs > 0 ? setInterval(() => void refreshLive(), liveEveryMs) : undefined;
+  poller?.unref();
   const loop = follow();
   return {
     ready,
     stop: async () => {
       stopping.abort();
       clearInterval(sampler);
+      clearInterval(poller);
+      for (const grantId of [...deadlines.keys()]) unwatch(grantId);
       await loop;
       await Promise.all([...pending]);
       await reporting;

@@ -3,6 +3,9 @@
 //                                                grant owning that key, or an empty body (sshd then refuses).
 //   GET /ended?since=<iso>                       — grant ends behind this bastion since an instant (catch-up).
 //   GET /events                                  — the same ends, live, as server-sent events.
+//   GET /live                                    — the grants not ended yet with sessions on this bastion, their
+//                                                deadlines and pids: the companion ends them itself at a deadline
+//                                                when no server answers then (issue #21).
 //   POST /sessions {grantId, pid}                — record an sshd connection process serving a grant (alternative
 //                                                to the `pid` query parameter, for key programs that report later).
 //   POST /sessions/ended {grantId, killed, closed, traffic, cause} — the companion's account of a grant's end (or, with
@@ -158,6 +161,13 @@ const SessionsEnded = z.object({
   ignored: z.array(z.number().int()).describe('pids not on record for this grant on this bastion (nothing audited)'),
 });
 const BastionEnded = z.object({ grantId: z.string(), keyBase64: z.string(), at: z.string(), pids: z.array(z.number().int()), cause: z.literal('rekeyed').optional() });
+const BastionLive = z.object({
+  grants: z.array(z.object({
+    grantId: z.string(),
+    endsAt: z.string().describe("the grant's current deadline (an extension moves it)"),
+    pids: z.array(z.number().int()).describe('the sshd processes recorded for the grant on this bastion'),
+  })),
+});
 const BastionError = z.object({ code: z.string(), message: z.string() });
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -534,6 +544,24 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
         } catch (error) {
           request.log.error({ err: error }, 'could not list ended grants for a bastion');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'ended grants could not be read; try again' });
+        }
+      },
+    },
+    {
+      method: 'GET', url: '/v1/bastion/live', access: 'bastion',
+      doc: {
+        operationId: 'listLiveGrantsForBastion',
+        summary: 'The grants not ended yet with sessions recorded on this bastion, with their current deadlines and processes: the companion ends them itself at a deadline when no server answers',
+        tags, response: BastionLive, answers: { 503: unavailable },
+      },
+      handler: async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        try {
+          const live = await opts.sessions.live(callerOf(request).id);
+          return { grants: live.map((g) => ({ grantId: g.grantId, endsAt: new Date(g.endsAt).toISOString(), pids: g.pids })) };
+        } catch (error) {
+          request.log.error({ err: error }, 'could not list the live grants of a bastion');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'live grants could not be read; try again' });
         }
       },
     },

@@ -2,7 +2,10 @@
 // unreachable across a grant's deadline. Whatever happens to the server, a grant ends at its deadline — never
 // earlier because of a restart, never later because nobody could be told.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { startStack, type Stack, type StackAgent } from '../harness/stack';
+import { generateGrantKey } from '../../agent/core/vault';
+import { localTunnel, sshConnect } from '../credentials/helpers';
 import { api, keychainItemsFor, portRefuses, query, queryOnce, roleExists, until } from './faults-support';
 
 let stack: Stack;
@@ -29,6 +32,28 @@ async function connected(who: StackAgent, durationSeconds: number) {
   const { uri } = await who.agent.api.connectionUri({ grantId: connection.grantId });
   const grant = who.agent.state().grants.find((g) => g.grant.id === connection.grantId)!.grant;
   return { connection, uri, grantId: connection.grantId, role: connection.user, endsAt: Date.parse(grant.endsAt) };
+}
+
+/**
+ * alice's grant on staging-users, held by a client that never closes its tunnel (a copied key, a frozen agent): its
+ * own key, SSH to the bastion, a local tunnel and a `pg_sleep(60)` running through it. Only the bastion can end it.
+ */
+async function keyHolderSession(token: string, durationSeconds: number) {
+  const key = generateGrantKey('companion-deadline');
+  const { body: requested } = await api(stack, token, 'POST', '/v1/requests', { resourceId: 'staging-users', level: 'read', durationSeconds, reason: 'companion test' });
+  expect(requested.request.state).toBe('approved');
+  const { body: activated } = await api(stack, token, 'POST', `/v1/requests/${requested.request.id}/activate`, { publicKey: key.publicKey });
+  const { grant, connection } = activated;
+  const ssh = await sshConnect({ host: connection.bastion.host, port: connection.bastion.port, username: connection.bastion.user, privateKey: key.privateKey.toString() });
+  key.privateKey.fill(0);
+  const tunnel = await localTunnel(ssh.client, connection.target.host, connection.target.port);
+  const db = new pg.Client({ host: '127.0.0.1', port: tunnel.port, database: connection.target.database, user: connection.dbUser, password: connection.dbPassword });
+  db.on('error', () => undefined);
+  await db.connect();
+  const running = db.query('select pg_sleep(60)').then(() => 'finished', (error: Error) => error.message);
+  const backends = async () => (await stack.pg.query('select 1 from pg_stat_activity where usename = $1', [connection.dbUser], 'postgres')).length;
+  const close = async () => { await db.end().catch(() => undefined); await tunnel.close(); ssh.client.end(); };
+  return { grantId: grant.id as string, endsAt: Date.parse(grant.endsAt), ssh, running, backends, close };
 }
 
 describe('faults: the grant server', () => {
@@ -122,4 +147,50 @@ describe('faults: the grant server', () => {
     await until(async () => !(await roleExists(stack, role)), 10_000, 50);
     await alice.agent.dispose();
   }, 40_000);
+
+  it('is down across the deadline: the bastion\'s companion cuts a session nobody else ends, at the extended deadline, and reports it', async () => {
+    const token = await stack.idp.tokenFor('alice');
+    const session = await keyHolderSession(token, 8);
+    const { grantId, ssh } = session;
+
+    // Extended while the server is up: the companion learns the new deadline from the server.
+    const { body: extended } = await api(stack, token, 'POST', `/v1/grants/${grantId}/extend`, { durationSeconds: 6 });
+    const endsAt = Date.parse(extended.grant.endsAt);
+    expect(endsAt).toBe(session.endsAt + 6_000);
+    await new Promise((r) => setTimeout(r, 2_500)); // the companion reads the live deadlines every 2 s
+    await stack.stopServer();
+    expect(Date.now()).toBeLessThan(session.endsAt - 1_000);
+
+    // Past the old deadline (and the companion's grace): the session runs on, as the extension says it may.
+    await new Promise((r) => setTimeout(r, session.endsAt + 1_500 - Date.now()));
+    expect(ssh.isClosed()).toBe(false);
+    expect(await session.backends()).toBe(1);
+
+    // At the new deadline, with no server to tell it, the companion closes the SSH connection; the backend follows.
+    const cutAt = await until(() => ssh.isClosed(), endsAt + 5_000 - Date.now(), 10);
+    expect(cutAt).toBeGreaterThanOrEqual(endsAt);
+    expect(cutAt - endsAt).toBeLessThan(1_500);
+    await expect(session.running).resolves.toMatch(/terminat|connection|closed|ECONNRESET/i);
+    await until(async () => (await session.backends()) === 0, 2_000, 25);
+    await session.close();
+
+    // Back: the server ends the grant, and the companion's cut is in the audit log like any other.
+    await stack.startServer();
+    await expect.poll(async () => (await api(stack, token, 'GET', `/v1/audit?grantId=${grantId}`)).body.entries?.map((e: { action: string }) => e.action) ?? [], { timeout: 15_000, interval: 250 })
+      .toEqual(expect.arrayContaining(['bastion.session.opened', 'bastion.session.killed']));
+  }, 60_000);
+
+  it('is up: a grant extended just before its deadline is not cut by the companion at the old one', async () => {
+    const token = await stack.idp.tokenFor('alice');
+    const session = await keyHolderSession(token, 5);
+    // Within the companion's read interval of the deadline: it may still hold the old one, and asks the server first.
+    await new Promise((r) => setTimeout(r, session.endsAt - 400 - Date.now()));
+    expect((await api(stack, token, 'POST', `/v1/grants/${session.grantId}/extend`, { durationSeconds: 30 })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, session.endsAt + 2_000 - Date.now()));
+    expect(session.ssh.isClosed()).toBe(false);
+    expect(await session.backends()).toBe(1);
+    await api(stack, token, 'POST', `/v1/grants/${session.grantId}/release`, {});
+    await until(() => session.ssh.isClosed(), 5_000, 10);
+    await session.close();
+  }, 30_000);
 });

@@ -141,6 +141,23 @@ describe('bastion sessions on one PostgreSQL shared by two instances', () => {
     }
   });
 
+  it('lists on either instance the grants with live sessions and their current deadlines, an extension on the other included', async () => {
+    const alice = await tokens.for('alice');
+    const { grantId, key } = await activeGrant(a.url, alice, 'live deadline');
+    expect(await keyLookup(a.url, key, 8181)).toContain(`grant:${grantId}`);
+    const live = async (url: string) => ((await (await fetch(`${url}/v1/bastion/live`, { headers: bastion })).json()) as { grants: Array<{ grantId: string; endsAt: string; pids: number[] }> })
+      .grants.find((g) => g.grantId === grantId);
+    const before = await live(b.url);
+    expect(before?.pids).toEqual([8181]);
+    const extended = await clientFor(b.url, alice).post(`/v1/grants/${grantId}/extend`, { durationSeconds: 600 });
+    expect(extended.status).toBe(200);
+    expect(Date.parse(extended.body.grant.endsAt)).toBe(Date.parse(before!.endsAt) + 600_000);
+    for (const url of [a.url, b.url]) expect(await live(url)).toEqual({ grantId, endsAt: extended.body.grant.endsAt, pids: [8181] });
+    // Ended: no longer live anywhere (its end event carries the pids instead).
+    await release(a.url, alice, grantId);
+    for (const url of [a.url, b.url]) expect(await live(url)).toBeUndefined();
+  });
+
   it('prunes the pids of grants that ended longer ago than the retention, keeping active grants\' pids', async () => {
     const alice = await tokens.for('alice');
     const ended = await activeGrant(a.url, alice, 'to prune');
