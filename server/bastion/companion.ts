@@ -117,7 +117,7 @@ const MAX_UNSENT_REPORTS = 1_000;
 const MAX_TIMER_MS = 3_600_000;
 
 /** A grant with live sessions on this bastion, as GET /live lists it. */
-interface LiveGrant { grantId: string; endsAt: string; pids: number[] }
+interface LiveGrant { grantId: string; endsAt: string; pids: number[]; afterMs?: number }
 
 /** What the companion did on its own at a deadline, kept to be reported with the grant's end. */
 interface EndedAlone { killed: number[]; closed: number[]; traffic: SessionTraffic[] }
@@ -193,7 +193,8 @@ export async function* readSse(body: ReadableStream<Uint8Array>, onActivity: () 
 function isLiveGrant(value: unknown): value is LiveGrant {
   const v = value as LiveGrant;
   return typeof v === 'object' && v !== null && typeof v.grantId === 'string' && !Number.isNaN(Date.parse(v.endsAt))
-    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1);
+    && Array.isArray(v.pids) && v.pids.every((p) => Number.isInteger(p) && p > 1)
+    && (v.afterMs === undefined || (Number.isInteger(v.afterMs) && v.afterMs >= 0 && v.afterMs <= 60_000));
 }
 
 function isEndedEvent(value: unknown): value is EndedEvent {
@@ -232,7 +233,10 @@ export function startCompanion(options: CompanionOptions): Companion {
   const liveEveryMs = options.liveEveryMs ?? 2_000;
   const graceMs = options.deadlineGraceMs ?? 300;
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 500;
-  /** grantId → its deadline and pids as the server last listed them, and the timer that acts at the deadline. */
+  /**
+   * grantId → its deadline and pids as the server last listed them, and the timer that acts at the deadline. `endsAt`
+   * is when this node acts: the deadline, or later on a bastion whose target host's companion goes first.
+   */
   const deadlines = new Map<string, { endsAt: number; pids: number[]; timer: NodeJS.Timeout }>();
   /** Ends the companion carried out alone, until the server's end of the grant comes to be reported with them. */
   const endedAlone = new Map<string, { at: number; done: Promise<EndedAlone> }>();
@@ -365,7 +369,7 @@ export function startCompanion(options: CompanionOptions): Companion {
         if (stopping.signal.aborted) return false;
         const listed = new Map((body.grants ?? []).filter(isLiveGrant).map((g) => [g.grantId, g] as const));
         for (const grantId of deadlines.keys()) if (!listed.has(grantId)) unwatch(grantId);
-        for (const g of listed.values()) watch(g.grantId, Date.parse(g.endsAt), g.pids);
+        for (const g of listed.values()) watch(g.grantId, Date.parse(g.endsAt) + (g.afterMs ?? 0), g.pids);
         return true;
       } catch {
         return false;

@@ -166,6 +166,7 @@ const BastionLive = z.object({
     grantId: z.string(),
     endsAt: z.string().describe("the grant's current deadline (an extension moves it)"),
     pids: z.array(z.number().int()).describe('the sshd processes recorded for the grant on this bastion'),
+    afterMs: z.number().int().optional().describe("how long after the deadline this node acts: a bastion waits for an SSH target host's own companion"),
   })),
 });
 const BastionError = z.object({ code: z.string(), message: z.string() });
@@ -557,8 +558,12 @@ export function declareBastionRoutes(opts: Omit<BastionRoutesOptions, 'bastions'
       handler: async (request, reply) => {
         reply.header('cache-control', 'no-store');
         try {
-          const live = await opts.sessions.live(callerOf(request).id);
-          return { grants: live.map((g) => ({ grantId: g.grantId, endsAt: new Date(g.endsAt).toISOString(), pids: g.pids })) };
+          const node = callerOf(request);
+          const live = await opts.sessions.live(node.id);
+          // The same order as the server's own ends (hostFirst): a host's companion ends the session's process tree
+          // while its sshd still serves it, the bastion's cut comes after.
+          const afterMs = (resourceId: string) => (!node.host && opts.hostFirst?.resources.has(resourceId) ? { afterMs: opts.hostFirst.ms ?? 500 } : {});
+          return { grants: live.map((g) => ({ grantId: g.grantId, endsAt: new Date(g.endsAt).toISOString(), pids: g.pids, ...afterMs(g.resourceId) })) };
         } catch (error) {
           request.log.error({ err: error }, 'could not list the live grants of a bastion');
           return reply.code(503).send({ code: 'storage_unavailable', message: 'live grants could not be read; try again' });

@@ -25,7 +25,7 @@ export interface BastionSessionStore {
    * The grants not ended yet that have sessions recorded on this bastion, each with its deadline (epoch ms, moved by
    * an extension) and pids: what the companion ends on its own at a deadline when no server answers.
    */
-  live(bastionId: string): Promise<Array<{ grantId: string; endsAt: number; pids: number[] }>>;
+  live(bastionId: string): Promise<Array<{ grantId: string; resourceId: string; endsAt: number; pids: number[] }>>;
   /**
    * Drop the rows recorded more than `olderThanMs` ago of grants that ended more than `olderThanMs` ago (or are not
    * known at all): what the companion may still ask for with `ended?since=` is kept. Returns how many rows went.
@@ -81,12 +81,12 @@ export function createDbSessionStore(db: Db, options: { clock?: Pick<Clock, 'now
     async live(bastionId) {
       const rows = await db.selectFrom('bastion_sessions')
         .innerJoin('grants', 'grants.id', 'bastion_sessions.grant_id')
-        .select(['bastion_sessions.grant_id', 'bastion_sessions.pid', 'grants.ends_at'])
+        .select(['bastion_sessions.grant_id', 'bastion_sessions.pid', 'grants.resource_id', 'grants.ends_at'])
         .where('bastion_sessions.bastion_id', '=', bastionId).where('grants.ended_at', 'is', null)
         .orderBy('bastion_sessions.grant_id').orderBy('bastion_sessions.pid').execute();
-      const found = new Map<string, { grantId: string; endsAt: number; pids: number[] }>();
+      const found = new Map<string, { grantId: string; resourceId: string; endsAt: number; pids: number[] }>();
       for (const row of rows) {
-        const entry = found.get(row.grant_id) ?? { grantId: row.grant_id, endsAt: Number(row.ends_at), pids: [] };
+        const entry = found.get(row.grant_id) ?? { grantId: row.grant_id, resourceId: row.resource_id, endsAt: Number(row.ends_at), pids: [] };
         entry.pids.push(Number(row.pid));
         found.set(row.grant_id, entry);
       }

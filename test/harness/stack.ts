@@ -45,6 +45,8 @@ export interface Stack {
   keyring: KeyringInstance;
   config: ServerConfig;
   serverUrl: string;
+  /** The bearer tokens the bastion's and the target host's key program and companion present to /v1/bastion. */
+  nodeTokens: { bastion: string; host: string };
   ports: { server: number; web: number; sshd: number; pg: number; mariadb: number };
   server: () => GrantServer;
   /** Stop the grant server (the agent's network to it is gone); `startServer` brings it back on the same port and data. */
@@ -139,7 +141,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const agents: Agent[] = [];
     const hosts: WebHost[] = [];
     return {
-      idp, pg, ...(mariadb ? { mariadb } : {}), sshd, target, hostCompanion: hostCompanionControl, keyring, config, serverUrl, ports,
+      idp, pg, ...(mariadb ? { mariadb } : {}), sshd, target, hostCompanion: hostCompanionControl, keyring, config, serverUrl, nodeTokens: { bastion: bastionToken, host: hostToken }, ports,
       server: () => {
         if (!server) throw new Error('the grant server is stopped');
         return server;

@@ -25,8 +25,8 @@ beforeAll(async () => {
 afterAll(async () => { await stack?.stop(); });
 
 /** alice's request on the staging SSH host, activated with a fresh key: the answer, and the ssh command when active. */
-async function activate(token: string, reason: string): Promise<{ status: number; body: any; command?: string }> {
-  const request = (await call(stack.serverUrl, 'POST', '/v1/requests', { token, body: { resourceId: 'staging-web', level: 'shell', reason } })).body.request;
+async function activate(token: string, reason: string, durationSeconds?: number): Promise<{ status: number; body: any; command?: string }> {
+  const request = (await call(stack.serverUrl, 'POST', '/v1/requests', { token, body: { resourceId: 'staging-web', level: 'shell', reason, ...(durationSeconds ? { durationSeconds } : {}) } })).body.request;
   const key = newClientKey();
   const activated = await call(stack.serverUrl, 'POST', `/v1/requests/${request.id}/activate`, { token, body: { publicKey: key.publicLine } });
   if (activated.status !== 201) return activated;
@@ -78,6 +78,45 @@ describe('SSH host faults', () => {
     expect(await sh(`${grant.command} id -un`)).toBe('stinttarget');
     await expect(sh(`${grant.command!.replace(' stint-staging-web', ' -l stintbastion stint-staging-web')} id -un`)).rejects.toThrow(/Permission denied \(publickey\)/);
     await call(stack.serverUrl, 'POST', `/v1/grants/${grant.body.grant.id}/release`, { token: alice, body: {} });
+  }, 60_000);
+
+  it('with the grant server down across the deadline, the host\'s companion ends a command without a TTY there, before the bastion\'s cut (the host first, as when the server ends it)', async () => {
+    const alice = await stack.idp.tokenFor('alice');
+    const grant = await activate(alice, 'server down at the end', 8);
+    expect(grant.status).toBe(201);
+    const grantId = grant.body.grant.id as string;
+    const endsAt = Date.parse(grant.body.grant.endsAt);
+    // No TTY: were the bastion's cut first, the host's sshd would exit and leave this command running there.
+    const marker = `sleep ${100 + (Date.now() % 100_000)}.5`;
+    const onHost = () => sh(`pgrep -x -f '${marker}' || true`);
+    const live = spawn('/bin/sh', ['-c', `${grant.command} 'echo ready; exec ${marker}'`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    live.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+    const exited = new Promise<number>((resolve) => live.once('exit', () => resolve(Date.now())));
+    await expect.poll(() => said, { timeout: 15_000 }).toContain('ready');
+    expect(await onHost()).not.toBe('');
+
+    // What each companion reads (every 2 s): the same deadline, and the bastion acts after the host.
+    const liveOn = async (token: string) => ((await (await fetch(`${stack.serverUrl}/v1/bastion/live`, { headers: { authorization: `Bearer ${token}` } })).json()) as { grants: Array<{ grantId: string; endsAt: string; afterMs?: number }> })
+      .grants.find((g) => g.grantId === grantId);
+    expect(await liveOn(stack.nodeTokens.host)).toMatchObject({ endsAt: grant.body.grant.endsAt });
+    expect((await liveOn(stack.nodeTokens.host))?.afterMs).toBeUndefined();
+    expect(await liveOn(stack.nodeTokens.bastion)).toMatchObject({ endsAt: grant.body.grant.endsAt, afterMs: 500 });
+    await new Promise((r) => setTimeout(r, 2_500));
+    await stack.stopServer();
+    expect(Date.now()).toBeLessThan(endsAt - 1_000);
+    const exitAt = await exited;
+    expect(exitAt).toBeGreaterThanOrEqual(endsAt);
+    expect(exitAt - endsAt).toBeLessThan(2_000);
+    expect(await onHost()).toBe('');
+
+    // Back: the grant ends on the server, and the host's cut is in the audit log (the jump through the bastion had
+    // closed by itself when the host session ended, before the bastion's own cut was due).
+    await stack.startServer();
+    const carol = await stack.idp.tokenFor('carol');
+    const actions = async () => ((await call(stack.serverUrl, 'GET', `/v1/audit?grantId=${grantId}&limit=500`, { token: carol })).body.entries as AuditEntry[]).map((e) => e.action);
+    await expect.poll(actions, { timeout: 15_000, interval: 250 }).toEqual(expect.arrayContaining(['host.session.killed']));
+    await expect.poll(async () => (await actions()).filter((a) => /^bastion\.session\.(killed|closed)$/.test(a)), { timeout: 15_000, interval: 250 }).toHaveLength(1);
   }, 60_000);
 
   // Last: the host's sshd does not come back (a new one would have another host key than the one pinned).
