@@ -167,8 +167,14 @@ export const procfs: ProcessTable = {
 };
 
 const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const timer = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  // The listener goes when the wait ends either way: a long outage means many waits on the one stop signal.
+  const done = () => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', done);
+    resolve();
+  };
+  const timer = setTimeout(done, ms);
+  signal?.addEventListener('abort', done, { once: true });
 });
 
 /** Server-sent events from a byte stream as (event, data) pairs; framing by eventsource-parser, as in the agent. */
