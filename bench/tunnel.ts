@@ -4,6 +4,8 @@
 //   copy_ratio_vs_openssh  psql `COPY … TO STDOUT` MB/s through ours ÷ through OpenSSH   (target ≥ 1.0)
 //   raw_ratio_vs_openssh   raw TCP MB/s through ours ÷ through OpenSSH                   (target ≥ 1.0)
 //   pgbench_tps_ratio_vs_openssh   `pgbench -S`, 8 clients: tps through ours ÷ through OpenSSH   (target ≥ 1.0)
+//   pgbench_client_us_per_tx / pgbench_bastion_us_per_tx (and openssh_…)   CPU per transaction of the tunnel's client
+//                                 and of the bastion's sshd: where a tps gap comes from, when tps itself is noise
 //   setup_ms / openssh_setup_ms   start → first PostgreSQL byte (answer to an SSLRequest), median
 //   mysql_copy_ratio_vs_openssh   a bulk `SELECT` read by the `mariadb` client, MB/s through ours ÷ through OpenSSH
 //                                 (when MariaDB is installed; target ≥ 1.0)
@@ -11,7 +13,7 @@
 // OpenSSH, direct) so drift in machine load affects every side alike; medians over the rounds.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPostgres, PG_BIN } from '../dev/postgres';
 import { mariadbInstalled, startMariadb } from '../dev/mariadb';
@@ -87,12 +89,46 @@ async function rawMbps(port: number, expectBytes: number): Promise<number> {
   return bytes / MB / (ms / 1000);
 }
 
-/** `pgbench -S` (select-only), 8 clients on 2 threads, for `seconds`: tps without the initial connection time. */
-async function pgbenchTps(port: number, db: { adminUser: string; adminPassword: string; database: string }, seconds: number): Promise<number> {
+/** CPU time (µs, user + system, all threads) a process has used so far: Linux /proc, USER_HZ ticks of 10 ms. */
+function procCpuUs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return 0; // exited meanwhile
+  }
+}
+
+/** The sshd listener (from its pid file in `dir`) and every process under it: a pair per SSH connection. */
+function sshdTree(dir: string): number[] {
+  const ppids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      return [{ pid: Number(name), ppid: Number(readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) }];
+    } catch {
+      return [];
+    }
+  });
+  const tree = [Number(readFileSync(join(dir, 'sshd.pid'), 'utf8').trim())];
+  for (let i = 0; i < tree.length; i++) tree.push(...ppids.filter((p) => p.ppid === tree[i]).map((p) => p.pid));
+  return tree;
+}
+
+/**
+ * `pgbench -S` (select-only), 8 clients on 2 threads, for `seconds`: tps without the initial connection time, and the
+ * CPU the tunnel's client (`cpuUs`: ours is this process, OpenSSH its `ssh`) and the bastion's sshd spent per
+ * transaction — the costs the tunnel adds, steadier than tps on a shared machine.
+ */
+async function pgbench(port: number, db: { adminUser: string; adminPassword: string; database: string }, seconds: number, cpuUs: () => number, bastionPids: number[]): Promise<{ tps: number; clientUsPerTx: number; bastionUsPerTx: number }> {
+  const bastionUs = () => bastionPids.reduce((sum, pid) => sum + procCpuUs(pid), 0);
+  const client0 = cpuUs();
+  const bastion0 = bastionUs();
   const out = await runChild(join(PG_BIN, 'pgbench'), ['-h', '127.0.0.1', '-p', String(port), '-U', db.adminUser, '-S', '-n', '-c', '8', '-j', '2', '-T', String(seconds), db.database], { ...process.env, PGPASSWORD: db.adminPassword });
+  const client = cpuUs() - client0;
+  const bastion = bastionUs() - bastion0;
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout);
-  if (out.code !== 0 || !tps) throw new Error(`pgbench failed: ${out.stderr || out.stdout}`);
-  return Number(tps[1]);
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out.stdout)?.[1]);
+  if (out.code !== 0 || !tps || !transactions) throw new Error(`pgbench failed: ${out.stderr || out.stdout}`);
+  return { tps: Number(tps[1]), clientUsPerTx: client / transactions, bastionUsPerTx: bastion / transactions };
 }
 
 export default async function tunnelBench(opts: { quick: boolean }): Promise<Record<string, number | string>> {
@@ -198,6 +234,8 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
     const copy = sides();
     const raw = sides();
     const tps = sides();
+    const txCost = { ours: [] as number[], openssh: [] as number[], oursBastion: [] as number[], opensshBastion: [] as number[] };
+    const selfCpuUs = () => { const { user, system } = process.cpuUsage(); return user + system; };
     for (let i = 0; i < rounds; i++) {
       copy.ours.push(await copyMbps(ourPg.port));
       copy.openssh.push(await copyMbps(sshPgPort));
@@ -205,9 +243,17 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       raw.ours.push(await rawMbps(ourRaw.port, rawMb * MB));
       raw.openssh.push(await rawMbps(sshRawPort, rawMb * MB));
       raw.direct.push(await rawMbps(sourcePort, rawMb * MB));
-      tps.ours.push(await pgbenchTps(ourPg.port, db, pgbenchSeconds));
-      tps.openssh.push(await pgbenchTps(sshPgPort, db, pgbenchSeconds));
-      tps.direct.push(await pgbenchTps(db.port, db, pgbenchSeconds));
+      const bastionPids = sshdTree(sshd.dir);
+      const ourRun = await pgbench(ourPg.port, db, pgbenchSeconds, selfCpuUs, bastionPids);
+      const sshRun = await pgbench(sshPgPort, db, pgbenchSeconds, () => procCpuUs(sshPg.pid!), bastionPids);
+      const directRun = await pgbench(db.port, db, pgbenchSeconds, () => 0, []);
+      tps.ours.push(ourRun.tps);
+      tps.openssh.push(sshRun.tps);
+      tps.direct.push(directRun.tps);
+      txCost.ours.push(ourRun.clientUsPerTx);
+      txCost.openssh.push(sshRun.clientUsPerTx);
+      txCost.oursBastion.push(ourRun.bastionUsPerTx);
+      txCost.opensshBastion.push(sshRun.bastionUsPerTx);
       if (mariadb && ourMysql) {
         mysqlCopy.ours.push(await mysqlMbps(ourMysql.port));
         mysqlCopy.openssh.push(await mysqlMbps(sshMysqlPort));
@@ -215,6 +261,7 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       }
     }
     const round2 = (n: number) => Math.round(n * 100) / 100;
+    const round1 = (n: number) => Math.round(n * 10) / 10;
     return {
       copy_ratio_vs_openssh: round2(median(copy.ours) / median(copy.openssh)),
       raw_ratio_vs_openssh: round2(median(raw.ours) / median(raw.openssh)),
@@ -238,6 +285,12 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
       pgbench_tps: Math.round(median(tps.ours)),
       openssh_pgbench_tps: Math.round(median(tps.openssh)),
       direct_pgbench_tps: Math.round(median(tps.direct)),
+      // CPU µs per pgbench transaction: the tunnel's client (ours: this process, all threads; OpenSSH: `ssh`), and the
+      // bastion's sshd serving it. Unlike tps, these barely move with other load on the machine.
+      pgbench_client_us_per_tx: round1(median(txCost.ours)),
+      openssh_pgbench_client_us_per_tx: round1(median(txCost.openssh)),
+      pgbench_bastion_us_per_tx: round1(median(txCost.oursBastion)),
+      openssh_pgbench_bastion_us_per_tx: round1(median(txCost.opensshBastion)),
       copy_mb: copyMb,
       raw_mb: rawMb,
       pgbench_s: pgbenchSeconds,
