@@ -10,7 +10,8 @@
 //   mysql_copy_ratio_vs_openssh   a bulk `SELECT` read by the `mariadb` client, MB/s through ours ÷ through OpenSSH
 //                                 (when MariaDB is installed; target ≥ 1.0)
 // The direct_* figures are the same measurements with no tunnel at all: the ceiling. Rounds are interleaved (ours,
-// OpenSSH, direct) so drift in machine load affects every side alike; medians over the rounds.
+// OpenSSH, direct; ours and OpenSSH swap places every other round) so drift in machine load affects every side
+// alike; medians over the rounds.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -236,27 +237,37 @@ export default async function tunnelBench(opts: { quick: boolean }): Promise<Rec
     const tps = sides();
     const txCost = { ours: [] as number[], openssh: [] as number[], oursBastion: [] as number[], opensshBastion: [] as number[] };
     const selfCpuUs = () => { const { user, system } = process.cpuUsage(); return user + system; };
+    // Ours first in even rounds, OpenSSH first in odd ones: neither side always runs right after the previous measure.
+    const pair = async <T>(i: number, ours: () => Promise<T>, openssh: () => Promise<T>): Promise<[T, T]> => {
+      if (i % 2 === 0) {
+        const first = await ours();
+        return [first, await openssh()];
+      }
+      const first = await openssh();
+      return [await ours(), first];
+    };
     for (let i = 0; i < rounds; i++) {
-      copy.ours.push(await copyMbps(ourPg.port));
-      copy.openssh.push(await copyMbps(sshPgPort));
+      const [copyOurs, copySsh] = await pair(i, () => copyMbps(ourPg.port), () => copyMbps(sshPgPort));
+      copy.ours.push(copyOurs);
+      copy.openssh.push(copySsh);
       copy.direct.push(await copyMbps(db.port));
-      raw.ours.push(await rawMbps(ourRaw.port, rawMb * MB));
-      raw.openssh.push(await rawMbps(sshRawPort, rawMb * MB));
+      const [rawOurs, rawSsh] = await pair(i, () => rawMbps(ourRaw.port, rawMb * MB), () => rawMbps(sshRawPort, rawMb * MB));
+      raw.ours.push(rawOurs);
+      raw.openssh.push(rawSsh);
       raw.direct.push(await rawMbps(sourcePort, rawMb * MB));
       const bastionPids = sshdTree(sshd.dir);
-      const ourRun = await pgbench(ourPg.port, db, pgbenchSeconds, selfCpuUs, bastionPids);
-      const sshRun = await pgbench(sshPgPort, db, pgbenchSeconds, () => procCpuUs(sshPg.pid!), bastionPids);
-      const directRun = await pgbench(db.port, db, pgbenchSeconds, () => 0, []);
+      const [ourRun, sshRun] = await pair(i, () => pgbench(ourPg.port, db, pgbenchSeconds, selfCpuUs, bastionPids), () => pgbench(sshPgPort, db, pgbenchSeconds, () => procCpuUs(sshPg.pid!), bastionPids));
       tps.ours.push(ourRun.tps);
       tps.openssh.push(sshRun.tps);
-      tps.direct.push(directRun.tps);
+      tps.direct.push((await pgbench(db.port, db, pgbenchSeconds, () => 0, [])).tps);
       txCost.ours.push(ourRun.clientUsPerTx);
       txCost.openssh.push(sshRun.clientUsPerTx);
       txCost.oursBastion.push(ourRun.bastionUsPerTx);
       txCost.opensshBastion.push(sshRun.bastionUsPerTx);
       if (mariadb && ourMysql) {
-        mysqlCopy.ours.push(await mysqlMbps(ourMysql.port));
-        mysqlCopy.openssh.push(await mysqlMbps(sshMysqlPort));
+        const [mysqlOurs, mysqlSsh] = await pair(i, () => mysqlMbps(ourMysql.port), () => mysqlMbps(sshMysqlPort));
+        mysqlCopy.ours.push(mysqlOurs);
+        mysqlCopy.openssh.push(mysqlSsh);
         mysqlCopy.direct.push(await mysqlMbps(mariadb.port));
       }
     }
