@@ -13,7 +13,8 @@ import { startSshd, startTargetSshd, BASTION_USER, TARGET_USER } from '../dev/ss
 import { installKeysCommand } from '../dev/keys-command';
 import { serviceDir } from '../dev/run-dir';
 import { MemoryLookup } from '../dev/memory-lookup';
-import { bastionRoutes, hostNodeId } from '../server/bastion/routes';
+import { hostNodeId } from '../server/bastion/nodes';
+import { bastionRoutes } from '../server/bastion/routes';
 import { createDbSessionStore } from '../server/bastion/sessions';
 import { startCompanion } from '../server/bastion/companion';
 import { openStore } from '../server/storage/db';

@@ -4,7 +4,7 @@
 import type { SecretRef } from '../config-base';
 import type { CredentialProvider } from '../credentials/provider';
 import type { Connection } from '../../shared/contract/http';
-import type { SshNodeCredential } from '../bastion/routes';
+import type { SshNodeCredential } from '../bastion/nodes';
 import type { BastionSessionStore } from '../bastion/sessions';
 
 /** What the server lends a kind's provider: the SSH sessions the key programs recorded (issue #23). */

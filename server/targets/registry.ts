@@ -7,7 +7,7 @@ import type { SecretRef } from '../config-base';
 import type { CredentialProvider } from '../credentials/provider';
 import { CredentialError } from '../credentials/errors';
 import type { Connection } from '../../shared/contract/http';
-import type { SshNodeCredential } from '../bastion/routes';
+import type { SshNodeCredential } from '../bastion/nodes';
 import type { TargetDeps, TargetKind } from './kind';
 import { PostgresResource } from './postgres/config';
 import { postgresKind } from './postgres';

@@ -3,7 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { authorizedKeyLine, bastionRoutes, sshExpiryTime, type BastionEndedEvent } from '../../server/bastion/routes';
+import type { BastionEndedEvent } from '../../server/bastion/end-routes';
+import { authorizedKeyLine, sshExpiryTime } from '../../server/bastion/key-lines';
+import { bastionRoutes } from '../../server/bastion/routes';
 import { startCompanion } from '../../server/bastion/companion';
 import type { ProcessTable } from '../../server/bastion/processes';
 import { createDbSessionStore } from '../../server/bastion/sessions';

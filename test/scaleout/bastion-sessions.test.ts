@@ -3,7 +3,7 @@
 // after it (PostgreSQL with two instances; SQLite for the restart on one).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDbSessionStore } from '../../server/bastion/sessions';
-import type { BastionEndedEvent } from '../../server/bastion/routes';
+import type { BastionEndedEvent } from '../../server/bastion/end-routes';
 import { startIdp, type IdpInstance } from '../../dev/idp';
 import { BASTION_TOKEN, startGrantServer, type RunningGrantServer, type StartOptions } from '../../dev/grant-server';
 import { serviceDir } from '../../dev/run-dir';

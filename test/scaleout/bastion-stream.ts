@@ -1,6 +1,6 @@
 // A bastion's live feed of grant ends from one grant-server instance (what the kill companion reads), for tests.
 import { expect } from 'vitest';
-import type { BastionEndedEvent } from '../../server/bastion/routes';
+import type { BastionEndedEvent } from '../../server/bastion/end-routes';
 import { BASTION_TOKEN } from '../../dev/grant-server';
 import { until } from '../server/helpers';
 

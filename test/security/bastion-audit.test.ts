@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../shared/contract/http';
 import { verifyAudit } from '../../server/lifecycle/audit';
-import { sshFingerprint } from '../../server/bastion/routes';
+import { sshFingerprint } from '../../server/bastion/key-lines';
 import { startStack, type Stack } from '../harness/stack';
 import { call } from '../server/helpers';
 import { forwardOut, newClientKey, sshConnect, type ClientKey } from '../credentials/helpers';

@@ -1,6 +1,6 @@
 // An SSH target host in the config (issue #23): the host's sshd as the bastion reaches it, its pinned host keys (the
 // agent's ssh trusts no other), the token its key program and companion present, and the logins each access level
-// opens there. Logins are checked on the host at every login (server/bastion/routes.ts): a grant's key opens only
+// opens there. Logins are checked on the host at every login (server/bastion/key-routes.ts): a grant's key opens only
 // the logins of its level.
 import { z } from 'zod';
 import { Port, SecretRef } from '../../config-base';

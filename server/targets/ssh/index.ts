@@ -2,7 +2,7 @@
 // activation, the host's companion confirming the end) and the host as a node of /v1/bastion with its own token —
 // its sshd runs the bastion's key program, its companion the bastion's companion (server/bastion/).
 import { requireSecret } from '../../config-base';
-import { hostNodeId } from '../../bastion/routes';
+import { hostNodeId } from '../../bastion/nodes';
 import type { TargetKind } from '../kind';
 import type { SshResource } from './config';
 import { createSshHostProvider } from './provider';
