@@ -1,6 +1,5 @@
 // The processes the companion ends: an sshd serving one connection and everything it started, never sshd's listener
-// nor another program (a recorded pid may have been reused since). The process table is injected, so tests can use
-// the real /proc or a fake one.
+// nor another program (a recorded pid may have been reused since).
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 
