@@ -95,7 +95,16 @@ export function declareSessionRoutes(stores: SessionStores): Route[] {
         const rekeyed = parsed.data.cause === 'rekeyed';
         if (grant && !grant.endedAt && !rekeyed) return reply.code(409).send({ code: 'grant_active', message: 'the grant has not ended' });
         // Only sessions this bastion recorded for this grant: a report cannot write rows about anything else, and a
-        // session whose end is already on record (a companion restarting catches up on recent ends) is not recorded twice.
+        // session whose end is already on record (a companion restarting catches up on recent ends, or retries a report
+        // still being handled) is not recorded twice — the pids are taken off the record first, and only those this
+        // report took are audited; if the audit cannot be written they are put back, so a retry finds them.
+        let claimed: Set<number>;
+        try {
+          claimed = new Set(await stores.sessions.forget(node.id, grantId, [...killed, ...closed].filter((pid) => recorded.has(pid))));
+        } catch (error) {
+          request.log.error({ err: error, grantId }, 'could not take a grant\'s sessions off the record for their end');
+          return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions\' end could not be recorded; try again' });
+        }
         const rows: ReportedAudit[] = [];
         const ended: number[] = [];
         const how = grant ? (grant.endReason ?? grant.state) : undefined;
@@ -107,7 +116,7 @@ export function declareSessionRoutes(stores: SessionStores): Route[] {
           [closed, sessionAction(node, 'closed'), rekeyed ? 'the connection had closed before the grant was taken back with a new key' : 'the connection had closed before the grant ended'],
         ] as const) {
           for (const pid of pids) {
-            if (!recorded.has(pid)) continue;
+            if (!claimed.has(pid)) continue;
             ended.push(pid);
             const t = counted.get(pid);
             rows.push({
@@ -122,12 +131,12 @@ export function declareSessionRoutes(stores: SessionStores): Route[] {
         }
         try {
           if (rows.length > 0) await stores.lookup.auditReported?.(rows);
-          await stores.sessions.forget(node.id, grantId, ended);
         } catch (error) {
           request.log.error({ err: error, grantId }, 'could not audit the end of a grant\'s sessions');
+          await Promise.all(ended.map((pid) => stores.sessions.record(node.id, grantId, pid))).catch(() => undefined);
           return reply.code(503).send({ code: 'storage_unavailable', message: 'the sessions\' end could not be recorded; try again' });
         }
-        return { audited: ended.length, ignored: [...killed, ...closed].filter((pid) => !recorded.has(pid)) };
+        return { audited: ended.length, ignored: [...killed, ...closed].filter((pid) => !claimed.has(pid)) };
       },
     },
   ];

@@ -14,8 +14,11 @@ export interface BastionSessionStore {
    * it is new: sshd runs the key command twice per login, and only the first report opens a session in the audit log.
    */
   record(bastionId: string, grantId: string, pid: number): Promise<boolean>;
-  /** Drop these pids of this grant on this bastion (their sessions' end is on record); returns how many went. */
-  forget(bastionId: string, grantId: string, pids: readonly number[]): Promise<number>;
+  /**
+   * Drop these pids of this grant on this bastion; returns those this call removed. Two reports of the same end at
+   * once (a companion's retry, a second reporter) each get only the pids they removed, so each end is audited once.
+   */
+  forget(bastionId: string, grantId: string, pids: readonly number[]): Promise<number[]>;
   /**
    * The recorded pids of each of these grants on this bastion (a grant without any is absent from the map); with
    * `recordedUntil` (epoch ms), only those recorded until then (a rekey: the sessions opened with the old key).
@@ -53,12 +56,11 @@ export function createDbSessionStore(db: Db, options: { clock?: Pick<Clock, 'now
       return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
     },
     async forget(bastionId, grantId, pids) {
-      if (pids.length === 0) return 0;
-      let removed = 0;
+      const removed: number[] = [];
       for (let start = 0; start < pids.length; start += CHUNK) {
-        const result = await db.deleteFrom('bastion_sessions').where('bastion_id', '=', bastionId).where('grant_id', '=', grantId)
-          .where('pid', 'in', pids.slice(start, start + CHUNK)).executeTakeFirst();
-        removed += Number(result.numDeletedRows);
+        const rows = await db.deleteFrom('bastion_sessions').where('bastion_id', '=', bastionId).where('grant_id', '=', grantId)
+          .where('pid', 'in', pids.slice(start, start + CHUNK)).returning('pid').execute();
+        removed.push(...rows.map((r) => Number(r.pid)));
       }
       return removed;
     },
