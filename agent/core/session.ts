@@ -88,9 +88,26 @@ function jwtClaims(token: string): Record<string, unknown> | undefined {
   }
 }
 
+/** "1 h 37 min" / "12 min" / "45 s": how far off a clock is, in words. */
+function howFar(seconds: number): string {
+  const s = Math.round(Math.abs(seconds));
+  if (s < 60) return `${s} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : `${m} min`;
+}
+
 function idpError(cause: unknown, doing: string): AgentError {
   if (isAgentError(cause)) return cause;
   const err = cause as { code?: string; error?: string; error_description?: string; message?: string; cause?: unknown };
+  // A token dated too far from this computer's clock (openid-client checks exp, iat, nbf): not the network.
+  if (err?.code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') {
+    const detail = err.cause as { now?: unknown; claims?: { iat?: unknown } } | undefined;
+    const off = typeof detail?.now === 'number' && typeof detail.claims?.iat === 'number' ? detail.now - detail.claims.iat : undefined;
+    const how = off === undefined ? 'is off' : `is about ${howFar(off)} ${off > 0 ? 'ahead of' : 'behind'} the sign-in service's`;
+    // Not login_failed: that would drop the refresh token, and the session is not what is wrong.
+    return new AgentError('idp_unreachable', `This computer's clock ${how}, so the sign-in service's answer could not be checked. Set the date and time right (automatic), then try again.`, cause);
+  }
   if (err?.error) return new AgentError('login_failed', `The sign-in service refused to ${doing}: ${err.error_description ?? err.error}.`, cause);
   return new AgentError('idp_unreachable', `The sign-in service cannot be reached (while trying to ${doing}). Check your network and try again.`, cause);
 }
@@ -98,6 +115,8 @@ function idpError(cause: unknown, doing: string): AgentError {
 export class Session {
   private readonly options: SessionOptions;
   private readonly clock: Clock;
+  /** When the sign-in service's time was last read (the configuration made): wall and monotonic, ms. */
+  private configuredAt?: { wall: number; mono: number };
   private config?: oidc.Configuration;
   private access?: { token: string; expiresAtMono: number };
   private refreshing?: Promise<string>;
@@ -133,14 +152,35 @@ export class Session {
   }
 
   private async configuration(): Promise<oidc.Configuration> {
+    // The wall clock moved since the sign-in service's time was read (a user or NTP set it, a laptop woke): read it
+    // again before tokens are checked — openid-client fixes the skew when the configuration is made, and a refresh
+    // checked against a stale one is lost (the service has rotated the refresh token by then).
+    if (this.config && this.configuredAt) {
+      const drift = this.clock.now() - (this.configuredAt.wall + this.clock.monotonic() - this.configuredAt.mono);
+      if (Math.abs(drift) > 30_000) this.config = undefined;
+    }
     if (this.config) return this.config;
     const issuer = new URL(this.options.issuer);
     const insecure = this.options.allowInsecureRequests ?? isLoopback(issuer);
+    // This computer's clock may be off (a laptop that slept across a time change, a wrong time zone set by hand):
+    // tokens are checked against the sign-in service's own time, read from the Date of its discovery answer, so a
+    // clock an hour off still signs in. The metadata object is read once discovery has answered.
+    const metadata: Partial<oidc.ClientMetadata> = {};
+    const measuringFetch: oidc.CustomFetch = async (url, options) => {
+      const response = await fetch(url, options as RequestInit);
+      const date = Date.parse(response.headers.get('date') ?? '');
+      // Against Date.now(), not the injected clock: it is the time openid-client's checks add the skew to.
+      const skew = Number.isNaN(date) ? 0 : Math.round((date - Date.now()) / 1000);
+      if (Math.abs(skew) > 30) metadata[oidc.clockSkew] = skew;
+      return response;
+    };
     try {
-      this.config = await oidc.discovery(issuer, this.options.clientId, undefined, oidc.None(), {
+      this.config = await oidc.discovery(issuer, this.options.clientId, metadata, oidc.None(), {
         execute: insecure ? [oidc.allowInsecureRequests] : [],
         timeout: this.options.timeoutSeconds ?? 10,
+        [oidc.customFetch]: measuringFetch,
       });
+      this.configuredAt = { wall: this.clock.now(), mono: this.clock.monotonic() };
     } catch (cause) {
       throw new AgentError('idp_unreachable', `The sign-in service at ${issuer.origin} cannot be reached. Check your network and try again.`, cause);
     }

@@ -47,6 +47,18 @@ async function agentWithGrant(time: FakeTime, device: string, seconds: number) {
 }
 
 describe('faults: the clock of the agent process moved from outside (libfaketime)', () => {
+  it('a clock 90 minutes ahead from the start: it signs in (tokens are checked against the sign-in service\'s time) and access ends at the real deadline', async () => {
+    const time = fakeTime('journey-ahead-from-start');
+    time.jump(90 * 60_000);
+    const g = await agentWithGrant(time, 'device-clock-ahead', 8);
+
+    await until(() => portRefuses(g.port), g.grantEndsAt - Date.now() + 3_000, 50);
+    expect(Date.now()).toBeGreaterThan(g.grantEndsAt - 3_000); // not early for the clock being ahead
+    await expect(g.running).resolves.toMatch(/terminat|connection|closed|ECONNRESET/i);
+    await g.live.client.end().catch(() => undefined);
+    await until(async () => (await keychainItemsFor(g.grantId)).length === 0, 5_000, 100);
+  }, 60_000);
+
   it('wall clock back 10 minutes: the process lives on and access ends at the real deadline, nothing left', async () => {
     const time = fakeTime('journey-wall-back');
     const g = await agentWithGrant(time, 'device-clock-back', 8);
