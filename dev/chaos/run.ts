@@ -103,6 +103,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(`fault ${what} at +${Date.now() - started}ms`);
   };
   const restartAgent = async (agent: AgentProcess, evenWhenStopping = false) => {
+    let saidAt = 0;
     while (!stopping || evenWhenStopping) {
       try {
         const { after } = await agent.boot();
@@ -110,7 +111,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         counts.leftovers += after.length;
         if (after.length) log(`LEFTOVER seed=${options.seed} agent=${agent.name} grants=${after.join(',')}`);
         return;
-      } catch {
+      } catch (error) {
+        // Said every 30 s while it lasts: an agent that cannot start holds up the faults after it (a run once stalled
+        // 15 minutes here with nothing printed).
+        if (Date.now() - saidAt > 30_000) {
+          saidAt = Date.now();
+          log(`agent ${agent.name} does not start: ${(error as Error).message.slice(-300)}`);
+        }
         await sleep(500);
       }
     }
@@ -177,8 +184,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       case 'clock-jump': {
         const agent = stack.agents.filter((a) => a.up)[0 + Math.floor(random() * stack.agents.length)] ?? stack.agents.find((a) => a.up);
         if (!agent) return;
-        // Forward ends local access at once (the deadline looks passed); backward must not lengthen it.
-        const ms = (random() < 0.5 ? -1 : 1) * between([60_000, 30 * 60_000]);
+        // Forward ends local access at once (the deadline looks passed); backward must not lengthen it. The clock
+        // is moved to 1–30 min off the true time, either way, not by that much from where it was: jumps that added
+        // up drove one agent's clock 1 h 37 min ahead, where the agent could not sign in any more and the run stalled
+        // on its restart (the agent now checks tokens against the sign-in service's time; the run tests the storm).
+        const ms = (random() < 0.5 ? -1 : 1) * between([60_000, 30 * 60_000]) - agent.clockOffsetMs;
         fault(`clock ${ms > 0 ? '+' : ''}${Math.round(ms / 1000)}s ${agent.name}`);
         agent.jumpClock(ms);
         return;

@@ -96,6 +96,11 @@ export class AgentProcess {
     this.clock.jump(ms);
   }
 
+  /** The agent's clock minus the real one, ms (jumps add up, and survive restarts as a laptop's wrong clock does). */
+  get clockOffsetMs(): number {
+    return this.clock.offsetMs;
+  }
+
   get up(): boolean {
     return this.upSince > 0;
   }
