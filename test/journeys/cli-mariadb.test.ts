@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
-import { generate } from 'otplib';
 import { startStack, type Stack } from '../harness/stack';
+import { AuthenticatorApp } from '../harness/authenticator';
 import { listenLocalSocket } from '../../agent/core/local-socket';
 import { serviceDir } from '../../dev/run-dir';
 
@@ -17,19 +17,9 @@ const execFileP = promisify(execFile);
 const sh = async (line: string) => (await execFileP('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
 let stack: Stack;
-/** alice's authenticator app (enrolled in the first test): each code works once, ±1 step from now. */
-const totp = { secret: '', lastStep: -Infinity };
-async function nextCode(): Promise<string> {
-  for (;;) {
-    const now = Math.floor(Date.now() / 30_000);
-    const step = Math.max(totp.lastStep + 1, now);
-    if (step <= now + 1) {
-      totp.lastStep = step;
-      return generate({ secret: totp.secret, epoch: step * 30 });
-    }
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-}
+/** alice's authenticator app (enrolled in the first test). */
+let app: AuthenticatorApp;
+const nextCode = () => app.nextCode();
 
 beforeAll(async () => { stack = await startStack({ mariadb: true }); }, 120_000);
 afterAll(async () => { await stack?.stop(); });
@@ -39,8 +29,7 @@ describe('stint with a MariaDB grant', () => {
     const dir = join(serviceDir('cli-mariadb'), 'alice');
     const holder = stack.agent('alice', { dataDir: dir });
     await holder.signIn();
-    totp.secret = (await holder.agent.api.enrollTotp({})).secret;
-    await holder.agent.api.confirmTotp({ code: await nextCode() });
+    app = await AuthenticatorApp.enroll(holder.agent);
     const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
     try {
       const code = await nextCode();

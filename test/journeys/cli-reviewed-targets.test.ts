@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
-import { generate } from 'otplib';
 import { startStack, type Stack, type StackAgent } from '../harness/stack';
 import { reviewedTargets, REVIEWED_GRANT_SECONDS } from '../harness/reviewed-targets';
+import { AuthenticatorApp } from '../harness/authenticator';
 import { listenLocalSocket } from '../../agent/core/local-socket';
 import { serviceDir } from '../../dev/run-dir';
 import { call } from '../server/helpers';
@@ -24,30 +24,10 @@ const execFileP = promisify(execFile);
 /** A command line as pasted into a shell. */
 const sh = async (line: string) => (await execFileP('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
-/** An authenticator app: each code once, the next step the server has not seen used (it accepts ±1 step). */
-class Authenticator {
-  private last = -Infinity;
-  constructor(private readonly secret: string) {}
-
-  async next(): Promise<string> {
-    for (;;) {
-      const seconds = Date.now() / 1000;
-      const now = Math.floor(seconds / 30);
-      // The step before is still accepted, but only early in this one: it must not leave the window on its way.
-      const step = Math.max(this.last + 1, seconds % 30 < 15 ? now - 1 : now);
-      if (step <= now + 1) {
-        this.last = step;
-        return generate({ secret: this.secret, epoch: step * 30 });
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
 /** A person at a terminal: their agent (as the tray app runs it) reached by `stint --agent <socket>`, and their app. */
 interface Person {
   holder: StackAgent;
-  app: Authenticator;
+  app: AuthenticatorApp;
   stint: (...args: string[]) => Promise<{ stdout: string; stderr: string }>;
   close: () => Promise<void>;
 }
@@ -61,8 +41,8 @@ async function person(user: string): Promise<Person> {
   const holder = stack.agent(user, { dataDir: dir });
   await holder.signIn();
   const { secret } = await holder.agent.api.enrollTotp({});
-  const app = new Authenticator(secret);
-  await holder.agent.api.confirmTotp({ code: await app.next() });
+  const app = new AuthenticatorApp(secret);
+  await holder.agent.api.confirmTotp({ code: await app.nextCode() });
   const socket = await listenLocalSocket({ agent: holder.agent, dataDir: dir });
   return {
     holder, app,
@@ -79,7 +59,7 @@ const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)
  * approves with his code. Returns what alice's command printed once access was active.
  */
 async function askAndApprove(resourceId: string, reason: string) {
-  const asking = alice.stint('request', resourceId, '--reason', reason, '--code', await alice.app.next(), '--json');
+  const asking = alice.stint('request', resourceId, '--reason', reason, '--code', await alice.app.nextCode(), '--json');
   asking.catch(() => undefined); // awaited below; a failure must not go unhandled while bob looks
   let waiting: { id: string; requester: string; resourceId: string; reason: string; durationSeconds: number } | undefined;
   await expect.poll(async () => {
@@ -92,7 +72,7 @@ async function askAndApprove(resourceId: string, reason: string) {
   const early = await Promise.race([asking.then(() => 'returned'), new Promise((r) => setTimeout(() => r('waiting'), 500))]);
   expect(early).toBe('waiting');
 
-  const approved = await bob.stint('approve', waiting!.id, '--comment', 'ok for today', '--code', await bob.app.next(), '--json');
+  const approved = await bob.stint('approve', waiting!.id, '--comment', 'ok for today', '--code', await bob.app.nextCode(), '--json');
   expect(lastJson(approved.stdout).request).toMatchObject({ id: waiting!.id, state: 'approved', approvals: [expect.objectContaining({ approver: 'bob', group: 'dba' })] });
   const out = lastJson((await asking).stdout);
   const local = alice.holder.agent.state().grants.find((g) => g.grant.id === out.grantId)!;

@@ -5,8 +5,8 @@
 // server, codes made from the secret it handed out).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { generate } from 'otplib';
 import { startStack, type Stack } from '../harness/stack';
+import { AuthenticatorApp } from '../harness/authenticator';
 import { driveDevInteractions } from '../../dev/idp';
 import { createAgent, keychainServiceFor } from '../../agent/core/compose';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
@@ -220,39 +220,9 @@ describe('stint help', () => {
   });
 });
 
-/** An authenticator app: the code of the next time step the server has not seen used (it accepts ±1 step, each once). */
-class Authenticator {
-  private last = -Infinity;
-  constructor(readonly secret: string) {}
-
-  async next(): Promise<string> {
-    for (;;) {
-      const seconds = Date.now() / 1000;
-      const now = Math.floor(seconds / 30);
-      // The step before is still accepted, but only early in this one: it must not have left the window on arrival.
-      const step = Math.max(this.last + 1, seconds % 30 < 15 ? now - 1 : now);
-      if (step <= now + 1) {
-        this.last = step;
-        return generate({ secret: this.secret, epoch: step * 30 });
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
-  /** A code the server cannot accept now (another step's, far off the window). */
-  async wrong(): Promise<string> {
-    const now = Math.floor(Date.now() / 30_000);
-    const near = await Promise.all([-1, 0, 1].map((d) => generate({ secret: this.secret, epoch: (now + d) * 30 })));
-    for (let far = 100; ; far++) {
-      const code = await generate({ secret: this.secret, epoch: (now + far) * 30 });
-      if (!near.includes(code)) return code;
-    }
-  }
-}
-
 describe('stint profiles, approvals and step-up', () => {
   let configDir: string;
-  const authenticators: Record<string, Authenticator> = {};
+  const authenticators: Record<string, AuthenticatorApp> = {};
   /** alice's first request, still waiting for bob after the inbox test. */
   let waiting: string | undefined;
   const as = (profile: string, ...argv: string[]) => [...argv, '--profile', profile, '--config-dir', configDir];
@@ -267,8 +237,8 @@ describe('stint profiles, approvals and step-up', () => {
       await agent.api.signIn({});
       if (options.totp) {
         const { secret } = await agent.api.enrollTotp({});
-        const authenticator = new Authenticator(secret);
-        await agent.api.confirmTotp({ code: await authenticator.next() });
+        const authenticator = new AuthenticatorApp(secret);
+        await agent.api.confirmTotp({ code: await authenticator.nextCode() });
         authenticators[user] = authenticator;
       }
     } finally {
@@ -279,7 +249,7 @@ describe('stint profiles, approvals and step-up', () => {
   /** alice asks for production access through the CLI, with her one-time code: the request then waits for approvers. */
   async function aliceRequestsProduction(reason: string): Promise<string> {
     const r = io();
-    const code = await authenticators.alice!.next();
+    const code = await authenticators.alice!.nextCode();
     expect(await runCli(as('alice-t', 'request', 'prod-orders', '--for', '1h', '--reason', reason, '--ticket', 'INC-42', '--code', code, '--no-wait', '--json'), r.io), r.err.join('\n')).toBe(0);
     const { request } = JSON.parse(r.out[0]!);
     expect(request).toMatchObject({ resourceId: 'prod-orders', state: 'pending_approval', reason });
@@ -368,14 +338,14 @@ describe('stint profiles, approvals and step-up', () => {
     expect(noTerminal.err.join('\n')).toMatch(/^Approving this request needs a one-time code from your authenticator app, and there is no terminal to ask for it on\.\nRun the command again with --code 123456/);
 
     const wrong = io();
-    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrong()), wrong.io)).toBe(1);
+    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrongCode()), wrong.io)).toBe(1);
     expect(wrong.err.join('\n')).toMatch(/^That code is not right: 4 attempts left\.\nUse the newest code/);
     const wrongJson = io();
-    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrong(), '--json'), wrongJson.io)).toBe(1);
+    expect(await runCli(as('bob-t', 'approve', id, '--code', await authenticators.bob!.wrongCode(), '--json'), wrongJson.io)).toBe(1);
     expect(JSON.parse(wrongJson.err[0]!).error).toMatchObject({ code: 'stepup_invalid', status: 403, attemptsLeft: 3, message: 'That code is not right: 3 attempts left.' });
 
     const ok = io();
-    expect(await runCli(as('bob-t', 'approve', id, '--comment', 'looked at the plan', '--code', await authenticators.bob!.next()), ok.io), ok.err.join('\n')).toBe(0);
+    expect(await runCli(as('bob-t', 'approve', id, '--comment', 'looked at the plan', '--code', await authenticators.bob!.nextCode()), ok.io), ok.err.join('\n')).toBe(0);
     expect(ok.out).toEqual([`Your approval of Alice (engineer)'s read access to prod-orders (${id}) is recorded; it still needs 1 more from sre-leads.`]);
 
     // Approved by bob, it no longer waits for him (the first one still does); dave (the other group) denies it.
@@ -390,7 +360,7 @@ describe('stint profiles, approvals and step-up', () => {
   it('at a terminal, approve asks for the code, and again after a wrong one while attempts are left', async () => {
     const id = waiting!;
     const bob = authenticators.bob!;
-    const r = io([await bob.wrong(), 'abc', await bob.next()]);
+    const r = io([await bob.wrongCode(), 'abc', await bob.nextCode()]);
     expect(await runCli(as('bob-t', 'approve', id, '--json'), r.io), r.err.join('\n')).toBe(0);
     expect(r.asked).toEqual(['Code: ', 'Code: ', 'Code: ']);
     expect(r.err).toEqual([

@@ -4,41 +4,26 @@
 // takes the grant back: the server rotates the account's password and ends its sessions before the new one is handed
 // out, so the copied password's connection is cut and logs in no more, while the resumed grant's `mariadb` command
 // reads rows through its new tunnel.
-import { resolve } from 'node:path';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack';
-import { startProcess, type Started } from '../../dev/process';
 import { serviceDir } from '../../dev/run-dir';
-import { until } from './faults-support';
+import { crashMidGrant } from './faults-support';
 
 const sh = async (line: string) => (await promisify(execFile)('/bin/sh', ['-c', line], { timeout: 15_000 })).stdout.trim();
 
 let stack: Stack;
-let crashed: Started | undefined;
 // The demo's shop policy always asks for a step-up, which an agent in a test process cannot give: on-risk here.
 beforeAll(async () => { stack = await startStack({ mariadb: true, editConfig: (yaml) => yaml.replace('stepUp: { request: always, methods: [webauthn, totp] }\n    extend: { maxTotal: 8h, reapproval: false }', 'stepUp: { request: on-risk, methods: [webauthn, totp] }\n    extend: { maxTotal: 8h, reapproval: false }') }); }, 120_000);
-afterAll(async () => {
-  await crashed?.stop('SIGKILL');
-  await stack?.stop();
-});
+afterAll(async () => { await stack?.stop(); });
 
 describe('journey: take a MariaDB grant back after a crash', () => {
   it('the copied password\'s connection is cut and refused after Resume; the resumed grant reads rows', async () => {
     const DEVICE = 'device-crash-mariadb';
-    crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
-      env: {
-        ...process.env,
-        FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,
-        FAULT_USER: 'alice', FAULT_DURATION_SECONDS: '600', FAULT_DEVICE_ID: DEVICE, FAULT_RESOURCE: 'staging-shop', FAULT_LEVEL: 'read',
-      },
-    });
-    await until(() => /^\{.*\}$/m.test(crashed!.output()) || crashed!.child.exitCode !== null, 30_000, 50).catch(() => undefined);
-    const a = JSON.parse(crashed.output().split('\n').find((l) => l.startsWith('{')) ?? '{"error":"no output"}') as { grantId: string; uri: string; error?: string };
-    expect(a.error, `crashed agent output: ${crashed.output()}`).toBeUndefined();
+    const a = await crashMidGrant(stack, { device: DEVICE, resourceId: 'staging-shop' });
     const user = decodeURIComponent(new URL(a.uri).username);
     const oldPassword = decodeURIComponent(new URL(a.uri).password);
     const db = stack.mariadb!;
@@ -46,8 +31,6 @@ describe('journey: take a MariaDB grant back after a crash', () => {
     const copied = await direct();
     copied.on('error', () => undefined); // cut by the rekey: expected
 
-    await crashed.stop('SIGKILL');
-    crashed = undefined;
     // The crash ends nothing on the database: the copied password still reads.
     expect((await copied.query('SELECT COUNT(*) AS n FROM products'))[0]).toEqual([{ n: 5 }]);
 

@@ -6,8 +6,6 @@ import { resolve } from 'node:path';
 import { startProcess } from '../../dev/process';
 import { KeytarSecretStore } from '../../agent/core/secrets/keytar-store';
 import pg from 'pg';
-import { generate } from 'otplib';
-import type { Agent } from '../../agent/core/agent';
 import type { Clock } from '../../shared/domain/clock';
 import { systemClock } from '../../shared/domain/clock';
 import { editConfigText, type Stack } from '../harness/stack';
@@ -110,51 +108,30 @@ export async function api<T = any>(stack: Stack, token: string, method: 'GET' | 
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-/**
- * A user's authenticator app, set up through an agent. The server takes a code ±1 step (30 s) from now and each
- * step's code once per user, so `nextCode` gives the code of the next step not yet used, waiting for it if need be.
- */
-export class AuthenticatorApp {
-  private lastStep = -Infinity;
-  private constructor(private readonly secret: string) {}
-
-  static async enroll(agent: Agent): Promise<AuthenticatorApp> {
-    const app = new AuthenticatorApp((await agent.api.enrollTotp({})).secret);
-    await agent.api.confirmTotp({ code: await app.nextCode() });
-    return app;
-  }
-
-  async nextCode(): Promise<string> {
-    for (;;) {
-      const now = Math.floor(Date.now() / 30_000);
-      const step = Math.max(this.lastStep + 1, now);
-      if (step <= now + 1) {
-        this.lastStep = step;
-        return generate({ secret: this.secret, epoch: step * 30 });
-      }
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
-}
+export { AuthenticatorApp } from '../harness/authenticator';
 
 /** What an agent held when it was killed mid-grant (faults-crashed-agent.ts prints it). */
-export interface CrashedGrant { grantId: string; requestId: string; port: number; role: string; uri: string }
+export interface CrashedGrant { grantId: string; requestId: string; port: number; role: string; uri: string; /** The kind's client command (e.g. an SSH host's `ssh -F …`). */ command?: string }
 
 /**
- * An agent in a process of its own signs in as `user` on `device`, gets a read grant of `resourceId` with a tunnel
+ * An agent in a process of its own signs in as `user` on `device`, gets a grant of `resourceId` at `level` (read) with a tunnel
  * (giving `code`, a one-time code, where the policy asks the request for a step-up), and is killed with SIGKILL: no
  * dispose, no wipe, the server not told — after `whileAlive`, when given, has used what it held. Resolves once its
  * tunnel's port refuses: the grant goes on on the server.
  */
 export async function crashMidGrant(stack: Stack, o: {
-  device: string; user?: string; resourceId?: string; code?: string; durationSeconds?: number; whileAlive?: (held: CrashedGrant) => Promise<void>;
+  device: string; user?: string; resourceId?: string; level?: string; code?: string; durationSeconds?: number;
+  /** Where its kind's client files go (they stay on disk after the crash, as on a laptop). */
+  dataDir?: string;
+  whileAlive?: (held: CrashedGrant) => Promise<void>;
 }): Promise<CrashedGrant> {
   const crashed = startProcess(process.execPath, ['--import', 'tsx', resolve('test/journeys/faults-crashed-agent.ts')], {
     env: {
       ...process.env,
       FAULT_SERVER_URL: stack.serverUrl, FAULT_ISSUER: stack.idp.issuer, FAULT_AUDIENCE: stack.idp.audience,
       FAULT_USER: o.user ?? 'alice', FAULT_DURATION_SECONDS: String(o.durationSeconds ?? 600), FAULT_DEVICE_ID: o.device,
-      ...(o.resourceId ? { FAULT_RESOURCE: o.resourceId } : {}), ...(o.code ? { FAULT_TOTP_CODE: o.code } : {}),
+      ...(o.resourceId ? { FAULT_RESOURCE: o.resourceId } : {}), ...(o.level ? { FAULT_LEVEL: o.level } : {}),
+      ...(o.dataDir ? { FAULT_DATA_DIR: o.dataDir } : {}), ...(o.code ? { FAULT_TOTP_CODE: o.code } : {}),
     },
   });
   let held: CrashedGrant & { error?: string };
