@@ -5,46 +5,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ActivateResult, AuditList, CreateRequestResult } from '../../shared/contract/http';
-import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { startIdp, type IdpInstance } from '../../dev/idp';
+import type { PostgresInstance } from '../../dev/postgres';
 import { startSshd, type SshdInstance } from '../../dev/sshd';
-import { BASTION_TOKEN, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
-import { freePort } from '../../dev/ports';
-import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
+import { BASTION_TOKEN, type RunningGrantServer } from '../../dev/grant-server';
+import { startRekeyStack, type RekeyStack } from './rekey-stack';
 import { startCompanion, type Companion } from '../../server/bastion/companion';
 import { clientFor, Tokens } from '../server/helpers';
 import { installKeysCommand, localTunnel, newClientKey, sshConnect, type ClientKey, type InstalledKeysCommand } from './helpers';
 
-const LEVELS = { read: ['GRANT CONNECT ON DATABASE {{database}} TO {{role}}', 'GRANT USAGE ON SCHEMA public TO {{role}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}'] };
-
 let db: PostgresInstance;
-let idp: IdpInstance;
-let provider: PostgresCredentialProvider;
 let server: RunningGrantServer;
 let tokens: Tokens;
+let stack: RekeyStack | undefined;
 let installed: InstalledKeysCommand;
 let sshd: SshdInstance;
 let companion: Companion;
 
 beforeAll(async () => {
-  [db, idp] = await Promise.all([startPostgres(), startIdp({ accessTokenTtlSeconds: 3600 })]);
-  await db.query('create table users (id int primary key, email text)');
-  await db.query("insert into users values (1, 'a@example.com'), (2, 'b@example.com')");
-  tokens = new Tokens(idp);
-  provider = createPostgresProvider({ resources: { 'staging-users': { adminUrl: db.adminUrl(), database: db.database, levels: LEVELS } } });
-  const port = await freePort();
-  const base = testConfig(idp, 'sqlite::memory:', port);
-  server = await startGrantServer({
-    idp, port, credentials: provider,
-    config: {
-      ...base,
-      resources: [{
-        id: 'staging-users', name: 'Users (staging)', environment: 'staging', sensitivity: 'low', kind: 'postgres', bastion: 'main',
-        target: { host: '127.0.0.1', port: db.port, database: db.database }, admin: { url: db.adminUrl() }, levels: LEVELS, policy: 'staging-self-service',
-      }],
-      policies: { 'staging-self-service': base.policies!['staging-self-service']! },
-    },
-  });
+  stack = await startRekeyStack();
+  ({ db, server, tokens } = stack);
   installed = installKeysCommand(join(import.meta.dirname, '../../server/bastion/authorized-keys.sh'));
   installed.writeConfig({ STINT_SERVER_URL: server.url, STINT_BASTION_TOKEN: BASTION_TOKEN });
   sshd = await startSshd({ permitOpen: [`127.0.0.1:${db.port}`], authorizedKeysCommand: { command: installed.command, user: 'nobody' } });
@@ -56,9 +35,7 @@ afterAll(async () => {
   await companion?.stop();
   await sshd?.stop();
   installed?.remove();
-  await server?.close();
-  await provider?.close();
-  await Promise.allSettled([db?.stop(), idp?.close()]);
+  await stack?.stop();
 });
 
 /** psql's part: a query through an SSH tunnel opened with this key, as the agent opens it. */

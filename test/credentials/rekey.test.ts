@@ -7,46 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { ActivateResult, AuditList, CreateRequestResult, Problem } from '../../shared/contract/http';
-import { startPostgres, type PostgresInstance } from '../../dev/postgres';
-import { startIdp, type IdpInstance } from '../../dev/idp';
-import { BASTION_TOKEN, startGrantServer, testConfig, type RunningGrantServer } from '../../dev/grant-server';
-import { freePort } from '../../dev/ports';
-import { createPostgresProvider, type PostgresCredentialProvider } from '../../server/targets/postgres/provider';
+import type { PostgresInstance } from '../../dev/postgres';
+import { BASTION_TOKEN, type RunningGrantServer } from '../../dev/grant-server';
+import { startRekeyStack, type RekeyStack } from './rekey-stack';
 import { clientFor, ed25519PublicKeyLine, Tokens } from '../server/helpers';
 
-const LEVELS = { read: ['GRANT CONNECT ON DATABASE {{database}} TO {{role}}', 'GRANT USAGE ON SCHEMA public TO {{role}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{role}}'] };
-
 let db: PostgresInstance;
-let idp: IdpInstance;
-let provider: PostgresCredentialProvider;
 let server: RunningGrantServer;
 let tokens: Tokens;
+let stack: RekeyStack | undefined;
 
 beforeAll(async () => {
-  [db, idp] = await Promise.all([startPostgres(), startIdp({ accessTokenTtlSeconds: 3600 })]);
-  await db.query('create table users (id int primary key, email text)');
-  await db.query("insert into users values (1, 'a@example.com'), (2, 'b@example.com')");
-  tokens = new Tokens(idp);
-  provider = createPostgresProvider({ resources: { 'staging-users': { adminUrl: db.adminUrl(), database: db.database, levels: LEVELS } } });
-  const port = await freePort();
-  const base = testConfig(idp, 'sqlite::memory:', port);
-  server = await startGrantServer({
-    idp, port, credentials: provider,
-    config: {
-      ...base,
-      resources: [{
-        id: 'staging-users', name: 'Users (staging)', environment: 'staging', sensitivity: 'low', kind: 'postgres', bastion: 'main',
-        target: { host: '127.0.0.1', port: db.port, database: db.database }, admin: { url: db.adminUrl() }, levels: LEVELS, policy: 'staging-self-service',
-      }],
-      policies: { 'staging-self-service': base.policies!['staging-self-service']! },
-    },
-  });
+  stack = await startRekeyStack();
+  ({ db, server, tokens } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
-  await provider?.close();
-  await Promise.allSettled([db?.stop(), idp?.close()]);
+  await stack?.stop();
 });
 
 type Client = ReturnType<typeof clientFor>;
